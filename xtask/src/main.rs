@@ -1,0 +1,122 @@
+//! `cargo xtask`: the one entry point for everything CI runs, plus benches, fuzzing and the demo.
+
+mod cmd;
+mod flow;
+mod npm;
+mod openapi;
+mod store;
+
+use std::process::ExitCode;
+
+use cmd::{Ctx, Failure};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  test                      everything CI runs: fmt check, clippy (warnings denied),
+                            all tests, every conformance suite
+  conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow
+  bench [TARGET]            run benchmarks that print a ratio against a baseline:
+                            openapi, store
+  fuzz openapi [--seconds N]
+                            run the cargo-fuzz target of the OpenAPI parser for N seconds
+                            (default 60); installs cargo-fuzz when missing
+";
+
+/// A conformance suite: its name and the function that runs it.
+type Suite = (&'static str, fn(&Ctx) -> Result<(), Failure>);
+
+const SUITES: &[Suite] = &[
+    ("openapi", openapi::conformance),
+    ("store", store::conformance),
+    ("flow", flow::conformance),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ctx = match Ctx::new() {
+        Ok(ctx) => ctx,
+        Err(failure) => return failure.report(),
+    };
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&ctx),
+        Some("conformance") => conformance(&ctx, &args[1..]),
+        Some("bench") => bench(&ctx, &args[1..]),
+        Some("fuzz") => openapi::fuzz(&ctx, &args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(Failure::new(format!(
+            "unknown command `{other}`; run `cargo xtask help` for the list"
+        ))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn test(ctx: &Ctx) -> Result<(), Failure> {
+    ctx.step("fmt", ctx.cargo(&["fmt", "--all", "--check"]))?;
+    ctx.step(
+        "clippy",
+        ctx.cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    ctx.step("tests", ctx.cargo(&["test", "--workspace", "--all-features"]))?;
+    conformance(ctx, &[])
+}
+
+fn conformance(ctx: &Ctx, names: &[String]) -> Result<(), Failure> {
+    for name in names {
+        if !SUITES.iter().any(|(known, _)| known == name) {
+            let known: Vec<&str> = SUITES.iter().map(|(n, _)| *n).collect();
+            return Err(Failure::new(format!(
+                "unknown conformance suite `{name}`; the suites are: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let mut failed = Vec::new();
+    for (name, run) in SUITES {
+        if !names.is_empty() && !names.iter().any(|n| n == name) {
+            continue;
+        }
+        eprintln!("==> conformance {name}");
+        if let Err(failure) = run(ctx) {
+            eprintln!("conformance {name} failed: {failure}");
+            failed.push(*name);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "conformance suites failed: {}",
+            failed.join(", ")
+        )))
+    }
+}
+
+fn bench(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
+    match args.first().map(String::as_str) {
+        Some("openapi") => openapi::bench(ctx),
+        Some("store") => store::bench(ctx),
+        None => {
+            openapi::bench(ctx)?;
+            store::bench(ctx)
+        }
+        Some(other) => Err(Failure::new(format!(
+            "unknown bench target `{other}`; the targets are: openapi, store"
+        ))),
+    }
+}
