@@ -1,0 +1,28 @@
+//! The storage contract of granary: the [`Store`] trait, its record types, and [`MemoryStore`].
+//!
+//! The flow engine is the only user of a [`Store`]. It seals every secret before it reaches
+//! the store (so a backend only ever sees [`Sealed`] bytes), and it owns the clock: every
+//! method whose outcome depends on time takes `now` from the caller, and no backend reads
+//! the system clock.
+//!
+//! A backend is a crate that depends on this one alone, implements [`Store`], and runs the
+//! conformance suite of `granary-store-testkit` from its tests (see
+//! `docs/guides/writing-a-backend.md`).
+#![warn(missing_docs)]
+
+mod error;
+mod memory;
+mod records;
+mod sealed;
+mod store;
+mod time;
+
+pub use error::{Error, Result};
+pub use memory::MemoryStore;
+pub use records::{
+    ClientAuth, Instance, InstanceStatus, Integration, Lease, PendingAuthorization,
+    RefreshErrorKind, RefreshOutcome, RefreshResult, TokenRecord,
+};
+pub use sealed::Sealed;
+pub use store::{Capabilities, Store};
+pub use time::Timestamp;

@@ -1,0 +1,253 @@
+//! [`MemoryStore`]: every record in one mutex-guarded map per kind; neither durable nor shared.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{
+    Capabilities, Error, Instance, Integration, Lease, PendingAuthorization, Result, Store,
+    Timestamp, TokenRecord,
+};
+
+/// A store in the memory of one process: for tests, demos and single-run tools.
+///
+/// Not durable (everything is gone when it is dropped) and not shared between processes.
+/// Every method runs under one mutex, which makes each of them atomic; no method awaits
+/// while holding it.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    integrations: BTreeMap<String, Integration>,
+    instances: BTreeMap<String, Instance>,
+    pendings: BTreeMap<String, PendingAuthorization>,
+    tokens: BTreeMap<String, TokenRecord>,
+    leases: BTreeMap<String, Lease>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // No code path panics while holding the lock, so a poisoned lock still holds
+        // consistent data.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn require_instance(&self, id: &str) -> Result<()> {
+        if self.instances.contains_key(id) {
+            Ok(())
+        } else {
+            Err(Error::not_found(format!("instance `{id}`")))
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(false, false)
+    }
+
+    async fn put_integration(&self, integration: &Integration) -> Result<()> {
+        self.state()
+            .integrations
+            .insert(integration.name.clone(), integration.clone());
+        Ok(())
+    }
+
+    async fn get_integration(&self, name: &str) -> Result<Option<Integration>> {
+        Ok(self.state().integrations.get(name).cloned())
+    }
+
+    async fn list_integrations(&self) -> Result<Vec<Integration>> {
+        Ok(self.state().integrations.values().cloned().collect())
+    }
+
+    async fn delete_integration(&self, name: &str) -> Result<bool> {
+        let mut state = self.state();
+        if let Some(instance) = state.instances.values().find(|i| i.integration == name) {
+            return Err(Error::conflict(
+                format!("integration `{name}`"),
+                format!(
+                    "instance `{}` still belongs to it; delete its instances first",
+                    instance.id
+                ),
+            ));
+        }
+        Ok(state.integrations.remove(name).is_some())
+    }
+
+    async fn create_instance(&self, instance: &Instance) -> Result<u64> {
+        let mut state = self.state();
+        if state.instances.contains_key(&instance.id) {
+            return Err(Error::already_exists(format!("instance `{}`", instance.id)));
+        }
+        if !state.integrations.contains_key(&instance.integration) {
+            return Err(Error::not_found(format!(
+                "integration `{}`",
+                instance.integration
+            )));
+        }
+        let mut stored = instance.clone();
+        stored.version = 1;
+        state.instances.insert(stored.id.clone(), stored);
+        Ok(1)
+    }
+
+    async fn get_instance(&self, id: &str) -> Result<Option<Instance>> {
+        Ok(self.state().instances.get(id).cloned())
+    }
+
+    async fn list_instances(&self) -> Result<Vec<Instance>> {
+        Ok(self.state().instances.values().cloned().collect())
+    }
+
+    async fn update_instance(&self, instance: &Instance) -> Result<u64> {
+        let mut state = self.state();
+        let what = || format!("instance `{}`", instance.id);
+        let current = match state.instances.get(&instance.id) {
+            Some(current) => current.version,
+            None => return Err(Error::not_found(what())),
+        };
+        if current != instance.version {
+            return Err(Error::version_conflict(
+                what(),
+                Some(instance.version),
+                Some(current),
+            ));
+        }
+        if !state.integrations.contains_key(&instance.integration) {
+            return Err(Error::not_found(format!(
+                "integration `{}`",
+                instance.integration
+            )));
+        }
+        let mut stored = instance.clone();
+        stored.version = current + 1;
+        state.instances.insert(stored.id.clone(), stored);
+        Ok(current + 1)
+    }
+
+    async fn delete_instance(&self, id: &str) -> Result<bool> {
+        let mut state = self.state();
+        if state.instances.remove(id).is_none() {
+            return Ok(false);
+        }
+        state.tokens.remove(id);
+        state.leases.remove(id);
+        state.pendings.retain(|_, pending| pending.instance != id);
+        Ok(true)
+    }
+
+    async fn put_pending(&self, pending: &PendingAuthorization) -> Result<()> {
+        let mut state = self.state();
+        if state.pendings.contains_key(&pending.state) {
+            return Err(Error::already_exists(
+                "pending authorization with this state",
+            ));
+        }
+        state.require_instance(&pending.instance)?;
+        state
+            .pendings
+            .insert(pending.state.clone(), pending.clone());
+        Ok(())
+    }
+
+    async fn take_pending(
+        &self,
+        state: &str,
+        now: Timestamp,
+    ) -> Result<Option<PendingAuthorization>> {
+        let taken = self.state().pendings.remove(state);
+        Ok(taken.filter(|pending| !pending.is_expired(now)))
+    }
+
+    async fn purge_expired_pendings(&self, now: Timestamp) -> Result<u64> {
+        let mut state = self.state();
+        let before = state.pendings.len();
+        state.pendings.retain(|_, pending| !pending.is_expired(now));
+        Ok(u64::try_from(before - state.pendings.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn get_token(&self, instance: &str) -> Result<Option<TokenRecord>> {
+        Ok(self.state().tokens.get(instance).cloned())
+    }
+
+    async fn put_token(
+        &self,
+        instance: &str,
+        token: &TokenRecord,
+        expected_version: Option<u64>,
+    ) -> Result<u64> {
+        let mut state = self.state();
+        state.require_instance(instance)?;
+        let current = state.tokens.get(instance).map(|t| t.version);
+        if current != expected_version {
+            return Err(Error::version_conflict(
+                format!("token of instance `{instance}`"),
+                expected_version,
+                current,
+            ));
+        }
+        let version = current.map_or(1, |v| v + 1);
+        let mut stored = token.clone();
+        stored.version = version;
+        state.tokens.insert(instance.to_string(), stored);
+        Ok(version)
+    }
+
+    async fn delete_token(&self, instance: &str) -> Result<bool> {
+        Ok(self.state().tokens.remove(instance).is_some())
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        instance: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let mut state = self.state();
+        state.require_instance(instance)?;
+        if let Some(lease) = state.leases.get(instance) {
+            if !lease.can_be_taken_by(holder, now) {
+                return Ok(false);
+            }
+        }
+        let lease = Lease {
+            instance: instance.to_string(),
+            holder: holder.to_string(),
+            expires: now.saturating_add(ttl),
+        };
+        state.leases.insert(instance.to_string(), lease);
+        Ok(true)
+    }
+
+    async fn release_lease(&self, instance: &str, holder: &str) -> Result<bool> {
+        let mut state = self.state();
+        match state.leases.get(instance) {
+            Some(lease) if lease.holder == holder => {
+                state.leases.remove(instance);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn get_lease(&self, instance: &str) -> Result<Option<Lease>> {
+        Ok(self.state().leases.get(instance).cloned())
+    }
+}

@@ -1,0 +1,196 @@
+//! The five kinds of record a store holds: integrations, instances, pending authorizations,
+//! token records and refresh leases.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Sealed, Timestamp};
+
+/// An imported API document: its name, the digest of its source, and its OAuth2 flows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integration {
+    /// The unique name, chosen at import (the key).
+    pub name: String,
+    /// A digest of the imported document (e.g. `sha256:<hex>`), to tell re-imports apart.
+    pub source_digest: String,
+    /// The OAuth2 security schemes and flows found in the document, serialized by the
+    /// importer. The store keeps this value as is.
+    pub flows: serde_json::Value,
+    /// When it was imported.
+    pub created: Timestamp,
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-urlencoded client id and secret (RFC 6749 2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the request body.
+    ClientSecretPost,
+    /// A public client: `client_id` in the body, no secret.
+    None,
+}
+
+/// Where an instance stands in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    /// Configured, never authorized.
+    New,
+    /// Holds a token.
+    Authorized,
+    /// The provider refused the refresh token (or it was lost): an admin must authorize
+    /// again.
+    NeedsAuthorization,
+    /// Switched off by an admin: no token is handed out or refreshed.
+    Disabled,
+}
+
+/// A configured client of one integration's OAuth2 scheme.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// The unique id (the key).
+    pub id: String,
+    /// The [`Integration::name`] it belongs to; the integration must exist.
+    pub integration: String,
+    /// The name of the OAuth2 security scheme within the integration.
+    pub scheme: String,
+    /// The client id registered at the provider.
+    pub client_id: String,
+    /// The sealed client secret; `None` for a public client.
+    pub client_secret: Option<Sealed>,
+    /// The scopes requested at authorization.
+    pub scopes: Vec<String>,
+    /// The redirect URI registered at the provider.
+    pub redirect_uri: String,
+    /// Overrides the integration's authorization URL.
+    pub authorization_url: Option<String>,
+    /// Overrides the integration's token URL.
+    pub token_url: Option<String>,
+    /// Extra query parameters of the authorization request, in order.
+    pub extra_authorization_params: Vec<(String, String)>,
+    /// Extra body parameters of every token request, in order.
+    pub extra_token_params: Vec<(String, String)>,
+    /// Extra headers of every token request, in order.
+    pub extra_token_headers: Vec<(String, String)>,
+    /// How the client authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
+    /// Where the instance stands.
+    pub status: InstanceStatus,
+    /// When it was created (the caller's clock).
+    pub created: Timestamp,
+    /// When it was last changed (the caller's clock).
+    pub updated: Timestamp,
+    /// The version the store holds: 1 after creation, one more after each update. The store
+    /// sets it; the value passed to `create_instance` is ignored, the value passed to
+    /// `update_instance` is the version the caller read.
+    pub version: u64,
+}
+
+/// An authorization in progress: created when the user is sent to the provider, taken once
+/// by the callback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    /// The `state` parameter sent to the provider (the key; at least 128 random bits).
+    pub state: String,
+    /// The [`Instance::id`] being authorized; the instance must exist.
+    pub instance: String,
+    /// The sealed PKCE code verifier.
+    pub pkce_verifier: Sealed,
+    /// The redirect URI sent with the authorization request.
+    pub redirect_uri: String,
+    /// The issuer the callback's `iss` must match (RFC 9207), when known.
+    pub expected_issuer: Option<String>,
+    /// When it was created.
+    pub created: Timestamp,
+    /// When it stops being usable: at `expires` and later, it is never returned.
+    pub expires: Timestamp,
+}
+
+/// Why a refresh failed, for the admin page and the refresh policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshErrorKind {
+    /// The provider refused the refresh token (`invalid_grant`): authorize again.
+    InvalidGrant,
+    /// The provider refused the client (`invalid_client`): check the client credentials.
+    InvalidClient,
+    /// A fault that may pass (timeout, connection error, 5xx, 429).
+    Transient,
+    /// Any other error answer or an unreadable response.
+    #[serde(other)]
+    Other,
+}
+
+/// How the last refresh ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum RefreshResult {
+    /// A new token was stored.
+    Ok,
+    /// The refresh failed.
+    Failed {
+        /// The kind of failure.
+        kind: RefreshErrorKind,
+        /// A message for the admin (never a secret).
+        message: String,
+    },
+}
+
+/// The last refresh of a token: when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshOutcome {
+    /// When it ended.
+    pub at: Timestamp,
+    /// How it ended.
+    pub result: RefreshResult,
+}
+
+/// The tokens of one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The sealed access token.
+    pub access_token: Sealed,
+    /// The sealed refresh token, if the provider issued one.
+    pub refresh_token: Option<Sealed>,
+    /// The token type (usually `Bearer`).
+    pub token_type: String,
+    /// The scope the provider granted, if it said.
+    pub scope: Option<String>,
+    /// When the access token expires; `None` when the provider did not say.
+    pub expires_at: Option<Timestamp>,
+    /// When the token was obtained.
+    pub obtained_at: Timestamp,
+    /// How the last refresh ended, if there was one.
+    pub last_refresh: Option<RefreshOutcome>,
+    /// The version the store holds: 1 for the first record, one more after each write. The
+    /// store sets it; the value passed to `put_token` is ignored.
+    pub version: u64,
+}
+
+/// A refresh lease: while it is held and not expired, only its holder refreshes the
+/// instance's token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The [`Instance::id`] it guards.
+    pub instance: String,
+    /// Who holds it (e.g. a random id per engine process).
+    pub holder: String,
+    /// When it expires: at `expires` and later, another holder may take it over.
+    pub expires: Timestamp,
+}
+
+impl PendingAuthorization {
+    /// Whether it can no longer be used at `now` (`expires <= now`).
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires <= now
+    }
+}
+
+impl Lease {
+    /// Whether `holder` may acquire this lease at `now`: it holds it already, or the lease
+    /// expired (`expires <= now`).
+    pub fn can_be_taken_by(&self, holder: &str, now: Timestamp) -> bool {
+        self.holder == holder || self.expires <= now
+    }
+}

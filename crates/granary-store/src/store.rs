@@ -1,0 +1,143 @@
+//! The [`Store`] trait: the few methods a backend writes, each with its contract.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{Instance, Integration, Lease, PendingAuthorization, Result, Timestamp, TokenRecord};
+
+/// What a backend promises beyond the contracts every backend keeps.
+///
+/// The conformance suite skips the checks of a capability a backend does not claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Everything a method reported as done survives a restart, a crash of the process,
+    /// and a crash of the machine.
+    pub durable: bool,
+    /// Several processes may open the same store at once, and every contract (take once,
+    /// lease exclusivity, compare-and-swap) holds across them.
+    pub shared_between_processes: bool,
+}
+
+impl Capabilities {
+    /// The capabilities of a backend.
+    pub const fn new(durable: bool, shared_between_processes: bool) -> Self {
+        Self {
+            durable,
+            shared_between_processes,
+        }
+    }
+}
+
+/// Where granary keeps integrations, instances, pending authorizations, tokens and leases.
+///
+/// Usable as `Arc<dyn Store>`. Every method is atomic: it either happens entirely or not at
+/// all, and concurrent calls (from tasks of one process, and from other processes when the
+/// backend claims [`Capabilities::shared_between_processes`]) behave as if they ran one
+/// after the other. A method that returned `Ok` on a [`Capabilities::durable`] backend has
+/// reached stable storage.
+///
+/// Conventions of every method:
+/// - a `get_*` of a missing key returns `Ok(None)`;
+/// - a `delete_*` returns whether something was removed (`Ok(false)` for a missing key);
+/// - a write that refers to a missing record (an instance of an unknown integration, a token
+///   of an unknown instance) fails with [`Error::NotFound`](crate::Error::NotFound);
+/// - a version compare-and-swap that loses fails with
+///   [`Error::Conflict`](crate::Error::Conflict) and changes nothing;
+/// - lists are ordered by key;
+/// - time comes from the caller (`now`): a store never reads the clock.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// What this backend promises.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Inserts or replaces the integration named `integration.name`.
+    async fn put_integration(&self, integration: &Integration) -> Result<()>;
+
+    /// The integration named `name`, or `None`.
+    async fn get_integration(&self, name: &str) -> Result<Option<Integration>>;
+
+    /// Every integration, ordered by name.
+    async fn list_integrations(&self) -> Result<Vec<Integration>>;
+
+    /// Removes the integration named `name`. Fails with `Conflict` (and removes nothing)
+    /// while an instance still belongs to it: delete those first.
+    async fn delete_integration(&self, name: &str) -> Result<bool>;
+
+    /// Creates `instance` with version 1 and returns that version (the given
+    /// `instance.version` is ignored). Fails with `AlreadyExists` when the id is taken and
+    /// with `NotFound` when its integration does not exist.
+    async fn create_instance(&self, instance: &Instance) -> Result<u64>;
+
+    /// The instance with this id, or `None`.
+    async fn get_instance(&self, id: &str) -> Result<Option<Instance>>;
+
+    /// Every instance, ordered by id.
+    async fn list_instances(&self) -> Result<Vec<Instance>>;
+
+    /// Replaces the instance `instance.id` if the store holds version `instance.version`,
+    /// and returns the new version (one more). Fails with `Conflict` when the stored version
+    /// differs (nothing is written), `NotFound` when the instance or its integration does
+    /// not exist.
+    async fn update_instance(&self, instance: &Instance) -> Result<u64>;
+
+    /// Removes the instance and, in the same atomic step, its token record, its pending
+    /// authorizations and its lease.
+    async fn delete_instance(&self, id: &str) -> Result<bool>;
+
+    /// Stores a pending authorization under `pending.state`. Fails with `AlreadyExists`
+    /// when the state is taken, `NotFound` when the instance does not exist.
+    async fn put_pending(&self, pending: &PendingAuthorization) -> Result<()>;
+
+    /// Removes the pending authorization `state` and returns it, atomically and at most
+    /// once: of any number of concurrent takers, one gets it and the others get `None`.
+    /// An expired one (`expires <= now`) is never returned (it is removed, and `None`
+    /// returned). A missing state gives `None`.
+    async fn take_pending(
+        &self,
+        state: &str,
+        now: Timestamp,
+    ) -> Result<Option<PendingAuthorization>>;
+
+    /// Removes every pending authorization with `expires <= now`; returns how many.
+    async fn purge_expired_pendings(&self, now: Timestamp) -> Result<u64>;
+
+    /// The token record of `instance`, or `None`.
+    async fn get_token(&self, instance: &str) -> Result<Option<TokenRecord>>;
+
+    /// Writes the token record of `instance` if the stored version is `expected_version`
+    /// (`None`: no record may exist yet), and returns the new version (`expected + 1`, or 1).
+    /// The given `token.version` is ignored. Fails with `Conflict` when the stored version
+    /// differs, so that a stale writer never overwrites a newer token; `NotFound` when the
+    /// instance does not exist.
+    async fn put_token(
+        &self,
+        instance: &str,
+        token: &TokenRecord,
+        expected_version: Option<u64>,
+    ) -> Result<u64>;
+
+    /// Removes the token record of `instance`.
+    async fn delete_token(&self, instance: &str) -> Result<bool>;
+
+    /// Takes the refresh lease of `instance` for `holder` until `now + ttl`, and returns
+    /// whether it did. It succeeds when no lease exists, when the lease expired
+    /// (`expires <= now`: taken over), or when `holder` holds it already (renewed). Only one
+    /// holder at a time succeeds, across every process that shares the store. Fails with
+    /// `NotFound` when the instance does not exist.
+    async fn try_acquire_lease(
+        &self,
+        instance: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool>;
+
+    /// Releases the lease of `instance` if `holder` holds it (expired or not), and returns
+    /// whether it did. A lease of another holder is left untouched.
+    async fn release_lease(&self, instance: &str, holder: &str) -> Result<bool>;
+
+    /// The lease of `instance` as stored (possibly expired), or `None`.
+    async fn get_lease(&self, instance: &str) -> Result<Option<Lease>>;
+}
