@@ -1,0 +1,40 @@
+//! The client side of the OAuth 2.0 authorization code grant: values in, values out, no storage.
+//!
+//! The steps, in order:
+//! 1. [`authorization_request`] builds the provider's authorization URL and a
+//!    [`PendingAuthorization`] (state, PKCE verifier, redirect URI, expected issuer) that the
+//!    caller keeps until the callback.
+//! 2. [`parse_callback`] checks the callback query against it (state in constant time, `iss`
+//!    per RFC 9207, `error` fields) and returns the [`AuthorizationCode`].
+//! 3. [`exchange_code`] trades the code for a [`TokenResponse`] (never retried: a code is
+//!    single use); [`refresh`] renews tokens (retried on transient faults by a
+//!    [`RetryPolicy`]) and keeps the old refresh token when none is returned.
+//! 4. [`revoke`] revokes a token (RFC 7009); [`discover`] reads the endpoints from the
+//!    provider's metadata (RFC 8414, then OpenID Connect Discovery).
+//!
+//! Every request goes through a client made by [`http_client`]: timeouts on connect and in
+//! total, no redirects followed, rustls. Every secret is a [`SecretString`] whose `Debug`
+//! prints `[redacted]`; no secret is put in an error, a log line or a URL.
+
+mod authorize;
+mod config;
+mod discovery;
+mod http;
+mod redact;
+mod response;
+mod revoke;
+mod token;
+
+pub use authorize::{
+    AuthorizationCode, IssuerParameter, PendingAuthorization, authorization_request,
+    callback_state, parse_callback,
+};
+pub use config::{ClientAuth, ClientConfig, RetryPolicy, Timeouts};
+pub use discovery::{ProviderMetadata, discover};
+pub use http::http_client;
+pub use revoke::{TokenTypeHint, revoke};
+pub use secrecy::{ExposeSecret, SecretString};
+pub use token::{Refreshed, TokenResponse, exchange_code, refresh};
+
+/// What `Debug` prints in place of a secret.
+pub(crate) const REDACTED: &str = "[redacted]";

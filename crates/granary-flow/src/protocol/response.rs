@@ -1,0 +1,174 @@
+//! Reading what a token or revocation endpoint answered: JSON or form bodies, OAuth errors (also inside a 200), and endpoint mix-ups.
+
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::ClientAuth;
+use super::http::RawResponse;
+use super::redact::{excerpt, looks_like_form};
+use crate::error::{Endpoint, EndpointProblem, Error, OAuthError, Operation};
+
+/// The longest `error_description` kept, in characters.
+const DESCRIPTION_CHARS: usize = 300;
+
+/// What the classification needs to know about the request.
+pub(crate) struct RequestContext<'a> {
+    pub operation: Operation,
+    pub endpoint: Endpoint,
+    pub url: &'a Url,
+    pub auth_method: ClientAuth,
+    /// The scopes the request asked for, for `invalid_scope`.
+    pub scopes: Vec<String>,
+    /// What the request sent that must never show in an excerpt.
+    pub secrets: Vec<&'a str>,
+}
+
+impl RequestContext<'_> {
+    fn invalid(&self, raw: &RawResponse, problem: impl Into<String>) -> Error {
+        Error::InvalidResponse {
+            endpoint: self.endpoint,
+            url: self.url.to_string(),
+            status: raw.status,
+            content_type: raw.content_type_text(),
+            problem: problem.into(),
+            excerpt: excerpt(&raw.body, &self.secrets),
+        }
+    }
+
+    fn not_an_endpoint(&self, problem: EndpointProblem) -> Error {
+        Error::NotAnEndpoint {
+            endpoint: self.endpoint,
+            url: self.url.to_string(),
+            problem,
+        }
+    }
+}
+
+/// The fields of a JSON object or form-urlencoded body, or `None` when it is neither.
+pub(crate) fn parse_fields(raw: &RawResponse) -> Option<Map<String, Value>> {
+    let text = std::str::from_utf8(&raw.body).ok()?.trim();
+    if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) {
+        return Some(map);
+    }
+    let is_form_type = raw.content_type.as_deref().is_some_and(|ct| {
+        let ct = ct.to_ascii_lowercase();
+        ct.contains("x-www-form-urlencoded") || ct.contains("text/plain")
+    });
+    if (is_form_type || raw.content_type.is_none()) && looks_like_form(text) {
+        let map = url::form_urlencoded::parse(text.as_bytes())
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        return Some(map);
+    }
+    None
+}
+
+/// The RFC 6749 error fields of a body, when it has an `error` string.
+fn oauth_error(fields: &Map<String, Value>) -> Option<OAuthError> {
+    let error = fields.get("error")?.as_str()?.trim();
+    if error.is_empty() {
+        return None;
+    }
+    let text = |key: &str| {
+        fields.get(key).and_then(Value::as_str).map(|s| {
+            let s = s.trim();
+            match s.char_indices().nth(DESCRIPTION_CHARS) {
+                Some((end, _)) => format!("{}…", &s[..end]),
+                None => s.to_string(),
+            }
+        })
+    };
+    Some(OAuthError {
+        error: error.to_string(),
+        description: text("error_description"),
+        uri: text("error_uri"),
+    })
+}
+
+/// Turns an answer into the fields of a successful response, or the error it means.
+pub(crate) fn classify(
+    raw: &RawResponse,
+    ctx: &RequestContext<'_>,
+) -> Result<Map<String, Value>, Error> {
+    let status = raw.status;
+    if (300..400).contains(&status) {
+        return Err(ctx.not_an_endpoint(EndpointProblem::Redirect {
+            status,
+            location: raw.location.clone(),
+        }));
+    }
+    if matches!(status, 404 | 405 | 410) {
+        return Err(ctx.not_an_endpoint(EndpointProblem::Status(status)));
+    }
+    if raw.too_large {
+        return Err(ctx.invalid(raw, format!("a body over {} bytes", super::http::MAX_BODY)));
+    }
+    let fields = parse_fields(raw);
+    let details = fields.as_ref().and_then(oauth_error);
+    let transient_code = details
+        .as_ref()
+        .is_some_and(|d| matches!(d.error.as_str(), "temporarily_unavailable" | "server_error"));
+    if status == 429 || status >= 500 || transient_code {
+        let reason = match (&details, status) {
+            (Some(d), _) => format!("HTTP {status}, {d}"),
+            (None, 429) => "HTTP 429, too many requests".to_string(),
+            (None, _) => format!("HTTP {status}"),
+        };
+        return Err(Error::Transient {
+            endpoint: ctx.endpoint,
+            url: ctx.url.to_string(),
+            reason,
+            status: Some(status),
+            retry_after: raw.retry_after,
+            details: details.map(Box::new),
+        });
+    }
+    if let Some(details) = details {
+        return Err(oauth_failure(details, status, ctx));
+    }
+    if raw.is_html() {
+        return Err(ctx.not_an_endpoint(EndpointProblem::Html { status }));
+    }
+    if status == 401 {
+        return Err(Error::InvalidClient {
+            url: ctx.url.to_string(),
+            status,
+            auth_method: ctx.auth_method,
+            details: None,
+        });
+    }
+    match fields {
+        Some(fields) if (200..300).contains(&status) => Ok(fields),
+        Some(_) => Err(ctx.invalid(raw, "an error without an `error` field")),
+        None if (200..300).contains(&status) && ctx.endpoint == Endpoint::Revocation => {
+            Ok(Map::new())
+        }
+        None => Err(ctx.invalid(
+            raw,
+            "a body that is neither a JSON object nor form-urlencoded",
+        )),
+    }
+}
+
+fn oauth_failure(details: OAuthError, status: u16, ctx: &RequestContext<'_>) -> Error {
+    match (details.error.as_str(), ctx.operation) {
+        ("invalid_client", _) => Error::InvalidClient {
+            url: ctx.url.to_string(),
+            status,
+            auth_method: ctx.auth_method,
+            details: Some(details),
+        },
+        ("invalid_scope", _) => Error::InvalidScope {
+            scopes: ctx.scopes.clone(),
+            details,
+        },
+        ("invalid_grant", Operation::CodeExchange) => Error::CodeRejected { details },
+        ("invalid_grant", Operation::Refresh) => Error::AuthorizationGone { details },
+        _ => Error::Provider {
+            operation: ctx.operation,
+            url: ctx.url.to_string(),
+            status,
+            details,
+        },
+    }
+}

@@ -1,0 +1,387 @@
+//! Token requests: the code exchange (never retried), the refresh (retried on transient faults), and token responses as real providers send them.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::authorize::{AuthorizationCode, PendingAuthorization};
+use super::http::{RawResponse, send};
+use super::redact::redact_json;
+use super::response::{RequestContext, classify};
+use super::{ClientAuth, ClientConfig, REDACTED, RetryPolicy};
+use crate::error::{Endpoint, Error, Operation, Result};
+
+/// Form parameters the protocol sets itself; extra token parameters may not override them.
+const RESERVED_TOKEN_PARAMS: &[&str] = &[
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "scope",
+    "client_id",
+    "client_secret",
+    "token",
+    "token_type_hint",
+];
+
+/// Fields of a token response that have their own place in [`TokenResponse`].
+const KNOWN_FIELDS: &[&str] = &[
+    "access_token",
+    "token_type",
+    "expires_in",
+    "refresh_token",
+    "scope",
+    "id_token",
+];
+
+/// A successful token response (RFC 6749 5.1), read leniently.
+#[derive(Clone)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: SecretString,
+    /// The token type as sent (`Bearer`, `bearer`, ...); see [`TokenResponse::is_bearer`].
+    pub token_type: Option<String>,
+    /// The lifetime of the access token; `None` when the provider did not say (expiry unknown).
+    pub expires_in: Option<Duration>,
+    /// The refresh token, when the provider sent one.
+    pub refresh_token: Option<SecretString>,
+    /// The granted scopes, when the provider said (a space-separated string, a string joined
+    /// with the configured separator, or a JSON array).
+    pub scope: Option<Vec<String>>,
+    /// The OpenID Connect ID token, when sent.
+    pub id_token: Option<SecretString>,
+    /// Every other field, as sent (Salesforce's `instance_url`, Slack's `authed_user`, ...).
+    pub raw: Map<String, Value>,
+}
+
+impl TokenResponse {
+    /// Whether the token type is `Bearer` in any case (or was not sent, which most
+    /// providers that omit it mean).
+    pub fn is_bearer(&self) -> bool {
+        self.token_type
+            .as_deref()
+            .is_none_or(|t| t.eq_ignore_ascii_case("bearer"))
+    }
+
+    /// Reads the fields of a successful response; `Err` says what is missing.
+    pub(crate) fn from_fields(
+        mut fields: Map<String, Value>,
+        separator: &str,
+    ) -> Result<Self, String> {
+        let access_token = match fields.get("access_token") {
+            Some(Value::String(token)) if !token.is_empty() => SecretString::from(token.clone()),
+            Some(_) => return Err("an `access_token` that is not a non-empty string".to_string()),
+            None => return Err("JSON that is not a token response (no `access_token`)".to_string()),
+        };
+        let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_string);
+        let token_type = text(fields.get("token_type"));
+        let expires_in = fields.get("expires_in").and_then(parse_expires_in);
+        if fields.get("expires_in").is_some_and(|v| !v.is_null()) && expires_in.is_none() {
+            tracing::warn!(
+                "the token response has an expires_in that is not a number of seconds; expiry unknown"
+            );
+        }
+        let refresh_token = text(fields.get("refresh_token"))
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
+        let scope = fields.get("scope").and_then(|v| parse_scope(v, separator));
+        let id_token = text(fields.get("id_token")).map(SecretString::from);
+        for key in KNOWN_FIELDS {
+            fields.remove(*key);
+        }
+        Ok(Self {
+            access_token,
+            token_type,
+            expires_in,
+            refresh_token,
+            scope,
+            id_token,
+            raw: fields,
+        })
+    }
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut raw = Value::Object(self.raw.clone());
+        redact_json(&mut raw);
+        f.debug_struct("TokenResponse")
+            .field("access_token", &REDACTED)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| REDACTED),
+            )
+            .field("scope", &self.scope)
+            .field("id_token", &self.id_token.as_ref().map(|_| REDACTED))
+            .field("raw", &raw)
+            .finish()
+    }
+}
+
+/// `expires_in` as a number (integer or not) or a numeric string; anything else is unknown.
+fn parse_expires_in(value: &Value) -> Option<Duration> {
+    let seconds = match value {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    ((0.0..1e12).contains(&seconds)).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// `scope` as a string split on whitespace and the configured separator, or a JSON array.
+fn parse_scope(value: &Value, separator: &str) -> Option<Vec<String>> {
+    match value {
+        Value::String(s) => {
+            let separator = separator.trim();
+            Some(
+                s.split(|c: char| {
+                    c.is_whitespace() || (!separator.is_empty() && separator.contains(c))
+                })
+                .filter(|part| !part.is_empty())
+                .map(str::to_string)
+                .collect(),
+            )
+        }
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// The result of a refresh: the response, and the refresh token to keep from now on.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    /// The response as sent.
+    pub tokens: TokenResponse,
+    /// The refresh token to store: the new one when the provider rotated it, else the old one.
+    pub refresh_token: SecretString,
+    /// Whether the provider sent a different refresh token (store it before anything else:
+    /// the old one may be dead already).
+    pub rotated: bool,
+}
+
+/// Exchanges an authorization code for tokens (RFC 6749 4.1.3, with the PKCE verifier of
+/// RFC 7636 4.5). Never retried: a code is single use, and a provider may revoke what it
+/// issued when a code is replayed.
+pub async fn exchange_code(
+    client: &reqwest::Client,
+    config: &ClientConfig,
+    code: &AuthorizationCode,
+    pending: &PendingAuthorization,
+) -> Result<TokenResponse> {
+    let mut params = vec![
+        ("grant_type", "authorization_code".to_string()),
+        ("code", code.code.expose_secret().to_string()),
+        ("redirect_uri", pending.redirect_uri.to_string()),
+    ];
+    if let Some(verifier) = &pending.code_verifier {
+        params.push(("code_verifier", verifier.expose_secret().to_string()));
+    }
+    let mut secrets = vec![code.code.expose_secret()];
+    if let Some(verifier) = &pending.code_verifier {
+        secrets.push(verifier.expose_secret());
+    }
+    let ctx = RequestContext {
+        operation: Operation::CodeExchange,
+        endpoint: Endpoint::Token,
+        url: &config.token_url,
+        auth_method: config.auth_method,
+        scopes: pending.scopes.clone(),
+        secrets,
+    };
+    let request = form_request(client, config, &config.token_url, params, true)?;
+    tracing::debug!(url = %config.token_url, "exchanging an authorization code");
+    let raw = send(client, request, Endpoint::Token, &config.token_url).await?;
+    token_response(&raw, &ctx, config)
+}
+
+/// Refreshes tokens with a refresh token (RFC 6749 6), optionally asking for a narrower
+/// scope. Retried by `retry` on transient faults (connect errors, timeouts, 5xx, 429 with
+/// `Retry-After`). A response without a refresh token keeps the old one.
+pub async fn refresh<S: AsRef<str>>(
+    client: &reqwest::Client,
+    config: &ClientConfig,
+    refresh_token: &SecretString,
+    narrower_scope: Option<&[S]>,
+    retry: &RetryPolicy,
+) -> Result<Refreshed> {
+    let scopes: Vec<String> = narrower_scope
+        .map(|s| s.iter().map(|s| s.as_ref().to_string()).collect())
+        .unwrap_or_default();
+    let mut params = vec![
+        ("grant_type", "refresh_token".to_string()),
+        ("refresh_token", refresh_token.expose_secret().to_string()),
+    ];
+    if narrower_scope.is_some() {
+        params.push(("scope", scopes.join(&config.scope_separator)));
+    }
+    let ctx = RequestContext {
+        operation: Operation::Refresh,
+        endpoint: Endpoint::Token,
+        url: &config.token_url,
+        auth_method: config.auth_method,
+        scopes,
+        secrets: vec![refresh_token.expose_secret()],
+    };
+    let request = form_request(client, config, &config.token_url, params, true)?;
+    let mut attempt = 1;
+    let tokens = loop {
+        let this_try = request
+            .try_clone()
+            .ok_or_else(|| Error::Config("the refresh request cannot be repeated".to_string()))?;
+        tracing::debug!(url = %config.token_url, attempt, "refreshing tokens");
+        let result = match send(client, this_try, Endpoint::Token, &config.token_url).await {
+            Ok(raw) => token_response(&raw, &ctx, config),
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(tokens) => break tokens,
+            Err(error) if error.is_transient() && attempt < retry.max_attempts.max(1) => {
+                let Some(wait) = retry.delay(attempt, error.retry_after()) else {
+                    return Err(error);
+                };
+                tracing::warn!(url = %config.token_url, attempt, wait_ms = wait.as_millis() as u64, %error, "refresh failed, retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    let rotated = tokens
+        .refresh_token
+        .as_ref()
+        .is_some_and(|new| new.expose_secret() != refresh_token.expose_secret());
+    let kept = tokens
+        .refresh_token
+        .clone()
+        .unwrap_or_else(|| refresh_token.clone());
+    Ok(Refreshed {
+        tokens,
+        refresh_token: kept,
+        rotated,
+    })
+}
+
+fn token_response(
+    raw: &RawResponse,
+    ctx: &RequestContext<'_>,
+    config: &ClientConfig,
+) -> Result<TokenResponse> {
+    let fields = classify(raw, ctx)?;
+    TokenResponse::from_fields(fields, &config.scope_separator).map_err(|problem| {
+        Error::InvalidResponse {
+            endpoint: ctx.endpoint,
+            url: ctx.url.to_string(),
+            status: raw.status,
+            content_type: raw.content_type_text(),
+            problem,
+            excerpt: super::redact::excerpt(&raw.body, &ctx.secrets),
+        }
+    })
+}
+
+/// A form POST to a token or revocation endpoint with client authentication, the extra
+/// token headers, the extra token parameters when `extra_params`, and `Accept: application/json`.
+pub(crate) fn form_request(
+    client: &reqwest::Client,
+    config: &ClientConfig,
+    url: &Url,
+    params: Vec<(&str, String)>,
+    extra_params: bool,
+) -> Result<reqwest::Request> {
+    let mut body = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in &params {
+        body.append_pair(name, value);
+    }
+    let secret = || {
+        config.client_secret.as_ref().ok_or_else(|| {
+            Error::Config(format!(
+                "the authentication method {} needs a client secret: set client_secret, or use \
+                 the method `none` for a public client",
+                config.auth_method
+            ))
+        })
+    };
+    let mut builder = client
+        .post(url.clone())
+        .header(ACCEPT, "application/json")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    match config.auth_method {
+        ClientAuth::ClientSecretBasic => {
+            let id: String =
+                url::form_urlencoded::byte_serialize(config.client_id.as_bytes()).collect();
+            let secret: String =
+                url::form_urlencoded::byte_serialize(secret()?.expose_secret().as_bytes())
+                    .collect();
+            let mut value = HeaderValue::from_str(&format!(
+                "Basic {}",
+                STANDARD.encode(format!("{id}:{secret}"))
+            ))
+            .map_err(|_| {
+                Error::Config("the client credentials cannot form a header".to_string())
+            })?;
+            value.set_sensitive(true);
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        ClientAuth::ClientSecretPost => {
+            body.append_pair("client_id", &config.client_id);
+            body.append_pair("client_secret", secret()?.expose_secret());
+        }
+        ClientAuth::None => {
+            body.append_pair("client_id", &config.client_id);
+        }
+    }
+    for (name, value) in &config.extra_token_params {
+        if RESERVED_TOKEN_PARAMS.contains(&name.as_str()) {
+            return Err(Error::Config(format!(
+                "the extra token parameter `{name}` would override one that granary sets itself: remove it"
+            )));
+        }
+        if extra_params {
+            body.append_pair(name, value);
+        }
+    }
+    {
+        for (name, value) in &config.extra_token_headers {
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                Error::Config(format!(
+                    "the extra token header name `{name}` is not a valid HTTP header name"
+                ))
+            })?;
+            if header == AUTHORIZATION && config.auth_method == ClientAuth::ClientSecretBasic {
+                return Err(Error::Config(
+                    "the extra token header `Authorization` would replace client_secret_basic: remove it or \
+                     choose another authentication method"
+                        .to_string(),
+                ));
+            }
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                Error::Config(format!(
+                    "the value of the extra token header `{name}` is not a valid header value"
+                ))
+            })?;
+            value.set_sensitive(true);
+            builder = builder.header(header, value);
+        }
+    }
+    builder.body(body.finish()).build().map_err(|e| {
+        Error::Config(format!(
+            "the request to {url} cannot be built: {}",
+            super::http::source_chain(&e)
+        ))
+    })
+}
