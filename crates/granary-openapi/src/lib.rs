@@ -1,0 +1,220 @@
+//! granary-openapi: finds the OAuth 2.0 flows of an API in its OpenAPI document.
+//!
+//! Reads OpenAPI 3.0, 3.1 (and 3.2) and Swagger 2.0 documents, in JSON or YAML (detected from
+//! the content), and returns every security scheme of type `oauth2` with its flows, their
+//! URLs and their scopes. No I/O, no async, and no panic on any input.
+//!
+//! ```
+//! let doc = granary_openapi::parse(br#"{"openapi": "3.0.0", "info": {"title": "Box"},
+//!   "paths": {}, "components": {"securitySchemes": {"OAuth2Security": {"type": "oauth2",
+//!   "flows": {"authorizationCode": {"authorizationUrl": "https://account.box.com/api/oauth2/authorize",
+//!   "tokenUrl": "https://api.box.com/oauth2/token", "scopes": {"root_readonly": "Read all files"}}}}}}}"#)?;
+//! let flows = doc.authorization_code_flows()?;
+//! assert_eq!(flows[0].token_url.as_str(), "https://api.box.com/oauth2/token");
+//! let check = flows[0].flow.check_scopes("root_readonly root_readonli");
+//! assert_eq!(check.unknown[0].suggestion.as_deref(), Some("root_readonly"));
+//! # Ok::<(), granary_openapi::Error>(())
+//! ```
+//!
+//! Speed: the document is read once as a stream and only the members the importer needs
+//! are kept (see `read.rs`), so a large document costs about what checking its syntax costs.
+#![warn(missing_docs)]
+
+mod base;
+mod context;
+mod error;
+mod model;
+mod node;
+mod pointer;
+mod read;
+mod scopes;
+mod v2;
+mod v3;
+
+use url::Url;
+
+pub use error::{Error, Result, SchemeSummary};
+pub use model::{
+    AuthorizationCodeFlow, Document, Flow, FlowKind, Format, OAuth2Scheme, OtherScheme, SpecFamily,
+    SpecVersion, Warning,
+};
+pub use scopes::{ScopeCheck, UnknownScope, check_scopes};
+
+use context::Context;
+use node::Node;
+
+/// How to read a document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParseOptions {
+    /// The URL the document came from. Relative server URLs are resolved against it, and
+    /// it is the base of relative OAuth URLs when the document has no server URL (3.x) or
+    /// no host (2.0). Without it such URLs are an [`Error::RelativeUrl`].
+    pub base_url: Option<Url>,
+}
+
+impl ParseOptions {
+    /// Options with the URL the document came from.
+    pub fn with_base_url(base_url: Url) -> Self {
+        Self {
+            base_url: Some(base_url),
+        }
+    }
+}
+
+/// Reads an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML) with default options.
+///
+/// # Errors
+/// See [`Error`]: syntax errors carry a line and column, structural ones a JSON pointer.
+pub fn parse(input: &[u8]) -> Result<Document> {
+    parse_with(input, &ParseOptions::default())
+}
+
+/// Reads an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML).
+///
+/// # Errors
+/// See [`Error`]: syntax errors carry a line and column, structural ones a JSON pointer.
+pub fn parse_with(input: &[u8], options: &ParseOptions) -> Result<Document> {
+    let (format, body) = read::detect(input)?;
+    let top = read::read(body, format, read::TOP)?;
+    if !matches!(top, Node::Map(_)) {
+        let found = match top {
+            Node::Null => "empty (null)".to_owned(),
+            other => other.kind().to_owned(),
+        };
+        return Err(Error::NotAnObject { found });
+    }
+    let mut early = Vec::new();
+    let spec_version = version(&top, &mut early)?;
+    let base = match spec_version.family {
+        SpecFamily::Swagger2 => base::swagger2(&top, options.base_url.as_ref()),
+        _ => base::openapi3(&top, options.base_url.as_ref()),
+    };
+    let cx = Context::new(body, format, &top, base);
+    for warning in early {
+        cx.warn(warning.pointer, warning.message);
+    }
+    let (schemes, other_schemes) = match spec_version.family {
+        SpecFamily::Swagger2 => v2::schemes(&cx)?,
+        _ => v3::schemes(&cx)?,
+    };
+    let title = top
+        .get("info")
+        .and_then(|info| info.get("title"))
+        .and_then(Node::as_str)
+        .map(str::to_owned);
+    Ok(Document {
+        title,
+        spec_version,
+        format,
+        schemes,
+        other_schemes,
+        warnings: cx.into_warnings(),
+    })
+}
+
+/// Which specification and version the document declares.
+fn version(top: &Node, warnings: &mut Vec<Warning>) -> Result<SpecVersion> {
+    let openapi = top.get("openapi").filter(|n| !matches!(n, Node::Null));
+    let swagger = top.get("swagger").filter(|n| !matches!(n, Node::Null));
+    let (pointer, node) = match (openapi, swagger) {
+        (Some(node), other) => {
+            if other.is_some() {
+                warnings.push(Warning {
+                    pointer: "/swagger".to_owned(),
+                    message: "the document has both `openapi` and `swagger`; read as OpenAPI 3"
+                        .to_owned(),
+                });
+            }
+            ("/openapi", node)
+        }
+        (None, Some(node)) => ("/swagger", node),
+        (None, None) => {
+            return match top.get("swaggerVersion").and_then(Node::scalar_text) {
+                Some(found) => Err(Error::UnsupportedVersion {
+                    pointer: "/swaggerVersion".to_owned(),
+                    found,
+                }),
+                None => Err(Error::NotOpenApi),
+            };
+        }
+    };
+    let Some(exact) = node.scalar_text() else {
+        return Err(Error::Invalid {
+            pointer: pointer.to_owned(),
+            problem: format!("expected a version string, found {}", node.kind()),
+        });
+    };
+    if !matches!(node, Node::Str(_)) {
+        warnings.push(Warning {
+            pointer: pointer.to_owned(),
+            message: format!(
+                "the version is {}, not a string; read as `{exact}`",
+                node.kind()
+            ),
+        });
+    }
+    let family = if pointer == "/swagger" {
+        (exact == "2.0").then_some(SpecFamily::Swagger2)
+    } else {
+        openapi3_family(&exact)
+    };
+    match family {
+        Some(family) => Ok(SpecVersion { family, exact }),
+        None => Err(Error::UnsupportedVersion {
+            pointer: pointer.to_owned(),
+            found: exact,
+        }),
+    }
+}
+
+/// `3.0`, `3.0.N`, `3.1.N`, `3.2.N`, optionally with a `-suffix` (`3.1.0-rc1`).
+fn openapi3_family(version: &str) -> Option<SpecFamily> {
+    let core = version.split('-').next().unwrap_or(version);
+    let mut parts = core.split('.');
+    let family = match (parts.next(), parts.next()) {
+        (Some("3"), Some("0")) => SpecFamily::OpenApi30,
+        (Some("3"), Some("1")) => SpecFamily::OpenApi31,
+        (Some("3"), Some("2")) => SpecFamily::OpenApi32,
+        _ => return None,
+    };
+    let patch_ok = match parts.next() {
+        None => true,
+        Some(patch) => !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit()),
+    };
+    (patch_ok && parts.next().is_none()).then_some(family)
+}
+
+/// The `type` of a security scheme. `None` (with a warning) when it has none: such a scheme
+/// is not needed, so it does not fail the document. `oauth2` in another case is accepted,
+/// with a warning.
+fn scheme_type(cx: &Context<'_>, at: &str, scheme: &Node) -> Result<Option<String>> {
+    let Some(members) = scheme.as_map() else {
+        cx.warn(
+            at,
+            format!(
+                "expected a security scheme object, found {}; ignored",
+                scheme.kind()
+            ),
+        );
+        return Ok(None);
+    };
+    match members.get("type").and_then(Node::as_str) {
+        Some("oauth2") => Ok(Some("oauth2".to_owned())),
+        Some(kind) if kind.eq_ignore_ascii_case("oauth2") => {
+            cx.warn(
+                pointer::join(at, "type"),
+                format!("`{kind}` read as `oauth2`"),
+            );
+            Ok(Some("oauth2".to_owned()))
+        }
+        Some(kind) => Ok(Some(kind.to_owned())),
+        None => {
+            cx.warn(
+                pointer::join(at, "type"),
+                "missing or not a string; the scheme is ignored",
+            );
+            Ok(None)
+        }
+    }
+}

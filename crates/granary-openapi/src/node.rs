@@ -1,0 +1,199 @@
+//! A small ordered tree for the few parts of a document that the importer keeps.
+//!
+//! `serde_json::Value` would sort object keys (its `preserve_order` feature is off in this
+//! workspace), and the order of schemes, flows and scopes matters to users, so the kept
+//! parts are read into this tree instead. It also turns YAML's non-string keys into text.
+
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::de::{
+    self, Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+};
+
+/// One value of the kept parts of a document.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(IndexMap<String, Node>),
+}
+
+impl Node {
+    /// What kind of value this is, for messages ("found a number").
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Node::Null => "null",
+            Node::Bool(_) => "a boolean",
+            Node::Int(_) | Node::UInt(_) | Node::Float(_) => "a number",
+            Node::Str(_) => "a string",
+            Node::Seq(_) => "an array",
+            Node::Map(_) => "an object",
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_map(&self) -> Option<&IndexMap<String, Node>> {
+        match self {
+            Node::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The member `key` of an object (`None` for anything else).
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map().and_then(|m| m.get(key))
+    }
+
+    /// The text of a scalar: strings as they are, numbers and booleans as written.
+    pub(crate) fn scalar_text(&self) -> Option<String> {
+        match self {
+            Node::Str(s) => Some(s.clone()),
+            Node::Bool(b) => Some(b.to_string()),
+            Node::Int(i) => Some(i.to_string()),
+            Node::UInt(u) => Some(u.to_string()),
+            // `{:?}` keeps the fraction of whole numbers: YAML's `swagger: 2.0` reads "2.0".
+            Node::Float(f) => Some(format!("{f:?}")),
+            Node::Null | Node::Seq(_) | Node::Map(_) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON or YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::UInt(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Str(v))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Node, E> {
+        Ok(Node::Str(String::from_utf8_lossy(v).into_owned()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut members = IndexMap::new();
+        while let Some(key) = map.next_key::<Node>()? {
+            let value = map.next_value::<Node>()?;
+            // A later duplicate key wins, as in serde_json.
+            members.insert(key_text(&key), value);
+        }
+        Ok(Node::Map(members))
+    }
+    /// A YAML tag (`!foo value`): the tag is dropped, the value kept.
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
+        let (_tag, variant) = data.variant::<de::IgnoredAny>()?;
+        variant.newtype_variant::<Node>()
+    }
+}
+
+/// The text of a mapping key; YAML allows keys of any kind.
+pub(crate) fn key_text(key: &Node) -> String {
+    match key.scalar_text() {
+        Some(text) => text,
+        None => match key {
+            Node::Null => "null".to_owned(),
+            _ => format!("({})", key.kind()),
+        },
+    }
+}
+
+/// Lets a kept subtree be read by any `Deserialize` type (the openapiv3 types), keeping order.
+impl<'de> de::IntoDeserializer<'de, de::value::Error> for Node {
+    type Deserializer = NodeDeserializer;
+
+    fn into_deserializer(self) -> NodeDeserializer {
+        NodeDeserializer(self)
+    }
+}
+
+/// A `Deserializer` over an owned [`Node`].
+pub(crate) struct NodeDeserializer(Node);
+
+impl<'de> Deserializer<'de> for NodeDeserializer {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Node::Null => visitor.visit_unit(),
+            Node::Bool(b) => visitor.visit_bool(b),
+            Node::Int(i) => visitor.visit_i64(i),
+            Node::UInt(u) => visitor.visit_u64(u),
+            Node::Float(f) => visitor.visit_f64(f),
+            Node::Str(s) => visitor.visit_string(s),
+            Node::Seq(items) => {
+                visitor.visit_seq(de::value::SeqDeserializer::new(items.into_iter()))
+            }
+            Node::Map(members) => {
+                visitor.visit_map(de::value::MapDeserializer::new(members.into_iter()))
+            }
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Node::Null => visitor.visit_none(),
+            other => visitor.visit_some(NodeDeserializer(other)),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}

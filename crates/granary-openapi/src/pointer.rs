@@ -1,0 +1,88 @@
+//! JSON pointers (RFC 6901): building them for messages and following local `$ref`s.
+
+use crate::node::Node;
+
+/// Escapes one reference token: `~` becomes `~0`, `/` becomes `~1`.
+pub(crate) fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// `base` followed by the escaped `token`.
+pub(crate) fn join(base: &str, token: &str) -> String {
+    format!("{base}/{}", escape(token))
+}
+
+/// The JSON pointer of a local reference (`#/a/b`), with percent-encoding undone; `None`
+/// when the reference is not local (another file or a URL).
+pub(crate) fn local_target(reference: &str) -> Option<String> {
+    let fragment = reference.strip_prefix('#')?;
+    Some(percent_decode(fragment))
+}
+
+/// Follows `pointer` from `root`. `None` when a step does not exist or the pointer is
+/// malformed (it must be empty or start with `/`).
+pub(crate) fn lookup<'a>(root: &'a Node, pointer: &str) -> Option<&'a Node> {
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    let rest = pointer.strip_prefix('/')?;
+    let mut node = root;
+    for raw in rest.split('/') {
+        let token = raw.replace("~1", "/").replace("~0", "~");
+        node = match node {
+            Node::Map(members) => members.get(&token)?,
+            Node::Seq(items) => items.get(token.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// Undoes `%XX` escapes (a URI fragment may encode spaces and other characters this way).
+/// Malformed escapes and byte sequences that are not UTF-8 are kept as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            if let Some(value) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(value);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_decodes() {
+        assert_eq!(join("/a", "b/c~d"), "/a/b~1c~0d");
+        assert_eq!(
+            local_target("#/x/My%20Scheme").as_deref(),
+            Some("/x/My Scheme")
+        );
+        assert_eq!(local_target("#/x/100%").as_deref(), Some("/x/100%"));
+        assert_eq!(local_target("#/x/%E9").as_deref(), Some("/x/%E9"));
+        assert_eq!(local_target("other.yaml#/x"), None);
+    }
+
+    #[test]
+    fn looks_up_maps_and_arrays() {
+        let root: Node = serde_json::from_str(r#"{"a": {"b/c": [1, {"d~": true}]}}"#).unwrap();
+        assert_eq!(lookup(&root, "/a/b~1c/1/d~0"), Some(&Node::Bool(true)));
+        assert_eq!(lookup(&root, "/a/b~1c/7"), None);
+        assert_eq!(lookup(&root, "a"), None);
+        assert_eq!(lookup(&root, ""), Some(&root));
+    }
+}
