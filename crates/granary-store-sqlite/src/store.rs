@@ -1,0 +1,536 @@
+//! [`SqliteStore`]: the [`Store`] methods as SQL run on the connection thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use granary_store::{
+    Capabilities, Error, Instance, Integration, Lease, PendingAuthorization, Result, Store,
+    Timestamp, TokenRecord,
+};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::codec::{
+    self, INSTANCE_COLUMNS, PENDING_COLUMNS, TOKEN_COLUMNS, client_auth_text, json, status_text,
+    version_to,
+};
+use crate::connection::{self, Job, ThreadStopped};
+use crate::errors::map;
+
+/// How a [`SqliteStore`] opens its file.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// How long a write waits for another connection's lock before it fails (default 10 s).
+    pub busy_timeout: Duration,
+    /// A cap on the database size in pages (`PRAGMA max_page_count`; pages are 4 KiB):
+    /// a write that would grow the file beyond it fails like a full disk and writes
+    /// nothing. `None` (the default): no cap.
+    pub max_page_count: Option<u32>,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(10),
+            max_page_count: None,
+        }
+    }
+}
+
+/// A granary store in one SQLite file, with its own connection thread.
+///
+/// Open it once per process and share it as `Arc<dyn Store>`; other processes may open the
+/// same file at the same time. Dropping the last handle lets the queued jobs finish, then
+/// closes the connection and ends the thread.
+#[derive(Debug)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    path: Arc<PathBuf>,
+}
+
+/// A failure inside a job: already a store error, or SQLite's (mapped with what the job was
+/// doing).
+enum Fault {
+    Store(Error),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<Error> for Fault {
+    fn from(error: Error) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<rusqlite::Error> for Fault {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sqlite(error)
+    }
+}
+
+type Done<T> = std::result::Result<T, Fault>;
+
+impl SqliteStore {
+    /// Opens (creating when missing) the granary database at `path`, with default options.
+    ///
+    /// Fails with [`Error::Corrupt`] when the file is not a granary database, with
+    /// [`Error::Unsupported`] when a newer granary wrote it, and with [`Error::Backend`]
+    /// when it cannot be opened or written (missing folder, read-only location, full disk).
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens the database at `path` with `options`.
+    pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let jobs = connection::start(path.clone(), options).await?;
+        Ok(Self {
+            jobs,
+            path: Arc::new(path),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `job` on the connection thread and awaits its result.
+    async fn call<T, F>(&self, doing: &'static str, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Done<T> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let path = Arc::clone(&self.path);
+        let job: Job = Box::new(move |connection| {
+            let result = job(connection).map_err(|fault| match fault {
+                Fault::Store(error) => error,
+                Fault::Sqlite(error) => map(error, doing, &path),
+            });
+            let _ = reply.send(result);
+        });
+        let stopped = || {
+            Error::backend(
+                format!("cannot reach the database {}", self.path.display()),
+                ThreadStopped,
+            )
+        };
+        self.jobs.send(job).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn immediate(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    connection.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+fn instance_exists(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
+    tx.prepare_cached("SELECT 1 FROM instances WHERE id = ?1")?
+        .exists([id])
+}
+
+fn integration_exists(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<bool> {
+    tx.prepare_cached("SELECT 1 FROM integrations WHERE name = ?1")?
+        .exists([name])
+}
+
+fn require_instance(tx: &Transaction<'_>, id: &str) -> Done<()> {
+    if instance_exists(tx, id)? {
+        Ok(())
+    } else {
+        Err(Error::not_found(format!("instance `{id}`")).into())
+    }
+}
+
+/// Writes every column of `instance` with `version` (insert or replace).
+fn write_instance(tx: &Transaction<'_>, instance: &Instance, version: u64) -> Done<()> {
+    let sql = format!(
+        "INSERT OR REPLACE INTO instances ({INSTANCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+    );
+    tx.prepare_cached(&sql)?.execute(params![
+        instance.id,
+        instance.integration,
+        instance.scheme,
+        instance.client_id,
+        instance.client_secret.as_ref().map(|s| s.as_bytes()),
+        json(&instance.scopes)?,
+        instance.redirect_uri,
+        instance.authorization_url,
+        instance.token_url,
+        json(&instance.extra_authorization_params)?,
+        json(&instance.extra_token_params)?,
+        json(&instance.extra_token_headers)?,
+        client_auth_text(instance.client_auth),
+        status_text(instance.status),
+        instance.created.as_unix_millis(),
+        instance.updated.as_unix_millis(),
+        version_to(version)?,
+    ])?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(true, true)
+    }
+
+    async fn put_integration(&self, integration: &Integration) -> Result<()> {
+        let integration = integration.clone();
+        self.call("writing an integration", move |connection| {
+            let flows = json(&integration.flows)?;
+            connection
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO integrations (name, source_digest, flows, created) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    integration.name,
+                    integration.source_digest,
+                    flows,
+                    integration.created.as_unix_millis()
+                ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_integration(&self, name: &str) -> Result<Option<Integration>> {
+        let name = name.to_string();
+        self.call("reading an integration", move |connection| {
+            let raw = connection
+                .prepare_cached(
+                    "SELECT name, source_digest, flows, created FROM integrations WHERE name = ?1",
+                )?
+                .query_row([&name], codec::raw_integration)
+                .optional()?;
+            Ok(raw.map(codec::RawIntegration::decode).transpose()?)
+        })
+        .await
+    }
+
+    async fn list_integrations(&self) -> Result<Vec<Integration>> {
+        self.call("listing integrations", |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT name, source_digest, flows, created FROM integrations ORDER BY name",
+            )?;
+            let raws = statement
+                .query_map([], codec::raw_integration)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(raws
+                .into_iter()
+                .map(codec::RawIntegration::decode)
+                .collect::<Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn delete_integration(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.call("deleting an integration", move |connection| {
+            let tx = immediate(connection)?;
+            let user: Option<String> = tx
+                .prepare_cached(
+                    "SELECT id FROM instances WHERE integration = ?1 ORDER BY id LIMIT 1",
+                )?
+                .query_row([&name], |row| row.get(0))
+                .optional()?;
+            if let Some(user) = user {
+                return Err(Error::conflict(
+                    format!("integration `{name}`"),
+                    format!("instance `{user}` still belongs to it; delete its instances first"),
+                )
+                .into());
+            }
+            let removed = tx
+                .prepare_cached("DELETE FROM integrations WHERE name = ?1")?
+                .execute([&name])?;
+            tx.commit()?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn create_instance(&self, instance: &Instance) -> Result<u64> {
+        let instance = instance.clone();
+        self.call("creating an instance", move |connection| {
+            let tx = immediate(connection)?;
+            if instance_exists(&tx, &instance.id)? {
+                return Err(Error::already_exists(format!("instance `{}`", instance.id)).into());
+            }
+            if !integration_exists(&tx, &instance.integration)? {
+                return Err(
+                    Error::not_found(format!("integration `{}`", instance.integration)).into(),
+                );
+            }
+            write_instance(&tx, &instance, 1)?;
+            tx.commit()?;
+            Ok(1)
+        })
+        .await
+    }
+
+    async fn get_instance(&self, id: &str) -> Result<Option<Instance>> {
+        let id = id.to_string();
+        self.call("reading an instance", move |connection| {
+            let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?1");
+            let raw = connection
+                .prepare_cached(&sql)?
+                .query_row([&id], codec::raw_instance)
+                .optional()?;
+            Ok(raw.map(codec::RawInstance::decode).transpose()?)
+        })
+        .await
+    }
+
+    async fn list_instances(&self) -> Result<Vec<Instance>> {
+        self.call("listing instances", |connection| {
+            let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY id");
+            let mut statement = connection.prepare_cached(&sql)?;
+            let raws = statement
+                .query_map([], codec::raw_instance)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(raws
+                .into_iter()
+                .map(codec::RawInstance::decode)
+                .collect::<Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn update_instance(&self, instance: &Instance) -> Result<u64> {
+        let instance = instance.clone();
+        self.call("updating an instance", move |connection| {
+            let tx = immediate(connection)?;
+            let what = || format!("instance `{}`", instance.id);
+            let current: Option<i64> = tx
+                .prepare_cached("SELECT version FROM instances WHERE id = ?1")?
+                .query_row([&instance.id], |row| row.get(0))
+                .optional()?;
+            let current = match current {
+                Some(raw) => codec::version_from(raw, &what())?,
+                None => return Err(Error::not_found(what()).into()),
+            };
+            if current != instance.version {
+                return Err(
+                    Error::version_conflict(what(), Some(instance.version), Some(current)).into(),
+                );
+            }
+            if !integration_exists(&tx, &instance.integration)? {
+                return Err(
+                    Error::not_found(format!("integration `{}`", instance.integration)).into(),
+                );
+            }
+            write_instance(&tx, &instance, current + 1)?;
+            tx.commit()?;
+            Ok(current + 1)
+        })
+        .await
+    }
+
+    async fn delete_instance(&self, id: &str) -> Result<bool> {
+        let id = id.to_string();
+        self.call("deleting an instance", move |connection| {
+            let tx = immediate(connection)?;
+            let removed = tx
+                .prepare_cached("DELETE FROM instances WHERE id = ?1")?
+                .execute([&id])?;
+            if removed == 0 {
+                return Ok(false);
+            }
+            for sql in [
+                "DELETE FROM tokens WHERE instance = ?1",
+                "DELETE FROM leases WHERE instance = ?1",
+                "DELETE FROM pendings WHERE instance = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute([&id])?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn put_pending(&self, pending: &PendingAuthorization) -> Result<()> {
+        let pending = pending.clone();
+        self.call("writing a pending authorization", move |connection| {
+            let tx = immediate(connection)?;
+            let taken = tx
+                .prepare_cached("SELECT 1 FROM pendings WHERE state = ?1")?
+                .exists([&pending.state])?;
+            if taken {
+                return Err(Error::already_exists("pending authorization with this state").into());
+            }
+            require_instance(&tx, &pending.instance)?;
+            let sql = format!(
+                "INSERT INTO pendings ({PENDING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            );
+            tx.prepare_cached(&sql)?.execute(params![
+                pending.state,
+                pending.instance,
+                pending.pkce_verifier.as_bytes(),
+                pending.redirect_uri,
+                pending.expected_issuer,
+                pending.created.as_unix_millis(),
+                pending.expires.as_unix_millis(),
+            ])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_pending(
+        &self,
+        state: &str,
+        now: Timestamp,
+    ) -> Result<Option<PendingAuthorization>> {
+        let state = state.to_string();
+        self.call("taking a pending authorization", move |connection| {
+            let tx = immediate(connection)?;
+            // One statement removes and returns the row: at most one taker ever sees it.
+            let sql = format!("DELETE FROM pendings WHERE state = ?1 RETURNING {PENDING_COLUMNS}");
+            let taken = tx
+                .prepare_cached(&sql)?
+                .query_row([&state], codec::pending)
+                .optional()?;
+            tx.commit()?;
+            Ok(taken.filter(|pending| !pending.is_expired(now)))
+        })
+        .await
+    }
+
+    async fn purge_expired_pendings(&self, now: Timestamp) -> Result<u64> {
+        self.call(
+            "purging expired pending authorizations",
+            move |connection| {
+                let removed = connection
+                    .prepare_cached("DELETE FROM pendings WHERE expires <= ?1")?
+                    .execute([now.as_unix_millis()])?;
+                Ok(u64::try_from(removed).unwrap_or(u64::MAX))
+            },
+        )
+        .await
+    }
+
+    async fn get_token(&self, instance: &str) -> Result<Option<TokenRecord>> {
+        let instance = instance.to_string();
+        self.call("reading a token", move |connection| {
+            let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE instance = ?1");
+            let raw = connection
+                .prepare_cached(&sql)?
+                .query_row([&instance], codec::raw_token)
+                .optional()?;
+            Ok(raw.map(|raw| raw.decode(&instance)).transpose()?)
+        })
+        .await
+    }
+
+    async fn put_token(
+        &self,
+        instance: &str,
+        token: &TokenRecord,
+        expected_version: Option<u64>,
+    ) -> Result<u64> {
+        let instance = instance.to_string();
+        let token = token.clone();
+        self.call("writing a token", move |connection| {
+            let tx = immediate(connection)?;
+            require_instance(&tx, &instance)?;
+            let what = || format!("token of instance `{instance}`");
+            let current: Option<i64> = tx
+                .prepare_cached("SELECT version FROM tokens WHERE instance = ?1")?
+                .query_row([&instance], |row| row.get(0))
+                .optional()?;
+            let current = current.map(|raw| codec::version_from(raw, &what())).transpose()?;
+            if current != expected_version {
+                return Err(Error::version_conflict(what(), expected_version, current).into());
+            }
+            let version = current.map_or(1, |v| v + 1);
+            let last_refresh = token.last_refresh.as_ref().map(json).transpose()?;
+            let sql = format!("INSERT OR REPLACE INTO tokens (instance, {TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+            tx.prepare_cached(&sql)?.execute(params![
+                instance,
+                token.access_token.as_bytes(),
+                token.refresh_token.as_ref().map(|s| s.as_bytes()),
+                token.token_type,
+                token.scope,
+                token.expires_at.map(Timestamp::as_unix_millis),
+                token.obtained_at.as_unix_millis(),
+                last_refresh,
+                version_to(version)?,
+            ])?;
+            tx.commit()?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn delete_token(&self, instance: &str) -> Result<bool> {
+        let instance = instance.to_string();
+        self.call("deleting a token", move |connection| {
+            let removed = connection
+                .prepare_cached("DELETE FROM tokens WHERE instance = ?1")?
+                .execute([&instance])?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        instance: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let instance = instance.to_string();
+        let holder = holder.to_string();
+        self.call("acquiring a lease", move |connection| {
+            let tx = immediate(connection)?;
+            require_instance(&tx, &instance)?;
+            let current = tx
+                .prepare_cached("SELECT instance, holder, expires FROM leases WHERE instance = ?1")?
+                .query_row([&instance], codec::lease)
+                .optional()?;
+            if current.is_some_and(|lease| !lease.can_be_taken_by(&holder, now)) {
+                return Ok(false);
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO leases (instance, holder, expires) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                instance,
+                holder,
+                now.saturating_add(ttl).as_unix_millis()
+            ])?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, instance: &str, holder: &str) -> Result<bool> {
+        let instance = instance.to_string();
+        let holder = holder.to_string();
+        self.call("releasing a lease", move |connection| {
+            let removed = connection
+                .prepare_cached("DELETE FROM leases WHERE instance = ?1 AND holder = ?2")?
+                .execute([&instance, &holder])?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn get_lease(&self, instance: &str) -> Result<Option<Lease>> {
+        let instance = instance.to_string();
+        self.call("reading a lease", move |connection| {
+            Ok(connection
+                .prepare_cached("SELECT instance, holder, expires FROM leases WHERE instance = ?1")?
+                .query_row([&instance], codec::lease)
+                .optional()?)
+        })
+        .await
+    }
+}
