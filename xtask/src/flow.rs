@@ -1,7 +1,300 @@
-//! The `flow` conformance suite (being built).
+//! The `flow` conformance suite: granary_flow::protocol against a real oidc-provider on 127.0.0.1.
+//!
+//! `cargo xtask conformance flow` installs the pinned oidc-provider, writes the clients file
+//! under `target/flow-conformance/`, builds the scenario runner (the `conformance` example of
+//! granary-flow), starts the server with [`oidc::start`], runs the runner against it and
+//! always stops the server. The runner prints one line per scenario and ends with
+//! `flow conformance: scenarios=N passed=N failed=N`.
+
+use std::fs;
 
 use crate::cmd::{Ctx, Failure};
 
-pub fn conformance(_ctx: &Ctx) -> Result<(), Failure> {
-    Err(Failure::new("the flow conformance suite is not built yet"))
+/// The clients of the suite, in the format of conformance/oidc-provider/server.mjs. The
+/// secrets are test values of a server that lives for one run on 127.0.0.1.
+const CLIENTS: &str = r#"{
+  "clients": [
+    {
+      "client_id": "basic",
+      "client_secret": "basic-secret-for-the-local-conformance-run",
+      "token_endpoint_auth_method": "client_secret_basic",
+      "redirect_uris": ["http://127.0.0.1/admin/oauth/"],
+      "scope": "openid offline_access email profile"
+    },
+    {
+      "client_id": "post",
+      "client_secret": "post-secret-for-the-local-conformance-run",
+      "token_endpoint_auth_method": "client_secret_post",
+      "redirect_uris": ["http://127.0.0.1/admin/oauth/"],
+      "scope": "openid offline_access email profile"
+    },
+    {
+      "client_id": "reserved",
+      "client_secret": "r:e/s+e%r&v=e d?#~:/+%&=",
+      "token_endpoint_auth_method": "client_secret_basic",
+      "redirect_uris": ["http://127.0.0.1/admin/oauth/"],
+      "scope": "openid offline_access email profile"
+    },
+    {
+      "client_id": "public",
+      "token_endpoint_auth_method": "none",
+      "redirect_uris": ["http://127.0.0.1/admin/oauth/"],
+      "scope": "openid offline_access email profile"
+    },
+    {
+      "client_id": "short",
+      "client_secret": "short-secret-for-the-local-conformance-run",
+      "token_endpoint_auth_method": "client_secret_basic",
+      "redirect_uris": ["http://127.0.0.1/admin/oauth/"],
+      "scope": "openid offline_access email profile",
+      "access_token_ttl": 3
+    }
+  ]
+}
+"#;
+
+pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
+    let dir = ctx.target.join("flow-conformance");
+    fs::create_dir_all(&dir).map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    let clients = dir.join("clients.json");
+    fs::write(&clients, CLIENTS).map_err(|e| Failure::new(format!("cannot write {}: {e}", clients.display())))?;
+
+    // Build first, so that the server does not wait for the compiler.
+    ctx.step(
+        "build the flow scenario runner",
+        ctx.cargo(&["build", "--quiet", "-p", "granary-flow", "--example", "conformance"]),
+    )?;
+
+    let server = oidc::start(
+        ctx,
+        &oidc::Options {
+            clients_file: clients.clone(),
+            log_file: dir.join("oidc-provider.log"),
+            ..oidc::Options::default()
+        },
+    )?;
+    eprintln!("==> oidc-provider listens at {}", server.issuer);
+    let clients_arg = clients.to_string_lossy().into_owned();
+    let result = ctx.step(
+        "flow conformance",
+        ctx.cargo(&[
+            "run",
+            "--quiet",
+            "-p",
+            "granary-flow",
+            "--example",
+            "conformance",
+            "--",
+            "--issuer",
+            &server.issuer,
+            "--clients",
+            &clients_arg,
+        ]),
+    );
+    match server.stats() {
+        Ok(stats) => eprintln!("==> token requests counted by oidc-provider: {stats}"),
+        Err(failure) => eprintln!("==> could not read the server's counters: {failure}"),
+    }
+    let log = server.log_file.clone();
+    server.stop();
+    result.map_err(|failure| {
+        Failure::new(format!(
+            "{failure}\n(the authorization server's log is {})",
+            log.display()
+        ))
+    })
+}
+
+/// Starting and stopping the conformance authorization server (oidc-provider under node),
+/// for this suite and for any later one (benches, demos, end-to-end tests).
+pub mod oidc {
+    use std::fs::{self, File};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::path::PathBuf;
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use crate::cmd::{Ctx, Failure};
+    use crate::npm;
+
+    /// How long the server may take to print its issuer.
+    const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// How to start the server; see conformance/oidc-provider/server.mjs.
+    pub struct Options {
+        /// The clients file (`{"clients": [...]}`).
+        pub clients_file: PathBuf,
+        /// Where the server's stderr goes.
+        pub log_file: PathBuf,
+        /// Access-token lifetime in seconds for clients without their own `access_token_ttl`.
+        pub access_token_ttl: Option<u32>,
+        /// `default` (public clients rotate), `always` or `never`.
+        pub rotate_refresh_token: Option<&'static str>,
+        /// 0 = any free port.
+        pub port: u16,
+    }
+
+    impl Default for Options {
+        fn default() -> Self {
+            Self {
+                clients_file: PathBuf::new(),
+                log_file: PathBuf::from("oidc-provider.log"),
+                access_token_ttl: None,
+                rotate_refresh_token: None,
+                port: 0,
+            }
+        }
+    }
+
+    /// A running server. Stopped by [`Server::stop`] or when dropped; it also stops by
+    /// itself when this process dies (its stdin closes).
+    pub struct Server {
+        /// `http://127.0.0.1:<port>`.
+        pub issuer: String,
+        /// The server's stderr.
+        pub log_file: PathBuf,
+        child: Child,
+        stdin: Option<ChildStdin>,
+    }
+
+    /// Installs the pinned oidc-provider, starts `server.mjs` on 127.0.0.1 and waits for the
+    /// line with its issuer.
+    pub fn start(ctx: &Ctx, options: &Options) -> Result<Server, Failure> {
+        let dir = npm::install(ctx, "oidc-provider")?;
+        // ESM resolves `oidc-provider` from the script's folder: run it next to node_modules.
+        let script = dir.join("server.mjs");
+        let source = ctx.path("conformance/oidc-provider/server.mjs");
+        fs::copy(&source, &script)
+            .map_err(|e| Failure::new(format!("cannot copy {} to {}: {e}", source.display(), script.display())))?;
+        if let Some(parent) = options.log_file.parent() {
+            fs::create_dir_all(parent).map_err(|e| Failure::new(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let log = File::create(&options.log_file)
+            .map_err(|e| Failure::new(format!("cannot create {}: {e}", options.log_file.display())))?;
+
+        let mut command = Command::new("node");
+        command
+            .arg(&script)
+            .arg("--clients")
+            .arg(&options.clients_file)
+            .args(["--port", &options.port.to_string()])
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        if let Some(ttl) = options.access_token_ttl {
+            command.args(["--access-token-ttl", &ttl.to_string()]);
+        }
+        if let Some(rotation) = options.rotate_refresh_token {
+            command.args(["--rotate-refresh-token", rotation]);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| Failure::new(format!("could not start node (is Node.js 20+ installed?): {e}")))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let mut server = Server {
+            issuer: String::new(),
+            log_file: options.log_file.clone(),
+            child,
+            stdin,
+        };
+
+        // Read stdout on a thread: the first line is the issuer; the rest is drained.
+        let (sender, receiver) = mpsc::channel();
+        if let Some(stdout) = stdout {
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(stdout).lines();
+                let _ = sender.send(lines.next());
+                for _ in lines {}
+            });
+        }
+        let line = match receiver.recv_timeout(READY_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            Ok(_) => {
+                return Err(Failure::new(format!(
+                    "oidc-provider exited before it was ready; its log {} says:\n{}",
+                    server.log_file.display(),
+                    server.log_tail()
+                )));
+            }
+            Err(_) => {
+                return Err(Failure::new(format!(
+                    "oidc-provider printed no issuer within {}s; its log {} says:\n{}",
+                    READY_TIMEOUT.as_secs(),
+                    server.log_file.display(),
+                    server.log_tail()
+                )));
+            }
+        };
+        let issuer = line.trim();
+        if !issuer.starts_with("http://127.0.0.1:") {
+            return Err(Failure::new(format!(
+                "oidc-provider printed `{issuer}` instead of its issuer http://127.0.0.1:<port>"
+            )));
+        }
+        server.issuer = issuer.to_string();
+        Ok(server)
+    }
+
+    impl Server {
+        /// The token-request counters of the server (`GET /__granary/stats`), as JSON text.
+        pub fn stats(&self) -> Result<String, Failure> {
+            let address = self.issuer.trim_start_matches("http://");
+            let mut stream = TcpStream::connect(address)
+                .map_err(|e| Failure::new(format!("cannot connect to {address}: {e}")))?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .map_err(|e| Failure::new(e.to_string()))?;
+            write!(
+                stream,
+                "GET /__granary/stats HTTP/1.1\r\nHost: {address}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+            )
+            .map_err(|e| Failure::new(format!("cannot ask {address} for its counters: {e}")))?;
+            let mut response = String::new();
+            stream
+                .read_to_string(&mut response)
+                .map_err(|e| Failure::new(format!("cannot read the counters of {address}: {e}")))?;
+            match response.split_once("\r\n\r\n") {
+                Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.trim().to_string()),
+                _ => Err(Failure::new(format!(
+                    "{address} answered the counters request with: {}",
+                    response.lines().next().unwrap_or("nothing")
+                ))),
+            }
+        }
+
+        /// The last lines of the server's log.
+        pub fn log_tail(&self) -> String {
+            let text = fs::read_to_string(&self.log_file).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        }
+
+        /// Stops the server: closes its stdin, waits up to 5 s, then kills it.
+        pub fn stop(mut self) {
+            self.shutdown();
+        }
+
+        fn shutdown(&mut self) {
+            drop(self.stdin.take());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                match self.child.try_wait() {
+                    Ok(Some(_)) | Err(_) => return,
+                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.shutdown();
+        }
+    }
 }
