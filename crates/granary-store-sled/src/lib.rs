@@ -1,0 +1,29 @@
+//! An **experimental** granary store on sled 0.34, the stable line of sled.
+//!
+//! sled's own maintainers call 0.34 beta software whose on-disk format will change, and
+//! granary follows them: use the SQLite backend (the default) for tokens you cannot afford
+//! to lose. What [`SledStore`] promises:
+//! - **durable**: every write method flushes sled (`Db::flush`, which syncs its log to disk)
+//!   before it returns, so a committed token survives a crash of the process or the machine;
+//! - **atomic**: each method is all-or-nothing; methods that touch several trees (deleting
+//!   an instance with its token, lease and pending authorizations) use one sled transaction;
+//!   `take_pending` is a single `remove`, so one caller at most gets a pending authorization;
+//! - **isolated within one process**: read-modify-write methods (compare-and-swap of
+//!   versions, leases, existence checks) run under one writer mutex per store.
+//!
+//! What it does **not** promise: sharing between processes. sled 0.34 takes an exclusive
+//! lock on its folder; a second process that opens it gets [`granary_store::Error::Unsupported`]
+//! saying so, and the store declares `shared_between_processes = false`.
+//!
+//! All sled calls (and every flush) run on tokio's blocking pool (`spawn_blocking`), never
+//! on an async worker thread; sled handles are `Send + Sync`, so no connection thread is
+//! needed.
+#![warn(missing_docs)]
+
+mod errors;
+mod store;
+
+pub use store::SledStore;
+
+/// The format of a granary sled folder, stored under `format` in the `meta` tree.
+pub const FORMAT_VERSION: u64 = 1;

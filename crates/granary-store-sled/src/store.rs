@@ -1,0 +1,577 @@
+//! [`SledStore`]: one sled tree per kind of record, records as JSON, a writer mutex for
+//! read-modify-write, a flush before every write returns.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use granary_store::{
+    Capabilities, Error, Instance, Integration, Lease, PendingAuthorization, Result, Store,
+    Timestamp, TokenRecord,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{TransactionError, Transactional};
+use sled::{Db, Tree};
+
+use crate::FORMAT_VERSION;
+use crate::errors::{map, panicked};
+
+/// A granary store in a sled folder (experimental; one process at a time).
+///
+/// Cheap to clone: clones share the database. Dropping the last clone closes it and
+/// releases the folder's lock.
+#[derive(Clone)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    db: Db,
+    integrations: Tree,
+    instances: Tree,
+    pendings: Tree,
+    tokens: Tree,
+    leases: Tree,
+    /// Serializes read-modify-write methods. Enough for isolation because sled locks the
+    /// folder to one process.
+    writer: Mutex<()>,
+}
+
+const TREES: [&str; 6] = [
+    "meta",
+    "integrations",
+    "instances",
+    "pendings",
+    "tokens",
+    "leases",
+];
+
+impl SledStore {
+    /// Opens (creating when missing) the granary sled database in the folder `path`.
+    ///
+    /// Fails with [`Error::Unsupported`] when another process has it open or a newer
+    /// granary wrote it, [`Error::Corrupt`] when the folder holds something else or is
+    /// damaged, and [`Error::Backend`] when the folder cannot be read or written.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let panic_path = path.clone();
+        let opened = tokio::task::spawn_blocking(move || catch_unwind(move || open_blocking(path)))
+            .await
+            .map_err(|e| Error::backend("the task opening the sled database failed", e))?;
+        let inner = opened.map_err(|_| panicked("opening the database", &panic_path))??;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The database folder.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `job` on the blocking pool, turning a sled panic into an error.
+    async fn run<T, F>(&self, doing: &'static str, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let result = tokio::task::spawn_blocking(move || {
+            catch_unwind(AssertUnwindSafe(|| job(&inner)))
+                .map_err(|_| panicked(doing, &inner.path))?
+        })
+        .await;
+        result.map_err(|e| Error::backend(format!("the task {doing} failed"), e))?
+    }
+
+    /// Runs a writing `job` under the writer mutex, then flushes before returning.
+    async fn write<T, F>(&self, doing: &'static str, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+    {
+        self.run(doing, move |inner| {
+            let out = {
+                let _writer = inner
+                    .writer
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                job(inner)?
+            };
+            inner.db.flush().map_err(|e| map(e, doing, &inner.path))?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn open_blocking(path: PathBuf) -> Result<Inner> {
+    let fail = |doing: &str| {
+        let path = path.clone();
+        let doing = doing.to_string();
+        move |e: sled::Error| map(e, &doing, &path)
+    };
+    let db = open_db(&path).map_err(fail("opening the database"))?;
+    let names = db.tree_names();
+    let meta = db
+        .open_tree("meta")
+        .map_err(fail("opening the meta tree"))?;
+    match meta.get("format").map_err(fail("reading the format"))? {
+        Some(raw) => {
+            let format = std::str::from_utf8(&raw).ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| {
+                Error::corrupt(format!(
+                    "{} has an unreadable format marker: it is not a granary database; move it away",
+                    path.display()
+                ))
+            })?;
+            if format > FORMAT_VERSION {
+                return Err(Error::unsupported(format!(
+                    "{} was written by a newer granary (sled format {format}; this granary knows up to \
+                     {FORMAT_VERSION}): upgrade granary",
+                    path.display()
+                )));
+            }
+        }
+        None => {
+            let foreign: Vec<String> = names
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .filter(|n| n != "__sled__default" && !TREES.contains(&n.as_str()))
+                .collect();
+            if !foreign.is_empty() || !db.is_empty() {
+                return Err(Error::corrupt(format!(
+                    "{} is a sled database but not a granary one: move it away or point the data \
+                     directory elsewhere",
+                    path.display()
+                )));
+            }
+            meta.insert("format", FORMAT_VERSION.to_string().as_bytes())
+                .map_err(fail("writing the format"))?;
+            db.flush().map_err(fail("writing the format"))?;
+        }
+    }
+    let tree = |name: &str| db.open_tree(name).map_err(fail("opening a tree"));
+    Ok(Inner {
+        integrations: tree("integrations")?,
+        instances: tree("instances")?,
+        pendings: tree("pendings")?,
+        tokens: tree("tokens")?,
+        leases: tree("leases")?,
+        writer: Mutex::new(()),
+        path: path.clone(),
+        db,
+    })
+}
+
+/// How long an open waits for the folder lock: a store dropped a moment ago in this process
+/// releases it only when sled's flusher thread has stopped.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+fn open_db(path: &Path) -> sled::Result<Db> {
+    let start = std::time::Instant::now();
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && start.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(record).map_err(|e| Error::backend("cannot serialize a record", e))
+}
+
+impl Inner {
+    fn fail(&self, doing: &str) -> impl Fn(sled::Error) -> Error + '_ {
+        let doing = doing.to_string();
+        move |e| map(e, &doing, &self.path)
+    }
+
+    fn read<T: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        key: &str,
+        what: impl FnOnce() -> String,
+    ) -> Result<Option<T>> {
+        match tree.get(key).map_err(self.fail("reading"))? {
+            Some(raw) => serde_json::from_slice(&raw)
+                .map(Some)
+                .map_err(|e| Error::undecodable(what(), e)),
+            None => Ok(None),
+        }
+    }
+
+    fn list<T: DeserializeOwned>(&self, tree: &Tree, kind: &str) -> Result<Vec<T>> {
+        tree.iter()
+            .map(|entry| {
+                let (key, raw) = entry.map_err(self.fail("listing"))?;
+                serde_json::from_slice(&raw).map_err(|e| {
+                    Error::undecodable(format!("{kind} `{}`", String::from_utf8_lossy(&key)), e)
+                })
+            })
+            .collect()
+    }
+
+    fn put<T: Serialize>(&self, tree: &Tree, key: &str, record: &T) -> Result<()> {
+        tree.insert(key, encode(record)?)
+            .map_err(self.fail("writing"))?;
+        Ok(())
+    }
+
+    fn require_instance(&self, id: &str) -> Result<()> {
+        if self
+            .instances
+            .contains_key(id)
+            .map_err(self.fail("reading an instance"))?
+        {
+            Ok(())
+        } else {
+            Err(Error::not_found(format!("instance `{id}`")))
+        }
+    }
+
+    fn require_integration(&self, name: &str) -> Result<()> {
+        if self
+            .integrations
+            .contains_key(name)
+            .map_err(self.fail("reading an integration"))?
+        {
+            Ok(())
+        } else {
+            Err(Error::not_found(format!("integration `{name}`")))
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(true, false)
+    }
+
+    async fn put_integration(&self, integration: &Integration) -> Result<()> {
+        let integration = integration.clone();
+        self.write("writing an integration", move |inner| {
+            inner.put(&inner.integrations, &integration.name, &integration)
+        })
+        .await
+    }
+
+    async fn get_integration(&self, name: &str) -> Result<Option<Integration>> {
+        let name = name.to_string();
+        self.run("reading an integration", move |inner| {
+            inner.read(&inner.integrations, &name, || {
+                format!("integration `{name}`")
+            })
+        })
+        .await
+    }
+
+    async fn list_integrations(&self) -> Result<Vec<Integration>> {
+        self.run("listing integrations", |inner| {
+            inner.list(&inner.integrations, "integration")
+        })
+        .await
+    }
+
+    async fn delete_integration(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.write("deleting an integration", move |inner| {
+            let instances: Vec<Instance> = inner.list(&inner.instances, "instance")?;
+            if let Some(user) = instances.iter().find(|i| i.integration == name) {
+                return Err(Error::conflict(
+                    format!("integration `{name}`"),
+                    format!(
+                        "instance `{}` still belongs to it; delete its instances first",
+                        user.id
+                    ),
+                ));
+            }
+            Ok(inner
+                .integrations
+                .remove(&name)
+                .map_err(inner.fail("deleting an integration"))?
+                .is_some())
+        })
+        .await
+    }
+
+    async fn create_instance(&self, instance: &Instance) -> Result<u64> {
+        let mut instance = instance.clone();
+        self.write("creating an instance", move |inner| {
+            if inner
+                .instances
+                .contains_key(&instance.id)
+                .map_err(inner.fail("reading an instance"))?
+            {
+                return Err(Error::already_exists(format!("instance `{}`", instance.id)));
+            }
+            inner.require_integration(&instance.integration)?;
+            instance.version = 1;
+            inner.put(&inner.instances, &instance.id, &instance)?;
+            Ok(1)
+        })
+        .await
+    }
+
+    async fn get_instance(&self, id: &str) -> Result<Option<Instance>> {
+        let id = id.to_string();
+        self.run("reading an instance", move |inner| {
+            inner.read(&inner.instances, &id, || format!("instance `{id}`"))
+        })
+        .await
+    }
+
+    async fn list_instances(&self) -> Result<Vec<Instance>> {
+        self.run("listing instances", |inner| {
+            inner.list(&inner.instances, "instance")
+        })
+        .await
+    }
+
+    async fn update_instance(&self, instance: &Instance) -> Result<u64> {
+        let mut instance = instance.clone();
+        self.write("updating an instance", move |inner| {
+            let what = || format!("instance `{}`", instance.id);
+            let current: Instance = inner
+                .read(&inner.instances, &instance.id, what)?
+                .ok_or_else(|| Error::not_found(what()))?;
+            if current.version != instance.version {
+                return Err(Error::version_conflict(
+                    what(),
+                    Some(instance.version),
+                    Some(current.version),
+                ));
+            }
+            inner.require_integration(&instance.integration)?;
+            instance.version = current.version + 1;
+            inner.put(&inner.instances, &instance.id, &instance)?;
+            Ok(instance.version)
+        })
+        .await
+    }
+
+    async fn delete_instance(&self, id: &str) -> Result<bool> {
+        let id = id.to_string();
+        self.write("deleting an instance", move |inner| {
+            if !inner
+                .instances
+                .contains_key(&id)
+                .map_err(inner.fail("reading an instance"))?
+            {
+                return Ok(false);
+            }
+            let pendings: Vec<PendingAuthorization> =
+                inner.list(&inner.pendings, "pending authorization")?;
+            let states: Vec<String> = pendings
+                .into_iter()
+                .filter(|p| p.instance == id)
+                .map(|p| p.state)
+                .collect();
+            let trees = (
+                &inner.instances,
+                &inner.tokens,
+                &inner.leases,
+                &inner.pendings,
+            );
+            trees
+                .transaction(|(instances, tokens, leases, pendings)| {
+                    instances.remove(id.as_str())?;
+                    tokens.remove(id.as_str())?;
+                    leases.remove(id.as_str())?;
+                    for state in &states {
+                        pendings.remove(state.as_str())?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e: TransactionError<()>| match e {
+                    TransactionError::Storage(e) => map(e, "deleting an instance", &inner.path),
+                    TransactionError::Abort(()) => {
+                        Error::backend("deleting an instance", "the transaction aborted")
+                    }
+                })?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn put_pending(&self, pending: &PendingAuthorization) -> Result<()> {
+        let pending = pending.clone();
+        self.write("writing a pending authorization", move |inner| {
+            if inner
+                .pendings
+                .contains_key(&pending.state)
+                .map_err(inner.fail("reading a pending authorization"))?
+            {
+                return Err(Error::already_exists(
+                    "pending authorization with this state",
+                ));
+            }
+            inner.require_instance(&pending.instance)?;
+            inner.put(&inner.pendings, &pending.state, &pending)
+        })
+        .await
+    }
+
+    async fn take_pending(
+        &self,
+        state: &str,
+        now: Timestamp,
+    ) -> Result<Option<PendingAuthorization>> {
+        let state = state.to_string();
+        self.write("taking a pending authorization", move |inner| {
+            // `remove` returns the old value atomically: one caller at most gets it.
+            let Some(raw) = inner
+                .pendings
+                .remove(&state)
+                .map_err(inner.fail("taking a pending authorization"))?
+            else {
+                return Ok(None);
+            };
+            let pending: PendingAuthorization = serde_json::from_slice(&raw)
+                .map_err(|e| Error::undecodable("a pending authorization", e))?;
+            Ok(Some(pending).filter(|p| !p.is_expired(now)))
+        })
+        .await
+    }
+
+    async fn purge_expired_pendings(&self, now: Timestamp) -> Result<u64> {
+        self.write("purging expired pending authorizations", move |inner| {
+            let pendings: Vec<PendingAuthorization> =
+                inner.list(&inner.pendings, "pending authorization")?;
+            let mut purged = 0;
+            for pending in pendings.iter().filter(|p| p.is_expired(now)) {
+                if inner
+                    .pendings
+                    .remove(pending.state.as_str())
+                    .map_err(inner.fail("purging"))?
+                    .is_some()
+                {
+                    purged += 1;
+                }
+            }
+            Ok(purged)
+        })
+        .await
+    }
+
+    async fn get_token(&self, instance: &str) -> Result<Option<TokenRecord>> {
+        let instance = instance.to_string();
+        self.run("reading a token", move |inner| {
+            inner.read(&inner.tokens, &instance, || {
+                format!("token of instance `{instance}`")
+            })
+        })
+        .await
+    }
+
+    async fn put_token(
+        &self,
+        instance: &str,
+        token: &TokenRecord,
+        expected_version: Option<u64>,
+    ) -> Result<u64> {
+        let instance = instance.to_string();
+        let mut token = token.clone();
+        self.write("writing a token", move |inner| {
+            inner.require_instance(&instance)?;
+            let what = || format!("token of instance `{instance}`");
+            let current: Option<TokenRecord> = inner.read(&inner.tokens, &instance, what)?;
+            let current = current.map(|t| t.version);
+            if current != expected_version {
+                return Err(Error::version_conflict(what(), expected_version, current));
+            }
+            token.version = current.map_or(1, |v| v + 1);
+            inner.put(&inner.tokens, &instance, &token)?;
+            Ok(token.version)
+        })
+        .await
+    }
+
+    async fn delete_token(&self, instance: &str) -> Result<bool> {
+        let instance = instance.to_string();
+        self.write("deleting a token", move |inner| {
+            Ok(inner
+                .tokens
+                .remove(&instance)
+                .map_err(inner.fail("deleting a token"))?
+                .is_some())
+        })
+        .await
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        instance: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let instance = instance.to_string();
+        let holder = holder.to_string();
+        self.write("acquiring a lease", move |inner| {
+            inner.require_instance(&instance)?;
+            let current: Option<Lease> = inner.read(&inner.leases, &instance, || {
+                format!("lease of `{instance}`")
+            })?;
+            if current.is_some_and(|lease| !lease.can_be_taken_by(&holder, now)) {
+                return Ok(false);
+            }
+            let lease = Lease {
+                expires: now.saturating_add(ttl),
+                instance,
+                holder,
+            };
+            inner.put(&inner.leases, &lease.instance, &lease)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, instance: &str, holder: &str) -> Result<bool> {
+        let instance = instance.to_string();
+        let holder = holder.to_string();
+        self.write("releasing a lease", move |inner| {
+            let current: Option<Lease> = inner.read(&inner.leases, &instance, || {
+                format!("lease of `{instance}`")
+            })?;
+            if current.is_some_and(|lease| lease.holder == holder) {
+                inner
+                    .leases
+                    .remove(&instance)
+                    .map_err(inner.fail("releasing a lease"))?;
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        })
+        .await
+    }
+
+    async fn get_lease(&self, instance: &str) -> Result<Option<Lease>> {
+        let instance = instance.to_string();
+        self.run("reading a lease", move |inner| {
+            inner.read(&inner.leases, &instance, || {
+                format!("lease of `{instance}`")
+            })
+        })
+        .await
+    }
+}

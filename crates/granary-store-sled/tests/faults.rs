@@ -1,0 +1,133 @@
+//! Bad input and faults: every one is a clear error, never a panic.
+
+use granary_store::{Error, Integration, Store, Timestamp};
+use granary_store_sled::{FORMAT_VERSION, SledStore};
+
+/// `sled::open`, waiting out the lock of a store dropped a moment ago (sled's I/O threads
+/// release the folder shortly after the last handle is dropped).
+fn raw_open(path: &std::path::Path) -> sled::Db {
+    for _ in 0..100 {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    sled::open(path).unwrap()
+}
+
+async fn open_error(path: &std::path::Path) -> Error {
+    match SledStore::open(path).await {
+        Ok(_) => panic!("{} opened", path.display()),
+        Err(error) => error,
+    }
+}
+
+#[tokio::test]
+async fn a_second_open_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("granary.sled");
+    let first = SledStore::open(&path).await.unwrap();
+    let error = open_error(&path).await;
+    assert!(matches!(error, Error::Unsupported { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("cannot share a database between processes"),
+        "{message}"
+    );
+    assert!(message.contains("use the SQLite backend"), "{message}");
+    drop(first);
+    SledStore::open(&path)
+        .await
+        .expect("reopening after the first store closed");
+}
+
+#[tokio::test]
+async fn a_file_where_the_folder_should_be_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("granary.sled");
+    std::fs::write(&path, "not a folder").unwrap();
+    let error = open_error(&path).await;
+    assert!(matches!(error, Error::Backend { .. }), "{error:?}");
+    assert!(error.to_string().contains("is a folder"), "{error}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a folder");
+}
+
+#[tokio::test]
+async fn an_unwritable_location_is_a_clear_error() {
+    // /proc refuses new folders even to root, which ignores permission bits.
+    let error = open_error(std::path::Path::new("/proc/granary-test.sled")).await;
+    assert!(matches!(error, Error::Backend { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("/proc/granary-test.sled"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_folder_of_garbage_is_a_clear_error_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("granary.sled");
+    std::fs::create_dir(&path).unwrap();
+    let garbage: Vec<u8> = (0..200_000u32)
+        .map(|n| (n.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(path.join("db"), &garbage).unwrap();
+    std::fs::write(path.join("conf"), &garbage[..512]).unwrap();
+    let error = open_error(&path).await;
+    assert!(
+        matches!(
+            error,
+            Error::Corrupt { .. } | Error::Unsupported { .. } | Error::Backend { .. }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains(&path.display().to_string()),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_sled_database_of_another_application_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.sled");
+    {
+        let db = sled::open(&path).unwrap();
+        db.insert("photo-1", "jpeg").unwrap();
+        db.flush().unwrap();
+    }
+    let error = open_error(&path).await;
+    assert!(matches!(error, Error::Corrupt { .. }), "{error:?}");
+    assert!(error.to_string().contains("not a granary one"), "{error}");
+    let db = raw_open(&path);
+    assert!(
+        db.get("photo-1").unwrap().is_some(),
+        "the other database was changed"
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_granary_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("granary.sled");
+    {
+        let store = SledStore::open(&path).await.unwrap();
+        let integration = Integration {
+            name: "api".to_string(),
+            source_digest: "sha256:0".to_string(),
+            flows: serde_json::json!({}),
+            created: Timestamp::EPOCH,
+        };
+        store.put_integration(&integration).await.unwrap();
+    }
+    {
+        let db = raw_open(&path);
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("format", (FORMAT_VERSION + 1).to_string().as_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let error = open_error(&path).await;
+    assert!(matches!(error, Error::Unsupported { .. }), "{error:?}");
+    assert!(error.to_string().contains("upgrade granary"), "{error}");
+}
