@@ -1190,3 +1190,26 @@ fn debug_of_every_secret_bearing_type_is_redacted() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn discovery_of_an_overloaded_provider_is_transient() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let err = protocol::discover(&http(), &server.uri())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transient {
+                endpoint: Endpoint::Discovery,
+                status: Some(503),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -114,7 +114,17 @@ pub async fn discover(client: &reqwest::Client, issuer: &str) -> Result<Provider
             Err(error) if error.is_transient() => return Err(error),
             Err(error) => return Err(fail(error.to_string())),
         };
-        if matches!(raw.status, 404 | 410) || raw.status == 405 {
+        if raw.status == 429 || raw.status >= 500 {
+            return Err(Error::Transient {
+                endpoint: Endpoint::Discovery,
+                url: url.to_string(),
+                reason: format!("HTTP {}", raw.status),
+                status: Some(raw.status),
+                retry_after: raw.retry_after,
+                details: None,
+            });
+        }
+        if matches!(raw.status, 404 | 405 | 410) {
             tried.push(format!("{url} answered {}", raw.status));
             continue;
         }

@@ -15,6 +15,37 @@
 //! Every request goes through a client made by [`http_client`]: timeouts on connect and in
 //! total, no redirects followed, rustls. Every secret is a [`SecretString`] whose `Debug`
 //! prints `[redacted]`; no secret is put in an error, a log line or a URL.
+//!
+//! ```no_run
+//! use granary_flow::protocol::{self, ClientAuth, RetryPolicy, SecretString, Timeouts};
+//!
+//! # async fn example(callback_query: &str) -> granary_flow::Result<()> {
+//! let http = protocol::http_client(&Timeouts::default())?;
+//! let metadata = protocol::discover(&http, "https://login.example.com").await?;
+//! let config = metadata
+//!     .client_config("my-client-id")
+//!     .with_secret(SecretString::from("my-client-secret"), ClientAuth::ClientSecretBasic)
+//!     .with_authorization_param("prompt", "consent");
+//! let redirect_uri = url::Url::parse("https://granary.example.com/admin/oauth/").unwrap();
+//! let (url, pending) = protocol::authorization_request(
+//!     &config,
+//!     &redirect_uri,
+//!     &["openid", "offline_access"],
+//!     Some(&metadata.issuer),
+//! )?;
+//! // Send the user to `url`; keep `pending` until the provider redirects back.
+//! let code = protocol::parse_callback(callback_query, &pending, metadata.issuer_parameter())?;
+//! let tokens = protocol::exchange_code(&http, &config, &code, &pending).await?;
+//! if let Some(refresh_token) = &tokens.refresh_token {
+//!     let refreshed =
+//!         protocol::refresh(&http, &config, refresh_token, None::<&[&str]>, &RetryPolicy::default())
+//!             .await?;
+//!     // Store `refreshed.refresh_token`: the new one if rotated, else the old one.
+//!     let _ = refreshed.rotated;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod authorize;
 mod config;

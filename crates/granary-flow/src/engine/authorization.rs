@@ -1,0 +1,147 @@
+//! Authorization: the URL to send the user to (pending authorization stored, verifier
+//! sealed), and the callback that exchanges the code and stores the sealed tokens.
+
+use std::time::{Duration, SystemTime};
+
+use granary_store::{InstanceStatus, PendingAuthorization, TokenRecord};
+use secrecy::ExposeSecret as _;
+use url::Url;
+
+use super::integrations::IntegrationFlows;
+use super::seal::Field;
+use super::{Engine, EngineError, EngineResult, Event};
+use crate::protocol::{self, IssuerParameter};
+
+/// How long a pending authorization can be completed: 10 minutes.
+pub const AUTHORIZATION_LIFETIME: Duration = Duration::from_secs(600);
+
+/// How many times the token write of a callback is retried when it races a refresh.
+const CAS_ATTEMPTS: usize = 8;
+
+impl Engine {
+    /// Starts an authorization of `instance`: stores a pending authorization (single use,
+    /// expiring after 10 minutes, its PKCE verifier sealed) and returns the provider URL to
+    /// send the user to.
+    pub async fn begin_authorization(&self, instance: &str) -> EngineResult<Url> {
+        let record = self.instance(instance).await?;
+        if record.status == InstanceStatus::Disabled {
+            return Err(EngineError::Disabled {
+                instance: instance.to_string(),
+            });
+        }
+        let integration = self.integration(&record.integration).await?;
+        let flows = IntegrationFlows::of(&integration)?;
+        let config = self.client_config_with(&record, &flows)?;
+        let redirect_uri = Url::parse(&record.redirect_uri).map_err(|e| {
+            EngineError::Invalid(format!(
+                "the redirect URI `{}` of instance `{instance}` is not a URL ({e}): fix it",
+                record.redirect_uri
+            ))
+        })?;
+        let (url, pending) = protocol::authorization_request(
+            &config,
+            &redirect_uri,
+            &record.scopes,
+            flows.issuer.as_deref(),
+        )?;
+        let verifier = pending.code_verifier.as_ref().ok_or_else(|| {
+            EngineError::Invalid("PKCE is off, but the engine always uses it".to_string())
+        })?;
+        let now = self.now();
+        // Expired pendings of any instance are dead weight; their removal is best effort.
+        if let Err(error) = self.inner.store.purge_expired_pendings(now).await {
+            tracing::warn!(%error, "could not purge expired pending authorizations");
+        }
+        let stored = PendingAuthorization {
+            state: pending.state.clone(),
+            instance: instance.to_string(),
+            pkce_verifier: self.keyring().seal_str(instance, Field::PkceVerifier, verifier)?,
+            redirect_uri: redirect_uri.to_string(),
+            expected_issuer: pending.expected_issuer.clone(),
+            created: now,
+            expires: now.saturating_add(AUTHORIZATION_LIFETIME),
+        };
+        self.inner.store.put_pending(&stored).await?;
+        Ok(url)
+    }
+
+    /// Completes an authorization from the callback's query (`code=...&state=...[&iss=...]`
+    /// or `error=...&state=...`): takes the pending authorization (once), checks the
+    /// callback, exchanges the code, stores the sealed tokens and marks the instance
+    /// authorized. Returns the instance id.
+    pub async fn complete_authorization(&self, query: &str) -> EngineResult<String> {
+        let state = protocol::callback_state(query).ok_or(EngineError::UnknownAuthorization)?;
+        let now = self.now();
+        let stored = self
+            .inner
+            .store
+            .take_pending(&state, now)
+            .await?
+            .ok_or(EngineError::UnknownAuthorization)?;
+        let instance_id = stored.instance.clone();
+        let instance = self.instance(&instance_id).await?;
+        let config = self.client_config(&instance).await?;
+        let verifier = self
+            .keyring()
+            .open_string(&instance_id, Field::PkceVerifier, &stored.pkce_verifier)?;
+        let redirect_uri = Url::parse(&stored.redirect_uri).map_err(|e| {
+            EngineError::Invalid(format!("the stored redirect URI is not a URL ({e})"))
+        })?;
+        let pending = protocol::PendingAuthorization {
+            state: stored.state,
+            code_verifier: Some(verifier),
+            redirect_uri,
+            scopes: instance.scopes.clone(),
+            expected_issuer: stored.expected_issuer,
+            created: SystemTime::now(),
+        };
+        let code = protocol::parse_callback(query, &pending, IssuerParameter::IfPresent)?;
+        let started = self.now();
+        let tokens = protocol::exchange_code(&self.inner.http, &config, &code, &pending).await?;
+
+        let keyring = self.keyring();
+        let mut record = TokenRecord {
+            access_token: keyring.seal_str(&instance_id, Field::AccessToken, &tokens.access_token)?,
+            refresh_token: match &tokens.refresh_token {
+                Some(token) => Some(keyring.seal_str(&instance_id, Field::RefreshToken, token)?),
+                None => None,
+            },
+            token_type: tokens.token_type.clone().unwrap_or_else(|| "Bearer".to_string()),
+            scope: tokens.scope.as_ref().map(|s| s.join(" ")),
+            expires_at: tokens.expires_in.map(|d| started.saturating_add(d)),
+            obtained_at: started,
+            last_refresh: None,
+            version: 0,
+        };
+        let mut written = None;
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.inner.store.get_token(&instance_id).await?;
+            match self
+                .inner
+                .store
+                .put_token(&instance_id, &record, current.map(|r| r.version))
+                .await
+            {
+                Ok(version) => {
+                    written = Some(version);
+                    break;
+                }
+                Err(granary_store::Error::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let Some(version) = written else {
+            return Err(EngineError::Invalid(format!(
+                "the token of instance `{instance_id}` kept changing while it was stored: \
+                 authorize again"
+            )));
+        };
+        record.version = version;
+        self.set_status(&instance_id, InstanceStatus::Authorized).await?;
+        self.cache_record(&instance_id, &record, tokens.access_token.expose_secret());
+        self.emit(Event::Authorized {
+            instance: instance_id.clone(),
+        });
+        Ok(instance_id)
+    }
+}

@@ -1,0 +1,502 @@
+//! Instances: a configured client of an integration's scheme, created with checked scopes,
+//! editable afterwards, deleted with its tokens revoked where the provider allows.
+
+use std::fmt;
+
+use granary_store::{ClientAuth, Instance, InstanceStatus, RefreshOutcome, TokenRecord, Timestamp};
+use secrecy::SecretString;
+use url::Url;
+
+use super::integrations::IntegrationFlows;
+use super::seal::Field;
+use super::{Engine, EngineError, EngineResult};
+use crate::protocol::{self, ClientConfig, TokenTypeHint};
+
+/// How many times a read-modify-write of an instance is retried when it races another writer.
+const CAS_ATTEMPTS: usize = 8;
+
+/// What [`Engine::create_instance`] needs.
+#[derive(Clone, Default)]
+pub struct NewInstance {
+    /// The unique id.
+    pub id: String,
+    /// The integration it belongs to.
+    pub integration: String,
+    /// The OAuth2 scheme; `None`: the first scheme with an authorization-code flow.
+    pub scheme: Option<String>,
+    /// The client id the provider issued.
+    pub client_id: String,
+    /// The client secret; `None` for a public client.
+    pub client_secret: Option<SecretString>,
+    /// How the client authenticates; `None`: HTTP Basic with a secret, `none` without.
+    pub client_auth: Option<ClientAuth>,
+    /// The scopes to request.
+    pub scopes: Vec<String>,
+    /// Accept scopes the flow does not declare.
+    pub force_scopes: bool,
+    /// Overrides the flow's authorization URL.
+    pub authorization_url: Option<Url>,
+    /// Overrides the flow's token URL.
+    pub token_url: Option<Url>,
+    /// Extra query parameters of the authorization request (never a secret: they go in a URL).
+    pub extra_authorization_params: Vec<(String, String)>,
+    /// Extra body parameters of every token request.
+    pub extra_token_params: Vec<(String, String)>,
+    /// Extra headers of every token request.
+    pub extra_token_headers: Vec<(String, String)>,
+}
+
+impl NewInstance {
+    /// An instance `id` of `integration` with client id `client_id`; set the rest by field.
+    pub fn new(
+        id: impl Into<String>,
+        integration: impl Into<String>,
+        client_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            integration: integration.into(),
+            client_id: client_id.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl fmt::Debug for NewInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewInstance")
+            .field("id", &self.id)
+            .field("integration", &self.integration)
+            .field("scheme", &self.scheme)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A change to an instance: every `Some` field is set, the others are kept.
+#[derive(Clone, Default)]
+pub struct InstanceUpdate {
+    /// A new scheme.
+    pub scheme: Option<String>,
+    /// A new client id.
+    pub client_id: Option<String>,
+    /// A new client secret (`Some(None)`: a public client from now on).
+    pub client_secret: Option<Option<SecretString>>,
+    /// A new client authentication method.
+    pub client_auth: Option<ClientAuth>,
+    /// New scopes (checked like at creation).
+    pub scopes: Option<Vec<String>>,
+    /// Accept scopes the flow does not declare.
+    pub force_scopes: bool,
+    /// A new authorization URL override (`Some(None)`: the flow's own).
+    pub authorization_url: Option<Option<Url>>,
+    /// A new token URL override (`Some(None)`: the flow's own).
+    pub token_url: Option<Option<Url>>,
+    /// New extra authorization parameters.
+    pub extra_authorization_params: Option<Vec<(String, String)>>,
+    /// New extra token parameters.
+    pub extra_token_params: Option<Vec<(String, String)>>,
+    /// New extra token headers.
+    pub extra_token_headers: Option<Vec<(String, String)>>,
+    /// `Some(false)` disables the instance; `Some(true)` enables it again.
+    pub enabled: Option<bool>,
+}
+
+impl fmt::Debug for InstanceUpdate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstanceUpdate")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .field("scopes", &self.scopes)
+            .field("token_url", &self.token_url)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An instance and the state of its token, for an admin page. No secret is in it.
+#[derive(Debug, Clone)]
+pub struct InstanceReport {
+    /// The instance as stored (its secrets sealed).
+    pub instance: Instance,
+    /// Its token, if it has one.
+    pub token: Option<TokenSummary>,
+}
+
+/// What can be shown of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSummary {
+    /// When the access token expires, if known.
+    pub expires_at: Option<Timestamp>,
+    /// When it was obtained.
+    pub obtained_at: Timestamp,
+    /// Whether a refresh token is held.
+    pub has_refresh_token: bool,
+    /// The granted scope, if the provider said.
+    pub scope: Option<String>,
+    /// How the last refresh ended.
+    pub last_refresh: Option<RefreshOutcome>,
+    /// The record's version.
+    pub version: u64,
+}
+
+impl From<&TokenRecord> for TokenSummary {
+    fn from(record: &TokenRecord) -> Self {
+        Self {
+            expires_at: record.expires_at,
+            obtained_at: record.obtained_at,
+            has_refresh_token: record.refresh_token.is_some(),
+            scope: record.scope.clone(),
+            last_refresh: record.last_refresh.clone(),
+            version: record.version,
+        }
+    }
+}
+
+/// What [`Engine::delete_instance`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteReport {
+    /// Whether the instance existed and was deleted.
+    pub deleted: bool,
+    /// Whether its tokens were revoked at the provider.
+    pub revoked: bool,
+    /// Why revocation failed or was skipped, if it was (the instance is deleted anyway).
+    pub revocation_note: Option<String>,
+}
+
+impl Engine {
+    /// Creates an instance. Scopes the flow does not declare are refused, with the nearest
+    /// declared one suggested, unless `force_scopes` is set.
+    pub async fn create_instance(&self, new: NewInstance) -> EngineResult<Instance> {
+        if new.id.trim().is_empty() || new.client_id.trim().is_empty() {
+            return Err(EngineError::Invalid(
+                "an instance needs an id and a client_id: fill both in".to_string(),
+            ));
+        }
+        let integration = self.integration(&new.integration).await?;
+        let flows = IntegrationFlows::of(&integration)?;
+        let (scheme, _) = flows
+            .authorization_code_flow(new.scheme.as_deref())
+            .ok_or_else(|| no_flow(&new.integration, new.scheme.as_deref()))?;
+        let scheme = scheme.name.clone();
+        let scopes = check_scopes(&flows, &new.integration, &scheme, &new.scopes, new.force_scopes)?;
+        let now = self.now();
+        let client_secret = match &new.client_secret {
+            Some(secret) => Some(self.keyring().seal_str(&new.id, Field::ClientSecret, secret)?),
+            None => None,
+        };
+        let client_auth = new.client_auth.unwrap_or(if client_secret.is_some() {
+            ClientAuth::ClientSecretBasic
+        } else {
+            ClientAuth::None
+        });
+        let mut instance = Instance {
+            id: new.id,
+            integration: new.integration,
+            scheme,
+            client_id: new.client_id,
+            client_secret,
+            scopes,
+            redirect_uri: self.inner.redirect_uri.to_string(),
+            authorization_url: new.authorization_url.map(String::from),
+            token_url: new.token_url.map(String::from),
+            extra_authorization_params: new.extra_authorization_params,
+            extra_token_params: new.extra_token_params,
+            extra_token_headers: new.extra_token_headers,
+            client_auth,
+            status: InstanceStatus::New,
+            created: now,
+            updated: now,
+            version: 0,
+        };
+        self.client_config_with(&instance, &flows)?;
+        instance.version = self.inner.store.create_instance(&instance).await?;
+        Ok(instance)
+    }
+
+    /// The instance `id`.
+    pub async fn instance(&self, id: &str) -> EngineResult<Instance> {
+        self.inner
+            .store
+            .get_instance(id)
+            .await?
+            .ok_or_else(|| EngineError::not_found(format!("instance `{id}`")))
+    }
+
+    /// Every instance, by id.
+    pub async fn list_instances(&self) -> EngineResult<Vec<Instance>> {
+        Ok(self.inner.store.list_instances().await?)
+    }
+
+    /// The instance and the state of its token.
+    pub async fn status(&self, id: &str) -> EngineResult<InstanceReport> {
+        let instance = self.instance(id).await?;
+        let token = self.inner.store.get_token(id).await?;
+        Ok(InstanceReport {
+            instance,
+            token: token.as_ref().map(TokenSummary::from),
+        })
+    }
+
+    /// Changes any field of an instance (the token URL included); retried when another
+    /// writer changed the instance at the same moment.
+    pub async fn update_instance(&self, id: &str, update: InstanceUpdate) -> EngineResult<Instance> {
+        let secret = match &update.client_secret {
+            Some(Some(secret)) => Some(Some(self.keyring().seal_str(id, Field::ClientSecret, secret)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        for _ in 0..CAS_ATTEMPTS {
+            let mut instance = self.instance(id).await?;
+            let integration = self.integration(&instance.integration).await?;
+            let flows = IntegrationFlows::of(&integration)?;
+            if let Some(scheme) = &update.scheme {
+                instance.scheme.clone_from(scheme);
+            }
+            if flows.authorization_code_flow(Some(&instance.scheme)).is_none() {
+                return Err(no_flow(&instance.integration, Some(&instance.scheme)));
+            }
+            if let Some(client_id) = &update.client_id {
+                instance.client_id.clone_from(client_id);
+            }
+            if let Some(secret) = &secret {
+                instance.client_secret.clone_from(secret);
+            }
+            if let Some(auth) = update.client_auth {
+                instance.client_auth = auth;
+            }
+            if let Some(scopes) = &update.scopes {
+                instance.scopes = check_scopes(
+                    &flows,
+                    &instance.integration,
+                    &instance.scheme,
+                    scopes,
+                    update.force_scopes,
+                )?;
+            }
+            if let Some(url) = &update.authorization_url {
+                instance.authorization_url = url.as_ref().map(Url::to_string);
+            }
+            if let Some(url) = &update.token_url {
+                instance.token_url = url.as_ref().map(Url::to_string);
+            }
+            if let Some(params) = &update.extra_authorization_params {
+                instance.extra_authorization_params.clone_from(params);
+            }
+            if let Some(params) = &update.extra_token_params {
+                instance.extra_token_params.clone_from(params);
+            }
+            if let Some(headers) = &update.extra_token_headers {
+                instance.extra_token_headers.clone_from(headers);
+            }
+            match update.enabled {
+                Some(false) => instance.status = InstanceStatus::Disabled,
+                Some(true) if instance.status == InstanceStatus::Disabled => {
+                    let has_token = self.inner.store.get_token(id).await?.is_some();
+                    instance.status = if has_token {
+                        InstanceStatus::Authorized
+                    } else {
+                        InstanceStatus::New
+                    };
+                }
+                _ => {}
+            }
+            self.client_config_with(&instance, &flows)?;
+            instance.updated = self.now();
+            match self.inner.store.update_instance(&instance).await {
+                Ok(version) => {
+                    instance.version = version;
+                    if instance.status == InstanceStatus::Disabled {
+                        self.forget(id);
+                    }
+                    return Ok(instance);
+                }
+                Err(granary_store::Error::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(EngineError::Invalid(format!(
+            "instance `{id}` kept changing while it was updated: try again"
+        )))
+    }
+
+    /// Deletes an instance with its tokens, pending authorizations and lease, revoking its
+    /// tokens first where the integration has a revocation endpoint. A failed revocation is
+    /// reported and does not stop the deletion.
+    pub async fn delete_instance(&self, id: &str) -> EngineResult<DeleteReport> {
+        let Some(instance) = self.inner.store.get_instance(id).await? else {
+            return Ok(DeleteReport {
+                deleted: false,
+                revoked: false,
+                revocation_note: None,
+            });
+        };
+        let (revoked, revocation_note) = match self.revoke_tokens(&instance).await {
+            Ok(()) => (true, None),
+            Err(note) => (false, Some(note)),
+        };
+        self.forget(id);
+        let deleted = self.inner.store.delete_instance(id).await?;
+        Ok(DeleteReport {
+            deleted,
+            revoked,
+            revocation_note,
+        })
+    }
+
+    async fn revoke_tokens(&self, instance: &Instance) -> Result<(), String> {
+        let config = self.client_config(instance).await.map_err(|e| e.to_string())?;
+        if config.revocation_url.is_none() {
+            return Err("the integration has no revocation endpoint: the tokens were not revoked at the provider".into());
+        }
+        let Some(record) = self
+            .inner
+            .store
+            .get_token(&instance.id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Err("the instance held no token".into());
+        };
+        let keyring = self.keyring();
+        // Revoking the refresh token ends the whole grant at most providers; the access
+        // token is revoked too for those that keep them apart.
+        if let Some(sealed) = &record.refresh_token {
+            let token = keyring
+                .open_string(&instance.id, Field::RefreshToken, sealed)
+                .map_err(|e| e.to_string())?;
+            protocol::revoke(&self.inner.http, &config, &token, Some(TokenTypeHint::RefreshToken))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let token = keyring
+            .open_string(&instance.id, Field::AccessToken, &record.access_token)
+            .map_err(|e| e.to_string())?;
+        protocol::revoke(&self.inner.http, &config, &token, Some(TokenTypeHint::AccessToken))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The protocol configuration of an instance: its integration's flow, its overrides, its
+    /// opened client secret.
+    pub(crate) async fn client_config(&self, instance: &Instance) -> EngineResult<ClientConfig> {
+        let integration = self.integration(&instance.integration).await?;
+        let flows = IntegrationFlows::of(&integration)?;
+        self.client_config_with(instance, &flows)
+    }
+
+    pub(crate) fn client_config_with(
+        &self,
+        instance: &Instance,
+        flows: &IntegrationFlows,
+    ) -> EngineResult<ClientConfig> {
+        let (_, flow) = flows
+            .authorization_code_flow(Some(&instance.scheme))
+            .ok_or_else(|| no_flow(&instance.integration, Some(&instance.scheme)))?;
+        let authorization_url = match &instance.authorization_url {
+            Some(url) => parse_url(url, "authorization URL")?,
+            None => flow
+                .authorization_url
+                .clone()
+                .ok_or_else(|| missing_url(instance, "authorization URL"))?,
+        };
+        let token_url = match &instance.token_url {
+            Some(url) => parse_url(url, "token URL")?,
+            None => flow
+                .token_url
+                .clone()
+                .ok_or_else(|| missing_url(instance, "token URL"))?,
+        };
+        let mut config = ClientConfig::new(instance.client_id.clone(), authorization_url, token_url);
+        config.revocation_url = flows.revocation_url.clone();
+        config.auth_method = match instance.client_auth {
+            ClientAuth::ClientSecretBasic => protocol::ClientAuth::ClientSecretBasic,
+            ClientAuth::ClientSecretPost => protocol::ClientAuth::ClientSecretPost,
+            ClientAuth::None => protocol::ClientAuth::None,
+        };
+        if let Some(sealed) = &instance.client_secret {
+            config.client_secret =
+                Some(self.keyring().open_string(&instance.id, Field::ClientSecret, sealed)?);
+        } else if config.auth_method != protocol::ClientAuth::None {
+            return Err(EngineError::Invalid(format!(
+                "instance `{}` authenticates with {} but has no client secret: set the secret, \
+                 or switch the method to none for a public client",
+                instance.id, config.auth_method
+            )));
+        }
+        config.extra_authorization_params = instance.extra_authorization_params.clone();
+        config.extra_token_params = instance.extra_token_params.clone();
+        config.extra_token_headers = instance.extra_token_headers.clone();
+        Ok(config)
+    }
+
+    /// Updates the status of an instance, retried when another writer raced.
+    pub(crate) async fn set_status(&self, id: &str, status: InstanceStatus) -> EngineResult<()> {
+        for _ in 0..CAS_ATTEMPTS {
+            let mut instance = self.instance(id).await?;
+            if instance.status == status {
+                return Ok(());
+            }
+            instance.status = status;
+            instance.updated = self.now();
+            match self.inner.store.update_instance(&instance).await {
+                Ok(_) => return Ok(()),
+                Err(granary_store::Error::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(EngineError::Invalid(format!(
+            "instance `{id}` kept changing while its status was set: try again"
+        )))
+    }
+}
+
+fn check_scopes(
+    flows: &IntegrationFlows,
+    integration: &str,
+    scheme: &str,
+    scopes: &[String],
+    force: bool,
+) -> EngineResult<Vec<String>> {
+    let Some((_, flow)) = flows.authorization_code_flow(Some(scheme)) else {
+        return Err(no_flow(integration, Some(scheme)));
+    };
+    let check = flow.check_scopes(&scopes.join(" "));
+    if !check.unknown.is_empty() && !force {
+        return Err(EngineError::UnknownScopes {
+            integration: integration.to_string(),
+            unknown: check.unknown,
+        });
+    }
+    let mut all = check.known;
+    all.extend(check.unknown.into_iter().map(|u| u.name));
+    Ok(all)
+}
+
+fn no_flow(integration: &str, scheme: Option<&str>) -> EngineError {
+    match scheme {
+        Some(scheme) => EngineError::Invalid(format!(
+            "integration `{integration}` has no authorization-code flow in scheme `{scheme}`: \
+             choose one of its schemes that has one"
+        )),
+        None => EngineError::Invalid(format!(
+            "integration `{integration}` has no authorization-code flow: import a document that \
+             declares one"
+        )),
+    }
+}
+
+fn parse_url(url: &str, what: &str) -> EngineResult<Url> {
+    Url::parse(url).map_err(|e| {
+        EngineError::Invalid(format!("the {what} `{url}` is not an absolute URL ({e}): fix it"))
+    })
+}
+
+fn missing_url(instance: &Instance, what: &str) -> EngineError {
+    EngineError::Invalid(format!(
+        "the flow of instance `{}` has no {what}: set one on the instance",
+        instance.id
+    ))
+}

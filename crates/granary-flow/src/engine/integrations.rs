@@ -1,0 +1,160 @@
+//! Integrations: imported OpenAPI documents, reduced to their OAuth2 schemes, plus the
+//! provider endpoints a document does not carry (issuer, revocation URL).
+
+use std::path::Path;
+
+use granary_openapi::{FlowKind, OAuth2Scheme};
+use granary_store::Integration;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+use super::{Engine, EngineError, EngineResult};
+
+/// What the engine keeps of an imported document (the `flows` value of an [`Integration`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationFlows {
+    /// The document's `info.title`.
+    pub title: Option<String>,
+    /// Its OAuth2 schemes.
+    pub schemes: Vec<OAuth2Scheme>,
+    /// The provider's issuer, checked against the callback's `iss` (RFC 9207), when known.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The provider's revocation endpoint (RFC 7009), when known: instances revoke their
+    /// tokens there when deleted.
+    #[serde(default)]
+    pub revocation_url: Option<Url>,
+}
+
+impl IntegrationFlows {
+    /// Reads the flows of a stored integration.
+    ///
+    /// # Errors
+    /// [`EngineError::Store`] when the stored value is not one the engine wrote.
+    pub fn of(integration: &Integration) -> EngineResult<Self> {
+        serde_json::from_value(integration.flows.clone()).map_err(|e| {
+            EngineError::Store(granary_store::Error::undecodable(
+                format!("the flows of integration `{}`", integration.name),
+                e,
+            ))
+        })
+    }
+
+    /// The authorization-code flow of scheme `scheme`, or of the first scheme that has one.
+    pub fn authorization_code_flow(
+        &self,
+        scheme: Option<&str>,
+    ) -> Option<(&OAuth2Scheme, &granary_openapi::Flow)> {
+        self.schemes
+            .iter()
+            .filter(|s| scheme.is_none_or(|name| s.name == name))
+            .find_map(|s| s.flow(FlowKind::AuthorizationCode).map(|f| (s, f)))
+    }
+}
+
+impl Engine {
+    /// Imports an OpenAPI document (JSON or YAML) as integration `name`; a re-import replaces
+    /// the schemes and keeps the issuer and revocation URL set before.
+    ///
+    /// # Errors
+    /// [`EngineError::Import`] when the document cannot be read or has no authorization-code
+    /// flow.
+    pub async fn import_integration(&self, name: &str, document: &[u8]) -> EngineResult<Integration> {
+        if name.trim().is_empty() {
+            return Err(EngineError::Invalid(
+                "the integration name is empty: give it a name".to_string(),
+            ));
+        }
+        let parsed = granary_openapi::parse(document)?;
+        parsed.authorization_code_flows()?;
+        let previous = match self.inner.store.get_integration(name).await? {
+            Some(existing) => Some(IntegrationFlows::of(&existing)?),
+            None => None,
+        };
+        let flows = IntegrationFlows {
+            title: parsed.title,
+            schemes: parsed.schemes,
+            issuer: previous.as_ref().and_then(|p| p.issuer.clone()),
+            revocation_url: previous.and_then(|p| p.revocation_url),
+        };
+        let integration = Integration {
+            name: name.to_string(),
+            source_digest: format!("sha256:{}", hex::encode(Sha256::digest(document))),
+            flows: to_value(&flows)?,
+            created: self.now(),
+        };
+        self.inner.store.put_integration(&integration).await?;
+        Ok(integration)
+    }
+
+    /// Imports the document at `path`; see [`Engine::import_integration`].
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] when the file cannot be read, else as `import_integration`.
+    pub async fn import_integration_file(
+        &self,
+        name: &str,
+        path: impl AsRef<Path>,
+    ) -> EngineResult<Integration> {
+        let path = path.as_ref();
+        let bytes = tokio::fs::read(path).await.map_err(|e| {
+            EngineError::Invalid(format!("cannot read {}: {e}; check the path", path.display()))
+        })?;
+        self.import_integration(name, &bytes).await
+    }
+
+    /// Every integration, by name.
+    pub async fn list_integrations(&self) -> EngineResult<Vec<Integration>> {
+        Ok(self.inner.store.list_integrations().await?)
+    }
+
+    /// The integration `name`.
+    pub async fn integration(&self, name: &str) -> EngineResult<Integration> {
+        self.inner
+            .store
+            .get_integration(name)
+            .await?
+            .ok_or_else(|| EngineError::not_found(format!("integration `{name}`")))
+    }
+
+    /// Removes integration `name`; fails while instances still use it.
+    pub async fn remove_integration(&self, name: &str) -> EngineResult<bool> {
+        Ok(self.inner.store.delete_integration(name).await?)
+    }
+
+    /// Sets the provider endpoints a document does not carry: the issuer (checked against
+    /// the callback's `iss`) and the revocation URL (used when an instance is deleted).
+    pub async fn set_integration_endpoints(
+        &self,
+        name: &str,
+        issuer: Option<String>,
+        revocation_url: Option<Url>,
+    ) -> EngineResult<Integration> {
+        let mut integration = self.integration(name).await?;
+        let mut flows = IntegrationFlows::of(&integration)?;
+        flows.issuer = issuer;
+        flows.revocation_url = revocation_url;
+        integration.flows = to_value(&flows)?;
+        self.inner.store.put_integration(&integration).await?;
+        Ok(integration)
+    }
+
+    /// Reads the issuer and revocation URL from the provider's metadata (RFC 8414 or OpenID
+    /// Connect Discovery) and sets them on integration `name`.
+    pub async fn discover_integration_endpoints(
+        &self,
+        name: &str,
+        issuer: &str,
+    ) -> EngineResult<Integration> {
+        let metadata = crate::protocol::discover(&self.inner.http, issuer).await?;
+        self.set_integration_endpoints(name, Some(metadata.issuer), metadata.revocation_endpoint)
+            .await
+    }
+}
+
+fn to_value(flows: &IntegrationFlows) -> EngineResult<serde_json::Value> {
+    serde_json::to_value(flows).map_err(|e| {
+        EngineError::Invalid(format!("the integration's flows cannot be serialized: {e}"))
+    })
+}

@@ -1,0 +1,294 @@
+//! The token lifecycle over a [`Store`]: integrations, instances, authorization, sealed
+//! tokens, single-flight refresh, events, an authorized HTTP client and a background
+//! refresher.
+//!
+//! The [`Engine`] is the only code that decides when to talk to the provider. It seals every
+//! secret (client secret, tokens, PKCE verifier) with the [`Keyring`] before it reaches the
+//! store, so a backend never sees a plaintext secret.
+//!
+//! [`Engine::access_token`] answers from an in-memory cache while the token is outside the
+//! refresh margin: no store round trip, no decryption, and no lock held across an await.
+//! Inside the margin one task per process refreshes (a per-instance async mutex that every
+//! other caller waits on), and the store's lease makes it one refresh across every process
+//! that shares the store; the others wait for the new token record and read it. A version
+//! compare-and-swap on the token record keeps a late writer from overwriting a newer token.
+
+mod authorization;
+mod client;
+mod clock;
+mod error;
+mod events;
+mod instances;
+mod integrations;
+mod refresher;
+pub mod seal;
+mod tokens;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use granary_store::{Store, Timestamp};
+use tokio::sync::broadcast;
+use url::Url;
+
+pub use authorization::AUTHORIZATION_LIFETIME;
+pub use client::AuthorizedClient;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{EngineError, EngineResult};
+pub use events::Event;
+pub use instances::{DeleteReport, InstanceReport, InstanceUpdate, NewInstance, TokenSummary};
+pub use integrations::IntegrationFlows;
+pub use refresher::{Refresher, RefresherConfig};
+pub use seal::{Field, KeyId, Keyring, MasterKey, SealError};
+pub use tokens::{AccessToken, ResealReport};
+
+use crate::protocol::{RetryPolicy, Timeouts};
+use tokens::{Cached, Flight};
+
+/// The default refresh margin: a token is refreshed when it has less than this left (but
+/// never earlier than half its lifetime).
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// How many events a slow subscriber may fall behind before it misses some.
+const EVENT_CAPACITY: usize = 1024;
+
+/// Builds an [`Engine`]; see [`Engine::builder`].
+pub struct EngineBuilder {
+    store: Arc<dyn Store>,
+    keyring: Keyring,
+    public_url: Url,
+    http: Option<reqwest::Client>,
+    clock: Arc<dyn Clock>,
+    margin: Duration,
+    holder: Option<String>,
+    lease_ttl: Duration,
+    lease_wait: Duration,
+    poll_interval: Duration,
+    retry: RetryPolicy,
+}
+
+impl EngineBuilder {
+    /// The HTTP client for every request to a provider (default:
+    /// [`crate::protocol::http_client`] with the default timeouts).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// The clock (default: the system clock). Tests inject a [`ManualClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The refresh margin (default 60 s); capped at half of each token's lifetime.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// The name this engine holds refresh leases under (default: random, one per engine).
+    pub fn holder_id(mut self, holder: impl Into<String>) -> Self {
+        self.holder = Some(holder.into());
+        self
+    }
+
+    /// How long a refresh lease lasts before another process may take it over (default
+    /// 60 s), and how long a caller waits for another process's refresh (the same).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self.lease_wait = ttl;
+        self
+    }
+
+    /// How often a caller that waits for another process's refresh reads the store
+    /// (default 50 ms).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// How a refresh is retried on transient faults.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Builds the engine.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] when the public URL cannot carry a path, and
+    /// [`EngineError::Protocol`] when the default HTTP client cannot be built.
+    pub fn build(self) -> EngineResult<Engine> {
+        if self.public_url.cannot_be_a_base() {
+            return Err(EngineError::Invalid(format!(
+                "the public URL {} cannot carry a path: give the URL granary is reached at, such \
+                 as https://granary.example.com",
+                self.public_url
+            )));
+        }
+        let redirect_uri = redirect_uri(&self.public_url)?;
+        let http = match self.http {
+            Some(http) => http,
+            None => crate::protocol::http_client(&Timeouts::default())?,
+        };
+        let holder = self.holder.unwrap_or_else(random_holder);
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store: self.store,
+                keyring: RwLock::new(Arc::new(self.keyring)),
+                http,
+                redirect_uri,
+                clock: self.clock,
+                margin: self.margin,
+                holder,
+                lease_ttl: self.lease_ttl,
+                lease_wait: self.lease_wait,
+                poll_interval: self.poll_interval,
+                retry: self.retry,
+                events,
+                cache: RwLock::new(HashMap::new()),
+                flights: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+/// The token lifecycle of every instance in one store. Cheap to clone (it is an `Arc`).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    store: Arc<dyn Store>,
+    keyring: RwLock<Arc<Keyring>>,
+    http: reqwest::Client,
+    redirect_uri: Url,
+    clock: Arc<dyn Clock>,
+    margin: Duration,
+    holder: String,
+    lease_ttl: Duration,
+    lease_wait: Duration,
+    poll_interval: Duration,
+    retry: RetryPolicy,
+    events: broadcast::Sender<Event>,
+    /// The opened access token of each instance, with when to refresh it.
+    cache: RwLock<HashMap<String, Cached>>,
+    /// The single-flight state of each instance.
+    flights: Mutex<HashMap<String, Arc<Flight>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("redirect_uri", &self.inner.redirect_uri.as_str())
+            .field("margin", &self.inner.margin)
+            .field("holder", &self.inner.holder)
+            .field("keyring", &self.keyring().current_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A builder for an engine over `store`, sealing with `keyring`, reached at `public_url`
+    /// (the redirect URI is `{public_url}/admin/oauth/`).
+    pub fn builder(store: Arc<dyn Store>, keyring: Keyring, public_url: Url) -> EngineBuilder {
+        EngineBuilder {
+            store,
+            keyring,
+            public_url,
+            http: None,
+            clock: Arc::new(SystemClock),
+            margin: DEFAULT_REFRESH_MARGIN,
+            holder: None,
+            lease_ttl: Duration::from_secs(60),
+            lease_wait: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(50),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The store the engine runs over.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The redirect URI every authorization uses: `{public_url}/admin/oauth/`.
+    pub fn redirect_uri(&self) -> &Url {
+        &self.inner.redirect_uri
+    }
+
+    /// The name this engine holds refresh leases under.
+    pub fn holder_id(&self) -> &str {
+        &self.inner.holder
+    }
+
+    /// The refresh margin.
+    pub fn refresh_margin(&self) -> Duration {
+        self.inner.margin
+    }
+
+    /// The current time of the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// A subscription to the engine's [`Event`]s from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The HTTP client the engine talks to providers with.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub(crate) fn keyring(&self) -> Arc<Keyring> {
+        self.inner
+            .keyring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn emit(&self, event: Event) {
+        tracing::info!(instance = event.instance(), ?event, "granary event");
+        // No subscriber is not an error.
+        let _ = self.inner.events.send(event);
+    }
+}
+
+fn redirect_uri(public_url: &Url) -> EngineResult<Url> {
+    let mut base = public_url.clone();
+    base.set_query(None);
+    base.set_fragment(None);
+    let path = format!("{}/admin/oauth/", base.path().trim_end_matches('/'));
+    base.set_path(&path);
+    Ok(base)
+}
+
+fn random_holder() -> String {
+    let bytes: [u8; 12] = rand::random();
+    format!("engine-{}-{}", std::process::id(), hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uri_has_the_trailing_slash() {
+        for (base, want) in [
+            ("https://g.example", "https://g.example/admin/oauth/"),
+            ("https://g.example/", "https://g.example/admin/oauth/"),
+            ("https://g.example/pre/", "https://g.example/pre/admin/oauth/"),
+            ("http://127.0.0.1:8080?x=1", "http://127.0.0.1:8080/admin/oauth/"),
+        ] {
+            let got = redirect_uri(&Url::parse(base).unwrap()).unwrap();
+            assert_eq!(got.as_str(), want);
+        }
+    }
+}
