@@ -89,6 +89,10 @@ pub enum EndpointProblem {
     Html {
         /// The HTTP status of the page.
         status: u16,
+        /// Its `Content-Type`, or `no content type`.
+        content_type: String,
+        /// The start of its text, tags removed, secret-looking values redacted.
+        excerpt: String,
     },
     /// A redirect, which an endpoint of this kind never answers; it is not followed.
     Redirect {
@@ -104,7 +108,14 @@ impl fmt::Display for EndpointProblem {
         match self {
             Self::Unreachable(reason) => write!(f, "could not connect ({reason})"),
             Self::Status(status) => write!(f, "it answered HTTP {status}"),
-            Self::Html { status } => write!(f, "it answered HTTP {status} with an HTML page"),
+            Self::Html {
+                status,
+                content_type,
+                excerpt,
+            } => write!(
+                f,
+                "it answered HTTP {status} ({content_type}) with an HTML page that reads: {excerpt}"
+            ),
             Self::Redirect { status, location } => {
                 write!(f, "it answered HTTP {status}, a redirect")?;
                 if let Some(location) = location {

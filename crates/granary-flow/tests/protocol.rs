@@ -530,7 +530,7 @@ async fn an_html_page_is_not_a_token_endpoint() {
             err,
             Error::NotAnEndpoint {
                 endpoint: Endpoint::Token,
-                problem: EndpointProblem::Html { status: 200 },
+                problem: EndpointProblem::Html { status: 200, .. },
                 ..
             }
         ),
@@ -544,7 +544,12 @@ async fn an_html_page_is_not_a_token_endpoint() {
         )),
         "{message}"
     );
+    assert!(
+        message.contains("(text/html; charset=utf-8) with an HTML page that reads: Sign in"),
+        "{message}"
+    );
     assert!(err.is_configuration_problem() && !err.is_transient());
+    assert_no_secret(&err);
 }
 
 #[tokio::test]

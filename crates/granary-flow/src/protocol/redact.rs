@@ -62,8 +62,10 @@ pub(crate) fn excerpt(body: &[u8], known_secrets: &[&str]) -> String {
             }
         }
         serializer.finish()
+    } else if trimmed.starts_with('<') {
+        redact_text(&collapse(&html_text(trimmed)))
     } else {
-        redact_text(&trimmed.split_whitespace().collect::<Vec<_>>().join(" "))
+        redact_text(&collapse(trimmed))
     };
     for secret in known_secrets {
         if secret.len() >= 4 {
@@ -75,6 +77,45 @@ pub(crate) fn excerpt(body: &[u8], known_secrets: &[&str]) -> String {
         }
     }
     truncate(&out)
+}
+
+fn collapse(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The text of an HTML page: tags, comments, `<script>` and `<style>` contents removed.
+/// Attribute values (where forms keep hidden fields) are dropped with their tags.
+fn html_text(html: &str) -> String {
+    let lower = html.to_ascii_lowercase();
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut at = 0;
+    while let Some(open) = lower
+        .get(at..)
+        .and_then(|rest| rest.find('<'))
+        .map(|i| at + i)
+    {
+        out.push_str(html.get(at..open).unwrap_or_default());
+        out.push(' ');
+        let rest = lower.get(open..).unwrap_or_default();
+        let skip_to = if rest.starts_with("<!--") {
+            rest.find("-->").map(|i| open + i + 3)
+        } else if rest.starts_with("<script") || rest.starts_with("<style") {
+            let close = if rest.starts_with("<script") {
+                "</script>"
+            } else {
+                "</style>"
+            };
+            rest.find(close).map(|i| open + i + close.len())
+        } else {
+            rest.find('>').map(|i| open + i + 1)
+        };
+        match skip_to {
+            Some(next) => at = next,
+            None => return out,
+        }
+    }
+    out.push_str(html.get(at..).unwrap_or_default());
+    out
 }
 
 /// Whether a body reads as `a=b&c=d`.
@@ -180,6 +221,19 @@ mod tests {
         assert!(!out.contains("s3cr3t"), "{out}");
         assert!(!out.contains("hunter22"), "{out}");
         assert!(out.contains("oops"), "{out}");
+    }
+
+    #[test]
+    fn html_pages_are_reduced_to_their_text() {
+        let page = b"<!DOCTYPE html><html><head><title>oops! something went wrong</title>\
+            <style>body { color: red }</style><script>var token = 'x';</script></head>\
+            <body><!-- debug --><h1>Sign in</h1><input type=\"hidden\" name=\"client_secret\" value=\"hidden-1\">\
+            <p>access_token=leaked-2</p></body></html>";
+        let out = excerpt(page, &[]);
+        assert_eq!(
+            out,
+            "oops! something went wrong Sign in access_token=[redacted]"
+        );
     }
 
     #[test]

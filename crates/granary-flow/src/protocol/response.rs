@@ -127,7 +127,11 @@ pub(crate) fn classify(
         return Err(oauth_failure(details, status, ctx));
     }
     if raw.is_html() {
-        return Err(ctx.not_an_endpoint(EndpointProblem::Html { status }));
+        return Err(ctx.not_an_endpoint(EndpointProblem::Html {
+            status,
+            content_type: raw.content_type_text(),
+            excerpt: excerpt(&raw.body, &ctx.secrets),
+        }));
     }
     if status == 401 {
         return Err(Error::InvalidClient {
