@@ -49,7 +49,11 @@ pub fn fuzz(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
                 "unknown fuzz target `{other}`; the target is: openapi"
             )));
         }
-        None => return Err(Failure::new("usage: cargo xtask fuzz openapi [--seconds N]")),
+        None => {
+            return Err(Failure::new(
+                "usage: cargo xtask fuzz openapi [--seconds N]",
+            ));
+        }
     }
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -78,7 +82,13 @@ pub fn fuzz(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
     command
         .arg(&corpus)
         .arg(&seeds)
-        .args(["--", &max_time, &dict, "-max_len=65536", "-print_final_stats=1"])
+        .args([
+            "--",
+            &max_time,
+            &dict,
+            "-max_len=65536",
+            "-print_final_stats=1",
+        ])
         // cargo-fuzz passes nightly-only flags (-Z sanitizer); this lets the stable toolchain
         // accept them, for this command only.
         .env("RUSTC_BOOTSTRAP", "1");

@@ -53,7 +53,9 @@ fn main() -> ExitCode {
     }
     let next = AtomicUsize::new(0);
     let totals = Mutex::new(Totals::default());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(2);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
@@ -75,7 +77,10 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             collect(&path, out)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "yml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json" | "yaml" | "yml")
+        ) {
             out.push(path);
         }
     }
@@ -92,7 +97,11 @@ struct Outcome {
 }
 
 fn check(root: &Path, path: &Path) -> Outcome {
-    let name = path.strip_prefix(root).unwrap_or(path).display().to_string();
+    let name = path
+        .strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string();
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -111,7 +120,9 @@ fn check(root: &Path, path: &Path) -> Outcome {
     // Independent counts, from the raw JSON (YAML documents are not counted this way).
     let value: Option<Value> = serde_json::from_slice(&bytes).ok();
     let mut with_origin = false;
-    if let (Err(Error::RelativeUrl { .. }), Some(origin)) = (&result, value.as_ref().and_then(origin)) {
+    if let (Err(Error::RelativeUrl { .. }), Some(origin)) =
+        (&result, value.as_ref().and_then(origin))
+    {
         let started = Instant::now();
         result = parse_with(&bytes, &ParseOptions::with_base_url(origin));
         time += started.elapsed();
@@ -185,7 +196,9 @@ fn independent_counts(value: &Value) -> (usize, usize) {
     let schemes = if swagger {
         value.get("securityDefinitions")
     } else {
-        value.get("components").and_then(|c| c.get("securitySchemes"))
+        value
+            .get("components")
+            .and_then(|c| c.get("securitySchemes"))
     };
     let Some(Value::Object(schemes)) = schemes else {
         return (0, 0);
@@ -196,7 +209,11 @@ fn independent_counts(value: &Value) -> (usize, usize) {
         let mut scheme = scheme;
         // Follow local references, a few hops at most.
         for _ in 0..8 {
-            match scheme.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
+            match scheme
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix('#'))
+            {
                 Some(pointer) => match value.pointer(pointer) {
                     Some(target) => scheme = target,
                     None => break,
@@ -210,7 +227,11 @@ fn independent_counts(value: &Value) -> (usize, usize) {
         oauth2 = true;
         if swagger {
             flows += usize::from(scheme.get("flow").and_then(Value::as_str) == Some("accessCode"));
-        } else if scheme.get("flows").and_then(|f| f.get("authorizationCode")).is_some() {
+        } else if scheme
+            .get("flows")
+            .and_then(|f| f.get("authorizationCode"))
+            .is_some()
+        {
             flows += 1;
         }
     }

@@ -1,0 +1,94 @@
+//! [`AppState`]: the engine plus the server's own state, shared by every handler.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use granary_flow::engine::{Engine, Event};
+use secrecy::SecretString;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api_keys::ApiKeys;
+use crate::metrics::Metrics;
+use crate::sessions::Sessions;
+use crate::settings::Settings;
+
+/// What every handler reads. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The shared parts of [`AppState`].
+pub struct Shared {
+    /// The token lifecycle.
+    pub engine: Engine,
+    /// The settings in force.
+    pub settings: Settings,
+    /// The admin token (sign-in).
+    pub admin_token: SecretString,
+    /// Signed-in admins.
+    pub sessions: Sessions,
+    /// The REST API's keys.
+    pub api_keys: ApiKeys,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    /// When the server started.
+    pub started: Instant,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The state of a server; starts a task that counts the engine's events for `/metrics`
+    /// (so it must be called inside a tokio runtime).
+    pub fn new(engine: Engine, settings: Settings, admin_token: SecretString, api_keys: ApiKeys) -> Self {
+        let state = Self(Arc::new(Shared {
+            engine,
+            settings,
+            admin_token,
+            sessions: Sessions::default(),
+            api_keys,
+            metrics: Metrics::default(),
+            started: Instant::now(),
+        }));
+        let weak = Arc::downgrade(&state.0);
+        let mut events = state.engine.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(event) => event,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                let Some(shared) = weak.upgrade() else { return };
+                count(&shared.metrics, &event);
+            }
+        });
+        state
+    }
+}
+
+/// Counts one engine event.
+fn count(metrics: &Metrics, event: &Event) {
+    match event {
+        Event::Authorized { .. } => metrics.authorized(),
+        Event::Refreshed { .. } => metrics.refreshed(),
+        Event::RefreshFailed { transient, .. } => {
+            metrics.failed(if *transient { "refresh_transient" } else { "refresh_failed" });
+        }
+        Event::NeedsAuthorization { .. } => metrics.failed("needs_authorization"),
+        _ => {}
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("public_url", &self.settings.public_url.as_str())
+            .finish_non_exhaustive()
+    }
+}

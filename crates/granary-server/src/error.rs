@@ -1,0 +1,41 @@
+//! The one error type of the server and CLI, with messages that say what to do.
+
+/// `Result` with the server's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the server and the CLI can fail at, outside a single HTTP request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting, flag or configuration file cannot work.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// A file or socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What granary was doing, and on which path.
+        context: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A running granary server refused a CLI request or could not be reached.
+    #[error("{0}")]
+    Remote(String),
+
+    /// The engine or the store refused or failed.
+    #[error(transparent)]
+    Engine(#[from] granary::Error),
+}
+
+impl Error {
+    /// An [`Error::Io`] with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The route table: every route with its access level, and the router built from it.
+//!
+//! Routes are only added through [`RouteTable::add`], which records each one; the admin and
+//! API groups get their guard as a route layer, so a new route is guarded by the group it is
+//! added to, and the tests walk [`route_table`] to prove it.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
+
+use crate::app::AppState;
+use crate::{api, web};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: `/healthz`, `/metrics`, the sign-in form.
+    Public,
+    /// A signed-in admin (session cookie); forms also need the CSRF token.
+    Admin,
+    /// A caller with an API key (`Authorization: Bearer ...`).
+    Api,
+}
+
+/// One route: method, path template, access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path template, e.g. `/api/v1/instances/{id}`.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// Routes being collected, by group.
+pub struct RouteTable {
+    public: Router<AppState>,
+    admin: Router<AppState>,
+    api: Router<AppState>,
+    infos: Vec<RouteInfo>,
+}
+
+impl RouteTable {
+    fn new() -> Self {
+        Self {
+            public: Router::new(),
+            admin: Router::new(),
+            api: Router::new(),
+            infos: Vec::new(),
+        }
+    }
+
+    /// Adds a route to the group of `access`.
+    pub fn add<H, T>(mut self, access: Access, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = if method == Method::POST {
+            MethodFilter::POST
+        } else if method == Method::PUT {
+            MethodFilter::PUT
+        } else if method == Method::PATCH {
+            MethodFilter::PATCH
+        } else if method == Method::DELETE {
+            MethodFilter::DELETE
+        } else {
+            MethodFilter::GET
+        };
+        let route = on(filter, handler);
+        match access {
+            Access::Public => self.public = self.public.route(path, route),
+            Access::Admin => self.admin = self.admin.route(path, route),
+            Access::Api => self.api = self.api.route(path, route),
+        }
+        self.infos.push(RouteInfo { method, path, access });
+        self
+    }
+}
+
+/// Every route of the server.
+fn table() -> RouteTable {
+    use Access::{Admin, Api, Public};
+    let get = || Method::GET;
+    let post = || Method::POST;
+    RouteTable::new()
+        .add(Public, get(), "/", web::root)
+        .add(Public, get(), "/healthz", api::healthz)
+        .add(Public, get(), "/metrics", api::metrics)
+        .add(Public, get(), "/admin/login", web::login_form)
+        .add(Public, post(), "/admin/login", web::login)
+        .add(Admin, post(), "/admin/logout", web::logout)
+        .add(Admin, get(), "/admin/", web::home)
+        .add(Admin, get(), "/admin", web::admin_slash)
+        .add(Admin, get(), "/admin/integrations/new", web::integration_new)
+        .add(Admin, post(), "/admin/integrations", web::integration_import)
+        .add(Admin, get(), "/admin/integrations/{name}", web::integration_show)
+        .add(Admin, post(), "/admin/integrations/{name}/delete", web::integration_delete)
+        .add(Admin, get(), "/admin/instances/new", web::instance_new)
+        .add(Admin, post(), "/admin/instances", web::instance_create)
+        .add(Admin, get(), "/admin/instances/{id}", web::instance_show)
+        .add(Admin, get(), "/admin/instances/{id}/edit", web::instance_edit)
+        .add(Admin, post(), "/admin/instances/{id}", web::instance_update)
+        .add(Admin, get(), "/admin/instances/{id}/authorize", web::instance_connect)
+        .add(Admin, post(), "/admin/instances/{id}/authorize", web::instance_authorize)
+        .add(Admin, post(), "/admin/instances/{id}/refresh", web::instance_refresh)
+        .add(Admin, post(), "/admin/instances/{id}/disconnect", web::instance_disconnect)
+        .add(Admin, post(), "/admin/instances/{id}/delete", web::instance_delete)
+        .add(Admin, get(), "/admin/oauth/", web::callback)
+        .add(Admin, get(), "/admin/oauth", web::callback_slash)
+        .add(Admin, get(), "/admin/api-keys", web::api_keys)
+        .add(Admin, post(), "/admin/api-keys", web::api_key_create)
+        .add(Admin, post(), "/admin/api-keys/{id}/delete", web::api_key_delete)
+        .add(Api, get(), "/api/v1/integrations", api::integrations_list)
+        .add(Api, post(), "/api/v1/integrations", api::integration_create)
+        .add(Api, get(), "/api/v1/integrations/{name}", api::integration_get)
+        .add(Api, Method::PUT, "/api/v1/integrations/{name}", api::integration_put)
+        .add(Api, Method::DELETE, "/api/v1/integrations/{name}", api::integration_delete)
+        .add(Api, get(), "/api/v1/instances", api::instances_list)
+        .add(Api, post(), "/api/v1/instances", api::instance_create)
+        .add(Api, get(), "/api/v1/instances/{id}", api::instance_get)
+        .add(Api, Method::PATCH, "/api/v1/instances/{id}", api::instance_patch)
+        .add(Api, Method::DELETE, "/api/v1/instances/{id}", api::instance_delete)
+        .add(Api, post(), "/api/v1/instances/{id}/authorize", api::instance_authorize)
+        .add(Api, get(), "/api/v1/instances/{id}/token", api::instance_token)
+        .add(Api, post(), "/api/v1/instances/{id}/refresh", api::instance_refresh)
+        .add(Api, get(), "/api/v1/events", api::events)
+}
+
+/// Every route of the server with its access level (for tests and docs).
+pub fn route_table() -> Vec<RouteInfo> {
+    table().infos
+}
+
+/// The server's router: the route table with the admin and API guards, request metrics, and
+/// a 404 fallback.
+pub fn router(state: AppState) -> Router {
+    let table = table();
+    let admin = table
+        .admin
+        .route_layer(middleware::from_fn_with_state(state.clone(), web::require_admin));
+    let api = table
+        .api
+        .route_layer(middleware::from_fn_with_state(state.clone(), api::require_api_key));
+    table
+        .public
+        .merge(admin)
+        .merge(api)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> Response {
+    if request.uri().path().starts_with("/api/") {
+        crate::problem::Problem::not_found(format!("no route {} {}", request.method(), request.uri().path()))
+            .into_response()
+    } else {
+        (axum::http::StatusCode::NOT_FOUND, "not found: see /admin/ or /api/v1\n").into_response()
+    }
+}
+
+/// Records every request's latency by route template (never by raw path: ids stay out).
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    response
+}

@@ -1,0 +1,225 @@
+//! Settings: flags and `GRANARY_*` variables first, then an optional TOML file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use crate::{Error, Result};
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default data directory (relative to the working directory).
+pub const DEFAULT_DATA_DIR: &str = "granary-data";
+/// The default log filter.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
+/// The options every subcommand shares.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonArgs {
+    /// The data directory: SQLite file, key file, admin token, API keys [default: ./granary-data].
+    #[arg(long, global = true, env = "GRANARY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML configuration file (keys: listen, public_url, data_dir, log_level).
+    #[arg(long, global = true, env = "GRANARY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The log filter, e.g. `info` or `granary_server=debug` [default: info].
+    #[arg(long, global = true, env = "GRANARY_LOG", value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// The options of `granary serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "GRANARY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The URL users reach granary at; the redirect URI is `{public_url}/admin/oauth/`
+    /// [default: http://{listen}].
+    #[arg(long, env = "GRANARY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<Url>,
+    /// The admin token (prefer the environment variable: a flag shows in the process list).
+    /// Without it, the token of `<data_dir>/admin-token` is used, generated on first start.
+    #[arg(long, env = "GRANARY_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+}
+
+/// The TOML configuration file; every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// The address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// The URL users reach granary at.
+    pub public_url: Option<Url>,
+    /// The data directory; relative to the configuration file's folder.
+    pub data_dir: Option<PathBuf>,
+    /// The log filter.
+    pub log_level: Option<String>,
+}
+
+/// The settings in force.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the server listens.
+    pub listen: SocketAddr,
+    /// The URL users reach granary at, without a trailing slash.
+    pub public_url: Url,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The admin token given by flag or environment, if any.
+    pub admin_token: Option<SecretString>,
+    /// The log filter.
+    pub log_level: String,
+}
+
+impl FileSettings {
+    /// Reads a configuration file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("cannot read the configuration file {}", path.display()), e))?;
+        let mut settings: Self = toml::from_str(&text)
+            .map_err(|e| Error::Config(format!("{} is not a valid granary configuration: {e}", path.display())))?;
+        if let (Some(dir), Some(folder)) = (&settings.data_dir, path.parent()) {
+            if dir.is_relative() {
+                settings.data_dir = Some(folder.join(dir));
+            }
+        }
+        Ok(settings)
+    }
+}
+
+impl Settings {
+    /// Merges flags and environment (first), the configuration file, and the defaults.
+    pub fn resolve(common: &CommonArgs, serve: &ServeArgs) -> Result<Self> {
+        let file = match &common.config {
+            Some(path) => FileSettings::load(path)?,
+            None => FileSettings::default(),
+        };
+        let listen = match serve.listen.or(file.listen) {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|e| Error::Config(format!("bad default listen address: {e}")))?,
+        };
+        let public_url = match serve.public_url.clone().or(file.public_url) {
+            Some(url) => url,
+            None => Url::parse(&format!("http://{listen}"))
+                .map_err(|e| Error::Config(format!("cannot make a public URL from {listen}: {e}")))?,
+        };
+        let public_url = normalize_public_url(public_url)?;
+        let data_dir = common
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let log_level = common
+            .log_level
+            .clone()
+            .or(file.log_level)
+            .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string());
+        Ok(Self {
+            listen,
+            public_url,
+            data_dir,
+            admin_token: serve.admin_token.clone().map(SecretString::from),
+            log_level,
+        })
+    }
+
+    /// The redirect URI to register at every provider: `{public_url}/admin/oauth/`.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/admin/oauth/", self.base())
+    }
+
+    /// The public URL as text, without a trailing slash.
+    pub fn base(&self) -> &str {
+        self.public_url.as_str().trim_end_matches('/')
+    }
+
+    /// Whether cookies must carry `Secure` (the public URL is https).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+/// Checks the public URL: http or https, no query or fragment, no trailing slash.
+fn normalize_public_url(url: Url) -> Result<Url> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Config(format!(
+            "the public URL {url} must start with http:// or https://"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "the public URL {url} must have no query and no fragment"
+        )));
+    }
+    if url.cannot_be_a_base() || url.host_str().is_none() {
+        return Err(Error::Config(format!("the public URL {url} has no host")));
+    }
+    let trimmed = url.as_str().trim_end_matches('/').to_string();
+    Url::parse(&trimmed).map_err(|e| Error::Config(format!("the public URL {url}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let settings = Settings::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.redirect_uri(), "http://127.0.0.1:8080/admin/oauth/");
+        assert_eq!(settings.data_dir, PathBuf::from("granary-data"));
+        assert!(!settings.secure_cookies());
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("granary.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://granary.example/base/\"\ndata_dir = \"data\"\nlog_level = \"debug\"\n",
+        )
+        .unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..CommonArgs::default()
+        };
+        let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(settings.redirect_uri(), "https://granary.example/base/admin/oauth/");
+        assert_eq!(settings.data_dir, dir.path().join("data"));
+        assert_eq!(settings.log_level, "debug");
+        assert!(settings.secure_cookies());
+
+        let serve = ServeArgs {
+            listen: Some("127.0.0.1:9001".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(&common, &serve).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:9001");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("granary.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..CommonArgs::default()
+        };
+        let error = Settings::resolve(&common, &ServeArgs::default()).unwrap_err();
+        assert!(error.to_string().contains("lisen"), "{error}");
+        let serve = ServeArgs {
+            public_url: Some(Url::parse("ftp://x.example").unwrap()),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::resolve(&CommonArgs::default(), &serve).is_err());
+    }
+}

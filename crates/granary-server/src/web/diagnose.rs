@@ -1,0 +1,103 @@
+//! Turns an engine error into a banner that names the cause and the fix.
+
+use granary_flow::Error as ProtocolError;
+use granary_flow::engine::EngineError;
+
+use crate::sessions::Banner;
+
+/// The banner for a failed authorization, refresh or token request of `instance`.
+pub fn failure_banner(title: &str, error: &EngineError) -> Banner {
+    let (cause, fix) = explain(error);
+    Banner::error(title, cause, fix)
+}
+
+/// A short machine name of the failure, for metrics and API problem types.
+pub fn cause_name(error: &EngineError) -> &'static str {
+    match protocol_error(error) {
+        Some(ProtocolError::InvalidClient { .. }) => "invalid_client",
+        Some(ProtocolError::InvalidScope { .. }) => "invalid_scope",
+        Some(ProtocolError::AccessDenied { .. }) => "access_denied",
+        Some(ProtocolError::CodeRejected { .. }) => "invalid_grant",
+        Some(ProtocolError::AuthorizationGone { .. }) => "invalid_grant",
+        Some(ProtocolError::NotAnEndpoint { .. } | ProtocolError::InvalidResponse { .. }) => "wrong_endpoint",
+        Some(ProtocolError::StateMismatch) => "state_mismatch",
+        Some(ProtocolError::IssuerMismatch { .. } | ProtocolError::IssuerMissing { .. }) => "issuer_mismatch",
+        Some(error) if error.is_transient() => "transient",
+        Some(_) => "provider_error",
+        None => match error {
+            EngineError::UnknownAuthorization => "unknown_state",
+            EngineError::NeedsAuthorization { .. } => "needs_authorization",
+            EngineError::NotAuthorized { .. } => "not_authorized",
+            EngineError::Disabled { .. } => "disabled",
+            EngineError::NotFound { .. } => "not_found",
+            EngineError::RefreshTimedOut { .. } => "transient",
+            _ => "error",
+        },
+    }
+}
+
+fn protocol_error(error: &EngineError) -> Option<&ProtocolError> {
+    match error {
+        EngineError::Protocol(error) => Some(error),
+        EngineError::Refresh { source, .. } => Some(source.as_ref()),
+        _ => None,
+    }
+}
+
+/// (cause, fix) in words.
+pub fn explain(error: &EngineError) -> (String, String) {
+    let cause = error.to_string();
+    let fix = match protocol_error(error) {
+        Some(ProtocolError::InvalidClient { .. }) => {
+            "The provider rejected the client credentials. Check the client id and client secret \
+             (Edit, then paste the secret again) and the client authentication method, then click \
+             \"Get access token\" again."
+        }
+        Some(ProtocolError::InvalidScope { .. }) => {
+            "The provider refused a scope. Edit the instance, request only scopes the provider \
+             allows this client, then click \"Get access token\" again."
+        }
+        Some(ProtocolError::AccessDenied { .. }) => {
+            "Access was declined at the provider, so nothing was connected. Click \"Get access \
+             token\" again and approve the request."
+        }
+        Some(ProtocolError::NotAnEndpoint { .. } | ProtocolError::InvalidResponse { .. }) => {
+            "The token URL does not answer like a token endpoint. Edit the instance and set the \
+             token URL override to the provider's token endpoint, then try again."
+        }
+        Some(ProtocolError::CodeRejected { .. }) => {
+            "The provider rejected the authorization code (expired, used, or a redirect URI \
+             mismatch). Check that the redirect URI registered at the provider is exactly the one \
+             shown here, then click \"Get access token\" again."
+        }
+        Some(ProtocolError::StateMismatch) => {
+            "The answer does not belong to the authorization this browser started. Click \"Get \
+             access token\" again, and finish it in the same browser."
+        }
+        Some(ProtocolError::IssuerMismatch { .. } | ProtocolError::IssuerMissing { .. }) => {
+            "The answer came from another authorization server than expected. Check the \
+             integration's issuer, then start again."
+        }
+        Some(ProtocolError::AuthorizationGone { .. }) => {
+            "The provider no longer accepts the refresh token. Click \"Get access token\" to \
+             authorize again."
+        }
+        Some(error) if error.is_transient() => {
+            "The provider is unreachable or overloaded for now. Nothing was changed; try again in \
+             a moment."
+        }
+        Some(_) => "Fix what the provider names in the instance's settings, then try again.",
+        None => match error {
+            EngineError::UnknownAuthorization => {
+                "This authorization expired (after 10 minutes) or was used already. Click \"Get \
+                 access token\" again and finish within 10 minutes."
+            }
+            EngineError::NeedsAuthorization { .. } | EngineError::NotAuthorized { .. } => {
+                "Click \"Get access token\" to authorize the instance."
+            }
+            EngineError::Disabled { .. } => "Enable the instance first.",
+            _ => "See the cause above; the server log has details.",
+        },
+    };
+    (cause, fix.to_string())
+}
