@@ -1,11 +1,211 @@
-//! The `store` conformance suite (being built).
+//! The `store` conformance suite (every backend x every check of granary-store-testkit) and
+//! the `store` benches (each backend against raw rusqlite / sled in the same run).
 
-use crate::cmd::{Ctx, Failure};
+use std::collections::BTreeMap;
+use std::process::Stdio;
 
-pub fn conformance(_ctx: &Ctx) -> Result<(), Failure> {
-    Err(Failure::new("the store conformance suite is not built yet"))
+use crate::cmd::{Ctx, Failure, describe};
+
+/// The backend crates and the name each reports itself under.
+const BACKENDS: &[(&str, &str)] = &[
+    ("granary-store", "memory"),
+    ("granary-store-sqlite", "sqlite"),
+    ("granary-store-sled", "sled"),
+];
+
+/// The bench groups: operation label, backend, criterion group name.
+const BENCHES: &[(&str, &str, &str)] = &[
+    ("token put+get", "sqlite", "sqlite-token-put-get"),
+    ("pending take", "sqlite", "sqlite-pending-take"),
+    (
+        "lease acquire+release",
+        "sqlite",
+        "sqlite-lease-acquire-release",
+    ),
+    ("token put+get", "sled", "sled-token-put-get"),
+    ("pending take", "sled", "sled-pending-take"),
+    (
+        "lease acquire+release",
+        "sled",
+        "sled-lease-acquire-release",
+    ),
+];
+
+/// The ratio every backend operation should stay within.
+const GOAL: f64 = 1.25;
+
+/// Runs each backend's `conformance` test target, prints a backend x check table and the
+/// summary line; fails when a check failed or a backend did not report.
+pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
+    let mut args = vec!["test", "--no-fail-fast"];
+    for (package, _) in BACKENDS {
+        args.extend(["-p", package]);
+    }
+    args.extend(["--test", "conformance"]);
+    let mut command = ctx.cargo(&args);
+    eprintln!("==> store conformance: {}", describe(&command));
+    let output = command
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Failure::new(format!("could not start {}: {e}", describe(&command))))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    // backend -> check -> (word, detail); checks in the order first seen.
+    let mut results: BTreeMap<String, BTreeMap<String, (String, String)>> = BTreeMap::new();
+    let mut checks: Vec<String> = Vec::new();
+    for line in stdout.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if let ["granary-store-conformance", backend, check, word, detail] = fields.as_slice() {
+            if !checks.iter().any(|c| c == check) {
+                checks.push((*check).to_string());
+            }
+            results.entry((*backend).to_string()).or_default().insert(
+                (*check).to_string(),
+                ((*word).to_string(), (*detail).to_string()),
+            );
+        }
+    }
+
+    let backends: Vec<&str> = BACKENDS.iter().map(|(_, name)| *name).collect();
+    let width = checks.iter().map(String::len).max().unwrap_or(5).max(5);
+    let mut table = format!("{:<width$}", "check");
+    for backend in &backends {
+        table.push_str(&format!("  {backend:<8}"));
+    }
+    table.push('\n');
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let mut failures = Vec::new();
+    for check in &checks {
+        table.push_str(&format!("{check:<width$}"));
+        for backend in &backends {
+            let cell = match results.get(*backend).and_then(|r| r.get(check)) {
+                Some((word, detail)) => {
+                    match word.as_str() {
+                        "pass" => passed += 1,
+                        "skip" => skipped += 1,
+                        _ => {
+                            failed += 1;
+                            failures.push(format!("{backend} / {check}: {detail}"));
+                        }
+                    }
+                    word.as_str()
+                }
+                None => {
+                    failed += 1;
+                    failures.push(format!(
+                        "{backend} / {check}: no result (the test binary crashed?)"
+                    ));
+                    "missing"
+                }
+            };
+            table.push_str(&format!("  {cell:<8}"));
+        }
+        table.push('\n');
+    }
+    print!("{table}");
+    for failure in &failures {
+        println!("FAILED {failure}");
+    }
+    let reported = backends
+        .iter()
+        .filter(|b| results.contains_key(**b))
+        .count();
+    println!(
+        "store conformance: backends={} checks={} passed={passed} failed={failed} skipped={skipped}",
+        backends.len(),
+        checks.len()
+    );
+    if reported < backends.len() || checks.is_empty() {
+        return Err(Failure::new(format!(
+            "only {reported} of {} backends reported results; rerun `{}` to see why",
+            backends.len(),
+            describe(&command)
+        )));
+    }
+    if failed > 0 || !output.status.success() {
+        return Err(Failure::new(format!(
+            "{failed} store conformance checks failed (listed above); rerun one backend with \
+             `cargo test -p <crate> --test conformance -- <check>`"
+        )));
+    }
+    Ok(())
 }
 
-pub fn bench(_ctx: &Ctx) -> Result<(), Failure> {
-    Err(Failure::new("the store bench is not built yet"))
+/// Runs the criterion benches of the SQLite and sled backends and prints each operation
+/// against its raw baseline with the ratio.
+pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
+    ctx.step(
+        "store benches",
+        ctx.cargo(&[
+            "bench",
+            "-p",
+            "granary-store-sqlite",
+            "-p",
+            "granary-store-sled",
+            "--bench",
+            "store",
+            "--",
+            "--noplot",
+        ]),
+    )?;
+    let criterion = ctx.target.join("criterion");
+    println!(
+        "{:<24}{:<9}{:>14}{:>14}{:>8}  within {GOAL}x",
+        "operation", "backend", "granary", "raw", "ratio"
+    );
+    let mut misses = 0;
+    for (operation, backend, group) in BENCHES {
+        let read = |function: &str| {
+            let path = criterion
+                .join(group)
+                .join(function)
+                .join("new")
+                .join("estimates.json");
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;
+            mean_nanos(&text).ok_or_else(|| Failure::new(format!("no mean in {}", path.display())))
+        };
+        let granary = read("granary")?;
+        let raw = read("raw")?;
+        let ratio = granary / raw;
+        if ratio > GOAL {
+            misses += 1;
+        }
+        println!(
+            "{operation:<24}{backend:<9}{:>14}{:>14}{:>7.2}x  {}",
+            show(granary),
+            show(raw),
+            ratio,
+            if ratio <= GOAL { "yes" } else { "no" }
+        );
+    }
+    println!(
+        "store bench: operations={} within_goal={}",
+        BENCHES.len(),
+        BENCHES.len() - misses
+    );
+    Ok(())
+}
+
+/// The `mean.point_estimate` (nanoseconds) of a criterion `estimates.json`.
+fn mean_nanos(json: &str) -> Option<f64> {
+    let mean = json.find("\"mean\"")?;
+    let rest = json.get(mean..)?;
+    let at = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
+    let number: String = rest
+        .get(at..)?
+        .chars()
+        .skip_while(|c| c.is_whitespace())
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+        .collect();
+    number.parse().ok()
+}
+
+fn show(nanos: f64) -> String {
+    if nanos >= 1e6 {
+        format!("{:.3} ms", nanos / 1e6)
+    } else {
+        format!("{:.1} us", nanos / 1e3)
+    }
 }

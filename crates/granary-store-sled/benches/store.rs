@@ -1,1 +1,261 @@
-fn main() {}
+//! SledStore against hand-written sled doing the same operations with the same durability
+//! (a flush before each write returns), in the same run.
+//!
+//! Groups: `sled-token-put-get`, `sled-pending-take`, `sled-lease-acquire-release`, each
+//! with `granary` and `raw`. `cargo xtask bench store` prints the ratios.
+
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use granary_store::Lease;
+use granary_store::{
+    ClientAuth, Instance, InstanceStatus, Integration, PendingAuthorization, Sealed, Store,
+    Timestamp, TokenRecord,
+};
+use granary_store_sled::SledStore;
+
+const NOW: Timestamp = Timestamp::from_unix_millis(1_700_000_000_000);
+const TTL: Duration = Duration::from_secs(30);
+
+fn token() -> TokenRecord {
+    TokenRecord {
+        access_token: Sealed::new(vec![0xA5; 120]),
+        refresh_token: Some(Sealed::new(vec![0x5A; 100])),
+        token_type: "Bearer".to_string(),
+        scope: Some("read write".to_string()),
+        expires_at: Some(NOW),
+        obtained_at: NOW,
+        last_refresh: None,
+        version: 0,
+    }
+}
+
+fn pending(state: &str) -> PendingAuthorization {
+    PendingAuthorization {
+        state: state.to_string(),
+        instance: "bench".to_string(),
+        pkce_verifier: Sealed::new(vec![7; 60]),
+        redirect_uri: "http://127.0.0.1:8080/admin/oauth/".to_string(),
+        expected_issuer: Some("https://issuer.example".to_string()),
+        created: NOW,
+        expires: NOW.saturating_add(Duration::from_secs(600)),
+    }
+}
+
+fn seed(runtime: &tokio::runtime::Runtime, store: &SledStore) {
+    runtime.block_on(async {
+        let integration = Integration {
+            name: "api".to_string(),
+            source_digest: "sha256:0".to_string(),
+            flows: serde_json::json!({}),
+            created: NOW,
+        };
+        store.put_integration(&integration).await.unwrap();
+        let instance = Instance {
+            id: "bench".to_string(),
+            integration: "api".to_string(),
+            scheme: "oauth".to_string(),
+            client_id: "client".to_string(),
+            client_secret: Some(Sealed::new(vec![1; 40])),
+            scopes: vec!["read".to_string()],
+            redirect_uri: "http://127.0.0.1:8080/admin/oauth/".to_string(),
+            authorization_url: None,
+            token_url: None,
+            extra_authorization_params: Vec::new(),
+            extra_token_params: Vec::new(),
+            extra_token_headers: Vec::new(),
+            client_auth: ClientAuth::ClientSecretBasic,
+            status: InstanceStatus::Authorized,
+            created: NOW,
+            updated: NOW,
+            version: 0,
+        };
+        store.create_instance(&instance).await.unwrap();
+    });
+}
+
+/// The raw baseline: its own folder, one tree per record kind, records as JSON, a flush
+/// after each write.
+struct Raw {
+    db: sled::Db,
+    instances: sled::Tree,
+    tokens: sled::Tree,
+    pendings: sled::Tree,
+    leases: sled::Tree,
+}
+
+impl Raw {
+    fn open(path: &std::path::Path) -> Self {
+        let db = sled::open(path).unwrap();
+        let tree = |name: &str| db.open_tree(name).unwrap();
+        let raw = Self {
+            instances: tree("instances"),
+            tokens: tree("tokens"),
+            pendings: tree("pendings"),
+            leases: tree("leases"),
+            db,
+        };
+        raw.instances.insert("bench", b"{}".as_slice()).unwrap();
+        raw
+    }
+
+    fn put_token(&self, token: &TokenRecord, expected: Option<u64>) -> u64 {
+        assert!(self.instances.contains_key("bench").unwrap());
+        let current = self
+            .tokens
+            .get("bench")
+            .unwrap()
+            .map(|raw| serde_json::from_slice::<TokenRecord>(&raw).unwrap().version);
+        assert_eq!(current, expected);
+        let mut token = token.clone();
+        token.version = current.map_or(1, |v| v + 1);
+        self.tokens
+            .insert("bench", serde_json::to_vec(&token).unwrap())
+            .unwrap();
+        self.db.flush().unwrap();
+        token.version
+    }
+
+    fn get_token(&self) -> TokenRecord {
+        serde_json::from_slice(&self.tokens.get("bench").unwrap().unwrap()).unwrap()
+    }
+
+    fn put_pending(&self, pending: &PendingAuthorization) {
+        assert!(!self.pendings.contains_key(&pending.state).unwrap());
+        assert!(self.instances.contains_key("bench").unwrap());
+        self.pendings
+            .insert(pending.state.as_str(), serde_json::to_vec(pending).unwrap())
+            .unwrap();
+        self.db.flush().unwrap();
+    }
+
+    fn take_pending(&self, state: &str) -> bool {
+        let raw = self.pendings.remove(state).unwrap();
+        self.db.flush().unwrap();
+        raw.map(|raw| serde_json::from_slice::<PendingAuthorization>(&raw).unwrap())
+            .is_some_and(|p| !p.is_expired(NOW))
+    }
+
+    fn acquire_release(&self) {
+        assert!(self.instances.contains_key("bench").unwrap());
+        let current: Option<Lease> = self
+            .leases
+            .get("bench")
+            .unwrap()
+            .map(|raw| serde_json::from_slice(&raw).unwrap());
+        assert!(current.is_none_or(|lease| lease.can_be_taken_by("me", NOW)));
+        let lease = Lease {
+            instance: "bench".to_string(),
+            holder: "me".to_string(),
+            expires: NOW.saturating_add(TTL),
+        };
+        self.leases
+            .insert("bench", serde_json::to_vec(&lease).unwrap())
+            .unwrap();
+        self.db.flush().unwrap();
+        let current: Option<Lease> = self
+            .leases
+            .get("bench")
+            .unwrap()
+            .map(|raw| serde_json::from_slice(&raw).unwrap());
+        assert!(current.is_some_and(|lease| lease.holder == "me"));
+        self.leases.remove("bench").unwrap();
+        self.db.flush().unwrap();
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = runtime
+        .block_on(SledStore::open(dir.path().join("granary.sled")))
+        .unwrap();
+    seed(&runtime, &store);
+    let raw = Raw::open(&dir.path().join("raw.sled"));
+    let token = token();
+
+    let mut group = c.benchmark_group("sled-token-put-get");
+    let mut version = None;
+    group.bench_function("granary", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                version = Some(store.put_token("bench", &token, version).await.unwrap());
+                store.get_token("bench").await.unwrap().unwrap()
+            })
+        })
+    });
+    let mut raw_version = None;
+    group.bench_function("raw", |b| {
+        b.iter(|| {
+            raw_version = Some(raw.put_token(&token, raw_version));
+            raw.get_token()
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("sled-pending-take");
+    let mut n = 0u64;
+    group.bench_function("granary", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                let state = format!("state-{n}");
+                runtime
+                    .block_on(store.put_pending(&pending(&state)))
+                    .unwrap();
+                state
+            },
+            |state| {
+                runtime
+                    .block_on(store.take_pending(&state, NOW))
+                    .unwrap()
+                    .unwrap()
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("raw", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                let state = format!("state-{n}");
+                raw.put_pending(&pending(&state));
+                state
+            },
+            |state| assert!(raw.take_pending(&state)),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("sled-lease-acquire-release");
+    group.bench_function("granary", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                assert!(
+                    store
+                        .try_acquire_lease("bench", "me", NOW, TTL)
+                        .await
+                        .unwrap()
+                );
+                assert!(store.release_lease("bench", "me").await.unwrap());
+            })
+        })
+    });
+    group.bench_function("raw", |b| b.iter(|| raw.acquire_release()));
+    group.finish();
+}
+
+criterion_group! {
+    name = store;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    targets = benches
+}
+criterion_main!(store);
