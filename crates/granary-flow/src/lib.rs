@@ -6,11 +6,12 @@
 //! values and returns values and knows nothing of storage: whoever holds a client id and
 //! the two URLs can use it on its own.
 //!
-//! The engine that runs the token lifecycle over a store (pending authorizations, sealing,
-//! single-flight refresh) builds on it.
+//! [`engine`] runs the token lifecycle over a store (pending authorizations, sealing,
+//! single-flight refresh, events, background refresh) and builds on it.
 
 #![warn(missing_docs)]
 
+pub mod engine;
 mod error;
 pub mod protocol;
 

@@ -55,7 +55,9 @@ impl Engine {
         let stored = PendingAuthorization {
             state: pending.state.clone(),
             instance: instance.to_string(),
-            pkce_verifier: self.keyring().seal_str(instance, Field::PkceVerifier, verifier)?,
+            pkce_verifier: self
+                .keyring()
+                .seal_str(instance, Field::PkceVerifier, verifier)?,
             redirect_uri: redirect_uri.to_string(),
             expected_issuer: pending.expected_issuer.clone(),
             created: now,
@@ -81,9 +83,9 @@ impl Engine {
         let instance_id = stored.instance.clone();
         let instance = self.instance(&instance_id).await?;
         let config = self.client_config(&instance).await?;
-        let verifier = self
-            .keyring()
-            .open_string(&instance_id, Field::PkceVerifier, &stored.pkce_verifier)?;
+        let verifier =
+            self.keyring()
+                .open_string(&instance_id, Field::PkceVerifier, &stored.pkce_verifier)?;
         let redirect_uri = Url::parse(&stored.redirect_uri).map_err(|e| {
             EngineError::Invalid(format!("the stored redirect URI is not a URL ({e})"))
         })?;
@@ -101,12 +103,19 @@ impl Engine {
 
         let keyring = self.keyring();
         let mut record = TokenRecord {
-            access_token: keyring.seal_str(&instance_id, Field::AccessToken, &tokens.access_token)?,
+            access_token: keyring.seal_str(
+                &instance_id,
+                Field::AccessToken,
+                &tokens.access_token,
+            )?,
             refresh_token: match &tokens.refresh_token {
                 Some(token) => Some(keyring.seal_str(&instance_id, Field::RefreshToken, token)?),
                 None => None,
             },
-            token_type: tokens.token_type.clone().unwrap_or_else(|| "Bearer".to_string()),
+            token_type: tokens
+                .token_type
+                .clone()
+                .unwrap_or_else(|| "Bearer".to_string()),
             scope: tokens.scope.as_ref().map(|s| s.join(" ")),
             expires_at: tokens.expires_in.map(|d| started.saturating_add(d)),
             obtained_at: started,
@@ -137,7 +146,8 @@ impl Engine {
             )));
         };
         record.version = version;
-        self.set_status(&instance_id, InstanceStatus::Authorized).await?;
+        self.set_status(&instance_id, InstanceStatus::Authorized)
+            .await?;
         self.cache_record(&instance_id, &record, tokens.access_token.expose_secret());
         self.emit(Event::Authorized {
             instance: instance_id.clone(),

@@ -8,7 +8,7 @@ use granary_openapi::UnknownScope;
 use super::seal::SealError;
 
 /// `Result` with the engine's [`EngineError`].
-pub type EngineResult<T, E = EngineError> = std::result::Result<T, E>;
+pub type EngineResult<T, E = EngineError> = Result<T, E>;
 
 /// Everything the engine can refuse or fail at.
 #[derive(Debug, thiserror::Error)]

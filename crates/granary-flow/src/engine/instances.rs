@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use granary_store::{ClientAuth, Instance, InstanceStatus, RefreshOutcome, TokenRecord, Timestamp};
+use granary_store::{ClientAuth, Instance, InstanceStatus, RefreshOutcome, Timestamp, TokenRecord};
 use secrecy::SecretString;
 use url::Url;
 
@@ -69,7 +69,10 @@ impl fmt::Debug for NewInstance {
             .field("integration", &self.integration)
             .field("scheme", &self.scheme)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
             .field("scopes", &self.scopes)
             .finish_non_exhaustive()
     }
@@ -108,7 +111,10 @@ impl fmt::Debug for InstanceUpdate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InstanceUpdate")
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
             .field("scopes", &self.scopes)
             .field("token_url", &self.token_url)
             .field("enabled", &self.enabled)
@@ -181,10 +187,19 @@ impl Engine {
             .authorization_code_flow(new.scheme.as_deref())
             .ok_or_else(|| no_flow(&new.integration, new.scheme.as_deref()))?;
         let scheme = scheme.name.clone();
-        let scopes = check_scopes(&flows, &new.integration, &scheme, &new.scopes, new.force_scopes)?;
+        let scopes = check_scopes(
+            &flows,
+            &new.integration,
+            &scheme,
+            &new.scopes,
+            new.force_scopes,
+        )?;
         let now = self.now();
         let client_secret = match &new.client_secret {
-            Some(secret) => Some(self.keyring().seal_str(&new.id, Field::ClientSecret, secret)?),
+            Some(secret) => Some(
+                self.keyring()
+                    .seal_str(&new.id, Field::ClientSecret, secret)?,
+            ),
             None => None,
         };
         let client_auth = new.client_auth.unwrap_or(if client_secret.is_some() {
@@ -242,9 +257,17 @@ impl Engine {
 
     /// Changes any field of an instance (the token URL included); retried when another
     /// writer changed the instance at the same moment.
-    pub async fn update_instance(&self, id: &str, update: InstanceUpdate) -> EngineResult<Instance> {
+    pub async fn update_instance(
+        &self,
+        id: &str,
+        update: InstanceUpdate,
+    ) -> EngineResult<Instance> {
         let secret = match &update.client_secret {
-            Some(Some(secret)) => Some(Some(self.keyring().seal_str(id, Field::ClientSecret, secret)?)),
+            Some(Some(secret)) => Some(Some(self.keyring().seal_str(
+                id,
+                Field::ClientSecret,
+                secret,
+            )?)),
             Some(None) => Some(None),
             None => None,
         };
@@ -255,7 +278,10 @@ impl Engine {
             if let Some(scheme) = &update.scheme {
                 instance.scheme.clone_from(scheme);
             }
-            if flows.authorization_code_flow(Some(&instance.scheme)).is_none() {
+            if flows
+                .authorization_code_flow(Some(&instance.scheme))
+                .is_none()
+            {
                 return Err(no_flow(&instance.integration, Some(&instance.scheme)));
             }
             if let Some(client_id) = &update.client_id {
@@ -347,7 +373,10 @@ impl Engine {
     }
 
     async fn revoke_tokens(&self, instance: &Instance) -> Result<(), String> {
-        let config = self.client_config(instance).await.map_err(|e| e.to_string())?;
+        let config = self
+            .client_config(instance)
+            .await
+            .map_err(|e| e.to_string())?;
         if config.revocation_url.is_none() {
             return Err("the integration has no revocation endpoint: the tokens were not revoked at the provider".into());
         }
@@ -367,16 +396,26 @@ impl Engine {
             let token = keyring
                 .open_string(&instance.id, Field::RefreshToken, sealed)
                 .map_err(|e| e.to_string())?;
-            protocol::revoke(&self.inner.http, &config, &token, Some(TokenTypeHint::RefreshToken))
-                .await
-                .map_err(|e| e.to_string())?;
+            protocol::revoke(
+                &self.inner.http,
+                &config,
+                &token,
+                Some(TokenTypeHint::RefreshToken),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
         }
         let token = keyring
             .open_string(&instance.id, Field::AccessToken, &record.access_token)
             .map_err(|e| e.to_string())?;
-        protocol::revoke(&self.inner.http, &config, &token, Some(TokenTypeHint::AccessToken))
-            .await
-            .map_err(|e| e.to_string())
+        protocol::revoke(
+            &self.inner.http,
+            &config,
+            &token,
+            Some(TokenTypeHint::AccessToken),
+        )
+        .await
+        .map_err(|e| e.to_string())
     }
 
     /// The protocol configuration of an instance: its integration's flow, its overrides, its
@@ -409,7 +448,8 @@ impl Engine {
                 .clone()
                 .ok_or_else(|| missing_url(instance, "token URL"))?,
         };
-        let mut config = ClientConfig::new(instance.client_id.clone(), authorization_url, token_url);
+        let mut config =
+            ClientConfig::new(instance.client_id.clone(), authorization_url, token_url);
         config.revocation_url = flows.revocation_url.clone();
         config.auth_method = match instance.client_auth {
             ClientAuth::ClientSecretBasic => protocol::ClientAuth::ClientSecretBasic,
@@ -417,8 +457,11 @@ impl Engine {
             ClientAuth::None => protocol::ClientAuth::None,
         };
         if let Some(sealed) = &instance.client_secret {
-            config.client_secret =
-                Some(self.keyring().open_string(&instance.id, Field::ClientSecret, sealed)?);
+            config.client_secret = Some(self.keyring().open_string(
+                &instance.id,
+                Field::ClientSecret,
+                sealed,
+            )?);
         } else if config.auth_method != protocol::ClientAuth::None {
             return Err(EngineError::Invalid(format!(
                 "instance `{}` authenticates with {} but has no client secret: set the secret, \
@@ -490,7 +533,9 @@ fn no_flow(integration: &str, scheme: Option<&str>) -> EngineError {
 
 fn parse_url(url: &str, what: &str) -> EngineResult<Url> {
     Url::parse(url).map_err(|e| {
-        EngineError::Invalid(format!("the {what} `{url}` is not an absolute URL ({e}): fix it"))
+        EngineError::Invalid(format!(
+            "the {what} `{url}` is not an absolute URL ({e}): fix it"
+        ))
     })
 }
 

@@ -60,7 +60,11 @@ impl Engine {
     /// # Errors
     /// [`EngineError::Import`] when the document cannot be read or has no authorization-code
     /// flow.
-    pub async fn import_integration(&self, name: &str, document: &[u8]) -> EngineResult<Integration> {
+    pub async fn import_integration(
+        &self,
+        name: &str,
+        document: &[u8],
+    ) -> EngineResult<Integration> {
         if name.trim().is_empty() {
             return Err(EngineError::Invalid(
                 "the integration name is empty: give it a name".to_string(),
@@ -99,7 +103,10 @@ impl Engine {
     ) -> EngineResult<Integration> {
         let path = path.as_ref();
         let bytes = tokio::fs::read(path).await.map_err(|e| {
-            EngineError::Invalid(format!("cannot read {}: {e}; check the path", path.display()))
+            EngineError::Invalid(format!(
+                "cannot read {}: {e}; check the path",
+                path.display()
+            ))
         })?;
         self.import_integration(name, &bytes).await
     }

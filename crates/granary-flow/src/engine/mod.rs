@@ -284,8 +284,14 @@ mod tests {
         for (base, want) in [
             ("https://g.example", "https://g.example/admin/oauth/"),
             ("https://g.example/", "https://g.example/admin/oauth/"),
-            ("https://g.example/pre/", "https://g.example/pre/admin/oauth/"),
-            ("http://127.0.0.1:8080?x=1", "http://127.0.0.1:8080/admin/oauth/"),
+            (
+                "https://g.example/pre/",
+                "https://g.example/pre/admin/oauth/",
+            ),
+            (
+                "http://127.0.0.1:8080?x=1",
+                "http://127.0.0.1:8080/admin/oauth/",
+            ),
         ] {
             let got = redirect_uri(&Url::parse(base).unwrap()).unwrap();
             assert_eq!(got.as_str(), want);

@@ -95,7 +95,10 @@ impl MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey").field("id", &self.id).field("key", &"[redacted]").finish()
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .field("key", &"[redacted]")
+            .finish()
     }
 }
 
@@ -104,7 +107,9 @@ impl fmt::Debug for MasterKey {
 #[non_exhaustive]
 pub enum SealError {
     /// The value names a key that is not loaded.
-    #[error("a stored secret was sealed with key {0}, which is not loaded: load that key as a previous key, or authorize the instance again")]
+    #[error(
+        "a stored secret was sealed with key {0}, which is not loaded: load that key as a previous key, or authorize the instance again"
+    )]
     UnknownKey(KeyId),
     /// Encryption failed (only possible for absurdly large values).
     #[error("a {field} of instance {instance} could not be sealed: the value is too large")]
@@ -116,7 +121,9 @@ pub enum SealError {
     },
     /// The value is not a sealed value of this format, or was altered, or belongs to another
     /// instance or field.
-    #[error("a stored {field} of instance {instance} failed to open: it was altered, or copied from another instance or field; authorize the instance again")]
+    #[error(
+        "a stored {field} of instance {instance} failed to open: it was altered, or copied from another instance or field; authorize the instance again"
+    )]
     Tampered {
         /// The instance it was read for.
         instance: String,
@@ -144,7 +151,12 @@ impl Keyring {
     }
 
     /// Seals `plaintext` as `field` of `instance` under the current key.
-    pub fn seal(&self, instance: &str, field: Field, plaintext: &[u8]) -> Result<Sealed, SealError> {
+    pub fn seal(
+        &self,
+        instance: &str,
+        field: Field,
+        plaintext: &[u8],
+    ) -> Result<Sealed, SealError> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + 16);
         out.push(FORMAT_V1);
@@ -154,21 +166,43 @@ impl Keyring {
         let sealed = self
             .current
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: &aad })
-            .map_err(|_| SealError::Encrypt { instance: instance.to_string(), field: field.name() })?;
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError::Encrypt {
+                instance: instance.to_string(),
+                field: field.name(),
+            })?;
         out.extend_from_slice(&sealed);
         Ok(Sealed::new(out))
     }
 
     /// Seals a UTF-8 secret.
-    pub fn seal_str(&self, instance: &str, field: Field, secret: &SecretString) -> Result<Sealed, SealError> {
+    pub fn seal_str(
+        &self,
+        instance: &str,
+        field: Field,
+        secret: &SecretString,
+    ) -> Result<Sealed, SealError> {
         self.seal(instance, field, secret.expose_secret().as_bytes())
     }
 
     /// Opens a value sealed as `field` of `instance`.
-    pub fn open(&self, instance: &str, field: Field, sealed: &Sealed) -> Result<SecretBox<[u8]>, SealError> {
+    pub fn open(
+        &self,
+        instance: &str,
+        field: Field,
+        sealed: &Sealed,
+    ) -> Result<SecretBox<[u8]>, SealError> {
         let sealed = sealed.as_bytes();
-        let tampered = || SealError::Tampered { instance: instance.to_string(), field: field.name() };
+        let tampered = || SealError::Tampered {
+            instance: instance.to_string(),
+            field: field.name(),
+        };
         let id = key_id_of(sealed).ok_or_else(tampered)?;
         let key = self.key(id).ok_or(SealError::UnknownKey(id))?;
         let (header, body) = sealed.split_at_checked(HEADER_LEN).ok_or_else(tampered)?;
@@ -176,17 +210,31 @@ impl Keyring {
         let nonce = XNonce::from_slice(nonce);
         let aad = associated_data(header, instance, field);
         key.cipher
-            .decrypt(nonce, Payload { msg: body, aad: &aad })
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
             .map(|plain| SecretBox::new(plain.into_boxed_slice()))
             .map_err(|_| tampered())
     }
 
     /// Opens a sealed UTF-8 secret.
-    pub fn open_string(&self, instance: &str, field: Field, sealed: &Sealed) -> Result<SecretString, SealError> {
+    pub fn open_string(
+        &self,
+        instance: &str,
+        field: Field,
+        sealed: &Sealed,
+    ) -> Result<SecretString, SealError> {
         let plain = self.open(instance, field, sealed)?;
         std::str::from_utf8(plain.expose_secret())
             .map(SecretString::from)
-            .map_err(|_| SealError::Tampered { instance: instance.to_string(), field: field.name() })
+            .map_err(|_| SealError::Tampered {
+                instance: instance.to_string(),
+                field: field.name(),
+            })
     }
 
     /// The key id a sealed value names, if it is one of ours.
@@ -201,11 +249,16 @@ impl Keyring {
 
     /// The ids of every loaded key, the current one first.
     pub fn key_ids(&self) -> Vec<KeyId> {
-        std::iter::once(&self.current).chain(&self.previous).map(|k| k.id).collect()
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(|k| k.id)
+            .collect()
     }
 
     fn key(&self, id: KeyId) -> Option<&MasterKey> {
-        std::iter::once(&self.current).chain(&self.previous).find(|k| k.id == id)
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == id)
     }
 }
 
@@ -243,7 +296,12 @@ mod tests {
     fn round_trip() {
         let ring = ring();
         let sealed = ring.seal("i1", Field::AccessToken, b"tok").unwrap();
-        assert_eq!(ring.open("i1", Field::AccessToken, &sealed).unwrap().expose_secret(), b"tok");
+        assert_eq!(
+            ring.open("i1", Field::AccessToken, &sealed)
+                .unwrap()
+                .expose_secret(),
+            b"tok"
+        );
         assert!(!sealed.as_bytes().windows(3).any(|w| w == b"tok"));
     }
 
@@ -251,14 +309,26 @@ mod tests {
     fn other_instance_or_field_fails() {
         let ring = ring();
         let sealed = ring.seal("i1", Field::AccessToken, b"tok").unwrap();
-        assert!(matches!(ring.open("i2", Field::AccessToken, &sealed), Err(SealError::Tampered { .. })));
-        assert!(matches!(ring.open("i1", Field::RefreshToken, &sealed), Err(SealError::Tampered { .. })));
+        assert!(matches!(
+            ring.open("i2", Field::AccessToken, &sealed),
+            Err(SealError::Tampered { .. })
+        ));
+        assert!(matches!(
+            ring.open("i1", Field::RefreshToken, &sealed),
+            Err(SealError::Tampered { .. })
+        ));
         let mut bad = sealed.as_bytes().to_vec();
         *bad.last_mut().unwrap() ^= 1;
-        assert!(ring.open("i1", Field::AccessToken, &Sealed::new(bad)).is_err());
+        assert!(
+            ring.open("i1", Field::AccessToken, &Sealed::new(bad))
+                .is_err()
+        );
         let short = Sealed::new(sealed.as_bytes()[..10].to_vec());
         assert!(ring.open("i1", Field::AccessToken, &short).is_err());
-        assert!(ring.open("i1", Field::AccessToken, &Sealed::new(Vec::new())).is_err());
+        assert!(
+            ring.open("i1", Field::AccessToken, &Sealed::new(Vec::new()))
+                .is_err()
+        );
     }
 
     #[test]
@@ -266,8 +336,17 @@ mod tests {
         let (old, old_bytes) = MasterKey::generate();
         let old_ring = Keyring::new(old, vec![]);
         let sealed = old_ring.seal("i", Field::ClientSecret, b"s").unwrap();
-        let new_ring = Keyring::new(MasterKey::generate().0, vec![MasterKey::from_bytes(&old_bytes)]);
-        assert_eq!(new_ring.open("i", Field::ClientSecret, &sealed).unwrap().expose_secret(), b"s");
+        let new_ring = Keyring::new(
+            MasterKey::generate().0,
+            vec![MasterKey::from_bytes(&old_bytes)],
+        );
+        assert_eq!(
+            new_ring
+                .open("i", Field::ClientSecret, &sealed)
+                .unwrap()
+                .expose_secret(),
+            b"s"
+        );
         assert!(new_ring.needs_reseal(&sealed));
         assert!(!old_ring.needs_reseal(&sealed));
         let lost = Keyring::new(MasterKey::generate().0, vec![]);
