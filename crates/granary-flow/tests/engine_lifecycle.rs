@@ -1,0 +1,660 @@
+//! The engine over MemoryStore against wiremock stubs: authorization, single flight, the
+//! margin, invalid_grant, transient faults, rotation, compare-and-swap, 401 retry, deletion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use granary_flow::engine::{
+    Clock, Engine, EngineError, Event, Field, Keyring, ManualClock, MasterKey, NewInstance,
+};
+use granary_flow::protocol::RetryPolicy;
+use granary_store::{InstanceStatus, MemoryStore, Store, Timestamp};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use serde_json::json;
+use url::Url;
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const START: i64 = 1_800_000_000_000;
+
+struct Env {
+    server: MockServer,
+    store: Arc<MemoryStore>,
+    clock: Arc<ManualClock>,
+    key: [u8; 32],
+    engine: Engine,
+}
+
+fn keyring(key: &[u8; 32]) -> Keyring {
+    Keyring::new(
+        MasterKey::from_bytes(&SecretBox::new(Box::new(*key))),
+        vec![],
+    )
+}
+
+fn document(server: &MockServer) -> Vec<u8> {
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Stub API", "version": "1"},
+        "paths": {},
+        "components": {"securitySchemes": {"oauth": {"type": "oauth2", "flows": {
+            "authorizationCode": {
+                "authorizationUrl": format!("{}/authorize", server.uri()),
+                "tokenUrl": format!("{}/token", server.uri()),
+                "scopes": {"read": "Read", "write": "Write", "offline_access": "Stay connected"}
+            }
+        }}}}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn token_json(access: &str, refresh: Option<&str>, expires_in: Option<u64>) -> serde_json::Value {
+    let mut body =
+        json!({"access_token": access, "token_type": "Bearer", "scope": "read offline_access"});
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = json!(refresh);
+    }
+    if let Some(expires_in) = expires_in {
+        body["expires_in"] = json!(expires_in);
+    }
+    body
+}
+
+fn engine_over(
+    store: Arc<MemoryStore>,
+    clock: Arc<ManualClock>,
+    key: &[u8; 32],
+    holder: &str,
+) -> Engine {
+    Engine::builder(
+        store,
+        keyring(key),
+        Url::parse("https://granary.test").unwrap(),
+    )
+    .clock(clock)
+    .holder_id(holder)
+    .retry_policy(RetryPolicy::none())
+    .poll_interval(Duration::from_millis(10))
+    .build()
+    .unwrap()
+}
+
+async fn env() -> Env {
+    let server = MockServer::start().await;
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(START)));
+    let key: [u8; 32] = rand_key();
+    let engine = engine_over(store.clone(), clock.clone(), &key, "engine-a");
+    engine
+        .import_integration("stub", &document(&server))
+        .await
+        .unwrap();
+    let mut new = NewInstance::new("inst", "stub", "client-1");
+    new.client_secret = Some(SecretString::from("client-secret-value"));
+    new.scopes = vec!["read".into(), "offline_access".into()];
+    engine.create_instance(new).await.unwrap();
+    Env {
+        server,
+        store,
+        clock,
+        key,
+        engine,
+    }
+}
+
+fn rand_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = (i as u8)
+            .wrapping_mul(37)
+            .wrapping_add(std::process::id() as u8);
+    }
+    key
+}
+
+/// Authorizes the instance: the code exchange answers `access`/`refresh`/`expires_in`.
+async fn authorize(env: &Env, access: &str, refresh: Option<&str>, expires_in: Option<u64>) {
+    let guard = Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(token_json(access, refresh, expires_in)),
+        )
+        .expect(1)
+        .mount_as_scoped(&env.server)
+        .await;
+    let url = env.engine.begin_authorization("inst").await.unwrap();
+    assert!(
+        url.as_str()
+            .starts_with(&format!("{}/authorize?", env.server.uri()))
+    );
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        get("redirect_uri").as_deref(),
+        Some("https://granary.test/admin/oauth/")
+    );
+    assert_eq!(get("code_challenge_method").as_deref(), Some("S256"));
+    let state = get("state").unwrap();
+    let id = env
+        .engine
+        .complete_authorization(&format!("code=the-code&state={state}"))
+        .await
+        .unwrap();
+    assert_eq!(id, "inst");
+    drop(guard);
+}
+
+async fn refresh_requests(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("grant_type=refresh_token"))
+        .count()
+}
+
+async fn mount_refresh(server: &MockServer, response: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn authorization_stores_sealed_tokens_and_the_hot_path_serves_them() {
+    let env = env().await;
+    let mut events = env.engine.subscribe();
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    assert!(
+        matches!(events.recv().await.unwrap(), Event::Authorized { instance } if instance == "inst")
+    );
+    let status = env.engine.status("inst").await.unwrap();
+    assert_eq!(status.instance.status, InstanceStatus::Authorized);
+    let summary = status.token.unwrap();
+    assert!(summary.has_refresh_token);
+    assert_eq!(
+        summary.expires_at,
+        Some(Timestamp::from_unix_millis(START + 3_600_000))
+    );
+
+    // What the store holds is sealed, bound to the instance and field.
+    let record = env.store.get_token("inst").await.unwrap().unwrap();
+    let bytes = record.access_token.as_bytes();
+    assert!(!bytes.windows(8).any(|w| w == b"access-1"));
+    let ring = keyring(&env.key);
+    assert_eq!(
+        ring.open_string("inst", Field::AccessToken, &record.access_token)
+            .unwrap()
+            .expose_secret(),
+        "access-1"
+    );
+    assert!(
+        ring.open_string("other", Field::AccessToken, &record.access_token)
+            .is_err()
+    );
+    assert!(
+        ring.open_string("inst", Field::RefreshToken, &record.access_token)
+            .is_err()
+    );
+
+    let token = env.engine.access_token("inst").await.unwrap();
+    assert_eq!(token.secret(), "access-1");
+    assert!(!format!("{token:?}").contains("access-1"));
+    assert_eq!(refresh_requests(&env.server).await, 0);
+
+    // A callback is single use.
+    let url = env.engine.begin_authorization("inst").await.unwrap();
+    let state = url
+        .query_pairs()
+        .find(|(n, _)| n == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    env.clock.advance(Duration::from_secs(601));
+    let err = env
+        .engine
+        .complete_authorization(&format!("code=x&state={state}"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::UnknownAuthorization), "{err}");
+    assert!(err.to_string().contains("start the authorization again"));
+}
+
+#[tokio::test]
+async fn many_concurrent_callers_cause_exactly_one_refresh() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    mount_refresh(
+        &env.server,
+        ResponseTemplate::new(200)
+            .set_body_json(token_json("access-2", None, Some(3600)))
+            .set_delay(Duration::from_millis(200)),
+    )
+    .await;
+    env.clock.advance(Duration::from_secs(3600 - 30));
+    let mut tasks = Vec::new();
+    for _ in 0..500 {
+        let engine = env.engine.clone();
+        tasks.push(tokio::spawn(
+            async move { engine.access_token("inst").await },
+        ));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().secret(), "access-2");
+    }
+    assert_eq!(refresh_requests(&env.server).await, 1);
+    // No refresh_token in the response: the old one is kept.
+    let record = env.store.get_token("inst").await.unwrap().unwrap();
+    let ring = keyring(&env.key);
+    let refresh = ring
+        .open_string(
+            "inst",
+            Field::RefreshToken,
+            record.refresh_token.as_ref().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(refresh.expose_secret(), "refresh-1");
+}
+
+#[tokio::test]
+async fn two_engines_sharing_a_store_refresh_once() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    mount_refresh(
+        &env.server,
+        ResponseTemplate::new(200)
+            .set_body_json(token_json("access-2", Some("refresh-2"), Some(3600)))
+            .set_delay(Duration::from_millis(200)),
+    )
+    .await;
+    let other = engine_over(env.store.clone(), env.clock.clone(), &env.key, "engine-b");
+    env.clock.advance(Duration::from_secs(3600 - 10));
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let engine = if i % 2 == 0 {
+            env.engine.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(
+            async move { engine.access_token("inst").await },
+        ));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().secret(), "access-2");
+    }
+    assert_eq!(refresh_requests(&env.server).await, 1);
+    assert!(
+        env.store.get_lease("inst").await.unwrap().is_none(),
+        "the lease was released"
+    );
+}
+
+#[tokio::test]
+async fn margin_is_sixty_seconds_but_at_most_half_the_lifetime() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(60)).await;
+    mount_refresh(
+        &env.server,
+        ResponseTemplate::new(200).set_body_json(token_json("access-2", None, Some(3600))),
+    )
+    .await;
+    // A 60 s token is refreshed after 30 s, not on every call.
+    env.clock.advance(Duration::from_secs(29));
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-1"
+    );
+    assert_eq!(refresh_requests(&env.server).await, 0);
+    env.clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-2"
+    );
+    assert_eq!(refresh_requests(&env.server).await, 1);
+    // A 3600 s token: refreshed 60 s before expiry.
+    env.clock.advance(Duration::from_secs(3600 - 61));
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-2"
+    );
+    assert_eq!(refresh_requests(&env.server).await, 1);
+    env.clock.advance(Duration::from_secs(2));
+    env.engine.access_token("inst").await.unwrap();
+    assert_eq!(refresh_requests(&env.server).await, 2);
+}
+
+#[tokio::test]
+async fn invalid_grant_needs_authorization_and_stops_refreshing() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    let mut events = env.engine.subscribe();
+    mount_refresh(
+        &env.server,
+        ResponseTemplate::new(400)
+            .set_body_json(json!({"error": "invalid_grant", "error_description": "grant revoked"})),
+    )
+    .await;
+    env.clock.advance(Duration::from_secs(3590));
+    let err = env.engine.access_token("inst").await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::NeedsAuthorization { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("authorize again"), "{err}");
+    assert!(err.needs_reauthorization());
+    assert!(!err.to_string().contains("refresh-1"));
+    assert_eq!(
+        env.engine.status("inst").await.unwrap().instance.status,
+        InstanceStatus::NeedsAuthorization
+    );
+    assert!(matches!(
+        events.recv().await.unwrap(),
+        Event::NeedsAuthorization { .. }
+    ));
+    for _ in 0..3 {
+        assert!(
+            env.engine
+                .access_token("inst")
+                .await
+                .unwrap_err()
+                .needs_reauthorization()
+        );
+    }
+    assert_eq!(refresh_requests(&env.server).await, 1);
+    // Authorizing again repairs it.
+    authorize(&env, "access-3", Some("refresh-3"), Some(3600)).await;
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-3"
+    );
+    assert_eq!(
+        env.engine.status("inst").await.unwrap().instance.status,
+        InstanceStatus::Authorized
+    );
+}
+
+#[tokio::test]
+async fn transient_failure_serves_the_current_token_until_it_expires() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    let mut events = env.engine.subscribe();
+    mount_refresh(&env.server, ResponseTemplate::new(503)).await;
+    env.clock.advance(Duration::from_secs(3590));
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-1"
+    );
+    assert!(matches!(
+        events.recv().await.unwrap(),
+        Event::RefreshFailed {
+            transient: true,
+            ..
+        }
+    ));
+    // Backing off: a call right after does not ask again.
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-1"
+    );
+    assert_eq!(refresh_requests(&env.server).await, 1);
+    let record = env.store.get_token("inst").await.unwrap().unwrap();
+    assert!(
+        record.refresh_token.is_some(),
+        "a transient fault never discards the stored token"
+    );
+    env.clock.advance(Duration::from_secs(11));
+    let err = env.engine.access_token("inst").await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(matches!(err, EngineError::Refresh { .. }));
+    assert_eq!(
+        env.engine.status("inst").await.unwrap().instance.status,
+        InstanceStatus::Authorized
+    );
+}
+
+#[tokio::test]
+async fn rotated_refresh_token_is_persisted_and_used_next() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("refresh_token=refresh-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_json(
+            "access-2",
+            Some("refresh-2"),
+            Some(3600),
+        )))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("refresh_token=refresh-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_json(
+            "access-3",
+            Some("refresh-3"),
+            Some(3600),
+        )))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    env.clock.advance(Duration::from_secs(3590));
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-2"
+    );
+    let record = env.store.get_token("inst").await.unwrap().unwrap();
+    let ring = keyring(&env.key);
+    assert_eq!(
+        ring.open_string(
+            "inst",
+            Field::RefreshToken,
+            record.refresh_token.as_ref().unwrap()
+        )
+        .unwrap()
+        .expose_secret(),
+        "refresh-2"
+    );
+    // A new engine (a restart) reads the rotated token from the store.
+    let restarted = engine_over(env.store.clone(), env.clock.clone(), &env.key, "engine-c");
+    env.clock.advance(Duration::from_secs(3590));
+    assert_eq!(
+        restarted.access_token("inst").await.unwrap().secret(),
+        "access-3"
+    );
+}
+
+#[tokio::test]
+async fn a_newer_record_written_during_a_refresh_wins_the_compare_and_swap() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    mount_refresh(
+        &env.server,
+        ResponseTemplate::new(200)
+            .set_body_json(token_json("access-late", None, Some(3600)))
+            .set_delay(Duration::from_millis(300)),
+    )
+    .await;
+    env.clock.advance(Duration::from_secs(3590));
+    let engine = env.engine.clone();
+    let task = tokio::spawn(async move { engine.access_token("inst").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another writer (whose lease had taken over) stores a newer token meanwhile.
+    let ring = keyring(&env.key);
+    let mut record = env.store.get_token("inst").await.unwrap().unwrap();
+    let version = record.version;
+    record.access_token = ring
+        .seal("inst", Field::AccessToken, b"access-newer")
+        .unwrap();
+    record.obtained_at = env.clock.now();
+    record.expires_at = Some(env.clock.now().saturating_add(Duration::from_secs(3600)));
+    env.store
+        .put_token("inst", &record, Some(version))
+        .await
+        .unwrap();
+    assert_eq!(task.await.unwrap().unwrap().secret(), "access-newer");
+    let stored = env.store.get_token("inst").await.unwrap().unwrap();
+    assert_eq!(
+        stored.version,
+        version + 1,
+        "the late writer did not overwrite the newer token"
+    );
+}
+
+#[tokio::test]
+async fn authorized_client_refreshes_once_on_401_and_tokens_without_expiry_last() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), None).await;
+    mount_refresh(
+        &env.server,
+        ResponseTemplate::new(200).set_body_json(token_json("access-2", None, None)),
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/api"))
+        .and(header("authorization", "Bearer access-1"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&env.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api"))
+        .and(header("authorization", "Bearer access-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&env.server)
+        .await;
+    // No expires_in: valid however much time passes.
+    env.clock.advance(Duration::from_secs(400 * 24 * 3600));
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-1"
+    );
+    let client = env.engine.authorized_client("inst", reqwest::Client::new());
+    let response = client
+        .send(client.http().get(format!("{}/api", env.server.uri())))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(refresh_requests(&env.server).await, 1);
+    let response = client
+        .send(client.http().get(format!("{}/api", env.server.uri())))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(refresh_requests(&env.server).await, 1);
+}
+
+#[tokio::test]
+async fn scopes_are_checked_and_instances_are_editable_and_deleted_with_revocation() {
+    let env = env().await;
+    let mut new = NewInstance::new("typo", "stub", "client-2");
+    new.client_secret = Some(SecretString::from("s"));
+    new.scopes = vec!["raed".into()];
+    let err = env.engine.create_instance(new.clone()).await.unwrap_err();
+    assert!(matches!(err, EngineError::UnknownScopes { .. }));
+    assert!(err.to_string().contains("did you mean `read`"), "{err}");
+    new.force_scopes = true;
+    assert_eq!(
+        env.engine.create_instance(new).await.unwrap().scopes,
+        vec!["raed".to_string()]
+    );
+
+    // The token URL is editable after creation, and used from then on.
+    let update = granary_flow::engine::InstanceUpdate {
+        token_url: Some(Some(
+            Url::parse(&format!("{}/token2", env.server.uri())).unwrap(),
+        )),
+        ..Default::default()
+    };
+    let updated = env.engine.update_instance("inst", update).await.unwrap();
+    assert_eq!(
+        updated.token_url.as_deref(),
+        Some(format!("{}/token2", env.server.uri()).as_str())
+    );
+    Mock::given(method("POST"))
+        .and(path("/token2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_json(
+            "access-9",
+            Some("refresh-9"),
+            Some(3600),
+        )))
+        .expect(1)
+        .mount(&env.server)
+        .await;
+    let url = env.engine.begin_authorization("inst").await.unwrap();
+    let state = url
+        .query_pairs()
+        .find(|(n, _)| n == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    env.engine
+        .complete_authorization(&format!("code=c&state={state}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-9"
+    );
+
+    // Deletion revokes where the integration knows a revocation endpoint.
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(2)
+        .mount(&env.server)
+        .await;
+    let revoke = Url::parse(&format!("{}/revoke", env.server.uri())).unwrap();
+    env.engine
+        .set_integration_endpoints("stub", None, Some(revoke))
+        .await
+        .unwrap();
+    let report = env.engine.delete_instance("inst").await.unwrap();
+    assert!(report.deleted && report.revoked, "{report:?}");
+    assert!(env.store.get_token("inst").await.unwrap().is_none());
+    assert!(matches!(
+        env.engine.access_token("inst").await.unwrap_err(),
+        EngineError::NotFound { .. }
+    ));
+}
+
+#[tokio::test]
+async fn rotating_the_key_reseals_everything() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    let old = MasterKey::from_bytes(&SecretBox::new(Box::new(env.key)));
+    let (new_key, new_bytes) = MasterKey::generate();
+    env.engine.replace_keyring(Keyring::new(new_key, vec![old]));
+    let report = env.engine.reseal_all().await.unwrap();
+    assert_eq!((report.client_secrets, report.token_records), (1, 1));
+    let only_new = Keyring::new(MasterKey::from_bytes(&new_bytes), vec![]);
+    let record = env.store.get_token("inst").await.unwrap().unwrap();
+    assert_eq!(
+        only_new
+            .open_string("inst", Field::AccessToken, &record.access_token)
+            .unwrap()
+            .expose_secret(),
+        "access-1"
+    );
+    let instance = env.store.get_instance("inst").await.unwrap().unwrap();
+    assert!(
+        only_new
+            .open_string(
+                "inst",
+                Field::ClientSecret,
+                instance.client_secret.as_ref().unwrap()
+            )
+            .is_ok()
+    );
+    assert_eq!(env.engine.reseal_all().await.unwrap().token_records, 0);
+}
