@@ -106,7 +106,10 @@ pub enum EndpointProblem {
 impl fmt::Display for EndpointProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Unreachable(reason) => write!(f, "could not connect ({reason})"),
+            Self::Unreachable(reason) => write!(
+                f,
+                "could not connect ({reason}), so the URL is wrong or the provider is down"
+            ),
             Self::Status(status) => write!(f, "it answered HTTP {status}"),
             Self::Html {
                 status,

@@ -22,6 +22,9 @@ use user_agent::Answer;
 
 type Outcome = Result<(), String>;
 
+/// Set by `--show-errors`: print the message of every expected error under its scenario.
+static SHOW_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A check of an error's kind.
 type ErrorCheck = fn(&Error) -> bool;
 
@@ -136,9 +139,10 @@ async fn setup() -> Result<Env, String> {
         match arg.as_str() {
             "--issuer" => issuer = args.next(),
             "--clients" => clients_path = args.next(),
+            "--show-errors" => SHOW_ERRORS.store(true, std::sync::atomic::Ordering::Relaxed),
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: --issuer URL --clients FILE"
+                    "unknown argument {other}; usage: --issuer URL --clients FILE [--show-errors]"
                 ));
             }
         }
@@ -294,6 +298,9 @@ fn expect_error<T>(
         Err(error) => error,
     };
     let message = error.to_string();
+    if SHOW_ERRORS.load(std::sync::atomic::Ordering::Relaxed) {
+        println!("  {what}: {message}");
+    }
     ensure!(
         is_kind(&error),
         "{what} failed with the wrong error: {error:?}"

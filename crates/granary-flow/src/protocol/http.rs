@@ -136,24 +136,22 @@ fn transport_error(error: &reqwest::Error, endpoint: Endpoint, url: &Url) -> Err
     }
 }
 
-/// The innermost causes of an error, without the URL that reqwest puts in its own text.
+/// The innermost cause of an error (such as `Connection refused (os error 111)`), without
+/// the URL that reqwest puts in its own text.
 pub(crate) fn source_chain(error: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
+    let mut innermost = None;
     let mut source = error.source();
     while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p: &String| p.contains(&text)) {
-            parts.push(text);
-        }
+        innermost = Some(cause.to_string());
         source = cause.source();
     }
-    if parts.is_empty() {
+    innermost.unwrap_or_else(|| {
         if error.is_timeout() {
-            return "timed out".to_string();
+            "timed out".to_string()
+        } else {
+            "request failed".to_string()
         }
-        return "request failed".to_string();
-    }
-    parts.join(": ")
+    })
 }
 
 /// `Retry-After` as delay-seconds or an IMF-fixdate (RFC 9110 10.2.3).
