@@ -131,3 +131,24 @@ async fn a_database_from_a_newer_granary_is_refused() {
     assert!(matches!(error, Error::Unsupported { .. }), "{error:?}");
     assert!(error.to_string().contains("upgrade granary"), "{error}");
 }
+
+#[tokio::test]
+async fn a_folder_it_may_not_read_is_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("granary.sled");
+    drop(SledStore::open(&path).await.unwrap());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read_dir(&path).is_ok() {
+        // Running as root: permission bits do not apply (the /proc test covers this case).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        return;
+    }
+    let error = open_error(&path).await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(matches!(error, Error::Backend { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("may not read or write"),
+        "{error}"
+    );
+}
