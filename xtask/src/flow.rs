@@ -55,14 +55,23 @@ const CLIENTS: &str = r#"{
 
 pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
     let dir = ctx.target.join("flow-conformance");
-    fs::create_dir_all(&dir).map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    fs::create_dir_all(&dir)
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
     let clients = dir.join("clients.json");
-    fs::write(&clients, CLIENTS).map_err(|e| Failure::new(format!("cannot write {}: {e}", clients.display())))?;
+    fs::write(&clients, CLIENTS)
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", clients.display())))?;
 
     // Build first, so that the server does not wait for the compiler.
     ctx.step(
         "build the flow scenario runner",
-        ctx.cargo(&["build", "--quiet", "-p", "granary-flow", "--example", "conformance"]),
+        ctx.cargo(&[
+            "build",
+            "--quiet",
+            "-p",
+            "granary-flow",
+            "--example",
+            "conformance",
+        ]),
     )?;
 
     let server = oidc::start(
@@ -166,13 +175,20 @@ pub mod oidc {
         // ESM resolves `oidc-provider` from the script's folder: run it next to node_modules.
         let script = dir.join("server.mjs");
         let source = ctx.path("conformance/oidc-provider/server.mjs");
-        fs::copy(&source, &script)
-            .map_err(|e| Failure::new(format!("cannot copy {} to {}: {e}", source.display(), script.display())))?;
+        fs::copy(&source, &script).map_err(|e| {
+            Failure::new(format!(
+                "cannot copy {} to {}: {e}",
+                source.display(),
+                script.display()
+            ))
+        })?;
         if let Some(parent) = options.log_file.parent() {
-            fs::create_dir_all(parent).map_err(|e| Failure::new(format!("cannot create {}: {e}", parent.display())))?;
+            fs::create_dir_all(parent)
+                .map_err(|e| Failure::new(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let log = File::create(&options.log_file)
-            .map_err(|e| Failure::new(format!("cannot create {}: {e}", options.log_file.display())))?;
+        let log = File::create(&options.log_file).map_err(|e| {
+            Failure::new(format!("cannot create {}: {e}", options.log_file.display()))
+        })?;
 
         let mut command = Command::new("node");
         command
@@ -190,9 +206,11 @@ pub mod oidc {
         if let Some(rotation) = options.rotate_refresh_token {
             command.args(["--rotate-refresh-token", rotation]);
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| Failure::new(format!("could not start node (is Node.js 20+ installed?): {e}")))?;
+        let mut child = command.spawn().map_err(|e| {
+            Failure::new(format!(
+                "could not start node (is Node.js 20+ installed?): {e}"
+            ))
+        })?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let mut server = Server {
@@ -258,7 +276,9 @@ pub mod oidc {
                 .read_to_string(&mut response)
                 .map_err(|e| Failure::new(format!("cannot read the counters of {address}: {e}")))?;
             match response.split_once("\r\n\r\n") {
-                Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.trim().to_string()),
+                Some((head, body)) if head.starts_with("HTTP/1.1 200") => {
+                    Ok(body.trim().to_string())
+                }
                 _ => Err(Failure::new(format!(
                     "{address} answered the counters request with: {}",
                     response.lines().next().unwrap_or("nothing")
