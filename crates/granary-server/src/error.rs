@@ -27,7 +27,7 @@ pub enum Error {
 
     /// The engine or the store refused or failed.
     #[error(transparent)]
-    Engine(#[from] granary::Error),
+    Engine(#[from] granary_flow::engine::EngineError),
 }
 
 impl Error {

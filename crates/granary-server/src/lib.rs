@@ -19,6 +19,7 @@ pub mod app;
 pub mod cli;
 mod error;
 pub mod metrics;
+pub mod open;
 pub mod problem;
 pub mod routes;
 pub mod secrets;

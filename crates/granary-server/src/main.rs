@@ -12,12 +12,18 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    common: granary_server::settings::CommonArgs,
+    #[command(flatten)]
+    remote: granary_server::cli::RemoteArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show the OAuth 2.0 schemes, flows, URLs and scopes of an OpenAPI document.
     Inspect(inspect::Args),
+    #[command(flatten)]
+    Server(granary_server::cli::Command),
 }
 
 /// Exit codes shared by the subcommands.
@@ -32,5 +38,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
+        Command::Server(command) => granary_server::cli::main(command, &cli.common, &cli.remote),
     }
 }

@@ -28,18 +28,18 @@ pub struct CommonArgs {
     /// The log filter, e.g. `info` or `granary_server=debug` [default: info].
     #[arg(long, global = true, env = "GRANARY_LOG", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// The address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, global = true, env = "GRANARY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The URL users reach granary at; the redirect URI is `{public_url}/admin/oauth/`
+    /// [default: http://{listen}].
+    #[arg(long, global = true, env = "GRANARY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<Url>,
 }
 
 /// The options of `granary serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
-    /// The address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "GRANARY_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// The URL users reach granary at; the redirect URI is `{public_url}/admin/oauth/`
-    /// [default: http://{listen}].
-    #[arg(long, env = "GRANARY_PUBLIC_URL", value_name = "URL")]
-    pub public_url: Option<Url>,
     /// The admin token (prefer the environment variable: a flag shows in the process list).
     /// Without it, the token of `<data_dir>/admin-token` is used, generated on first start.
     #[arg(long, env = "GRANARY_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
@@ -98,13 +98,13 @@ impl Settings {
             Some(path) => FileSettings::load(path)?,
             None => FileSettings::default(),
         };
-        let listen = match serve.listen.or(file.listen) {
+        let listen = match common.listen.or(file.listen) {
             Some(listen) => listen,
             None => DEFAULT_LISTEN
                 .parse()
                 .map_err(|e| Error::Config(format!("bad default listen address: {e}")))?,
         };
-        let public_url = match serve.public_url.clone().or(file.public_url) {
+        let public_url = match common.public_url.clone().or(file.public_url) {
             Some(url) => url,
             None => Url::parse(&format!("http://{listen}"))
                 .map_err(|e| Error::Config(format!("cannot make a public URL from {listen}: {e}")))?,
@@ -197,11 +197,11 @@ mod tests {
         assert_eq!(settings.log_level, "debug");
         assert!(settings.secure_cookies());
 
-        let serve = ServeArgs {
+        let common = CommonArgs {
             listen: Some("127.0.0.1:9001".parse().unwrap()),
-            ..ServeArgs::default()
+            ..common
         };
-        let settings = Settings::resolve(&common, &serve).unwrap();
+        let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:9001");
     }
 
@@ -216,10 +216,10 @@ mod tests {
         };
         let error = Settings::resolve(&common, &ServeArgs::default()).unwrap_err();
         assert!(error.to_string().contains("lisen"), "{error}");
-        let serve = ServeArgs {
+        let common = CommonArgs {
             public_url: Some(Url::parse("ftp://x.example").unwrap()),
-            ..ServeArgs::default()
+            ..CommonArgs::default()
         };
-        assert!(Settings::resolve(&CommonArgs::default(), &serve).is_err());
+        assert!(Settings::resolve(&common, &ServeArgs::default()).is_err());
     }
 }

@@ -181,3 +181,20 @@ fn terminal_control_characters_are_not_printed() {
     );
     assert!(stdout.starts_with("evil [2J title next\n"), "{stdout:?}");
 }
+
+#[test]
+fn reads_standard_input_with_a_dash() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_granary"))
+        .args(["inspect", "--json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the granary binary runs");
+    let input = std::fs::read(fixture("openapi31.json")).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["spec_version"]["family"], "openapi-3.1");
+}

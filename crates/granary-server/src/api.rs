@@ -1,0 +1,500 @@
+//! The REST API under `/api/v1` (JSON, bearer API keys, RFC 9457 problems), `/healthz`,
+//! `/metrics`, and server-sent events.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use granary_flow::engine::{
+    AccessToken, EngineError, Event, InstanceReport, InstanceUpdate, IntegrationFlows, NewInstance,
+};
+use granary_store::{Instance, InstanceStatus, Integration, Timestamp};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use url::Url;
+
+use crate::app::AppState;
+use crate::problem::Problem;
+use crate::views::{client_auth_name, invalid_id_message, parse_client_auth, status_name, valid_id};
+
+/// The guard of every API route: `Authorization: Bearer <API key>` of a known key.
+pub async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim);
+    match presented {
+        None => Problem::unauthorized(
+            "send an API key as `Authorization: Bearer <key>`; create one on the admin page (API keys)",
+        )
+        .into_response(),
+        Some(key) => match state.api_keys.verify(key) {
+            Some(_) => next.run(request).await,
+            None => Problem::unauthorized("this API key is unknown or was revoked: create a new one on the admin page")
+                .into_response(),
+        },
+    }
+}
+
+/// The problem for an engine error.
+pub fn engine_problem(error: &EngineError) -> Problem {
+    let cause = crate::web::cause_name(error);
+    let detail = error.to_string();
+    match error {
+        EngineError::NotFound { .. } => Problem::not_found(detail),
+        EngineError::Invalid(_) | EngineError::UnknownScopes { .. } | EngineError::Import(_) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "The request cannot work", detail)
+        }
+        EngineError::NotAuthorized { .. } | EngineError::NeedsAuthorization { .. } => Problem::new(
+            StatusCode::CONFLICT,
+            "needs-authorization",
+            "The instance needs authorization",
+            detail,
+        ),
+        EngineError::Disabled { .. } => Problem::new(StatusCode::CONFLICT, "disabled", "The instance is disabled", detail),
+        EngineError::UnknownAuthorization => Problem::new(StatusCode::BAD_REQUEST, "unknown-state", "Unknown authorization", detail),
+        EngineError::Store(granary_store::Error::Conflict { .. }) => {
+            Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+        }
+        EngineError::Store(granary_store::Error::AlreadyExists { .. }) => {
+            Problem::new(StatusCode::CONFLICT, "already-exists", "Already exists", detail)
+        }
+        _ if error.is_transient() => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider-unavailable",
+            "The provider is unavailable",
+            detail,
+        ),
+        EngineError::Refresh { .. } | EngineError::Protocol(_) | EngineError::Request { .. } => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            cause,
+            "The provider refused",
+            detail,
+        ),
+        _ => {
+            tracing::error!(error = %error, "API request failed");
+            Problem::internal(detail)
+        }
+    }
+}
+
+type ApiResult<T = Response> = Result<T, Problem>;
+
+fn engine<T>(result: Result<T, EngineError>) -> ApiResult<T> {
+    result.map_err(|error| engine_problem(&error))
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> Response {
+    let mut response = (StatusCode::OK, "ok\n").into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut counts = [
+        ("new", 0u64),
+        ("authorized", 0),
+        ("needs_authorization", 0),
+        ("disabled", 0),
+    ];
+    match state.engine.list_instances().await {
+        Ok(instances) => {
+            for instance in instances {
+                let name = status_name(instance.status);
+                if let Some(entry) = counts.iter_mut().find(|(n, _)| *n == name) {
+                    entry.1 += 1;
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "metrics: the instances cannot be listed"),
+    }
+    let body = state.metrics.render(&counts);
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+fn time(time: Option<Timestamp>) -> Value {
+    time.map_or(Value::Null, |t| json!(t.as_unix_millis().div_euclid(1000)))
+}
+
+/// An integration as JSON.
+pub fn integration_json(integration: &Integration) -> Value {
+    let flows = IntegrationFlows::of(integration).ok();
+    json!({
+        "name": integration.name,
+        "title": flows.as_ref().and_then(|f| f.title.clone()),
+        "source_digest": integration.source_digest,
+        "created": time(Some(integration.created)),
+        "issuer": flows.as_ref().and_then(|f| f.issuer.clone()),
+        "schemes": flows.as_ref().map(|f| serde_json::to_value(&f.schemes).unwrap_or(Value::Null)),
+    })
+}
+
+/// An instance (and its token summary) as JSON: never a secret, header values left out.
+pub fn instance_json(instance: &Instance, report: Option<&InstanceReport>) -> Value {
+    let token = report.and_then(|r| r.token.as_ref()).map(|t| {
+        json!({
+            "expires_at": time(t.expires_at),
+            "obtained_at": time(Some(t.obtained_at)),
+            "has_refresh_token": t.has_refresh_token,
+            "scope": t.scope,
+            "last_refresh": t.last_refresh.as_ref().map(|o| json!({
+                "at": time(Some(o.at)),
+                "result": serde_json::to_value(&o.result).unwrap_or(Value::Null),
+            })),
+        })
+    });
+    json!({
+        "id": instance.id,
+        "integration": instance.integration,
+        "scheme": instance.scheme,
+        "client_id": instance.client_id,
+        "client_secret_set": instance.client_secret.is_some(),
+        "client_auth": client_auth_name(instance.client_auth),
+        "scopes": instance.scopes,
+        "redirect_uri": instance.redirect_uri,
+        "authorization_url": instance.authorization_url,
+        "token_url": instance.token_url,
+        "extra_authorization_params": instance.extra_authorization_params,
+        "extra_token_params": instance.extra_token_params,
+        "extra_token_header_names": instance.extra_token_headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        "status": status_name(instance.status),
+        "created": time(Some(instance.created)),
+        "updated": time(Some(instance.updated)),
+        "version": instance.version,
+        "token": token,
+    })
+}
+
+/// The body of `POST /api/v1/integrations` and `PUT /api/v1/integrations/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationBody {
+    /// The name (POST only; PUT takes it from the path).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The OpenAPI document, JSON or YAML, as a string.
+    pub document: String,
+}
+
+/// `GET /api/v1/integrations`.
+pub async fn integrations_list(State(state): State<AppState>) -> ApiResult {
+    let list = engine(state.engine.list_integrations().await)?;
+    Ok(Json(json!({ "integrations": list.iter().map(integration_json).collect::<Vec<_>>() })).into_response())
+}
+
+/// `POST /api/v1/integrations`: `{name, document}`.
+pub async fn integration_create(State(state): State<AppState>, body: Result<Json<IntegrationBody>, axum::extract::rejection::JsonRejection>) -> ApiResult {
+    let Json(body) = body.map_err(|e| Problem::bad_request(format!("the body is not {{\"name\", \"document\"}} JSON: {e}")))?;
+    let name = body.name.unwrap_or_default();
+    import(&state, &name, &body.document, StatusCode::CREATED).await
+}
+
+/// `PUT /api/v1/integrations/{name}`: `{document}` (a re-import).
+pub async fn integration_put(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<IntegrationBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body.map_err(|e| Problem::bad_request(format!("the body is not {{\"document\"}} JSON: {e}")))?;
+    import(&state, &name, &body.document, StatusCode::OK).await
+}
+
+async fn import(state: &AppState, name: &str, document: &str, status: StatusCode) -> ApiResult {
+    if !valid_id(name) {
+        return Err(Problem::bad_request(invalid_id_message("integration name", name)));
+    }
+    let integration = engine(state.engine.import_integration(name, document.as_bytes()).await)?;
+    Ok((status, Json(integration_json(&integration))).into_response())
+}
+
+/// `GET /api/v1/integrations/{name}`.
+pub async fn integration_get(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let integration = engine(state.engine.integration(&name).await)?;
+    Ok(Json(integration_json(&integration)).into_response())
+}
+
+/// `DELETE /api/v1/integrations/{name}`.
+pub async fn integration_delete(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    match engine(state.engine.remove_integration(&name).await)? {
+        true => Ok(StatusCode::NO_CONTENT.into_response()),
+        false => Err(Problem::not_found(format!("integration `{name}` does not exist"))),
+    }
+}
+
+/// The body of `POST /api/v1/instances` and `PATCH /api/v1/instances/{id}`: every field is
+/// optional in a PATCH; `null` clears an override or the secret.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceBody {
+    id: Option<String>,
+    integration: Option<String>,
+    scheme: Option<String>,
+    client_id: Option<String>,
+    #[serde(default, deserialize_with = "some")]
+    client_secret: Option<Option<String>>,
+    client_auth: Option<String>,
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    force_scopes: bool,
+    #[serde(default, deserialize_with = "some")]
+    authorization_url: Option<Option<Url>>,
+    #[serde(default, deserialize_with = "some")]
+    token_url: Option<Option<Url>>,
+    extra_authorization_params: Option<Vec<(String, String)>>,
+    extra_token_params: Option<Vec<(String, String)>>,
+    extra_token_headers: Option<Vec<(String, String)>>,
+    enabled: Option<bool>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn some<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+fn client_auth(text: Option<&str>) -> ApiResult<Option<granary_store::ClientAuth>> {
+    match text {
+        None => Ok(None),
+        Some(text) => parse_client_auth(text).map(Some).ok_or_else(|| {
+            Problem::bad_request(format!(
+                "client_auth `{text}` is unknown: use client_secret_basic, client_secret_post or none"
+            ))
+        }),
+    }
+}
+
+/// `GET /api/v1/instances`.
+pub async fn instances_list(State(state): State<AppState>) -> ApiResult {
+    let list = engine(state.engine.list_instances().await)?;
+    let mut out = Vec::with_capacity(list.len());
+    for instance in &list {
+        let report = state.engine.status(&instance.id).await.ok();
+        out.push(instance_json(instance, report.as_ref()));
+    }
+    Ok(Json(json!({ "instances": out })).into_response())
+}
+
+/// `POST /api/v1/instances`.
+pub async fn instance_create(State(state): State<AppState>, body: Result<Json<InstanceBody>, axum::extract::rejection::JsonRejection>) -> ApiResult {
+    let Json(body) = body.map_err(|e| Problem::bad_request(format!("the body is not an instance: {e}")))?;
+    let id = body.id.clone().unwrap_or_default();
+    if !valid_id(&id) {
+        return Err(Problem::bad_request(invalid_id_message("instance id", &id)));
+    }
+    let new = NewInstance {
+        id,
+        integration: body.integration.clone().ok_or_else(|| Problem::bad_request("`integration` is required"))?,
+        scheme: body.scheme.clone(),
+        client_id: body.client_id.clone().ok_or_else(|| Problem::bad_request("`client_id` is required"))?,
+        client_secret: body.client_secret.clone().flatten().map(SecretString::from),
+        client_auth: client_auth(body.client_auth.as_deref())?,
+        scopes: body.scopes.clone().unwrap_or_default(),
+        force_scopes: body.force_scopes,
+        authorization_url: body.authorization_url.clone().flatten(),
+        token_url: body.token_url.clone().flatten(),
+        extra_authorization_params: body.extra_authorization_params.clone().unwrap_or_default(),
+        extra_token_params: body.extra_token_params.clone().unwrap_or_default(),
+        extra_token_headers: body.extra_token_headers.clone().unwrap_or_default(),
+    };
+    let instance = engine(state.engine.create_instance(new).await)?;
+    let report = state.engine.status(&instance.id).await.ok();
+    Ok((StatusCode::CREATED, Json(instance_json(&instance, report.as_ref()))).into_response())
+}
+
+/// `GET /api/v1/instances/{id}`.
+pub async fn instance_get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let report = engine(state.engine.status(&id).await)?;
+    Ok(Json(instance_json(&report.instance, Some(&report))).into_response())
+}
+
+/// `PATCH /api/v1/instances/{id}`.
+pub async fn instance_patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<InstanceBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body.map_err(|e| Problem::bad_request(format!("the body is not an instance change: {e}")))?;
+    if body.id.as_deref().is_some_and(|given| given != id) || body.integration.is_some() {
+        return Err(Problem::bad_request(
+            "the id and the integration of an instance cannot change: create another instance",
+        ));
+    }
+    let update = InstanceUpdate {
+        scheme: body.scheme,
+        client_id: body.client_id,
+        client_secret: body.client_secret.map(|s| s.map(SecretString::from)),
+        client_auth: client_auth(body.client_auth.as_deref())?,
+        scopes: body.scopes,
+        force_scopes: body.force_scopes,
+        authorization_url: body.authorization_url,
+        token_url: body.token_url,
+        extra_authorization_params: body.extra_authorization_params,
+        extra_token_params: body.extra_token_params,
+        extra_token_headers: body.extra_token_headers,
+        enabled: body.enabled,
+    };
+    engine(state.engine.update_instance(&id, update).await)?;
+    let report = engine(state.engine.status(&id).await)?;
+    Ok(Json(instance_json(&report.instance, Some(&report))).into_response())
+}
+
+/// `DELETE /api/v1/instances/{id}`: revokes where possible, then deletes.
+pub async fn instance_delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let report = engine(state.engine.delete_instance(&id).await)?;
+    if !report.deleted {
+        return Err(Problem::not_found(format!("instance `{id}` does not exist")));
+    }
+    Ok(Json(json!({ "deleted": true, "revoked": report.revoked, "revocation_note": report.revocation_note })).into_response())
+}
+
+/// The link that starts the authorization of `id` in a signed-in admin's browser.
+pub fn authorization_link(state: &AppState, id: &str) -> String {
+    format!("{}/admin/instances/{id}/authorize", state.settings.base())
+}
+
+/// `POST /api/v1/instances/{id}/authorize`: the link an admin opens to connect the instance.
+///
+/// The provider's URL itself is not handed out: its state is bound to the browser that
+/// starts it (RFC 9700), so the authorization starts on the admin page that the link opens.
+pub async fn instance_authorize(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let instance = engine(state.engine.instance(&id).await)?;
+    if instance.status == InstanceStatus::Disabled {
+        return Err(engine_problem(&EngineError::Disabled { instance: id }));
+    }
+    Ok(Json(json!({
+        "authorization_url": authorization_link(&state, &id),
+        "redirect_uri": instance.redirect_uri,
+        "note": "open this URL in a browser signed in to granary's admin page and press \"Get access token\"; the state of the authorization is bound to that browser",
+    }))
+    .into_response())
+}
+
+fn token_json(token: &AccessToken) -> Value {
+    json!({
+        "access_token": token.secret(),
+        "token_type": token.token_type(),
+        "expires_at": time(token.expires_at()),
+    })
+}
+
+fn token_response(token: &AccessToken) -> Response {
+    let mut response = Json(token_json(token)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /api/v1/instances/{id}/token`: a valid access token, refreshed when needed.
+pub async fn instance_token(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    match state.engine.access_token(&id).await {
+        Ok(token) => Ok(token_response(&token)),
+        Err(error) => {
+            state.metrics.failed(crate::web::cause_name(&error));
+            Err(engine_problem(&error))
+        }
+    }
+}
+
+/// `POST /api/v1/instances/{id}/refresh`: refreshes now and returns the new token.
+pub async fn instance_refresh(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let current = engine(state.engine.access_token(&id).await)?;
+    match state.engine.force_refresh(&id, &current).await {
+        Ok(token) => Ok(token_response(&token)),
+        Err(error) => {
+            state.metrics.failed(crate::web::cause_name(&error));
+            Err(engine_problem(&error))
+        }
+    }
+}
+
+/// An engine event as JSON (no secret is in any event).
+pub fn event_json(event: &Event) -> (&'static str, Value) {
+    match event {
+        Event::Authorized { instance } => ("authorized", json!({ "instance": instance })),
+        Event::Refreshed { instance, expires_at, rotated } => (
+            "refreshed",
+            json!({ "instance": instance, "expires_at": time(*expires_at), "rotated": rotated }),
+        ),
+        Event::RefreshFailed { instance, message, transient } => (
+            "refresh_failed",
+            json!({ "instance": instance, "message": message, "transient": transient }),
+        ),
+        Event::NeedsAuthorization { instance, reason } => (
+            "needs_authorization",
+            json!({ "instance": instance, "reason": reason }),
+        ),
+        other => ("event", json!({ "instance": other.instance() })),
+    }
+}
+
+/// `GET /api/v1/events`: the engine's events as server-sent events.
+pub async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let receiver = state.engine.subscribe();
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(event) => {
+                    let (name, data) = event_json(&event);
+                    let sse = SseEvent::default().event(name).data(data.to_string());
+                    return Some((Ok(sse), receiver));
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    let sse = SseEvent::default().event("lagged").data(json!({ "missed": missed }).to_string());
+                    return Some((Ok(sse), receiver));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Forgets the tokens of `id` after revoking them where the provider allows; the instance
+/// stays, configured, with status "new". Returns a note for the admin.
+///
+/// The engine revokes only when it deletes an instance, so this deletes the instance (which
+/// revokes) and writes it back unchanged (its sealed secret is bound to its id, which stays).
+pub async fn disconnect(state: &AppState, id: &str) -> Result<String, EngineError> {
+    let engine = &state.engine;
+    let mut instance = engine.instance(id).await?;
+    let report = engine.delete_instance(id).await?;
+    instance.status = InstanceStatus::New;
+    instance.updated = engine.now();
+    if let Err(error) = engine.store().create_instance(&instance).await {
+        tracing::error!(instance = %id, %error, "the instance could not be written back after its tokens were revoked");
+        return Err(error.into());
+    }
+    Ok(match (report.revoked, report.revocation_note) {
+        (true, _) => "Its tokens were revoked at the provider.".to_string(),
+        (false, Some(note)) => format!("Not revoked at the provider: {note}."),
+        (false, None) => "Not revoked at the provider.".to_string(),
+    })
+}
+
+/// The `Authorization` header of an API key, for clients.
+pub fn bearer(key: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {key}")) {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    headers
+}

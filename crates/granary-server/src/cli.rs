@@ -1,0 +1,657 @@
+//! The CLI subcommands that manage granary: on the data directory directly, or against a
+//! running server (`--server URL` with an API key).
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+
+use granary_flow::engine::{Engine, InstanceUpdate, NewInstance};
+use reqwest::Method;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::api::{instance_json, integration_json};
+use crate::api_keys::ApiKeys;
+use crate::settings::Settings;
+use crate::views::{parse_client_auth, parse_pairs, valid_id, invalid_id_message};
+use crate::{Error, Result, open};
+
+/// Where the CLI works: `--server` and `--api-key`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RemoteArgs {
+    /// Work against a running granary at this URL (through its REST API) instead of the
+    /// data directory.
+    #[arg(long, global = true, env = "GRANARY_SERVER", value_name = "URL")]
+    pub server: Option<Url>,
+    /// The API key for `--server` (create one on the admin page, or `granary api-key create`).
+    #[arg(long, global = true, env = "GRANARY_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+}
+
+/// `granary import FILE`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The OpenAPI document (JSON or YAML).
+    pub file: PathBuf,
+    /// The integration's name [default: the file name without extension].
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// The fields of `granary instance create` and `update`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct InstanceFields {
+    /// The OAuth2 scheme [default: the first with an authorization-code flow].
+    #[arg(long)]
+    pub scheme: Option<String>,
+    /// The client id issued by the provider.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The client secret (prefer the environment variable or --client-secret-stdin: a flag
+    /// shows in the process list).
+    #[arg(long, env = "GRANARY_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Read the client secret from the first line of standard input.
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// client_secret_basic, client_secret_post or none.
+    #[arg(long)]
+    pub client_auth: Option<String>,
+    /// A scope to request (repeat the flag, or give them space-separated).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Accept scopes the document does not declare.
+    #[arg(long)]
+    pub force_scopes: bool,
+    /// Override the authorization URL.
+    #[arg(long)]
+    pub authorization_url: Option<Url>,
+    /// Override the token URL.
+    #[arg(long)]
+    pub token_url: Option<Url>,
+    /// An extra authorization parameter `name=value` (repeatable).
+    #[arg(long = "auth-param")]
+    pub auth_params: Vec<String>,
+    /// An extra token request parameter `name=value` (repeatable).
+    #[arg(long = "token-param")]
+    pub token_params: Vec<String>,
+    /// An extra token request header `Name: value` (repeatable).
+    #[arg(long = "token-header")]
+    pub token_headers: Vec<String>,
+}
+
+/// `granary instance ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum InstanceCommand {
+    /// Create an instance of an integration.
+    Create {
+        /// The instance id.
+        id: String,
+        /// The integration it belongs to.
+        #[arg(long)]
+        integration: String,
+        /// The settings.
+        #[command(flatten)]
+        fields: InstanceFields,
+    },
+    /// Change an instance (only the given fields change).
+    Update {
+        /// The instance id.
+        id: String,
+        /// The settings to change.
+        #[command(flatten)]
+        fields: InstanceFields,
+    },
+    /// List the instances.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an instance and its token's state.
+    Show {
+        /// The instance id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an instance (its tokens are revoked where the provider allows).
+    Delete {
+        /// The instance id.
+        id: String,
+    },
+}
+
+/// `granary key ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeyCommand {
+    /// Generate a new master key and re-seal every stored secret with it (stop the server
+    /// first: it keeps the old key in memory).
+    Rotate,
+}
+
+/// `granary api-key ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key and print it (once).
+    Create {
+        /// What the key is for.
+        name: String,
+    },
+    /// List the API keys (never the keys themselves).
+    List,
+    /// Revoke an API key by id.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+}
+
+/// Where the commands run.
+enum Target {
+    Local(Engine, Settings),
+    Remote(Remote),
+}
+
+struct Remote {
+    base: String,
+    key: SecretString,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}/api/v1{path}", self.base);
+        let mut request = self.http.request(method, &url).bearer_auth(self.key.expose_secret());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Error::Remote(format!("cannot reach {url}: {e}; check --server")))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| Error::Remote(format!("cannot read the answer of {url}: {e}")))?;
+        if status.is_success() {
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text)
+                .map_err(|e| Error::Remote(format!("{url} answered with something other than JSON: {e}")));
+        }
+        let detail = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or(text);
+        Err(Error::Remote(format!("the server answered {status}: {detail}")))
+    }
+}
+
+async fn target(settings: &Settings, remote: &RemoteArgs) -> Result<Target> {
+    match &remote.server {
+        Some(server) => {
+            let key = remote.api_key.clone().ok_or_else(|| {
+                Error::Config("--server needs an API key: pass --api-key or set GRANARY_API_KEY".into())
+            })?;
+            let key = SecretString::from(key);
+            if !ApiKeys::looks_like_key(&key) {
+                return Err(Error::Config(format!(
+                    "the API key does not start with `{}`: copy it from the admin page",
+                    crate::api_keys::PREFIX
+                )));
+            }
+            let http = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .map_err(|e| Error::Remote(format!("cannot build the HTTP client: {e}")))?;
+            Ok(Target::Remote(Remote {
+                base: server.as_str().trim_end_matches('/').to_string(),
+                key,
+                http,
+            }))
+        }
+        None => Ok(Target::Local(
+            open::engine(&settings.data_dir, &settings.public_url).await?,
+            settings.clone(),
+        )),
+    }
+}
+
+fn print_json(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+fn pairs(list: &[String], separator: char) -> Result<Vec<(String, String)>> {
+    parse_pairs(&list.join("\n"), separator).map_err(Error::Config)
+}
+
+fn scopes(fields: &InstanceFields) -> Vec<String> {
+    fields.scopes.iter().flat_map(|s| s.split_whitespace()).map(str::to_string).collect()
+}
+
+fn secret(fields: &InstanceFields) -> Result<Option<String>> {
+    if fields.client_secret_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::io("cannot read the client secret from standard input", e))?;
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        return Ok(Some(line).filter(|s| !s.is_empty()));
+    }
+    Ok(fields.client_secret.clone())
+}
+
+/// `granary import FILE`.
+pub async fn import(settings: &Settings, remote: &RemoteArgs, args: &ImportArgs) -> Result<()> {
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => args
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    if !valid_id(&name) {
+        return Err(Error::Config(format!("{}; pass --name", invalid_id_message("integration name", &name))));
+    }
+    let document = std::fs::read(&args.file)
+        .map_err(|e| Error::io(format!("cannot read {}", args.file.display()), e))?;
+    let value = match target(settings, remote).await? {
+        Target::Local(engine, _) => integration_json(&engine.import_integration(&name, &document).await?),
+        Target::Remote(remote) => {
+            let text = String::from_utf8(document)
+                .map_err(|_| Error::Config(format!("{} is not UTF-8 text", args.file.display())))?;
+            remote
+                .call(Method::POST, "/integrations", Some(json!({ "name": name, "document": text })))
+                .await?
+        }
+    };
+    println!("imported integration {name}");
+    if let Some(schemes) = value.get("schemes").and_then(Value::as_array) {
+        for scheme in schemes {
+            println!("  scheme {}", scheme.get("name").and_then(Value::as_str).unwrap_or("?"));
+        }
+    }
+    Ok(())
+}
+
+/// `granary instance ...`.
+pub async fn instance(settings: &Settings, remote: &RemoteArgs, command: &InstanceCommand) -> Result<()> {
+    let target = target(settings, remote).await?;
+    match command {
+        InstanceCommand::Create { id, integration, fields } => {
+            if !valid_id(id) {
+                return Err(Error::Config(invalid_id_message("instance id", id)));
+            }
+            let client_id = fields
+                .client_id
+                .clone()
+                .ok_or_else(|| Error::Config("--client-id is required".into()))?;
+            let secret = secret(fields)?;
+            let client_auth = fields.client_auth.as_deref().map(auth).transpose()?;
+            let value = match target {
+                Target::Local(engine, _) => {
+                    let new = NewInstance {
+                        id: id.clone(),
+                        integration: integration.clone(),
+                        scheme: fields.scheme.clone(),
+                        client_id,
+                        client_secret: secret.map(SecretString::from),
+                        client_auth,
+                        scopes: scopes(fields),
+                        force_scopes: fields.force_scopes,
+                        authorization_url: fields.authorization_url.clone(),
+                        token_url: fields.token_url.clone(),
+                        extra_authorization_params: pairs(&fields.auth_params, '=')?,
+                        extra_token_params: pairs(&fields.token_params, '=')?,
+                        extra_token_headers: pairs(&fields.token_headers, ':')?,
+                    };
+                    instance_json(&engine.create_instance(new).await?, None)
+                }
+                Target::Remote(remote) => {
+                    let mut body = json!({
+                        "id": id, "integration": integration, "client_id": client_id,
+                        "scopes": scopes(fields), "force_scopes": fields.force_scopes,
+                        "extra_authorization_params": pairs(&fields.auth_params, '=')?,
+                        "extra_token_params": pairs(&fields.token_params, '=')?,
+                        "extra_token_headers": pairs(&fields.token_headers, ':')?,
+                    });
+                    set(&mut body, "scheme", fields.scheme.clone().map(Value::from));
+                    set(&mut body, "client_secret", secret.map(Value::from));
+                    set(&mut body, "client_auth", fields.client_auth.clone().map(Value::from));
+                    set(&mut body, "authorization_url", fields.authorization_url.as_ref().map(|u| Value::from(u.as_str())));
+                    set(&mut body, "token_url", fields.token_url.as_ref().map(|u| Value::from(u.as_str())));
+                    remote.call(Method::POST, "/instances", Some(body)).await?
+                }
+            };
+            println!("created instance {id}");
+            println!(
+                "register this redirect URI at the provider: {}",
+                value.get("redirect_uri").and_then(Value::as_str).unwrap_or("?")
+            );
+            Ok(())
+        }
+        InstanceCommand::Update { id, fields } => {
+            let secret = secret(fields)?;
+            let client_auth = fields.client_auth.as_deref().map(auth).transpose()?;
+            let new_scopes = scopes(fields);
+            match target {
+                Target::Local(engine, _) => {
+                    let update = InstanceUpdate {
+                        scheme: fields.scheme.clone(),
+                        client_id: fields.client_id.clone(),
+                        client_secret: secret.map(|s| Some(SecretString::from(s))),
+                        client_auth,
+                        scopes: Some(new_scopes).filter(|s| !s.is_empty()),
+                        force_scopes: fields.force_scopes,
+                        authorization_url: fields.authorization_url.clone().map(Some),
+                        token_url: fields.token_url.clone().map(Some),
+                        extra_authorization_params: Some(pairs(&fields.auth_params, '=')?).filter(|p| !p.is_empty()),
+                        extra_token_params: Some(pairs(&fields.token_params, '=')?).filter(|p| !p.is_empty()),
+                        extra_token_headers: Some(pairs(&fields.token_headers, ':')?).filter(|p| !p.is_empty()),
+                        enabled: None,
+                    };
+                    engine.update_instance(id, update).await?;
+                }
+                Target::Remote(remote) => {
+                    let mut body = json!({ "force_scopes": fields.force_scopes });
+                    set(&mut body, "scheme", fields.scheme.clone().map(Value::from));
+                    set(&mut body, "client_id", fields.client_id.clone().map(Value::from));
+                    set(&mut body, "client_secret", secret.map(Value::from));
+                    set(&mut body, "client_auth", fields.client_auth.clone().map(Value::from));
+                    set(&mut body, "scopes", Some(json!(new_scopes)).filter(|_| !new_scopes.is_empty()));
+                    set(&mut body, "authorization_url", fields.authorization_url.as_ref().map(|u| Value::from(u.as_str())));
+                    set(&mut body, "token_url", fields.token_url.as_ref().map(|u| Value::from(u.as_str())));
+                    for (name, list, separator) in [
+                        ("extra_authorization_params", &fields.auth_params, '='),
+                        ("extra_token_params", &fields.token_params, '='),
+                        ("extra_token_headers", &fields.token_headers, ':'),
+                    ] {
+                        let parsed = pairs(list, separator)?;
+                        set(&mut body, name, Some(json!(parsed)).filter(|_| !parsed.is_empty()));
+                    }
+                    remote.call(Method::PATCH, &format!("/instances/{id}"), Some(body)).await?;
+                }
+            }
+            println!("updated instance {id}");
+            Ok(())
+        }
+        InstanceCommand::List { json } => {
+            let list = match target {
+                Target::Local(engine, _) => {
+                    let mut out = Vec::new();
+                    for instance in engine.list_instances().await? {
+                        let report = engine.status(&instance.id).await.ok();
+                        out.push(instance_json(&instance, report.as_ref()));
+                    }
+                    out
+                }
+                Target::Remote(remote) => remote
+                    .call(Method::GET, "/instances", None)
+                    .await?
+                    .get("instances")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            if *json {
+                print_json(&Value::Array(list));
+            } else if list.is_empty() {
+                println!("no instance");
+            } else {
+                for item in list {
+                    println!(
+                        "{}\t{}\t{}",
+                        item.get("id").and_then(Value::as_str).unwrap_or("?"),
+                        item.get("integration").and_then(Value::as_str).unwrap_or("?"),
+                        item.get("status").and_then(Value::as_str).unwrap_or("?"),
+                    );
+                }
+            }
+            Ok(())
+        }
+        InstanceCommand::Show { id, json } => {
+            let value = match target {
+                Target::Local(engine, _) => {
+                    let report = engine.status(id).await?;
+                    instance_json(&report.instance, Some(&report))
+                }
+                Target::Remote(remote) => remote.call(Method::GET, &format!("/instances/{id}"), None).await?,
+            };
+            if *json {
+                print_json(&value);
+            } else {
+                for key in ["id", "integration", "scheme", "client_id", "client_auth", "status", "redirect_uri"] {
+                    println!("{key}: {}", value.get(key).map(display).unwrap_or_default());
+                }
+                println!("client_secret: {}", if value.get("client_secret_set").and_then(Value::as_bool).unwrap_or(false) { "set" } else { "not set" });
+                println!("scopes: {}", value.get("scopes").map(display).unwrap_or_default());
+                match value.get("token").filter(|t| !t.is_null()) {
+                    Some(token) => {
+                        let expires = token.get("expires_at").and_then(Value::as_u64);
+                        println!(
+                            "token: expires {}, refresh token {}",
+                            expires.map_or_else(|| "unknown".to_string(), crate::views::format_unix_seconds),
+                            if token.get("has_refresh_token").and_then(Value::as_bool).unwrap_or(false) { "held" } else { "none" }
+                        );
+                    }
+                    None => println!("token: none"),
+                }
+            }
+            Ok(())
+        }
+        InstanceCommand::Delete { id } => {
+            match target {
+                Target::Local(engine, _) => {
+                    let report = engine.delete_instance(id).await?;
+                    if !report.deleted {
+                        return Err(Error::Config(format!("instance `{id}` does not exist")));
+                    }
+                    if let Some(note) = report.revocation_note {
+                        println!("note: {note}");
+                    }
+                }
+                Target::Remote(remote) => {
+                    remote.call(Method::DELETE, &format!("/instances/{id}"), None).await?;
+                }
+            }
+            println!("deleted instance {id}");
+            Ok(())
+        }
+    }
+}
+
+fn set(body: &mut Value, key: &str, value: Option<Value>) {
+    if let (Some(value), Some(object)) = (value, body.as_object_mut()) {
+        object.insert(key.to_string(), value);
+    }
+}
+
+fn display(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(display).collect::<Vec<_>>().join(" "),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn auth(text: &str) -> Result<granary_store::ClientAuth> {
+    parse_client_auth(text).ok_or_else(|| {
+        Error::Config(format!(
+            "--client-auth `{text}` is unknown: use client_secret_basic, client_secret_post or none"
+        ))
+    })
+}
+
+/// `granary authorize INSTANCE`: prints the link that starts the authorization.
+pub async fn authorize(settings: &Settings, remote: &RemoteArgs, id: &str) -> Result<()> {
+    let link = match target(settings, remote).await? {
+        Target::Local(engine, settings) => {
+            engine.instance(id).await?;
+            format!("{}/admin/instances/{id}/authorize", settings.base())
+        }
+        Target::Remote(remote) => remote
+            .call(Method::POST, &format!("/instances/{id}/authorize"), None)
+            .await?
+            .get("authorization_url")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    };
+    println!("{link}");
+    eprintln!(
+        "open it in a browser signed in to granary's admin page and press \"Get access token\" \
+         (the authorization's state is bound to that browser)"
+    );
+    Ok(())
+}
+
+/// `granary token INSTANCE`: prints a valid access token.
+pub async fn token(settings: &Settings, remote: &RemoteArgs, id: &str) -> Result<()> {
+    match target(settings, remote).await? {
+        Target::Local(engine, _) => {
+            let token = engine.access_token(id).await?;
+            println!("{}", token.secret());
+        }
+        Target::Remote(remote) => {
+            let value = remote.call(Method::GET, &format!("/instances/{id}/token"), None).await?;
+            println!("{}", value.get("access_token").and_then(Value::as_str).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// `granary key rotate`.
+pub async fn key(settings: &Settings, remote: &RemoteArgs, command: &KeyCommand) -> Result<()> {
+    if remote.server.is_some() {
+        return Err(Error::Config(
+            "key rotation works on the data directory only: stop the server, run `granary key rotate` on its host, start the server again".into(),
+        ));
+    }
+    match command {
+        KeyCommand::Rotate => {
+            let engine = open::engine(&settings.data_dir, &settings.public_url).await?;
+            let report = open::rotate_key(&settings.data_dir, &engine).await?;
+            println!(
+                "rotated the master key: {} instances, {} client secrets and {} token records re-sealed",
+                report.instances, report.client_secrets, report.token_records
+            );
+            println!("the previous key stays in the key file for pending authorizations; restart the server");
+            Ok(())
+        }
+    }
+}
+
+/// `granary api-key ...` (on the data directory).
+pub fn api_key(settings: &Settings, command: &ApiKeyCommand) -> Result<()> {
+    let keys = ApiKeys::open(&settings.data_dir)?;
+    match command {
+        ApiKeyCommand::Create { name } => {
+            crate::secrets::ensure_dir(&settings.data_dir)?;
+            let (record, key) = keys.create(name)?;
+            eprintln!("created API key {} ({}); it is shown once:", record.id, record.name);
+            println!("{}", key.expose_secret());
+        }
+        ApiKeyCommand::List => {
+            for key in keys.list()? {
+                println!("{}\t{}\t{}", key.id, key.name, crate::views::format_unix_seconds(key.created));
+            }
+        }
+        ApiKeyCommand::Revoke { id } => {
+            if keys.revoke(id)? {
+                println!("revoked API key {id}");
+            } else {
+                return Err(Error::Config(format!("no API key has the id `{id}`")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The subcommands of this module (the binary adds `inspect`).
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Run the server: admin page, REST API, background refresh.
+    Serve(crate::settings::ServeArgs),
+    /// Import an OpenAPI document as an integration.
+    Import(ImportArgs),
+    /// Create, change, list, show or delete instances.
+    #[command(subcommand)]
+    Instance(InstanceCommand),
+    /// Print the link that starts the authorization of an instance.
+    Authorize {
+        /// The instance id.
+        instance: String,
+    },
+    /// Print a valid access token of an instance (refreshed when needed).
+    Token {
+        /// The instance id.
+        instance: String,
+    },
+    /// Manage the master key that seals the stored secrets.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Manage the REST API's keys (on the data directory).
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+/// Runs a subcommand: sets up logging and the runtime, prints the error, and returns the
+/// exit code (0, 1 on failure).
+pub fn main(
+    command: Command,
+    common: &crate::settings::CommonArgs,
+    remote: &RemoteArgs,
+) -> std::process::ExitCode {
+    let serve_args = match &command {
+        Command::Serve(args) => args.clone(),
+        _ => crate::settings::ServeArgs::default(),
+    };
+    let settings = match Settings::resolve(common, &serve_args) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // The server logs at the configured level; the other commands only warnings and errors
+    // unless asked, so that their output stays readable.
+    let level = match (&command, &common.log_level) {
+        (Command::Serve(_), _) | (_, Some(_)) => settings.log_level.clone(),
+        _ => "warn".to_string(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &command {
+            Command::Serve(_) => crate::serve::run(settings.clone()).await,
+            Command::Import(args) => import(&settings, remote, args).await,
+            Command::Instance(command) => instance(&settings, remote, command).await,
+            Command::Authorize { instance } => authorize(&settings, remote, instance).await,
+            Command::Token { instance } => token(&settings, remote, instance).await,
+            Command::Key(command) => key(&settings, remote, command).await,
+            Command::ApiKey(command) => api_key(&settings, command),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `granary serve`: opens the data directory, listens, and shuts down gracefully on SIGTERM
+//! and Ctrl-C.
+
+use std::future::Future;
+
+use granary_flow::engine::RefresherConfig;
+use secrecy::ExposeSecret as _;
+use tokio::net::TcpListener;
+
+use crate::api_keys::ApiKeys;
+use crate::app::AppState;
+use crate::secrets::{AdminTokenSource, admin_token, ensure_dir};
+use crate::settings::Settings;
+use crate::{Error, Result, open, routes};
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(settings: Settings) -> Result<()> {
+    ensure_dir(&settings.data_dir)?;
+    let (token, source) = admin_token(&settings.data_dir, settings.admin_token.clone())?;
+    let engine = open::engine(&settings.data_dir, &settings.public_url).await?;
+    let api_keys = ApiKeys::open(&settings.data_dir)?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| Error::io(format!("cannot listen on {}", settings.listen), e))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the listen address", e))?;
+    match &source {
+        AdminTokenSource::Generated(path) => {
+            // Printed once, on the terminal only (never in the log).
+            println!(
+                "granary: the admin token is {}\n         (shown once; it is kept in {} with mode 0600)",
+                token.expose_secret(),
+                path.display()
+            );
+        }
+        AdminTokenSource::File(path) => {
+            tracing::info!(file = %path.display(), "the admin token is the one in the data directory");
+        }
+        AdminTokenSource::Given => tracing::info!("the admin token is the one of GRANARY_ADMIN_TOKEN"),
+    }
+    let refresher = engine.spawn_refresher(RefresherConfig::default());
+    let public = settings.base().to_string();
+    let redirect_uri = settings.redirect_uri();
+    let state = AppState::new(engine, settings, token, api_keys);
+    tracing::info!(
+        %address,
+        admin = %format!("{public}/admin/"),
+        redirect_uri = %redirect_uri,
+        "granary listens"
+    );
+    serve(listener, state, shutdown_signal()).await?;
+    refresher.stop();
+    tracing::info!("granary stopped");
+    Ok(())
+}
+
+/// Serves `state` on `listener` until `shutdown` completes; requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let app = routes::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::io("the server failed", e))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}

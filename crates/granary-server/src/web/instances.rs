@@ -1,0 +1,604 @@
+//! Instance pages: the form, the status page, its buttons, and the OAuth callback.
+
+use axum::Extension;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use granary_flow::engine::{InstanceReport, InstanceUpdate, IntegrationFlows, NewInstance};
+use granary_openapi::FlowKind;
+use granary_store::ClientAuth;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use super::{
+    AdminForm, FormData, InstanceFormPage, InstanceFormValues, InstancePage, Layout, ScopeChoice,
+    failure_banner, flash_to, layout, message, render, see_other,
+};
+use crate::app::AppState;
+use crate::secrets::{constant_time_eq, sha256_hex};
+use crate::sessions::{Banner, STATE_COOKIE, STATE_TTL, Session, clear_cookie, cookie, set_cookie};
+use crate::views::{
+    client_auth_name, format_pairs, format_time, invalid_id_message, parse_client_auth,
+    parse_pairs, refresh_outcome_text, status_name, status_text, valid_id,
+};
+
+/// The query of `GET /admin/instances/new`.
+#[derive(Debug, Deserialize)]
+pub struct NewQuery {
+    integration: Option<String>,
+}
+
+/// `GET /admin/instances/new?integration=NAME`.
+pub async fn instance_new(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+    Query(query): Query<NewQuery>,
+) -> Response {
+    let layout = layout(&state, &headers, &session);
+    let Some(integration) = query.integration else {
+        return see_other("/admin/");
+    };
+    let values = InstanceFormValues {
+        integration,
+        client_auth: "client_secret_basic".to_string(),
+        ..InstanceFormValues::default()
+    };
+    form_page(&state, layout, StatusCode::OK, false, values, &[], false).await
+}
+
+/// Renders the instance form for `values`, with the scope checkboxes of its scheme.
+async fn form_page(
+    state: &AppState,
+    mut layout: Layout,
+    status: StatusCode,
+    editing: bool,
+    mut values: InstanceFormValues,
+    chosen_scopes: &[String],
+    secret_set: bool,
+) -> Response {
+    let flows = match state.engine.integration(&values.integration).await {
+        Ok(integration) => match IntegrationFlows::of(&integration) {
+            Ok(flows) => flows,
+            Err(error) => return message(StatusCode::INTERNAL_SERVER_ERROR, layout, "Integration unreadable", &error),
+        },
+        Err(error) => return message(StatusCode::NOT_FOUND, layout, "Integration not found", &error),
+    };
+    let schemes: Vec<String> = flows
+        .schemes
+        .iter()
+        .filter(|s| s.flow(FlowKind::AuthorizationCode).is_some())
+        .map(|s| s.name.clone())
+        .collect();
+    if values.scheme.is_empty() {
+        values.scheme = schemes.first().cloned().unwrap_or_default();
+    }
+    let flow = flows
+        .authorization_code_flow(Some(&values.scheme))
+        .or_else(|| flows.authorization_code_flow(None));
+    let mut scopes = Vec::new();
+    let mut default_authorization_url = String::new();
+    let mut default_token_url = String::new();
+    if let Some((_, flow)) = flow {
+        scopes = flow
+            .scopes
+            .iter()
+            .map(|(name, description)| ScopeChoice {
+                checked: chosen_scopes.contains(name),
+                name: name.clone(),
+                description: description.clone(),
+            })
+            .collect();
+        default_authorization_url = flow.authorization_url.as_ref().map(ToString::to_string).unwrap_or_default();
+        default_token_url = flow.token_url.as_ref().map(ToString::to_string).unwrap_or_default();
+        if values.extra_scopes.is_empty() {
+            values.extra_scopes = chosen_scopes
+                .iter()
+                .filter(|s| !flow.scopes.contains_key(s.as_str()))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+    }
+    if schemes.is_empty() {
+        layout.banner.get_or_insert_with(|| {
+            Banner::error(
+                "This integration has no authorization-code flow",
+                "granary needs an OAuth2 scheme with an authorizationCode flow.",
+                "Import a document that has one.",
+            )
+        });
+    }
+    let action = if editing {
+        format!("/admin/instances/{}", values.id)
+    } else {
+        "/admin/instances".to_string()
+    };
+    let page = InstanceFormPage {
+        layout,
+        editing,
+        action,
+        form: values,
+        schemes,
+        scopes,
+        secret_set,
+        redirect_uri: state.engine.redirect_uri().to_string(),
+        default_authorization_url,
+        default_token_url,
+    };
+    render(status, &page)
+}
+
+/// What the form says, checked.
+struct Parsed {
+    values: InstanceFormValues,
+    scopes: Vec<String>,
+    client_auth: ClientAuth,
+    authorization_url: Option<Url>,
+    token_url: Option<Url>,
+    extra_authorization_params: Vec<(String, String)>,
+    extra_token_params: Vec<(String, String)>,
+    extra_token_headers: Vec<(String, String)>,
+}
+
+fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parsed, String>) {
+    let values = InstanceFormValues {
+        id: form.get("id"),
+        integration: form.get("integration"),
+        scheme: form.get("scheme"),
+        client_id: form.get("client_id"),
+        client_auth: form.get("client_auth"),
+        extra_scopes: form.get("extra_scopes"),
+        force_scopes: form.checked("force_scopes"),
+        authorization_url: form.get("authorization_url"),
+        token_url: form.get("token_url"),
+        extra_authorization_params: form.get("extra_authorization_params"),
+        extra_token_params: form.get("extra_token_params"),
+        extra_token_headers: form.get("extra_token_headers"),
+    };
+    let mut scopes: Vec<String> = form.all("scope");
+    for scope in values.extra_scopes.split_whitespace() {
+        if !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_string());
+        }
+    }
+    let parsed = (|| {
+        let client_auth = parse_client_auth(&values.client_auth)
+            .ok_or_else(|| format!("unknown client authentication method `{}`", values.client_auth))?;
+        let url = |text: &str, what: &str| -> Result<Option<Url>, String> {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            Url::parse(text)
+                .map(Some)
+                .map_err(|e| format!("the {what} `{text}` is not an absolute URL ({e})"))
+        };
+        Ok(Parsed {
+            authorization_url: url(&values.authorization_url, "authorization URL")?,
+            token_url: url(&values.token_url, "token URL")?,
+            extra_authorization_params: parse_pairs(&values.extra_authorization_params, '=')
+                .map_err(|e| format!("extra authorization parameters: {e}"))?,
+            extra_token_params: parse_pairs(&values.extra_token_params, '=')
+                .map_err(|e| format!("extra token parameters: {e}"))?,
+            extra_token_headers: parse_pairs(&values.extra_token_headers, ':')
+                .map_err(|e| format!("extra token headers: {e}"))?,
+            client_auth,
+            scopes: scopes.clone(),
+            values: values.clone(),
+        })
+    })();
+    (values, scopes, parsed)
+}
+
+fn secret_of(form: &FormData) -> Option<SecretString> {
+    form.raw("client_secret")
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| SecretString::from(s.to_string()))
+}
+
+/// `POST /admin/instances`.
+pub async fn instance_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+    AdminForm(form): AdminForm,
+) -> Response {
+    let (values, scopes, parsed) = parse_form(&form);
+    let secret = secret_of(&form);
+    let fail = |cause: String, fix: &str| Layout {
+        signed_in: true,
+        csrf: session.csrf.clone(),
+        banner: Some(Banner::error("The instance was not created", cause, fix.to_string())),
+    };
+    if !valid_id(&values.id) {
+        let layout = fail(invalid_id_message("instance id", &values.id), "Choose another id.");
+        return form_page(&state, layout, StatusCode::BAD_REQUEST, false, values, &scopes, false).await;
+    }
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(cause) => {
+            let layout = fail(cause, "Correct the field and save again.");
+            return form_page(&state, layout, StatusCode::BAD_REQUEST, false, values, &scopes, false).await;
+        }
+    };
+    let new = NewInstance {
+        id: parsed.values.id.clone(),
+        integration: parsed.values.integration.clone(),
+        scheme: Some(parsed.values.scheme.clone()).filter(|s| !s.is_empty()),
+        client_id: parsed.values.client_id.clone(),
+        client_secret: secret,
+        client_auth: Some(parsed.client_auth),
+        scopes: parsed.scopes,
+        force_scopes: parsed.values.force_scopes,
+        authorization_url: parsed.authorization_url,
+        token_url: parsed.token_url,
+        extra_authorization_params: parsed.extra_authorization_params,
+        extra_token_params: parsed.extra_token_params,
+        extra_token_headers: parsed.extra_token_headers,
+    };
+    match state.engine.create_instance(new).await {
+        Ok(instance) => {
+            tracing::info!(instance = %instance.id, "instance created");
+            flash_to(
+                &state,
+                &headers,
+                Banner::success(format!(
+                    "Created instance {}. Register the redirect URI at the provider, then click \"Get access token\".",
+                    instance.id
+                )),
+                &format!("/admin/instances/{}", instance.id),
+            )
+        }
+        Err(error) => {
+            let (cause, _) = super::explain(&error);
+            let layout = fail(cause, "Correct the form and save again.");
+            form_page(&state, layout, StatusCode::BAD_REQUEST, false, values, &scopes, false).await
+        }
+    }
+}
+
+/// `GET /admin/instances/{id}`.
+pub async fn instance_show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
+    let layout = layout(&state, &headers, &session);
+    let report = match state.engine.status(&id).await {
+        Ok(report) => report,
+        Err(error) => return message(StatusCode::NOT_FOUND, layout, "Instance not found", &error),
+    };
+    let (authorization_url, token_url) = effective_urls(&state, &report).await;
+    let instance = &report.instance;
+    let token = report.token.as_ref();
+    let page = InstancePage {
+        layout,
+        id: instance.id.clone(),
+        integration: instance.integration.clone(),
+        scheme: instance.scheme.clone(),
+        status: status_name(instance.status),
+        status_text: status_text(instance.status),
+        client_id: instance.client_id.clone(),
+        secret_set: instance.client_secret.is_some(),
+        client_auth: client_auth_name(instance.client_auth),
+        scopes: instance.scopes.join(" "),
+        granted: token
+            .map(|t| t.scope.clone().unwrap_or_else(|| "(the provider did not say: as requested)".to_string()))
+            .unwrap_or_else(|| "-".to_string()),
+        expires: token.map_or_else(
+            || "no token".to_string(),
+            |t| t.expires_at.map_or_else(|| "unknown (the provider did not say)".to_string(), format_time),
+        ),
+        expires_ms: token.and_then(|t| t.expires_at).map(granary_store::Timestamp::as_unix_millis),
+        obtained: token.map_or_else(|| "-".to_string(), |t| format_time(t.obtained_at)),
+        refresh_token: match token {
+            Some(t) if t.has_refresh_token => "held",
+            Some(_) => "none (the provider issued none: authorize again when the token expires)",
+            None => "-",
+        },
+        last_refresh: refresh_outcome_text(token.and_then(|t| t.last_refresh.as_ref())),
+        authorization_url,
+        token_url,
+        redirect_uri: instance.redirect_uri.clone(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The authorization and token URLs in force: the overrides, else the flow's.
+async fn effective_urls(state: &AppState, report: &InstanceReport) -> (String, String) {
+    let instance = &report.instance;
+    let flow_urls = match state.engine.integration(&instance.integration).await {
+        Ok(integration) => IntegrationFlows::of(&integration).ok().and_then(|flows| {
+            flows.authorization_code_flow(Some(&instance.scheme)).map(|(_, flow)| {
+                (
+                    flow.authorization_url.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    flow.token_url.as_ref().map(ToString::to_string).unwrap_or_default(),
+                )
+            })
+        }),
+        Err(_) => None,
+    };
+    let (flow_authorization, flow_token) = flow_urls.unwrap_or_default();
+    let pick = |override_url: &Option<String>, flow: String| match override_url {
+        Some(url) => format!("{url} (override)"),
+        None => flow,
+    };
+    (
+        pick(&instance.authorization_url, flow_authorization),
+        pick(&instance.token_url, flow_token),
+    )
+}
+
+/// `GET /admin/instances/{id}/edit`.
+pub async fn instance_edit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
+    let layout = layout(&state, &headers, &session);
+    let instance = match state.engine.instance(&id).await {
+        Ok(instance) => instance,
+        Err(error) => return message(StatusCode::NOT_FOUND, layout, "Instance not found", &error),
+    };
+    let values = InstanceFormValues {
+        id: instance.id.clone(),
+        integration: instance.integration.clone(),
+        scheme: instance.scheme.clone(),
+        client_id: instance.client_id.clone(),
+        client_auth: client_auth_name(instance.client_auth).to_string(),
+        extra_scopes: String::new(),
+        force_scopes: false,
+        authorization_url: instance.authorization_url.clone().unwrap_or_default(),
+        token_url: instance.token_url.clone().unwrap_or_default(),
+        extra_authorization_params: format_pairs(&instance.extra_authorization_params, "="),
+        extra_token_params: format_pairs(&instance.extra_token_params, "="),
+        extra_token_headers: format_pairs(&instance.extra_token_headers, ": "),
+    };
+    form_page(&state, layout, StatusCode::OK, true, values, &instance.scopes, instance.client_secret.is_some()).await
+}
+
+/// `POST /admin/instances/{id}`: saves the edit form.
+pub async fn instance_update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    AdminForm(form): AdminForm,
+) -> Response {
+    let (mut values, scopes, parsed) = parse_form(&form);
+    values.id.clone_from(&id);
+    let secret_set = state
+        .engine
+        .instance(&id)
+        .await
+        .map(|i| i.client_secret.is_some())
+        .unwrap_or(false);
+    let fail = |cause: String| Layout {
+        signed_in: true,
+        csrf: session.csrf.clone(),
+        banner: Some(Banner::error("The changes were not saved", cause, "Correct the form and save again.")),
+    };
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(cause) => {
+            return form_page(&state, fail(cause), StatusCode::BAD_REQUEST, true, values, &scopes, secret_set).await;
+        }
+    };
+    let client_secret = match secret_of(&form) {
+        Some(secret) => Some(Some(secret)),
+        None if form.checked("clear_secret") => Some(None),
+        None => None,
+    };
+    let update = InstanceUpdate {
+        scheme: Some(parsed.values.scheme.clone()).filter(|s| !s.is_empty()),
+        client_id: Some(parsed.values.client_id.clone()),
+        client_secret,
+        client_auth: Some(parsed.client_auth),
+        scopes: Some(parsed.scopes),
+        force_scopes: parsed.values.force_scopes,
+        authorization_url: Some(parsed.authorization_url),
+        token_url: Some(parsed.token_url),
+        extra_authorization_params: Some(parsed.extra_authorization_params),
+        extra_token_params: Some(parsed.extra_token_params),
+        extra_token_headers: Some(parsed.extra_token_headers),
+        enabled: None,
+    };
+    match state.engine.update_instance(&id, update).await {
+        Ok(_) => {
+            tracing::info!(instance = %id, "instance updated");
+            flash_to(&state, &headers, Banner::success("Saved."), &format!("/admin/instances/{id}"))
+        }
+        Err(error) => {
+            let (cause, _) = super::explain(&error);
+            form_page(&state, fail(cause), StatusCode::BAD_REQUEST, true, values, &scopes, secret_set).await
+        }
+    }
+}
+
+/// `GET /admin/instances/{id}/authorize`: the page a CLI or API authorization link opens.
+pub async fn instance_connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
+    let layout = layout(&state, &headers, &session);
+    if let Err(error) = state.engine.instance(&id).await {
+        return message(StatusCode::NOT_FOUND, layout, "Instance not found", &error);
+    }
+    render(StatusCode::OK, &super::ConnectPage { layout, id })
+}
+
+/// The value of the state cookie: the instance (base64url) and the state's digest.
+fn state_cookie_value(instance: &str, state: &str) -> String {
+    format!("{}.{}", URL_SAFE_NO_PAD.encode(instance), sha256_hex(state))
+}
+
+/// `POST /admin/instances/{id}/authorize` ("Get access token"): starts the authorization,
+/// binds its state to this browser, and sends the browser to the provider.
+pub async fn instance_authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    AdminForm(_): AdminForm,
+) -> Response {
+    let url = match state.engine.begin_authorization(&id).await {
+        Ok(url) => url,
+        Err(error) => {
+            state.metrics.failed(super::cause_name(&error));
+            let banner = failure_banner("The authorization could not start", &error);
+            return flash_to(&state, &headers, banner, &format!("/admin/instances/{id}"));
+        }
+    };
+    let Some(oauth_state) = url.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()) else {
+        let banner = Banner::error("The authorization could not start", "The authorization URL has no state.", "Report this as a bug.");
+        return flash_to(&state, &headers, banner, &format!("/admin/instances/{id}"));
+    };
+    tracing::info!(instance = %id, "authorization started");
+    let mut response = Redirect::to(url.as_str()).into_response();
+    let cookie = set_cookie(
+        STATE_COOKIE,
+        &state_cookie_value(&id, &oauth_state),
+        "/admin/oauth",
+        STATE_TTL,
+        state.settings.secure_cookies(),
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `GET /admin/oauth`: to `/admin/oauth/` with the same query.
+pub async fn callback_slash(RawQuery(query): RawQuery) -> Response {
+    let location = match query {
+        Some(query) => format!("/admin/oauth/?{query}"),
+        None => "/admin/oauth/".to_string(),
+    };
+    Redirect::permanent(&location).into_response()
+}
+
+/// `GET /admin/oauth/`: the redirect URI. Checks that this browser started the authorization
+/// (the state cookie), completes it, and shows the outcome on the instance page.
+pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let secure = state.settings.secure_cookies();
+    let Some(oauth_state) = granary_flow::protocol::callback_state(&query) else {
+        let banner = Banner::error(
+            "This is not an authorization response",
+            "The address has no state parameter.",
+            "Start from an instance's \"Get access token\" button.",
+        );
+        return flash_to(&state, &headers, banner, "/admin/");
+    };
+    let bound = cookie(&headers, STATE_COOKIE).and_then(|value| {
+        let (instance, digest) = value.split_once('.')?;
+        let instance = String::from_utf8(URL_SAFE_NO_PAD.decode(instance).ok()?).ok()?;
+        Some((instance, digest.to_string()))
+    });
+    let with_cleared_cookie = |mut response: Response| {
+        if let Ok(value) = HeaderValue::from_str(&clear_cookie(STATE_COOKIE, "/admin/oauth", secure)) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        response
+    };
+    let Some((instance, _)) = bound.filter(|(_, digest)| constant_time_eq(digest, &sha256_hex(&oauth_state))) else {
+        state.metrics.failed("state_not_bound");
+        let banner = Banner::error(
+            "The authorization was refused",
+            "It was not started in this browser, or it was replaced by a newer one (the state does not match this browser's cookie).",
+            "Click \"Get access token\" again and finish the authorization in the same browser, in one tab.",
+        );
+        return with_cleared_cookie(flash_to(&state, &headers, banner, "/admin/"));
+    };
+    let page = format!("/admin/instances/{instance}");
+    match state.engine.complete_authorization(&query).await {
+        Ok(id) => {
+            tracing::info!(instance = %id, "authorization completed");
+            let mut banner = Banner::success(format!("Connected: instance {id} holds an access token."));
+            if let Ok(report) = state.engine.status(&id).await {
+                if let Some(expires) = report.token.and_then(|t| t.expires_at) {
+                    banner.cause = format!("The access token expires at {}; granary refreshes it before then.", format_time(expires));
+                }
+            }
+            with_cleared_cookie(flash_to(&state, &headers, banner, &format!("/admin/instances/{id}")))
+        }
+        Err(error) => {
+            let cause = super::cause_name(&error);
+            tracing::warn!(instance = %instance, cause, error = %error, "authorization failed");
+            state.metrics.failed(cause);
+            let banner = failure_banner("The authorization failed", &error);
+            with_cleared_cookie(flash_to(&state, &headers, banner, &page))
+        }
+    }
+}
+
+/// `POST /admin/instances/{id}/refresh` ("Refresh now").
+pub async fn instance_refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    AdminForm(_): AdminForm,
+) -> Response {
+    let page = format!("/admin/instances/{id}");
+    let result = match state.engine.access_token(&id).await {
+        Ok(current) => state.engine.force_refresh(&id, &current).await,
+        Err(error) => Err(error),
+    };
+    let banner = match result {
+        Ok(token) => Banner::success(match token.expires_at() {
+            Some(at) => format!("Refreshed: the new access token expires at {}.", format_time(at)),
+            None => "Refreshed: the provider did not say when the new token expires.".to_string(),
+        }),
+        Err(error) => {
+            state.metrics.failed(super::cause_name(&error));
+            failure_banner("The refresh failed", &error)
+        }
+    };
+    flash_to(&state, &headers, banner, &page)
+}
+
+/// `POST /admin/instances/{id}/disconnect`: forgets the tokens; the instance stays.
+pub async fn instance_disconnect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    AdminForm(_): AdminForm,
+) -> Response {
+    let page = format!("/admin/instances/{id}");
+    let banner = match crate::api::disconnect(&state, &id).await {
+        Ok(note) => Banner {
+            kind: "success",
+            title: format!("Disconnected: instance {id} holds no token now."),
+            cause: note,
+            fix: String::new(),
+        },
+        Err(error) => failure_banner("Disconnect failed", &error),
+    };
+    flash_to(&state, &headers, banner, &page)
+}
+
+/// `POST /admin/instances/{id}/delete`.
+pub async fn instance_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    AdminForm(_): AdminForm,
+) -> Response {
+    match state.engine.delete_instance(&id).await {
+        Ok(report) if report.deleted => {
+            let mut banner = Banner::success(format!("Deleted instance {id}."));
+            if let Some(note) = report.revocation_note {
+                banner.cause = format!("Tokens not revoked at the provider: {note}");
+            }
+            flash_to(&state, &headers, banner, "/admin/")
+        }
+        Ok(_) => flash_to(&state, &headers, Banner::info(format!("Instance {id} did not exist.")), "/admin/"),
+        Err(error) => flash_to(&state, &headers, failure_banner("The instance was not deleted", &error), &format!("/admin/instances/{id}")),
+    }
+}

@@ -1,0 +1,475 @@
+//! The admin web page: server-rendered, usable without JavaScript, every route but the
+//! sign-in form behind a session, every form behind the session's CSRF token.
+
+mod diagnose;
+mod form;
+mod instances;
+mod pages;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Multipart, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use granary_flow::engine::IntegrationFlows;
+use secrecy::ExposeSecret as _;
+
+pub use diagnose::{cause_name, explain, failure_banner};
+pub use form::{AdminForm, FormData, csrf_refused};
+pub use instances::{
+    callback, callback_slash, instance_authorize, instance_connect, instance_create,
+    instance_delete, instance_disconnect, instance_edit, instance_new, instance_refresh,
+    instance_show, instance_update,
+};
+pub use pages::*;
+
+use crate::app::AppState;
+use crate::secrets::{constant_time_eq, random_token};
+use crate::sessions::{
+    Banner, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL, Session, clear_cookie, cookie,
+    set_cookie,
+};
+use crate::views::{format_time, format_unix_seconds, invalid_id_message, status_name, status_text, valid_id};
+
+/// Renders a template as an HTML response with `status`.
+pub(crate) fn render(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = (status, Html(html)).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'",
+                ),
+            );
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "a page could not be rendered");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered; see the server log").into_response()
+        }
+    }
+}
+
+/// A 303 redirect.
+pub(crate) fn see_other(location: &str) -> Response {
+    Redirect::to(location).into_response()
+}
+
+/// The layout of a signed-in page, with the session's pending banner.
+pub(crate) fn layout(state: &AppState, headers: &HeaderMap, session: &Session) -> Layout {
+    Layout {
+        signed_in: true,
+        csrf: session.csrf.clone(),
+        banner: state.sessions.take_flash(headers),
+    }
+}
+
+/// Keeps a banner for the next page and redirects there.
+pub(crate) fn flash_to(state: &AppState, headers: &HeaderMap, banner: Banner, location: &str) -> Response {
+    state.sessions.set_flash(headers, banner);
+    see_other(location)
+}
+
+/// The guard of every admin route: a live session, or 401 with the sign-in form.
+pub async fn require_admin(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if let Some(session) = state.sessions.from_headers(request.headers()) {
+        request.extensions_mut().insert(session);
+        return next.run(request).await;
+    }
+    let next_path = if request.method() == Method::GET {
+        request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/admin/".to_string(), |p| p.as_str().to_string())
+    } else {
+        "/admin/".to_string()
+    };
+    login_page(&state, StatusCode::UNAUTHORIZED, &next_path, None)
+}
+
+fn login_page(state: &AppState, status: StatusCode, next: &str, banner: Option<Banner>) -> Response {
+    let csrf = random_token(24);
+    let page = LoginPage {
+        layout: Layout {
+            signed_in: false,
+            csrf: csrf.clone(),
+            banner,
+        },
+        next: safe_next(next).to_string(),
+    };
+    let mut response = render(status, &page);
+    if let Ok(value) = HeaderValue::from_str(&set_cookie(
+        LOGIN_CSRF_COOKIE,
+        &csrf,
+        "/admin/login",
+        std::time::Duration::from_secs(3600),
+        state.settings.secure_cookies(),
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Only local admin paths are followed after signing in (no open redirect).
+fn safe_next(next: &str) -> &str {
+    if next.starts_with("/admin") && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/admin/"
+    }
+}
+
+/// `GET /`: to the admin page.
+pub async fn root() -> Response {
+    see_other("/admin/")
+}
+
+/// `GET /admin`: to `/admin/`.
+pub async fn admin_slash() -> Response {
+    see_other("/admin/")
+}
+
+/// `GET /admin/login`.
+pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.sessions.from_headers(&headers).is_some() {
+        return see_other("/admin/");
+    }
+    login_page(&state, StatusCode::OK, "/admin/", None)
+}
+
+/// `POST /admin/login`: checks the login CSRF cookie and the admin token, starts a session.
+pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let form = FormData::parse(&body);
+    let presented_csrf = form.get("csrf");
+    let cookie_csrf = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if cookie_csrf.is_empty() || !constant_time_eq(&cookie_csrf, &presented_csrf) {
+        return csrf_refused();
+    }
+    let next = form.get("next");
+    let token = form.raw("token").unwrap_or_default().trim().to_string();
+    if !constant_time_eq(&token, state.admin_token.expose_secret()) {
+        tracing::warn!("a sign-in with a wrong admin token was refused");
+        return login_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            &next,
+            Some(Banner::error(
+                "Sign-in refused",
+                "The admin token is not the one of this server.",
+                "Copy it from <data dir>/admin-token (or GRANARY_ADMIN_TOKEN) and try again.",
+            )),
+        );
+    }
+    let (id, _) = state.sessions.create();
+    let secure = state.settings.secure_cookies();
+    let mut response = see_other(safe_next(&next));
+    for value in [
+        set_cookie(SESSION_COOKIE, &id, "/", SESSION_TTL, secure),
+        clear_cookie(LOGIN_CSRF_COOKIE, "/admin/login", secure),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    tracing::info!("an admin signed in");
+    response
+}
+
+/// `POST /admin/logout`.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, AdminForm(_): AdminForm) -> Response {
+    state.sessions.remove(&headers);
+    let mut response = see_other("/admin/login");
+    if let Ok(value) = HeaderValue::from_str(&clear_cookie(SESSION_COOKIE, "/", state.settings.secure_cookies())) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `GET /admin/`: instances and integrations.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap, Extension(session): Extension<Session>) -> Response {
+    let engine = &state.engine;
+    let mut layout = layout(&state, &headers, &session);
+    let mut instances = Vec::new();
+    match engine.list_instances().await {
+        Ok(list) => {
+            for instance in list {
+                let expires = match engine.status(&instance.id).await {
+                    Ok(report) => report
+                        .token
+                        .and_then(|t| t.expires_at)
+                        .map_or_else(|| "-".to_string(), format_time),
+                    Err(_) => "-".to_string(),
+                };
+                instances.push(InstanceRow {
+                    status: status_name(instance.status),
+                    status_text: status_text(instance.status),
+                    id: instance.id,
+                    integration: instance.integration,
+                    expires,
+                });
+            }
+        }
+        Err(error) => layout.banner = Some(failure_banner("The instances cannot be listed", &error)),
+    }
+    let integrations = match engine.list_integrations().await {
+        Ok(list) => list
+            .into_iter()
+            .map(|integration| IntegrationRow {
+                title: IntegrationFlows::of(&integration)
+                    .ok()
+                    .and_then(|f| f.title)
+                    .unwrap_or_default(),
+                created: format_time(integration.created),
+                name: integration.name,
+            })
+            .collect(),
+        Err(error) => {
+            layout.banner = Some(failure_banner("The integrations cannot be listed", &error));
+            Vec::new()
+        }
+    };
+    render(StatusCode::OK, &HomePage { layout, instances, integrations })
+}
+
+/// `GET /admin/integrations/new`.
+pub async fn integration_new(State(state): State<AppState>, headers: HeaderMap, Extension(session): Extension<Session>) -> Response {
+    let page = IntegrationNewPage {
+        layout: layout(&state, &headers, &session),
+        name: String::new(),
+        document: String::new(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `POST /admin/integrations` (multipart: csrf, name, file and/or document).
+pub async fn integration_import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let Ok(mut multipart) = multipart else {
+        return csrf_refused();
+    };
+    let mut csrf = String::new();
+    let mut name = String::new();
+    let mut file = Vec::new();
+    let mut pasted = String::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) => {
+                return (StatusCode::BAD_REQUEST, format!("the upload could not be read: {error}")).into_response();
+            }
+        };
+        let field_name = field.name().unwrap_or_default().to_string();
+        let bytes = match field.bytes().await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                return (StatusCode::BAD_REQUEST, format!("the upload could not be read: {error}")).into_response();
+            }
+        };
+        match field_name.as_str() {
+            "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "name" => name = String::from_utf8_lossy(&bytes).trim().to_string(),
+            "file" => file = bytes.to_vec(),
+            "document" => pasted = String::from_utf8_lossy(&bytes).into_owned(),
+            _ => {}
+        }
+    }
+    if !session.csrf_ok(&csrf) {
+        return csrf_refused();
+    }
+    let document = if file.iter().any(|b| !b.is_ascii_whitespace()) {
+        file
+    } else {
+        pasted.clone().into_bytes()
+    };
+    let failure = |banner: Banner, state: &AppState| {
+        let page = IntegrationNewPage {
+            layout: Layout {
+                signed_in: true,
+                csrf: session.csrf.clone(),
+                banner: Some(banner),
+            },
+            name: name.clone(),
+            document: pasted.clone(),
+        };
+        let _ = state;
+        render(StatusCode::BAD_REQUEST, &page)
+    };
+    if !valid_id(&name) {
+        return failure(Banner::error("Not imported", invalid_id_message("integration name", &name), "Choose another name."), &state);
+    }
+    if document.iter().all(u8::is_ascii_whitespace) {
+        return failure(
+            Banner::error("Not imported", "No document was given.", "Choose a file, or paste the document."),
+            &state,
+        );
+    }
+    match state.engine.import_integration(&name, &document).await {
+        Ok(_) => {
+            tracing::info!(integration = %name, "integration imported");
+            flash_to(&state, &headers, Banner::success(format!("Imported integration {name}.")), &format!("/admin/integrations/{name}"))
+        }
+        Err(error) => {
+            let (cause, fix) = explain(&error);
+            let fix = if fix.starts_with("See the cause") {
+                "Fix the document (or import another one) and try again.".to_string()
+            } else {
+                fix
+            };
+            failure(Banner::error("Not imported", cause, fix), &state)
+        }
+    }
+}
+
+/// `GET /admin/integrations/{name}`.
+pub async fn integration_show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+) -> Response {
+    let layout = layout(&state, &headers, &session);
+    let integration = match state.engine.integration(&name).await {
+        Ok(integration) => integration,
+        Err(error) => return message(StatusCode::NOT_FOUND, layout, "Integration not found", &error),
+    };
+    let flows = match IntegrationFlows::of(&integration) {
+        Ok(flows) => flows,
+        Err(error) => return message(StatusCode::INTERNAL_SERVER_ERROR, layout, "Integration unreadable", &error),
+    };
+    let schemes = flows
+        .schemes
+        .iter()
+        .map(|scheme| SchemeView {
+            name: scheme.name.clone(),
+            description: scheme.description.clone().unwrap_or_default(),
+            flows: scheme
+                .flows
+                .iter()
+                .map(|flow| FlowView {
+                    kind: flow.kind.to_string(),
+                    authorization_url: flow.authorization_url.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    token_url: flow.token_url.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    refresh_url: flow.refresh_url.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    scopes: flow.scopes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let instances = state
+        .engine
+        .list_instances()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.integration == name)
+        .map(|i| i.id)
+        .collect();
+    let page = IntegrationPage {
+        layout,
+        title: flows.title.clone().unwrap_or_default(),
+        created: format_time(integration.created),
+        digest: integration.source_digest.clone(),
+        name,
+        schemes,
+        instances,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `POST /admin/integrations/{name}/delete`.
+pub async fn integration_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    AdminForm(_): AdminForm,
+) -> Response {
+    match state.engine.remove_integration(&name).await {
+        Ok(true) => flash_to(&state, &headers, Banner::success(format!("Removed integration {name}.")), "/admin/"),
+        Ok(false) => flash_to(&state, &headers, Banner::info(format!("Integration {name} did not exist.")), "/admin/"),
+        Err(error) => {
+            let banner = Banner::error(
+                format!("Integration {name} was not removed"),
+                error.to_string(),
+                "Delete its instances first, then remove it.",
+            );
+            flash_to(&state, &headers, banner, &format!("/admin/integrations/{name}"))
+        }
+    }
+}
+
+/// A page with a heading and an error banner.
+pub(crate) fn message(status: StatusCode, mut layout: Layout, heading: &str, error: &granary_flow::engine::EngineError) -> Response {
+    layout.banner = Some(failure_banner(heading, error));
+    render(status, &MessagePage { layout, heading: heading.to_string() })
+}
+
+/// `GET /admin/api-keys`.
+pub async fn api_keys(State(state): State<AppState>, headers: HeaderMap, Extension(session): Extension<Session>) -> Response {
+    let layout = layout(&state, &headers, &session);
+    api_keys_page(&state, layout, None)
+}
+
+fn api_keys_page(state: &AppState, mut layout: Layout, new_key: Option<String>) -> Response {
+    let keys = match state.api_keys.list() {
+        Ok(keys) => keys,
+        Err(error) => {
+            layout.banner = Some(Banner::error("The API keys cannot be read", error.to_string(), "Fix the file named above."));
+            Vec::new()
+        }
+    };
+    let keys = keys
+        .into_iter()
+        .map(|k| ApiKeyRow {
+            id: k.id,
+            name: k.name,
+            created: format_unix_seconds(k.created),
+        })
+        .collect();
+    render(StatusCode::OK, &ApiKeysPage { layout, keys, new_key })
+}
+
+/// `POST /admin/api-keys`: creates a key and shows it once.
+pub async fn api_key_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+    AdminForm(form): AdminForm,
+) -> Response {
+    let layout = layout(&state, &headers, &session);
+    match state.api_keys.create(&form.get("name")) {
+        Ok((record, key)) => {
+            tracing::info!(key = %record.id, name = %record.name, "API key created");
+            api_keys_page(&state, layout, Some(key.expose_secret().to_string()))
+        }
+        Err(error) => {
+            let mut layout = layout;
+            layout.banner = Some(Banner::error("No key was created", error.to_string(), "Give the key a name."));
+            api_keys_page(&state, layout, None)
+        }
+    }
+}
+
+/// `POST /admin/api-keys/{id}/delete`.
+pub async fn api_key_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    AdminForm(_): AdminForm,
+) -> Response {
+    let banner = match state.api_keys.revoke(&id) {
+        Ok(true) => Banner::success(format!("API key {id} revoked.")),
+        Ok(false) => Banner::info(format!("API key {id} did not exist.")),
+        Err(error) => Banner::error("The key was not revoked", error.to_string(), "Fix the file named above."),
+    };
+    flash_to(&state, &headers, banner, "/admin/api-keys")
+}

@@ -1,0 +1,269 @@
+//! The page templates (askama, HTML auto-escaped) and the values they show.
+
+use askama::Template;
+
+use crate::sessions::Banner;
+
+/// What the layout of every page needs.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// Whether the navigation and sign-out are shown.
+    pub signed_in: bool,
+    /// The CSRF token of the page's forms.
+    pub csrf: String,
+    /// A banner at the top.
+    pub banner: Option<Banner>,
+}
+
+/// The sign-in page.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    /// The layout.
+    pub layout: Layout,
+    /// Where to go after signing in.
+    pub next: String,
+}
+
+/// One instance in the list.
+pub struct InstanceRow {
+    /// Its id.
+    pub id: String,
+    /// Its integration.
+    pub integration: String,
+    /// The status name (CSS class).
+    pub status: &'static str,
+    /// The status in words.
+    pub status_text: &'static str,
+    /// When its token expires.
+    pub expires: String,
+}
+
+/// One integration in the list.
+pub struct IntegrationRow {
+    /// Its name.
+    pub name: String,
+    /// The document's title.
+    pub title: String,
+    /// When it was imported.
+    pub created: String,
+}
+
+/// The start page: instances and integrations.
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    /// The layout.
+    pub layout: Layout,
+    /// The instances.
+    pub instances: Vec<InstanceRow>,
+    /// The integrations.
+    pub integrations: Vec<IntegrationRow>,
+}
+
+/// The import form.
+#[derive(Template)]
+#[template(path = "integration_new.html")]
+pub struct IntegrationNewPage {
+    /// The layout.
+    pub layout: Layout,
+    /// The name typed so far.
+    pub name: String,
+    /// The document pasted so far.
+    pub document: String,
+}
+
+/// A flow of a scheme, for display.
+pub struct FlowView {
+    /// `authorizationCode`, ...
+    pub kind: String,
+    /// The authorization URL or empty.
+    pub authorization_url: String,
+    /// The token URL or empty.
+    pub token_url: String,
+    /// The refresh URL or empty.
+    pub refresh_url: String,
+    /// Scope and description.
+    pub scopes: Vec<(String, String)>,
+}
+
+/// A scheme, for display.
+pub struct SchemeView {
+    /// Its name.
+    pub name: String,
+    /// Its description or empty.
+    pub description: String,
+    /// Its flows.
+    pub flows: Vec<FlowView>,
+}
+
+/// An integration's page.
+#[derive(Template)]
+#[template(path = "integration.html")]
+pub struct IntegrationPage {
+    /// The layout.
+    pub layout: Layout,
+    /// Its name.
+    pub name: String,
+    /// The document's title.
+    pub title: String,
+    /// When it was imported.
+    pub created: String,
+    /// The document's digest.
+    pub digest: String,
+    /// Its OAuth2 schemes.
+    pub schemes: Vec<SchemeView>,
+    /// The ids of its instances.
+    pub instances: Vec<String>,
+}
+
+/// A scope checkbox.
+pub struct ScopeChoice {
+    /// The scope.
+    pub name: String,
+    /// What it grants.
+    pub description: String,
+    /// Whether it is ticked.
+    pub checked: bool,
+}
+
+/// The values of the instance form.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFormValues {
+    /// The instance id.
+    pub id: String,
+    /// Its integration.
+    pub integration: String,
+    /// The scheme.
+    pub scheme: String,
+    /// The client id.
+    pub client_id: String,
+    /// `client_secret_basic`, `client_secret_post` or `none`.
+    pub client_auth: String,
+    /// Scopes typed as text (not among the checkboxes).
+    pub extra_scopes: String,
+    /// Whether undeclared scopes are accepted.
+    pub force_scopes: bool,
+    /// The authorization URL override.
+    pub authorization_url: String,
+    /// The token URL override.
+    pub token_url: String,
+    /// `name=value` lines.
+    pub extra_authorization_params: String,
+    /// `name=value` lines.
+    pub extra_token_params: String,
+    /// `Name: value` lines.
+    pub extra_token_headers: String,
+}
+
+/// The instance form (new or edit).
+#[derive(Template)]
+#[template(path = "instance_form.html")]
+pub struct InstanceFormPage {
+    /// The layout.
+    pub layout: Layout,
+    /// Whether an existing instance is edited.
+    pub editing: bool,
+    /// Where the form posts.
+    pub action: String,
+    /// The values.
+    pub form: InstanceFormValues,
+    /// The schemes with an authorization-code flow.
+    pub schemes: Vec<String>,
+    /// The scope checkboxes of the chosen scheme.
+    pub scopes: Vec<ScopeChoice>,
+    /// Whether a client secret is stored.
+    pub secret_set: bool,
+    /// The redirect URI to register.
+    pub redirect_uri: String,
+    /// The flow's authorization URL (placeholder).
+    pub default_authorization_url: String,
+    /// The flow's token URL (placeholder).
+    pub default_token_url: String,
+}
+
+/// An instance's page.
+#[derive(Template)]
+#[template(path = "instance.html")]
+pub struct InstancePage {
+    /// The layout.
+    pub layout: Layout,
+    /// Its id.
+    pub id: String,
+    /// Its integration.
+    pub integration: String,
+    /// Its scheme.
+    pub scheme: String,
+    /// The status name.
+    pub status: &'static str,
+    /// The status in words.
+    pub status_text: &'static str,
+    /// The client id.
+    pub client_id: String,
+    /// Whether a client secret is stored.
+    pub secret_set: bool,
+    /// The client authentication method.
+    pub client_auth: &'static str,
+    /// The requested scopes.
+    pub scopes: String,
+    /// The granted scopes.
+    pub granted: String,
+    /// When the access token expires, in words.
+    pub expires: String,
+    /// The same in unix milliseconds, for the countdown.
+    pub expires_ms: Option<i64>,
+    /// When the token was obtained.
+    pub obtained: String,
+    /// Whether a refresh token is held, in words.
+    pub refresh_token: &'static str,
+    /// The last refresh and its outcome.
+    pub last_refresh: String,
+    /// The authorization URL in force.
+    pub authorization_url: String,
+    /// The token URL in force.
+    pub token_url: String,
+    /// The redirect URI.
+    pub redirect_uri: String,
+}
+
+/// A key in the list.
+pub struct ApiKeyRow {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was created.
+    pub created: String,
+}
+
+/// The API keys page.
+#[derive(Template)]
+#[template(path = "api_keys.html")]
+pub struct ApiKeysPage {
+    /// The layout.
+    pub layout: Layout,
+    /// The keys.
+    pub keys: Vec<ApiKeyRow>,
+    /// A key just created, shown once.
+    pub new_key: Option<String>,
+}
+
+/// The "connect" page that a CLI or API authorization link opens.
+#[derive(Template)]
+#[template(path = "connect.html")]
+pub struct ConnectPage {
+    /// The layout.
+    pub layout: Layout,
+    /// The instance.
+    pub id: String,
+}
+
+/// A page with a heading and the banner only.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    /// The layout.
+    pub layout: Layout,
+    /// The heading.
+    pub heading: String,
+}

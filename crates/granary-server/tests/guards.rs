@@ -1,0 +1,227 @@
+//! Every admin and API route refuses anonymous and wrong-key requests; every admin form
+//! refuses a request without the session's CSRF token. The routes come from the route table
+//! the router is built from, so a new route cannot slip through unguarded.
+
+mod common;
+
+use common::Server;
+use granary_server::routes::{Access, route_table};
+use reqwest::Method;
+
+fn concrete(path: &str) -> String {
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("x");
+            }
+            '}' => in_param = false,
+            _ if in_param => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_admin_and_api_route_refuses_anonymous_and_wrong_credentials() {
+    let server = Server::start().await;
+    let table = route_table();
+    assert!(table.iter().filter(|r| r.access == Access::Admin).count() >= 20, "{table:?}");
+    assert!(table.iter().filter(|r| r.access == Access::Api).count() >= 14, "{table:?}");
+    let client = server.client();
+    let mut checked = 0;
+    for route in &table {
+        let path = concrete(route.path);
+        let url = server.url(&path);
+        let method = Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+        match route.access {
+            Access::Public => {
+                assert!(
+                    path == "/" || path == "/healthz" || path == "/metrics" || path == "/admin/login",
+                    "unexpected public route {} {}: make it an admin or API route",
+                    route.method,
+                    route.path
+                );
+            }
+            Access::Admin => {
+                for cookie in [None, Some("granary_session=forged-session-id")] {
+                    let mut request = client.request(method.clone(), &url);
+                    if let Some(cookie) = cookie {
+                        request = request.header("cookie", cookie);
+                    }
+                    let response = request.send().await.unwrap();
+                    assert!(
+                        matches!(response.status().as_u16(), 401 | 403),
+                        "{} {path} with cookie {cookie:?} answered {}",
+                        route.method,
+                        response.status()
+                    );
+                    let body = response.text().await.unwrap();
+                    assert!(body.contains("Sign in") || body.contains("CSRF"), "{body}");
+                }
+                checked += 1;
+            }
+            Access::Api => {
+                for auth in [None, Some("Bearer granary_not-a-key"), Some("Bearer "), Some("Basic YTpi")] {
+                    let mut request = client.request(method.clone(), &url);
+                    if let Some(auth) = auth {
+                        request = request.header("authorization", auth);
+                    }
+                    let response = request.send().await.unwrap();
+                    assert_eq!(response.status(), 401, "{} {path} with {auth:?}", route.method);
+                    assert_eq!(
+                        response.headers()["content-type"], "application/problem+json",
+                        "{} {path}",
+                        route.method
+                    );
+                    assert!(response.headers().contains_key("www-authenticate"));
+                    let problem: serde_json::Value = response.json().await.unwrap();
+                    assert_eq!(problem["status"], 401);
+                    assert!(problem["detail"].as_str().unwrap().contains("API key"));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, table.iter().filter(|r| r.access != Access::Public).count());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_api_key_is_refused() {
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    let key = server.api_key(&admin, &csrf).await;
+    let client = server.client();
+    let ok = client.get(server.url("/api/v1/instances")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let id = server.state.api_keys.list().unwrap()[0].id.clone();
+    let revoked = admin
+        .post(server.url(&format!("/admin/api-keys/{id}/delete")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 303);
+    let refused = client.get(server.url("/api/v1/instances")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_admin_form_refuses_a_missing_or_wrong_csrf_token() {
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    let mut checked = 0;
+    for route in route_table() {
+        if route.access != Access::Admin || route.method != Method::POST {
+            continue;
+        }
+        let url = server.url(&concrete(route.path));
+        for form in [vec![], vec![("csrf", "forged")], vec![("csrf", "")]] {
+            let response = admin.post(&url).form(&form).send().await.unwrap();
+            assert_eq!(response.status(), 403, "POST {} with {form:?}", route.path);
+        }
+        // A multipart form without the token is refused too.
+        let multipart = reqwest::multipart::Form::new().text("name", "x");
+        let response = admin.post(&url).multipart(multipart).send().await.unwrap();
+        assert_eq!(response.status(), 403, "multipart POST {}", route.path);
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} admin forms");
+    // The session still works: the refusals changed nothing.
+    let home = admin.get(server.url("/admin/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(!csrf.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sign_in_needs_the_token_and_the_login_csrf_cookie() {
+    let server = Server::start().await;
+    let client = server.client();
+    let page = client.get(server.url("/admin/login")).send().await.unwrap();
+    let set_cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    let csrf = common::hidden(&page.text().await.unwrap(), "csrf");
+
+    let wrong = client
+        .post(server.url("/admin/login"))
+        .form(&[("csrf", csrf.as_str()), ("token", "wrong-token-wrong-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().await.unwrap().contains("Sign-in refused"));
+
+    // Without the cookie of the form (another site posting), the right token is refused.
+    let other = server.client();
+    let forged = other
+        .post(server.url("/admin/login"))
+        .form(&[("csrf", "anything"), ("token", common::ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let page = client.get(server.url("/admin/login")).send().await.unwrap();
+    let csrf = common::hidden(&page.text().await.unwrap(), "csrf");
+    let ok = client
+        .post(server.url("/admin/login"))
+        .form(&[("csrf", csrf.as_str()), ("token", common::ADMIN_TOKEN), ("next", "//evil.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 303);
+    assert_eq!(ok.headers()["location"], "/admin/", "no open redirect");
+    let cookies: Vec<String> = ok
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let session = cookies.iter().find(|c| c.starts_with("granary_session=")).unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax") && !session.contains("Secure"), "{session}");
+
+    // Sign out ends the session.
+    let home = client.get(server.url("/admin/")).send().await.unwrap();
+    let csrf = common::hidden(&home.text().await.unwrap(), "csrf");
+    let out = client.post(server.url("/admin/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(out.status(), 303);
+    let after = client.get(server.url("/admin/")).send().await.unwrap();
+    assert_eq!(after.status(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cookies_are_secure_when_the_public_url_is_https() {
+    let server = Server::start_with_public_url(Some("https://granary.example")).await;
+    let client = server.client();
+    let page = client.get(server.url("/admin/login")).send().await.unwrap();
+    let set_cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
+    let csrf = common::hidden(&page.text().await.unwrap(), "csrf");
+    // The Secure cookie is not sent back over plain http by a conforming client, so post it
+    // by hand.
+    let ok = server
+        .client()
+        .post(server.url("/admin/login"))
+        .header("cookie", format!("granary_login_csrf={csrf}"))
+        .form(&[("csrf", csrf.as_str()), ("token", common::ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 303);
+    let session = ok
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("granary_session="))
+        .unwrap();
+    assert!(session.contains("; Secure"), "{session}");
+    server.stop().await;
+}
