@@ -62,10 +62,12 @@ impl Ctx {
     /// Runs a command to completion with inherited output; fails naming the step.
     pub fn step(&self, name: &str, mut command: Command) -> Result<(), Failure> {
         eprintln!("==> {name}: {}", describe(&command));
-        let status = command
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|e| Failure::new(format!("{name}: could not start {}: {e}", describe(&command))))?;
+        let status = command.stdin(Stdio::null()).status().map_err(|e| {
+            Failure::new(format!(
+                "{name}: could not start {}: {e}",
+                describe(&command)
+            ))
+        })?;
         if status.success() {
             Ok(())
         } else {

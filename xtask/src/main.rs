@@ -72,7 +72,10 @@ fn test(ctx: &Ctx) -> Result<(), Failure> {
             "warnings",
         ]),
     )?;
-    ctx.step("tests", ctx.cargo(&["test", "--workspace", "--all-features"]))?;
+    ctx.step(
+        "tests",
+        ctx.cargo(&["test", "--workspace", "--all-features"]),
+    )?;
     conformance(ctx, &[])
 }
 

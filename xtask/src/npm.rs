@@ -22,10 +22,14 @@ pub fn install(ctx: &Ctx, name: &str) -> Result<PathBuf, Failure> {
         return Ok(dir);
     }
     require_npm()?;
-    fs::create_dir_all(&dir).map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    fs::create_dir_all(&dir)
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
     write(&dir.join("package.json"), &manifest)?;
     write(&dir.join("package-lock.json"), &lock)?;
-    eprintln!("==> npm ci in {} (pinned by conformance/{name}/package-lock.json)", dir.display());
+    eprintln!(
+        "==> npm ci in {} (pinned by conformance/{name}/package-lock.json)",
+        dir.display()
+    );
     let status = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(&dir)
@@ -60,7 +64,8 @@ pub fn require_npm() -> Result<(), Failure> {
 }
 
 fn read(path: &std::path::Path) -> Result<String, Failure> {
-    fs::read_to_string(path).map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))
+    fs::read_to_string(path)
+        .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))
 }
 
 fn write(path: &std::path::Path, text: &str) -> Result<(), Failure> {
