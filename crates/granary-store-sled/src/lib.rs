@@ -3,8 +3,14 @@
 //! sled's own maintainers call 0.34 beta software whose on-disk format will change, and
 //! granary follows them: use the SQLite backend (the default) for tokens you cannot afford
 //! to lose. What [`SledStore`] promises:
-//! - **durable**: every write method flushes sled (`Db::flush`, which syncs its log to disk)
-//!   before it returns, so a committed token survives a crash of the process or the machine;
+//! - **durable**: every write method flushes sled (`Db::flush`) and then `fsync`s sled's log
+//!   file before it returns, so a committed token survives a crash of the process or the
+//!   machine. The `fsync` is needed because on Linux `Db::flush` syncs with
+//!   `sync_file_range`, which flushes neither the disk's write cache nor the file size.
+//!   One gap remains, in sled itself: a single log item larger than a quarter of a segment
+//!   (128 KiB with the default 512 KiB segments; granary's records are far smaller, but a
+//!   huge integration document's flows could reach it) goes to a separate blob file that
+//!   sled writes without syncing;
 //! - **atomic**: each method is all-or-nothing; methods that touch several trees (deleting
 //!   an instance with its token, lease and pending authorizations) use one sled transaction;
 //!   `take_pending` is a single `remove`, so one caller at most gets a pending authorization;

@@ -44,6 +44,8 @@ struct Inner {
     pendings: Tree,
     tokens: Tree,
     leases: Tree,
+    /// sled's log file, to fsync after each flush (see [`Inner::sync`]).
+    log: std::fs::File,
     /// Serializes read-modify-write methods. Enough for isolation because sled locks the
     /// folder to one process.
     writer: Mutex<()>,
@@ -110,7 +112,7 @@ impl SledStore {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 job(inner)?
             };
-            inner.db.flush().map_err(|e| map(e, doing, &inner.path))?;
+            inner.sync(doing)?;
             Ok(out)
         })
         .await
@@ -162,6 +164,12 @@ fn open_blocking(path: PathBuf) -> Result<Inner> {
             db.flush().map_err(fail("writing the format"))?;
         }
     }
+    let log = std::fs::File::open(path.join("db")).map_err(|e| {
+        Error::backend(
+            format!("cannot open sled's log file in {}", path.display()),
+            e,
+        )
+    })?;
     let tree = |name: &str| db.open_tree(name).map_err(fail("opening a tree"));
     Ok(Inner {
         integrations: tree("integrations")?,
@@ -170,6 +178,7 @@ fn open_blocking(path: PathBuf) -> Result<Inner> {
         tokens: tree("tokens")?,
         leases: tree("leases")?,
         writer: Mutex::new(()),
+        log,
         path: path.clone(),
         db,
     })
@@ -199,6 +208,22 @@ fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
 }
 
 impl Inner {
+    /// Makes every write so far durable: `Db::flush` writes sled's buffers to its log, but
+    /// on Linux it syncs them with `sync_file_range`, which flushes neither the disk's
+    /// write cache nor the file's size; `fsync` on the log file does both.
+    fn sync(&self, doing: &str) -> Result<()> {
+        self.db.flush().map_err(|e| map(e, doing, &self.path))?;
+        self.log.sync_all().map_err(|e| {
+            Error::backend(
+                format!(
+                    "cannot sync {} while {doing}: check the disk, then retry",
+                    self.path.display()
+                ),
+                e,
+            )
+        })
+    }
+
     fn fail(&self, doing: &str) -> impl Fn(sled::Error) -> Error + '_ {
         let doing = doing.to_string();
         move |e| map(e, &doing, &self.path)

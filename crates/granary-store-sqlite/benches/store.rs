@@ -1,12 +1,13 @@
 //! SqliteStore against hand-written rusqlite doing the same operations with the same
-//! durability settings (WAL, synchronous=FULL, BEGIN IMMEDIATE), in the same run.
+//! durability settings (WAL, synchronous=FULL, BEGIN IMMEDIATE), in the same run, interleaved.
 //!
 //! Groups: `sqlite-token-put-get`, `sqlite-pending-take`, `sqlite-lease-acquire-release`,
 //! each with `granary` and `raw`. `cargo xtask bench store` prints the ratios.
 
-use std::time::Duration;
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use granary_store::{
     ClientAuth, Instance, InstanceStatus, Integration, PendingAuthorization, Sealed, Store,
     Timestamp, TokenRecord,
@@ -253,6 +254,48 @@ impl Raw {
     }
 }
 
+/// Measures `granary` and `raw` interleaved (one call of each per iteration, each timing
+/// itself), so that both see the same disk: fsync latency drifts with whatever else the
+/// machine does, and two benches run one after the other would compare two different disks.
+fn paired(
+    c: &mut Criterion,
+    group: &str,
+    granary: impl FnMut() -> Duration,
+    raw: impl FnMut() -> Duration,
+) {
+    let ops = RefCell::new((granary, raw));
+    let mut g = c.benchmark_group(group);
+    g.bench_function("granary", |b| {
+        b.iter_custom(|iters| {
+            let mut ops = ops.borrow_mut();
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += (ops.0)();
+                (ops.1)();
+            }
+            total
+        })
+    });
+    g.bench_function("raw", |b| {
+        b.iter_custom(|iters| {
+            let mut ops = ops.borrow_mut();
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                (ops.0)();
+                total += (ops.1)();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn timed<T>(op: impl FnOnce() -> T) -> Duration {
+    let start = Instant::now();
+    std::hint::black_box(op());
+    start.elapsed()
+}
+
 fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -264,81 +307,79 @@ fn benches(c: &mut Criterion) {
         .block_on(SqliteStore::open(dir.path().join("granary.db")))
         .unwrap();
     seed(&runtime, &store);
-    let mut raw = Raw::open(&dir.path().join("raw.db"));
+    let raw = RefCell::new(Raw::open(&dir.path().join("raw.db")));
     let token = token();
 
-    let mut group = c.benchmark_group("sqlite-token-put-get");
     let mut version = None;
-    group.bench_function("granary", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                version = Some(store.put_token("bench", &token, version).await.unwrap());
-                store.get_token("bench").await.unwrap().unwrap()
-            })
-        })
-    });
     let mut raw_version = None;
-    group.bench_function("raw", |b| {
-        b.iter(|| {
-            raw_version = Some(raw.put_token(&token, raw_version));
-            raw.get_token()
-        })
-    });
-    group.finish();
+    paired(
+        c,
+        "sqlite-token-put-get",
+        || {
+            timed(|| {
+                runtime.block_on(async {
+                    version = Some(store.put_token("bench", &token, version).await.unwrap());
+                    store.get_token("bench").await.unwrap().unwrap()
+                })
+            })
+        },
+        || {
+            let mut raw = raw.borrow_mut();
+            timed(|| {
+                raw_version = Some(raw.put_token(&token, raw_version));
+                raw.get_token()
+            })
+        },
+    );
 
-    let mut group = c.benchmark_group("sqlite-pending-take");
     let mut n = 0u64;
-    group.bench_function("granary", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                let state = format!("state-{n}");
-                runtime
-                    .block_on(store.put_pending(&pending(&state)))
-                    .unwrap();
-                state
-            },
-            |state| {
+    let mut raw_n = 0u64;
+    paired(
+        c,
+        "sqlite-pending-take",
+        || {
+            n += 1;
+            let state = format!("state-{n}");
+            runtime
+                .block_on(store.put_pending(&pending(&state)))
+                .unwrap();
+            timed(|| {
                 runtime
                     .block_on(store.take_pending(&state, NOW))
                     .unwrap()
                     .unwrap()
-            },
-            BatchSize::PerIteration,
-        )
-    });
-    let shared = std::cell::RefCell::new(raw);
-    group.bench_function("raw", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                let state = format!("state-{n}");
-                shared.borrow_mut().put_pending(&pending(&state));
-                state
-            },
-            |state| assert!(shared.borrow_mut().take_pending(&state)),
-            BatchSize::PerIteration,
-        )
-    });
-    group.finish();
-
-    let mut raw = shared.into_inner();
-    let mut group = c.benchmark_group("sqlite-lease-acquire-release");
-    group.bench_function("granary", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                assert!(
-                    store
-                        .try_acquire_lease("bench", "me", NOW, TTL)
-                        .await
-                        .unwrap()
-                );
-                assert!(store.release_lease("bench", "me").await.unwrap());
             })
-        })
-    });
-    group.bench_function("raw", |b| b.iter(|| raw.acquire_release()));
-    group.finish();
+        },
+        || {
+            raw_n += 1;
+            let state = format!("raw-state-{raw_n}");
+            let mut raw = raw.borrow_mut();
+            raw.put_pending(&pending(&state));
+            timed(|| assert!(raw.take_pending(&state)))
+        },
+    );
+
+    paired(
+        c,
+        "sqlite-lease-acquire-release",
+        || {
+            timed(|| {
+                runtime.block_on(async {
+                    assert!(
+                        store
+                            .try_acquire_lease("bench", "me", NOW, TTL)
+                            .await
+                            .unwrap()
+                    );
+                    assert!(store.release_lease("bench", "me").await.unwrap());
+                })
+            })
+        },
+        || {
+            let mut raw = raw.borrow_mut();
+            timed(|| raw.acquire_release())
+        },
+    );
 }
 
 criterion_group! {
@@ -346,7 +387,7 @@ criterion_group! {
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
+        .measurement_time(Duration::from_secs(3));
     targets = benches
 }
 criterion_main!(store);
