@@ -1,6 +1,7 @@
 //! `cargo xtask`: the one entry point for everything CI runs, plus benches, fuzzing and the demo.
 
 mod cmd;
+mod facade;
 mod flow;
 mod npm;
 mod openapi;
@@ -16,9 +17,10 @@ usage: cargo xtask <command>
 commands:
   test                      everything CI runs: fmt check, clippy (warnings denied),
                             all tests, every conformance suite
-  conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow
+  conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
+                            facade
   bench [TARGET]            run benchmarks that print a ratio against a baseline:
-                            openapi, store
+                            openapi, store, facade
   fuzz openapi [--seconds N]
                             run the cargo-fuzz target of the OpenAPI parser for N seconds
                             (default 60); installs cargo-fuzz when missing
@@ -31,6 +33,7 @@ const SUITES: &[Suite] = &[
     ("openapi", openapi::conformance),
     ("store", store::conformance),
     ("flow", flow::conformance),
+    ("facade", facade::conformance),
 ];
 
 fn main() -> ExitCode {
@@ -114,12 +117,13 @@ fn bench(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
     match args.first().map(String::as_str) {
         Some("openapi") => openapi::bench(ctx),
         Some("store") => store::bench(ctx),
+        Some("facade") => facade::bench(ctx),
         None => {
             openapi::bench(ctx)?;
             store::bench(ctx)
         }
         Some(other) => Err(Failure::new(format!(
-            "unknown bench target `{other}`; the targets are: openapi, store"
+            "unknown bench target `{other}`; the targets are: openapi, store, facade"
         ))),
     }
 }

@@ -1,0 +1,217 @@
+//! The `facade` conformance suite and `bench facade`: granary (facade + engine) against a
+//! real oidc-provider on 127.0.0.1.
+//!
+//! `cargo xtask conformance facade` writes the clients file under
+//! `target/facade-conformance/`, starts the server with [`crate::flow::oidc::start`], and runs
+//! the ignored lifecycle tests of the `granary` crate with `GRANARY_FACADE_ISSUER` and
+//! `GRANARY_FACADE_CLIENTS` set; the server is always stopped.
+//!
+//! `cargo xtask bench facade` runs the criterion hot-path bench (access_token against a bare
+//! `RwLock<HashMap>` lookup, 2 threads) and the storm runner (the `facade_storm` example:
+//! 10,000 callers in one process, then 4 processes x 1,000 callers on one SQLite file, token
+//! requests counted by the server), and ends with the three `bench ...:` lines.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cmd::{Ctx, Failure, describe};
+use crate::flow::oidc;
+
+/// The clients of the suite. The secrets are test values of a server that lives for one
+/// run on 127.0.0.1. `facade-short` has 4 s access tokens, to see a refresh in the margin.
+const CLIENTS: &str = r#"{
+  "clients": [
+    {
+      "client_id": "facade-basic",
+      "client_secret": "facade-basic-secret-for-the-local-conformance-run",
+      "token_endpoint_auth_method": "client_secret_basic",
+      "redirect_uris": ["http://127.0.0.1:9/admin/oauth/"],
+      "scope": "openid offline_access email profile"
+    },
+    {
+      "client_id": "facade-short",
+      "client_secret": "facade-short-secret-for-the-local-conformance-run",
+      "token_endpoint_auth_method": "client_secret_post",
+      "redirect_uris": ["http://127.0.0.1:9/admin/oauth/"],
+      "scope": "openid offline_access email profile",
+      "access_token_ttl": 4
+    },
+    {
+      "client_id": "facade-public",
+      "token_endpoint_auth_method": "none",
+      "redirect_uris": ["http://127.0.0.1:9/admin/oauth/"],
+      "scope": "openid offline_access email profile"
+    },
+    {
+      "client_id": "facade-bench",
+      "client_secret": "facade-bench-secret-for-the-local-benchmark-run",
+      "token_endpoint_auth_method": "client_secret_basic",
+      "redirect_uris": ["http://127.0.0.1:9/admin/oauth/"],
+      "scope": "openid offline_access email profile"
+    }
+  ]
+}
+"#;
+
+fn prepare(ctx: &Ctx, folder: &str) -> Result<(PathBuf, PathBuf), Failure> {
+    let dir = ctx.target.join(folder);
+    fs::create_dir_all(&dir)
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    let clients = dir.join("clients.json");
+    fs::write(&clients, CLIENTS)
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", clients.display())))?;
+    Ok((dir, clients))
+}
+
+fn start(dir: &Path, clients: &Path, ctx: &Ctx) -> Result<oidc::Server, Failure> {
+    let server = oidc::start(
+        ctx,
+        &oidc::Options {
+            clients_file: clients.to_path_buf(),
+            log_file: dir.join("oidc-provider.log"),
+            ..oidc::Options::default()
+        },
+    )?;
+    eprintln!("==> oidc-provider listens at {}", server.issuer);
+    Ok(server)
+}
+
+pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
+    let (dir, clients) = prepare(ctx, "facade-conformance")?;
+    let test = |extra: &[&str]| {
+        let mut args = vec![
+            "test",
+            "-p",
+            "granary",
+            "--all-features",
+            "--test",
+            "lifecycle",
+        ];
+        args.extend_from_slice(extra);
+        ctx.cargo(&args)
+    };
+    // Build first, so that the server does not wait for the compiler.
+    ctx.step("build the facade lifecycle tests", test(&["--no-run"]))?;
+    let server = start(&dir, &clients, ctx)?;
+    // One at a time: the tests count token requests at the shared server.
+    let mut command = test(&["--", "--ignored", "--test-threads=1"]);
+    command
+        .env("GRANARY_FACADE_ISSUER", &server.issuer)
+        .env("GRANARY_FACADE_CLIENTS", &clients);
+    let result = ctx.step("facade conformance", command);
+    match server.stats() {
+        Ok(stats) => eprintln!("==> token requests counted by oidc-provider: {stats}"),
+        Err(failure) => eprintln!("==> could not read the server's counters: {failure}"),
+    }
+    let log = server.log_file.clone();
+    server.stop();
+    result.map_err(|failure| {
+        Failure::new(format!(
+            "{failure}\n(the authorization server's log is {})",
+            log.display()
+        ))
+    })
+}
+
+pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
+    ctx.step(
+        "facade hot-path bench",
+        ctx.cargo(&[
+            "bench", "-p", "granary", "--bench", "hot_path", "--", "--noplot",
+        ]),
+    )?;
+    let criterion = ctx.target.join("criterion").join("facade-hot-path");
+    let read = |function: &str| -> Result<f64, Failure> {
+        let path = criterion.join(function).join("new").join("estimates.json");
+        let text = fs::read_to_string(&path)
+            .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;
+        mean_nanos(&text).ok_or_else(|| Failure::new(format!("no mean in {}", path.display())))
+    };
+    // Each criterion iteration is one call on each of 2 threads; the estimate is the wall
+    // time of such a pair.
+    let granary = read("access_token")?;
+    let baseline = read("rwlock_hashmap")?;
+
+    let (dir, clients) = prepare(ctx, "facade-bench")?;
+    ctx.step(
+        "build the storm runner",
+        ctx.cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "granary",
+            "--example",
+            "facade_storm",
+        ]),
+    )?;
+    let server = start(&dir, &clients, ctx)?;
+    let runner = ctx
+        .target
+        .join("release")
+        .join("examples")
+        .join("facade_storm");
+    let mut command = Command::new(&runner);
+    command
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .env("GRANARY_FACADE_ISSUER", &server.issuer)
+        .env("GRANARY_FACADE_CLIENTS", &clients);
+    let output = run_capturing(&mut command);
+    server.stop();
+    let storm_lines = output?;
+
+    println!();
+    println!(
+        "hot path, 2 threads: access_token {:.1} ns/call ({:.0} calls/s); RwLock<HashMap> baseline {:.1} ns/call ({:.0} calls/s)",
+        granary,
+        2.0e9 / granary,
+        baseline,
+        2.0e9 / baseline
+    );
+    println!(
+        "bench hot_path: ns_per_call={granary:.1} baseline_ns={baseline:.1} ratio={:.2}",
+        granary / baseline
+    );
+    for line in storm_lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Runs the storm runner, echoing its output, and returns its `bench ...:` lines.
+fn run_capturing(command: &mut Command) -> Result<Vec<String>, Failure> {
+    eprintln!("==> storms: {}", describe(command));
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Failure::new(format!("could not start {}: {e}", describe(command))))?;
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprint!("{stdout}");
+    if !output.status.success() {
+        return Err(Failure::new(format!(
+            "the storm runner failed ({}); rerun `cargo xtask bench facade` and read its output",
+            output.status
+        )));
+    }
+    Ok(stdout
+        .lines()
+        .filter(|l| l.starts_with("bench "))
+        .map(str::to_string)
+        .collect())
+}
+
+/// The `mean.point_estimate` (nanoseconds) of a criterion `estimates.json`.
+fn mean_nanos(json: &str) -> Option<f64> {
+    let mean = json.find("\"mean\"")?;
+    let rest = json.get(mean..)?;
+    let at = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
+    let number: String = rest
+        .get(at..)?
+        .chars()
+        .skip_while(|c| c.is_whitespace())
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+        .collect();
+    number.parse().ok()
+}
