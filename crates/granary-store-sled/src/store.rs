@@ -210,10 +210,11 @@ fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
 impl Inner {
     /// Makes every write so far durable: `Db::flush` writes sled's buffers to its log, but
     /// on Linux it syncs them with `sync_file_range`, which flushes neither the disk's
-    /// write cache nor the file's size; `fsync` on the log file does both.
+    /// write cache nor the file's size; `fdatasync` on the log file does both (and skips
+    /// only the modification time, which recovery does not need).
     fn sync(&self, doing: &str) -> Result<()> {
         self.db.flush().map_err(|e| map(e, doing, &self.path))?;
-        self.log.sync_all().map_err(|e| {
+        self.log.sync_data().map_err(|e| {
             Error::backend(
                 format!(
                     "cannot sync {} while {doing}: check the disk, then retry",

@@ -255,7 +255,7 @@ impl Raw {
 }
 
 /// Measures `granary` and `raw` interleaved (one call of each per iteration, each timing
-/// itself), so that both see the same disk: fsync latency drifts with whatever else the
+/// itself, taking turns at going first), so that both see the same disk: fsync latency drifts with whatever else the
 /// machine does, and two benches run one after the other would compare two different disks.
 fn paired(
     c: &mut Criterion,
@@ -269,9 +269,14 @@ fn paired(
         b.iter_custom(|iters| {
             let mut ops = ops.borrow_mut();
             let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += (ops.0)();
-                (ops.1)();
+            for i in 0..iters {
+                if i % 2 == 0 {
+                    total += (ops.0)();
+                    (ops.1)();
+                } else {
+                    (ops.1)();
+                    total += (ops.0)();
+                }
             }
             total
         })
@@ -280,9 +285,14 @@ fn paired(
         b.iter_custom(|iters| {
             let mut ops = ops.borrow_mut();
             let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                (ops.0)();
-                total += (ops.1)();
+            for i in 0..iters {
+                if i % 2 == 0 {
+                    (ops.0)();
+                    total += (ops.1)();
+                } else {
+                    total += (ops.1)();
+                    (ops.0)();
+                }
             }
             total
         })

@@ -1,5 +1,6 @@
 //! The connection thread: opens the file, sets the pragmas, migrates, then runs jobs in order.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -34,7 +35,10 @@ pub(crate) async fn start(path: PathBuf, options: SqliteOptions) -> Result<mpsc:
             };
             // Ends when every sender (the store) is gone; the connection closes with it.
             while let Ok(job) = queue.recv() {
-                job(&mut connection);
+                // A job never panics by design; if one did, its caller gets an error (its
+                // reply is dropped), the open transaction rolls back, and the thread goes on
+                // serving the others.
+                let _ = catch_unwind(AssertUnwindSafe(|| job(&mut connection)));
             }
         })
         .map_err(|e| {

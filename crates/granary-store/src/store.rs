@@ -46,7 +46,9 @@ impl Capabilities {
 /// - a version compare-and-swap that loses fails with
 ///   [`Error::Conflict`](crate::Error::Conflict) and changes nothing;
 /// - lists are ordered by key;
-/// - time comes from the caller (`now`): a store never reads the clock.
+/// - time comes from the caller (`now`): a store never reads the clock;
+/// - a write whose future is dropped before it completes may or may not have happened (as
+///   with any database): read again before deciding what to do.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// What this backend promises.
