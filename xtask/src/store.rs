@@ -151,6 +151,10 @@ pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
     )?;
     let criterion = ctx.target.join("criterion");
     println!(
+        "each figure: criterion's mean over samples of the per-sample median call, granary and \
+         raw interleaved in the same run (see the benches' `paired`)"
+    );
+    println!(
         "{:<24}{:<9}{:>14}{:>14}{:>8}  within {GOAL}x",
         "operation", "backend", "granary", "raw", "ratio"
     );

@@ -174,9 +174,11 @@ impl Raw {
     }
 }
 
-/// Measures `granary` and `raw` interleaved (one call of each per iteration, each timing
-/// itself, taking turns at going first), so that both see the same disk: fsync latency drifts with whatever else the
-/// machine does, and two benches run one after the other would compare two different disks.
+/// Measures `granary` and `raw` interleaved: one call of each per iteration, each timing
+/// itself, taking turns at going first, so that both see the same disk. fsync latency on a
+/// shared machine comes in bursts (a few calls take 10-50 ms while the neighbours flush),
+/// so each criterion sample reports its **median** iteration (times the iteration count)
+/// rather than the sum: a burst that hits one side only would otherwise decide the ratio.
 fn paired(
     c: &mut Criterion,
     group: &str,
@@ -185,38 +187,27 @@ fn paired(
 ) {
     let ops = RefCell::new((granary, raw));
     let mut g = c.benchmark_group(group);
-    g.bench_function("granary", |b| {
-        b.iter_custom(|iters| {
-            let mut ops = ops.borrow_mut();
-            let mut total = Duration::ZERO;
-            for i in 0..iters {
-                if i % 2 == 0 {
-                    total += (ops.0)();
-                    (ops.1)();
-                } else {
-                    (ops.1)();
-                    total += (ops.0)();
+    for (name, measure_raw) in [("granary", false), ("raw", true)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut ops = ops.borrow_mut();
+                let mut times = Vec::with_capacity(usize::try_from(iters).unwrap_or(0));
+                for i in 0..iters {
+                    let (first, second) = if i % 2 == 0 {
+                        let g = (ops.0)();
+                        (g, (ops.1)())
+                    } else {
+                        let r = (ops.1)();
+                        ((ops.0)(), r)
+                    };
+                    times.push(if measure_raw { second } else { first });
                 }
-            }
-            total
-        })
-    });
-    g.bench_function("raw", |b| {
-        b.iter_custom(|iters| {
-            let mut ops = ops.borrow_mut();
-            let mut total = Duration::ZERO;
-            for i in 0..iters {
-                if i % 2 == 0 {
-                    (ops.0)();
-                    total += (ops.1)();
-                } else {
-                    total += (ops.1)();
-                    (ops.0)();
-                }
-            }
-            total
-        })
-    });
+                times.sort();
+                let median = times.get(times.len() / 2).copied().unwrap_or_default();
+                median * u32::try_from(iters).unwrap_or(u32::MAX)
+            })
+        });
+    }
     g.finish();
 }
 
