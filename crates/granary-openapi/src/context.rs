@@ -6,7 +6,7 @@ use indexmap::IndexMap;
 use url::Url;
 
 use crate::base::{self, Base};
-use crate::node::Node;
+use crate::node::{Members, Node};
 use crate::read::{self, Keep};
 use crate::{Error, Format, Result, Warning, pointer};
 
@@ -106,24 +106,31 @@ impl<'a> Context<'a> {
             .ok_or_else(|| format!("nothing at `{target}` in the document"))
     }
 
-    /// Reads the URL at `at` (a string), resolving a relative one against the base URL.
-    pub(crate) fn url(&self, at: &str, node: &Node) -> Result<Url> {
-        let Some(raw) = node.as_str() else {
-            return Err(Error::Invalid {
-                pointer: at.to_owned(),
+    /// Reads the URL in member `key` of the object at `parent` (it must be a string),
+    /// resolving a relative one against the base URL.
+    pub(crate) fn url(&self, parent: &str, key: &str, node: &Node) -> Result<Url> {
+        match node.as_str() {
+            Some(raw) => self.url_text(parent, key, raw),
+            None => Err(Error::Invalid {
+                pointer: pointer::join(parent, key),
                 problem: format!("expected a URL string, found {}", node.kind()),
-            });
-        };
+            }),
+        }
+    }
+
+    /// Like [`Context::url`], for a value already known to be a string.
+    pub(crate) fn url_text(&self, parent: &str, key: &str, raw: &str) -> Result<Url> {
+        let at = || pointer::join(parent, key);
         let text = raw.trim();
         if text.is_empty() {
             return Err(Error::Invalid {
-                pointer: at.to_owned(),
+                pointer: at(),
                 problem: "empty URL".to_owned(),
             });
         }
         if let Some(variable) = template_variable(text) {
             return Err(Error::Invalid {
-                pointer: at.to_owned(),
+                pointer: at(),
                 problem: format!(
                     "`{text}` has the template variable `{variable}`, which OpenAPI does not define for OAuth URLs; write the URL out (an instance can also override it)"
                 ),
@@ -132,15 +139,15 @@ impl<'a> Context<'a> {
         match Url::parse(text) {
             Ok(url) if base::is_http(&url) => Ok(url),
             Ok(url) => Err(Error::Invalid {
-                pointer: at.to_owned(),
+                pointer: at(),
                 problem: format!(
                     "`{text}` is not an http(s) URL (its scheme is `{}`)",
                     url.scheme()
                 ),
             }),
-            Err(url::ParseError::RelativeUrlWithoutBase) => self.relative(at, text),
+            Err(url::ParseError::RelativeUrlWithoutBase) => self.relative(&at(), text),
             Err(e) => Err(Error::Invalid {
-                pointer: at.to_owned(),
+                pointer: at(),
                 problem: format!("`{text}` is not a valid URL: {e}"),
             }),
         }
@@ -218,16 +225,12 @@ impl<'a> Context<'a> {
 }
 
 /// The member `key` of `members`, where `null` counts as absent.
-pub(crate) fn member<'n>(members: &'n IndexMap<String, Node>, key: &str) -> Option<&'n Node> {
+pub(crate) fn member<'n>(members: &'n Members, key: &str) -> Option<&'n Node> {
     members.get(key).filter(|n| !matches!(n, Node::Null))
 }
 
 /// A required member: `missing` when absent.
-pub(crate) fn required<'n>(
-    members: &'n IndexMap<String, Node>,
-    at: &str,
-    key: &str,
-) -> Result<&'n Node> {
+pub(crate) fn required<'n>(members: &'n Members, at: &str, key: &str) -> Result<&'n Node> {
     member(members, key).ok_or_else(|| Error::Invalid {
         pointer: pointer::join(at, key),
         problem: "missing".to_owned(),

@@ -6,7 +6,6 @@
 
 use std::fmt;
 
-use indexmap::IndexMap;
 use serde::de::{
     self, Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
@@ -21,7 +20,7 @@ pub(crate) enum Node {
     Float(f64),
     Str(String),
     Seq(Vec<Node>),
-    Map(IndexMap<String, Node>),
+    Map(Members),
 }
 
 impl Node {
@@ -44,7 +43,7 @@ impl Node {
         }
     }
 
-    pub(crate) fn as_map(&self) -> Option<&IndexMap<String, Node>> {
+    pub(crate) fn as_map(&self) -> Option<&Members> {
         match self {
             Node::Map(m) => Some(m),
             _ => None,
@@ -126,12 +125,12 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Seq(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut members = IndexMap::new();
+        let mut members = Members::default();
         while let Some(key) = map.next_key::<Node>()? {
             let value = map.next_value::<Node>()?;
-            // A later duplicate key wins, as in serde_json.
-            members.insert(key_text(&key), value);
+            members.push(key_text(&key), value);
         }
+        members.dedup_last_wins();
         Ok(Node::Map(members))
     }
     /// A YAML tag (`!foo value`): the tag is dropped, the value kept.
@@ -179,7 +178,7 @@ impl<'de> Deserializer<'de> for NodeDeserializer {
                 visitor.visit_seq(de::value::SeqDeserializer::new(items.into_iter()))
             }
             Node::Map(members) => {
-                visitor.visit_map(de::value::MapDeserializer::new(members.into_iter()))
+                visitor.visit_map(de::value::MapDeserializer::new(members.0.into_iter()))
             }
         }
     }
@@ -195,5 +194,84 @@ impl<'de> Deserializer<'de> for NodeDeserializer {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf unit unit_struct newtype_struct seq tuple
         tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+/// The members of an object, in document order, each name once.
+///
+/// A vector rather than a hash map: the kept objects are small, and building a hash map for
+/// each of them cost more than reading the document.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Members(Vec<(String, Node)>);
+
+impl Members {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self(Vec::with_capacity(capacity))
+    }
+
+    /// Adds a member; call [`Members::dedup_last_wins`] after adding names that may repeat.
+    pub(crate) fn push(&mut self, name: String, value: Node) {
+        self.0.push((name, value));
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Node> {
+        self.0.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether every value is a string.
+    pub(crate) fn all_strings(&self) -> bool {
+        self.0.iter().all(|(_, v)| matches!(v, Node::Str(_)))
+    }
+
+    /// Keeps the last of members with the same name (a later duplicate wins, as in
+    /// serde_json), at the place of the last one.
+    pub(crate) fn dedup_last_wins(&mut self) {
+        let n = self.0.len();
+        let has_duplicates = if n <= 16 {
+            let names = &self.0;
+            names
+                .iter()
+                .enumerate()
+                .any(|(i, (name, _))| names.iter().skip(i + 1).any(|(other, _)| other == name))
+        } else {
+            let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+            names.sort_unstable();
+            names.windows(2).any(|w| w.first() == w.get(1))
+        };
+        if !has_duplicates {
+            return;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut kept: Vec<(String, Node)> = Vec::with_capacity(n);
+        for (name, value) in std::mem::take(&mut self.0).into_iter().rev() {
+            if seen.insert(name.clone()) {
+                kept.push((name, value));
+            }
+        }
+        kept.reverse();
+        self.0 = kept;
+    }
+}
+
+impl<'a> IntoIterator for &'a Members {
+    type Item = (&'a String, &'a Node);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Node)>,
+        fn(&'a (String, Node)) -> (&'a String, &'a Node),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+}
+
+impl FromIterator<(String, Node)> for Members {
+    /// Collects members whose names are already unique (no duplicate check).
+    fn from_iter<I: IntoIterator<Item = (String, Node)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
     }
 }

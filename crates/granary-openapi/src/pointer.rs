@@ -2,14 +2,19 @@
 
 use crate::node::Node;
 
-/// Escapes one reference token: `~` becomes `~0`, `/` becomes `~1`.
-pub(crate) fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
-/// `base` followed by the escaped `token`.
+/// `base` followed by `/` and `token`, escaped: `~` becomes `~0`, `/` becomes `~1`.
 pub(crate) fn join(base: &str, token: &str) -> String {
-    format!("{base}/{}", escape(token))
+    let mut out = String::with_capacity(base.len() + 1 + token.len());
+    out.push_str(base);
+    out.push('/');
+    for c in token.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The JSON pointer of a local reference (`#/a/b`), with percent-encoding undone; `None`

@@ -7,13 +7,12 @@
 
 use std::fmt;
 
-use indexmap::IndexMap;
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, IgnoredAny, MapAccess, SeqAccess,
     VariantAccess, Visitor,
 };
 
-use crate::node::Node;
+use crate::node::{Members, Node};
 use crate::{Error, Format, Result};
 
 /// What to keep of a member's value.
@@ -127,18 +126,19 @@ impl<'de> Visitor<'de> for PickVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut kept = IndexMap::new();
+        let mut kept = Members::default();
         while let Some(found) = map.next_key_seed(KeySeed(self.0))? {
             match found {
                 Some((name, keep)) => {
                     let value = map.next_value_seed(Pick(keep))?;
-                    kept.insert(name.to_owned(), value);
+                    kept.push(name.to_owned(), value);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
+        kept.dedup_last_wins();
         Ok(Node::Map(kept))
     }
 

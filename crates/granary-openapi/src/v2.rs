@@ -91,9 +91,7 @@ fn read_oauth2(cx: &Context<'_>, name: &str, at: &str, scheme: &Node) -> Result<
         } else {
             member(members, key)
         };
-        value
-            .map(|v| cx.url(&pointer::join(at, key), v))
-            .transpose()
+        value.map(|v| cx.url(at, key, v)).transpose()
     };
     let authorization_url = url("authorizationUrl", kind.needs_authorization_url())?;
     let token_url = url("tokenUrl", kind.needs_token_url())?;

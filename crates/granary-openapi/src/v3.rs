@@ -4,13 +4,12 @@
 //! with its JSON pointer), then handed to `openapiv3::SecurityScheme` in a normalised form,
 //! and mapped onto this crate's types with its URLs resolved.
 
-use indexmap::IndexMap;
 use openapiv3::{OAuth2Flows, SecurityScheme};
 use serde::Deserialize;
 use serde::de::IntoDeserializer;
 
 use crate::context::{Context, member, required};
-use crate::node::Node;
+use crate::node::{Members, Node};
 use crate::{Error, Flow, FlowKind, OAuth2Scheme, OtherScheme, Result, pointer};
 
 const SCHEMES: &str = "/components/securitySchemes";
@@ -88,7 +87,7 @@ fn read_oauth2(cx: &Context<'_>, name: &str, at: &str, scheme: &Node) -> Result<
 
     // Check and normalise each flow, in document order.
     let mut order = Vec::new();
-    let mut normalised = IndexMap::new();
+    let mut normalised = Members::with_capacity(flows.len());
     for (key, flow) in flows {
         let Some(&(_, kind)) = FLOWS.iter().find(|(name, _)| name == key) else {
             if !key.starts_with("x-") {
@@ -106,13 +105,13 @@ fn read_oauth2(cx: &Context<'_>, name: &str, at: &str, scheme: &Node) -> Result<
                 problem: format!("expected a flow object, found {}", flow.kind()),
             });
         };
-        normalised.insert(key.clone(), normalise_flow(cx, kind, &flow_at, flow)?);
+        normalised.push(key.clone(), normalise_flow(cx, kind, &flow_at, flow)?);
         order.push(kind);
     }
 
-    let mut typed = IndexMap::new();
-    typed.insert("type".to_owned(), Node::Str("oauth2".to_owned()));
-    typed.insert("flows".to_owned(), Node::Map(normalised));
+    let mut typed = Members::with_capacity(2);
+    typed.push("type".to_owned(), Node::Str("oauth2".to_owned()));
+    typed.push("flows".to_owned(), Node::Map(normalised));
     let description = member(members, "description")
         .and_then(Node::as_str)
         .map(str::to_owned);
@@ -132,19 +131,14 @@ fn read_oauth2(cx: &Context<'_>, name: &str, at: &str, scheme: &Node) -> Result<
     Ok(OAuth2Scheme {
         name: name.to_owned(),
         description,
-        flows: map_flows(cx, &flows_at, &flows, &order)?,
+        flows: map_flows(cx, &flows_at, flows, &order)?,
     })
 }
 
 /// Checks one flow's members (reporting each problem with its pointer) and returns it in
 /// the shape openapiv3 reads: URL strings and a string-to-string scope map.
-fn normalise_flow(
-    cx: &Context<'_>,
-    kind: FlowKind,
-    at: &str,
-    flow: &IndexMap<String, Node>,
-) -> Result<Node> {
-    let mut out = IndexMap::new();
+fn normalise_flow(cx: &Context<'_>, kind: FlowKind, at: &str, flow: &Members) -> Result<Node> {
+    let mut out = Members::with_capacity(4);
     let mut url_member = |key: &str, needed: bool| -> Result<()> {
         let value = if needed {
             Some(required(flow, at, key)?)
@@ -154,7 +148,7 @@ fn normalise_flow(
         if let Some(value) = value {
             match value {
                 Node::Str(text) if !text.trim().is_empty() => {
-                    out.insert(key.to_owned(), Node::Str(text.clone()));
+                    out.push(key.to_owned(), Node::Str(text.clone()));
                 }
                 Node::Str(_) => {
                     return Err(Error::Invalid {
@@ -179,9 +173,16 @@ fn normalise_flow(
         url_member("tokenUrl", true)?;
     }
     url_member("refreshUrl", false)?;
-    let scopes = cx.scopes(&pointer::join(at, "scopes"), member(flow, "scopes"))?;
-    let scopes = scopes.into_iter().map(|(k, v)| (k, Node::Str(v))).collect();
-    out.insert("scopes".to_owned(), Node::Map(scopes));
+    let scopes = match member(flow, "scopes") {
+        // The usual case, taken as it is: names to description strings.
+        Some(Node::Map(scopes)) if scopes.all_strings() => scopes.clone(),
+        other => cx
+            .scopes(&pointer::join(at, "scopes"), other)?
+            .into_iter()
+            .map(|(k, v)| (k, Node::Str(v)))
+            .collect(),
+    };
+    out.push("scopes".to_owned(), Node::Map(scopes));
     Ok(Node::Map(out))
 }
 
@@ -189,50 +190,44 @@ fn normalise_flow(
 fn map_flows(
     cx: &Context<'_>,
     at: &str,
-    flows: &OAuth2Flows,
+    mut flows: OAuth2Flows,
     order: &[FlowKind],
 ) -> Result<Vec<Flow>> {
     let mut out = Vec::with_capacity(order.len());
     for &kind in order {
         let (authorization, token, refresh, scopes) = match kind {
-            FlowKind::AuthorizationCode => match &flows.authorization_code {
+            FlowKind::AuthorizationCode => match flows.authorization_code.take() {
                 Some(f) => (
-                    Some(&f.authorization_url),
-                    Some(&f.token_url),
-                    f.refresh_url.as_ref(),
-                    &f.scopes,
+                    Some(f.authorization_url),
+                    Some(f.token_url),
+                    f.refresh_url,
+                    f.scopes,
                 ),
                 None => continue,
             },
-            FlowKind::ClientCredentials => match &flows.client_credentials {
-                Some(f) => (None, Some(&f.token_url), f.refresh_url.as_ref(), &f.scopes),
+            FlowKind::ClientCredentials => match flows.client_credentials.take() {
+                Some(f) => (None, Some(f.token_url), f.refresh_url, f.scopes),
                 None => continue,
             },
-            FlowKind::Implicit => match &flows.implicit {
-                Some(f) => (
-                    Some(&f.authorization_url),
-                    None,
-                    f.refresh_url.as_ref(),
-                    &f.scopes,
-                ),
+            FlowKind::Implicit => match flows.implicit.take() {
+                Some(f) => (Some(f.authorization_url), None, f.refresh_url, f.scopes),
                 None => continue,
             },
-            FlowKind::Password => match &flows.password {
-                Some(f) => (None, Some(&f.token_url), f.refresh_url.as_ref(), &f.scopes),
+            FlowKind::Password => match flows.password.take() {
+                Some(f) => (None, Some(f.token_url), f.refresh_url, f.scopes),
                 None => continue,
             },
         };
         let flow_at = pointer::join(at, kind.as_str());
-        let resolve = |key: &str, raw: Option<&String>| {
-            raw.map(|raw| cx.url(&pointer::join(&flow_at, key), &Node::Str(raw.clone())))
-                .transpose()
+        let resolve = |key: &str, raw: Option<String>| {
+            raw.map(|raw| cx.url_text(&flow_at, key, &raw)).transpose()
         };
         out.push(Flow {
             kind,
             authorization_url: resolve("authorizationUrl", authorization)?,
             token_url: resolve("tokenUrl", token)?,
             refresh_url: resolve("refreshUrl", refresh)?,
-            scopes: scopes.clone(),
+            scopes,
         });
     }
     Ok(out)
