@@ -135,51 +135,67 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
 /// Runs the criterion benches of the SQLite and sled backends and prints each operation
 /// against its raw baseline with the ratio.
 pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
-    ctx.step(
-        "store benches",
-        ctx.cargo(&[
-            "bench",
-            "-p",
-            "granary-store-sqlite",
-            "-p",
-            "granary-store-sled",
-            "--bench",
-            "store",
-            "--",
-            "--noplot",
-        ]),
-    )?;
-    let criterion = ctx.target.join("criterion");
+    let mut command = ctx.cargo(&[
+        "bench",
+        "-p",
+        "granary-store-sqlite",
+        "-p",
+        "granary-store-sled",
+        "--bench",
+        "store",
+        "--",
+        "--noplot",
+    ]);
+    eprintln!("==> store benches: {}", describe(&command));
+    let output = command
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Failure::new(format!("could not start {}: {e}", describe(&command))))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    if !output.status.success() {
+        return Err(Failure::new(format!(
+            "the store benches failed ({}); rerun `{}` to see why",
+            output.status,
+            describe(&command)
+        )));
+    }
+    // group -> (granary ns, raw ns, pairs)
+    let mut paired: BTreeMap<String, (f64, f64, String)> = BTreeMap::new();
+    for line in stdout.lines() {
+        if let ["granary-store-bench", group, granary, raw, pairs] =
+            line.split('\t').collect::<Vec<_>>().as_slice()
+        {
+            if let (Ok(granary), Ok(raw)) = (granary.parse(), raw.parse()) {
+                paired.insert((*group).to_string(), (granary, raw, (*pairs).to_string()));
+            }
+        }
+    }
+    println!();
     println!(
-        "each figure: criterion's mean over samples of the per-sample median call, granary and \
-         raw interleaved in the same run (see the benches' `paired`)"
+        "median call over the same interleaved (granary, raw) pairs, both measured in this run:"
     );
     println!(
-        "{:<24}{:<9}{:>14}{:>14}{:>8}  within {GOAL}x",
-        "operation", "backend", "granary", "raw", "ratio"
+        "{:<24}{:<9}{:>12}{:>12}{:>8}{:>8}  within {GOAL}x",
+        "operation", "backend", "granary", "raw", "ratio", "pairs"
     );
     let mut misses = 0;
     for (operation, backend, group) in BENCHES {
-        let read = |function: &str| {
-            let path = criterion
-                .join(group)
-                .join(function)
-                .join("new")
-                .join("estimates.json");
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;
-            mean_nanos(&text).ok_or_else(|| Failure::new(format!("no mean in {}", path.display())))
-        };
-        let granary = read("granary")?;
-        let raw = read("raw")?;
+        let (granary, raw, pairs) = paired.get(*group).ok_or_else(|| {
+            Failure::new(format!(
+                "the bench group {group} printed no result line; rerun `{}`",
+                describe(&command)
+            ))
+        })?;
         let ratio = granary / raw;
         if ratio > GOAL {
             misses += 1;
         }
         println!(
-            "{operation:<24}{backend:<9}{:>14}{:>14}{:>7.2}x  {}",
-            show(granary),
-            show(raw),
+            "{operation:<24}{backend:<9}{:>12}{:>12}{:>7.2}x{pairs:>8}  {}",
+            show(*granary),
+            show(*raw),
             ratio,
             if ratio <= GOAL { "yes" } else { "no" }
         );
@@ -190,20 +206,6 @@ pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
         BENCHES.len() - misses
     );
     Ok(())
-}
-
-/// The `mean.point_estimate` (nanoseconds) of a criterion `estimates.json`.
-fn mean_nanos(json: &str) -> Option<f64> {
-    let mean = json.find("\"mean\"")?;
-    let rest = json.get(mean..)?;
-    let at = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
-    let number: String = rest
-        .get(at..)?
-        .chars()
-        .skip_while(|c| c.is_whitespace())
-        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
-        .collect();
-    number.parse().ok()
 }
 
 fn show(nanos: f64) -> String {

@@ -179,6 +179,13 @@ impl Raw {
 /// shared machine comes in bursts (a few calls take 10-50 ms while the neighbours flush),
 /// so each criterion sample reports its **median** iteration (times the iteration count)
 /// rather than the sum: a burst that hits one side only would otherwise decide the ratio.
+///
+/// Slow phases of the disk last seconds, longer than a criterion sample, and criterion
+/// measures `granary` and `raw` one after the other; so the figures that count are taken
+/// from the same interleaved iterations: every (granary, raw) pair of both benches goes
+/// into one list, and the line `granary-store-bench<TAB>group<TAB>granary ns<TAB>raw
+/// ns<TAB>pairs` reports the median of each side over it. `cargo xtask bench store` reads
+/// these lines.
 fn paired(
     c: &mut Criterion,
     group: &str,
@@ -186,6 +193,7 @@ fn paired(
     raw: impl FnMut() -> Duration,
 ) {
     let ops = RefCell::new((granary, raw));
+    let pairs = RefCell::new(Vec::<(Duration, Duration)>::new());
     let mut g = c.benchmark_group(group);
     for (name, measure_raw) in [("granary", false), ("raw", true)] {
         g.bench_function(name, |b| {
@@ -201,6 +209,7 @@ fn paired(
                         ((ops.0)(), r)
                     };
                     times.push(if measure_raw { second } else { first });
+                    pairs.borrow_mut().push((first, second));
                 }
                 times.sort();
                 let median = times.get(times.len() / 2).copied().unwrap_or_default();
@@ -209,6 +218,19 @@ fn paired(
         });
     }
     g.finish();
+    let pairs = pairs.into_inner();
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times.get(times.len() / 2).copied().unwrap_or_default()
+    };
+    let granary = median(pairs.iter().map(|p| p.0).collect());
+    let raw = median(pairs.iter().map(|p| p.1).collect());
+    println!(
+        "granary-store-bench\t{group}\t{}\t{}\t{}",
+        granary.as_nanos(),
+        raw.as_nanos(),
+        pairs.len()
+    );
 }
 
 fn timed<T>(op: impl FnOnce() -> T) -> Duration {
