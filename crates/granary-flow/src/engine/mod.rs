@@ -44,7 +44,7 @@ pub use seal::{Field, KeyId, Keyring, MasterKey, SealError};
 pub use tokens::{AccessToken, ResealReport};
 
 use crate::protocol::{RetryPolicy, Timeouts};
-use tokens::{Cached, Flight};
+use tokens::{Cache, Flight};
 
 /// The default refresh margin: a token is refreshed when it has less than this left (but
 /// never earlier than half its lifetime).
@@ -149,7 +149,7 @@ impl EngineBuilder {
                 poll_interval: self.poll_interval,
                 retry: self.retry,
                 events,
-                cache: RwLock::new(HashMap::new()),
+                cache: RwLock::new(Cache::default()),
                 flights: Mutex::new(HashMap::new()),
             }),
         })
@@ -176,7 +176,7 @@ pub(crate) struct Inner {
     retry: RetryPolicy,
     events: broadcast::Sender<Event>,
     /// The opened access token of each instance, with when to refresh it.
-    cache: RwLock<HashMap<String, Cached>>,
+    cache: RwLock<Cache>,
     /// The single-flight state of each instance.
     flights: Mutex<HashMap<String, Arc<Flight>>>,
 }

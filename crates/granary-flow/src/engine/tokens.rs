@@ -1,7 +1,9 @@
 //! `access_token`: the in-memory hot path, and the single-flight, lease-guarded refresh
 //! behind it; key rotation (re-sealing every stored secret).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
@@ -64,6 +66,32 @@ impl fmt::Debug for AccessToken {
             .field("token_type", &self.0.token_type)
             .field("expires_at", &self.0.expires_at)
             .finish()
+    }
+}
+
+/// The token cache: instance id -> opened token. Hashed with FNV-1a rather than SipHash:
+/// the keys are instance ids an admin chose (no untrusted input), and the hash is most of
+/// the hot path's lookup.
+pub(crate) type Cache = HashMap<String, Cached, BuildHasherDefault<Fnv1a>>;
+
+/// FNV-1a, 64 bits.
+pub(crate) struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
     }
 }
 
@@ -144,7 +172,9 @@ impl Engine {
             fresh_at: self.now(),
             reject: None,
         };
-        self.slow_path(instance, want).await
+        // Boxed: the slow path's future is large, and keeping it out of this one keeps the
+        // hot path's future small (an awaiting caller moves it).
+        Box::pin(self.slow_path(instance, want)).await
     }
 
     /// A new access token after `rejected` was refused (HTTP 401): refreshes unless another
