@@ -658,3 +658,86 @@ async fn rotating_the_key_reseals_everything() {
     );
     assert_eq!(env.engine.reseal_all().await.unwrap().token_records, 0);
 }
+
+#[tokio::test]
+async fn background_refresher_refreshes_idle_instances_and_stops_when_dropped() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    mount_refresh(
+        &env.server,
+        ResponseTemplate::new(200).set_body_json(token_json("access-2", None, Some(3600))),
+    )
+    .await;
+    let config = granary_flow::engine::RefresherConfig {
+        interval: Duration::from_millis(20),
+        concurrency: 2,
+        jitter: Duration::from_millis(5),
+        max_idle: None,
+    };
+    let refresher = env.engine.spawn_refresher(config);
+    // Far from expiry: nothing to do.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(refresh_requests(&env.server).await, 0);
+    // Inside the margin, with nobody asking for the token: the refresher refreshes it.
+    env.clock.advance(Duration::from_secs(3600 - 30));
+    for _ in 0..100 {
+        if refresh_requests(&env.server).await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(refresh_requests(&env.server).await, 1);
+    let record = env.store.get_token("inst").await.unwrap().unwrap();
+    assert_eq!(
+        record.expires_at,
+        Some(env.clock.now().saturating_add(Duration::from_secs(3600)))
+    );
+    // Dropped: no more rounds, even when the next token enters its margin.
+    drop(refresher);
+    env.clock.advance(Duration::from_secs(3600 - 30));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(refresh_requests(&env.server).await, 1);
+}
+
+#[tokio::test]
+async fn integrations_import_from_a_path_list_and_remove() {
+    let env = env().await;
+    let dir = std::env::temp_dir().join(format!("granary-engine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("api.json");
+    std::fs::write(&file, document(&env.server)).unwrap();
+    let imported = env
+        .engine
+        .import_integration_file("second", &file)
+        .await
+        .unwrap();
+    assert!(imported.source_digest.starts_with("sha256:"));
+    let names: Vec<String> = env
+        .engine
+        .list_integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, vec!["second".to_string(), "stub".to_string()]);
+    assert!(env.engine.remove_integration("second").await.unwrap());
+    // An integration with instances is not removed.
+    assert!(env.engine.remove_integration("stub").await.is_err());
+    let err = env
+        .engine
+        .import_integration(
+            "bad",
+            b"{\"openapi\": \"3.0.0\", \"info\": {}, \"paths\": {}}",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Import(_)), "{err}");
+    let err = env
+        .engine
+        .import_integration_file("missing", dir.join("nope.json"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("check the path"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

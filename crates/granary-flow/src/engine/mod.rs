@@ -50,6 +50,11 @@ use tokens::{Cache, Flight};
 /// never earlier than half its lifetime).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
+/// How long a refresh lease lasts by default: longer than a refresh with its retries
+/// (30 s per attempt, 3 attempts, backoff) takes, so that no other process takes it over
+/// while the holder still waits for the provider.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);
+
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_CAPACITY: usize = 1024;
 
@@ -95,7 +100,8 @@ impl EngineBuilder {
     }
 
     /// How long a refresh lease lasts before another process may take it over (default
-    /// 60 s), and how long a caller waits for another process's refresh (the same).
+    /// [`DEFAULT_LEASE_TTL`]), and how long a caller waits for another process's refresh
+    /// (the same).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl;
         self.lease_wait = ttl;
@@ -204,8 +210,8 @@ impl Engine {
             clock: Arc::new(SystemClock),
             margin: DEFAULT_REFRESH_MARGIN,
             holder: None,
-            lease_ttl: Duration::from_secs(60),
-            lease_wait: Duration::from_secs(60),
+            lease_ttl: DEFAULT_LEASE_TTL,
+            lease_wait: DEFAULT_LEASE_TTL,
             poll_interval: Duration::from_millis(50),
             retry: RetryPolicy::default(),
         }
