@@ -23,15 +23,25 @@ use url::Url;
 
 use crate::app::AppState;
 use crate::problem::Problem;
-use crate::views::{client_auth_name, invalid_id_message, parse_client_auth, status_name, valid_id};
+use crate::views::{
+    client_auth_name, invalid_id_message, parse_client_auth, status_name, valid_id,
+};
 
 /// The guard of every API route: `Authorization: Bearer <API key>` of a known key.
-pub async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match presented {
         None => Problem::unauthorized(
@@ -53,7 +63,12 @@ pub fn engine_problem(error: &EngineError) -> Problem {
     match error {
         EngineError::NotFound { .. } => Problem::not_found(detail),
         EngineError::Invalid(_) | EngineError::UnknownScopes { .. } | EngineError::Import(_) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "The request cannot work", detail)
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "The request cannot work",
+                detail,
+            )
         }
         EngineError::NotAuthorized { .. } | EngineError::NeedsAuthorization { .. } => Problem::new(
             StatusCode::CONFLICT,
@@ -61,26 +76,41 @@ pub fn engine_problem(error: &EngineError) -> Problem {
             "The instance needs authorization",
             detail,
         ),
-        EngineError::Disabled { .. } => Problem::new(StatusCode::CONFLICT, "disabled", "The instance is disabled", detail),
-        EngineError::UnknownAuthorization => Problem::new(StatusCode::BAD_REQUEST, "unknown-state", "Unknown authorization", detail),
+        EngineError::Disabled { .. } => Problem::new(
+            StatusCode::CONFLICT,
+            "disabled",
+            "The instance is disabled",
+            detail,
+        ),
+        EngineError::UnknownAuthorization => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "unknown-state",
+            "Unknown authorization",
+            detail,
+        ),
         EngineError::Store(granary_store::Error::Conflict { .. }) => {
             Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
         }
-        EngineError::Store(granary_store::Error::AlreadyExists { .. }) => {
-            Problem::new(StatusCode::CONFLICT, "already-exists", "Already exists", detail)
-        }
+        EngineError::Store(granary_store::Error::AlreadyExists { .. }) => Problem::new(
+            StatusCode::CONFLICT,
+            "already-exists",
+            "Already exists",
+            detail,
+        ),
         _ if error.is_transient() => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "provider-unavailable",
             "The provider is unavailable",
             detail,
         ),
-        EngineError::Refresh { .. } | EngineError::Protocol(_) | EngineError::Request { .. } => Problem::new(
-            StatusCode::BAD_GATEWAY,
-            cause,
-            "The provider refused",
-            detail,
-        ),
+        EngineError::Refresh { .. } | EngineError::Protocol(_) | EngineError::Request { .. } => {
+            Problem::new(
+                StatusCode::BAD_GATEWAY,
+                cause,
+                "The provider refused",
+                detail,
+            )
+        }
         _ => {
             tracing::error!(error = %error, "API request failed");
             Problem::internal(detail)
@@ -97,7 +127,9 @@ fn engine<T>(result: Result<T, EngineError>) -> ApiResult<T> {
 /// `GET /healthz`.
 pub async fn healthz() -> Response {
     let mut response = (StatusCode::OK, "ok\n").into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -196,12 +228,22 @@ pub struct IntegrationBody {
 /// `GET /api/v1/integrations`.
 pub async fn integrations_list(State(state): State<AppState>) -> ApiResult {
     let list = engine(state.engine.list_integrations().await)?;
-    Ok(Json(json!({ "integrations": list.iter().map(integration_json).collect::<Vec<_>>() })).into_response())
+    Ok(
+        Json(json!({ "integrations": list.iter().map(integration_json).collect::<Vec<_>>() }))
+            .into_response(),
+    )
 }
 
 /// `POST /api/v1/integrations`: `{name, document}`.
-pub async fn integration_create(State(state): State<AppState>, body: Result<Json<IntegrationBody>, axum::extract::rejection::JsonRejection>) -> ApiResult {
-    let Json(body) = body.map_err(|e| Problem::bad_request(format!("the body is not {{\"name\", \"document\"}} JSON: {e}")))?;
+pub async fn integration_create(
+    State(state): State<AppState>,
+    body: Result<Json<IntegrationBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body.map_err(|e| {
+        Problem::bad_request(format!(
+            "the body is not {{\"name\", \"document\"}} JSON: {e}"
+        ))
+    })?;
     let name = body.name.unwrap_or_default();
     import(&state, &name, &body.document, StatusCode::CREATED).await
 }
@@ -212,15 +254,24 @@ pub async fn integration_put(
     Path(name): Path<String>,
     body: Result<Json<IntegrationBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let Json(body) = body.map_err(|e| Problem::bad_request(format!("the body is not {{\"document\"}} JSON: {e}")))?;
+    let Json(body) = body
+        .map_err(|e| Problem::bad_request(format!("the body is not {{\"document\"}} JSON: {e}")))?;
     import(&state, &name, &body.document, StatusCode::OK).await
 }
 
 async fn import(state: &AppState, name: &str, document: &str, status: StatusCode) -> ApiResult {
     if !valid_id(name) {
-        return Err(Problem::bad_request(invalid_id_message("integration name", name)));
+        return Err(Problem::bad_request(invalid_id_message(
+            "integration name",
+            name,
+        )));
     }
-    let integration = engine(state.engine.import_integration(name, document.as_bytes()).await)?;
+    let integration = engine(
+        state
+            .engine
+            .import_integration(name, document.as_bytes())
+            .await,
+    )?;
     Ok((status, Json(integration_json(&integration))).into_response())
 }
 
@@ -231,10 +282,15 @@ pub async fn integration_get(State(state): State<AppState>, Path(name): Path<Str
 }
 
 /// `DELETE /api/v1/integrations/{name}`.
-pub async fn integration_delete(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
+pub async fn integration_delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult {
     match engine(state.engine.remove_integration(&name).await)? {
         true => Ok(StatusCode::NO_CONTENT.into_response()),
-        false => Err(Problem::not_found(format!("integration `{name}` does not exist"))),
+        false => Err(Problem::not_found(format!(
+            "integration `{name}` does not exist"
+        ))),
     }
 }
 
@@ -295,17 +351,27 @@ pub async fn instances_list(State(state): State<AppState>) -> ApiResult {
 }
 
 /// `POST /api/v1/instances`.
-pub async fn instance_create(State(state): State<AppState>, body: Result<Json<InstanceBody>, axum::extract::rejection::JsonRejection>) -> ApiResult {
-    let Json(body) = body.map_err(|e| Problem::bad_request(format!("the body is not an instance: {e}")))?;
+pub async fn instance_create(
+    State(state): State<AppState>,
+    body: Result<Json<InstanceBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) =
+        body.map_err(|e| Problem::bad_request(format!("the body is not an instance: {e}")))?;
     let id = body.id.clone().unwrap_or_default();
     if !valid_id(&id) {
         return Err(Problem::bad_request(invalid_id_message("instance id", &id)));
     }
     let new = NewInstance {
         id,
-        integration: body.integration.clone().ok_or_else(|| Problem::bad_request("`integration` is required"))?,
+        integration: body
+            .integration
+            .clone()
+            .ok_or_else(|| Problem::bad_request("`integration` is required"))?,
         scheme: body.scheme.clone(),
-        client_id: body.client_id.clone().ok_or_else(|| Problem::bad_request("`client_id` is required"))?,
+        client_id: body
+            .client_id
+            .clone()
+            .ok_or_else(|| Problem::bad_request("`client_id` is required"))?,
         client_secret: body.client_secret.clone().flatten().map(SecretString::from),
         client_auth: client_auth(body.client_auth.as_deref())?,
         scopes: body.scopes.clone().unwrap_or_default(),
@@ -318,7 +384,11 @@ pub async fn instance_create(State(state): State<AppState>, body: Result<Json<In
     };
     let instance = engine(state.engine.create_instance(new).await)?;
     let report = state.engine.status(&instance.id).await.ok();
-    Ok((StatusCode::CREATED, Json(instance_json(&instance, report.as_ref()))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(instance_json(&instance, report.as_ref())),
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/instances/{id}`.
@@ -333,7 +403,8 @@ pub async fn instance_patch(
     Path(id): Path<String>,
     body: Result<Json<InstanceBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let Json(body) = body.map_err(|e| Problem::bad_request(format!("the body is not an instance change: {e}")))?;
+    let Json(body) =
+        body.map_err(|e| Problem::bad_request(format!("the body is not an instance change: {e}")))?;
     if body.id.as_deref().is_some_and(|given| given != id) || body.integration.is_some() {
         return Err(Problem::bad_request(
             "the id and the integration of an instance cannot change: create another instance",
@@ -362,7 +433,9 @@ pub async fn instance_patch(
 pub async fn instance_delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let report = engine(state.engine.delete_instance(&id).await)?;
     if !report.deleted {
-        return Err(Problem::not_found(format!("instance `{id}` does not exist")));
+        return Err(Problem::not_found(format!(
+            "instance `{id}` does not exist"
+        )));
     }
     Ok(Json(json!({ "deleted": true, "revoked": report.revoked, "revocation_note": report.revocation_note })).into_response())
 }
@@ -376,7 +449,10 @@ pub fn authorization_link(state: &AppState, id: &str) -> String {
 ///
 /// The provider's URL itself is not handed out: its state is bound to the browser that
 /// starts it (RFC 9700), so the authorization starts on the admin page that the link opens.
-pub async fn instance_authorize(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+pub async fn instance_authorize(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult {
     let instance = engine(state.engine.instance(&id).await)?;
     if instance.status == InstanceStatus::Disabled {
         return Err(engine_problem(&EngineError::Disabled { instance: id }));
@@ -399,7 +475,9 @@ fn token_json(token: &AccessToken) -> Value {
 
 fn token_response(token: &AccessToken) -> Response {
     let mut response = Json(token_json(token)).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -430,11 +508,19 @@ pub async fn instance_refresh(State(state): State<AppState>, Path(id): Path<Stri
 pub fn event_json(event: &Event) -> (&'static str, Value) {
     match event {
         Event::Authorized { instance } => ("authorized", json!({ "instance": instance })),
-        Event::Refreshed { instance, expires_at, rotated } => (
+        Event::Refreshed {
+            instance,
+            expires_at,
+            rotated,
+        } => (
             "refreshed",
             json!({ "instance": instance, "expires_at": time(*expires_at), "rotated": rotated }),
         ),
-        Event::RefreshFailed { instance, message, transient } => (
+        Event::RefreshFailed {
+            instance,
+            message,
+            transient,
+        } => (
             "refresh_failed",
             json!({ "instance": instance, "message": message, "transient": transient }),
         ),
@@ -447,24 +533,33 @@ pub fn event_json(event: &Event) -> (&'static str, Value) {
 }
 
 /// `GET /api/v1/events`: the engine's events as server-sent events.
-pub async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let receiver = state.engine.subscribe();
-    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(event) => {
-                    let (name, data) = event_json(&event);
-                    let sse = SseEvent::default().event(name).data(data.to_string());
-                    return Some((Ok(sse), receiver));
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    let sse = SseEvent::default().event("lagged").data(json!({ "missed": missed }).to_string());
-                    return Some((Ok(sse), receiver));
-                }
-                Err(RecvError::Closed) => return None,
+    let closing = state.closing.subscribe();
+    let stream = futures::stream::unfold(
+        (receiver, closing),
+        |(mut receiver, mut closing)| async move {
+            if *closing.borrow() {
+                return None;
             }
-        }
-    });
+            let sse = tokio::select! {
+                received = receiver.recv() => match received {
+                    Ok(event) => {
+                        let (name, data) = event_json(&event);
+                        SseEvent::default().event(name).data(data.to_string())
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        SseEvent::default().event("lagged").data(json!({ "missed": missed }).to_string())
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = closing.changed() => return None,
+            };
+            Some((Ok(sse), (receiver, closing)))
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

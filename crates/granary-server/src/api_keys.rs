@@ -79,7 +79,9 @@ impl ApiKeys {
     pub fn create(&self, name: &str) -> Result<(ApiKey, SecretString)> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
-            return Err(Error::Config("an API key needs a name of 1 to 100 characters".into()));
+            return Err(Error::Config(
+                "an API key needs a name of 1 to 100 characters".into(),
+            ));
         }
         let mut loaded = self.lock();
         self.refresh(&mut loaded, true)?;
@@ -136,7 +138,9 @@ impl ApiKeys {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Loaded> {
-        self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn refresh(&self, loaded: &mut Loaded, force: bool) -> Result<()> {
@@ -204,8 +208,14 @@ mod tests {
         assert!(keys.verify("").is_none());
 
         let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
-        assert!(!text.contains(key.expose_secret()), "the key itself is never stored");
-        let mode = std::fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
+        assert!(
+            !text.contains(key.expose_secret()),
+            "the key itself is never stored"
+        );
+        let mode = std::fs::metadata(dir.path().join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
 
         // Another process (the CLI) sees the key, and revokes it.

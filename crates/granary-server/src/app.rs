@@ -33,6 +33,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// When the server started.
     pub started: Instant,
+    /// Turns true when the server shuts down: long-lived responses (events) end then.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Deref for AppState {
@@ -45,7 +47,12 @@ impl Deref for AppState {
 impl AppState {
     /// The state of a server; starts a task that counts the engine's events for `/metrics`
     /// (so it must be called inside a tokio runtime).
-    pub fn new(engine: Engine, settings: Settings, admin_token: SecretString, api_keys: ApiKeys) -> Self {
+    pub fn new(
+        engine: Engine,
+        settings: Settings,
+        admin_token: SecretString,
+        api_keys: ApiKeys,
+    ) -> Self {
         let state = Self(Arc::new(Shared {
             engine,
             settings,
@@ -54,6 +61,7 @@ impl AppState {
             api_keys,
             metrics: Metrics::default(),
             started: Instant::now(),
+            closing: tokio::sync::watch::Sender::new(false),
         }));
         let weak = Arc::downgrade(&state.0);
         let mut events = state.engine.subscribe();
@@ -78,7 +86,11 @@ fn count(metrics: &Metrics, event: &Event) {
         Event::Authorized { .. } => metrics.authorized(),
         Event::Refreshed { .. } => metrics.refreshed(),
         Event::RefreshFailed { transient, .. } => {
-            metrics.failed(if *transient { "refresh_transient" } else { "refresh_failed" });
+            metrics.failed(if *transient {
+                "refresh_transient"
+            } else {
+                "refresh_failed"
+            });
         }
         Event::NeedsAuthorization { .. } => metrics.failed("needs_authorization"),
         _ => {}

@@ -13,7 +13,7 @@ use url::Url;
 use crate::api::{instance_json, integration_json};
 use crate::api_keys::ApiKeys;
 use crate::settings::Settings;
-use crate::views::{parse_client_auth, parse_pairs, valid_id, invalid_id_message};
+use crate::views::{invalid_id_message, parse_client_auth, parse_pairs, valid_id};
 use crate::{Error, Result, open};
 
 /// Where the CLI works: `--server` and `--api-key`.
@@ -24,7 +24,13 @@ pub struct RemoteArgs {
     #[arg(long, global = true, env = "GRANARY_SERVER", value_name = "URL")]
     pub server: Option<Url>,
     /// The API key for `--server` (create one on the admin page, or `granary api-key create`).
-    #[arg(long, global = true, env = "GRANARY_API_KEY", hide_env_values = true, value_name = "KEY")]
+    #[arg(
+        long,
+        global = true,
+        env = "GRANARY_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
     pub api_key: Option<String>,
 }
 
@@ -163,7 +169,10 @@ struct Remote {
 impl Remote {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
         let url = format!("{}/api/v1{path}", self.base);
-        let mut request = self.http.request(method, &url).bearer_auth(self.key.expose_secret());
+        let mut request = self
+            .http
+            .request(method, &url)
+            .bearer_auth(self.key.expose_secret());
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -180,14 +189,19 @@ impl Remote {
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
-            return serde_json::from_str(&text)
-                .map_err(|e| Error::Remote(format!("{url} answered with something other than JSON: {e}")));
+            return serde_json::from_str(&text).map_err(|e| {
+                Error::Remote(format!(
+                    "{url} answered with something other than JSON: {e}"
+                ))
+            });
         }
         let detail = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string))
             .unwrap_or(text);
-        Err(Error::Remote(format!("the server answered {status}: {detail}")))
+        Err(Error::Remote(format!(
+            "the server answered {status}: {detail}"
+        )))
     }
 }
 
@@ -195,7 +209,9 @@ async fn target(settings: &Settings, remote: &RemoteArgs) -> Result<Target> {
     match &remote.server {
         Some(server) => {
             let key = remote.api_key.clone().ok_or_else(|| {
-                Error::Config("--server needs an API key: pass --api-key or set GRANARY_API_KEY".into())
+                Error::Config(
+                    "--server needs an API key: pass --api-key or set GRANARY_API_KEY".into(),
+                )
             })?;
             let key = SecretString::from(key);
             if !ApiKeys::looks_like_key(&key) {
@@ -222,7 +238,10 @@ async fn target(settings: &Settings, remote: &RemoteArgs) -> Result<Target> {
 }
 
 fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 fn pairs(list: &[String], separator: char) -> Result<Vec<(String, String)>> {
@@ -230,7 +249,12 @@ fn pairs(list: &[String], separator: char) -> Result<Vec<(String, String)>> {
 }
 
 fn scopes(fields: &InstanceFields) -> Vec<String> {
-    fields.scopes.iter().flat_map(|s| s.split_whitespace()).map(str::to_string).collect()
+    fields
+        .scopes
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .map(str::to_string)
+        .collect()
 }
 
 fn secret(fields: &InstanceFields) -> Result<Option<String>> {
@@ -257,34 +281,54 @@ pub async fn import(settings: &Settings, remote: &RemoteArgs, args: &ImportArgs)
             .unwrap_or_default(),
     };
     if !valid_id(&name) {
-        return Err(Error::Config(format!("{}; pass --name", invalid_id_message("integration name", &name))));
+        return Err(Error::Config(format!(
+            "{}; pass --name",
+            invalid_id_message("integration name", &name)
+        )));
     }
     let document = std::fs::read(&args.file)
         .map_err(|e| Error::io(format!("cannot read {}", args.file.display()), e))?;
     let value = match target(settings, remote).await? {
-        Target::Local(engine, _) => integration_json(&engine.import_integration(&name, &document).await?),
+        Target::Local(engine, _) => {
+            integration_json(&engine.import_integration(&name, &document).await?)
+        }
         Target::Remote(remote) => {
             let text = String::from_utf8(document)
                 .map_err(|_| Error::Config(format!("{} is not UTF-8 text", args.file.display())))?;
             remote
-                .call(Method::POST, "/integrations", Some(json!({ "name": name, "document": text })))
+                .call(
+                    Method::POST,
+                    "/integrations",
+                    Some(json!({ "name": name, "document": text })),
+                )
                 .await?
         }
     };
     println!("imported integration {name}");
     if let Some(schemes) = value.get("schemes").and_then(Value::as_array) {
         for scheme in schemes {
-            println!("  scheme {}", scheme.get("name").and_then(Value::as_str).unwrap_or("?"));
+            println!(
+                "  scheme {}",
+                scheme.get("name").and_then(Value::as_str).unwrap_or("?")
+            );
         }
     }
     Ok(())
 }
 
 /// `granary instance ...`.
-pub async fn instance(settings: &Settings, remote: &RemoteArgs, command: &InstanceCommand) -> Result<()> {
+pub async fn instance(
+    settings: &Settings,
+    remote: &RemoteArgs,
+    command: &InstanceCommand,
+) -> Result<()> {
     let target = target(settings, remote).await?;
     match command {
-        InstanceCommand::Create { id, integration, fields } => {
+        InstanceCommand::Create {
+            id,
+            integration,
+            fields,
+        } => {
             if !valid_id(id) {
                 return Err(Error::Config(invalid_id_message("instance id", id)));
             }
@@ -323,16 +367,34 @@ pub async fn instance(settings: &Settings, remote: &RemoteArgs, command: &Instan
                     });
                     set(&mut body, "scheme", fields.scheme.clone().map(Value::from));
                     set(&mut body, "client_secret", secret.map(Value::from));
-                    set(&mut body, "client_auth", fields.client_auth.clone().map(Value::from));
-                    set(&mut body, "authorization_url", fields.authorization_url.as_ref().map(|u| Value::from(u.as_str())));
-                    set(&mut body, "token_url", fields.token_url.as_ref().map(|u| Value::from(u.as_str())));
+                    set(
+                        &mut body,
+                        "client_auth",
+                        fields.client_auth.clone().map(Value::from),
+                    );
+                    set(
+                        &mut body,
+                        "authorization_url",
+                        fields
+                            .authorization_url
+                            .as_ref()
+                            .map(|u| Value::from(u.as_str())),
+                    );
+                    set(
+                        &mut body,
+                        "token_url",
+                        fields.token_url.as_ref().map(|u| Value::from(u.as_str())),
+                    );
                     remote.call(Method::POST, "/instances", Some(body)).await?
                 }
             };
             println!("created instance {id}");
             println!(
                 "register this redirect URI at the provider: {}",
-                value.get("redirect_uri").and_then(Value::as_str).unwrap_or("?")
+                value
+                    .get("redirect_uri")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
             );
             Ok(())
         }
@@ -351,9 +413,12 @@ pub async fn instance(settings: &Settings, remote: &RemoteArgs, command: &Instan
                         force_scopes: fields.force_scopes,
                         authorization_url: fields.authorization_url.clone().map(Some),
                         token_url: fields.token_url.clone().map(Some),
-                        extra_authorization_params: Some(pairs(&fields.auth_params, '=')?).filter(|p| !p.is_empty()),
-                        extra_token_params: Some(pairs(&fields.token_params, '=')?).filter(|p| !p.is_empty()),
-                        extra_token_headers: Some(pairs(&fields.token_headers, ':')?).filter(|p| !p.is_empty()),
+                        extra_authorization_params: Some(pairs(&fields.auth_params, '=')?)
+                            .filter(|p| !p.is_empty()),
+                        extra_token_params: Some(pairs(&fields.token_params, '=')?)
+                            .filter(|p| !p.is_empty()),
+                        extra_token_headers: Some(pairs(&fields.token_headers, ':')?)
+                            .filter(|p| !p.is_empty()),
                         enabled: None,
                     };
                     engine.update_instance(id, update).await?;
@@ -361,21 +426,50 @@ pub async fn instance(settings: &Settings, remote: &RemoteArgs, command: &Instan
                 Target::Remote(remote) => {
                     let mut body = json!({ "force_scopes": fields.force_scopes });
                     set(&mut body, "scheme", fields.scheme.clone().map(Value::from));
-                    set(&mut body, "client_id", fields.client_id.clone().map(Value::from));
+                    set(
+                        &mut body,
+                        "client_id",
+                        fields.client_id.clone().map(Value::from),
+                    );
                     set(&mut body, "client_secret", secret.map(Value::from));
-                    set(&mut body, "client_auth", fields.client_auth.clone().map(Value::from));
-                    set(&mut body, "scopes", Some(json!(new_scopes)).filter(|_| !new_scopes.is_empty()));
-                    set(&mut body, "authorization_url", fields.authorization_url.as_ref().map(|u| Value::from(u.as_str())));
-                    set(&mut body, "token_url", fields.token_url.as_ref().map(|u| Value::from(u.as_str())));
+                    set(
+                        &mut body,
+                        "client_auth",
+                        fields.client_auth.clone().map(Value::from),
+                    );
+                    set(
+                        &mut body,
+                        "scopes",
+                        Some(json!(new_scopes)).filter(|_| !new_scopes.is_empty()),
+                    );
+                    set(
+                        &mut body,
+                        "authorization_url",
+                        fields
+                            .authorization_url
+                            .as_ref()
+                            .map(|u| Value::from(u.as_str())),
+                    );
+                    set(
+                        &mut body,
+                        "token_url",
+                        fields.token_url.as_ref().map(|u| Value::from(u.as_str())),
+                    );
                     for (name, list, separator) in [
                         ("extra_authorization_params", &fields.auth_params, '='),
                         ("extra_token_params", &fields.token_params, '='),
                         ("extra_token_headers", &fields.token_headers, ':'),
                     ] {
                         let parsed = pairs(list, separator)?;
-                        set(&mut body, name, Some(json!(parsed)).filter(|_| !parsed.is_empty()));
+                        set(
+                            &mut body,
+                            name,
+                            Some(json!(parsed)).filter(|_| !parsed.is_empty()),
+                        );
                     }
-                    remote.call(Method::PATCH, &format!("/instances/{id}"), Some(body)).await?;
+                    remote
+                        .call(Method::PATCH, &format!("/instances/{id}"), Some(body))
+                        .await?;
                 }
             }
             println!("updated instance {id}");
@@ -408,7 +502,9 @@ pub async fn instance(settings: &Settings, remote: &RemoteArgs, command: &Instan
                     println!(
                         "{}\t{}\t{}",
                         item.get("id").and_then(Value::as_str).unwrap_or("?"),
-                        item.get("integration").and_then(Value::as_str).unwrap_or("?"),
+                        item.get("integration")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?"),
                         item.get("status").and_then(Value::as_str).unwrap_or("?"),
                     );
                 }
@@ -421,23 +517,60 @@ pub async fn instance(settings: &Settings, remote: &RemoteArgs, command: &Instan
                     let report = engine.status(id).await?;
                     instance_json(&report.instance, Some(&report))
                 }
-                Target::Remote(remote) => remote.call(Method::GET, &format!("/instances/{id}"), None).await?,
+                Target::Remote(remote) => {
+                    remote
+                        .call(Method::GET, &format!("/instances/{id}"), None)
+                        .await?
+                }
             };
             if *json {
                 print_json(&value);
             } else {
-                for key in ["id", "integration", "scheme", "client_id", "client_auth", "status", "redirect_uri"] {
+                for key in [
+                    "id",
+                    "integration",
+                    "scheme",
+                    "client_id",
+                    "client_auth",
+                    "status",
+                    "redirect_uri",
+                ] {
                     println!("{key}: {}", value.get(key).map(display).unwrap_or_default());
                 }
-                println!("client_secret: {}", if value.get("client_secret_set").and_then(Value::as_bool).unwrap_or(false) { "set" } else { "not set" });
-                println!("scopes: {}", value.get("scopes").map(display).unwrap_or_default());
+                println!(
+                    "client_secret: {}",
+                    if value
+                        .get("client_secret_set")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                    {
+                        "set"
+                    } else {
+                        "not set"
+                    }
+                );
+                println!(
+                    "scopes: {}",
+                    value.get("scopes").map(display).unwrap_or_default()
+                );
                 match value.get("token").filter(|t| !t.is_null()) {
                     Some(token) => {
                         let expires = token.get("expires_at").and_then(Value::as_u64);
                         println!(
                             "token: expires {}, refresh token {}",
-                            expires.map_or_else(|| "unknown".to_string(), crate::views::format_unix_seconds),
-                            if token.get("has_refresh_token").and_then(Value::as_bool).unwrap_or(false) { "held" } else { "none" }
+                            expires.map_or_else(
+                                || "unknown".to_string(),
+                                crate::views::format_unix_seconds
+                            ),
+                            if token
+                                .get("has_refresh_token")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false)
+                            {
+                                "held"
+                            } else {
+                                "none"
+                            }
                         );
                     }
                     None => println!("token: none"),
@@ -457,7 +590,9 @@ pub async fn instance(settings: &Settings, remote: &RemoteArgs, command: &Instan
                     }
                 }
                 Target::Remote(remote) => {
-                    remote.call(Method::DELETE, &format!("/instances/{id}"), None).await?;
+                    remote
+                        .call(Method::DELETE, &format!("/instances/{id}"), None)
+                        .await?;
                 }
             }
             println!("deleted instance {id}");
@@ -520,8 +655,16 @@ pub async fn token(settings: &Settings, remote: &RemoteArgs, id: &str) -> Result
             println!("{}", token.secret());
         }
         Target::Remote(remote) => {
-            let value = remote.call(Method::GET, &format!("/instances/{id}/token"), None).await?;
-            println!("{}", value.get("access_token").and_then(Value::as_str).unwrap_or_default());
+            let value = remote
+                .call(Method::GET, &format!("/instances/{id}/token"), None)
+                .await?;
+            println!(
+                "{}",
+                value
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            );
         }
     }
     Ok(())
@@ -542,7 +685,9 @@ pub async fn key(settings: &Settings, remote: &RemoteArgs, command: &KeyCommand)
                 "rotated the master key: {} instances, {} client secrets and {} token records re-sealed",
                 report.instances, report.client_secrets, report.token_records
             );
-            println!("the previous key stays in the key file for pending authorizations; restart the server");
+            println!(
+                "the previous key stays in the key file for pending authorizations; restart the server"
+            );
             Ok(())
         }
     }
@@ -555,12 +700,20 @@ pub fn api_key(settings: &Settings, command: &ApiKeyCommand) -> Result<()> {
         ApiKeyCommand::Create { name } => {
             crate::secrets::ensure_dir(&settings.data_dir)?;
             let (record, key) = keys.create(name)?;
-            eprintln!("created API key {} ({}); it is shown once:", record.id, record.name);
+            eprintln!(
+                "created API key {} ({}); it is shown once:",
+                record.id, record.name
+            );
             println!("{}", key.expose_secret());
         }
         ApiKeyCommand::List => {
             for key in keys.list()? {
-                println!("{}\t{}\t{}", key.id, key.name, crate::views::format_unix_seconds(key.created));
+                println!(
+                    "{}\t{}\t{}",
+                    key.id,
+                    key.name,
+                    crate::views::format_unix_seconds(key.created)
+                );
             }
         }
         ApiKeyCommand::Revoke { id } => {
@@ -583,7 +736,7 @@ pub enum Command {
     Import(ImportArgs),
     /// Create, change, list, show or delete instances.
     #[command(subcommand)]
-    Instance(InstanceCommand),
+    Instance(Box<InstanceCommand>),
     /// Print the link that starts the authorization of an instance.
     Authorize {
         /// The instance id.
@@ -628,8 +781,14 @@ pub fn main(
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

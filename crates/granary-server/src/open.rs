@@ -77,7 +77,10 @@ fn load_keys(data_dir: &Path) -> Result<Keys> {
             write_keys(data_dir, std::slice::from_ref(&bytes))?;
             Ok(Keys { keys: vec![bytes] })
         }
-        Err(e) => Err(Error::io(format!("cannot read the key file {}", path.display()), e)),
+        Err(e) => Err(Error::io(
+            format!("cannot read the key file {}", path.display()),
+            e,
+        )),
     }
 }
 

@@ -58,7 +58,13 @@ impl RouteTable {
     }
 
     /// Adds a route to the group of `access`.
-    pub fn add<H, T>(mut self, access: Access, method: Method, path: &'static str, handler: H) -> Self
+    pub fn add<H, T>(
+        mut self,
+        access: Access,
+        method: Method,
+        path: &'static str,
+        handler: H,
+    ) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -80,7 +86,11 @@ impl RouteTable {
             Access::Admin => self.admin = self.admin.route(path, route),
             Access::Api => self.api = self.api.route(path, route),
         }
-        self.infos.push(RouteInfo { method, path, access });
+        self.infos.push(RouteInfo {
+            method,
+            path,
+            access,
+        });
         self
     }
 }
@@ -99,38 +109,133 @@ fn table() -> RouteTable {
         .add(Admin, post(), "/admin/logout", web::logout)
         .add(Admin, get(), "/admin/", web::home)
         .add(Admin, get(), "/admin", web::admin_slash)
-        .add(Admin, get(), "/admin/integrations/new", web::integration_new)
-        .add(Admin, post(), "/admin/integrations", web::integration_import)
-        .add(Admin, get(), "/admin/integrations/{name}", web::integration_show)
-        .add(Admin, post(), "/admin/integrations/{name}/delete", web::integration_delete)
+        .add(
+            Admin,
+            get(),
+            "/admin/integrations/new",
+            web::integration_new,
+        )
+        .add(
+            Admin,
+            post(),
+            "/admin/integrations",
+            web::integration_import,
+        )
+        .add(
+            Admin,
+            get(),
+            "/admin/integrations/{name}",
+            web::integration_show,
+        )
+        .add(
+            Admin,
+            post(),
+            "/admin/integrations/{name}/delete",
+            web::integration_delete,
+        )
         .add(Admin, get(), "/admin/instances/new", web::instance_new)
         .add(Admin, post(), "/admin/instances", web::instance_create)
         .add(Admin, get(), "/admin/instances/{id}", web::instance_show)
-        .add(Admin, get(), "/admin/instances/{id}/edit", web::instance_edit)
+        .add(
+            Admin,
+            get(),
+            "/admin/instances/{id}/edit",
+            web::instance_edit,
+        )
         .add(Admin, post(), "/admin/instances/{id}", web::instance_update)
-        .add(Admin, get(), "/admin/instances/{id}/authorize", web::instance_connect)
-        .add(Admin, post(), "/admin/instances/{id}/authorize", web::instance_authorize)
-        .add(Admin, post(), "/admin/instances/{id}/refresh", web::instance_refresh)
-        .add(Admin, post(), "/admin/instances/{id}/disconnect", web::instance_disconnect)
-        .add(Admin, post(), "/admin/instances/{id}/delete", web::instance_delete)
+        .add(
+            Admin,
+            get(),
+            "/admin/instances/{id}/authorize",
+            web::instance_connect,
+        )
+        .add(
+            Admin,
+            post(),
+            "/admin/instances/{id}/authorize",
+            web::instance_authorize,
+        )
+        .add(
+            Admin,
+            post(),
+            "/admin/instances/{id}/refresh",
+            web::instance_refresh,
+        )
+        .add(
+            Admin,
+            post(),
+            "/admin/instances/{id}/disconnect",
+            web::instance_disconnect,
+        )
+        .add(
+            Admin,
+            post(),
+            "/admin/instances/{id}/delete",
+            web::instance_delete,
+        )
         .add(Admin, get(), "/admin/oauth/", web::callback)
         .add(Admin, get(), "/admin/oauth", web::callback_slash)
         .add(Admin, get(), "/admin/api-keys", web::api_keys)
         .add(Admin, post(), "/admin/api-keys", web::api_key_create)
-        .add(Admin, post(), "/admin/api-keys/{id}/delete", web::api_key_delete)
+        .add(
+            Admin,
+            post(),
+            "/admin/api-keys/{id}/delete",
+            web::api_key_delete,
+        )
         .add(Api, get(), "/api/v1/integrations", api::integrations_list)
         .add(Api, post(), "/api/v1/integrations", api::integration_create)
-        .add(Api, get(), "/api/v1/integrations/{name}", api::integration_get)
-        .add(Api, Method::PUT, "/api/v1/integrations/{name}", api::integration_put)
-        .add(Api, Method::DELETE, "/api/v1/integrations/{name}", api::integration_delete)
+        .add(
+            Api,
+            get(),
+            "/api/v1/integrations/{name}",
+            api::integration_get,
+        )
+        .add(
+            Api,
+            Method::PUT,
+            "/api/v1/integrations/{name}",
+            api::integration_put,
+        )
+        .add(
+            Api,
+            Method::DELETE,
+            "/api/v1/integrations/{name}",
+            api::integration_delete,
+        )
         .add(Api, get(), "/api/v1/instances", api::instances_list)
         .add(Api, post(), "/api/v1/instances", api::instance_create)
         .add(Api, get(), "/api/v1/instances/{id}", api::instance_get)
-        .add(Api, Method::PATCH, "/api/v1/instances/{id}", api::instance_patch)
-        .add(Api, Method::DELETE, "/api/v1/instances/{id}", api::instance_delete)
-        .add(Api, post(), "/api/v1/instances/{id}/authorize", api::instance_authorize)
-        .add(Api, get(), "/api/v1/instances/{id}/token", api::instance_token)
-        .add(Api, post(), "/api/v1/instances/{id}/refresh", api::instance_refresh)
+        .add(
+            Api,
+            Method::PATCH,
+            "/api/v1/instances/{id}",
+            api::instance_patch,
+        )
+        .add(
+            Api,
+            Method::DELETE,
+            "/api/v1/instances/{id}",
+            api::instance_delete,
+        )
+        .add(
+            Api,
+            post(),
+            "/api/v1/instances/{id}/authorize",
+            api::instance_authorize,
+        )
+        .add(
+            Api,
+            get(),
+            "/api/v1/instances/{id}/token",
+            api::instance_token,
+        )
+        .add(
+            Api,
+            post(),
+            "/api/v1/instances/{id}/refresh",
+            api::instance_refresh,
+        )
         .add(Api, get(), "/api/v1/events", api::events)
 }
 
@@ -143,12 +248,14 @@ pub fn route_table() -> Vec<RouteInfo> {
 /// a 404 fallback.
 pub fn router(state: AppState) -> Router {
     let table = table();
-    let admin = table
-        .admin
-        .route_layer(middleware::from_fn_with_state(state.clone(), web::require_admin));
-    let api = table
-        .api
-        .route_layer(middleware::from_fn_with_state(state.clone(), api::require_api_key));
+    let admin = table.admin.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        web::require_admin,
+    ));
+    let api = table.api.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        api::require_api_key,
+    ));
     table
         .public
         .merge(admin)
@@ -160,10 +267,18 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found(request: Request) -> Response {
     if request.uri().path().starts_with("/api/") {
-        crate::problem::Problem::not_found(format!("no route {} {}", request.method(), request.uri().path()))
-            .into_response()
+        crate::problem::Problem::not_found(format!(
+            "no route {} {}",
+            request.method(),
+            request.uri().path()
+        ))
+        .into_response()
     } else {
-        (axum::http::StatusCode::NOT_FOUND, "not found: see /admin/ or /api/v1\n").into_response()
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            "not found: see /admin/ or /api/v1\n",
+        )
+            .into_response()
     }
 }
 
@@ -176,8 +291,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
     let response = next.run(request).await;
-    state
-        .metrics
-        .observe_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    state.metrics.observe_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }

@@ -39,7 +39,12 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create the data directory {}", dir.display()), e))?;
+    fs::create_dir_all(dir).map_err(|e| {
+        Error::io(
+            format!("cannot create the data directory {}", dir.display()),
+            e,
+        )
+    })?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io(format!("cannot make {} private", dir.display()), e))
 }
@@ -57,7 +62,8 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     file.write_all(contents)
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io(format!("cannot write {}", temporary.display()), e))?;
-    fs::rename(&temporary, path).map_err(|e| Error::io(format!("cannot replace {}", path.display()), e))
+    fs::rename(&temporary, path)
+        .map_err(|e| Error::io(format!("cannot replace {}", path.display()), e))
 }
 
 /// Where the admin token came from.
@@ -73,7 +79,10 @@ pub enum AdminTokenSource {
 
 /// The admin token: the given one, or the one in `<data_dir>/admin-token`, or a new one
 /// written there with mode 0600.
-pub fn admin_token(data_dir: &Path, given: Option<SecretString>) -> Result<(SecretString, AdminTokenSource)> {
+pub fn admin_token(
+    data_dir: &Path,
+    given: Option<SecretString>,
+) -> Result<(SecretString, AdminTokenSource)> {
     if let Some(token) = given {
         if token.expose_secret().trim().len() < 16 {
             return Err(Error::Config(
@@ -85,11 +94,19 @@ pub fn admin_token(data_dir: &Path, given: Option<SecretString>) -> Result<(Secr
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     match fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => {
-            return Ok((SecretString::from(text.trim().to_string()), AdminTokenSource::File(path)));
+            return Ok((
+                SecretString::from(text.trim().to_string()),
+                AdminTokenSource::File(path),
+            ));
         }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("cannot read the admin token file {}", path.display()), e)),
+        Err(e) => {
+            return Err(Error::io(
+                format!("cannot read the admin token file {}", path.display()),
+                e,
+            ));
+        }
     }
     ensure_dir(data_dir)?;
     let token = random_token(32);
@@ -114,7 +131,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (first, source) = admin_token(dir.path(), None).unwrap();
         assert!(matches!(source, AdminTokenSource::Generated(_)));
-        let mode = fs::metadata(dir.path().join(ADMIN_TOKEN_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(ADMIN_TOKEN_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let (second, source) = admin_token(dir.path(), None).unwrap();
         assert!(matches!(source, AdminTokenSource::File(_)));
@@ -125,7 +145,11 @@ mod tests {
     fn a_short_given_token_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         assert!(admin_token(dir.path(), Some(SecretString::from("short".to_string()))).is_err());
-        let (token, source) = admin_token(dir.path(), Some(SecretString::from("a-long-enough-admin-token".to_string()))).unwrap();
+        let (token, source) = admin_token(
+            dir.path(),
+            Some(SecretString::from("a-long-enough-admin-token".to_string())),
+        )
+        .unwrap();
         assert_eq!(source, AdminTokenSource::Given);
         assert_eq!(token.expose_secret(), "a-long-enough-admin-token");
         assert!(!dir.path().join(ADMIN_TOKEN_FILE).exists());

@@ -37,7 +37,9 @@ pub async fn run(settings: Settings) -> Result<()> {
         AdminTokenSource::File(path) => {
             tracing::info!(file = %path.display(), "the admin token is the one in the data directory");
         }
-        AdminTokenSource::Given => tracing::info!("the admin token is the one of GRANARY_ADMIN_TOKEN"),
+        AdminTokenSource::Given => {
+            tracing::info!("the admin token is the one of GRANARY_ADMIN_TOKEN")
+        }
     }
     let refresher = engine.spawn_refresher(RefresherConfig::default());
     let public = settings.base().to_string();
@@ -61,9 +63,14 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let closing = state.closing.clone();
     let app = routes::router(state);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Event streams never end by themselves: end them so that shutdown completes.
+            closing.send_replace(true);
+        })
         .await
         .map_err(|e| Error::io("the server failed", e))
 }

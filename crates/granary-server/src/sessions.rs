@@ -56,17 +56,36 @@ pub struct Banner {
 impl Banner {
     /// A success banner.
     pub fn success(title: impl Into<String>) -> Self {
-        Self { kind: "success", title: title.into(), cause: String::new(), fix: String::new() }
+        Self {
+            kind: "success",
+            title: title.into(),
+            cause: String::new(),
+            fix: String::new(),
+        }
     }
 
     /// An information banner.
     pub fn info(title: impl Into<String>) -> Self {
-        Self { kind: "info", title: title.into(), cause: String::new(), fix: String::new() }
+        Self {
+            kind: "info",
+            title: title.into(),
+            cause: String::new(),
+            fix: String::new(),
+        }
     }
 
     /// A failure banner with its cause and fix.
-    pub fn error(title: impl Into<String>, cause: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { kind: "error", title: title.into(), cause: cause.into(), fix: fix.into() }
+    pub fn error(
+        title: impl Into<String>,
+        cause: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: "error",
+            title: title.into(),
+            cause: cause.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -131,7 +150,9 @@ impl Sessions {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.by_digest.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.by_digest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -175,7 +196,10 @@ mod tests {
         let sessions = Sessions::default();
         let (id, session) = sessions.create();
         let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_str(&format!("other=1; {SESSION_COOKIE}={id}")).unwrap());
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("other=1; {SESSION_COOKIE}={id}")).unwrap(),
+        );
         let found = sessions.from_headers(&headers).unwrap();
         assert!(found.csrf_ok(&session.csrf));
         assert!(!found.csrf_ok("forged"));
@@ -186,7 +210,10 @@ mod tests {
     #[test]
     fn cookies_are_http_only_lax_and_secure_on_https() {
         let text = set_cookie("a", "b", "/admin", Duration::from_secs(5), true);
-        assert_eq!(text, "a=b; Path=/admin; Max-Age=5; HttpOnly; SameSite=Lax; Secure");
+        assert_eq!(
+            text,
+            "a=b; Path=/admin; Max-Age=5; HttpOnly; SameSite=Lax; Secure"
+        );
         assert!(!set_cookie("a", "b", "/", Duration::ZERO, false).contains("Secure"));
     }
 }

@@ -42,7 +42,12 @@ pub struct CommonArgs {
 pub struct ServeArgs {
     /// The admin token (prefer the environment variable: a flag shows in the process list).
     /// Without it, the token of `<data_dir>/admin-token` is used, generated on first start.
-    #[arg(long, env = "GRANARY_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "GRANARY_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub admin_token: Option<String>,
 }
 
@@ -78,10 +83,18 @@ pub struct Settings {
 impl FileSettings {
     /// Reads a configuration file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("cannot read the configuration file {}", path.display()), e))?;
-        let mut settings: Self = toml::from_str(&text)
-            .map_err(|e| Error::Config(format!("{} is not a valid granary configuration: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::io(
+                format!("cannot read the configuration file {}", path.display()),
+                e,
+            )
+        })?;
+        let mut settings: Self = toml::from_str(&text).map_err(|e| {
+            Error::Config(format!(
+                "{} is not a valid granary configuration: {e}",
+                path.display()
+            ))
+        })?;
         if let (Some(dir), Some(folder)) = (&settings.data_dir, path.parent()) {
             if dir.is_relative() {
                 settings.data_dir = Some(folder.join(dir));
@@ -106,8 +119,9 @@ impl Settings {
         };
         let public_url = match common.public_url.clone().or(file.public_url) {
             Some(url) => url,
-            None => Url::parse(&format!("http://{listen}"))
-                .map_err(|e| Error::Config(format!("cannot make a public URL from {listen}: {e}")))?,
+            None => Url::parse(&format!("http://{listen}")).map_err(|e| {
+                Error::Config(format!("cannot make a public URL from {listen}: {e}"))
+            })?,
         };
         let public_url = normalize_public_url(public_url)?;
         let data_dir = common
@@ -172,7 +186,10 @@ mod tests {
     fn defaults() {
         let settings = Settings::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(settings.redirect_uri(), "http://127.0.0.1:8080/admin/oauth/");
+        assert_eq!(
+            settings.redirect_uri(),
+            "http://127.0.0.1:8080/admin/oauth/"
+        );
         assert_eq!(settings.data_dir, PathBuf::from("granary-data"));
         assert!(!settings.secure_cookies());
     }
@@ -192,7 +209,10 @@ mod tests {
         };
         let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:9000");
-        assert_eq!(settings.redirect_uri(), "https://granary.example/base/admin/oauth/");
+        assert_eq!(
+            settings.redirect_uri(),
+            "https://granary.example/base/admin/oauth/"
+        );
         assert_eq!(settings.data_dir, dir.path().join("data"));
         assert_eq!(settings.log_level, "debug");
         assert!(settings.secure_cookies());

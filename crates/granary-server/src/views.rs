@@ -20,7 +20,9 @@ pub fn format_time(time: Timestamp) -> String {
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn format_unix_seconds(seconds: u64) -> String {
     format_time(Timestamp::from_unix_millis(
-        i64::try_from(seconds).unwrap_or(i64::MAX / 1000).saturating_mul(1000),
+        i64::try_from(seconds)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000),
     ))
 }
 
@@ -149,7 +151,10 @@ mod tests {
             format_time(Timestamp::from_unix_millis(1_700_000_000_123)),
             "2023-11-14 22:13:20 UTC"
         );
-        assert_eq!(format_time(Timestamp::from_unix_millis(951_782_400_000)), "2000-02-29 00:00:00 UTC");
+        assert_eq!(
+            format_time(Timestamp::from_unix_millis(951_782_400_000)),
+            "2000-02-29 00:00:00 UTC"
+        );
         assert_eq!(format_unix_seconds(86_400), "1970-01-02 00:00:00 UTC");
     }
 
@@ -166,16 +171,29 @@ mod tests {
     #[test]
     fn pairs_round_trip_and_errors_name_the_line() {
         let pairs = parse_pairs("audience=api\n\n prompt = consent \n", '=').unwrap();
-        assert_eq!(pairs, vec![("audience".into(), "api".into()), ("prompt".into(), "consent".into())]);
+        assert_eq!(
+            pairs,
+            vec![
+                ("audience".into(), "api".into()),
+                ("prompt".into(), "consent".into())
+            ]
+        );
         assert_eq!(format_pairs(&pairs, "="), "audience=api\nprompt=consent");
         let error = parse_pairs("ok=1\nbroken", '=').unwrap_err();
         assert!(error.contains("line 2"), "{error}");
-        assert_eq!(parse_pairs("X-Api: 1:2", ':').unwrap(), vec![("X-Api".into(), "1:2".into())]);
+        assert_eq!(
+            parse_pairs("X-Api: 1:2", ':').unwrap(),
+            vec![("X-Api".into(), "1:2".into())]
+        );
     }
 
     #[test]
     fn client_auth_names_round_trip() {
-        for auth in [ClientAuth::ClientSecretBasic, ClientAuth::ClientSecretPost, ClientAuth::None] {
+        for auth in [
+            ClientAuth::ClientSecretBasic,
+            ClientAuth::ClientSecretPost,
+            ClientAuth::None,
+        ] {
             assert_eq!(parse_client_auth(client_auth_name(auth)), Some(auth));
         }
         assert_eq!(parse_client_auth("bogus"), None);

@@ -15,7 +15,7 @@ fn concrete(path: &str) -> String {
         match c {
             '{' => {
                 in_param = true;
-                out.push_str("x");
+                out.push('x');
             }
             '}' => in_param = false,
             _ if in_param => {}
@@ -29,8 +29,14 @@ fn concrete(path: &str) -> String {
 async fn every_admin_and_api_route_refuses_anonymous_and_wrong_credentials() {
     let server = Server::start().await;
     let table = route_table();
-    assert!(table.iter().filter(|r| r.access == Access::Admin).count() >= 20, "{table:?}");
-    assert!(table.iter().filter(|r| r.access == Access::Api).count() >= 14, "{table:?}");
+    assert!(
+        table.iter().filter(|r| r.access == Access::Admin).count() >= 20,
+        "{table:?}"
+    );
+    assert!(
+        table.iter().filter(|r| r.access == Access::Api).count() >= 14,
+        "{table:?}"
+    );
     let client = server.client();
     let mut checked = 0;
     for route in &table {
@@ -40,7 +46,10 @@ async fn every_admin_and_api_route_refuses_anonymous_and_wrong_credentials() {
         match route.access {
             Access::Public => {
                 assert!(
-                    path == "/" || path == "/healthz" || path == "/metrics" || path == "/admin/login",
+                    path == "/"
+                        || path == "/healthz"
+                        || path == "/metrics"
+                        || path == "/admin/login",
                     "unexpected public route {} {}: make it an admin or API route",
                     route.method,
                     route.path
@@ -65,15 +74,26 @@ async fn every_admin_and_api_route_refuses_anonymous_and_wrong_credentials() {
                 checked += 1;
             }
             Access::Api => {
-                for auth in [None, Some("Bearer granary_not-a-key"), Some("Bearer "), Some("Basic YTpi")] {
+                for auth in [
+                    None,
+                    Some("Bearer granary_not-a-key"),
+                    Some("Bearer "),
+                    Some("Basic YTpi"),
+                ] {
                     let mut request = client.request(method.clone(), &url);
                     if let Some(auth) = auth {
                         request = request.header("authorization", auth);
                     }
                     let response = request.send().await.unwrap();
-                    assert_eq!(response.status(), 401, "{} {path} with {auth:?}", route.method);
                     assert_eq!(
-                        response.headers()["content-type"], "application/problem+json",
+                        response.status(),
+                        401,
+                        "{} {path} with {auth:?}",
+                        route.method
+                    );
+                    assert_eq!(
+                        response.headers()["content-type"],
+                        "application/problem+json",
                         "{} {path}",
                         route.method
                     );
@@ -86,7 +106,10 @@ async fn every_admin_and_api_route_refuses_anonymous_and_wrong_credentials() {
             }
         }
     }
-    assert_eq!(checked, table.iter().filter(|r| r.access != Access::Public).count());
+    assert_eq!(
+        checked,
+        table.iter().filter(|r| r.access != Access::Public).count()
+    );
     server.stop().await;
 }
 
@@ -96,7 +119,12 @@ async fn a_revoked_api_key_is_refused() {
     let (admin, csrf) = server.admin().await;
     let key = server.api_key(&admin, &csrf).await;
     let client = server.client();
-    let ok = client.get(server.url("/api/v1/instances")).bearer_auth(&key).send().await.unwrap();
+    let ok = client
+        .get(server.url("/api/v1/instances"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let id = server.state.api_keys.list().unwrap()[0].id.clone();
     let revoked = admin
@@ -106,7 +134,12 @@ async fn a_revoked_api_key_is_refused() {
         .await
         .unwrap();
     assert_eq!(revoked.status(), 303);
-    let refused = client.get(server.url("/api/v1/instances")).bearer_auth(&key).send().await.unwrap();
+    let refused = client
+        .get(server.url("/api/v1/instances"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 401);
     server.stop().await;
 }
@@ -145,12 +178,18 @@ async fn sign_in_needs_the_token_and_the_login_csrf_cookie() {
     let client = server.client();
     let page = client.get(server.url("/admin/login")).send().await.unwrap();
     let set_cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+        "{set_cookie}"
+    );
     let csrf = common::hidden(&page.text().await.unwrap(), "csrf");
 
     let wrong = client
         .post(server.url("/admin/login"))
-        .form(&[("csrf", csrf.as_str()), ("token", "wrong-token-wrong-token")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", "wrong-token-wrong-token"),
+        ])
         .send()
         .await
         .unwrap();
@@ -171,7 +210,11 @@ async fn sign_in_needs_the_token_and_the_login_csrf_cookie() {
     let csrf = common::hidden(&page.text().await.unwrap(), "csrf");
     let ok = client
         .post(server.url("/admin/login"))
-        .form(&[("csrf", csrf.as_str()), ("token", common::ADMIN_TOKEN), ("next", "//evil.example/")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", common::ADMIN_TOKEN),
+            ("next", "//evil.example/"),
+        ])
         .send()
         .await
         .unwrap();
@@ -183,13 +226,26 @@ async fn sign_in_needs_the_token_and_the_login_csrf_cookie() {
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
-    let session = cookies.iter().find(|c| c.starts_with("granary_session=")).unwrap();
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax") && !session.contains("Secure"), "{session}");
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("granary_session="))
+        .unwrap();
+    assert!(
+        session.contains("HttpOnly")
+            && session.contains("SameSite=Lax")
+            && !session.contains("Secure"),
+        "{session}"
+    );
 
     // Sign out ends the session.
     let home = client.get(server.url("/admin/")).send().await.unwrap();
     let csrf = common::hidden(&home.text().await.unwrap(), "csrf");
-    let out = client.post(server.url("/admin/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let out = client
+        .post(server.url("/admin/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 303);
     let after = client.get(server.url("/admin/")).send().await.unwrap();
     assert_eq!(after.status(), 401);

@@ -19,9 +19,13 @@ pub fn cause_name(error: &EngineError) -> &'static str {
         Some(ProtocolError::AccessDenied { .. }) => "access_denied",
         Some(ProtocolError::CodeRejected { .. }) => "invalid_grant",
         Some(ProtocolError::AuthorizationGone { .. }) => "invalid_grant",
-        Some(ProtocolError::NotAnEndpoint { .. } | ProtocolError::InvalidResponse { .. }) => "wrong_endpoint",
+        Some(ProtocolError::NotAnEndpoint { .. } | ProtocolError::InvalidResponse { .. }) => {
+            "wrong_endpoint"
+        }
         Some(ProtocolError::StateMismatch) => "state_mismatch",
-        Some(ProtocolError::IssuerMismatch { .. } | ProtocolError::IssuerMissing { .. }) => "issuer_mismatch",
+        Some(ProtocolError::IssuerMismatch { .. } | ProtocolError::IssuerMissing { .. }) => {
+            "issuer_mismatch"
+        }
         Some(error) if error.is_transient() => "transient",
         Some(_) => "provider_error",
         None => match error {

@@ -32,7 +32,10 @@ impl FormData {
 
     /// The first value of `name` untrimmed (secrets keep their spaces).
     pub fn raw(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     /// Every value of `name`.
@@ -46,7 +49,9 @@ impl FormData {
 
     /// Whether a checkbox `name` was ticked.
     pub fn checked(&self, name: &str) -> bool {
-        self.0.iter().any(|(key, value)| key == name && !value.is_empty())
+        self.0
+            .iter()
+            .any(|(key, value)| key == name && !value.is_empty())
     }
 }
 

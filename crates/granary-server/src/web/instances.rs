@@ -63,9 +63,23 @@ async fn form_page(
     let flows = match state.engine.integration(&values.integration).await {
         Ok(integration) => match IntegrationFlows::of(&integration) {
             Ok(flows) => flows,
-            Err(error) => return message(StatusCode::INTERNAL_SERVER_ERROR, layout, "Integration unreadable", &error),
+            Err(error) => {
+                return message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    layout,
+                    "Integration unreadable",
+                    &error,
+                );
+            }
         },
-        Err(error) => return message(StatusCode::NOT_FOUND, layout, "Integration not found", &error),
+        Err(error) => {
+            return message(
+                StatusCode::NOT_FOUND,
+                layout,
+                "Integration not found",
+                &error,
+            );
+        }
     };
     let schemes: Vec<String> = flows
         .schemes
@@ -92,8 +106,16 @@ async fn form_page(
                 description: description.clone(),
             })
             .collect();
-        default_authorization_url = flow.authorization_url.as_ref().map(ToString::to_string).unwrap_or_default();
-        default_token_url = flow.token_url.as_ref().map(ToString::to_string).unwrap_or_default();
+        default_authorization_url = flow
+            .authorization_url
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        default_token_url = flow
+            .token_url
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         if values.extra_scopes.is_empty() {
             values.extra_scopes = chosen_scopes
                 .iter()
@@ -166,8 +188,12 @@ fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parse
         }
     }
     let parsed = (|| {
-        let client_auth = parse_client_auth(&values.client_auth)
-            .ok_or_else(|| format!("unknown client authentication method `{}`", values.client_auth))?;
+        let client_auth = parse_client_auth(&values.client_auth).ok_or_else(|| {
+            format!(
+                "unknown client authentication method `{}`",
+                values.client_auth
+            )
+        })?;
         let url = |text: &str, what: &str| -> Result<Option<Url>, String> {
             if text.is_empty() {
                 return Ok(None);
@@ -211,17 +237,42 @@ pub async fn instance_create(
     let fail = |cause: String, fix: &str| Layout {
         signed_in: true,
         csrf: session.csrf.clone(),
-        banner: Some(Banner::error("The instance was not created", cause, fix.to_string())),
+        banner: Some(Banner::error(
+            "The instance was not created",
+            cause,
+            fix.to_string(),
+        )),
     };
     if !valid_id(&values.id) {
-        let layout = fail(invalid_id_message("instance id", &values.id), "Choose another id.");
-        return form_page(&state, layout, StatusCode::BAD_REQUEST, false, values, &scopes, false).await;
+        let layout = fail(
+            invalid_id_message("instance id", &values.id),
+            "Choose another id.",
+        );
+        return form_page(
+            &state,
+            layout,
+            StatusCode::BAD_REQUEST,
+            false,
+            values,
+            &scopes,
+            false,
+        )
+        .await;
     }
     let parsed = match parsed {
         Ok(parsed) => parsed,
         Err(cause) => {
             let layout = fail(cause, "Correct the field and save again.");
-            return form_page(&state, layout, StatusCode::BAD_REQUEST, false, values, &scopes, false).await;
+            return form_page(
+                &state,
+                layout,
+                StatusCode::BAD_REQUEST,
+                false,
+                values,
+                &scopes,
+                false,
+            )
+            .await;
         }
     };
     let new = NewInstance {
@@ -255,7 +306,16 @@ pub async fn instance_create(
         Err(error) => {
             let (cause, _) = super::explain(&error);
             let layout = fail(cause, "Correct the form and save again.");
-            form_page(&state, layout, StatusCode::BAD_REQUEST, false, values, &scopes, false).await
+            form_page(
+                &state,
+                layout,
+                StatusCode::BAD_REQUEST,
+                false,
+                values,
+                &scopes,
+                false,
+            )
+            .await
         }
     }
 }
@@ -287,13 +347,24 @@ pub async fn instance_show(
         client_auth: client_auth_name(instance.client_auth),
         scopes: instance.scopes.join(" "),
         granted: token
-            .map(|t| t.scope.clone().unwrap_or_else(|| "(the provider did not say: as requested)".to_string()))
+            .map(|t| {
+                t.scope
+                    .clone()
+                    .unwrap_or_else(|| "(the provider did not say: as requested)".to_string())
+            })
             .unwrap_or_else(|| "-".to_string()),
         expires: token.map_or_else(
             || "no token".to_string(),
-            |t| t.expires_at.map_or_else(|| "unknown (the provider did not say)".to_string(), format_time),
+            |t| {
+                t.expires_at.map_or_else(
+                    || "unknown (the provider did not say)".to_string(),
+                    format_time,
+                )
+            },
         ),
-        expires_ms: token.and_then(|t| t.expires_at).map(granary_store::Timestamp::as_unix_millis),
+        expires_ms: token
+            .and_then(|t| t.expires_at)
+            .map(granary_store::Timestamp::as_unix_millis),
         obtained: token.map_or_else(|| "-".to_string(), |t| format_time(t.obtained_at)),
         refresh_token: match token {
             Some(t) if t.has_refresh_token => "held",
@@ -313,12 +384,20 @@ async fn effective_urls(state: &AppState, report: &InstanceReport) -> (String, S
     let instance = &report.instance;
     let flow_urls = match state.engine.integration(&instance.integration).await {
         Ok(integration) => IntegrationFlows::of(&integration).ok().and_then(|flows| {
-            flows.authorization_code_flow(Some(&instance.scheme)).map(|(_, flow)| {
-                (
-                    flow.authorization_url.as_ref().map(ToString::to_string).unwrap_or_default(),
-                    flow.token_url.as_ref().map(ToString::to_string).unwrap_or_default(),
-                )
-            })
+            flows
+                .authorization_code_flow(Some(&instance.scheme))
+                .map(|(_, flow)| {
+                    (
+                        flow.authorization_url
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        flow.token_url
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                    )
+                })
         }),
         Err(_) => None,
     };
@@ -359,7 +438,16 @@ pub async fn instance_edit(
         extra_token_params: format_pairs(&instance.extra_token_params, "="),
         extra_token_headers: format_pairs(&instance.extra_token_headers, ": "),
     };
-    form_page(&state, layout, StatusCode::OK, true, values, &instance.scopes, instance.client_secret.is_some()).await
+    form_page(
+        &state,
+        layout,
+        StatusCode::OK,
+        true,
+        values,
+        &instance.scopes,
+        instance.client_secret.is_some(),
+    )
+    .await
 }
 
 /// `POST /admin/instances/{id}`: saves the edit form.
@@ -381,12 +469,25 @@ pub async fn instance_update(
     let fail = |cause: String| Layout {
         signed_in: true,
         csrf: session.csrf.clone(),
-        banner: Some(Banner::error("The changes were not saved", cause, "Correct the form and save again.")),
+        banner: Some(Banner::error(
+            "The changes were not saved",
+            cause,
+            "Correct the form and save again.",
+        )),
     };
     let parsed = match parsed {
         Ok(parsed) => parsed,
         Err(cause) => {
-            return form_page(&state, fail(cause), StatusCode::BAD_REQUEST, true, values, &scopes, secret_set).await;
+            return form_page(
+                &state,
+                fail(cause),
+                StatusCode::BAD_REQUEST,
+                true,
+                values,
+                &scopes,
+                secret_set,
+            )
+            .await;
         }
     };
     let client_secret = match secret_of(&form) {
@@ -411,11 +512,25 @@ pub async fn instance_update(
     match state.engine.update_instance(&id, update).await {
         Ok(_) => {
             tracing::info!(instance = %id, "instance updated");
-            flash_to(&state, &headers, Banner::success("Saved."), &format!("/admin/instances/{id}"))
+            flash_to(
+                &state,
+                &headers,
+                Banner::success("Saved."),
+                &format!("/admin/instances/{id}"),
+            )
         }
         Err(error) => {
             let (cause, _) = super::explain(&error);
-            form_page(&state, fail(cause), StatusCode::BAD_REQUEST, true, values, &scopes, secret_set).await
+            form_page(
+                &state,
+                fail(cause),
+                StatusCode::BAD_REQUEST,
+                true,
+                values,
+                &scopes,
+                secret_set,
+            )
+            .await
         }
     }
 }
@@ -455,8 +570,16 @@ pub async fn instance_authorize(
             return flash_to(&state, &headers, banner, &format!("/admin/instances/{id}"));
         }
     };
-    let Some(oauth_state) = url.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()) else {
-        let banner = Banner::error("The authorization could not start", "The authorization URL has no state.", "Report this as a bug.");
+    let Some(oauth_state) = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+    else {
+        let banner = Banner::error(
+            "The authorization could not start",
+            "The authorization URL has no state.",
+            "Report this as a bug.",
+        );
         return flash_to(&state, &headers, banner, &format!("/admin/instances/{id}"));
     };
     tracing::info!(instance = %id, "authorization started");
@@ -485,7 +608,11 @@ pub async fn callback_slash(RawQuery(query): RawQuery) -> Response {
 
 /// `GET /admin/oauth/`: the redirect URI. Checks that this browser started the authorization
 /// (the state cookie), completes it, and shows the outcome on the instance page.
-pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let query = query.unwrap_or_default();
     let secure = state.settings.secure_cookies();
     let Some(oauth_state) = granary_flow::protocol::callback_state(&query) else {
@@ -502,12 +629,16 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
         Some((instance, digest.to_string()))
     });
     let with_cleared_cookie = |mut response: Response| {
-        if let Ok(value) = HeaderValue::from_str(&clear_cookie(STATE_COOKIE, "/admin/oauth", secure)) {
+        if let Ok(value) =
+            HeaderValue::from_str(&clear_cookie(STATE_COOKIE, "/admin/oauth", secure))
+        {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
         response
     };
-    let Some((instance, _)) = bound.filter(|(_, digest)| constant_time_eq(digest, &sha256_hex(&oauth_state))) else {
+    let Some((instance, _)) =
+        bound.filter(|(_, digest)| constant_time_eq(digest, &sha256_hex(&oauth_state)))
+    else {
         state.metrics.failed("state_not_bound");
         let banner = Banner::error(
             "The authorization was refused",
@@ -520,13 +651,22 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
     match state.engine.complete_authorization(&query).await {
         Ok(id) => {
             tracing::info!(instance = %id, "authorization completed");
-            let mut banner = Banner::success(format!("Connected: instance {id} holds an access token."));
+            let mut banner =
+                Banner::success(format!("Connected: instance {id} holds an access token."));
             if let Ok(report) = state.engine.status(&id).await {
                 if let Some(expires) = report.token.and_then(|t| t.expires_at) {
-                    banner.cause = format!("The access token expires at {}; granary refreshes it before then.", format_time(expires));
+                    banner.cause = format!(
+                        "The access token expires at {}; granary refreshes it before then.",
+                        format_time(expires)
+                    );
                 }
             }
-            with_cleared_cookie(flash_to(&state, &headers, banner, &format!("/admin/instances/{id}")))
+            with_cleared_cookie(flash_to(
+                &state,
+                &headers,
+                banner,
+                &format!("/admin/instances/{id}"),
+            ))
         }
         Err(error) => {
             let cause = super::cause_name(&error);
@@ -552,7 +692,10 @@ pub async fn instance_refresh(
     };
     let banner = match result {
         Ok(token) => Banner::success(match token.expires_at() {
-            Some(at) => format!("Refreshed: the new access token expires at {}.", format_time(at)),
+            Some(at) => format!(
+                "Refreshed: the new access token expires at {}.",
+                format_time(at)
+            ),
             None => "Refreshed: the provider did not say when the new token expires.".to_string(),
         }),
         Err(error) => {
@@ -598,7 +741,17 @@ pub async fn instance_delete(
             }
             flash_to(&state, &headers, banner, "/admin/")
         }
-        Ok(_) => flash_to(&state, &headers, Banner::info(format!("Instance {id} did not exist.")), "/admin/"),
-        Err(error) => flash_to(&state, &headers, failure_banner("The instance was not deleted", &error), &format!("/admin/instances/{id}")),
+        Ok(_) => flash_to(
+            &state,
+            &headers,
+            Banner::info(format!("Instance {id} did not exist.")),
+            "/admin/",
+        ),
+        Err(error) => flash_to(
+            &state,
+            &headers,
+            failure_banner("The instance was not deleted", &error),
+            &format!("/admin/instances/{id}"),
+        ),
     }
 }

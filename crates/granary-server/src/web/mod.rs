@@ -30,7 +30,9 @@ use crate::sessions::{
     Banner, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL, Session, clear_cookie, cookie,
     set_cookie,
 };
-use crate::views::{format_time, format_unix_seconds, invalid_id_message, status_name, status_text, valid_id};
+use crate::views::{
+    format_time, format_unix_seconds, invalid_id_message, status_name, status_text, valid_id,
+};
 
 /// Renders a template as an HTML response with `status`.
 pub(crate) fn render(status: StatusCode, template: &impl Template) -> Response {
@@ -50,7 +52,11 @@ pub(crate) fn render(status: StatusCode, template: &impl Template) -> Response {
         }
         Err(error) => {
             tracing::error!(%error, "a page could not be rendered");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered; see the server log").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered; see the server log",
+            )
+                .into_response()
         }
     }
 }
@@ -70,13 +76,22 @@ pub(crate) fn layout(state: &AppState, headers: &HeaderMap, session: &Session) -
 }
 
 /// Keeps a banner for the next page and redirects there.
-pub(crate) fn flash_to(state: &AppState, headers: &HeaderMap, banner: Banner, location: &str) -> Response {
+pub(crate) fn flash_to(
+    state: &AppState,
+    headers: &HeaderMap,
+    banner: Banner,
+    location: &str,
+) -> Response {
     state.sessions.set_flash(headers, banner);
     see_other(location)
 }
 
 /// The guard of every admin route: a live session, or 401 with the sign-in form.
-pub async fn require_admin(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn require_admin(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if let Some(session) = state.sessions.from_headers(request.headers()) {
         request.extensions_mut().insert(session);
         return next.run(request).await;
@@ -92,7 +107,12 @@ pub async fn require_admin(State(state): State<AppState>, mut request: Request, 
     login_page(&state, StatusCode::UNAUTHORIZED, &next_path, None)
 }
 
-fn login_page(state: &AppState, status: StatusCode, next: &str, banner: Option<Banner>) -> Response {
+fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    next: &str,
+    banner: Option<Banner>,
+) -> Response {
     let csrf = random_token(24);
     let page = LoginPage {
         layout: Layout {
@@ -143,7 +163,11 @@ pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Re
 }
 
 /// `POST /admin/login`: checks the login CSRF cookie and the admin token, starts a session.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let form = FormData::parse(&body);
     let presented_csrf = form.get("csrf");
     let cookie_csrf = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
@@ -181,17 +205,29 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: axum
 }
 
 /// `POST /admin/logout`.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, AdminForm(_): AdminForm) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AdminForm(_): AdminForm,
+) -> Response {
     state.sessions.remove(&headers);
     let mut response = see_other("/admin/login");
-    if let Ok(value) = HeaderValue::from_str(&clear_cookie(SESSION_COOKIE, "/", state.settings.secure_cookies())) {
+    if let Ok(value) = HeaderValue::from_str(&clear_cookie(
+        SESSION_COOKIE,
+        "/",
+        state.settings.secure_cookies(),
+    )) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
 }
 
 /// `GET /admin/`: instances and integrations.
-pub async fn home(State(state): State<AppState>, headers: HeaderMap, Extension(session): Extension<Session>) -> Response {
+pub async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+) -> Response {
     let engine = &state.engine;
     let mut layout = layout(&state, &headers, &session);
     let mut instances = Vec::new();
@@ -214,7 +250,9 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, Extension(s
                 });
             }
         }
-        Err(error) => layout.banner = Some(failure_banner("The instances cannot be listed", &error)),
+        Err(error) => {
+            layout.banner = Some(failure_banner("The instances cannot be listed", &error))
+        }
     }
     let integrations = match engine.list_integrations().await {
         Ok(list) => list
@@ -233,11 +271,22 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, Extension(s
             Vec::new()
         }
     };
-    render(StatusCode::OK, &HomePage { layout, instances, integrations })
+    render(
+        StatusCode::OK,
+        &HomePage {
+            layout,
+            instances,
+            integrations,
+        },
+    )
 }
 
 /// `GET /admin/integrations/new`.
-pub async fn integration_new(State(state): State<AppState>, headers: HeaderMap, Extension(session): Extension<Session>) -> Response {
+pub async fn integration_new(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+) -> Response {
     let page = IntegrationNewPage {
         layout: layout(&state, &headers, &session),
         name: String::new(),
@@ -265,14 +314,22 @@ pub async fn integration_import(
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(error) => {
-                return (StatusCode::BAD_REQUEST, format!("the upload could not be read: {error}")).into_response();
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("the upload could not be read: {error}"),
+                )
+                    .into_response();
             }
         };
         let field_name = field.name().unwrap_or_default().to_string();
         let bytes = match field.bytes().await {
             Ok(bytes) => bytes,
             Err(error) => {
-                return (StatusCode::BAD_REQUEST, format!("the upload could not be read: {error}")).into_response();
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("the upload could not be read: {error}"),
+                )
+                    .into_response();
             }
         };
         match field_name.as_str() {
@@ -305,18 +362,34 @@ pub async fn integration_import(
         render(StatusCode::BAD_REQUEST, &page)
     };
     if !valid_id(&name) {
-        return failure(Banner::error("Not imported", invalid_id_message("integration name", &name), "Choose another name."), &state);
+        return failure(
+            Banner::error(
+                "Not imported",
+                invalid_id_message("integration name", &name),
+                "Choose another name.",
+            ),
+            &state,
+        );
     }
     if document.iter().all(u8::is_ascii_whitespace) {
         return failure(
-            Banner::error("Not imported", "No document was given.", "Choose a file, or paste the document."),
+            Banner::error(
+                "Not imported",
+                "No document was given.",
+                "Choose a file, or paste the document.",
+            ),
             &state,
         );
     }
     match state.engine.import_integration(&name, &document).await {
         Ok(_) => {
             tracing::info!(integration = %name, "integration imported");
-            flash_to(&state, &headers, Banner::success(format!("Imported integration {name}.")), &format!("/admin/integrations/{name}"))
+            flash_to(
+                &state,
+                &headers,
+                Banner::success(format!("Imported integration {name}.")),
+                &format!("/admin/integrations/{name}"),
+            )
         }
         Err(error) => {
             let (cause, fix) = explain(&error);
@@ -340,11 +413,25 @@ pub async fn integration_show(
     let layout = layout(&state, &headers, &session);
     let integration = match state.engine.integration(&name).await {
         Ok(integration) => integration,
-        Err(error) => return message(StatusCode::NOT_FOUND, layout, "Integration not found", &error),
+        Err(error) => {
+            return message(
+                StatusCode::NOT_FOUND,
+                layout,
+                "Integration not found",
+                &error,
+            );
+        }
     };
     let flows = match IntegrationFlows::of(&integration) {
         Ok(flows) => flows,
-        Err(error) => return message(StatusCode::INTERNAL_SERVER_ERROR, layout, "Integration unreadable", &error),
+        Err(error) => {
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                layout,
+                "Integration unreadable",
+                &error,
+            );
+        }
     };
     let schemes = flows
         .schemes
@@ -357,10 +444,26 @@ pub async fn integration_show(
                 .iter()
                 .map(|flow| FlowView {
                     kind: flow.kind.to_string(),
-                    authorization_url: flow.authorization_url.as_ref().map(ToString::to_string).unwrap_or_default(),
-                    token_url: flow.token_url.as_ref().map(ToString::to_string).unwrap_or_default(),
-                    refresh_url: flow.refresh_url.as_ref().map(ToString::to_string).unwrap_or_default(),
-                    scopes: flow.scopes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    authorization_url: flow
+                        .authorization_url
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    token_url: flow
+                        .token_url
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    refresh_url: flow
+                        .refresh_url
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    scopes: flow
+                        .scopes
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                 })
                 .collect(),
         })
@@ -394,27 +497,57 @@ pub async fn integration_delete(
     AdminForm(_): AdminForm,
 ) -> Response {
     match state.engine.remove_integration(&name).await {
-        Ok(true) => flash_to(&state, &headers, Banner::success(format!("Removed integration {name}.")), "/admin/"),
-        Ok(false) => flash_to(&state, &headers, Banner::info(format!("Integration {name} did not exist.")), "/admin/"),
+        Ok(true) => flash_to(
+            &state,
+            &headers,
+            Banner::success(format!("Removed integration {name}.")),
+            "/admin/",
+        ),
+        Ok(false) => flash_to(
+            &state,
+            &headers,
+            Banner::info(format!("Integration {name} did not exist.")),
+            "/admin/",
+        ),
         Err(error) => {
             let banner = Banner::error(
                 format!("Integration {name} was not removed"),
                 error.to_string(),
                 "Delete its instances first, then remove it.",
             );
-            flash_to(&state, &headers, banner, &format!("/admin/integrations/{name}"))
+            flash_to(
+                &state,
+                &headers,
+                banner,
+                &format!("/admin/integrations/{name}"),
+            )
         }
     }
 }
 
 /// A page with a heading and an error banner.
-pub(crate) fn message(status: StatusCode, mut layout: Layout, heading: &str, error: &granary_flow::engine::EngineError) -> Response {
+pub(crate) fn message(
+    status: StatusCode,
+    mut layout: Layout,
+    heading: &str,
+    error: &granary_flow::engine::EngineError,
+) -> Response {
     layout.banner = Some(failure_banner(heading, error));
-    render(status, &MessagePage { layout, heading: heading.to_string() })
+    render(
+        status,
+        &MessagePage {
+            layout,
+            heading: heading.to_string(),
+        },
+    )
 }
 
 /// `GET /admin/api-keys`.
-pub async fn api_keys(State(state): State<AppState>, headers: HeaderMap, Extension(session): Extension<Session>) -> Response {
+pub async fn api_keys(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Extension(session): Extension<Session>,
+) -> Response {
     let layout = layout(&state, &headers, &session);
     api_keys_page(&state, layout, None)
 }
@@ -423,7 +556,11 @@ fn api_keys_page(state: &AppState, mut layout: Layout, new_key: Option<String>) 
     let keys = match state.api_keys.list() {
         Ok(keys) => keys,
         Err(error) => {
-            layout.banner = Some(Banner::error("The API keys cannot be read", error.to_string(), "Fix the file named above."));
+            layout.banner = Some(Banner::error(
+                "The API keys cannot be read",
+                error.to_string(),
+                "Fix the file named above.",
+            ));
             Vec::new()
         }
     };
@@ -435,7 +572,14 @@ fn api_keys_page(state: &AppState, mut layout: Layout, new_key: Option<String>) 
             created: format_unix_seconds(k.created),
         })
         .collect();
-    render(StatusCode::OK, &ApiKeysPage { layout, keys, new_key })
+    render(
+        StatusCode::OK,
+        &ApiKeysPage {
+            layout,
+            keys,
+            new_key,
+        },
+    )
 }
 
 /// `POST /admin/api-keys`: creates a key and shows it once.
@@ -453,7 +597,11 @@ pub async fn api_key_create(
         }
         Err(error) => {
             let mut layout = layout;
-            layout.banner = Some(Banner::error("No key was created", error.to_string(), "Give the key a name."));
+            layout.banner = Some(Banner::error(
+                "No key was created",
+                error.to_string(),
+                "Give the key a name.",
+            ));
             api_keys_page(&state, layout, None)
         }
     }
@@ -469,7 +617,11 @@ pub async fn api_key_delete(
     let banner = match state.api_keys.revoke(&id) {
         Ok(true) => Banner::success(format!("API key {id} revoked.")),
         Ok(false) => Banner::info(format!("API key {id} did not exist.")),
-        Err(error) => Banner::error("The key was not revoked", error.to_string(), "Fix the file named above."),
+        Err(error) => Banner::error(
+            "The key was not revoked",
+            error.to_string(),
+            "Fix the file named above.",
+        ),
     };
     flash_to(&state, &headers, banner, "/admin/api-keys")
 }

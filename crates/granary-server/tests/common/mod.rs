@@ -49,7 +49,12 @@ impl Server {
             .build()
             .unwrap();
         let api_keys = ApiKeys::open(data.path()).unwrap();
-        let state = AppState::new(engine, settings, SecretString::from(ADMIN_TOKEN.to_string()), api_keys);
+        let state = AppState::new(
+            engine,
+            settings,
+            SecretString::from(ADMIN_TOKEN.to_string()),
+            api_keys,
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = state.clone();
         let task = tokio::spawn(async move {
@@ -90,7 +95,11 @@ impl Server {
         let csrf = hidden(&html, "csrf");
         let response = client
             .post(self.url("/admin/login"))
-            .form(&[("csrf", csrf.as_str()), ("token", ADMIN_TOKEN), ("next", "/admin/")])
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("token", ADMIN_TOKEN),
+                ("next", "/admin/"),
+            ])
             .send()
             .await
             .unwrap();
@@ -111,7 +120,8 @@ impl Server {
             .unwrap();
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();
-        let start = html.find("id=\"new-key\">").expect("the new key is shown") + "id=\"new-key\">".len();
+        let start =
+            html.find("id=\"new-key\">").expect("the new key is shown") + "id=\"new-key\">".len();
         let end = html[start..].find('<').unwrap() + start;
         html[start..end].to_string()
     }
@@ -129,7 +139,10 @@ impl Server {
 /// The value of the first hidden input `name` of a page.
 pub fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no hidden {name} in:\n{html}")) + marker.len();
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no hidden {name} in:\n{html}"))
+        + marker.len();
     let end = html[start..].find('"').unwrap() + start;
     html[start..end].to_string()
 }
@@ -141,6 +154,9 @@ pub fn box_document(base: &str) -> String {
         "/../granary-openapi/tests/fixtures/box.json"
     ))
     .unwrap();
-    text.replace("https://account.box.com/api/oauth2/authorize", &format!("{base}/authorize"))
-        .replace("https://api.box.com/oauth2/token", &format!("{base}/token"))
+    text.replace(
+        "https://account.box.com/api/oauth2/authorize",
+        &format!("{base}/authorize"),
+    )
+    .replace("https://api.box.com/oauth2/token", &format!("{base}/token"))
 }

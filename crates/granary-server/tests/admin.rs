@@ -1,0 +1,506 @@
+//! The admin page over HTTP: import, instance form, "Get access token" through the callback
+//! against a stub token endpoint, refresh, disconnect, delete, and the failure banners.
+
+mod common;
+
+use common::{Server, box_document, hidden};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn import_box(server: &Server, admin: &reqwest::Client, csrf: &str, provider: &str) {
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.to_string())
+        .text("name", "box")
+        .text("document", box_document(provider));
+    let response = admin
+        .post(server.url("/admin/integrations"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/admin/integrations/box");
+}
+
+async fn create_instance(
+    server: &Server,
+    admin: &reqwest::Client,
+    csrf: &str,
+    id: &str,
+    token_url: &str,
+) {
+    let response = admin
+        .post(server.url("/admin/instances"))
+        .form(&[
+            ("csrf", csrf),
+            ("id", id),
+            ("integration", "box"),
+            ("scheme", "OAuth2Security"),
+            ("client_id", "granary-client"),
+            ("client_secret", "s3cret-value-never-shown"),
+            ("client_auth", "client_secret_basic"),
+            ("scope", "root_readonly"),
+            ("scope", "manage_groups"),
+            ("token_url", token_url),
+            ("extra_authorization_params", "prompt=consent"),
+            ("extra_token_headers", "X-Trace: granary"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+}
+
+/// Clicks "Get access token": returns the state of the provider URL.
+async fn start(server: &Server, admin: &reqwest::Client, csrf: &str, id: &str) -> String {
+    let response = admin
+        .post(server.url(&format!("/admin/instances/{id}/authorize")))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let pairs: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(pairs["prompt"], "consent");
+    assert_eq!(pairs["code_challenge_method"], "S256");
+    assert_eq!(pairs["redirect_uri"], server.url("/admin/oauth/"));
+    pairs["state"].clone()
+}
+
+async fn page(admin: &reqwest::Client, url: String) -> String {
+    let response = admin.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+fn token_body(access: &str) -> serde_json::Value {
+    serde_json::json!({
+        "access_token": access, "token_type": "Bearer", "expires_in": 3600,
+        "refresh_token": "refresh-1", "scope": "root_readonly manage_groups"
+    })
+}
+
+#[tokio::test]
+async fn import_create_authorize_refresh_disconnect_delete() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_body("access-1")))
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_body("access-2")))
+        .mount(&provider)
+        .await;
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    import_box(&server, &admin, &csrf, &provider.uri()).await;
+
+    let integration = page(&admin, server.url("/admin/integrations/box")).await;
+    assert!(
+        integration.contains("Imported integration box."),
+        "the banner shows once"
+    );
+    assert!(
+        integration.contains("root_readonly")
+            && integration.contains("Read all files and folders stored in Box")
+    );
+    assert!(integration.contains(&format!("{}/token", provider.uri())));
+
+    let form = page(&admin, server.url("/admin/instances/new?integration=box")).await;
+    assert!(
+        form.contains(&server.url("/admin/oauth/")),
+        "the redirect URI is shown"
+    );
+    assert!(
+        form.contains("value=\"manage_webhook\""),
+        "scopes are checkboxes"
+    );
+
+    create_instance(&server, &admin, &csrf, "box-prod", "").await;
+    let instance = page(&admin, server.url("/admin/instances/box-prod")).await;
+    assert!(instance.contains("Created instance box-prod"));
+    assert!(instance.contains("not connected yet"));
+    assert!(
+        !instance.contains("s3cret-value-never-shown"),
+        "the secret is never shown"
+    );
+    let edit = page(&admin, server.url("/admin/instances/box-prod/edit")).await;
+    assert!(
+        !edit.contains("s3cret-value-never-shown"),
+        "the secret is never echoed"
+    );
+    assert!(
+        edit.contains("id=\"secret-state\">set<"),
+        "the secret shows as set"
+    );
+
+    let state = start(&server, &admin, &csrf, "box-prod").await;
+    let callback = admin
+        .get(server.url(&format!("/admin/oauth/?code=the-code&state={state}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), 303);
+    assert_eq!(callback.headers()["location"], "/admin/instances/box-prod");
+    let instance = page(&admin, server.url("/admin/instances/box-prod")).await;
+    assert!(
+        instance.contains("Connected: instance box-prod holds an access token."),
+        "{instance}"
+    );
+    assert!(instance.contains("The access token expires at"));
+    assert!(instance.contains("id=\"granted\">root_readonly manage_groups<"));
+    assert!(
+        !instance.contains("access-1"),
+        "the token is never on the page"
+    );
+
+    // Replaying the same callback: the state was used.
+    let replay = admin
+        .get(server.url(&format!("/admin/oauth/?code=the-code&state={state}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 303);
+    let home = page(&admin, server.url("/admin/")).await;
+    assert!(home.contains("The authorization was refused"), "{home}");
+
+    // The token through the API.
+    let key = server.api_key(&admin, &csrf).await;
+    let token: serde_json::Value = server
+        .client()
+        .get(server.url("/api/v1/instances/box-prod/token"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(token["access_token"], "access-1");
+    assert_eq!(token["token_type"], "Bearer");
+    assert!(token["expires_at"].as_i64().unwrap() > 1_700_000_000);
+
+    // Refresh now.
+    let refreshed = admin
+        .post(server.url("/admin/instances/box-prod/refresh"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 303);
+    let instance = page(&admin, server.url("/admin/instances/box-prod")).await;
+    assert!(
+        instance.contains("Refreshed: the new access token expires at"),
+        "{instance}"
+    );
+    assert!(
+        instance.contains("succeeded"),
+        "the last refresh outcome is shown"
+    );
+    let token: serde_json::Value = server
+        .client()
+        .get(server.url("/api/v1/instances/box-prod/token"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(token["access_token"], "access-2");
+
+    // Metrics counted the refresh and the authorization.
+    let metrics = server
+        .client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("granary_instances{status=\"authorized\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("route=\"/api/v1/instances/{id}/token\""),
+        "{metrics}"
+    );
+
+    // Disconnect keeps the instance, without tokens.
+    let disconnected = admin
+        .post(server.url("/admin/instances/box-prod/disconnect"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disconnected.status(), 303);
+    let instance = page(&admin, server.url("/admin/instances/box-prod")).await;
+    assert!(
+        instance.contains("Disconnected: instance box-prod holds no token now."),
+        "{instance}"
+    );
+    assert!(instance.contains("not connected yet"));
+    let refused = server
+        .client()
+        .get(server.url("/api/v1/instances/box-prod/token"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+
+    // The integration cannot go while an instance uses it; delete the instance first.
+    let kept = admin
+        .post(server.url("/admin/integrations/box/delete"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 303);
+    assert!(
+        page(&admin, server.url("/admin/integrations/box"))
+            .await
+            .contains("was not removed")
+    );
+    let deleted = admin
+        .post(server.url("/admin/instances/box-prod/delete"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.headers()["location"], "/admin/");
+    assert!(
+        page(&admin, server.url("/admin/"))
+            .await
+            .contains("Deleted instance box-prod.")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failure_banners_name_the_cause_and_the_fix() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/bad-client/token"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header("www-authenticate", "Basic")
+                .set_body_json(serde_json::json!({"error": "invalid_client", "error_description": "client authentication failed"})),
+        )
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/html/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/html")
+                .set_body_string("<html>sign in</html>"),
+        )
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/scope/token"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(serde_json::json!({"error": "invalid_scope"})),
+        )
+        .mount(&provider)
+        .await;
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    import_box(&server, &admin, &csrf, &provider.uri()).await;
+
+    let cases = [
+        (
+            "wrong-secret",
+            format!("{}/bad-client/token", provider.uri()),
+            None,
+            "client credentials",
+        ),
+        (
+            "wrong-url",
+            format!("{}/html/token", provider.uri()),
+            None,
+            "token url",
+        ),
+        (
+            "bad-scope",
+            format!("{}/scope/token", provider.uri()),
+            None,
+            "scope",
+        ),
+        (
+            "declined",
+            format!("{}/token", provider.uri()),
+            Some("access_denied"),
+            "declined",
+        ),
+        (
+            "scope-at-callback",
+            format!("{}/token", provider.uri()),
+            Some("invalid_scope"),
+            "scope",
+        ),
+    ];
+    for (id, token_url, callback_error, expected) in cases {
+        create_instance(&server, &admin, &csrf, id, &token_url).await;
+        let state = start(&server, &admin, &csrf, id).await;
+        let query = match callback_error {
+            Some(error) => format!("error={error}&error_description=nope&state={state}"),
+            None => format!("code=c&state={state}"),
+        };
+        let callback = admin
+            .get(server.url(&format!("/admin/oauth/?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(callback.status(), 303);
+        assert_eq!(
+            callback.headers()["location"],
+            format!("/admin/instances/{id}")
+        );
+        let html = page(&admin, server.url(&format!("/admin/instances/{id}"))).await;
+        assert!(html.contains("The authorization failed"), "{id}: {html}");
+        assert!(
+            html.contains("<strong>Cause:</strong>") && html.contains("<strong>Fix:</strong>"),
+            "{id}"
+        );
+        let banner = &html[html.find("id=\"banner\"").unwrap()..html.find("<h1>").unwrap()];
+        assert!(banner.to_lowercase().contains(expected), "{id}: {banner}");
+    }
+
+    // A state this browser did not start is refused before it reaches the engine.
+    create_instance(
+        &server,
+        &admin,
+        &csrf,
+        "elsewhere",
+        &format!("{}/token", provider.uri()),
+    )
+    .await;
+    let state = start(&server, &admin, &csrf, "elsewhere").await;
+    let (other, _) = server.admin().await;
+    let callback = other
+        .get(server.url(&format!("/admin/oauth/?code=c&state={state}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), 303);
+    let home = page(&other, server.url("/admin/")).await;
+    assert!(home.contains("not started in this browser"), "{home}");
+
+    // `/admin/oauth` (no slash) redirects with the query kept.
+    let redirect = admin
+        .get(server.url("/admin/oauth?code=c&state=s"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(
+        redirect.headers()["location"],
+        "/admin/oauth/?code=c&state=s"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pages_escape_what_documents_and_forms_bring() {
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    let document = box_document("http://127.0.0.1:9")
+        .replace(
+            "\"title\": \"Box\"",
+            "\"title\": \"<script>alert(1)</script>\"",
+        )
+        .replace(
+            "Read all files and folders stored in Box",
+            "<img src=x onerror=alert(2)>",
+        );
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("name", "evil")
+        .text("document", document);
+    let response = admin
+        .post(server.url("/admin/integrations"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let html = page(&admin, server.url("/admin/integrations/evil")).await;
+    assert!(
+        !html.contains("<script>alert(1)") && html.contains("script&#62;alert(1)"),
+        "{html}"
+    );
+    assert!(!html.contains("<img src=x"));
+
+    // A broken document is refused with the importer's message, and the form keeps the text.
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("name", "broken")
+        .text("document", "{\"openapi\": \"3.0.0\", \"paths\": {}");
+    let response = admin
+        .post(server.url("/admin/integrations"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Not imported"), "{html}");
+
+    // A file upload works as well as a paste.
+    let file = reqwest::multipart::Part::bytes(box_document("http://127.0.0.1:9").into_bytes())
+        .file_name("box.json");
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("name", "uploaded")
+        .part("file", file);
+    let response = admin
+        .post(server.url("/admin/integrations"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let id_form = admin
+        .post(server.url("/admin/instances"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("id", "bad id"),
+            ("integration", "uploaded"),
+            ("client_id", "x"),
+            ("client_auth", "none"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(id_form.status(), 400);
+    let near_miss = admin
+        .post(server.url("/admin/instances"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("id", "typo"),
+            ("integration", "uploaded"),
+            ("client_id", "x"),
+            ("client_auth", "none"),
+            ("extra_scopes", "root_readonli"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(near_miss.status(), 400);
+    let html = near_miss.text().await.unwrap();
+    assert!(
+        html.contains("root_readonly"),
+        "a near miss suggests the declared scope: {html}"
+    );
+    assert_eq!(hidden(&html, "csrf"), csrf);
+    server.stop().await;
+}

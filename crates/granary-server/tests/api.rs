@@ -1,0 +1,323 @@
+//! The REST API over HTTP: integrations and instances CRUD, the authorization link, tokens,
+//! problem details, server-sent events, /healthz and /metrics.
+
+mod common;
+
+use common::{Server, box_document};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+struct Api<'a> {
+    server: &'a Server,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Api<'_> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, String) {
+        let mut request = self
+            .http
+            .request(method, self.server.url(path))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, value, content_type)
+    }
+}
+
+#[tokio::test]
+async fn integrations_and_instances_crud_with_problem_details() {
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    let api = Api {
+        server: &server,
+        key: server.api_key(&admin, &csrf).await,
+        http: server.client(),
+    };
+    use reqwest::Method as M;
+
+    let document = box_document("http://127.0.0.1:9");
+    let (status, created, _) = api
+        .call(
+            M::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "box", "document": document})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["title"], "Box");
+    assert_eq!(created["schemes"][0]["name"], "OAuth2Security");
+    let (status, _, _) = api
+        .call(
+            M::PUT,
+            "/api/v1/integrations/box",
+            Some(json!({"document": document})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, list, _) = api.call(M::GET, "/api/v1/integrations", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["integrations"].as_array().unwrap().len(), 1);
+    let (status, one, _) = api.call(M::GET, "/api/v1/integrations/box", None).await;
+    assert_eq!((status, one["name"].as_str()), (200, Some("box")));
+
+    let (status, problem, content_type) = api
+        .call(
+            M::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "broken", "document": "{"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(problem["status"], 422);
+    assert!(problem["type"].as_str().unwrap().starts_with("/problems/"));
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be imported"),
+        "{problem}"
+    );
+
+    let (status, instance, _) = api
+        .call(
+            M::POST,
+            "/api/v1/instances",
+            Some(json!({
+                "id": "box-api", "integration": "box", "client_id": "cid", "client_secret": "never-returned",
+                "scopes": ["root_readonly"], "client_auth": "client_secret_post",
+                "extra_token_headers": [["X-Secret-Header", "hidden-value"]]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{instance}");
+    assert_eq!(instance["client_secret_set"], true);
+    assert_eq!(instance["client_auth"], "client_secret_post");
+    assert_eq!(instance["status"], "new");
+    assert_eq!(instance["redirect_uri"], server.url("/admin/oauth/"));
+    let text = instance.to_string();
+    assert!(
+        !text.contains("never-returned") && !text.contains("hidden-value"),
+        "{text}"
+    );
+
+    let (status, problem, _) = api
+        .call(M::POST, "/api/v1/instances", Some(json!({"id": "typo", "integration": "box", "client_id": "c", "scopes": ["root_readonli"]})))
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("root_readonly"),
+        "{problem}"
+    );
+    let (status, _, _) = api
+        .call(
+            M::POST,
+            "/api/v1/instances",
+            Some(json!({"id": "box-api", "integration": "box", "client_id": "c"})),
+        )
+        .await;
+    assert_eq!(status, 409, "a taken id");
+
+    let (status, patched, _) = api
+        .call(M::PATCH, "/api/v1/instances/box-api", Some(json!({"token_url": "http://127.0.0.1:9/other-token", "client_secret": null, "client_auth": "none"})))
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["token_url"], "http://127.0.0.1:9/other-token");
+    assert_eq!(patched["client_secret_set"], false);
+    let (status, patched, _) = api
+        .call(
+            M::PATCH,
+            "/api/v1/instances/box-api",
+            Some(json!({"token_url": null})),
+        )
+        .await;
+    assert_eq!((status, patched["token_url"].clone()), (200, Value::Null));
+
+    let (status, link, _) = api
+        .call(M::POST, "/api/v1/instances/box-api/authorize", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        link["authorization_url"],
+        server.url("/admin/instances/box-api/authorize")
+    );
+    // The link opens the connect page for a signed-in admin.
+    let connect = admin
+        .get(link["authorization_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(connect.status(), 200);
+    assert!(connect.text().await.unwrap().contains("Get access token"));
+
+    let (status, problem, content_type) = api
+        .call(M::GET, "/api/v1/instances/box-api/token", None)
+        .await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (409, "application/problem+json")
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not authorized yet"),
+        "{problem}"
+    );
+    let (status, _, _) = api
+        .call(M::GET, "/api/v1/instances/missing/token", None)
+        .await;
+    assert_eq!(status, 404);
+
+    let (status, list, _) = api.call(M::GET, "/api/v1/instances", None).await;
+    assert_eq!(
+        (status, list["instances"].as_array().unwrap().len()),
+        (200, 1)
+    );
+    let (status, _, _) = api.call(M::DELETE, "/api/v1/integrations/box", None).await;
+    assert_eq!(status, 409, "in use");
+    let (status, deleted, _) = api.call(M::DELETE, "/api/v1/instances/box-api", None).await;
+    assert_eq!(
+        (status, deleted["deleted"].clone()),
+        (200, Value::Bool(true))
+    );
+    let (status, _, _) = api.call(M::GET, "/api/v1/instances/box-api", None).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = api.call(M::DELETE, "/api/v1/integrations/box", None).await;
+    assert_eq!(status, 204);
+    let (status, problem, _) = api.call(M::GET, "/api/v1/nothing-here", None).await;
+    assert_eq!((status, problem["status"].clone()), (404, json!(404)));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_metrics_and_events() {
+    let server = Server::start().await;
+    let client = server.client();
+    let health = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok\n");
+    let metrics = client.get(server.url("/metrics")).send().await.unwrap();
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = metrics.text().await.unwrap();
+    for name in [
+        "granary_refreshes_total",
+        "granary_failures_total",
+        "granary_instances{status=\"new\"} 0",
+        "granary_http_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+
+    // An authorization completed through the admin page shows up on the event stream.
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"access_token": "a", "token_type": "Bearer", "expires_in": 60}),
+            ),
+        )
+        .mount(&provider)
+        .await;
+    let (admin, csrf) = server.admin().await;
+    let key = server.api_key(&admin, &csrf).await;
+    let mut events = client
+        .get(server.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let api = Api {
+        server: &server,
+        key: key.clone(),
+        http: client.clone(),
+    };
+    let (status, _, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "box", "document": box_document(&provider.uri())})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/instances",
+            Some(json!({"id": "ev", "integration": "box", "client_id": "c", "client_secret": "s"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let started = admin
+        .post(server.url("/admin/instances/ev/authorize"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(started.headers()["location"].to_str().unwrap()).unwrap();
+    let state = location
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = admin
+        .get(server.url(&format!("/admin/oauth/?code=c&state={state}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.headers()["location"], "/admin/instances/ev");
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), events.chunk())
+        .await
+        .expect("an event arrives")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(
+        text.contains("event: authorized") && text.contains("\"instance\":\"ev\""),
+        "{text}"
+    );
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("granary_authorizations_total 1"),
+        "{metrics}"
+    );
+    // Shutdown ends the open event stream instead of waiting for it.
+    server.stop().await;
+    drop(events);
+}
