@@ -71,7 +71,7 @@ impl ApiKeys {
     /// Every key, oldest first.
     pub fn list(&self) -> Result<Vec<ApiKey>> {
         let mut loaded = self.lock();
-        self.refresh(&mut loaded, true)?;
+        self.refresh(&mut loaded, Check::Always)?;
         Ok(loaded.keys.clone())
     }
 
@@ -84,7 +84,7 @@ impl ApiKeys {
             ));
         }
         let mut loaded = self.lock();
-        self.refresh(&mut loaded, true)?;
+        self.refresh(&mut loaded, Check::Always)?;
         let key = format!("{PREFIX}{}", random_token(32));
         let record = ApiKey {
             id: random_token(6),
@@ -104,7 +104,7 @@ impl ApiKeys {
     /// Removes the key `id`; returns whether it existed.
     pub fn revoke(&self, id: &str) -> Result<bool> {
         let mut loaded = self.lock();
-        self.refresh(&mut loaded, true)?;
+        self.refresh(&mut loaded, Check::Always)?;
         let keys: Vec<ApiKey> = loaded.keys.iter().filter(|k| k.id != id).cloned().collect();
         if keys.len() == loaded.keys.len() {
             return Ok(false);
@@ -120,13 +120,19 @@ impl ApiKeys {
         }
         let digest = sha256_hex(presented);
         let mut loaded = self.lock();
-        if let Err(error) = self.refresh(&mut loaded, false) {
-            tracing::warn!(%error, "cannot reload the API keys; keeping the ones loaded");
-        }
-        let mut found = None;
-        for key in &loaded.keys {
-            if constant_time_eq(&key.sha256, &digest) {
-                found = Some(key.clone());
+        // Revocations by another process are seen within a second; a key unknown here may
+        // have been created by another process just now: look at the file at once.
+        let mut found = find(&loaded.keys, &digest);
+        let check = if found.is_some() {
+            Check::Periodic
+        } else {
+            Check::IfChanged
+        };
+        match self.refresh(&mut loaded, check) {
+            Ok(true) => found = find(&loaded.keys, &digest),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot reload the API keys; keeping the ones loaded")
             }
         }
         found
@@ -143,18 +149,20 @@ impl ApiKeys {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn refresh(&self, loaded: &mut Loaded, force: bool) -> Result<()> {
-        if !force && loaded.checked.elapsed() < RELOAD_EVERY {
-            return Ok(());
+    /// Reloads the file as `check` says; returns whether it did.
+    fn refresh(&self, loaded: &mut Loaded, check: Check) -> Result<bool> {
+        if check == Check::Periodic && loaded.checked.elapsed() < RELOAD_EVERY {
+            return Ok(false);
         }
         loaded.checked = Instant::now();
         let modified = modified(&self.path);
-        if force || modified != loaded.modified {
+        if check == Check::Always || modified != loaded.modified {
             let (keys, modified) = read(&self.path)?;
             loaded.keys = keys;
             loaded.modified = modified;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     fn write(&self, loaded: &mut Loaded, keys: Vec<ApiKey>) -> Result<()> {
@@ -169,6 +177,28 @@ impl ApiKeys {
         loaded.modified = modified(&self.path);
         Ok(())
     }
+}
+
+/// When to read the key file again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Now.
+    Always,
+    /// When its modification time changed.
+    IfChanged,
+    /// When it changed, at most once a second.
+    Periodic,
+}
+
+/// The key with this digest (every digest is compared, in constant time).
+fn find(keys: &[ApiKey], digest: &str) -> Option<ApiKey> {
+    let mut found = None;
+    for key in keys {
+        if constant_time_eq(&key.sha256, digest) {
+            found = Some(key.clone());
+        }
+    }
+    found
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {

@@ -679,15 +679,24 @@ pub async fn key(settings: &Settings, remote: &RemoteArgs, command: &KeyCommand)
     }
     match command {
         KeyCommand::Rotate => {
-            let engine = open::engine(&settings.data_dir, &settings.public_url).await?;
-            let report = open::rotate_key(&settings.data_dir, &engine).await?;
+            let rotation = open::rotate_key(&settings.data_dir, &settings.public_url).await?;
             println!(
-                "rotated the master key: {} instances, {} client secrets and {} token records re-sealed",
-                report.instances, report.client_secrets, report.token_records
+                "rotated the master key {} -> {}: {} instances, {} client secrets and {} token records re-sealed",
+                rotation.previous_key_id,
+                rotation.new_key_id,
+                rotation.report.instances,
+                rotation.report.client_secrets,
+                rotation.report.token_records
             );
-            println!(
-                "the previous key stays in the key file for pending authorizations; restart the server"
-            );
+            match &rotation.key_file {
+                Some(file) => println!(
+                    "{} holds the new key first and the previous one after it (for pending authorizations); restart the server",
+                    file.display()
+                ),
+                None => println!(
+                    "the key comes from GRANARY_MASTER_KEY: store the new key there yourself; restart the server"
+                ),
+            }
             Ok(())
         }
     }

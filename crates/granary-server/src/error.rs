@@ -28,6 +28,10 @@ pub enum Error {
     /// The engine or the store refused or failed.
     #[error(transparent)]
     Engine(#[from] granary_flow::engine::EngineError),
+
+    /// The data directory's store or key could not be opened.
+    #[error(transparent)]
+    Open(#[from] granary::Error),
 }
 
 impl Error {

@@ -1,0 +1,286 @@
+//! The `granary` binary: `serve` (admin token printed once, 0600 files, graceful SIGTERM),
+//! and the CLI commands on the data directory and against the running server.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_granary");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running {
+    child: Child,
+    base: String,
+    first_line: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &Path) -> Running {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("GRANARY_ADMIN_TOKEN")
+        .env_remove("GRANARY_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let _ = sender.send(first);
+        for _ in lines {}
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "granary serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first_line = receiver
+        .recv_timeout(Duration::from_millis(500))
+        .unwrap_or_default();
+    Running {
+        child,
+        base,
+        first_line,
+    }
+}
+
+fn granary(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("GRANARY_SERVER")
+        .env_remove("GRANARY_API_KEY")
+        .env_remove("GRANARY_MASTER_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn box_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("box.json");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../granary-openapi/tests/fixtures/box.json"
+        ),
+        &path,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn serve_and_the_cli_share_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let document = box_file(dir.path());
+    let mut server = serve(&data);
+
+    // The admin token is printed once and kept with mode 0600.
+    let token_file = data.join("admin-token");
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        server.first_line.contains(&token),
+        "{:?}",
+        server.first_line
+    );
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(
+        std::fs::metadata(data.join("granary.sqlite.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    // An API key from the CLI, used against the running server.
+    let key = ok(&granary(&data, &["api-key", "create", "cli-test"], None))
+        .trim()
+        .to_string();
+    assert!(key.starts_with("granary_"));
+    let remote = ["--server", server.base.as_str(), "--api-key", key.as_str()];
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(remote.iter())
+            .map(|s| (*s).to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>, stdin: Option<&str>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        granary(&data, &refs, stdin)
+    };
+    let out = ok(&run(with(&["import", document.to_str().unwrap()]), None));
+    assert!(out.contains("imported integration box"), "{out}");
+    let out = ok(&run(
+        with(&[
+            "instance",
+            "create",
+            "box-1",
+            "--integration",
+            "box",
+            "--client-id",
+            "cid",
+            "--client-secret-stdin",
+            "--scope",
+            "root_readonly manage_groups",
+        ]),
+        Some("the-secret\n"),
+    ));
+    assert!(
+        out.contains(&format!("{}/admin/oauth/", server.base)),
+        "{out}"
+    );
+    let out = ok(&run(
+        with(&[
+            "instance",
+            "update",
+            "box-1",
+            "--token-url",
+            "http://127.0.0.1:9/token",
+        ]),
+        None,
+    ));
+    assert!(out.contains("updated instance box-1"));
+    let shown = ok(&run(with(&["instance", "show", "box-1", "--json"]), None));
+    let value: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(value["client_secret_set"], true);
+    assert_eq!(value["token_url"], "http://127.0.0.1:9/token");
+    assert!(!shown.contains("the-secret"));
+
+    // The same data directory, without the server.
+    let list = ok(&granary(&data, &["instance", "list"], None));
+    assert!(list.contains("box-1\tbox\tnew"), "{list}");
+    let link = ok(&granary(
+        &data,
+        &["authorize", "box-1", "--public-url", &server.base],
+        None,
+    ));
+    assert_eq!(
+        link.trim(),
+        format!("{}/admin/instances/box-1/authorize", server.base)
+    );
+    let link = ok(&run(with(&["authorize", "box-1"]), None));
+    assert_eq!(
+        link.trim(),
+        format!("{}/admin/instances/box-1/authorize", server.base)
+    );
+    let refused = run(with(&["token", "box-1"]), None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not authorized yet"));
+    let refused = granary(&data, &["token", "box-1"], None);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not authorized yet"));
+    let wrong_key = granary(
+        &data,
+        &[
+            "instance",
+            "list",
+            "--server",
+            &server.base,
+            "--api-key",
+            "granary_wrong",
+        ],
+        None,
+    );
+    assert!(!wrong_key.status.success());
+    assert!(String::from_utf8_lossy(&wrong_key.stderr).contains("401"));
+
+    // SIGTERM: a graceful stop.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "granary did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut server.child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("SIGTERM: shutting down"), "{stderr}");
+    assert!(!stderr.contains(&token), "the admin token is never logged");
+
+    // Key rotation re-seals the client secret; a second start prints no token.
+    let out = ok(&granary(&data, &["key", "rotate"], None));
+    assert!(out.contains("1 client secrets"), "{out}");
+    let again = serve(&data);
+    assert!(!again.first_line.contains(&token), "{:?}", again.first_line);
+    let delete = ok(&granary(
+        &data,
+        &[
+            "instance",
+            "delete",
+            "box-1",
+            "--server",
+            &again.base,
+            "--api-key",
+            &key,
+        ],
+        None,
+    ));
+    assert!(delete.contains("deleted instance box-1"));
+}
