@@ -1,0 +1,101 @@
+//! Opening a granary from configuration, without a provider: the key file next to the store,
+//! reopening, a wrong key, a memory store, and no secret in Debug output.
+
+use granary::flow::engine::SealError;
+use granary::{Config, EngineError, Granary, KeySource, NewInstance, StoreConfig};
+use secrecy::{SecretBox, SecretString};
+use url::Url;
+
+const DOCUMENT: &str = r#"{"openapi": "3.0.3", "info": {"title": "T", "version": "1"}, "paths": {},
+  "components": {"securitySchemes": {"oauth": {"type": "oauth2", "flows": {"authorizationCode": {
+  "authorizationUrl": "https://provider.invalid/authorize", "tokenUrl": "https://provider.invalid/token",
+  "scopes": {"read": "Read"}}}}}}}"#;
+
+fn public_url() -> Url {
+    Url::parse("https://granary.example").unwrap()
+}
+
+async fn seed(granary: &Granary) {
+    granary
+        .import_integration("api", DOCUMENT.as_bytes())
+        .await
+        .unwrap();
+    let mut new = NewInstance::new("one", "api", "client");
+    new.client_secret = Some(SecretString::from("client-secret-in-plain-sight"));
+    new.scopes = vec!["read".into()];
+    granary.create_instance(new).await.unwrap();
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_with_a_generated_key_file_reopens_and_refuses_a_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("granary.db");
+    let config = || Config::new(StoreConfig::Sqlite(db.clone()), public_url());
+    let granary = Granary::open(config()).await.unwrap();
+    seed(&granary).await;
+    let url = granary.begin_authorization("one").await.unwrap();
+    assert!(
+        url.as_str()
+            .contains("redirect_uri=https%3A%2F%2Fgranary.example%2Fadmin%2Foauth%2F")
+    );
+    drop(granary);
+
+    let key_file = dir.path().join("granary.db.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The secret is sealed: not in the database file.
+    let bytes = std::fs::read(&db).unwrap();
+    let needle = b"client-secret-in-plain-sight";
+    assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+
+    // Reopened with the same key file: the sealed client secret opens.
+    let granary = Granary::open(config()).await.unwrap();
+    granary.begin_authorization("one").await.unwrap();
+    drop(granary);
+
+    // Opened with another key: the secret does not open, and the error says what to do.
+    let other = config().with_key(KeySource::Bytes(SecretBox::new(Box::new([9u8; 32]))));
+    let granary = Granary::open(other).await.unwrap();
+    let err = granary.begin_authorization("one").await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::Seal(SealError::UnknownKey(_))),
+        "{err}"
+    );
+    assert!(err.to_string().contains("load that key"), "{err}");
+}
+
+#[tokio::test]
+async fn memory_store_with_an_ephemeral_key_works_and_debug_shows_no_secret() {
+    let key = [7u8; 32];
+    let config = Config::new(StoreConfig::Memory, public_url())
+        .with_key(KeySource::Bytes(SecretBox::new(Box::new(key))));
+    let shown = format!("{config:?}");
+    assert!(
+        shown.contains("[redacted]") && !shown.contains("7, 7"),
+        "{shown}"
+    );
+    let granary = Granary::open(Config::new(StoreConfig::Memory, public_url()))
+        .await
+        .unwrap();
+    seed(&granary).await;
+    let err = granary.access_token("one").await.unwrap_err();
+    assert!(matches!(err, EngineError::NotAuthorized { .. }), "{err}");
+    assert!(err.to_string().contains("start the authorization"));
+    let mut new = NewInstance::new("two", "api", "client");
+    new.client_secret = Some(SecretString::from("another-secret-value"));
+    assert!(!format!("{new:?}").contains("another-secret-value"));
+    assert!(!format!("{granary:?}").contains("secret-value"));
+    // Without a key file, a generated rotation key has nowhere to go.
+    assert!(granary.rotate_key(None).await.is_err());
+    let rotation = granary
+        .rotate_key(Some(SecretBox::new(Box::new([8u8; 32]))))
+        .await
+        .unwrap();
+    assert_eq!(rotation.report.client_secrets, 1);
+    granary.begin_authorization("one").await.unwrap();
+}
