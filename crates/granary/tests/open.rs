@@ -1,7 +1,6 @@
 //! Opening a granary from configuration, without a provider: the key file next to the store,
 //! reopening, a wrong key, a memory store, and no secret in Debug output.
 
-use granary::flow::engine::SealError;
 use granary::{Config, EngineError, Granary, KeySource, NewInstance, StoreConfig};
 use secrecy::{SecretBox, SecretString};
 use url::Url;
