@@ -62,7 +62,10 @@ async fn sqlite_with_a_generated_key_file_reopens_and_refuses_a_wrong_key() {
     let granary = Granary::open(other).await.unwrap();
     let err = granary.begin_authorization("one").await.unwrap_err();
     assert!(
-        matches!(err, EngineError::Seal(SealError::UnknownKey(_))),
+        matches!(
+            err,
+            EngineError::Seal(granary::flow::engine::SealError::UnknownKey(_))
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("load that key"), "{err}");
