@@ -121,6 +121,10 @@ async fn whole_lifecycle_with_secrets_sealed_at_rest() {
     let secret = provider.secret("facade-short").unwrap();
     let files = support::files_under(dir.path());
     assert!(files.iter().any(|f| f.ends_with("granary.db")));
+    assert!(
+        files.iter().any(|f| f.ends_with("granary.db-wal")),
+        "the WAL is searched too: {files:?}"
+    );
     for (what, needle) in [
         ("the first access token", first.secret()),
         ("the second access token", second.secret()),
