@@ -741,3 +741,41 @@ async fn integrations_import_from_a_path_list_and_remove() {
     assert!(err.to_string().contains("check the path"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn concurrent_callers_share_one_failed_refresh() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    mount_refresh(
+        &env.server,
+        ResponseTemplate::new(503).set_delay(Duration::from_millis(200)),
+    )
+    .await;
+    // Inside the margin, still valid: everybody gets the current token, one request made.
+    env.clock.advance(Duration::from_secs(3590));
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let engine = env.engine.clone();
+        tasks.push(tokio::spawn(
+            async move { engine.access_token("inst").await },
+        ));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().secret(), "access-1");
+    }
+    assert_eq!(refresh_requests(&env.server).await, 1);
+    // Expired: everybody gets the error of one more attempt.
+    env.clock.advance(Duration::from_secs(20));
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let engine = env.engine.clone();
+        tasks.push(tokio::spawn(
+            async move { engine.access_token("inst").await },
+        ));
+    }
+    for task in tasks {
+        let err = task.await.unwrap().unwrap_err();
+        assert!(err.is_transient(), "{err}");
+    }
+    assert_eq!(refresh_requests(&env.server).await, 2);
+}
