@@ -680,14 +680,18 @@ async fn background_refresher_refreshes_idle_instances_and_stops_when_dropped() 
     assert_eq!(refresh_requests(&env.server).await, 0);
     // Inside the margin, with nobody asking for the token: the refresher refreshes it.
     env.clock.advance(Duration::from_secs(3600 - 30));
+    let before = env.store.get_token("inst").await.unwrap().unwrap().version;
+    let mut record = None;
     for _ in 0..100 {
-        if refresh_requests(&env.server).await > 0 {
+        let now = env.store.get_token("inst").await.unwrap().unwrap();
+        if now.version > before {
+            record = Some(now);
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let record = record.expect("the refresher stored a new token within 2 s");
     assert_eq!(refresh_requests(&env.server).await, 1);
-    let record = env.store.get_token("inst").await.unwrap().unwrap();
     assert_eq!(
         record.expires_at,
         Some(env.clock.now().saturating_add(Duration::from_secs(3600)))
