@@ -1,5 +1,6 @@
 //! `cargo xtask`: the one entry point for everything CI runs, plus benches, fuzzing and the demo.
 
+mod browser;
 mod cmd;
 mod facade;
 mod flow;
@@ -18,7 +19,7 @@ commands:
   test                      everything CI runs: fmt check, clippy (warnings denied),
                             all tests, every conformance suite
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
-                            facade
+                            facade, browser
   bench [TARGET]            run benchmarks that print a ratio against a baseline:
                             openapi, store, facade
   fuzz openapi [--seconds N]
@@ -34,6 +35,7 @@ const SUITES: &[Suite] = &[
     ("store", store::conformance),
     ("flow", flow::conformance),
     ("facade", facade::conformance),
+    ("browser", browser::conformance),
 ];
 
 fn main() -> ExitCode {

@@ -123,6 +123,8 @@ async fn form_page(
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(" ");
+            // Scopes the document does not declare were forced when they were saved.
+            values.force_scopes |= !values.extra_scopes.is_empty();
         }
     }
     if schemes.is_empty() {
