@@ -2,11 +2,13 @@
 //! over the same bytes, on the Box document and the largest corpus documents.
 //!
 //! `GRANARY_OPENAPI_CORPUS=DIR` (set by `cargo xtask bench openapi`) adds the 5 largest
-//! documents under DIR; without it the JSON fixtures of this crate are measured instead. After
-//! criterion's own report a table gives, per document, the median time of each side over the
-//! same samples and their ratio (goal: at most 1.2).
+//! documents under DIR; without it the JSON fixtures of this crate are measured instead.
+//!
+//! After criterion's own report, a table gives per document the median time of each side and
+//! the median of their ratios, measured in pairs: each round times the importer and the
+//! baseline back to back (alternating which goes first), so that load from other processes
+//! on a shared machine hits both sides alike (goal: a ratio of at most 1.2).
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,7 @@ use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, black_box};
 use serde::de::IgnoredAny;
 
 const SAMPLES: usize = 10;
+const ROUNDS: usize = 21;
 const LARGEST: usize = 5;
 
 struct Row {
@@ -21,6 +24,7 @@ struct Row {
     bytes: usize,
     importer: Duration,
     baseline: Duration,
+    ratio: f64,
 }
 
 fn main() {
@@ -54,78 +58,88 @@ fn main() {
             eprintln!("skipped {name}: the importer rejects it: {e}");
             continue;
         }
-        let importer = RefCell::new(Vec::new());
-        let baseline = RefCell::new(Vec::new());
         let mut group = criterion.benchmark_group("openapi");
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.sampling_mode(SamplingMode::Flat);
         group.bench_function(BenchmarkId::new("importer", &name), |b| {
-            b.iter_custom(|iters| {
-                timed(iters, &importer, || {
-                    let _ = black_box(granary_openapi::parse(black_box(&bytes)));
-                })
-            })
+            b.iter(|| granary_openapi::parse(black_box(&bytes)).is_ok())
         });
         group.bench_function(BenchmarkId::new("ignored_any", &name), |b| {
-            b.iter_custom(|iters| {
-                timed(iters, &baseline, || {
-                    let _ = black_box(serde_json::from_slice::<IgnoredAny>(black_box(&bytes)));
-                })
-            })
+            b.iter(|| serde_json::from_slice::<IgnoredAny>(black_box(&bytes)).is_ok())
         });
         group.finish();
-        rows.push(Row {
-            name,
-            bytes: bytes.len(),
-            importer: median_of_last(&importer.into_inner()),
-            baseline: median_of_last(&baseline.into_inner()),
-        });
+        rows.push(paired(name, &bytes));
     }
     criterion.final_summary();
     print_table(&rows);
 }
 
-/// Runs `f` `iters` times and records the time per iteration of this sample.
-fn timed(iters: u64, samples: &RefCell<Vec<Duration>>, mut f: impl FnMut()) -> Duration {
-    let started = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    let elapsed = started.elapsed();
-    let per_iter = elapsed / u32::try_from(iters.max(1)).unwrap_or(u32::MAX);
-    samples.borrow_mut().push(per_iter);
-    elapsed
+fn importer(bytes: &[u8]) -> bool {
+    granary_openapi::parse(black_box(bytes)).is_ok()
 }
 
-/// The median of the measured samples (the last `SAMPLES`; earlier calls are warm-up).
-fn median_of_last(samples: &[Duration]) -> Duration {
-    let start = samples.len().saturating_sub(SAMPLES);
-    let mut measured = samples.get(start..).unwrap_or_default().to_vec();
-    measured.sort();
-    measured
-        .get(measured.len() / 2)
-        .copied()
-        .unwrap_or_default()
+fn baseline(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<IgnoredAny>(black_box(bytes)).is_ok()
+}
+
+/// Times `iters` runs of `f`.
+fn time(iters: u32, bytes: &[u8], f: fn(&[u8]) -> bool) -> Duration {
+    let started = Instant::now();
+    for _ in 0..iters {
+        black_box(f(bytes));
+    }
+    started.elapsed() / iters
+}
+
+/// The paired measurement: `ROUNDS` rounds, each timing both sides back to back.
+fn paired(name: String, bytes: &[u8]) -> Row {
+    // Enough iterations per timing to last about 2 ms.
+    let single = time(1, bytes, baseline).max(Duration::from_nanos(50));
+    let iters = u32::try_from(Duration::from_millis(2).as_nanos() / single.as_nanos())
+        .unwrap_or(u32::MAX)
+        .clamp(1, 100_000);
+    let (mut imp, mut base, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (i, b) = if round % 2 == 0 {
+            let i = time(iters, bytes, importer);
+            (i, time(iters, bytes, baseline))
+        } else {
+            let b = time(iters, bytes, baseline);
+            (time(iters, bytes, importer), b)
+        };
+        ratios.push(i.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE));
+        imp.push(i);
+        base.push(b);
+    }
+    imp.sort();
+    base.sort();
+    ratios.sort_by(f64::total_cmp);
+    Row {
+        name,
+        bytes: bytes.len(),
+        importer: imp.get(ROUNDS / 2).copied().unwrap_or_default(),
+        baseline: base.get(ROUNDS / 2).copied().unwrap_or_default(),
+        ratio: ratios.get(ROUNDS / 2).copied().unwrap_or_default(),
+    }
 }
 
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "openapi bench: importer vs serde_json::from_slice::<IgnoredAny> (median of {SAMPLES} samples)"
+        "openapi bench: importer vs serde_json::from_slice::<IgnoredAny>, {ROUNDS} paired rounds (medians)"
     );
     println!(
         "{:<40} {:>10} {:>14} {:>14} {:>7}",
         "document", "size", "importer", "ignored_any", "ratio"
     );
     for row in rows {
-        let ratio = row.importer.as_secs_f64() / row.baseline.as_secs_f64().max(f64::MIN_POSITIVE);
         println!(
             "{:<40} {:>10} {:>14} {:>14} {:>7.2}",
             row.name,
             size(row.bytes),
             format!("{:.3?}", row.importer),
             format!("{:.3?}", row.baseline),
-            ratio
+            row.ratio
         );
     }
 }
