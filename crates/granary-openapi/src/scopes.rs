@@ -35,11 +35,12 @@ pub struct UnknownScope {
 /// unknown one.
 ///
 /// Scope names with whitespace exist in real documents (`read:LH Open API`, or a key like
-/// `accounts offline_access` that lists two scopes). At each position the longest declared
-/// multi-word name that the next words spell is taken first (words compared exactly,
-/// whitespace runs counting as one space); otherwise a single word is looked up. Either way
-/// the scope parameter sent to the provider is the same, since OAuth joins scopes with
-/// spaces. A declared name made of whitespace only (` `) can never be typed and never matches.
+/// `accounts offline_access` that lists two scopes). The words of the input are therefore
+/// split into declared names, single words or multi-word names (whitespace runs count as
+/// one space), choosing the split that leaves the fewest unknown words and, among those,
+/// the one that takes the longest names first. Either way the scope parameter sent to the
+/// provider is the same, since OAuth joins scopes with spaces. A declared name made of
+/// whitespace only (` `) can never be typed and never matches.
 pub fn check_scopes(flow: &Flow, input: &str) -> ScopeCheck {
     let words: Vec<&str> = input.split_whitespace().collect();
     let multi: Vec<(Vec<&str>, &String)> = flow
@@ -48,30 +49,80 @@ pub fn check_scopes(flow: &Flow, input: &str) -> ScopeCheck {
         .map(|name| (name.split_whitespace().collect::<Vec<_>>(), name))
         .filter(|(parts, _)| parts.len() > 1)
         .collect();
+    let plan = segment(flow, &words, &multi);
     let mut check = ScopeCheck::default();
     let mut i = 0;
-    while let Some(rest) = words.get(i..).filter(|r| !r.is_empty()) {
-        let longest = multi
-            .iter()
-            .filter(|(parts, _)| rest.starts_with(parts))
-            .max_by_key(|(parts, _)| parts.len());
-        if let Some((parts, name)) = longest {
-            push_known(&mut check, name);
-            i += parts.len();
-            continue;
-        }
-        let word = rest.first().copied().unwrap_or_default();
-        i += 1;
-        if let Some(name) = single_word(flow, word) {
-            push_known(&mut check, name);
-        } else if !check.unknown.iter().any(|u| u.name == word) {
-            check.unknown.push(UnknownScope {
-                name: word.to_owned(),
-                suggestion: suggest(flow, word),
-            });
+    while let Some(step) = plan.get(i) {
+        match step {
+            Step::Name(name, len) => {
+                push_known(&mut check, name);
+                i += len;
+            }
+            Step::Unknown(word) => {
+                if !check.unknown.iter().any(|u| u.name == *word) {
+                    check.unknown.push(UnknownScope {
+                        name: (*word).to_owned(),
+                        suggestion: suggest(flow, word),
+                    });
+                }
+                i += 1;
+            }
         }
     }
     check
+}
+
+/// What the words from one position on are read as.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    /// A declared name spelled by this many words.
+    Name(&'a str, usize),
+    /// A word that is no declared name.
+    Unknown(&'a str),
+}
+
+/// For each position, the step of the best split of the words from there: fewest unknown
+/// words, then the longest name first (dynamic programming from the end).
+fn segment<'a>(
+    flow: &'a Flow,
+    words: &[&'a str],
+    multi: &[(Vec<&str>, &'a String)],
+) -> Vec<Step<'a>> {
+    let n = words.len();
+    let mut cost = vec![0usize; n + 1];
+    let mut steps: Vec<Option<Step<'a>>> = vec![None; n];
+    for i in (0..n).rev() {
+        let word = words.get(i).copied().unwrap_or_default();
+        let after = cost.get(i + 1).copied().unwrap_or(0);
+        let (mut best_cost, mut best) = match single_word(flow, word) {
+            Some(name) => (after, Step::Name(name, 1)),
+            None => (after + 1, Step::Unknown(word)),
+        };
+        let mut best_len = 1;
+        let rest = words.get(i..).unwrap_or_default();
+        for (parts, name) in multi {
+            if !rest.starts_with(parts) {
+                continue;
+            }
+            let c = cost.get(i + parts.len()).copied().unwrap_or(0);
+            if c < best_cost || (c == best_cost && parts.len() > best_len) {
+                best_cost = c;
+                best = Step::Name(name, parts.len());
+                best_len = parts.len();
+            }
+        }
+        if let Some(slot) = cost.get_mut(i) {
+            *slot = best_cost;
+        }
+        if let Some(slot) = steps.get_mut(i) {
+            *slot = Some(best);
+        }
+    }
+    // Every position was filled above; the fallback only keeps this free of `unwrap`.
+    steps
+        .into_iter()
+        .map(|step| step.unwrap_or(Step::Unknown("")))
+        .collect()
 }
 
 fn push_known(check: &mut ScopeCheck, name: &str) {

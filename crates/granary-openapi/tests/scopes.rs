@@ -67,3 +67,23 @@ fn scope_names_with_spaces() {
     assert_eq!(check.known, Vec::<String>::new());
     assert_eq!(check.unknown.len(), 2);
 }
+
+#[test]
+fn the_split_with_fewest_unknown_words_wins() {
+    let doc = parse(
+        br#"{"openapi": "3.0.0", "components": {"securitySchemes": {"o": {"type": "oauth2", "flows": {
+        "authorizationCode": {"authorizationUrl": "https://a.example/a", "tokenUrl": "https://a.example/t",
+        "scopes": {"a": "", "b c": "", "a b": ""}}}}}}}"#,
+    )
+    .unwrap();
+    let flow = &doc.schemes[0].flows[0];
+    // Taking `a b` first would leave `c` unknown; `a`, `b c` covers every word.
+    let check = flow.check_scopes("a b c");
+    assert_eq!(check.known, ["a", "b c"]);
+    assert!(check.is_ok());
+    // Every declared name, joined as a scope parameter, reads back without unknown words.
+    let all: Vec<&str> = flow.scopes.keys().map(String::as_str).collect();
+    let check = flow.check_scopes(&all.join(" "));
+    assert!(check.is_ok(), "{check:?}");
+    assert_eq!(check.known.len(), 3);
+}
