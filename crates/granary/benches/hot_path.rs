@@ -29,16 +29,27 @@ fn granary(runtime: &tokio::runtime::Runtime) -> Granary {
         let config = Config::new(StoreConfig::Memory, "http://127.0.0.1:9".parse().unwrap())
             .with_key(KeySource::Bytes(SecretBox::new(Box::new(KEY))));
         let granary = Granary::open(config).await.unwrap();
-        granary.import_integration("bench", DOCUMENT.as_bytes()).await.unwrap();
+        granary
+            .import_integration("bench", DOCUMENT.as_bytes())
+            .await
+            .unwrap();
         let mut new = NewInstance::new("bench", "bench", "client");
         new.client_secret = Some(SecretString::from("secret"));
         new.scopes = vec!["read".into()];
         granary.create_instance(new).await.unwrap();
-        let ring = Keyring::new(MasterKey::from_bytes(&SecretBox::new(Box::new(KEY))), vec![]);
+        let ring = Keyring::new(
+            MasterKey::from_bytes(&SecretBox::new(Box::new(KEY))),
+            vec![],
+        );
         let now = granary.now();
         let record = TokenRecord {
-            access_token: ring.seal("bench", Field::AccessToken, b"bench-access-token").unwrap(),
-            refresh_token: Some(ring.seal("bench", Field::RefreshToken, b"bench-refresh").unwrap()),
+            access_token: ring
+                .seal("bench", Field::AccessToken, b"bench-access-token")
+                .unwrap(),
+            refresh_token: Some(
+                ring.seal("bench", Field::RefreshToken, b"bench-refresh")
+                    .unwrap(),
+            ),
             token_type: "Bearer".into(),
             scope: Some("read".into()),
             expires_at: Some(now.saturating_add(Duration::from_secs(24 * 3600))),
@@ -46,12 +57,24 @@ fn granary(runtime: &tokio::runtime::Runtime) -> Granary {
             last_refresh: None,
             version: 0,
         };
-        granary.store().put_token("bench", &record, None).await.unwrap();
-        let mut instance = granary.store().get_instance("bench").await.unwrap().unwrap();
+        granary
+            .store()
+            .put_token("bench", &record, None)
+            .await
+            .unwrap();
+        let mut instance = granary
+            .store()
+            .get_instance("bench")
+            .await
+            .unwrap()
+            .unwrap();
         instance.status = InstanceStatus::Authorized;
         granary.store().update_instance(&instance).await.unwrap();
         // The first call reads the store and fills the cache.
-        assert_eq!(granary.access_token("bench").await.unwrap().secret(), "bench-access-token");
+        assert_eq!(
+            granary.access_token("bench").await.unwrap().secret(),
+            "bench-access-token"
+        );
         granary
     })
 }
@@ -82,7 +105,10 @@ fn hot_path(c: &mut Criterion) {
     for i in 0..16 {
         map.insert(format!("instance-{i}"), Arc::new(format!("token-{i}")));
     }
-    map.insert("bench".to_string(), Arc::new("bench-access-token".to_string()));
+    map.insert(
+        "bench".to_string(),
+        Arc::new("bench-access-token".to_string()),
+    );
     let baseline = RwLock::new(map);
 
     let mut group = c.benchmark_group("facade-hot-path");

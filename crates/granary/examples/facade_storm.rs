@@ -43,7 +43,9 @@ async fn open(db: &Path, ahead: bool) -> Granary {
     if ahead {
         config = config.with_clock(Arc::new(AheadClock));
     }
-    Granary::open(config).await.unwrap_or_else(|e| panic!("open {}: {e}", db.display()))
+    Granary::open(config)
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()))
 }
 
 /// A short, non-secret fingerprint of a token, to compare across processes.
@@ -115,7 +117,9 @@ async fn cross_process_storm(provider: &Provider, work: &Path) -> Result<u64, St
     let db = work.join("cross.db");
     let before = authorized_db(provider, &db, "cross").await;
     reset_stats(provider).await;
-    let start_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    let start_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
         + Duration::from_millis(2_000);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let children: Vec<_> = (0..PROCESSES)
@@ -149,14 +153,18 @@ async fn cross_process_storm(provider: &Provider, work: &Path) -> Result<u64, St
         return Err(failed);
     }
     if prints.len() != PROCESSES || prints.iter().any(|p| *p != prints[0]) || prints[0] == before {
-        return Err(format!("the workers disagree or kept the expired token: {prints:?}"));
+        return Err(format!(
+            "the workers disagree or kept the expired token: {prints:?}"
+        ));
     }
     Ok(token_requests(provider).await)
 }
 
 async fn worker(db: PathBuf, start_at: u64) -> ExitCode {
     let granary = open(&db, true).await;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     if let Some(wait) = Duration::from_millis(start_at).checked_sub(now) {
         tokio::time::sleep(wait).await;
     }
@@ -176,7 +184,8 @@ async fn worker(db: PathBuf, start_at: u64) -> ExitCode {
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("worker") {
-        let (Some(db), Some(start)) = (args.get(1), args.get(2).and_then(|s| s.parse().ok())) else {
+        let (Some(db), Some(start)) = (args.get(1), args.get(2).and_then(|s| s.parse().ok()))
+        else {
             eprintln!("usage: facade_storm worker <db> <start-at-unix-ms>");
             return ExitCode::FAILURE;
         };
