@@ -8,8 +8,10 @@
 //! this file walks with its own code to count oauth2 schemes and authorization-code flows.
 //! A document whose relative URLs cannot be resolved from its own content is parsed again
 //! with the URL it was published at (`info.x-origin[0].url`, recorded by APIs.guru) as the
-//! base URL, as a caller that fetched it would pass; those are listed. The last line is the
-//! summary; the exit code is non-zero when a document fails or the counts differ.
+//! base URL, as a caller that fetched it would pass; those are listed. For every flow, its
+//! declared scope names joined with spaces must read back as known through `check_scopes`
+//! (a document where they do not counts as failed). The last line is the summary; the exit
+//! code is non-zero when a document fails or the counts differ.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -129,6 +131,21 @@ fn check(root: &Path, path: &Path) -> Outcome {
         with_origin = true;
     }
     let result = result
+        .map_err(|e| e.to_string())
+        .and_then(|doc| {
+            // Every declared scope name, joined as an admin would type them, reads back known.
+            for flow in doc.schemes.iter().flat_map(|s| &s.flows) {
+                let names: Vec<&str> = flow.scopes.keys().map(String::as_str).collect();
+                let check = flow.check_scopes(&names.join(" "));
+                if !check.is_ok() {
+                    return Err(format!(
+                        "check_scopes on the declared scope names found unknown ones: {:?}",
+                        check.unknown
+                    ));
+                }
+            }
+            Ok(doc)
+        })
         .map(|doc| {
             let flows = doc
                 .schemes
@@ -137,8 +154,7 @@ fn check(root: &Path, path: &Path) -> Outcome {
                 .filter(|f| f.kind == FlowKind::AuthorizationCode)
                 .count();
             (usize::from(!doc.schemes.is_empty()), flows, with_origin)
-        })
-        .map_err(|e| e.to_string());
+        });
     Outcome {
         name,
         bytes: bytes.len() as u64,
