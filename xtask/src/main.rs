@@ -6,6 +6,7 @@ mod facade;
 mod flow;
 mod npm;
 mod openapi;
+mod server;
 mod store;
 
 use std::process::ExitCode;
@@ -21,7 +22,9 @@ commands:
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
                             facade, browser
   bench [TARGET]            run benchmarks that print a ratio against a baseline:
-                            openapi, store, facade
+                            openapi, store, facade, server
+  demo                      offline demo: oidc-provider and granary with an instance
+                            ready to authorize; prints what to open
   fuzz openapi [--seconds N]
                             run the cargo-fuzz target of the OpenAPI parser for N seconds
                             (default 60); installs cargo-fuzz when missing
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance(&ctx, &args[1..]),
         Some("bench") => bench(&ctx, &args[1..]),
         Some("fuzz") => openapi::fuzz(&ctx, &args[1..]),
+        Some("demo") => server::demo(&ctx),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -120,12 +124,13 @@ fn bench(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
         Some("openapi") => openapi::bench(ctx),
         Some("store") => store::bench(ctx),
         Some("facade") => facade::bench(ctx),
+        Some("server") => server::bench(ctx),
         None => {
             openapi::bench(ctx)?;
             store::bench(ctx)
         }
         Some(other) => Err(Failure::new(format!(
-            "unknown bench target `{other}`; the targets are: openapi, store, facade"
+            "unknown bench target `{other}`; the targets are: openapi, store, facade, server"
         ))),
     }
 }

@@ -1,0 +1,434 @@
+//! The server bench's load client: loopback HTTP load on `GET /api/v1/instances/{id}/token`
+//! against `GET /healthz` as the baseline.
+//!
+//! Run by `cargo xtask bench server`, which starts oidc-provider and passes its issuer:
+//!
+//! ```text
+//! load --granary target/release/granary --port N --issuer URL --client-id ID
+//!      --client-secret S --out DIR [--seconds 20] [--connections 32]
+//! ```
+//!
+//! It starts `granary serve` with a fresh data directory, connects an instance through the
+//! admin page and the provider's login and consent forms (plain HTTP, no browser), creates
+//! an API key, then loads each endpoint for `--seconds` with `--connections` keep-alive
+//! connections and prints requests per second and p99 latency of both, the ratio, and:
+//! `bench server: token_rps=X healthz_rps=Y ratio=Z errors=N`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::redirect::Policy;
+use reqwest::{Client, Url};
+
+struct Args {
+    granary: PathBuf,
+    port: u16,
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+    out: PathBuf,
+    seconds: u64,
+    connections: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut values = std::collections::HashMap::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let name = arg
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {arg}"))?
+            .to_string();
+        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        values.insert(name, value);
+    }
+    let mut take = |name: &str| {
+        values
+            .remove(name)
+            .ok_or_else(|| format!("--{name} is required"))
+    };
+    Ok(Args {
+        granary: PathBuf::from(take("granary")?),
+        port: take("port")?.parse().map_err(|e| format!("--port: {e}"))?,
+        issuer: take("issuer")?,
+        client_id: take("client-id")?,
+        client_secret: take("client-secret")?,
+        out: PathBuf::from(take("out")?),
+        seconds: take("seconds")
+            .unwrap_or_else(|_| "20".into())
+            .parse()
+            .map_err(|e| format!("--seconds: {e}"))?,
+        connections: take("connections")
+            .unwrap_or_else(|_| "32".into())
+            .parse()
+            .map_err(|e| format!("--connections: {e}"))?,
+    })
+}
+
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
+
+struct Granary(Child);
+
+impl Drop for Granary {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_granary(args: &Args) -> Result<Granary, String> {
+    let data = args.out.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let log = std::fs::File::create(args.out.join("granary.log"))
+        .map_err(|e| format!("cannot create the log: {e}"))?;
+    let child = Command::new(&args.granary)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", args.port),
+            "--log-level",
+            "warn",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("GRANARY_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env_remove("GRANARY_MASTER_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", args.granary.display()))?;
+    let granary = Granary(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", args.port)).is_err() {
+        if Instant::now() > deadline {
+            return Err("granary did not listen within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(granary)
+}
+
+fn hidden(html: &str, name: &str) -> Result<String, String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .ok_or_else(|| format!("no {name} field on the page"))?
+        + marker.len();
+    let end = html[start..].find('"').ok_or("unterminated value")? + start;
+    Ok(html[start..end].to_string())
+}
+
+fn location(response: &reqwest::Response, base: &Url) -> Result<Url, String> {
+    let value = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            format!(
+                "{} answered {} without a Location",
+                response.url(),
+                response.status()
+            )
+        })?;
+    base.join(value)
+        .map_err(|e| format!("bad Location {value}: {e}"))
+}
+
+/// Signs in, imports the Box document pointed at the issuer, creates and connects an
+/// instance (login and consent at the provider over HTTP), and creates an API key.
+async fn connect(base: &str, args: &Args) -> Result<(String, String), String> {
+    let http = Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let err = |e: reqwest::Error| e.to_string();
+    let page = http
+        .get(format!("{base}/admin/login"))
+        .send()
+        .await
+        .map_err(err)?
+        .text()
+        .await
+        .map_err(err)?;
+    http.post(format!("{base}/admin/login"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf")?.as_str()),
+            ("token", ADMIN_TOKEN),
+        ])
+        .send()
+        .await
+        .map_err(err)?;
+    let home = http
+        .get(format!("{base}/admin/"))
+        .send()
+        .await
+        .map_err(err)?
+        .text()
+        .await
+        .map_err(err)?;
+    let csrf = hidden(&home, "csrf")?;
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crates/granary-openapi/tests/fixtures/box.json"
+    );
+    let document = std::fs::read_to_string(fixture)
+        .map_err(|e| format!("cannot read {fixture}: {e}"))?
+        .replace(
+            "https://account.box.com/api/oauth2/authorize",
+            &format!("{}/auth", args.issuer),
+        )
+        .replace(
+            "https://api.box.com/oauth2/token",
+            &format!("{}/token", args.issuer),
+        );
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("name", "box")
+        .text("document", document);
+    let imported = http
+        .post(format!("{base}/admin/integrations"))
+        .multipart(form)
+        .send()
+        .await
+        .map_err(err)?;
+    if imported.status() != 303 {
+        return Err(format!("import answered {}", imported.status()));
+    }
+    let created = http
+        .post(format!("{base}/admin/instances"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("id", "bench"),
+            ("integration", "box"),
+            ("client_id", args.client_id.as_str()),
+            ("client_secret", args.client_secret.as_str()),
+            ("client_auth", "client_secret_basic"),
+            ("scope", "root_readonly"),
+            ("extra_scopes", "openid offline_access"),
+            ("force_scopes", "1"),
+            ("extra_authorization_params", "prompt=consent"),
+        ])
+        .send()
+        .await
+        .map_err(err)?;
+    if created.status() != 303 {
+        return Err(format!("instance creation answered {}", created.status()));
+    }
+    let started = http
+        .post(format!("{base}/admin/instances/bench/authorize"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .map_err(err)?;
+    let issuer = Url::parse(&args.issuer).map_err(|e| e.to_string())?;
+    let mut next = location(&started, &issuer)?;
+    // Follow the provider: GETs are followed; its login and consent forms are posted.
+    for _ in 0..20 {
+        if next.as_str().starts_with(base) {
+            let done = http.get(next.clone()).send().await.map_err(err)?;
+            if done.status() != 303 || location(&done, &next)?.path() != "/admin/instances/bench" {
+                return Err(format!("the callback answered {}", done.status()));
+            }
+            break;
+        }
+        let response = http.get(next.clone()).send().await.map_err(err)?;
+        if response.status().is_redirection() {
+            next = location(&response, &next)?;
+            continue;
+        }
+        let page = response.text().await.map_err(err)?;
+        let form: Vec<(&str, &str)> = if page.contains("name=\"login\"") {
+            vec![
+                ("prompt", "login"),
+                ("login", "bench"),
+                ("password", "bench"),
+            ]
+        } else {
+            vec![("prompt", "consent")]
+        };
+        let posted = http
+            .post(next.clone())
+            .form(&form)
+            .send()
+            .await
+            .map_err(err)?;
+        next = location(&posted, &next)?;
+    }
+    let instance = http
+        .get(format!("{base}/admin/instances/bench"))
+        .send()
+        .await
+        .map_err(err)?
+        .text()
+        .await
+        .map_err(err)?;
+    if !instance.contains("Connected: instance bench holds an access token.") {
+        return Err("the instance did not connect; see the oidc-provider log".into());
+    }
+    let keys = http
+        .post(format!("{base}/admin/api-keys"))
+        .form(&[("csrf", csrf.as_str()), ("name", "bench")])
+        .send()
+        .await
+        .map_err(err)?
+        .text()
+        .await
+        .map_err(err)?;
+    let start = keys.find("id=\"new-key\">").ok_or("no API key shown")? + "id=\"new-key\">".len();
+    let end = keys[start..].find('<').ok_or("no API key end")? + start;
+    Ok(("bench".to_string(), keys[start..end].to_string()))
+}
+
+/// One endpoint's figures.
+struct Figures {
+    requests: u64,
+    errors: u64,
+    rps: f64,
+    p99: Duration,
+}
+
+async fn load(
+    url: String,
+    key: Option<String>,
+    seconds: u64,
+    connections: usize,
+) -> Result<Figures, String> {
+    let http = Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let (http, url, key, stop) = (http.clone(), url.clone(), key.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(100_000);
+            let mut errors = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let mut request = http.get(&url);
+                if let Some(key) = &key {
+                    request = request.bearer_auth(key);
+                }
+                match request.send().await {
+                    Ok(response) if response.status().is_success() => {
+                        if response.bytes().await.is_err() {
+                            errors += 1;
+                        }
+                    }
+                    _ => errors += 1,
+                }
+                latencies.push(started.elapsed());
+            }
+            (latencies, errors)
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (mut l, e) = worker.await.map_err(|e| e.to_string())?;
+        latencies.append(&mut l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let p99 = latencies
+        .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default();
+    let requests = latencies.len() as u64;
+    Ok(Figures {
+        requests,
+        errors,
+        rps: requests as f64 / elapsed,
+        p99,
+    })
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let _granary = start_granary(&args)?;
+    let base = format!("http://127.0.0.1:{}", args.port);
+    let (instance, key) = connect(&base, &args).await?;
+    let token_url = format!("{base}/api/v1/instances/{instance}/token");
+    // Warm up both paths (connections, the token cache).
+    load(format!("{base}/healthz"), None, 1, args.connections).await?;
+    load(token_url.clone(), Some(key.clone()), 1, args.connections).await?;
+    eprintln!(
+        "bench server: {} s each, {} connections, loopback",
+        args.seconds, args.connections
+    );
+    let healthz = load(
+        format!("{base}/healthz"),
+        None,
+        args.seconds,
+        args.connections,
+    )
+    .await?;
+    let token = load(token_url, Some(key), args.seconds, args.connections).await?;
+    let ratio = token.rps / healthz.rps;
+    let errors = token.errors + healthz.errors;
+    println!(
+        "{:<34} {:>12} {:>10} {:>10} {:>8}",
+        "endpoint", "requests/s", "p99 ms", "requests", "errors"
+    );
+    println!(
+        "{:<34} {:>12.0} {:>10.2} {:>10} {:>8}",
+        "GET /healthz (baseline)",
+        healthz.rps,
+        healthz.p99.as_secs_f64() * 1000.0,
+        healthz.requests,
+        healthz.errors
+    );
+    println!(
+        "{:<34} {:>12.0} {:>10.2} {:>10} {:>8}",
+        "GET /api/v1/instances/{id}/token",
+        token.rps,
+        token.p99.as_secs_f64() * 1000.0,
+        token.requests,
+        token.errors
+    );
+    println!("ratio token/healthz: {ratio:.2} (goal: 0.7 or better, zero errors)");
+    println!(
+        "bench server: token_rps={:.0} healthz_rps={:.0} ratio={ratio:.2} errors={errors}",
+        token.rps, healthz.rps
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("load: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

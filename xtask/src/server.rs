@@ -1,0 +1,216 @@
+//! `cargo xtask bench server` (loopback load on the token endpoint against /healthz) and
+//! `cargo xtask demo` (oidc-provider plus granary with an integration and an instance ready).
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::browser::{free_port, wait_for_port};
+use crate::cmd::{Ctx, Failure};
+use crate::flow::oidc;
+
+/// The clients file of oidc-provider with one confidential client redirecting to granary.
+fn clients_file(
+    path: &Path,
+    client_id: &str,
+    client_secret: &str,
+    granary_port: u16,
+) -> Result<(), Failure> {
+    let text = format!(
+        r#"{{
+  "scopes": ["root_readonly", "root_readwrite", "manage_groups"],
+  "clients": [
+    {{
+      "client_id": "{client_id}",
+      "client_secret": "{client_secret}",
+      "token_endpoint_auth_method": "client_secret_basic",
+      "redirect_uris": ["http://127.0.0.1:{granary_port}/admin/oauth/"],
+      "scope": "openid offline_access root_readonly root_readwrite manage_groups"
+    }}
+  ]
+}}
+"#
+    );
+    fs::write(path, text).map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))
+}
+
+/// `cargo xtask bench server`.
+pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
+    let dir = ctx.target.join("bench-server");
+    fs::create_dir_all(&dir)
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    ctx.step(
+        "build granary and the load client (release)",
+        ctx.cargo(&[
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "granary-server",
+            "--bin",
+            "granary",
+            "-p",
+            "granary-e2e",
+            "--bin",
+            "load",
+        ]),
+    )?;
+    let port = free_port()?;
+    let clients = dir.join("clients.json");
+    // Test values of a server that lives for one run on 127.0.0.1.
+    let (client_id, client_secret) = ("granary-bench", "bench-secret-for-the-local-run");
+    clients_file(&clients, client_id, client_secret, port)?;
+    let server = oidc::start(
+        ctx,
+        &oidc::Options {
+            clients_file: clients,
+            log_file: dir.join("oidc-provider.log"),
+            ..oidc::Options::default()
+        },
+    )?;
+    let binary = |name: &str| {
+        ctx.target
+            .join("release")
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut load = Command::new(binary("load"));
+    load.args(["--granary", &binary("granary")])
+        .args(["--port", &port.to_string()])
+        .args(["--issuer", &server.issuer])
+        .args(["--client-id", client_id, "--client-secret", client_secret])
+        .args(["--out", &dir.to_string_lossy()])
+        .args(["--seconds", "20"]);
+    let result = ctx.step("bench server (20 s per endpoint)", load);
+    server.stop();
+    result
+}
+
+/// `cargo xtask demo`.
+pub fn demo(ctx: &Ctx) -> Result<(), Failure> {
+    let dir = ctx.target.join("demo");
+    let data = dir.join("data");
+    let _ = fs::remove_dir_all(&data);
+    fs::create_dir_all(&dir)
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    ctx.step(
+        "build granary",
+        ctx.cargo(&[
+            "build",
+            "--quiet",
+            "-p",
+            "granary-server",
+            "--bin",
+            "granary",
+        ]),
+    )?;
+    let port = if std::net::TcpListener::bind("127.0.0.1:8080").is_ok() {
+        8080
+    } else {
+        free_port()?
+    };
+    let public_url = format!("http://127.0.0.1:{port}");
+    // A demo client of a server that lives on 127.0.0.1 while the demo runs.
+    let (client_id, client_secret) = ("granary-demo", "demo-secret-for-the-local-run");
+    let clients = dir.join("clients.json");
+    clients_file(&clients, client_id, client_secret, port)?;
+    let server = oidc::start(
+        ctx,
+        &oidc::Options {
+            clients_file: clients,
+            log_file: dir.join("oidc-provider.log"),
+            ..oidc::Options::default()
+        },
+    )?;
+    let fixture = ctx.path("crates/granary-openapi/tests/fixtures/box.json");
+    let document = fs::read_to_string(&fixture)
+        .map_err(|e| Failure::new(format!("cannot read {}: {e}", fixture.display())))?
+        .replace(
+            "https://account.box.com/api/oauth2/authorize",
+            &format!("{}/auth", server.issuer),
+        )
+        .replace(
+            "https://api.box.com/oauth2/token",
+            &format!("{}/token", server.issuer),
+        );
+    let document_path = dir.join("box-demo.json");
+    fs::write(&document_path, document)
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", document_path.display())))?;
+
+    let granary = ctx.target.join("debug").join("granary");
+    let cli = |args: &[&str]| {
+        let mut command = Command::new(&granary);
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--public-url", &public_url])
+            .env("GRANARY_CLIENT_SECRET", client_secret)
+            .env_remove("GRANARY_SERVER")
+            .env_remove("GRANARY_MASTER_KEY");
+        command
+    };
+    ctx.step(
+        "import the Box document",
+        cli(&["import", &document_path.to_string_lossy(), "--name", "box"]),
+    )?;
+    ctx.step(
+        "create the instance `demo`",
+        cli(&[
+            "instance",
+            "create",
+            "demo",
+            "--integration",
+            "box",
+            "--client-id",
+            client_id,
+            "--scope",
+            "root_readonly",
+            "--scope",
+            "openid offline_access",
+            "--force-scopes",
+            "--auth-param",
+            "prompt=consent",
+        ]),
+    )?;
+    let mut serve = cli(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    serve
+        .env_remove("GRANARY_CLIENT_SECRET")
+        .env_remove("GRANARY_ADMIN_TOKEN")
+        .stdin(Stdio::null());
+    let mut child = serve
+        .spawn()
+        .map_err(|e| Failure::new(format!("cannot start granary: {e}")))?;
+    if let Err(failure) = wait_for_port(port, "granary", std::time::Duration::from_secs(30)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(failure);
+    }
+    println!(
+        "\n\
+         granary demo, offline, on 127.0.0.1:\n\
+         \n\
+         1. Open {public_url}/admin/ and sign in with the admin token printed above\n\
+            (it is also in {}).\n\
+         2. Open the instance `demo` and click \"Get access token\".\n\
+         3. At the authorization server ({}), sign in with any login and password, and\n\
+            consent. You come back to granary with a success banner and the token expiry.\n\
+         4. Try \"Refresh now\", create an API key, then:\n\
+            curl -H 'Authorization: Bearer <key>' {public_url}/api/v1/instances/demo/token\n\
+         \n\
+         Ctrl-C stops granary and the authorization server. Data: {}\n",
+        data.join("admin-token").display(),
+        server.issuer,
+        data.display()
+    );
+    let status = child
+        .wait()
+        .map_err(|e| Failure::new(format!("granary: {e}")))?;
+    server.stop();
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!("granary exited with {status}")))
+    }
+}
