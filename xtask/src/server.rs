@@ -187,23 +187,31 @@ pub fn demo(ctx: &Ctx) -> Result<(), Failure> {
         let _ = child.wait();
         return Err(failure);
     }
-    println!(
-        "\n\
-         granary demo, offline, on 127.0.0.1:\n\
-         \n\
-         1. Open {public_url}/admin/ and sign in with the admin token printed above\n\
-            (it is also in {}).\n\
-         2. Open the instance `demo` and click \"Get access token\".\n\
-         3. At the authorization server ({}), sign in with any login and password, and\n\
-            consent. You come back to granary with a success banner and the token expiry.\n\
-         4. Try \"Refresh now\", create an API key, then:\n\
-            curl -H 'Authorization: Bearer <key>' {public_url}/api/v1/instances/demo/token\n\
-         \n\
-         Ctrl-C stops granary and the authorization server. Data: {}\n",
-        data.join("admin-token").display(),
-        server.issuer,
-        data.display()
-    );
+    let admin_token = data.join("admin-token");
+    let lines = [
+        String::new(),
+        "granary demo, offline, on 127.0.0.1:".to_string(),
+        String::new(),
+        format!("  1. Open {public_url}/admin/ and sign in with the admin token printed above"),
+        format!("     (it is also in {}).", admin_token.display()),
+        "  2. Open the instance `demo` and click \"Get access token\".".to_string(),
+        format!(
+            "  3. At the authorization server ({}), sign in with any login and",
+            server.issuer
+        ),
+        "     password, and consent: you come back with a success banner and the expiry."
+            .to_string(),
+        "  4. Try \"Refresh now\", create an API key on the API keys page, then:".to_string(),
+        format!(
+            "     curl -H 'Authorization: Bearer <key>' {public_url}/api/v1/instances/demo/token"
+        ),
+        String::new(),
+        format!(
+            "Ctrl-C stops granary and the authorization server. Data: {}",
+            data.display()
+        ),
+    ];
+    println!("{}", lines.join("\n"));
     let status = child
         .wait()
         .map_err(|e| Failure::new(format!("granary: {e}")))?;
