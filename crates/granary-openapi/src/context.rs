@@ -8,7 +8,7 @@ use url::Url;
 use crate::base::{self, Base};
 use crate::node::{Members, Node};
 use crate::read::{self, Keep};
-use crate::{Error, Format, Result, Warning, pointer};
+use crate::{Error, Format, Result, SpecFamily, Warning, pointer};
 
 /// One import in progress.
 pub(crate) struct Context<'a> {
@@ -18,18 +18,31 @@ pub(crate) struct Context<'a> {
     pub(crate) top: &'a Node,
     /// The whole document, read only when a `$ref` points outside the kept parts.
     full: OnceCell<Result<Node>>,
-    base: Base,
+    family: SpecFamily,
+    /// The caller's base URL ([`crate::ParseOptions::base_url`]).
+    caller: Option<&'a Url>,
+    /// The base URL of relative URLs, found on the first relative URL: most documents have
+    /// none, and finding it parses a URL.
+    base: OnceCell<Base>,
     warnings: RefCell<Vec<Warning>>,
 }
 
 impl<'a> Context<'a> {
-    pub(crate) fn new(body: &'a [u8], format: Format, top: &'a Node, base: Base) -> Self {
+    pub(crate) fn new(
+        body: &'a [u8],
+        format: Format,
+        top: &'a Node,
+        family: SpecFamily,
+        caller: Option<&'a Url>,
+    ) -> Self {
         Self {
             body,
             format,
             top,
             full: OnceCell::new(),
-            base,
+            family,
+            caller,
+            base: OnceCell::new(),
             warnings: RefCell::new(Vec::new()),
         }
     }
@@ -110,7 +123,7 @@ impl<'a> Context<'a> {
     /// resolving a relative one against the base URL.
     pub(crate) fn url(&self, parent: &str, key: &str, node: &Node) -> Result<Url> {
         match node.as_str() {
-            Some(raw) => self.url_text(parent, key, raw),
+            Some(raw) => self.url_text(&|| pointer::join(parent, key), raw),
             None => Err(Error::Invalid {
                 pointer: pointer::join(parent, key),
                 problem: format!("expected a URL string, found {}", node.kind()),
@@ -118,9 +131,9 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Like [`Context::url`], for a value already known to be a string.
-    pub(crate) fn url_text(&self, parent: &str, key: &str, raw: &str) -> Result<Url> {
-        let at = || pointer::join(parent, key);
+    /// Like [`Context::url`], for a value already known to be a string; `at` builds its
+    /// pointer, which only a warning or an error needs.
+    pub(crate) fn url_text(&self, at: &dyn Fn() -> String, raw: &str) -> Result<Url> {
         let text = raw.trim();
         if text.is_empty() {
             return Err(Error::Invalid {
@@ -154,7 +167,11 @@ impl<'a> Context<'a> {
     }
 
     fn relative(&self, at: &str, text: &str) -> Result<Url> {
-        let (base, source) = match &self.base {
+        let base = self.base.get_or_init(|| match self.family {
+            SpecFamily::Swagger2 => base::swagger2(self.top, self.caller),
+            _ => base::openapi3(self.top, self.caller),
+        });
+        let (base, source) = match base {
             Base::Found { url, source } => (url.clone(), source.clone()),
             Base::Missing(reason) => {
                 return Err(Error::RelativeUrl {
@@ -175,18 +192,24 @@ impl<'a> Context<'a> {
         Ok(resolved)
     }
 
-    /// Reads a scopes object: name to description. Missing scopes read as none, with a
-    /// warning; a description that is not a string is read as text, with a warning.
-    pub(crate) fn scopes(&self, at: &str, node: Option<&Node>) -> Result<IndexMap<String, String>> {
+    /// Reads a scopes object: name to description, moved out of `node`. Missing scopes read
+    /// as none, with a warning; a description that is not a string is read as text, with a
+    /// warning. `at` builds the pointer of the scopes object, which only a warning or an
+    /// error needs.
+    pub(crate) fn scopes(
+        &self,
+        at: &dyn Fn() -> String,
+        node: Option<Node>,
+    ) -> Result<IndexMap<String, String>> {
         let members = match node {
             None | Some(Node::Null) => {
-                self.warn(at, "missing; read as no scopes");
+                self.warn(at(), "missing; read as no scopes");
                 return Ok(IndexMap::new());
             }
             Some(Node::Map(members)) => members,
             Some(other) => {
                 return Err(Error::Invalid {
-                    pointer: at.to_owned(),
+                    pointer: at(),
                     problem: format!(
                         "expected an object of scope names to descriptions, found {}",
                         other.kind()
@@ -197,19 +220,19 @@ impl<'a> Context<'a> {
         let mut scopes = IndexMap::with_capacity(members.len());
         for (name, description) in members {
             let text = match description {
-                Node::Str(text) => text.clone(),
+                Node::Str(text) => text,
                 Node::Null => String::new(),
                 other => match other.scalar_text() {
                     Some(text) => {
                         self.warn(
-                            pointer::join(at, name),
+                            pointer::join(&at(), &name),
                             format!("description is {}; read as text", other.kind()),
                         );
                         text
                     }
                     None => {
                         return Err(Error::Invalid {
-                            pointer: pointer::join(at, name),
+                            pointer: pointer::join(&at(), &name),
                             problem: format!(
                                 "expected a description string, found {}",
                                 other.kind()
@@ -218,7 +241,7 @@ impl<'a> Context<'a> {
                     }
                 },
             };
-            scopes.insert(name.clone(), text);
+            scopes.insert(name, text);
         }
         Ok(scopes)
     }
@@ -231,10 +254,15 @@ pub(crate) fn member<'n>(members: &'n Members, key: &str) -> Option<&'n Node> {
 
 /// A required member: `missing` when absent.
 pub(crate) fn required<'n>(members: &'n Members, at: &str, key: &str) -> Result<&'n Node> {
-    member(members, key).ok_or_else(|| Error::Invalid {
-        pointer: pointer::join(at, key),
+    member(members, key).ok_or_else(|| missing(pointer::join(at, key)))
+}
+
+/// The error for a required member that is absent or `null`.
+pub(crate) fn missing(pointer: String) -> Error {
+    Error::Invalid {
+        pointer,
         problem: "missing".to_owned(),
-    })
+    }
 }
 
 /// The first `{name}` in `text`, if any.

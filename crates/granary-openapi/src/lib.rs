@@ -41,7 +41,7 @@ pub use model::{
 pub use scopes::{ScopeCheck, UnknownScope, check_scopes};
 
 use context::Context;
-use node::Node;
+use node::{Members, Node};
 
 /// How to read a document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub fn parse(input: &[u8]) -> Result<Document> {
 /// See [`Error`]: syntax errors carry a line and column, structural ones a JSON pointer.
 pub fn parse_with(input: &[u8], options: &ParseOptions) -> Result<Document> {
     let (format, body) = read::detect(input)?;
-    let top = read::read(body, format, read::TOP)?;
+    let mut top = read::read(body, format, read::TOP)?;
     if !matches!(top, Node::Map(_)) {
         let found = match top {
             Node::Null => "empty (null)".to_owned(),
@@ -86,31 +86,63 @@ pub fn parse_with(input: &[u8], options: &ParseOptions) -> Result<Document> {
     }
     let mut early = Vec::new();
     let spec_version = version(&top, &mut early)?;
-    let base = match spec_version.family {
-        SpecFamily::Swagger2 => base::swagger2(&top, options.base_url.as_ref()),
-        _ => base::openapi3(&top, options.base_url.as_ref()),
-    };
-    let cx = Context::new(body, format, &top, base);
+    let family = spec_version.family;
+    let list = take_list(&mut top, family);
+    let cx = Context::new(body, format, &top, family, options.base_url.as_ref());
     for warning in early {
         cx.warn(warning.pointer, warning.message);
     }
-    let (schemes, other_schemes) = match spec_version.family {
-        SpecFamily::Swagger2 => v2::schemes(&cx)?,
-        _ => v3::schemes(&cx)?,
+    let (schemes, other_schemes) = match family {
+        SpecFamily::Swagger2 => v2::schemes(&cx, list)?,
+        _ => v3::schemes(&cx, list)?,
     };
-    let title = top
-        .get("info")
-        .and_then(|info| info.get("title"))
-        .and_then(Node::as_str)
-        .map(str::to_owned);
+    let warnings = cx.into_warnings();
+    let title = match top.as_map_mut().and_then(|m| m.get_mut("info")) {
+        Some(Node::Map(info)) => match info.get_mut("title") {
+            Some(Node::Str(title)) => Some(std::mem::take(title)),
+            _ => None,
+        },
+        _ => None,
+    };
     Ok(Document {
         title,
         spec_version,
         format,
         schemes,
         other_schemes,
-        warnings: cx.into_warnings(),
+        warnings,
     })
+}
+
+/// Moves the list of security schemes (`components/securitySchemes` in 3.x,
+/// `securityDefinitions` in 2.0) out of the kept tree, so that their names, URLs and scopes
+/// are moved into the result rather than copied. `null` when the document has none (or a
+/// `components` that is no object, which the caller reports).
+///
+/// When one of the schemes is a `$ref`, the list is copied instead: the reference may point
+/// at another scheme of the list, and is looked up in the tree.
+fn take_list(top: &mut Node, family: SpecFamily) -> Node {
+    let slot = match family {
+        SpecFamily::Swagger2 => top
+            .as_map_mut()
+            .and_then(|m| m.get_mut("securityDefinitions")),
+        _ => top
+            .as_map_mut()
+            .and_then(|m| m.get_mut("components"))
+            .and_then(Node::as_map_mut)
+            .and_then(|c| c.get_mut("securitySchemes")),
+    };
+    let Some(slot) = slot else {
+        return Node::Null;
+    };
+    let has_ref = slot
+        .as_map()
+        .is_some_and(|list| list.into_iter().any(|(_, n)| n.get("$ref").is_some()));
+    if has_ref {
+        slot.clone()
+    } else {
+        std::mem::take(slot)
+    }
 }
 
 /// Which specification and version the document declares.
@@ -185,10 +217,20 @@ fn openapi3_family(version: &str) -> Option<SpecFamily> {
     (patch_ok && parts.next().is_none()).then_some(family)
 }
 
-/// The `type` of a security scheme. `None` (with a warning) when it has none: such a scheme
-/// is not needed, so it does not fail the document. `oauth2` in another case is accepted,
-/// with a warning.
-fn scheme_type(cx: &Context<'_>, at: &str, scheme: &Node) -> Result<Option<String>> {
+/// What a security scheme's `type` says.
+pub(crate) enum SchemeType {
+    /// `oauth2` (in any case).
+    OAuth2,
+    /// Another type, as written.
+    Other(String),
+    /// No `type` string: the scheme is listed as `(none)`.
+    Missing,
+}
+
+/// The `type` of a security scheme. [`SchemeType::Missing`] (with a warning) when it has
+/// none: such a scheme is not needed, so it does not fail the document. `oauth2` in another
+/// case is accepted, with a warning.
+fn scheme_type(cx: &Context<'_>, at: &str, scheme: &Node) -> SchemeType {
     let Some(members) = scheme.as_map() else {
         cx.warn(
             at,
@@ -197,24 +239,56 @@ fn scheme_type(cx: &Context<'_>, at: &str, scheme: &Node) -> Result<Option<Strin
                 scheme.kind()
             ),
         );
-        return Ok(None);
+        return SchemeType::Missing;
     };
     match members.get("type").and_then(Node::as_str) {
-        Some("oauth2") => Ok(Some("oauth2".to_owned())),
+        Some("oauth2") => SchemeType::OAuth2,
         Some(kind) if kind.eq_ignore_ascii_case("oauth2") => {
             cx.warn(
                 pointer::join(at, "type"),
                 format!("`{kind}` read as `oauth2`"),
             );
-            Ok(Some("oauth2".to_owned()))
+            SchemeType::OAuth2
         }
-        Some(kind) => Ok(Some(kind.to_owned())),
+        Some(kind) => SchemeType::Other(kind.to_owned()),
         None => {
             cx.warn(
                 pointer::join(at, "type"),
                 "missing or not a string; the scheme is ignored",
             );
-            Ok(None)
+            SchemeType::Missing
         }
     }
+}
+
+/// Reads every scheme of `list` (moved out of the kept tree by [`take_list`]; `at` is its
+/// pointer): each oauth2 one with `oauth2` (given the scheme's name, its pointer and the
+/// scheme, a `$ref` resolved), the others by name and type.
+fn read_schemes(
+    cx: &Context<'_>,
+    at: &str,
+    list: Members,
+    oauth2: impl Fn(&Context<'_>, String, &str, Node) -> Result<OAuth2Scheme>,
+) -> Result<(Vec<OAuth2Scheme>, Vec<OtherScheme>)> {
+    let mut schemes = Vec::new();
+    let mut others = Vec::new();
+    for (name, node) in list {
+        let mut here = pointer::join(at, &name);
+        let scheme = if node.get("$ref").is_some() {
+            let (target, found) = cx.resolve(&here, &node)?;
+            here = target;
+            found.clone()
+        } else {
+            node
+        };
+        match scheme_type(cx, &here, &scheme) {
+            SchemeType::OAuth2 => schemes.push(oauth2(cx, name, &here, scheme)?),
+            SchemeType::Other(kind) => others.push(OtherScheme { name, kind }),
+            SchemeType::Missing => others.push(OtherScheme {
+                name,
+                kind: "(none)".to_owned(),
+            }),
+        }
+    }
+    Ok((schemes, others))
 }

@@ -7,12 +7,14 @@
 use std::fmt;
 
 use serde::de::{
-    self, Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+    self, Deserialize, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess,
+    VariantAccess, Visitor,
 };
 
 /// One value of the kept parts of a document.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) enum Node {
+    #[default]
     Null,
     Bool(bool),
     Int(i64),
@@ -44,6 +46,13 @@ impl Node {
     }
 
     pub(crate) fn as_map(&self) -> Option<&Members> {
+        match self {
+            Node::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_map_mut(&mut self) -> Option<&mut Members> {
         match self {
             Node::Map(m) => Some(m),
             _ => None,
@@ -126,9 +135,9 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut members = Members::default();
-        while let Some(key) = map.next_key::<Node>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             let value = map.next_value::<Node>()?;
-            members.push(key_text(&key), value);
+            members.push(key, value);
         }
         members.dedup_last_wins();
         Ok(Node::Map(members))
@@ -137,6 +146,69 @@ impl<'de> Visitor<'de> for NodeVisitor {
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
         let (_tag, variant) = data.variant::<de::IgnoredAny>()?;
         variant.newtype_variant::<Node>()
+    }
+}
+
+/// Reads a mapping key as its text: a string key straight into a `String`, any other kind
+/// (YAML allows keys of any kind) through a [`Node`] and [`key_text`].
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        NodeVisitor.visit_bool(v).map(|n| key_text(&n))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        NodeVisitor.visit_i64(v).map(|n| key_text(&n))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        NodeVisitor.visit_u64(v).map(|n| key_text(&n))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        NodeVisitor.visit_f64(v).map(|n| key_text(&n))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<String, E> {
+        NodeVisitor.visit_bytes(v).map(|n| key_text(&n))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+        NodeVisitor.visit_unit().map(|n| key_text(&n))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<String, E> {
+        NodeVisitor.visit_none().map(|n| key_text(&n))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        NodeVisitor.visit_some(d).map(|n| key_text(&n))
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        NodeVisitor.visit_newtype_struct(d).map(|n| key_text(&n))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<String, A::Error> {
+        NodeVisitor.visit_seq(seq).map(|n| key_text(&n))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<String, A::Error> {
+        NodeVisitor.visit_map(map).map(|n| key_text(&n))
+    }
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<String, A::Error> {
+        NodeVisitor.visit_enum(data).map(|n| key_text(&n))
     }
 }
 
@@ -151,52 +223,6 @@ pub(crate) fn key_text(key: &Node) -> String {
     }
 }
 
-/// Lets a kept subtree be read by any `Deserialize` type (the openapiv3 types), keeping order.
-impl<'de> de::IntoDeserializer<'de, de::value::Error> for Node {
-    type Deserializer = NodeDeserializer;
-
-    fn into_deserializer(self) -> NodeDeserializer {
-        NodeDeserializer(self)
-    }
-}
-
-/// A `Deserializer` over an owned [`Node`].
-pub(crate) struct NodeDeserializer(Node);
-
-impl<'de> Deserializer<'de> for NodeDeserializer {
-    type Error = de::value::Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        match self.0 {
-            Node::Null => visitor.visit_unit(),
-            Node::Bool(b) => visitor.visit_bool(b),
-            Node::Int(i) => visitor.visit_i64(i),
-            Node::UInt(u) => visitor.visit_u64(u),
-            Node::Float(f) => visitor.visit_f64(f),
-            Node::Str(s) => visitor.visit_string(s),
-            Node::Seq(items) => {
-                visitor.visit_seq(de::value::SeqDeserializer::new(items.into_iter()))
-            }
-            Node::Map(members) => {
-                visitor.visit_map(de::value::MapDeserializer::new(members.0.into_iter()))
-            }
-        }
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        match self.0 {
-            Node::Null => visitor.visit_none(),
-            other => visitor.visit_some(NodeDeserializer(other)),
-        }
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
-
 /// The members of an object, in document order, each name once.
 ///
 /// A vector rather than a hash map: the kept objects are small, and building a hash map for
@@ -205,10 +231,6 @@ impl<'de> Deserializer<'de> for NodeDeserializer {
 pub(crate) struct Members(Vec<(String, Node)>);
 
 impl Members {
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
-        Self(Vec::with_capacity(capacity))
-    }
-
     /// Adds a member; call [`Members::dedup_last_wins`] after adding names that may repeat.
     pub(crate) fn push(&mut self, name: String, value: Node) {
         self.0.push((name, value));
@@ -218,13 +240,24 @@ impl Members {
         self.0.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Node> {
+        self.0
+            .iter_mut()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 
-    /// Whether every value is a string.
-    pub(crate) fn all_strings(&self) -> bool {
-        self.0.iter().all(|(_, v)| matches!(v, Node::Str(_)))
+    /// Moves the value of member `name` out (leaving `null` in its place); `None` when it
+    /// is absent or `null`.
+    pub(crate) fn take(&mut self, name: &str) -> Option<Node> {
+        self.get_mut(name)
+            .map(std::mem::take)
+            .filter(|n| !matches!(n, Node::Null))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 
     /// Keeps the last of members with the same name (a later duplicate wins, as in
@@ -269,9 +302,11 @@ impl<'a> IntoIterator for &'a Members {
     }
 }
 
-impl FromIterator<(String, Node)> for Members {
-    /// Collects members whose names are already unique (no duplicate check).
-    fn from_iter<I: IntoIterator<Item = (String, Node)>>(iter: I) -> Self {
-        Self(iter.into_iter().collect())
+impl IntoIterator for Members {
+    type Item = (String, Node);
+    type IntoIter = std::vec::IntoIter<(String, Node)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }

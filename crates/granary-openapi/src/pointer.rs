@@ -4,14 +4,23 @@ use crate::node::Node;
 
 /// `base` followed by `/` and `token`, escaped: `~` becomes `~0`, `/` becomes `~1`.
 pub(crate) fn join(base: &str, token: &str) -> String {
-    let mut out = String::with_capacity(base.len() + 1 + token.len());
+    join_all(base, &[token])
+}
+
+/// `base` followed by each of `tokens`, escaped as by [`join`]. Callers build pointers only
+/// when a message needs one, so that a document without problems costs no pointer text.
+pub(crate) fn join_all(base: &str, tokens: &[&str]) -> String {
+    let len = base.len() + tokens.iter().map(|t| t.len() + 1).sum::<usize>();
+    let mut out = String::with_capacity(len);
     out.push_str(base);
-    out.push('/');
-    for c in token.chars() {
-        match c {
-            '~' => out.push_str("~0"),
-            '/' => out.push_str("~1"),
-            c => out.push(c),
+    for token in tokens {
+        out.push('/');
+        for c in token.chars() {
+            match c {
+                '~' => out.push_str("~0"),
+                '/' => out.push_str("~1"),
+                c => out.push(c),
+            }
         }
     }
     out
@@ -73,6 +82,7 @@ mod tests {
     #[test]
     fn escapes_and_decodes() {
         assert_eq!(join("/a", "b/c~d"), "/a/b~1c~0d");
+        assert_eq!(join_all("/a", &["b/c", "d~"]), "/a/b~1c/d~0");
         assert_eq!(
             local_target("#/x/My%20Scheme").as_deref(),
             Some("/x/My Scheme")

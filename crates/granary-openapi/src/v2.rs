@@ -9,14 +9,16 @@ use crate::{Error, Flow, FlowKind, OAuth2Scheme, OtherScheme, Result, pointer};
 
 const DEFINITIONS: &str = "/securityDefinitions";
 
-/// Reads every security definition of a Swagger 2.0 document.
-pub(crate) fn schemes(cx: &Context<'_>) -> Result<(Vec<OAuth2Scheme>, Vec<OtherScheme>)> {
-    let mut oauth2 = Vec::new();
-    let mut others = Vec::new();
-    let list = match cx.top.get("securityDefinitions") {
-        None | Some(Node::Null) => return Ok((oauth2, others)),
-        Some(Node::Map(list)) => list,
-        Some(other) => {
+/// Reads every security definition of a Swagger 2.0 document; `list` is
+/// `securityDefinitions`, moved out of the kept tree.
+pub(crate) fn schemes(
+    cx: &Context<'_>,
+    list: Node,
+) -> Result<(Vec<OAuth2Scheme>, Vec<OtherScheme>)> {
+    let list = match list {
+        Node::Null => return Ok((Vec::new(), Vec::new())),
+        Node::Map(list) => list,
+        other => {
             return Err(Error::Invalid {
                 pointer: DEFINITIONS.to_owned(),
                 problem: format!(
@@ -26,33 +28,21 @@ pub(crate) fn schemes(cx: &Context<'_>) -> Result<(Vec<OAuth2Scheme>, Vec<OtherS
             });
         }
     };
-    for (name, node) in list {
-        let at = pointer::join(DEFINITIONS, name);
-        let (at, scheme) = cx.resolve(&at, node)?;
-        match crate::scheme_type(cx, &at, scheme)? {
-            Some(kind) if kind == "oauth2" => oauth2.push(read_oauth2(cx, name, &at, scheme)?),
-            Some(kind) => others.push(OtherScheme {
-                name: name.clone(),
-                kind,
-            }),
-            None => others.push(OtherScheme {
-                name: name.clone(),
-                kind: "(none)".to_owned(),
-            }),
-        }
-    }
-    Ok((oauth2, others))
+    crate::read_schemes(cx, DEFINITIONS, list, read_oauth2)
 }
 
-fn read_oauth2(cx: &Context<'_>, name: &str, at: &str, scheme: &Node) -> Result<OAuth2Scheme> {
-    let Some(members) = scheme.as_map() else {
-        return Err(Error::Invalid {
-            pointer: at.to_owned(),
-            problem: format!("expected a security scheme object, found {}", scheme.kind()),
-        });
+fn read_oauth2(cx: &Context<'_>, name: String, at: &str, scheme: Node) -> Result<OAuth2Scheme> {
+    let mut members = match scheme {
+        Node::Map(members) => members,
+        other => {
+            return Err(Error::Invalid {
+                pointer: at.to_owned(),
+                problem: format!("expected a security scheme object, found {}", other.kind()),
+            });
+        }
     };
     let flow_at = pointer::join(at, "flow");
-    let flow_node = required(members, at, "flow")?;
+    let flow_node = required(&members, at, "flow")?;
     let Some(flow_name) = flow_node.as_str() else {
         return Err(Error::Invalid {
             pointer: flow_at,
@@ -87,20 +77,22 @@ fn read_oauth2(cx: &Context<'_>, name: &str, at: &str, scheme: &Node) -> Result<
     };
     let url = |key: &str, needed: bool| -> Result<Option<url::Url>> {
         let value = if needed {
-            Some(required(members, at, key)?)
+            Some(required(&members, at, key)?)
         } else {
-            member(members, key)
+            member(&members, key)
         };
         value.map(|v| cx.url(at, key, v)).transpose()
     };
     let authorization_url = url("authorizationUrl", kind.needs_authorization_url())?;
     let token_url = url("tokenUrl", kind.needs_token_url())?;
-    let scopes = cx.scopes(&pointer::join(at, "scopes"), member(members, "scopes"))?;
+    let scopes = cx.scopes(&|| pointer::join(at, "scopes"), members.take("scopes"))?;
+    let description = match members.take("description") {
+        Some(Node::Str(text)) => Some(text),
+        _ => None,
+    };
     Ok(OAuth2Scheme {
-        name: name.to_owned(),
-        description: member(members, "description")
-            .and_then(Node::as_str)
-            .map(str::to_owned),
+        name,
+        description,
         flows: vec![Flow {
             kind,
             // Only the URLs the flow uses are kept, as for OpenAPI 3.

@@ -1,14 +1,17 @@
-//! OpenAPI 3.x: `components/securitySchemes`, read through the openapiv3 types.
+//! OpenAPI 3.x: `components/securitySchemes`, read into the openapiv3 types.
 //!
-//! Each oauth2 scheme is checked member by member first (so that every problem is reported
-//! with its JSON pointer), then handed to `openapiv3::SecurityScheme` in a normalised form,
-//! and mapped onto this crate's types with its URLs resolved.
+//! Each oauth2 scheme is checked member by member (so that every problem is reported with
+//! its JSON pointer) and its flows are built as `openapiv3::OAuth2Flows`, the strings moved
+//! out of the kept tree; those are then mapped onto this crate's types with their URLs
+//! resolved. Pointers are built only for warnings and errors.
 
-use openapiv3::{OAuth2Flows, SecurityScheme};
-use serde::Deserialize;
-use serde::de::IntoDeserializer;
+use indexmap::IndexMap;
+use openapiv3::{
+    AuthorizationCodeOAuth2Flow, ClientCredentialsOAuth2Flow, ImplicitOAuth2Flow, OAuth2Flows,
+    PasswordOAuth2Flow,
+};
 
-use crate::context::{Context, member, required};
+use crate::context::{Context, missing};
 use crate::node::{Members, Node};
 use crate::{Error, Flow, FlowKind, OAuth2Scheme, OtherScheme, Result, pointer};
 
@@ -22,24 +25,25 @@ const FLOWS: &[(&str, FlowKind)] = &[
     ("password", FlowKind::Password),
 ];
 
-/// Reads every security scheme of an OpenAPI 3.x document.
-pub(crate) fn schemes(cx: &Context<'_>) -> Result<(Vec<OAuth2Scheme>, Vec<OtherScheme>)> {
-    let mut oauth2 = Vec::new();
-    let mut others = Vec::new();
-    let components = match cx.top.get("components") {
-        None | Some(Node::Null) => return Ok((oauth2, others)),
-        Some(Node::Map(_)) => cx.top.get("components"),
+/// Reads every security scheme of an OpenAPI 3.x document; `list` is
+/// `components/securitySchemes`, moved out of the kept tree.
+pub(crate) fn schemes(
+    cx: &Context<'_>,
+    list: Node,
+) -> Result<(Vec<OAuth2Scheme>, Vec<OtherScheme>)> {
+    match cx.top.get("components") {
+        None | Some(Node::Null) | Some(Node::Map(_)) => {}
         Some(other) => {
             return Err(Error::Invalid {
                 pointer: "/components".to_owned(),
                 problem: format!("expected an object, found {}", other.kind()),
             });
         }
-    };
-    let list = match components.and_then(|c| c.get("securitySchemes")) {
-        None | Some(Node::Null) => return Ok((oauth2, others)),
-        Some(Node::Map(list)) => list,
-        Some(other) => {
+    }
+    let list = match list {
+        Node::Null => return Ok((Vec::new(), Vec::new())),
+        Node::Map(list) => list,
+        other => {
             return Err(Error::Invalid {
                 pointer: SCHEMES.to_owned(),
                 problem: format!(
@@ -49,141 +53,148 @@ pub(crate) fn schemes(cx: &Context<'_>) -> Result<(Vec<OAuth2Scheme>, Vec<OtherS
             });
         }
     };
-    for (name, node) in list {
-        let at = pointer::join(SCHEMES, name);
-        let (at, scheme) = cx.resolve(&at, node)?;
-        match crate::scheme_type(cx, &at, scheme)? {
-            Some(kind) if kind == "oauth2" => oauth2.push(read_oauth2(cx, name, &at, scheme)?),
-            Some(kind) => others.push(OtherScheme {
-                name: name.clone(),
-                kind,
-            }),
-            None => others.push(OtherScheme {
-                name: name.clone(),
-                kind: "(none)".to_owned(),
-            }),
-        }
-    }
-    Ok((oauth2, others))
+    crate::read_schemes(cx, SCHEMES, list, read_oauth2)
 }
 
-fn read_oauth2(cx: &Context<'_>, name: &str, at: &str, scheme: &Node) -> Result<OAuth2Scheme> {
-    let Some(members) = scheme.as_map() else {
-        return Err(Error::Invalid {
-            pointer: at.to_owned(),
-            problem: format!("expected a security scheme object, found {}", scheme.kind()),
-        });
-    };
-    let flows_at = pointer::join(at, "flows");
-    let flows = match required(members, at, "flows")? {
-        Node::Map(flows) => flows,
+fn read_oauth2(cx: &Context<'_>, name: String, at: &str, scheme: Node) -> Result<OAuth2Scheme> {
+    let mut members = match scheme {
+        Node::Map(members) => members,
         other => {
             return Err(Error::Invalid {
-                pointer: flows_at,
-                problem: format!("expected an object of flows, found {}", other.kind()),
+                pointer: at.to_owned(),
+                problem: format!("expected a security scheme object, found {}", other.kind()),
             });
         }
     };
+    let flows = match members.take("flows") {
+        Some(Node::Map(flows)) => flows,
+        Some(other) => {
+            return Err(Error::Invalid {
+                pointer: pointer::join(at, "flows"),
+                problem: format!("expected an object of flows, found {}", other.kind()),
+            });
+        }
+        None => return Err(missing(pointer::join(at, "flows"))),
+    };
 
-    // Check and normalise each flow, in document order.
-    let mut order = Vec::new();
-    let mut normalised = Members::with_capacity(flows.len());
+    // Check each flow and build it as openapiv3 reads it, in document order.
+    let mut order = Vec::with_capacity(flows.len());
+    let mut typed = OAuth2Flows::default();
     for (key, flow) in flows {
-        let Some(&(_, kind)) = FLOWS.iter().find(|(name, _)| name == key) else {
+        let Some(&(_, kind)) = FLOWS.iter().find(|(name, _)| *name == key) else {
             if !key.starts_with("x-") {
                 cx.warn(
-                    pointer::join(&flows_at, key),
+                    pointer::join_all(at, &["flows", &key]),
                     "unknown flow, ignored (OpenAPI 3 flows are authorizationCode, clientCredentials, implicit and password)",
                 );
             }
             continue;
         };
-        let flow_at = pointer::join(&flows_at, key);
-        let Some(flow) = flow.as_map() else {
-            return Err(Error::Invalid {
-                pointer: flow_at,
-                problem: format!("expected a flow object, found {}", flow.kind()),
-            });
+        let flow = match flow {
+            Node::Map(flow) => flow,
+            other => {
+                return Err(Error::Invalid {
+                    pointer: pointer::join_all(at, &["flows", &key]),
+                    problem: format!("expected a flow object, found {}", other.kind()),
+                });
+            }
         };
-        normalised.push(key.clone(), normalise_flow(cx, kind, &flow_at, flow)?);
+        add_flow(cx, &mut typed, kind, at, flow)?;
         order.push(kind);
     }
 
-    let mut typed = Members::with_capacity(2);
-    typed.push("type".to_owned(), Node::Str("oauth2".to_owned()));
-    typed.push("flows".to_owned(), Node::Map(normalised));
-    let description = member(members, "description")
-        .and_then(Node::as_str)
-        .map(str::to_owned);
-    let parsed =
-        SecurityScheme::deserialize(Node::Map(typed).into_deserializer()).map_err(|e| {
-            Error::Invalid {
-                pointer: at.to_owned(),
-                problem: format!("not a valid OAuth 2.0 security scheme: {e}"),
-            }
-        })?;
-    let SecurityScheme::OAuth2 { flows, .. } = parsed else {
-        return Err(Error::Invalid {
-            pointer: at.to_owned(),
-            problem: "not an OAuth 2.0 security scheme".to_owned(),
-        });
+    let description = match members.take("description") {
+        Some(Node::Str(text)) => Some(text),
+        _ => None,
     };
     Ok(OAuth2Scheme {
-        name: name.to_owned(),
+        name,
         description,
-        flows: map_flows(cx, &flows_at, flows, &order)?,
+        flows: map_flows(cx, at, typed, &order)?,
     })
 }
 
-/// Checks one flow's members (reporting each problem with its pointer) and returns it in
-/// the shape openapiv3 reads: URL strings and a string-to-string scope map.
-fn normalise_flow(cx: &Context<'_>, kind: FlowKind, at: &str, flow: &Members) -> Result<Node> {
-    let mut out = Members::with_capacity(4);
-    let mut url_member = |key: &str, needed: bool| -> Result<()> {
-        let value = if needed {
-            Some(required(flow, at, key)?)
-        } else {
-            member(flow, key)
-        };
-        if let Some(value) = value {
-            match value {
-                Node::Str(text) if !text.trim().is_empty() => {
-                    out.push(key.to_owned(), Node::Str(text.clone()));
-                }
-                Node::Str(_) => {
-                    return Err(Error::Invalid {
-                        pointer: pointer::join(at, key),
-                        problem: "empty URL".to_owned(),
-                    });
-                }
-                other => {
-                    return Err(Error::Invalid {
-                        pointer: pointer::join(at, key),
-                        problem: format!("expected a URL string, found {}", other.kind()),
-                    });
-                }
-            }
+/// Checks one flow's members (reporting each problem with its pointer) and sets it in
+/// `typed`: its URL strings and its scopes, moved out of `flow`.
+fn add_flow(
+    cx: &Context<'_>,
+    typed: &mut OAuth2Flows,
+    kind: FlowKind,
+    at: &str,
+    mut flow: Members,
+) -> Result<()> {
+    let name = kind.as_str();
+    let mut url = |key: &str| -> Result<Option<String>> {
+        match flow.take(key) {
+            None => Ok(None),
+            Some(Node::Str(text)) if !text.trim().is_empty() => Ok(Some(text)),
+            Some(Node::Str(_)) => Err(Error::Invalid {
+                pointer: pointer::join_all(at, &["flows", name, key]),
+                problem: "empty URL".to_owned(),
+            }),
+            Some(other) => Err(Error::Invalid {
+                pointer: pointer::join_all(at, &["flows", name, key]),
+                problem: format!("expected a URL string, found {}", other.kind()),
+            }),
         }
-        Ok(())
     };
-    if kind.needs_authorization_url() {
-        url_member("authorizationUrl", true)?;
-    }
-    if kind.needs_token_url() {
-        url_member("tokenUrl", true)?;
-    }
-    url_member("refreshUrl", false)?;
-    let scopes = match member(flow, "scopes") {
-        // The usual case, taken as it is: names to description strings.
-        Some(Node::Map(scopes)) if scopes.all_strings() => scopes.clone(),
-        other => cx
-            .scopes(&pointer::join(at, "scopes"), other)?
-            .into_iter()
-            .map(|(k, v)| (k, Node::Str(v)))
-            .collect(),
+    let required = |found: Option<String>, key: &str| {
+        found.ok_or_else(|| missing(pointer::join_all(at, &["flows", name, key])))
     };
-    out.push("scopes".to_owned(), Node::Map(scopes));
-    Ok(Node::Map(out))
+    let authorization_url = if kind.needs_authorization_url() {
+        Some(required(url("authorizationUrl")?, "authorizationUrl")?)
+    } else {
+        None
+    };
+    let token_url = if kind.needs_token_url() {
+        Some(required(url("tokenUrl")?, "tokenUrl")?)
+    } else {
+        None
+    };
+    let refresh_url = url("refreshUrl")?;
+    let scopes = cx.scopes(
+        &|| pointer::join_all(at, &["flows", name, "scopes"]),
+        flow.take("scopes"),
+    )?;
+    let extensions = IndexMap::new();
+    match (kind, authorization_url, token_url) {
+        (FlowKind::AuthorizationCode, Some(authorization_url), Some(token_url)) => {
+            typed.authorization_code = Some(AuthorizationCodeOAuth2Flow {
+                authorization_url,
+                token_url,
+                refresh_url,
+                scopes,
+                extensions,
+            });
+        }
+        (FlowKind::ClientCredentials, _, Some(token_url)) => {
+            typed.client_credentials = Some(ClientCredentialsOAuth2Flow {
+                token_url,
+                refresh_url,
+                scopes,
+                extensions,
+            });
+        }
+        (FlowKind::Implicit, Some(authorization_url), _) => {
+            typed.implicit = Some(ImplicitOAuth2Flow {
+                authorization_url,
+                refresh_url,
+                scopes,
+                extensions,
+            });
+        }
+        (FlowKind::Password, _, Some(token_url)) => {
+            typed.password = Some(PasswordOAuth2Flow {
+                token_url,
+                refresh_url,
+                scopes,
+                extensions,
+            });
+        }
+        // Each kind's needed URLs were required above.
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Maps the openapiv3 flows onto [`Flow`]s, in document order, resolving their URLs.
@@ -218,9 +229,14 @@ fn map_flows(
                 None => continue,
             },
         };
-        let flow_at = pointer::join(at, kind.as_str());
         let resolve = |key: &str, raw: Option<String>| {
-            raw.map(|raw| cx.url_text(&flow_at, key, &raw)).transpose()
+            raw.map(|raw| {
+                cx.url_text(
+                    &|| pointer::join_all(at, &["flows", kind.as_str(), key]),
+                    &raw,
+                )
+            })
+            .transpose()
         };
         out.push(Flow {
             kind,
