@@ -133,6 +133,12 @@ fn table() -> RouteTable {
             "/admin/integrations/{name}/delete",
             web::integration_delete,
         )
+        .add(
+            Admin,
+            post(),
+            "/admin/integrations/{name}/discover",
+            web::integration_discover,
+        )
         .add(Admin, get(), "/admin/instances/new", web::instance_new)
         .add(Admin, post(), "/admin/instances", web::instance_create)
         .add(Admin, get(), "/admin/instances/{id}", web::instance_show)

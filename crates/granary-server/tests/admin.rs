@@ -504,3 +504,95 @@ async fn pages_escape_what_documents_and_forms_bring() {
     assert_eq!(hidden(&html, "csrf"), csrf);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn discovery_sets_the_issuer_and_disconnect_revokes() {
+    let provider = MockServer::start().await;
+    let issuer = provider.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "revocation_endpoint": format!("{issuer}/revoke"),
+            "authorization_response_iss_parameter_supported": true,
+        })))
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_body("access-1")))
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(2)
+        .mount(&provider)
+        .await;
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    import_box(&server, &admin, &csrf, &issuer).await;
+    let discovered = admin
+        .post(server.url("/admin/integrations/box/discover"))
+        .form(&[("csrf", csrf.as_str()), ("issuer", issuer.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(discovered.status(), 303);
+    let page_html = page(&admin, server.url("/admin/integrations/box")).await;
+    assert!(page_html.contains("Provider metadata read"), "{page_html}");
+    assert!(page_html.contains(&format!("id=\"revocation-url\">{issuer}/revoke<")));
+
+    create_instance(&server, &admin, &csrf, "revocable", "").await;
+    let state = start(&server, &admin, &csrf, "revocable").await;
+    // With the issuer known, a callback from another issuer is refused (RFC 9207)...
+    let mixed = admin
+        .get(server.url(&format!(
+            "/admin/oauth/?code=c&state={state}&iss=https%3A%2F%2Fevil.example"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mixed.status(), 303);
+    let html = page(&admin, server.url("/admin/instances/revocable")).await;
+    assert!(
+        html.contains("The authorization failed") && html.contains("another authorization server"),
+        "{html}"
+    );
+    // ...and the right one connects.
+    let state = start(&server, &admin, &csrf, "revocable").await;
+    let iss: String = url::form_urlencoded::byte_serialize(issuer.as_bytes()).collect();
+    let callback = admin
+        .get(server.url(&format!("/admin/oauth/?code=c&state={state}&iss={iss}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), 303);
+    assert!(
+        page(&admin, server.url("/admin/instances/revocable"))
+            .await
+            .contains("Connected")
+    );
+
+    let disconnected = admin
+        .post(server.url("/admin/instances/revocable/disconnect"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disconnected.status(), 303);
+    let html = page(&admin, server.url("/admin/instances/revocable")).await;
+    assert!(
+        html.contains("Its tokens were revoked at the provider."),
+        "{html}"
+    );
+    assert!(html.contains("not connected yet"));
+    assert!(
+        html.contains("set · client_secret_basic"),
+        "the instance keeps its secret: {html}"
+    );
+    server.stop().await;
+    provider.verify().await;
+}

@@ -299,6 +299,21 @@ async fn scenario(run: &mut Run<'_>, granary: &Granary, args: &Args) -> Step {
     }
     run.pass("imported").await;
 
+    // Read the provider's issuer and revocation endpoint from its metadata.
+    run.fill("#issuer-url", &args.issuer).await?;
+    run.click("#discover").await?;
+    let banner = run.text("#banner").await?;
+    if !banner.contains("Provider metadata read") {
+        return Err(format!("discovery banner: {banner}"));
+    }
+    let revocation = run.text("#revocation-url").await?;
+    if !revocation.starts_with(&args.issuer) {
+        return Err(format!(
+            "no revocation endpoint after discovery: `{revocation}`"
+        ));
+    }
+    run.pass("discovered").await;
+
     // Create an instance.
     run.click("#new-instance").await?;
     let redirect = run.text("#redirect-uri").await?;
@@ -373,12 +388,32 @@ async fn scenario(run: &mut Run<'_>, granary: &Granary, args: &Args) -> Step {
         return Err(format!("a wrong secret shows: {banner}"));
     }
     run.pass("wrong-secret-banner").await;
+
+    // Disconnect: revoked at the provider, forgotten here; the instance stays.
+    run.click("#disconnect").await?;
+    let banner = run.text("#banner").await?;
+    if !banner.contains("holds no token now") || !banner.contains("revoked at the provider") {
+        return Err(format!("after Disconnect the banner says: {banner}"));
+    }
+    let status = run.text("#status").await?;
+    if status != "not connected yet" {
+        return Err(format!("status after Disconnect: `{status}`"));
+    }
+    run.pass("disconnected").await;
     Ok(())
 }
 
 async fn run(args: Args) -> Result<usize, (usize, String)> {
     std::fs::create_dir_all(&args.out)
         .map_err(|e| (0, format!("cannot create {}: {e}", args.out.display())))?;
+    // Screenshots of an earlier run would mix with this one's.
+    if let Ok(entries) = std::fs::read_dir(&args.out) {
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|ext| ext == "png") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
     let granary = start_granary(&args).map_err(|e| (0, e))?;
     let profile = args.out.join("chromium-profile");
     let _ = std::fs::remove_dir_all(&profile);

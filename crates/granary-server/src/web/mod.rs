@@ -478,6 +478,11 @@ pub async fn integration_show(
         .map(|i| i.id)
         .collect();
     let page = IntegrationPage {
+        issuer: flows.issuer.clone().unwrap_or_else(|| "-".to_string()),
+        revocation_url: flows
+            .revocation_url
+            .as_ref()
+            .map_or_else(|| "-".to_string(), ToString::to_string),
         layout,
         title: flows.title.clone().unwrap_or_default(),
         created: format_time(integration.created),
@@ -523,6 +528,39 @@ pub async fn integration_delete(
             )
         }
     }
+}
+
+/// `POST /admin/integrations/{name}/discover`: reads the issuer's metadata and keeps its
+/// issuer and revocation endpoint.
+pub async fn integration_discover(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    AdminForm(form): AdminForm,
+) -> Response {
+    let issuer = form.get("issuer");
+    let banner = match state
+        .engine
+        .discover_integration_endpoints(&name, &issuer)
+        .await
+    {
+        Ok(integration) => {
+            let flows = IntegrationFlows::of(&integration).ok();
+            let revocation = flows
+                .and_then(|f| f.revocation_url)
+                .map_or_else(|| "none advertised".to_string(), |u| u.to_string());
+            Banner::success(format!(
+                "Provider metadata read: issuer {issuer}, revocation endpoint {revocation}."
+            ))
+        }
+        Err(error) => failure_banner("The provider's metadata could not be read", &error),
+    };
+    flash_to(
+        &state,
+        &headers,
+        banner,
+        &format!("/admin/integrations/{name}"),
+    )
 }
 
 /// A page with a heading and an error banner.

@@ -115,6 +115,10 @@ pub struct IntegrationPage {
     pub schemes: Vec<SchemeView>,
     /// The ids of its instances.
     pub instances: Vec<String>,
+    /// The provider's issuer, or a dash.
+    pub issuer: String,
+    /// The provider's revocation endpoint, or a dash.
+    pub revocation_url: String,
 }
 
 /// A scope checkbox.
