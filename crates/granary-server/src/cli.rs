@@ -205,7 +205,10 @@ impl Remote {
     }
 }
 
-async fn target(settings: &Settings, remote: &RemoteArgs) -> Result<Target> {
+/// Where the commands run: the server of `--server`, or the data directory (`create`: it may
+/// be new; otherwise it must hold a store, so that a mistyped `--data-dir` is not taken for
+/// an empty granary).
+async fn target(settings: &Settings, remote: &RemoteArgs, create: bool) -> Result<Target> {
     match &remote.server {
         Some(server) => {
             let key = remote.api_key.clone().ok_or_else(|| {
@@ -229,6 +232,12 @@ async fn target(settings: &Settings, remote: &RemoteArgs) -> Result<Target> {
                 key,
                 http,
             }))
+        }
+        None if !create && !settings.data_dir.join(open::STORE_FILE).exists() => {
+            Err(Error::Config(format!(
+                "{} holds no granary data: pass the --data-dir of your server (or --server URL with an API key), or import a document first",
+                settings.data_dir.display()
+            )))
         }
         None => Ok(Target::Local(
             open::engine(&settings.data_dir, &settings.public_url).await?,
@@ -288,7 +297,7 @@ pub async fn import(settings: &Settings, remote: &RemoteArgs, args: &ImportArgs)
     }
     let document = std::fs::read(&args.file)
         .map_err(|e| Error::io(format!("cannot read {}", args.file.display()), e))?;
-    let value = match target(settings, remote).await? {
+    let value = match target(settings, remote, true).await? {
         Target::Local(engine, _) => {
             integration_json(&engine.import_integration(&name, &document).await?)
         }
@@ -322,7 +331,7 @@ pub async fn instance(
     remote: &RemoteArgs,
     command: &InstanceCommand,
 ) -> Result<()> {
-    let target = target(settings, remote).await?;
+    let target = target(settings, remote, false).await?;
     match command {
         InstanceCommand::Create {
             id,
@@ -626,7 +635,7 @@ fn auth(text: &str) -> Result<granary_store::ClientAuth> {
 
 /// `granary authorize INSTANCE`: prints the link that starts the authorization.
 pub async fn authorize(settings: &Settings, remote: &RemoteArgs, id: &str) -> Result<()> {
-    let link = match target(settings, remote).await? {
+    let link = match target(settings, remote, false).await? {
         Target::Local(engine, settings) => {
             engine.instance(id).await?;
             format!("{}/admin/instances/{id}/authorize", settings.base())
@@ -649,7 +658,7 @@ pub async fn authorize(settings: &Settings, remote: &RemoteArgs, id: &str) -> Re
 
 /// `granary token INSTANCE`: prints a valid access token.
 pub async fn token(settings: &Settings, remote: &RemoteArgs, id: &str) -> Result<()> {
-    match target(settings, remote).await? {
+    match target(settings, remote, false).await? {
         Target::Local(engine, _) => {
             let token = engine.access_token(id).await?;
             println!("{}", token.secret());

@@ -123,6 +123,13 @@ fn serve_and_the_cli_share_a_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let document = box_file(dir.path());
+    let empty = granary(&dir.path().join("typo"), &["instance", "list"], None);
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("holds no granary data"));
+    assert!(
+        !dir.path().join("typo").exists(),
+        "a read command creates nothing"
+    );
     let mut server = serve(&data);
 
     // The admin token is printed once and kept with mode 0600.
