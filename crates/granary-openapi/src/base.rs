@@ -20,7 +20,7 @@ pub(crate) enum Base {
 }
 
 /// The base URL of an OpenAPI 3.x document.
-pub(crate) fn openapi3(top: &Node, caller: Option<&Url>) -> Base {
+pub(crate) fn openapi3(top: &Node<'_>, caller: Option<&Url>) -> Base {
     let first = match top.get("servers") {
         Some(Node::Seq(servers)) => servers.first(),
         _ => None,
@@ -65,7 +65,7 @@ pub(crate) fn openapi3(top: &Node, caller: Option<&Url>) -> Base {
 }
 
 /// The base URL of a Swagger 2.0 document.
-pub(crate) fn swagger2(top: &Node, caller: Option<&Url>) -> Base {
+pub(crate) fn swagger2(top: &Node<'_>, caller: Option<&Url>) -> Base {
     let base_path = top.get("basePath").and_then(Node::as_str).unwrap_or("/");
     let Some(host) = top.get("host").and_then(Node::as_str) else {
         return match caller {
@@ -131,7 +131,7 @@ pub(crate) fn is_http(url: &Url) -> bool {
 
 /// Replaces each `{name}` by the default of server variable `name`. Returns the URL and
 /// whether anything was replaced, or the name of a variable without a default.
-fn substitute(raw: &str, variables: Option<&Node>) -> Result<(String, bool), String> {
+fn substitute(raw: &str, variables: Option<&Node<'_>>) -> Result<(String, bool), String> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     let mut substituted = false;

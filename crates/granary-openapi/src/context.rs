@@ -15,9 +15,9 @@ pub(crate) struct Context<'a> {
     body: &'a [u8],
     format: Format,
     /// The parts kept by the fast pass.
-    pub(crate) top: &'a Node,
+    pub(crate) top: &'a Node<'a>,
     /// The whole document, read only when a `$ref` points outside the kept parts.
-    full: OnceCell<Result<Node>>,
+    full: OnceCell<Result<Node<'a>>>,
     family: SpecFamily,
     /// The caller's base URL ([`crate::ParseOptions::base_url`]).
     caller: Option<&'a Url>,
@@ -31,7 +31,7 @@ impl<'a> Context<'a> {
     pub(crate) fn new(
         body: &'a [u8],
         format: Format,
-        top: &'a Node,
+        top: &'a Node<'a>,
         family: SpecFamily,
         caller: Option<&'a Url>,
     ) -> Self {
@@ -61,7 +61,11 @@ impl<'a> Context<'a> {
 
     /// Follows `$ref`s from `node` (found at `at`) to a value that is not a reference.
     /// Returns the pointer of that value and the value.
-    pub(crate) fn resolve<'s>(&'s self, at: &str, node: &'s Node) -> Result<(String, &'s Node)> {
+    pub(crate) fn resolve<'s>(
+        &'s self,
+        at: &str,
+        node: &'s Node<'a>,
+    ) -> Result<(String, &'s Node<'a>)> {
         let mut chain = vec![at.to_owned()];
         let mut here = at.to_owned();
         let mut node = node;
@@ -101,7 +105,7 @@ impl<'a> Context<'a> {
 
     /// The value at `target`: from the kept parts when it is there, else from the whole
     /// document (read once, on demand).
-    fn lookup(&self, target: &str) -> Result<&Node, String> {
+    fn lookup(&self, target: &str) -> Result<&Node<'a>, String> {
         if !target.is_empty() && !target.starts_with('/') {
             return Err(format!(
                 "`{target}` is not a JSON pointer (it must start with `/`)"
@@ -121,7 +125,7 @@ impl<'a> Context<'a> {
 
     /// Reads the URL in member `key` of the object at `parent` (it must be a string),
     /// resolving a relative one against the base URL.
-    pub(crate) fn url(&self, parent: &str, key: &str, node: &Node) -> Result<Url> {
+    pub(crate) fn url(&self, parent: &str, key: &str, node: &Node<'_>) -> Result<Url> {
         match node.as_str() {
             Some(raw) => self.url_text(&|| pointer::join(parent, key), raw),
             None => Err(Error::Invalid {
@@ -199,7 +203,7 @@ impl<'a> Context<'a> {
     pub(crate) fn scopes(
         &self,
         at: &dyn Fn() -> String,
-        node: Option<Node>,
+        node: Option<Node<'_>>,
     ) -> Result<IndexMap<String, String>> {
         let members = match node {
             None | Some(Node::Null) => {
@@ -220,7 +224,7 @@ impl<'a> Context<'a> {
         let mut scopes = IndexMap::with_capacity(members.len());
         for (name, description) in members {
             let text = match description {
-                Node::Str(text) => text,
+                Node::Str(text) => text.into_owned(),
                 Node::Null => String::new(),
                 other => match other.scalar_text() {
                     Some(text) => {
@@ -241,19 +245,23 @@ impl<'a> Context<'a> {
                     }
                 },
             };
-            scopes.insert(name, text);
+            scopes.insert(name.into_owned(), text);
         }
         Ok(scopes)
     }
 }
 
 /// The member `key` of `members`, where `null` counts as absent.
-pub(crate) fn member<'n>(members: &'n Members, key: &str) -> Option<&'n Node> {
+pub(crate) fn member<'n, 'a>(members: &'n Members<'a>, key: &str) -> Option<&'n Node<'a>> {
     members.get(key).filter(|n| !matches!(n, Node::Null))
 }
 
 /// A required member: `missing` when absent.
-pub(crate) fn required<'n>(members: &'n Members, at: &str, key: &str) -> Result<&'n Node> {
+pub(crate) fn required<'n, 'a>(
+    members: &'n Members<'a>,
+    at: &str,
+    key: &str,
+) -> Result<&'n Node<'a>> {
     member(members, key).ok_or_else(|| missing(pointer::join(at, key)))
 }
 

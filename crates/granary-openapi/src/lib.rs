@@ -99,7 +99,7 @@ pub fn parse_with(input: &[u8], options: &ParseOptions) -> Result<Document> {
     let warnings = cx.into_warnings();
     let title = match top.as_map_mut().and_then(|m| m.get_mut("info")) {
         Some(Node::Map(info)) => match info.get_mut("title") {
-            Some(Node::Str(title)) => Some(std::mem::take(title)),
+            Some(Node::Str(title)) => Some(std::mem::take(title).into_owned()),
             _ => None,
         },
         _ => None,
@@ -121,7 +121,7 @@ pub fn parse_with(input: &[u8], options: &ParseOptions) -> Result<Document> {
 ///
 /// When one of the schemes is a `$ref`, the list is copied instead: the reference may point
 /// at another scheme of the list, and is looked up in the tree.
-fn take_list(top: &mut Node, family: SpecFamily) -> Node {
+fn take_list<'a>(top: &mut Node<'a>, family: SpecFamily) -> Node<'a> {
     let slot = match family {
         SpecFamily::Swagger2 => top
             .as_map_mut()
@@ -146,7 +146,7 @@ fn take_list(top: &mut Node, family: SpecFamily) -> Node {
 }
 
 /// Which specification and version the document declares.
-fn version(top: &Node, warnings: &mut Vec<Warning>) -> Result<SpecVersion> {
+fn version(top: &Node<'_>, warnings: &mut Vec<Warning>) -> Result<SpecVersion> {
     let openapi = top.get("openapi").filter(|n| !matches!(n, Node::Null));
     let swagger = top.get("swagger").filter(|n| !matches!(n, Node::Null));
     let (pointer, node) = match (openapi, swagger) {
@@ -230,7 +230,7 @@ pub(crate) enum SchemeType {
 /// The `type` of a security scheme. [`SchemeType::Missing`] (with a warning) when it has
 /// none: such a scheme is not needed, so it does not fail the document. `oauth2` in another
 /// case is accepted, with a warning.
-fn scheme_type(cx: &Context<'_>, at: &str, scheme: &Node) -> SchemeType {
+fn scheme_type(cx: &Context<'_>, at: &str, scheme: &Node<'_>) -> SchemeType {
     let Some(members) = scheme.as_map() else {
         cx.warn(
             at,
@@ -264,11 +264,11 @@ fn scheme_type(cx: &Context<'_>, at: &str, scheme: &Node) -> SchemeType {
 /// Reads every scheme of `list` (moved out of the kept tree by [`take_list`]; `at` is its
 /// pointer): each oauth2 one with `oauth2` (given the scheme's name, its pointer and the
 /// scheme, a `$ref` resolved), the others by name and type.
-fn read_schemes(
-    cx: &Context<'_>,
+fn read_schemes<'a>(
+    cx: &Context<'a>,
     at: &str,
-    list: Members,
-    oauth2: impl Fn(&Context<'_>, String, &str, Node) -> Result<OAuth2Scheme>,
+    list: Members<'a>,
+    oauth2: impl Fn(&Context<'a>, String, &str, Node<'a>) -> Result<OAuth2Scheme>,
 ) -> Result<(Vec<OAuth2Scheme>, Vec<OtherScheme>)> {
     let mut schemes = Vec::new();
     let mut others = Vec::new();
@@ -282,10 +282,13 @@ fn read_schemes(
             node
         };
         match scheme_type(cx, &here, &scheme) {
-            SchemeType::OAuth2 => schemes.push(oauth2(cx, name, &here, scheme)?),
-            SchemeType::Other(kind) => others.push(OtherScheme { name, kind }),
+            SchemeType::OAuth2 => schemes.push(oauth2(cx, name.into_owned(), &here, scheme)?),
+            SchemeType::Other(kind) => others.push(OtherScheme {
+                name: name.into_owned(),
+                kind,
+            }),
             SchemeType::Missing => others.push(OtherScheme {
-                name,
+                name: name.into_owned(),
                 kind: "(none)".to_owned(),
             }),
         }

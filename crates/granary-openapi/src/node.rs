@@ -3,7 +3,11 @@
 //! `serde_json::Value` would sort object keys (its `preserve_order` feature is off in this
 //! workspace), and the order of schemes, flows and scopes matters to users, so the kept
 //! parts are read into this tree instead. It also turns YAML's non-string keys into text.
+//!
+//! Strings borrow from the document when they can (JSON strings without escapes), so that
+//! only the strings that end up in the result are ever copied, and each only once.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{
@@ -11,21 +15,21 @@ use serde::de::{
     VariantAccess, Visitor,
 };
 
-/// One value of the kept parts of a document.
+/// One value of the kept parts of a document; `'a` is the document's text.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) enum Node {
+pub(crate) enum Node<'a> {
     #[default]
     Null,
     Bool(bool),
     Int(i64),
     UInt(u64),
     Float(f64),
-    Str(String),
-    Seq(Vec<Node>),
-    Map(Members),
+    Str(Cow<'a, str>),
+    Seq(Vec<Node<'a>>),
+    Map(Members<'a>),
 }
 
-impl Node {
+impl<'a> Node<'a> {
     /// What kind of value this is, for messages ("found a number").
     pub(crate) fn kind(&self) -> &'static str {
         match self {
@@ -45,14 +49,14 @@ impl Node {
         }
     }
 
-    pub(crate) fn as_map(&self) -> Option<&Members> {
+    pub(crate) fn as_map(&self) -> Option<&Members<'a>> {
         match self {
             Node::Map(m) => Some(m),
             _ => None,
         }
     }
 
-    pub(crate) fn as_map_mut(&mut self) -> Option<&mut Members> {
+    pub(crate) fn as_map_mut(&mut self) -> Option<&mut Members<'a>> {
         match self {
             Node::Map(m) => Some(m),
             _ => None,
@@ -60,14 +64,14 @@ impl Node {
     }
 
     /// The member `key` of an object (`None` for anything else).
-    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Node<'a>> {
         self.as_map().and_then(|m| m.get(key))
     }
 
     /// The text of a scalar: strings as they are, numbers and booleans as written.
     pub(crate) fn scalar_text(&self) -> Option<String> {
         match self {
-            Node::Str(s) => Some(s.clone()),
+            Node::Str(s) => Some(s.as_ref().to_owned()),
             Node::Bool(b) => Some(b.to_string()),
             Node::Int(i) => Some(i.to_string()),
             Node::UInt(u) => Some(u.to_string()),
@@ -78,7 +82,7 @@ impl Node {
     }
 }
 
-impl<'de> Deserialize<'de> for Node {
+impl<'de> Deserialize<'de> for Node<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(NodeVisitor)
     }
@@ -87,133 +91,145 @@ impl<'de> Deserialize<'de> for Node {
 struct NodeVisitor;
 
 impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
+    type Value = Node<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON or YAML value")
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node<'de>, E> {
         Ok(Node::Bool(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node<'de>, E> {
         Ok(Node::Int(v))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node<'de>, E> {
         Ok(Node::UInt(v))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node<'de>, E> {
         Ok(Node::Float(v))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::Str(v.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Borrowed(v)))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
-        Ok(Node::Str(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Owned(v.to_owned())))
     }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Node, E> {
-        Ok(Node::Str(String::from_utf8_lossy(v).into_owned()))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Owned(v)))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Owned(
+            String::from_utf8_lossy(v).into_owned(),
+        )))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Node<'de>, E> {
         Ok(Node::Null)
     }
-    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Node<'de>, E> {
         Ok(Node::Null)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
         Node::deserialize(d)
     }
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
         Node::deserialize(d)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Node>()? {
+        while let Some(item) = seq.next_element::<Node<'de>>()? {
             items.push(item);
         }
         Ok(Node::Seq(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
         let mut members = Members::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let value = map.next_value::<Node>()?;
+            let value = map.next_value::<Node<'de>>()?;
             members.push(key, value);
         }
         members.dedup_last_wins();
         Ok(Node::Map(members))
     }
     /// A YAML tag (`!foo value`): the tag is dropped, the value kept.
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Node<'de>, A::Error> {
         let (_tag, variant) = data.variant::<de::IgnoredAny>()?;
-        variant.newtype_variant::<Node>()
+        variant.newtype_variant::<Node<'de>>()
     }
 }
 
-/// Reads a mapping key as its text: a string key straight into a `String`, any other kind
+/// Reads a mapping key as its text: a string key borrowed from the document when it can be, any other kind
 /// (YAML allows keys of any kind) through a [`Node`] and [`key_text`].
 struct KeySeed;
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = String;
+    type Value = Cow<'de, str>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for KeySeed {
-    type Value = String;
+    type Value = Cow<'de, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a mapping key")
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_owned())
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-        Ok(v)
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
-        NodeVisitor.visit_bool(v).map(|n| key_text(&n))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-        NodeVisitor.visit_i64(v).map(|n| key_text(&n))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Cow<'de, str>, E> {
+        NodeVisitor.visit_bool(v).map(|n| Cow::Owned(key_text(&n)))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-        NodeVisitor.visit_u64(v).map(|n| key_text(&n))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cow<'de, str>, E> {
+        NodeVisitor.visit_i64(v).map(|n| Cow::Owned(key_text(&n)))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-        NodeVisitor.visit_f64(v).map(|n| key_text(&n))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cow<'de, str>, E> {
+        NodeVisitor.visit_u64(v).map(|n| Cow::Owned(key_text(&n)))
     }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<String, E> {
-        NodeVisitor.visit_bytes(v).map(|n| key_text(&n))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Cow<'de, str>, E> {
+        NodeVisitor.visit_f64(v).map(|n| Cow::Owned(key_text(&n)))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
-        NodeVisitor.visit_unit().map(|n| key_text(&n))
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Cow<'de, str>, E> {
+        NodeVisitor.visit_bytes(v).map(|n| Cow::Owned(key_text(&n)))
     }
-    fn visit_none<E: de::Error>(self) -> Result<String, E> {
-        NodeVisitor.visit_none().map(|n| key_text(&n))
+    fn visit_unit<E: de::Error>(self) -> Result<Cow<'de, str>, E> {
+        NodeVisitor.visit_unit().map(|n| Cow::Owned(key_text(&n)))
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-        NodeVisitor.visit_some(d).map(|n| key_text(&n))
+    fn visit_none<E: de::Error>(self) -> Result<Cow<'de, str>, E> {
+        NodeVisitor.visit_none().map(|n| Cow::Owned(key_text(&n)))
     }
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-        NodeVisitor.visit_newtype_struct(d).map(|n| key_text(&n))
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        NodeVisitor.visit_some(d).map(|n| Cow::Owned(key_text(&n)))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<String, A::Error> {
-        NodeVisitor.visit_seq(seq).map(|n| key_text(&n))
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        NodeVisitor
+            .visit_newtype_struct(d)
+            .map(|n| Cow::Owned(key_text(&n)))
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<String, A::Error> {
-        NodeVisitor.visit_map(map).map(|n| key_text(&n))
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Cow<'de, str>, A::Error> {
+        NodeVisitor.visit_seq(seq).map(|n| Cow::Owned(key_text(&n)))
     }
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<String, A::Error> {
-        NodeVisitor.visit_enum(data).map(|n| key_text(&n))
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Cow<'de, str>, A::Error> {
+        NodeVisitor.visit_map(map).map(|n| Cow::Owned(key_text(&n)))
+    }
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Cow<'de, str>, A::Error> {
+        NodeVisitor
+            .visit_enum(data)
+            .map(|n| Cow::Owned(key_text(&n)))
     }
 }
 
 /// The text of a mapping key; YAML allows keys of any kind.
-pub(crate) fn key_text(key: &Node) -> String {
+pub(crate) fn key_text(key: &Node<'_>) -> String {
     match key.scalar_text() {
         Some(text) => text,
         None => match key {
@@ -228,19 +244,19 @@ pub(crate) fn key_text(key: &Node) -> String {
 /// A vector rather than a hash map: the kept objects are small, and building a hash map for
 /// each of them cost more than reading the document.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct Members(Vec<(String, Node)>);
+pub(crate) struct Members<'a>(Vec<(Cow<'a, str>, Node<'a>)>);
 
-impl Members {
+impl<'a> Members<'a> {
     /// Adds a member; call [`Members::dedup_last_wins`] after adding names that may repeat.
-    pub(crate) fn push(&mut self, name: String, value: Node) {
+    pub(crate) fn push(&mut self, name: Cow<'a, str>, value: Node<'a>) {
         self.0.push((name, value));
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Node<'a>> {
         self.0.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
-    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Node> {
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Node<'a>> {
         self.0
             .iter_mut()
             .rev()
@@ -250,7 +266,7 @@ impl Members {
 
     /// Moves the value of member `name` out (leaving `null` in its place); `None` when it
     /// is absent or `null`.
-    pub(crate) fn take(&mut self, name: &str) -> Option<Node> {
+    pub(crate) fn take(&mut self, name: &str) -> Option<Node<'a>> {
         self.get_mut(name)
             .map(std::mem::take)
             .filter(|n| !matches!(n, Node::Null))
@@ -271,7 +287,7 @@ impl Members {
                 .enumerate()
                 .any(|(i, (name, _))| names.iter().skip(i + 1).any(|(other, _)| other == name))
         } else {
-            let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+            let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_ref()).collect();
             names.sort_unstable();
             names.windows(2).any(|w| w.first() == w.get(1))
         };
@@ -279,7 +295,7 @@ impl Members {
             return;
         }
         let mut seen = std::collections::HashSet::new();
-        let mut kept: Vec<(String, Node)> = Vec::with_capacity(n);
+        let mut kept: Vec<(Cow<'a, str>, Node<'a>)> = Vec::with_capacity(n);
         for (name, value) in std::mem::take(&mut self.0).into_iter().rev() {
             if seen.insert(name.clone()) {
                 kept.push((name, value));
@@ -290,11 +306,11 @@ impl Members {
     }
 }
 
-impl<'a> IntoIterator for &'a Members {
-    type Item = (&'a String, &'a Node);
+impl<'m, 'a> IntoIterator for &'m Members<'a> {
+    type Item = (&'m Cow<'a, str>, &'m Node<'a>);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, Node)>,
-        fn(&'a (String, Node)) -> (&'a String, &'a Node),
+        std::slice::Iter<'m, (Cow<'a, str>, Node<'a>)>,
+        fn(&'m (Cow<'a, str>, Node<'a>)) -> (&'m Cow<'a, str>, &'m Node<'a>),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
@@ -302,9 +318,9 @@ impl<'a> IntoIterator for &'a Members {
     }
 }
 
-impl IntoIterator for Members {
-    type Item = (String, Node);
-    type IntoIter = std::vec::IntoIter<(String, Node)>;
+impl<'a> IntoIterator for Members<'a> {
+    type Item = (Cow<'a, str>, Node<'a>);
+    type IntoIter = std::vec::IntoIter<(Cow<'a, str>, Node<'a>)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()

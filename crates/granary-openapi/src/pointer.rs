@@ -35,7 +35,7 @@ pub(crate) fn local_target(reference: &str) -> Option<String> {
 
 /// Follows `pointer` from `root`. `None` when a step does not exist or the pointer is
 /// malformed (it must be empty or start with `/`).
-pub(crate) fn lookup<'a>(root: &'a Node, pointer: &str) -> Option<&'a Node> {
+pub(crate) fn lookup<'n, 'a>(root: &'n Node<'a>, pointer: &str) -> Option<&'n Node<'a>> {
     if pointer.is_empty() {
         return Some(root);
     }
@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn looks_up_maps_and_arrays() {
-        let root: Node = serde_json::from_str(r#"{"a": {"b/c": [1, {"d~": true}]}}"#).unwrap();
+        let root: Node<'_> = serde_json::from_str(r#"{"a": {"b/c": [1, {"d~": true}]}}"#).unwrap();
         assert_eq!(lookup(&root, "/a/b~1c/1/d~0"), Some(&Node::Bool(true)));
         assert_eq!(lookup(&root, "/a/b~1c/7"), None);
         assert_eq!(lookup(&root, "a"), None);

@@ -5,6 +5,7 @@
 //! merely checking the syntax costs. `paths` and `components/schemas`, which make up nearly
 //! all of a large document, are never built into memory.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{
@@ -38,6 +39,10 @@ pub(crate) const TOP: Keep = Keep::Only(&[
     ("securityDefinitions", Keep::All),
 ]);
 
+/// Up to this size (in bytes) a JSON body is checked for UTF-8 as a whole (see [`read`]).
+/// In a larger one the kept parts are a small share, and checking only them is cheaper.
+const SMALL: usize = 16 * 1024;
+
 /// Finds the format from the first byte that is not whitespace (a UTF-8 byte order mark is
 /// skipped): `{` or `[` is JSON, anything else YAML. Returns the bytes without the mark.
 pub(crate) fn detect(input: &[u8]) -> Result<(Format, &[u8])> {
@@ -50,19 +55,31 @@ pub(crate) fn detect(input: &[u8]) -> Result<(Format, &[u8])> {
 }
 
 /// Reads `body` in `format`, keeping what `keep` names.
-pub(crate) fn read(body: &[u8], format: Format, keep: Keep) -> Result<Node> {
+pub(crate) fn read(body: &[u8], format: Format, keep: Keep) -> Result<Node<'_>> {
     match format {
-        Format::Json => {
-            let mut de = serde_json::Deserializer::from_slice(body);
-            let node = Pick(keep).deserialize(&mut de).map_err(json_error)?;
-            de.end().map_err(json_error)?;
-            Ok(node)
-        }
+        // Reading from bytes checks each kept string for UTF-8 on its own; for a small
+        // body, where nearly everything is kept, checking the whole body at once and
+        // reading it as text is cheaper. A body that is not UTF-8 may still be read (skipped
+        // strings are not checked), so it is then read from bytes, with the same result.
+        Format::Json if body.len() <= SMALL => match std::str::from_utf8(body) {
+            Ok(text) => read_json(serde_json::Deserializer::from_str(text), keep),
+            Err(_) => read_json(serde_json::Deserializer::from_slice(body), keep),
+        },
+        Format::Json => read_json(serde_json::Deserializer::from_slice(body), keep),
         Format::Yaml => {
             let de = serde_yaml_ng::Deserializer::from_slice(body);
             Pick(keep).deserialize(de).map_err(yaml_error)
         }
     }
+}
+
+fn read_json<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    keep: Keep,
+) -> Result<Node<'de>> {
+    let node = Pick(keep).deserialize(&mut de).map_err(json_error)?;
+    de.end().map_err(json_error)?;
+    Ok(node)
 }
 
 fn json_error(e: serde_json::Error) -> Error {
@@ -104,9 +121,9 @@ fn yaml_error(e: serde_yaml_ng::Error) -> Error {
 struct Pick(Keep);
 
 impl<'de> DeserializeSeed<'de> for Pick {
-    type Value = Node;
+    type Value = Node<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node<'de>, D::Error> {
         match self.0 {
             Keep::All => de::Deserialize::deserialize(deserializer),
             Keep::Only(members) => deserializer.deserialize_any(PickVisitor(members)),
@@ -119,19 +136,19 @@ impl<'de> DeserializeSeed<'de> for Pick {
 struct PickVisitor(&'static [(&'static str, Keep)]);
 
 impl<'de> Visitor<'de> for PickVisitor {
-    type Value = Node;
+    type Value = Node<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object or YAML mapping")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
         let mut kept = Members::default();
         while let Some(found) = map.next_key_seed(KeySeed(self.0))? {
             match found {
                 Some((name, keep)) => {
                     let value = map.next_value_seed(Pick(keep))?;
-                    kept.push(name.to_owned(), value);
+                    kept.push(Cow::Borrowed(name), value);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -142,43 +159,46 @@ impl<'de> Visitor<'de> for PickVisitor {
         Ok(Node::Map(kept))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Node::Seq(Vec::new()))
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node<'de>, E> {
         Ok(Node::Bool(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node<'de>, E> {
         Ok(Node::Int(v))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node<'de>, E> {
         Ok(Node::UInt(v))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node<'de>, E> {
         Ok(Node::Float(v))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::Str(v.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Borrowed(v)))
     }
-    fn visit_bytes<E: de::Error>(self, _v: &[u8]) -> Result<Node, E> {
-        Ok(Node::Str(String::new()))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Owned(v.to_owned())))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+    fn visit_bytes<E: de::Error>(self, _v: &[u8]) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Borrowed("")))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Node<'de>, E> {
         Ok(Node::Null)
     }
-    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Node<'de>, E> {
         Ok(Node::Null)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
         d.deserialize_any(self)
     }
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
         d.deserialize_any(self)
     }
     /// A YAML tag on a mapping: the tag is dropped, the mapping read as usual.
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Node<'de>, A::Error> {
         let (_tag, variant) = data.variant::<IgnoredAny>()?;
         variant.newtype_variant_seed(Pick(Keep::Only(self.0)))
     }

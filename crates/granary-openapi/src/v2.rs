@@ -11,9 +11,9 @@ const DEFINITIONS: &str = "/securityDefinitions";
 
 /// Reads every security definition of a Swagger 2.0 document; `list` is
 /// `securityDefinitions`, moved out of the kept tree.
-pub(crate) fn schemes(
-    cx: &Context<'_>,
-    list: Node,
+pub(crate) fn schemes<'a>(
+    cx: &Context<'a>,
+    list: Node<'a>,
 ) -> Result<(Vec<OAuth2Scheme>, Vec<OtherScheme>)> {
     let list = match list {
         Node::Null => return Ok((Vec::new(), Vec::new())),
@@ -31,7 +31,12 @@ pub(crate) fn schemes(
     crate::read_schemes(cx, DEFINITIONS, list, read_oauth2)
 }
 
-fn read_oauth2(cx: &Context<'_>, name: String, at: &str, scheme: Node) -> Result<OAuth2Scheme> {
+fn read_oauth2<'a>(
+    cx: &Context<'a>,
+    name: String,
+    at: &str,
+    scheme: Node<'a>,
+) -> Result<OAuth2Scheme> {
     let mut members = match scheme {
         Node::Map(members) => members,
         other => {
@@ -87,7 +92,7 @@ fn read_oauth2(cx: &Context<'_>, name: String, at: &str, scheme: Node) -> Result
     let token_url = url("tokenUrl", kind.needs_token_url())?;
     let scopes = cx.scopes(&|| pointer::join(at, "scopes"), members.take("scopes"))?;
     let description = match members.take("description") {
-        Some(Node::Str(text)) => Some(text),
+        Some(Node::Str(text)) => Some(text.into_owned()),
         _ => None,
     };
     Ok(OAuth2Scheme {

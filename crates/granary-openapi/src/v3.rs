@@ -27,9 +27,9 @@ const FLOWS: &[(&str, FlowKind)] = &[
 
 /// Reads every security scheme of an OpenAPI 3.x document; `list` is
 /// `components/securitySchemes`, moved out of the kept tree.
-pub(crate) fn schemes(
-    cx: &Context<'_>,
-    list: Node,
+pub(crate) fn schemes<'a>(
+    cx: &Context<'a>,
+    list: Node<'a>,
 ) -> Result<(Vec<OAuth2Scheme>, Vec<OtherScheme>)> {
     match cx.top.get("components") {
         None | Some(Node::Null) | Some(Node::Map(_)) => {}
@@ -56,7 +56,12 @@ pub(crate) fn schemes(
     crate::read_schemes(cx, SCHEMES, list, read_oauth2)
 }
 
-fn read_oauth2(cx: &Context<'_>, name: String, at: &str, scheme: Node) -> Result<OAuth2Scheme> {
+fn read_oauth2<'a>(
+    cx: &Context<'a>,
+    name: String,
+    at: &str,
+    scheme: Node<'a>,
+) -> Result<OAuth2Scheme> {
     let mut members = match scheme {
         Node::Map(members) => members,
         other => {
@@ -104,7 +109,7 @@ fn read_oauth2(cx: &Context<'_>, name: String, at: &str, scheme: Node) -> Result
     }
 
     let description = match members.take("description") {
-        Some(Node::Str(text)) => Some(text),
+        Some(Node::Str(text)) => Some(text.into_owned()),
         _ => None,
     };
     Ok(OAuth2Scheme {
@@ -121,13 +126,13 @@ fn add_flow(
     typed: &mut OAuth2Flows,
     kind: FlowKind,
     at: &str,
-    mut flow: Members,
+    mut flow: Members<'_>,
 ) -> Result<()> {
     let name = kind.as_str();
     let mut url = |key: &str| -> Result<Option<String>> {
         match flow.take(key) {
             None => Ok(None),
-            Some(Node::Str(text)) if !text.trim().is_empty() => Ok(Some(text)),
+            Some(Node::Str(text)) if !text.trim().is_empty() => Ok(Some(text.into_owned())),
             Some(Node::Str(_)) => Err(Error::Invalid {
                 pointer: pointer::join_all(at, &["flows", name, key]),
                 problem: "empty URL".to_owned(),
