@@ -15,6 +15,10 @@ pub(crate) fn join_all(base: &str, tokens: &[&str]) -> String {
     out.push_str(base);
     for token in tokens {
         out.push('/');
+        if !token.contains(['~', '/']) {
+            out.push_str(token);
+            continue;
+        }
         for c in token.chars() {
             match c {
                 '~' => out.push_str("~0"),

@@ -83,7 +83,9 @@ fn read_oauth2<'a>(
     };
 
     // Check each flow and build it as openapiv3 reads it, in document order.
-    let mut order = Vec::with_capacity(flows.len());
+    // Each flow name appears once (later duplicates win), so there are at most 4.
+    let mut order = [FlowKind::AuthorizationCode; FLOWS.len()];
+    let mut count = 0;
     let mut typed = OAuth2Flows::default();
     for (key, flow) in flows {
         let Some(&(_, kind)) = FLOWS.iter().find(|(name, _)| *name == key) else {
@@ -105,7 +107,10 @@ fn read_oauth2<'a>(
             }
         };
         add_flow(cx, &mut typed, kind, at, flow)?;
-        order.push(kind);
+        if let Some(slot) = order.get_mut(count) {
+            *slot = kind;
+            count += 1;
+        }
     }
 
     let description = match members.take("description") {
@@ -115,7 +120,7 @@ fn read_oauth2<'a>(
     Ok(OAuth2Scheme {
         name,
         description,
-        flows: map_flows(cx, at, typed, &order)?,
+        flows: map_flows(cx, at, typed, order.get(..count).unwrap_or_default())?,
     })
 }
 
