@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -583,13 +583,4 @@ pub async fn disconnect(state: &AppState, id: &str) -> Result<String, EngineErro
         (false, Some(note)) => format!("Not revoked at the provider: {note}."),
         (false, None) => "Not revoked at the provider.".to_string(),
     })
-}
-
-/// The `Authorization` header of an API key, for clients.
-pub fn bearer(key: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {key}")) {
-        headers.insert(header::AUTHORIZATION, value);
-    }
-    headers
 }
