@@ -174,6 +174,12 @@ fn normalize_public_url(url: Url) -> Result<Url> {
     if url.cannot_be_a_base() || url.host_str().is_none() {
         return Err(Error::Config(format!("the public URL {url} has no host")));
     }
+    if !url.path().trim_end_matches('/').is_empty() {
+        return Err(Error::Config(format!(
+            "the public URL {url} has a path: serve granary at the root of its host (for \
+             example https://granary.example.com), since its pages link to /admin/ and /api/v1"
+        )));
+    }
     let trimmed = url.as_str().trim_end_matches('/').to_string();
     Url::parse(&trimmed).map_err(|e| Error::Config(format!("the public URL {url}: {e}")))
 }
@@ -200,7 +206,7 @@ mod tests {
         let path = dir.path().join("granary.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://granary.example/base/\"\ndata_dir = \"data\"\nlog_level = \"debug\"\n",
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://granary.example/\"\ndata_dir = \"data\"\nlog_level = \"debug\"\n",
         )
         .unwrap();
         let common = CommonArgs {
@@ -211,7 +217,7 @@ mod tests {
         assert_eq!(settings.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(
             settings.redirect_uri(),
-            "https://granary.example/base/admin/oauth/"
+            "https://granary.example/admin/oauth/"
         );
         assert_eq!(settings.data_dir, dir.path().join("data"));
         assert_eq!(settings.log_level, "debug");
@@ -241,5 +247,11 @@ mod tests {
             ..CommonArgs::default()
         };
         assert!(Settings::resolve(&common, &ServeArgs::default()).is_err());
+        let common = CommonArgs {
+            public_url: Some(Url::parse("https://x.example/prefix").unwrap()),
+            ..CommonArgs::default()
+        };
+        let error = Settings::resolve(&common, &ServeArgs::default()).unwrap_err();
+        assert!(error.to_string().contains("root of its host"), "{error}");
     }
 }
