@@ -11,8 +11,9 @@
 //! It starts `granary serve` with a fresh data directory, connects an instance through the
 //! admin page and the provider's login and consent forms (plain HTTP, no browser), creates
 //! an API key, then loads each endpoint for `--seconds` with `--connections` keep-alive
-//! connections and prints requests per second and p99 latency of both, the ratio, and:
-//! `bench server: token_rps=X healthz_rps=Y ratio=Z errors=N`.
+//! connections (in the order healthz, token, token, healthz, half the time each, so that a
+//! drift of the shared machine cancels out) and prints requests per second and p99 latency
+//! of both, the ratio, and: `bench server: token_rps=X healthz_rps=Y ratio=Z errors=N`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -292,6 +293,33 @@ struct Figures {
     errors: u64,
     rps: f64,
     p99: Duration,
+    latencies: Vec<Duration>,
+    seconds: f64,
+}
+
+impl Figures {
+    /// The figures of two runs of the same endpoint, as one.
+    fn merge(mut self, mut other: Figures) -> Figures {
+        self.latencies.append(&mut other.latencies);
+        self.latencies.sort_unstable();
+        let requests = self.requests + other.requests;
+        let seconds = self.seconds + other.seconds;
+        Figures {
+            requests,
+            errors: self.errors + other.errors,
+            rps: requests as f64 / seconds,
+            p99: p99(&self.latencies),
+            latencies: self.latencies,
+            seconds,
+        }
+    }
+}
+
+fn p99(sorted: &[Duration]) -> Duration {
+    sorted
+        .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
 }
 
 async fn load(
@@ -342,16 +370,14 @@ async fn load(
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let p99 = latencies
-        .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or_default();
     let requests = latencies.len() as u64;
     Ok(Figures {
         requests,
         errors,
         rps: requests as f64 / elapsed,
-        p99,
+        p99: p99(&latencies),
+        latencies,
+        seconds: elapsed,
     })
 }
 
@@ -364,17 +390,18 @@ async fn run(args: Args) -> Result<(), String> {
     load(format!("{base}/healthz"), None, 1, args.connections).await?;
     load(token_url.clone(), Some(key.clone()), 1, args.connections).await?;
     eprintln!(
-        "bench server: {} s each, {} connections, loopback",
+        "bench server: {} s per endpoint, {} connections, loopback; order healthz, token, token, \
+         healthz (half the time each), so that a drift of the machine cancels out",
         args.seconds, args.connections
     );
-    let healthz = load(
-        format!("{base}/healthz"),
-        None,
-        args.seconds,
-        args.connections,
-    )
-    .await?;
-    let token = load(token_url, Some(key), args.seconds, args.connections).await?;
+    let half = (args.seconds / 2).max(1);
+    let healthz_url = format!("{base}/healthz");
+    let healthz_a = load(healthz_url.clone(), None, half, args.connections).await?;
+    let token_a = load(token_url.clone(), Some(key.clone()), half, args.connections).await?;
+    let token_b = load(token_url, Some(key), half, args.connections).await?;
+    let healthz_b = load(healthz_url, None, half, args.connections).await?;
+    let healthz = healthz_a.merge(healthz_b);
+    let token = token_a.merge(token_b);
     let ratio = token.rps / healthz.rps;
     let errors = token.errors + healthz.errors;
     println!(
