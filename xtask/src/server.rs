@@ -152,8 +152,15 @@ pub fn demo(ctx: &Ctx) -> Result<(), Failure> {
         command
     };
     ctx.step(
-        "import the Box document",
-        cli(&["import", &document_path.to_string_lossy(), "--name", "box"]),
+        "import the Box document (and read the provider's issuer and revocation endpoint)",
+        cli(&[
+            "import",
+            &document_path.to_string_lossy(),
+            "--name",
+            "box",
+            "--issuer",
+            &server.issuer,
+        ]),
     )?;
     ctx.step(
         "create the instance `demo`",

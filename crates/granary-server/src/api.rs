@@ -174,6 +174,7 @@ pub fn integration_json(integration: &Integration) -> Value {
         "source_digest": integration.source_digest,
         "created": time(Some(integration.created)),
         "issuer": flows.as_ref().and_then(|f| f.issuer.clone()),
+        "revocation_url": flows.as_ref().and_then(|f| f.revocation_url.as_ref().map(ToString::to_string)),
         "schemes": flows.as_ref().map(|f| serde_json::to_value(&f.schemes).unwrap_or(Value::Null)),
     })
 }
@@ -278,6 +279,32 @@ async fn import(state: &AppState, name: &str, document: &str, status: StatusCode
 /// `GET /api/v1/integrations/{name}`.
 pub async fn integration_get(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
     let integration = engine(state.engine.integration(&name).await)?;
+    Ok(Json(integration_json(&integration)).into_response())
+}
+
+/// The body of `POST /api/v1/integrations/{name}/discover`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverBody {
+    /// The provider's issuer URL.
+    pub issuer: String,
+}
+
+/// `POST /api/v1/integrations/{name}/discover`: reads the issuer's metadata and keeps its
+/// issuer (checked against every callback's `iss`) and revocation endpoint.
+pub async fn integration_discover(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<DiscoverBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body
+        .map_err(|e| Problem::bad_request(format!("the body is not {{\"issuer\"}} JSON: {e}")))?;
+    let integration = engine(
+        state
+            .engine
+            .discover_integration_endpoints(&name, &body.issuer)
+            .await,
+    )?;
     Ok(Json(integration_json(&integration)).into_response())
 }
 

@@ -42,6 +42,10 @@ pub struct ImportArgs {
     /// The integration's name [default: the file name without extension].
     #[arg(long)]
     pub name: Option<String>,
+    /// The provider's issuer URL: its metadata gives the issuer checked against every
+    /// callback's `iss` and the revocation endpoint (a document names neither).
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
 }
 
 /// The fields of `granary instance create` and `update`.
@@ -313,7 +317,33 @@ pub async fn import(settings: &Settings, remote: &RemoteArgs, args: &ImportArgs)
                 .await?
         }
     };
+    let value = match &args.issuer {
+        None => value,
+        Some(issuer) => match target(settings, remote, false).await? {
+            Target::Local(engine, _) => {
+                integration_json(&engine.discover_integration_endpoints(&name, issuer).await?)
+            }
+            Target::Remote(remote) => {
+                remote
+                    .call(
+                        Method::POST,
+                        &format!("/integrations/{name}/discover"),
+                        Some(json!({ "issuer": issuer })),
+                    )
+                    .await?
+            }
+        },
+    };
     println!("imported integration {name}");
+    if let Some(issuer) = value.get("issuer").and_then(Value::as_str) {
+        println!(
+            "  issuer {issuer}, revocation endpoint {}",
+            value
+                .get("revocation_url")
+                .and_then(Value::as_str)
+                .unwrap_or("none")
+        );
+    }
     if let Some(schemes) = value.get("schemes").and_then(Value::as_array) {
         for scheme in schemes {
             println!(

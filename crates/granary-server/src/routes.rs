@@ -209,6 +209,12 @@ fn table() -> RouteTable {
             "/api/v1/integrations/{name}",
             api::integration_delete,
         )
+        .add(
+            Api,
+            post(),
+            "/api/v1/integrations/{name}/discover",
+            api::integration_discover,
+        )
         .add(Api, get(), "/api/v1/instances", api::instances_list)
         .add(Api, post(), "/api/v1/instances", api::instance_create)
         .add(Api, get(), "/api/v1/instances/{id}", api::instance_get)

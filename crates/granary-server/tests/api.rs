@@ -245,6 +245,16 @@ async fn healthz_metrics_and_events() {
         )
         .mount(&provider)
         .await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": provider.uri(),
+            "authorization_endpoint": format!("{}/authorize", provider.uri()),
+            "token_endpoint": format!("{}/token", provider.uri()),
+            "revocation_endpoint": format!("{}/revoke", provider.uri()),
+        })))
+        .mount(&provider)
+        .await;
     let (admin, csrf) = server.admin().await;
     let key = server.api_key(&admin, &csrf).await;
     let mut events = client
@@ -268,6 +278,19 @@ async fn healthz_metrics_and_events() {
         )
         .await;
     assert_eq!(status, 201);
+    let (status, discovered, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/integrations/box/discover",
+            Some(json!({"issuer": provider.uri()})),
+        )
+        .await;
+    assert_eq!(status, 200, "{discovered}");
+    assert_eq!(discovered["issuer"], provider.uri());
+    assert_eq!(
+        discovered["revocation_url"],
+        format!("{}/revoke", provider.uri())
+    );
     let (status, _, _) = api
         .call(
             reqwest::Method::POST,
@@ -289,8 +312,9 @@ async fn healthz_metrics_and_events() {
         .unwrap()
         .1
         .into_owned();
+    let iss: String = url::form_urlencoded::byte_serialize(provider.uri().as_bytes()).collect();
     let callback = admin
-        .get(server.url(&format!("/admin/oauth/?code=c&state={state}")))
+        .get(server.url(&format!("/admin/oauth/?code=c&state={state}&iss={iss}")))
         .send()
         .await
         .unwrap();
