@@ -21,7 +21,8 @@ commands:
                             all tests, every conformance suite
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
                             facade, browser
-  bench [TARGET]            run benchmarks that print a ratio against a baseline:
+  bench [TARGET...]         run benchmarks (default: all) that print a ratio against a
+                            baseline measured in the same run:
                             openapi, store, facade, server
   demo                      offline demo: oidc-provider and granary with an instance
                             ready to authorize; prints what to open
@@ -119,18 +120,29 @@ fn conformance(ctx: &Ctx, names: &[String]) -> Result<(), Failure> {
     }
 }
 
-fn bench(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
-    match args.first().map(String::as_str) {
-        Some("openapi") => openapi::bench(ctx),
-        Some("store") => store::bench(ctx),
-        Some("facade") => facade::bench(ctx),
-        Some("server") => server::bench(ctx),
-        None => {
-            openapi::bench(ctx)?;
-            store::bench(ctx)
-        }
-        Some(other) => Err(Failure::new(format!(
-            "unknown bench target `{other}`; the targets are: openapi, store, facade, server"
-        ))),
+/// A bench target: its name and the function that runs it.
+type Bench = (&'static str, fn(&Ctx) -> Result<(), Failure>);
+
+const BENCHES: &[Bench] = &[
+    ("openapi", openapi::bench),
+    ("store", store::bench),
+    ("facade", facade::bench),
+    ("server", server::bench),
+];
+
+fn bench(ctx: &Ctx, names: &[String]) -> Result<(), Failure> {
+    let known: Vec<&str> = BENCHES.iter().map(|(n, _)| *n).collect();
+    if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+        return Err(Failure::new(format!(
+            "unknown bench target `{unknown}`; the targets are: {}",
+            known.join(", ")
+        )));
     }
+    for (name, run) in BENCHES {
+        if names.is_empty() || names.iter().any(|n| n == name) {
+            eprintln!("==> bench {name}");
+            run(ctx)?;
+        }
+    }
+    Ok(())
 }
