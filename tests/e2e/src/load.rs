@@ -433,7 +433,6 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {

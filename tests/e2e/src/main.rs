@@ -20,6 +20,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
 /// What the test needs, from the command line.
@@ -433,13 +434,7 @@ async fn run(args: Args) -> Result<usize, (usize, String)> {
         serde_json::Value::Object(map) => map,
         _ => return Err((0, "capabilities are not an object".into())),
     };
-    let client = ClientBuilder::rustls()
-        .map_err(|e| {
-            (
-                0,
-                format!("cannot set up TLS for the WebDriver client: {e}"),
-            )
-        })?
+    let client = ClientBuilder::new(HttpConnector::new())
         .capabilities(capabilities)
         .connect(&args.webdriver)
         .await
@@ -474,8 +469,6 @@ fn main() -> ExitCode {
         }
     };
     let out = args.out.clone();
-    // Both rustls crypto providers are linked (fantoccini's and reqwest's): choose one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
