@@ -1,5 +1,6 @@
 //! The engine over MemoryStore against wiremock stubs: authorization, single flight, the
-//! margin, invalid_grant, transient faults, rotation, compare-and-swap, 401 retry, deletion.
+//! margin, invalid_grant, transient faults, rotation, compare-and-swap, 401 retry, deletion,
+//! disconnect.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -782,4 +783,174 @@ async fn concurrent_callers_share_one_failed_refresh() {
         assert!(err.is_transient(), "{err}");
     }
     assert_eq!(refresh_requests(&env.server).await, 2);
+}
+
+/// The bodies of the revocation requests the stub received.
+async fn revocation_bodies(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/revoke")
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect()
+}
+
+async fn set_revocation_endpoint(env: &Env) {
+    let revoke = Url::parse(&format!("{}/revoke", env.server.uri())).unwrap();
+    env.engine
+        .set_integration_endpoints("stub", None, Some(revoke))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn disconnect_revokes_forgets_the_token_and_allows_a_new_authorization() {
+    let env = env().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(2)
+        .mount(&env.server)
+        .await;
+    set_revocation_endpoint(&env).await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    // In memory now: the hot path would answer without the store.
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-1"
+    );
+    let mut events = env.engine.subscribe();
+
+    let report = env.engine.disconnect("inst").await.unwrap();
+
+    assert!(report.revoked, "{report:?}");
+    assert_eq!(report.revocation_note, None);
+    assert!(report.token_deleted);
+    assert_eq!(report.status, InstanceStatus::New);
+    let bodies = revocation_bodies(&env.server).await;
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(
+        bodies[0].contains("token=refresh-1")
+            && bodies[0].contains("token_type_hint=refresh_token"),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies[1].contains("token=access-1") && bodies[1].contains("token_type_hint=access_token"),
+        "{bodies:?}"
+    );
+    assert!(env.store.get_token("inst").await.unwrap().is_none());
+    let instance = env.store.get_instance("inst").await.unwrap().unwrap();
+    assert_eq!(instance.status, InstanceStatus::New);
+    assert_eq!(instance.client_id, "client-1", "the configuration stays");
+    assert!(matches!(
+        env.engine.access_token("inst").await.unwrap_err(),
+        EngineError::NotAuthorized { instance } if instance == "inst"
+    ));
+    assert_eq!(
+        events.recv().await.unwrap(),
+        Event::Disconnected {
+            instance: "inst".into(),
+            revoked: true
+        }
+    );
+
+    // The instance can be authorized again, and hands out the new token.
+    authorize(&env, "access-2", Some("refresh-2"), Some(3600)).await;
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-2"
+    );
+    assert_eq!(
+        env.store
+            .get_instance("inst")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        InstanceStatus::Authorized
+    );
+}
+
+#[tokio::test]
+async fn disconnect_with_a_failing_revocation_endpoint_still_disconnects_and_says_so() {
+    let env = env().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&env.server)
+        .await;
+    set_revocation_endpoint(&env).await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    env.engine.access_token("inst").await.unwrap();
+
+    let report = env.engine.disconnect("inst").await.unwrap();
+
+    assert!(!report.revoked, "{report:?}");
+    let note = report.revocation_note.clone().unwrap();
+    assert!(!note.is_empty());
+    assert!(
+        !note.contains("refresh-1") && !note.contains("access-1"),
+        "no secret in the note: {note}"
+    );
+    assert!(!revocation_bodies(&env.server).await.is_empty());
+    assert!(report.token_deleted);
+    assert_eq!(report.status, InstanceStatus::New);
+    assert!(env.store.get_token("inst").await.unwrap().is_none());
+    assert!(matches!(
+        env.engine.access_token("inst").await.unwrap_err(),
+        EngineError::NotAuthorized { .. }
+    ));
+    env.engine.begin_authorization("inst").await.unwrap();
+}
+
+#[tokio::test]
+async fn disconnect_without_a_revocation_endpoint_or_token_and_of_a_disabled_instance() {
+    let env = env().await;
+    authorize(&env, "access-1", None, None).await;
+
+    let report = env.engine.disconnect("inst").await.unwrap();
+    assert!(!report.revoked && report.token_deleted, "{report:?}");
+    assert!(
+        report
+            .revocation_note
+            .as_deref()
+            .is_some_and(|n| n.contains("no revocation endpoint")),
+        "{report:?}"
+    );
+    assert!(
+        env.server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.url.path() != "/revoke")
+    );
+
+    // Twice is harmless: nothing left to delete.
+    let again = env.engine.disconnect("inst").await.unwrap();
+    assert!(
+        !again.token_deleted && again.status == InstanceStatus::New,
+        "{again:?}"
+    );
+
+    // A disabled instance stays disabled.
+    env.engine
+        .update_instance(
+            "inst",
+            granary_flow::engine::InstanceUpdate {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let disabled = env.engine.disconnect("inst").await.unwrap();
+    assert_eq!(disabled.status, InstanceStatus::Disabled);
+
+    assert!(matches!(
+        env.engine.disconnect("nope").await.unwrap_err(),
+        EngineError::NotFound { .. }
+    ));
 }

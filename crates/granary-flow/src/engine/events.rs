@@ -36,6 +36,14 @@ pub enum Event {
         /// Why (never a secret).
         reason: String,
     },
+    /// An admin disconnected the instance: its tokens were forgotten (and revoked at the
+    /// provider where that worked); it is configured still and can be authorized again.
+    Disconnected {
+        /// The instance.
+        instance: String,
+        /// Whether the provider confirmed the revocation of its tokens.
+        revoked: bool,
+    },
 }
 
 impl Event {
@@ -45,7 +53,8 @@ impl Event {
             Self::Authorized { instance }
             | Self::Refreshed { instance, .. }
             | Self::RefreshFailed { instance, .. }
-            | Self::NeedsAuthorization { instance, .. } => instance,
+            | Self::NeedsAuthorization { instance, .. }
+            | Self::Disconnected { instance, .. } => instance,
         }
     }
 }

@@ -372,7 +372,10 @@ impl Engine {
         })
     }
 
-    async fn revoke_tokens(&self, instance: &Instance) -> Result<(), String> {
+    /// Revokes the stored tokens of `instance` at the provider (the refresh token, then the
+    /// access token). `Err` says why they were not revoked: no revocation endpoint, no
+    /// token, or the provider's refusal (never a secret).
+    pub(super) async fn revoke_tokens(&self, instance: &Instance) -> Result<(), String> {
         let config = self
             .client_config(instance)
             .await

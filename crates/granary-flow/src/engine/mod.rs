@@ -16,6 +16,7 @@
 mod authorization;
 mod client;
 mod clock;
+mod disconnect;
 mod error;
 mod events;
 mod instances;
@@ -35,6 +36,7 @@ use url::Url;
 pub use authorization::AUTHORIZATION_LIFETIME;
 pub use client::AuthorizedClient;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use disconnect::DisconnectReport;
 pub use error::{EngineError, EngineResult};
 pub use events::Event;
 pub use instances::{DeleteReport, InstanceReport, InstanceUpdate, NewInstance, TokenSummary};

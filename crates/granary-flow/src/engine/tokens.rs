@@ -105,13 +105,13 @@ pub(crate) struct Cached {
 /// The single-flight state of one instance.
 #[derive(Default)]
 pub(crate) struct Flight {
-    lock: tokio::sync::Mutex<FlightState>,
+    pub(super) lock: tokio::sync::Mutex<FlightState>,
     /// Refresh attempts finished so far; a waiter that sees it move shares the outcome.
     attempts: AtomicU64,
 }
 
 #[derive(Default)]
-struct FlightState {
+pub(super) struct FlightState {
     last_failure: Option<Arc<crate::Error>>,
     retry_not_before: Option<Timestamp>,
 }
@@ -226,6 +226,16 @@ impl Engine {
             .remove(instance);
     }
 
+    /// Drops the single-flight state of `instance` (a remembered failure, its backoff): the
+    /// next caller starts afresh.
+    pub(super) fn drop_flight(&self, instance: &str) {
+        self.inner
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(instance);
+    }
+
     /// The hot path: a read lock, a hash lookup, a comparison and an `Arc` clone.
     fn cached_fresh(&self, instance: &str) -> Option<AccessToken> {
         let now = self.inner.clock.now();
@@ -257,7 +267,7 @@ impl Engine {
             .map(|entry| entry.token.clone())
     }
 
-    fn flight(&self, instance: &str) -> Arc<Flight> {
+    pub(super) fn flight(&self, instance: &str) -> Arc<Flight> {
         let mut flights = self
             .inner
             .flights

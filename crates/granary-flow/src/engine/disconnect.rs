@@ -1,0 +1,117 @@
+//! Disconnect: an instance forgets its tokens (revoked at the provider where it can be) and
+//! stays configured, ready to be authorized again.
+
+use granary_store::InstanceStatus;
+
+use super::{Engine, EngineError, EngineResult, Event};
+
+/// How many times the status write is retried when it races another writer.
+const CAS_ATTEMPTS: usize = 8;
+
+/// What [`Engine::disconnect`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisconnectReport {
+    /// Whether the provider confirmed the revocation of the tokens.
+    pub revoked: bool,
+    /// Why revocation failed or was skipped, if it was (the instance is disconnected anyway).
+    pub revocation_note: Option<String>,
+    /// Whether a token record was stored and is now deleted.
+    pub token_deleted: bool,
+    /// The status of the instance now: `New`, or `Disabled` when it was disabled (a
+    /// disconnect does not switch an instance back on).
+    pub status: InstanceStatus,
+}
+
+impl Engine {
+    /// Disconnects instance `id`: revokes its refresh and access tokens at the provider
+    /// where the integration knows a revocation endpoint (a failed revocation is reported in
+    /// the result, not an error), deletes its token record, sets its status to `New` (a
+    /// disabled instance stays disabled), drops its in-memory token and single-flight state
+    /// so that [`Engine::access_token`] answers "not authorized" at once, and emits
+    /// [`Event::Disconnected`]. The instance keeps its configuration; a new authorization
+    /// connects it again.
+    ///
+    /// The store writes are ordered so that a crash at any point leaves a usable instance:
+    ///
+    /// 1. The status first. From then on no process hands the stored token out (a token is
+    ///    read only for an `Authorized` instance), and this process's cached copy is dropped
+    ///    right after.
+    /// 2. The revocation, while the token record is still stored: a crash before it leaves
+    ///    the record in place, so running Disconnect again revokes it. Deleting the record
+    ///    first would lose tokens that the provider still honours.
+    /// 3. The token record last. A crash before this leaves a `New` instance with a stale
+    ///    record, which is never handed out, which the next authorization overwrites (its
+    ///    write compares against whatever version is stored) and which the next Disconnect
+    ///    or Delete removes. The reverse order would leave an `Authorized` instance without
+    ///    a token.
+    ///
+    /// In this process the single-flight lock of the instance is held throughout, so that a
+    /// refresh that is running finishes first and its new token is the one revoked.
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`] when the instance does not exist; a store error (the steps
+    /// done so far leave a usable instance, see above: run Disconnect again).
+    pub async fn disconnect(&self, id: &str) -> EngineResult<DisconnectReport> {
+        let flight = self.flight(id);
+        let mut state = flight.lock.lock().await;
+
+        let (instance, status) = self.mark_disconnected(id).await?;
+        self.forget(id);
+
+        let (revoked, revocation_note) = match self.revoke_tokens(&instance).await {
+            Ok(()) => (true, None),
+            Err(note) => (false, Some(note)),
+        };
+        if let Some(note) = &revocation_note {
+            tracing::warn!(instance = id, note = %note, "tokens not revoked at the provider on disconnect");
+        }
+
+        let token_deleted = self.inner.store.delete_token(id).await?;
+
+        // Nothing of the old connection stays in memory: no token, no remembered failure.
+        *state = Default::default();
+        self.forget(id);
+        self.drop_flight(id);
+        drop(state);
+
+        self.emit(Event::Disconnected {
+            instance: id.to_string(),
+            revoked,
+        });
+        Ok(DisconnectReport {
+            revoked,
+            revocation_note,
+            token_deleted,
+            status,
+        })
+    }
+
+    /// Sets the status of `id` to `New` (keeps `Disabled`) with a version compare-and-swap,
+    /// re-reading on a conflict. Returns the instance as it was read and the status written.
+    async fn mark_disconnected(
+        &self,
+        id: &str,
+    ) -> EngineResult<(granary_store::Instance, InstanceStatus)> {
+        for _ in 0..CAS_ATTEMPTS {
+            let instance = self.instance(id).await?;
+            let status = match instance.status {
+                InstanceStatus::Disabled => InstanceStatus::Disabled,
+                _ => InstanceStatus::New,
+            };
+            if instance.status == status {
+                return Ok((instance, status));
+            }
+            let mut changed = instance.clone();
+            changed.status = status;
+            changed.updated = self.now();
+            match self.inner.store.update_instance(&changed).await {
+                Ok(_) => return Ok((instance, status)),
+                Err(granary_store::Error::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(EngineError::Invalid(format!(
+            "instance `{id}` kept changing while it was disconnected: try again"
+        )))
+    }
+}
