@@ -12,7 +12,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use granary_flow::engine::{
-    AccessToken, EngineError, Event, InstanceReport, InstanceUpdate, IntegrationFlows, NewInstance,
+    AccessToken, DisconnectReport, EngineError, Event, InstanceReport, InstanceUpdate,
+    IntegrationFlows, NewInstance,
 };
 use granary_store::{Instance, InstanceStatus, Integration, Timestamp};
 use secrecy::SecretString;
@@ -555,6 +556,10 @@ pub fn event_json(event: &Event) -> (&'static str, Value) {
             "needs_authorization",
             json!({ "instance": instance, "reason": reason }),
         ),
+        Event::Disconnected { instance, revoked } => (
+            "disconnected",
+            json!({ "instance": instance, "revoked": revoked }),
+        ),
         other => ("event", json!({ "instance": other.instance() })),
     }
 }
@@ -590,24 +595,38 @@ pub async fn events(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-/// Forgets the tokens of `id` after revoking them where the provider allows; the instance
-/// stays, configured, with status "new". Returns a note for the admin.
-///
-/// The engine revokes only when it deletes an instance, so this deletes the instance (which
-/// revokes) and writes it back unchanged (its sealed secret is bound to its id, which stays).
+/// Disconnects `id` ([`granary_flow::engine::Engine::disconnect`]): its tokens are revoked
+/// where the provider allows and forgotten; the instance stays, configured, with status
+/// "new". Returns a note for the admin.
 pub async fn disconnect(state: &AppState, id: &str) -> Result<String, EngineError> {
-    let engine = &state.engine;
-    let mut instance = engine.instance(id).await?;
-    let report = engine.delete_instance(id).await?;
-    instance.status = InstanceStatus::New;
-    instance.updated = engine.now();
-    if let Err(error) = engine.store().create_instance(&instance).await {
-        tracing::error!(instance = %id, %error, "the instance could not be written back after its tokens were revoked");
-        return Err(error.into());
-    }
-    Ok(match (report.revoked, report.revocation_note) {
+    let report = state.engine.disconnect(id).await?;
+    tracing::info!(instance = %id, revoked = report.revoked, "instance disconnected");
+    Ok(disconnect_note(&report))
+}
+
+/// What the admin reads about a disconnect's revocation.
+fn disconnect_note(report: &DisconnectReport) -> String {
+    match (report.revoked, &report.revocation_note) {
         (true, _) => "Its tokens were revoked at the provider.".to_string(),
         (false, Some(note)) => format!("Not revoked at the provider: {note}."),
         (false, None) => "Not revoked at the provider.".to_string(),
-    })
+    }
+}
+
+/// `POST /api/v1/instances/{id}/disconnect`: revokes the tokens where possible and forgets
+/// them; the instance stays, with status "new" ("disabled" if it was disabled).
+pub async fn instance_disconnect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let report = engine(state.engine.disconnect(&id).await)?;
+    tracing::info!(instance = %id, revoked = report.revoked, "instance disconnected");
+    Ok(Json(json!({
+        "disconnected": true,
+        "status": status_name(report.status),
+        "token_deleted": report.token_deleted,
+        "revoked": report.revoked,
+        "revocation_note": report.revocation_note,
+    }))
+    .into_response())
 }

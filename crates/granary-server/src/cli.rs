@@ -126,6 +126,12 @@ pub enum InstanceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Disconnect an instance: revoke its tokens where the provider allows and forget them;
+    /// the instance stays, to be authorized again.
+    Disconnect {
+        /// The instance id.
+        id: String,
+    },
     /// Delete an instance (its tokens are revoked where the provider allows).
     Delete {
         /// The instance id.
@@ -615,6 +621,22 @@ pub async fn instance(
                     None => println!("token: none"),
                 }
             }
+            Ok(())
+        }
+        InstanceCommand::Disconnect { id } => {
+            let note = match target {
+                Target::Local(engine, _) => engine.disconnect(id).await?.revocation_note,
+                Target::Remote(remote) => remote
+                    .call(Method::POST, &format!("/instances/{id}/disconnect"), None)
+                    .await?
+                    .get("revocation_note")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            };
+            if let Some(note) = note {
+                println!("note: {note}");
+            }
+            println!("disconnected instance {id}: it holds no token now");
             Ok(())
         }
         InstanceCommand::Delete { id } => {

@@ -176,6 +176,18 @@ fn table() -> RouteTable {
         .add(
             Admin,
             post(),
+            "/admin/instances/{id}/enable",
+            web::instance_enable,
+        )
+        .add(
+            Admin,
+            post(),
+            "/admin/instances/{id}/disable",
+            web::instance_disable,
+        )
+        .add(
+            Admin,
+            post(),
             "/admin/instances/{id}/delete",
             web::instance_delete,
         )
@@ -235,6 +247,12 @@ fn table() -> RouteTable {
             post(),
             "/api/v1/instances/{id}/authorize",
             api::instance_authorize,
+        )
+        .add(
+            Api,
+            post(),
+            "/api/v1/instances/{id}/disconnect",
+            api::instance_disconnect,
         )
         .add(
             Api,

@@ -596,3 +596,83 @@ async fn discovery_sets_the_issuer_and_disconnect_revokes() {
     server.stop().await;
     provider.verify().await;
 }
+
+#[tokio::test]
+async fn disable_stops_tokens_and_enable_restores_the_status() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_body("access-1")))
+        .mount(&provider)
+        .await;
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    let key = server.api_key(&admin, &csrf).await;
+    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    create_instance(
+        &server,
+        &admin,
+        &csrf,
+        "switchable",
+        &format!("{}/token", provider.uri()),
+    )
+    .await;
+    let state = start(&server, &admin, &csrf, "switchable").await;
+    let callback = admin
+        .get(server.url(&format!("/admin/oauth/?code=c&state={state}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), 303);
+    let token = |expect: u16| {
+        let request = server
+            .client()
+            .get(server.url("/api/v1/instances/switchable/token"))
+            .bearer_auth(&key);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), expect);
+            response.text().await.unwrap()
+        }
+    };
+    assert!(token(200).await.contains("access-1"));
+    let html = page(&admin, server.url("/admin/instances/switchable")).await;
+    assert!(html.contains("id=\"disable\"") && !html.contains("id=\"enable\""));
+
+    // Without the CSRF token nothing changes.
+    let refused = admin
+        .post(server.url("/admin/instances/switchable/disable"))
+        .form(&[("csrf", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    token(200).await;
+
+    let disabled = admin
+        .post(server.url("/admin/instances/switchable/disable"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), 303);
+    let html = page(&admin, server.url("/admin/instances/switchable")).await;
+    assert!(html.contains("Disabled: instance switchable"), "{html}");
+    assert!(html.contains("id=\"enable\"") && !html.contains("id=\"disable\""));
+    assert!(token(409).await.contains("disabled"));
+
+    let enabled = admin
+        .post(server.url("/admin/instances/switchable/enable"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enabled.status(), 303);
+    let html = page(&admin, server.url("/admin/instances/switchable")).await;
+    assert!(
+        html.contains("Enabled: instance switchable is connected now."),
+        "{html}"
+    );
+    assert!(token(200).await.contains("access-1"));
+    server.stop().await;
+}

@@ -194,6 +194,23 @@ async fn integrations_and_instances_crud_with_problem_details() {
         (status, list["instances"].as_array().unwrap().len()),
         (200, 1)
     );
+    // Disconnect keeps the instance; one that holds no token has nothing to revoke.
+    let (status, disconnected, _) = api
+        .call(M::POST, "/api/v1/instances/box-api/disconnect", None)
+        .await;
+    assert_eq!(status, 200, "{disconnected}");
+    assert_eq!(disconnected["disconnected"], json!(true));
+    assert_eq!(disconnected["status"], json!("new"));
+    assert_eq!(disconnected["token_deleted"], json!(false));
+    assert_eq!(disconnected["revoked"], json!(false));
+    assert!(
+        disconnected["revocation_note"].is_string(),
+        "{disconnected}"
+    );
+    let (status, _, _) = api
+        .call(M::POST, "/api/v1/instances/missing/disconnect", None)
+        .await;
+    assert_eq!(status, 404);
     let (status, _, _) = api.call(M::DELETE, "/api/v1/integrations/box", None).await;
     assert_eq!(status, 409, "in use");
     let (status, deleted, _) = api.call(M::DELETE, "/api/v1/instances/box-api", None).await;

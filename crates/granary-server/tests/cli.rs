@@ -236,6 +236,12 @@ fn serve_and_the_cli_share_a_data_directory() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not authorized yet"));
     let refused = granary(&data, &["token", "box-1"], None);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not authorized yet"));
+    let out = ok(&run(with(&["instance", "disconnect", "box-1"]), None));
+    assert!(out.contains("disconnected instance box-1"), "{out}");
+    let out = ok(&granary(&data, &["instance", "disconnect", "box-1"], None));
+    assert!(out.contains("disconnected instance box-1"), "{out}");
+    let refused = granary(&data, &["instance", "disconnect", "missing"], None);
+    assert!(!refused.status.success());
     let wrong_key = granary(
         &data,
         &[

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use granary_flow::engine::{InstanceReport, InstanceUpdate, IntegrationFlows, NewInstance};
 use granary_openapi::FlowKind;
-use granary_store::ClientAuth;
+use granary_store::{ClientAuth, InstanceStatus};
 use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
@@ -339,6 +339,7 @@ pub async fn instance_show(
     let token = report.token.as_ref();
     let page = InstancePage {
         layout,
+        disabled: instance.status == InstanceStatus::Disabled,
         id: instance.id.clone(),
         integration: instance.integration.clone(),
         scheme: instance.scheme.clone(),
@@ -726,6 +727,49 @@ pub async fn instance_disconnect(
         Err(error) => failure_banner("Disconnect failed", &error),
     };
     flash_to(&state, &headers, banner, &page)
+}
+
+/// `POST /admin/instances/{id}/enable`: hands out and refreshes tokens again.
+pub async fn instance_enable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    AdminForm(_): AdminForm,
+) -> Response {
+    set_enabled(&state, &headers, &id, true).await
+}
+
+/// `POST /admin/instances/{id}/disable`: no token is handed out or refreshed until enabled.
+pub async fn instance_disable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    AdminForm(_): AdminForm,
+) -> Response {
+    set_enabled(&state, &headers, &id, false).await
+}
+
+async fn set_enabled(state: &AppState, headers: &HeaderMap, id: &str, enabled: bool) -> Response {
+    let update = InstanceUpdate {
+        enabled: Some(enabled),
+        ..InstanceUpdate::default()
+    };
+    let banner = match state.engine.update_instance(id, update).await {
+        Ok(instance) => {
+            tracing::info!(instance = %id, enabled, "instance switched");
+            Banner::success(if enabled {
+                format!(
+                    "Enabled: instance {id} is {} now.",
+                    status_text(instance.status)
+                )
+            } else {
+                format!("Disabled: instance {id} hands out no token until it is enabled.")
+            })
+        }
+        Err(error) if enabled => failure_banner("The instance was not enabled", &error),
+        Err(error) => failure_banner("The instance was not disabled", &error),
+    };
+    flash_to(state, headers, banner, &format!("/admin/instances/{id}"))
 }
 
 /// `POST /admin/instances/{id}/delete`.

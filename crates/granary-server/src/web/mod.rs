@@ -19,8 +19,8 @@ pub use diagnose::{cause_name, explain, failure_banner};
 pub use form::{AdminForm, FormData, csrf_refused};
 pub use instances::{
     callback, callback_slash, instance_authorize, instance_connect, instance_create,
-    instance_delete, instance_disconnect, instance_edit, instance_new, instance_refresh,
-    instance_show, instance_update,
+    instance_delete, instance_disable, instance_disconnect, instance_edit, instance_enable,
+    instance_new, instance_refresh, instance_show, instance_update,
 };
 pub use pages::*;
 

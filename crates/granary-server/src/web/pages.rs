@@ -192,6 +192,8 @@ pub struct InstanceFormPage {
 pub struct InstancePage {
     /// The layout.
     pub layout: Layout,
+    /// Whether it is disabled (the page offers Enable rather than Disable).
+    pub disabled: bool,
     /// Its id.
     pub id: String,
     /// Its integration.
