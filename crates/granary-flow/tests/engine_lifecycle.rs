@@ -954,3 +954,94 @@ async fn disconnect_without_a_revocation_endpoint_or_token_and_of_a_disabled_ins
         EngineError::NotFound { .. }
     ));
 }
+
+#[tokio::test]
+async fn a_disconnect_cut_short_after_the_status_write_leaves_a_usable_instance() {
+    let env = env().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&env.server)
+        .await;
+    set_revocation_endpoint(&env).await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    // The state a crash right after the first write leaves: status New, the token record
+    // still stored and not revoked (a fresh engine: nothing in memory).
+    let mut instance = env.store.get_instance("inst").await.unwrap().unwrap();
+    instance.status = InstanceStatus::New;
+    env.store.update_instance(&instance).await.unwrap();
+    let restarted = engine_over(env.store.clone(), env.clock.clone(), &env.key, "engine-b");
+
+    // The stale record is never handed out.
+    assert!(matches!(
+        restarted.access_token("inst").await.unwrap_err(),
+        EngineError::NotAuthorized { .. }
+    ));
+    // Disconnect again finishes the job: the stored tokens are revoked, then deleted.
+    let report = restarted.disconnect("inst").await.unwrap();
+    assert!(report.revoked && report.token_deleted, "{report:?}");
+    let bodies = revocation_bodies(&env.server).await;
+    assert!(
+        bodies.iter().any(|b| b.contains("token=refresh-1")),
+        "{bodies:?}"
+    );
+    assert!(env.store.get_token("inst").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_new_authorization_overwrites_a_stale_record_left_by_a_cut_short_disconnect() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    let mut instance = env.store.get_instance("inst").await.unwrap().unwrap();
+    instance.status = InstanceStatus::New;
+    env.store.update_instance(&instance).await.unwrap();
+    env.engine.forget("inst");
+
+    authorize(&env, "access-2", Some("refresh-2"), Some(3600)).await;
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-2"
+    );
+}
+
+#[tokio::test]
+async fn disconnect_waits_for_a_running_refresh_and_revokes_its_new_tokens() {
+    let env = env().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&env.server)
+        .await;
+    set_revocation_endpoint(&env).await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    mount_refresh(
+        &env.server,
+        ResponseTemplate::new(200)
+            .set_body_json(token_json("access-2", Some("refresh-2"), Some(3600)))
+            .set_delay(Duration::from_millis(300)),
+    )
+    .await;
+    env.clock.advance(Duration::from_secs(3600 - 30));
+    let engine = env.engine.clone();
+    let refreshing = tokio::spawn(async move { engine.access_token("inst").await });
+    // Until the refresh request is at the provider.
+    while refresh_requests(&env.server).await == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let report = env.engine.disconnect("inst").await.unwrap();
+
+    assert_eq!(refreshing.await.unwrap().unwrap().secret(), "access-2");
+    assert!(report.revoked && report.token_deleted, "{report:?}");
+    let bodies = revocation_bodies(&env.server).await;
+    assert!(
+        bodies.iter().any(|b| b.contains("token=refresh-2"))
+            && bodies.iter().any(|b| b.contains("token=access-2")),
+        "the refreshed tokens are the ones revoked: {bodies:?}"
+    );
+    assert!(env.store.get_token("inst").await.unwrap().is_none());
+    assert!(matches!(
+        env.engine.access_token("inst").await.unwrap_err(),
+        EngineError::NotAuthorized { .. }
+    ));
+}
