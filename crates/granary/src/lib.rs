@@ -41,8 +41,9 @@ pub use granary_store_sqlite as sqlite;
 pub use config::{Config, KeySource, StoreConfig};
 pub use error::{Error, Result};
 pub use granary_flow::engine::{
-    AccessToken, AuthorizedClient, Clock, DeleteReport, Engine, EngineError, Event, InstanceReport,
-    InstanceUpdate, NewInstance, Refresher, RefresherConfig, ResealReport, SystemClock,
+    AccessToken, AuthorizedClient, Clock, DeleteReport, DisconnectReport, Engine, EngineError,
+    Event, InstanceReport, InstanceUpdate, NewInstance, Refresher, RefresherConfig, ResealReport,
+    SystemClock,
 };
 pub use keys::{KEY_ENV, KeyRotation};
 
