@@ -218,19 +218,28 @@ impl Run<'_> {
     }
 
     /// At the provider: sign in (any login) and consent, until the browser is back at `base`.
+    ///
+    /// The click that led here may not have navigated yet, so the browser must first be seen
+    /// away from `base` (the provider always asks for consent: `prompt=consent`).
     async fn provider(&mut self, base: &str) -> Step {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut signed_in = false;
+        let mut left_granary = false;
         loop {
             if Instant::now() > deadline {
                 return Err(format!(
-                    "still at the provider after 60 s: {}",
+                    "still at the provider after 60 s (left granary: {left_granary}): {}",
                     self.url().await
                 ));
             }
             let url = self.url().await;
-            if url.starts_with(base) {
+            if !url.starts_with(base) {
+                left_granary = true;
+            } else if left_granary {
                 return Ok(());
+            } else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
             if self
                 .client
