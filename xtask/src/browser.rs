@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cmd::{Ctx, Failure};
+use crate::cmd::{Ctx, Failure, create_dir, write_file};
 use crate::flow::oidc;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -43,6 +43,53 @@ pub fn wait_for_port(port: u16, what: &str, timeout: Duration) -> Result<(), Fai
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// The cargo profile the binaries of a run are built with.
+#[derive(Clone, Copy)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    /// The path of a binary built with this profile.
+    pub fn binary(self, ctx: &Ctx, name: &str) -> String {
+        let folder = match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        };
+        ctx.target
+            .join(folder)
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Builds the `granary` binary and the binary `e2e_bin` of granary-e2e, as the step `name`.
+pub fn build_granary_and(
+    ctx: &Ctx,
+    name: &str,
+    profile: Profile,
+    e2e_bin: &str,
+) -> Result<(), Failure> {
+    let mut args = vec!["build"];
+    if let Profile::Release = profile {
+        args.push("--release");
+    }
+    args.extend([
+        "--quiet",
+        "-p",
+        "granary-server",
+        "--bin",
+        "granary",
+        "-p",
+        "granary-e2e",
+        "--bin",
+        e2e_bin,
+    ]);
+    ctx.step(name, ctx.cargo(&args))
 }
 
 /// Installs chromium and chromium-driver with apt-get when they are missing.
@@ -86,52 +133,21 @@ impl Drop for Guard {
 pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
     ensure_chromium()?;
     let dir = ctx.target.join("browser");
-    fs::create_dir_all(&dir)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
-    ctx.step(
+    create_dir(&dir)?;
+    build_granary_and(
+        ctx,
         "build granary and the browser test",
-        ctx.cargo(&[
-            "build",
-            "--quiet",
-            "-p",
-            "granary-server",
-            "--bin",
-            "granary",
-            "-p",
-            "granary-e2e",
-            "--bin",
-            "browser",
-        ]),
+        Profile::Debug,
+        "browser",
     )?;
 
     let granary_port = free_port()?;
     let clients = dir.join("clients.json");
-    let clients_json = format!(
-        r#"{{
-  "scopes": ["root_readonly", "root_readwrite", "manage_groups"],
-  "clients": [
-    {{
-      "client_id": "{CLIENT_ID}",
-      "client_secret": "{CLIENT_SECRET}",
-      "token_endpoint_auth_method": "client_secret_basic",
-      "redirect_uris": ["http://127.0.0.1:{granary_port}/admin/oauth/"],
-      "scope": "openid offline_access root_readonly root_readwrite manage_groups"
-    }}
-  ]
-}}
-"#
-    );
-    fs::write(&clients, clients_json)
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", clients.display())))?;
-    let server = oidc::start(
-        ctx,
-        &oidc::Options {
-            clients_file: clients,
-            log_file: dir.join("oidc-provider.log"),
-            ..oidc::Options::default()
-        },
+    write_file(
+        &clients,
+        &oidc::granary_clients(CLIENT_ID, CLIENT_SECRET, granary_port),
     )?;
-    eprintln!("==> oidc-provider listens at {}", server.issuer);
+    let server = oidc::start_in(ctx, &dir, &clients)?;
 
     let driver_port = free_port()?;
     let driver_log = fs::File::create(dir.join("chromedriver.log"))
@@ -147,13 +163,7 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
     let driver = Guard(driver);
     wait_for_port(driver_port, "chromedriver", Duration::from_secs(20))?;
 
-    let binary = |name: &str| {
-        ctx.target
-            .join("debug")
-            .join(name)
-            .to_string_lossy()
-            .into_owned()
-    };
+    let binary = |name: &str| Profile::Debug.binary(ctx, name);
     let mut test = Command::new(binary("browser"));
     test.args(["--granary", &binary("granary")])
         .args(["--port", &granary_port.to_string()])

@@ -1,8 +1,9 @@
 //! Running commands from the xtask: the workspace context, steps, and failures that say what to do.
 
 use std::fmt;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Output, Stdio};
 
 /// Where the workspace is and how to call cargo.
 pub struct Ctx {
@@ -78,6 +79,19 @@ impl Ctx {
         }
     }
 
+    /// Runs a command to completion with its stderr inherited and its stdout captured; fails
+    /// only when it cannot start (the caller judges the exit status).
+    pub fn output(&self, name: &str, mut command: Command) -> Result<(Output, String), Failure> {
+        eprintln!("==> {name}: {}", describe(&command));
+        let line = describe(&command);
+        let output = command
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| Failure::new(format!("could not start {line}: {e}")))?;
+        Ok((output, line))
+    }
+
     /// A path relative to the workspace root.
     pub fn path(&self, relative: impl AsRef<Path>) -> PathBuf {
         self.root.join(relative)
@@ -92,4 +106,15 @@ pub fn describe(command: &Command) -> String {
         line.push_str(&arg.to_string_lossy());
     }
     line
+}
+
+/// Creates a folder and its parents.
+pub fn create_dir(path: &Path) -> Result<(), Failure> {
+    fs::create_dir_all(path)
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", path.display())))
+}
+
+/// Writes a text file.
+pub fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
+    fs::write(path, text).map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))
 }

@@ -2,7 +2,7 @@
 //! real oidc-provider on 127.0.0.1.
 //!
 //! `cargo xtask conformance facade` writes the clients file under
-//! `target/facade-conformance/`, starts the server with [`crate::flow::oidc::start`], and runs
+//! `target/facade-conformance/`, starts the server with [`crate::flow::oidc::start_in`], and runs
 //! the ignored lifecycle tests of the `granary` crate with `GRANARY_FACADE_ISSUER` and
 //! `GRANARY_FACADE_CLIENTS` set; the server is always stopped.
 //!
@@ -12,10 +12,10 @@
 //! requests counted by the server), and ends with the three `bench ...:` lines.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cmd::{Ctx, Failure, describe};
+use crate::cmd::{Ctx, Failure, create_dir, describe, write_file};
 use crate::flow::oidc;
 
 /// The clients of the suite. The secrets are test values of a server that lives for one
@@ -56,25 +56,10 @@ const CLIENTS: &str = r#"{
 
 fn prepare(ctx: &Ctx, folder: &str) -> Result<(PathBuf, PathBuf), Failure> {
     let dir = ctx.target.join(folder);
-    fs::create_dir_all(&dir)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    create_dir(&dir)?;
     let clients = dir.join("clients.json");
-    fs::write(&clients, CLIENTS)
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", clients.display())))?;
+    write_file(&clients, CLIENTS)?;
     Ok((dir, clients))
-}
-
-fn start(dir: &Path, clients: &Path, ctx: &Ctx) -> Result<oidc::Server, Failure> {
-    let server = oidc::start(
-        ctx,
-        &oidc::Options {
-            clients_file: clients.to_path_buf(),
-            log_file: dir.join("oidc-provider.log"),
-            ..oidc::Options::default()
-        },
-    )?;
-    eprintln!("==> oidc-provider listens at {}", server.issuer);
-    Ok(server)
 }
 
 pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
@@ -93,25 +78,14 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
     };
     // Build first, so that the server does not wait for the compiler.
     ctx.step("build the facade lifecycle tests", test(&["--no-run"]))?;
-    let server = start(&dir, &clients, ctx)?;
+    let server = oidc::start_in(ctx, &dir, &clients)?;
     // One at a time: the tests count token requests at the shared server.
     let mut command = test(&["--", "--ignored", "--test-threads=1"]);
     command
         .env("GRANARY_FACADE_ISSUER", &server.issuer)
         .env("GRANARY_FACADE_CLIENTS", &clients);
     let result = ctx.step("facade conformance", command);
-    match server.stats() {
-        Ok(stats) => eprintln!("==> token requests counted by oidc-provider: {stats}"),
-        Err(failure) => eprintln!("==> could not read the server's counters: {failure}"),
-    }
-    let log = server.log_file.clone();
-    server.stop();
-    result.map_err(|failure| {
-        Failure::new(format!(
-            "{failure}\n(the authorization server's log is {})",
-            log.display()
-        ))
-    })
+    server.finish(result)
 }
 
 pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
@@ -153,7 +127,7 @@ pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
             "facade_storm",
         ]),
     )?;
-    let server = start(&dir, &clients, ctx)?;
+    let server = oidc::start_in(ctx, &dir, &clients)?;
     let runner = ctx
         .target
         .join("release")

@@ -2,13 +2,11 @@
 //!
 //! `cargo xtask conformance flow` installs the pinned oidc-provider, writes the clients file
 //! under `target/flow-conformance/`, builds the scenario runner (the `conformance` example of
-//! granary-flow), starts the server with [`oidc::start`], runs the runner against it and
-//! always stops the server. The runner prints one line per scenario and ends with
+//! granary-flow), starts the server with [`oidc::start_in`], runs the runner against it and
+//! always stops the server ([`oidc::Server::finish`]). The runner prints one line per scenario and ends with
 //! `flow conformance: scenarios=N passed=N failed=N`.
 
-use std::fs;
-
-use crate::cmd::{Ctx, Failure};
+use crate::cmd::{Ctx, Failure, create_dir, write_file};
 
 /// The clients of the suite, in the format of conformance/oidc-provider/server.mjs. The
 /// secrets are test values of a server that lives for one run on 127.0.0.1.
@@ -55,11 +53,9 @@ const CLIENTS: &str = r#"{
 
 pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
     let dir = ctx.target.join("flow-conformance");
-    fs::create_dir_all(&dir)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    create_dir(&dir)?;
     let clients = dir.join("clients.json");
-    fs::write(&clients, CLIENTS)
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", clients.display())))?;
+    write_file(&clients, CLIENTS)?;
 
     // Build first, so that the server does not wait for the compiler.
     ctx.step(
@@ -74,15 +70,7 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
         ]),
     )?;
 
-    let server = oidc::start(
-        ctx,
-        &oidc::Options {
-            clients_file: clients.clone(),
-            log_file: dir.join("oidc-provider.log"),
-            ..oidc::Options::default()
-        },
-    )?;
-    eprintln!("==> oidc-provider listens at {}", server.issuer);
+    let server = oidc::start_in(ctx, &dir, &clients)?;
     let clients_arg = clients.to_string_lossy().into_owned();
     let result = ctx.step(
         "flow conformance",
@@ -100,18 +88,7 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
             &clients_arg,
         ]),
     );
-    match server.stats() {
-        Ok(stats) => eprintln!("==> token requests counted by oidc-provider: {stats}"),
-        Err(failure) => eprintln!("==> could not read the server's counters: {failure}"),
-    }
-    let log = server.log_file.clone();
-    server.stop();
-    result.map_err(|failure| {
-        Failure::new(format!(
-            "{failure}\n(the authorization server's log is {})",
-            log.display()
-        ))
-    })
+    server.finish(result)
 }
 
 /// Starting and stopping the conformance authorization server (oidc-provider under node),
@@ -120,7 +97,7 @@ pub mod oidc {
     use std::fs::{self, File};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpStream;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::process::{Child, ChildStdin, Command, Stdio};
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
@@ -166,6 +143,41 @@ pub mod oidc {
         pub log_file: PathBuf,
         child: Child,
         stdin: Option<ChildStdin>,
+    }
+
+    /// Starts the server with the default options, the clients file `clients` and its log in
+    /// `dir/oidc-provider.log`, and prints its issuer.
+    pub fn start_in(ctx: &Ctx, dir: &Path, clients: &Path) -> Result<Server, Failure> {
+        let server = start(
+            ctx,
+            &Options {
+                clients_file: clients.to_path_buf(),
+                log_file: dir.join("oidc-provider.log"),
+                ..Options::default()
+            },
+        )?;
+        eprintln!("==> oidc-provider listens at {}", server.issuer);
+        Ok(server)
+    }
+
+    /// The clients file of one confidential client redirecting to granary's admin page on
+    /// `granary_port`, with the scopes of the Box fixture.
+    pub fn granary_clients(client_id: &str, client_secret: &str, granary_port: u16) -> String {
+        format!(
+            r#"{{
+  "scopes": ["root_readonly", "root_readwrite", "manage_groups"],
+  "clients": [
+    {{
+      "client_id": "{client_id}",
+      "client_secret": "{client_secret}",
+      "token_endpoint_auth_method": "client_secret_basic",
+      "redirect_uris": ["http://127.0.0.1:{granary_port}/admin/oauth/"],
+      "scope": "openid offline_access root_readonly root_readwrite manage_groups"
+    }}
+  ]
+}}
+"#
+        )
     }
 
     /// Installs the pinned oidc-provider, starts `server.mjs` on 127.0.0.1 and waits for the
@@ -284,6 +296,23 @@ pub mod oidc {
                     response.lines().next().unwrap_or("nothing")
                 ))),
             }
+        }
+
+        /// Ends a suite run against the server: prints its token counters, stops it, and names
+        /// its log in the failure of `result`, if any.
+        pub fn finish(self, result: Result<(), Failure>) -> Result<(), Failure> {
+            match self.stats() {
+                Ok(stats) => eprintln!("==> token requests counted by oidc-provider: {stats}"),
+                Err(failure) => eprintln!("==> could not read the server's counters: {failure}"),
+            }
+            let log = self.log_file.clone();
+            self.stop();
+            result.map_err(|failure| {
+                Failure::new(format!(
+                    "{failure}\n(the authorization server's log is {})",
+                    log.display()
+                ))
+            })
         }
 
         /// The last lines of the server's log.

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cmd::{Ctx, Failure};
+use crate::cmd::{Ctx, Failure, create_dir, write_file};
 
 /// Installs the pinned packages of `conformance/<name>` (when not installed yet) and returns
 /// the folder that holds its `node_modules`.
@@ -22,10 +22,9 @@ pub fn install(ctx: &Ctx, name: &str) -> Result<PathBuf, Failure> {
         return Ok(dir);
     }
     require_npm()?;
-    fs::create_dir_all(&dir)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
-    write(&dir.join("package.json"), &manifest)?;
-    write(&dir.join("package-lock.json"), &lock)?;
+    create_dir(&dir)?;
+    write_file(&dir.join("package.json"), &manifest)?;
+    write_file(&dir.join("package-lock.json"), &lock)?;
     eprintln!(
         "==> npm ci in {} (pinned by conformance/{name}/package-lock.json)",
         dir.display()
@@ -41,7 +40,7 @@ pub fn install(ctx: &Ctx, name: &str) -> Result<PathBuf, Failure> {
             dir.display()
         )));
     }
-    write(&stamp, &lock)?;
+    write_file(&stamp, &lock)?;
     Ok(dir)
 }
 
@@ -66,8 +65,4 @@ pub fn require_npm() -> Result<(), Failure> {
 fn read(path: &std::path::Path) -> Result<String, Failure> {
     fs::read_to_string(path)
         .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))
-}
-
-fn write(path: &std::path::Path, text: &str) -> Result<(), Failure> {
-    fs::write(path, text).map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))
 }

@@ -2,79 +2,32 @@
 //! `cargo xtask demo` (oidc-provider plus granary with an integration and an instance ready).
 
 use std::fs;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::browser::{free_port, wait_for_port};
-use crate::cmd::{Ctx, Failure};
+use crate::browser::{Profile, build_granary_and, free_port, wait_for_port};
+use crate::cmd::{Ctx, Failure, create_dir, write_file};
 use crate::flow::oidc;
-
-/// The clients file of oidc-provider with one confidential client redirecting to granary.
-fn clients_file(
-    path: &Path,
-    client_id: &str,
-    client_secret: &str,
-    granary_port: u16,
-) -> Result<(), Failure> {
-    let text = format!(
-        r#"{{
-  "scopes": ["root_readonly", "root_readwrite", "manage_groups"],
-  "clients": [
-    {{
-      "client_id": "{client_id}",
-      "client_secret": "{client_secret}",
-      "token_endpoint_auth_method": "client_secret_basic",
-      "redirect_uris": ["http://127.0.0.1:{granary_port}/admin/oauth/"],
-      "scope": "openid offline_access root_readonly root_readwrite manage_groups"
-    }}
-  ]
-}}
-"#
-    );
-    fs::write(path, text).map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))
-}
 
 /// `cargo xtask bench server`.
 pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
     let dir = ctx.target.join("bench-server");
-    fs::create_dir_all(&dir)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
-    ctx.step(
+    create_dir(&dir)?;
+    build_granary_and(
+        ctx,
         "build granary and the load client (release)",
-        ctx.cargo(&[
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "granary-server",
-            "--bin",
-            "granary",
-            "-p",
-            "granary-e2e",
-            "--bin",
-            "load",
-        ]),
+        Profile::Release,
+        "load",
     )?;
     let port = free_port()?;
     let clients = dir.join("clients.json");
     // Test values of a server that lives for one run on 127.0.0.1.
     let (client_id, client_secret) = ("granary-bench", "bench-secret-for-the-local-run");
-    clients_file(&clients, client_id, client_secret, port)?;
-    let server = oidc::start(
-        ctx,
-        &oidc::Options {
-            clients_file: clients,
-            log_file: dir.join("oidc-provider.log"),
-            ..oidc::Options::default()
-        },
+    write_file(
+        &clients,
+        &oidc::granary_clients(client_id, client_secret, port),
     )?;
-    let binary = |name: &str| {
-        ctx.target
-            .join("release")
-            .join(name)
-            .to_string_lossy()
-            .into_owned()
-    };
+    let server = oidc::start_in(ctx, &dir, &clients)?;
+    let binary = |name: &str| Profile::Release.binary(ctx, name);
     let mut load = Command::new(binary("load"));
     load.args(["--granary", &binary("granary")])
         .args(["--port", &port.to_string()])
@@ -92,8 +45,7 @@ pub fn demo(ctx: &Ctx) -> Result<(), Failure> {
     let dir = ctx.target.join("demo");
     let data = dir.join("data");
     let _ = fs::remove_dir_all(&data);
-    fs::create_dir_all(&dir)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    create_dir(&dir)?;
     ctx.step(
         "build granary",
         ctx.cargo(&[
@@ -114,15 +66,11 @@ pub fn demo(ctx: &Ctx) -> Result<(), Failure> {
     // A demo client of a server that lives on 127.0.0.1 while the demo runs.
     let (client_id, client_secret) = ("granary-demo", "demo-secret-for-the-local-run");
     let clients = dir.join("clients.json");
-    clients_file(&clients, client_id, client_secret, port)?;
-    let server = oidc::start(
-        ctx,
-        &oidc::Options {
-            clients_file: clients,
-            log_file: dir.join("oidc-provider.log"),
-            ..oidc::Options::default()
-        },
+    write_file(
+        &clients,
+        &oidc::granary_clients(client_id, client_secret, port),
     )?;
+    let server = oidc::start_in(ctx, &dir, &clients)?;
     let fixture = ctx.path("crates/granary-openapi/tests/fixtures/box.json");
     let document = fs::read_to_string(&fixture)
         .map_err(|e| Failure::new(format!("cannot read {}: {e}", fixture.display())))?
@@ -135,8 +83,7 @@ pub fn demo(ctx: &Ctx) -> Result<(), Failure> {
             &format!("{}/token", server.issuer),
         );
     let document_path = dir.join("box-demo.json");
-    fs::write(&document_path, document)
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", document_path.display())))?;
+    write_file(&document_path, &document)?;
 
     let granary = ctx.target.join("debug").join("granary");
     let cli = |args: &[&str]| {

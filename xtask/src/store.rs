@@ -2,9 +2,8 @@
 //! the `store` benches (each backend against raw rusqlite / sled in the same run).
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 
-use crate::cmd::{Ctx, Failure, describe};
+use crate::cmd::{Ctx, Failure};
 
 /// The backend crates and the name each reports itself under.
 const BACKENDS: &[(&str, &str)] = &[
@@ -42,13 +41,7 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
         args.extend(["-p", package]);
     }
     args.extend(["--test", "conformance"]);
-    let mut command = ctx.cargo(&args);
-    eprintln!("==> store conformance: {}", describe(&command));
-    let output = command
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| Failure::new(format!("could not start {}: {e}", describe(&command))))?;
+    let (output, command_line) = ctx.output("store conformance", ctx.cargo(&args))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
 
     // backend -> check -> (word, detail); checks in the order first seen.
@@ -120,7 +113,7 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
         return Err(Failure::new(format!(
             "only {reported} of {} backends reported results; rerun `{}` to see why",
             backends.len(),
-            describe(&command)
+            command_line
         )));
     }
     if failed > 0 || !output.status.success() {
@@ -135,7 +128,7 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
 /// Runs the criterion benches of the SQLite and sled backends and prints each operation
 /// against its raw baseline with the ratio.
 pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
-    let mut command = ctx.cargo(&[
+    let command = ctx.cargo(&[
         "bench",
         "-p",
         "granary-store-sqlite",
@@ -146,19 +139,13 @@ pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
         "--",
         "--noplot",
     ]);
-    eprintln!("==> store benches: {}", describe(&command));
-    let output = command
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| Failure::new(format!("could not start {}: {e}", describe(&command))))?;
+    let (output, command_line) = ctx.output("store benches", command)?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     print!("{stdout}");
     if !output.status.success() {
         return Err(Failure::new(format!(
             "the store benches failed ({}); rerun `{}` to see why",
-            output.status,
-            describe(&command)
+            output.status, command_line
         )));
     }
     // group -> (granary ns, raw ns, pairs)
@@ -185,7 +172,7 @@ pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
         let (granary, raw, pairs) = paired.get(*group).ok_or_else(|| {
             Failure::new(format!(
                 "the bench group {group} printed no result line; rerun `{}`",
-                describe(&command)
+                command_line
             ))
         })?;
         let ratio = granary / raw;
