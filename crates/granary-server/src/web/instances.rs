@@ -15,7 +15,7 @@ use url::Url;
 
 use super::{
     AdminForm, FormData, InstanceFormPage, InstanceFormValues, InstancePage, Layout, ScopeChoice,
-    failure_banner, flash_to, layout, message, render, see_other,
+    failure_banner, flash_to, layout, layout_with, message, not_found, render, see_other,
 };
 use crate::app::AppState;
 use crate::secrets::{constant_time_eq, sha256_hex};
@@ -72,14 +72,7 @@ async fn form_page(
                 );
             }
         },
-        Err(error) => {
-            return message(
-                StatusCode::NOT_FOUND,
-                layout,
-                "Integration not found",
-                &error,
-            );
-        }
+        Err(error) => return not_found(layout, "Integration not found", &error),
     };
     let schemes: Vec<String> = flows
         .schemes
@@ -236,21 +229,14 @@ pub async fn instance_create(
 ) -> Response {
     let (values, scopes, parsed) = parse_form(&form);
     let secret = secret_of(&form);
-    let fail = |cause: String, fix: &str| Layout {
-        signed_in: true,
-        csrf: session.csrf.clone(),
-        banner: Some(Banner::error(
-            "The instance was not created",
-            cause,
-            fix.to_string(),
-        )),
-    };
-    if !valid_id(&values.id) {
-        let layout = fail(
-            invalid_id_message("instance id", &values.id),
-            "Choose another id.",
+    let invalid_id = (!valid_id(&values.id)).then(|| invalid_id_message("instance id", &values.id));
+    // The form again, with what was sent and why it was not created.
+    let rejected = async |cause: String, fix: &str| {
+        let layout = layout_with(
+            &session,
+            Banner::error("The instance was not created", cause, fix.to_string()),
         );
-        return form_page(
+        form_page(
             &state,
             layout,
             StatusCode::BAD_REQUEST,
@@ -259,23 +245,14 @@ pub async fn instance_create(
             &scopes,
             false,
         )
-        .await;
+        .await
+    };
+    if let Some(cause) = invalid_id {
+        return rejected(cause, "Choose another id.").await;
     }
     let parsed = match parsed {
         Ok(parsed) => parsed,
-        Err(cause) => {
-            let layout = fail(cause, "Correct the field and save again.");
-            return form_page(
-                &state,
-                layout,
-                StatusCode::BAD_REQUEST,
-                false,
-                values,
-                &scopes,
-                false,
-            )
-            .await;
-        }
+        Err(cause) => return rejected(cause, "Correct the field and save again.").await,
     };
     let new = NewInstance {
         id: parsed.values.id.clone(),
@@ -307,17 +284,7 @@ pub async fn instance_create(
         }
         Err(error) => {
             let (cause, _) = super::explain(&error);
-            let layout = fail(cause, "Correct the form and save again.");
-            form_page(
-                &state,
-                layout,
-                StatusCode::BAD_REQUEST,
-                false,
-                values,
-                &scopes,
-                false,
-            )
-            .await
+            rejected(cause, "Correct the form and save again.").await
         }
     }
 }
@@ -332,7 +299,7 @@ pub async fn instance_show(
     let layout = layout(&state, &headers, &session);
     let report = match state.engine.status(&id).await {
         Ok(report) => report,
-        Err(error) => return message(StatusCode::NOT_FOUND, layout, "Instance not found", &error),
+        Err(error) => return not_found(layout, "Instance not found", &error),
     };
     let (authorization_url, token_url) = effective_urls(&state, &report).await;
     let instance = &report.instance;
@@ -425,7 +392,7 @@ pub async fn instance_edit(
     let layout = layout(&state, &headers, &session);
     let instance = match state.engine.instance(&id).await {
         Ok(instance) => instance,
-        Err(error) => return message(StatusCode::NOT_FOUND, layout, "Instance not found", &error),
+        Err(error) => return not_found(layout, "Instance not found", &error),
     };
     let values = InstanceFormValues {
         id: instance.id.clone(),
@@ -469,29 +436,30 @@ pub async fn instance_update(
         .await
         .map(|i| i.client_secret.is_some())
         .unwrap_or(false);
-    let fail = |cause: String| Layout {
-        signed_in: true,
-        csrf: session.csrf.clone(),
-        banner: Some(Banner::error(
-            "The changes were not saved",
-            cause,
-            "Correct the form and save again.",
-        )),
+    // The form again, with what was sent and why it was not saved.
+    let rejected = async |cause: String| {
+        let layout = layout_with(
+            &session,
+            Banner::error(
+                "The changes were not saved",
+                cause,
+                "Correct the form and save again.",
+            ),
+        );
+        form_page(
+            &state,
+            layout,
+            StatusCode::BAD_REQUEST,
+            true,
+            values,
+            &scopes,
+            secret_set,
+        )
+        .await
     };
     let parsed = match parsed {
         Ok(parsed) => parsed,
-        Err(cause) => {
-            return form_page(
-                &state,
-                fail(cause),
-                StatusCode::BAD_REQUEST,
-                true,
-                values,
-                &scopes,
-                secret_set,
-            )
-            .await;
-        }
+        Err(cause) => return rejected(cause).await,
     };
     let client_secret = match secret_of(&form) {
         Some(secret) => Some(Some(secret)),
@@ -524,16 +492,7 @@ pub async fn instance_update(
         }
         Err(error) => {
             let (cause, _) = super::explain(&error);
-            form_page(
-                &state,
-                fail(cause),
-                StatusCode::BAD_REQUEST,
-                true,
-                values,
-                &scopes,
-                secret_set,
-            )
-            .await
+            rejected(cause).await
         }
     }
 }
@@ -547,7 +506,7 @@ pub async fn instance_connect(
 ) -> Response {
     let layout = layout(&state, &headers, &session);
     if let Err(error) = state.engine.instance(&id).await {
-        return message(StatusCode::NOT_FOUND, layout, "Instance not found", &error);
+        return not_found(layout, "Instance not found", &error);
     }
     render(StatusCode::OK, &super::ConnectPage { layout, id })
 }

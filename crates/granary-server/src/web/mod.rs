@@ -75,6 +75,24 @@ pub(crate) fn layout(state: &AppState, headers: &HeaderMap, session: &Session) -
     }
 }
 
+/// The layout of a signed-in page that shows `banner` (a form sent back with its error).
+pub(crate) fn layout_with(session: &Session, banner: Banner) -> Layout {
+    Layout {
+        signed_in: true,
+        csrf: session.csrf.clone(),
+        banner: Some(banner),
+    }
+}
+
+/// The 404 page of a lookup by id or name that failed, headed `heading`.
+pub(crate) fn not_found(
+    layout: Layout,
+    heading: &str,
+    error: &granary_flow::engine::EngineError,
+) -> Response {
+    message(StatusCode::NOT_FOUND, layout, heading, error)
+}
+
 /// Keeps a banner for the next page and redirects there.
 pub(crate) fn flash_to(
     state: &AppState,
@@ -350,11 +368,7 @@ pub async fn integration_import(
     };
     let failure = |banner: Banner, state: &AppState| {
         let page = IntegrationNewPage {
-            layout: Layout {
-                signed_in: true,
-                csrf: session.csrf.clone(),
-                banner: Some(banner),
-            },
+            layout: layout_with(&session, banner),
             name: name.clone(),
             document: pasted.clone(),
         };
@@ -413,14 +427,7 @@ pub async fn integration_show(
     let layout = layout(&state, &headers, &session);
     let integration = match state.engine.integration(&name).await {
         Ok(integration) => integration,
-        Err(error) => {
-            return message(
-                StatusCode::NOT_FOUND,
-                layout,
-                "Integration not found",
-                &error,
-            );
-        }
+        Err(error) => return not_found(layout, "Integration not found", &error),
     };
     let flows = match IntegrationFlows::of(&integration) {
         Ok(flows) => flows,
