@@ -5,17 +5,14 @@
 //! Groups: `sled-token-put-get`, `sled-pending-take`, `sled-lease-acquire-release`, each
 //! with `granary` and `raw`. `cargo xtask bench store` prints the ratios.
 
-use std::cell::RefCell;
-use std::time::Duration;
-
 use criterion::{Criterion, criterion_group, criterion_main};
-use granary_store::{Lease, PendingAuthorization, Store, TokenRecord};
+use granary_store::{Lease, PendingAuthorization, TokenRecord};
 use granary_store_sled::SledStore;
 
 #[path = "../../granary-store-testkit/benches_support/paired.rs"]
 mod paired;
 
-use paired::{NOW, TTL, paired, pending, seed, timed, token};
+use paired::{Baseline, NOW, TTL, runtime, seed, store_against_raw};
 
 /// The raw baseline: its own folder, one tree per record kind, records as JSON, a flush
 /// after each write.
@@ -49,8 +46,13 @@ impl Raw {
         self.db.flush().unwrap();
         self.log.sync_data().unwrap();
     }
+}
 
-    fn put_token(&self, token: &TokenRecord, expected: Option<u64>) -> u64 {
+impl Baseline for Raw {
+    type Version = u64;
+    type Token = TokenRecord;
+
+    fn put_token(&mut self, token: &TokenRecord, expected: Option<u64>) -> u64 {
         assert!(self.instances.contains_key("bench").unwrap());
         let current = self
             .tokens
@@ -71,7 +73,7 @@ impl Raw {
         serde_json::from_slice(&self.tokens.get("bench").unwrap().unwrap()).unwrap()
     }
 
-    fn put_pending(&self, pending: &PendingAuthorization) {
+    fn put_pending(&mut self, pending: &PendingAuthorization) {
         assert!(!self.pendings.contains_key(&pending.state).unwrap());
         assert!(self.instances.contains_key("bench").unwrap());
         self.pendings
@@ -80,14 +82,14 @@ impl Raw {
         self.sync();
     }
 
-    fn take_pending(&self, state: &str) -> bool {
+    fn take_pending(&mut self, state: &str) -> bool {
         let raw = self.pendings.remove(state).unwrap();
         self.sync();
         raw.map(|raw| serde_json::from_slice::<PendingAuthorization>(&raw).unwrap())
             .is_some_and(|p| !p.is_expired(NOW))
     }
 
-    fn acquire_release(&self) {
+    fn acquire_release(&mut self) {
         assert!(self.instances.contains_key("bench").unwrap());
         let current: Option<Lease> = self
             .leases
@@ -116,97 +118,19 @@ impl Raw {
 }
 
 fn benches(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let dir = tempfile::tempdir().unwrap();
     let store = runtime
         .block_on(SledStore::open(dir.path().join("granary.sled")))
         .unwrap();
     seed(&runtime, &store);
-    let raw = RefCell::new(Raw::open(&dir.path().join("raw.sled")));
-    let token = token();
-
-    let mut version = None;
-    let mut raw_version = None;
-    paired(
-        c,
-        "sled-token-put-get",
-        || {
-            timed(|| {
-                runtime.block_on(async {
-                    version = Some(store.put_token("bench", &token, version).await.unwrap());
-                    store.get_token("bench").await.unwrap().unwrap()
-                })
-            })
-        },
-        || {
-            let raw = raw.borrow_mut();
-            timed(|| {
-                raw_version = Some(raw.put_token(&token, raw_version));
-                raw.get_token()
-            })
-        },
-    );
-
-    let mut n = 0u64;
-    let mut raw_n = 0u64;
-    paired(
-        c,
-        "sled-pending-take",
-        || {
-            n += 1;
-            let state = format!("state-{n}");
-            runtime
-                .block_on(store.put_pending(&pending(&state)))
-                .unwrap();
-            timed(|| {
-                runtime
-                    .block_on(store.take_pending(&state, NOW))
-                    .unwrap()
-                    .unwrap()
-            })
-        },
-        || {
-            raw_n += 1;
-            let state = format!("raw-state-{raw_n}");
-            let raw = raw.borrow_mut();
-            raw.put_pending(&pending(&state));
-            timed(|| assert!(raw.take_pending(&state)))
-        },
-    );
-
-    paired(
-        c,
-        "sled-lease-acquire-release",
-        || {
-            timed(|| {
-                runtime.block_on(async {
-                    assert!(
-                        store
-                            .try_acquire_lease("bench", "me", NOW, TTL)
-                            .await
-                            .unwrap()
-                    );
-                    assert!(store.release_lease("bench", "me").await.unwrap());
-                })
-            })
-        },
-        || {
-            let raw = raw.borrow_mut();
-            timed(|| raw.acquire_release())
-        },
-    );
+    let raw = Raw::open(&dir.path().join("raw.sled"));
+    store_against_raw(c, "sled", &runtime, &store, raw);
 }
 
 criterion_group! {
     name = store;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = paired::config();
     targets = benches
 }
 criterion_main!(store);

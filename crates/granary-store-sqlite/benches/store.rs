@@ -4,18 +4,17 @@
 //! Groups: `sqlite-token-put-get`, `sqlite-pending-take`, `sqlite-lease-acquire-release`,
 //! each with `granary` and `raw`. `cargo xtask bench store` prints the ratios.
 
-use std::cell::RefCell;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use granary_store::{PendingAuthorization, Store, Timestamp, TokenRecord};
+use granary_store::{PendingAuthorization, Timestamp, TokenRecord};
 use granary_store_sqlite::SqliteStore;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 #[path = "../../granary-store-testkit/benches_support/paired.rs"]
 mod paired;
 
-use paired::{NOW, TTL, paired, pending, seed, timed, token};
+use paired::{Baseline, NOW, TTL, runtime, seed, store_against_raw};
 
 /// Every column of a token row.
 type TokenRow = (
@@ -60,6 +59,11 @@ impl Raw {
             .unwrap();
         Self { connection }
     }
+}
+
+impl Baseline for Raw {
+    type Version = i64;
+    type Token = TokenRow;
 
     fn put_token(&mut self, token: &TokenRecord, expected: Option<i64>) -> i64 {
         let tx = self
@@ -197,97 +201,19 @@ impl Raw {
 }
 
 fn benches(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let dir = tempfile::tempdir().unwrap();
     let store = runtime
         .block_on(SqliteStore::open(dir.path().join("granary.db")))
         .unwrap();
     seed(&runtime, &store);
-    let raw = RefCell::new(Raw::open(&dir.path().join("raw.db")));
-    let token = token();
-
-    let mut version = None;
-    let mut raw_version = None;
-    paired(
-        c,
-        "sqlite-token-put-get",
-        || {
-            timed(|| {
-                runtime.block_on(async {
-                    version = Some(store.put_token("bench", &token, version).await.unwrap());
-                    store.get_token("bench").await.unwrap().unwrap()
-                })
-            })
-        },
-        || {
-            let mut raw = raw.borrow_mut();
-            timed(|| {
-                raw_version = Some(raw.put_token(&token, raw_version));
-                raw.get_token()
-            })
-        },
-    );
-
-    let mut n = 0u64;
-    let mut raw_n = 0u64;
-    paired(
-        c,
-        "sqlite-pending-take",
-        || {
-            n += 1;
-            let state = format!("state-{n}");
-            runtime
-                .block_on(store.put_pending(&pending(&state)))
-                .unwrap();
-            timed(|| {
-                runtime
-                    .block_on(store.take_pending(&state, NOW))
-                    .unwrap()
-                    .unwrap()
-            })
-        },
-        || {
-            raw_n += 1;
-            let state = format!("raw-state-{raw_n}");
-            let mut raw = raw.borrow_mut();
-            raw.put_pending(&pending(&state));
-            timed(|| assert!(raw.take_pending(&state)))
-        },
-    );
-
-    paired(
-        c,
-        "sqlite-lease-acquire-release",
-        || {
-            timed(|| {
-                runtime.block_on(async {
-                    assert!(
-                        store
-                            .try_acquire_lease("bench", "me", NOW, TTL)
-                            .await
-                            .unwrap()
-                    );
-                    assert!(store.release_lease("bench", "me").await.unwrap());
-                })
-            })
-        },
-        || {
-            let mut raw = raw.borrow_mut();
-            timed(|| raw.acquire_release())
-        },
-    );
+    let raw = Raw::open(&dir.path().join("raw.db"));
+    store_against_raw(c, "sqlite", &runtime, &store, raw);
 }
 
 criterion_group! {
     name = store;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = paired::config();
     targets = benches
 }
 criterion_main!(store);

@@ -1,7 +1,8 @@
 //! The measuring harness shared by the `store` benches of granary-store-sqlite and
 //! granary-store-sled (each includes this file with `#[path]`): the fixtures both sides use,
 //! and the paired, interleaved measurement that prints the `granary-store-bench` lines
-//! `cargo xtask bench store` reads. Each bench keeps only its operations and raw baseline.
+//! `cargo xtask bench store` reads, over the three operations of [`store_against_raw`]. Each
+//! bench keeps only its store and its raw [`Baseline`].
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use granary_store::{
     ClientAuth, Instance, InstanceStatus, Integration, PendingAuthorization, Sealed, Store,
     Timestamp, TokenRecord,
 };
+use tokio::runtime::Runtime;
 
 /// The clock of every operation.
 pub const NOW: Timestamp = Timestamp::from_unix_millis(1_700_000_000_000);
@@ -45,7 +47,7 @@ pub fn pending(state: &str) -> PendingAuthorization {
 }
 
 /// The integration and the instance `bench` the operations work on.
-pub fn seed(runtime: &tokio::runtime::Runtime, store: &impl Store) {
+pub fn seed(runtime: &Runtime, store: &impl Store) {
     runtime.block_on(async {
         let integration = Integration {
             name: "api".to_string(),
@@ -141,4 +143,125 @@ pub fn timed<T>(op: impl FnOnce() -> T) -> Duration {
     let start = Instant::now();
     std::hint::black_box(op());
     start.elapsed()
+}
+
+/// The hand-written baseline of a backend: the same operations with the same durability,
+/// straight on the backend's database.
+pub trait Baseline {
+    /// The version number kept with the token.
+    type Version: Copy;
+    /// What reading the token returns.
+    type Token;
+    /// Writes the token if its version is `expected`; returns the new version.
+    fn put_token(&mut self, token: &TokenRecord, expected: Option<Self::Version>) -> Self::Version;
+    /// Reads the token back.
+    fn get_token(&self) -> Self::Token;
+    /// Stores a pending authorization.
+    fn put_pending(&mut self, pending: &PendingAuthorization);
+    /// Takes a pending authorization away; whether it was there and not expired.
+    fn take_pending(&mut self, state: &str) -> bool;
+    /// Takes the lease of the instance `bench` and gives it back.
+    fn acquire_release(&mut self);
+}
+
+/// The criterion settings of both benches: 20 samples of about 3 s after 1 s of warm-up.
+pub fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+/// The runtime the store calls run on (2 workers, as on the 2-core machine).
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Measures `store` against `raw` with [`paired`] in the groups `<prefix>-token-put-get`,
+/// `<prefix>-pending-take` and `<prefix>-lease-acquire-release`. `store` must be seeded
+/// with [`seed`].
+pub fn store_against_raw(
+    c: &mut Criterion,
+    prefix: &str,
+    runtime: &Runtime,
+    store: &impl Store,
+    raw: impl Baseline,
+) {
+    let raw = RefCell::new(raw);
+    let token = token();
+
+    let mut version = None;
+    let mut raw_version = None;
+    paired(
+        c,
+        &format!("{prefix}-token-put-get"),
+        || {
+            timed(|| {
+                runtime.block_on(async {
+                    version = Some(store.put_token("bench", &token, version).await.unwrap());
+                    store.get_token("bench").await.unwrap().unwrap()
+                })
+            })
+        },
+        || {
+            let mut raw = raw.borrow_mut();
+            timed(|| {
+                raw_version = Some(raw.put_token(&token, raw_version));
+                raw.get_token()
+            })
+        },
+    );
+
+    let mut n = 0u64;
+    let mut raw_n = 0u64;
+    paired(
+        c,
+        &format!("{prefix}-pending-take"),
+        || {
+            n += 1;
+            let state = format!("state-{n}");
+            runtime
+                .block_on(store.put_pending(&pending(&state)))
+                .unwrap();
+            timed(|| {
+                runtime
+                    .block_on(store.take_pending(&state, NOW))
+                    .unwrap()
+                    .unwrap()
+            })
+        },
+        || {
+            raw_n += 1;
+            let state = format!("raw-state-{raw_n}");
+            let mut raw = raw.borrow_mut();
+            raw.put_pending(&pending(&state));
+            timed(|| assert!(raw.take_pending(&state)))
+        },
+    );
+
+    paired(
+        c,
+        &format!("{prefix}-lease-acquire-release"),
+        || {
+            timed(|| {
+                runtime.block_on(async {
+                    assert!(
+                        store
+                            .try_acquire_lease("bench", "me", NOW, TTL)
+                            .await
+                            .unwrap()
+                    );
+                    assert!(store.release_lease("bench", "me").await.unwrap());
+                })
+            })
+        },
+        || {
+            let mut raw = raw.borrow_mut();
+            timed(|| raw.acquire_release())
+        },
+    );
 }
