@@ -1045,3 +1045,189 @@ async fn disconnect_waits_for_a_running_refresh_and_revokes_its_new_tokens() {
         EngineError::NotAuthorized { .. }
     ));
 }
+
+/// A store shared with "another process" that refreshes once: on the first token deletion
+/// it first writes a newer token record (`access-2`/`refresh-2`), as a
+/// refresh elsewhere would between the revocation and the deletion of a disconnect.
+struct RefreshesDuringDelete {
+    inner: Arc<MemoryStore>,
+    newer: std::sync::Mutex<Option<(granary_store::Sealed, granary_store::Sealed)>>,
+}
+
+#[async_trait::async_trait]
+impl Store for RefreshesDuringDelete {
+    fn capabilities(&self) -> granary_store::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn put_integration(
+        &self,
+        integration: &granary_store::Integration,
+    ) -> granary_store::Result<()> {
+        self.inner.put_integration(integration).await
+    }
+    async fn get_integration(
+        &self,
+        name: &str,
+    ) -> granary_store::Result<Option<granary_store::Integration>> {
+        self.inner.get_integration(name).await
+    }
+    async fn list_integrations(&self) -> granary_store::Result<Vec<granary_store::Integration>> {
+        self.inner.list_integrations().await
+    }
+    async fn delete_integration(&self, name: &str) -> granary_store::Result<bool> {
+        self.inner.delete_integration(name).await
+    }
+    async fn create_instance(
+        &self,
+        instance: &granary_store::Instance,
+    ) -> granary_store::Result<u64> {
+        self.inner.create_instance(instance).await
+    }
+    async fn get_instance(
+        &self,
+        id: &str,
+    ) -> granary_store::Result<Option<granary_store::Instance>> {
+        self.inner.get_instance(id).await
+    }
+    async fn list_instances(&self) -> granary_store::Result<Vec<granary_store::Instance>> {
+        self.inner.list_instances().await
+    }
+    async fn update_instance(
+        &self,
+        instance: &granary_store::Instance,
+    ) -> granary_store::Result<u64> {
+        self.inner.update_instance(instance).await
+    }
+    async fn delete_instance(&self, id: &str) -> granary_store::Result<bool> {
+        self.inner.delete_instance(id).await
+    }
+    async fn put_pending(
+        &self,
+        pending: &granary_store::PendingAuthorization,
+    ) -> granary_store::Result<()> {
+        self.inner.put_pending(pending).await
+    }
+    async fn take_pending(
+        &self,
+        state: &str,
+        now: Timestamp,
+    ) -> granary_store::Result<Option<granary_store::PendingAuthorization>> {
+        self.inner.take_pending(state, now).await
+    }
+    async fn purge_expired_pendings(&self, now: Timestamp) -> granary_store::Result<u64> {
+        self.inner.purge_expired_pendings(now).await
+    }
+    async fn get_token(
+        &self,
+        instance: &str,
+    ) -> granary_store::Result<Option<granary_store::TokenRecord>> {
+        self.inner.get_token(instance).await
+    }
+    async fn put_token(
+        &self,
+        instance: &str,
+        token: &granary_store::TokenRecord,
+        expected_version: Option<u64>,
+    ) -> granary_store::Result<u64> {
+        self.inner
+            .put_token(instance, token, expected_version)
+            .await
+    }
+    async fn delete_token(
+        &self,
+        instance: &str,
+        expected_version: Option<u64>,
+    ) -> granary_store::Result<bool> {
+        let newer = self.newer.lock().unwrap().take();
+        if let Some((access, refresh)) = newer {
+            let mut record = self.inner.get_token(instance).await?.unwrap();
+            record.access_token = access;
+            record.refresh_token = Some(refresh);
+            self.inner
+                .put_token(instance, &record, Some(record.version))
+                .await?;
+        }
+        self.inner.delete_token(instance, expected_version).await
+    }
+    async fn try_acquire_lease(
+        &self,
+        instance: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> granary_store::Result<bool> {
+        self.inner
+            .try_acquire_lease(instance, holder, now, ttl)
+            .await
+    }
+    async fn release_lease(&self, instance: &str, holder: &str) -> granary_store::Result<bool> {
+        self.inner.release_lease(instance, holder).await
+    }
+    async fn get_lease(
+        &self,
+        instance: &str,
+    ) -> granary_store::Result<Option<granary_store::Lease>> {
+        self.inner.get_lease(instance).await
+    }
+}
+
+#[tokio::test]
+async fn a_token_refreshed_elsewhere_during_a_disconnect_is_revoked_before_it_is_deleted() {
+    let env = env().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(4)
+        .mount(&env.server)
+        .await;
+    set_revocation_endpoint(&env).await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    let keys = keyring(&env.key);
+    let newer = (
+        keys.seal("inst", Field::AccessToken, b"access-2").unwrap(),
+        keys.seal("inst", Field::RefreshToken, b"refresh-2")
+            .unwrap(),
+    );
+    let racing = Arc::new(RefreshesDuringDelete {
+        inner: env.store.clone(),
+        newer: std::sync::Mutex::new(Some(newer)),
+    });
+    let engine = Engine::builder(
+        racing.clone(),
+        keyring(&env.key),
+        Url::parse("https://granary.test").unwrap(),
+    )
+    .clock(env.clock.clone())
+    .holder_id("engine-b")
+    .retry_policy(RetryPolicy::none())
+    .build()
+    .unwrap();
+
+    let report = engine.disconnect("inst").await.unwrap();
+
+    assert!(
+        racing.newer.lock().unwrap().is_none(),
+        "the newer record was written during the disconnect"
+    );
+    assert!(report.revoked && report.token_deleted, "{report:?}");
+    assert_eq!(report.revocation_note, None);
+    let bodies = revocation_bodies(&env.server).await;
+    for token in ["refresh-1", "access-1", "refresh-2", "access-2"] {
+        assert!(
+            bodies.iter().any(|b| b.contains(&format!("token={token}&"))
+                || b.ends_with(&format!("token={token}"))),
+            "{token} was not revoked: {bodies:?}"
+        );
+    }
+    assert_eq!(bodies.len(), 4, "{bodies:?}");
+    assert!(env.store.get_token("inst").await.unwrap().is_none());
+    assert_eq!(
+        env.store
+            .get_instance("inst")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        InstanceStatus::New
+    );
+}

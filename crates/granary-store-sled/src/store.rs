@@ -531,9 +531,23 @@ impl Store for SledStore {
         .await
     }
 
-    async fn delete_token(&self, instance: &str) -> Result<bool> {
+    async fn delete_token(&self, instance: &str, expected_version: Option<u64>) -> Result<bool> {
         let instance = instance.to_string();
         self.write("deleting a token", move |inner| {
+            if let Some(expected) = expected_version {
+                let what = || format!("token of instance `{instance}`");
+                let current: Option<TokenRecord> = inner.read(&inner.tokens, &instance, what)?;
+                let Some(current) = current.map(|t| t.version) else {
+                    return Ok(false);
+                };
+                if current != expected {
+                    return Err(Error::version_conflict(
+                        what(),
+                        expected_version,
+                        Some(current),
+                    ));
+                }
+            }
             Ok(inner
                 .tokens
                 .remove(&instance)

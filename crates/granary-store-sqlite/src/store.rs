@@ -467,13 +467,37 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_token(&self, instance: &str) -> Result<bool> {
+    async fn delete_token(&self, instance: &str, expected_version: Option<u64>) -> Result<bool> {
         let instance = instance.to_string();
         self.call("deleting a token", move |connection| {
-            let removed = connection
-                .prepare_cached("DELETE FROM tokens WHERE instance = ?1")?
-                .execute([&instance])?;
-            Ok(removed > 0)
+            let Some(expected) = expected_version else {
+                let removed = connection
+                    .prepare_cached("DELETE FROM tokens WHERE instance = ?1")?
+                    .execute([&instance])?;
+                return Ok(removed > 0);
+            };
+            let tx = immediate(connection)?;
+            let removed = tx
+                .prepare_cached("DELETE FROM tokens WHERE instance = ?1 AND version = ?2")?
+                .execute(params![instance, version_to(expected)?])?;
+            if removed > 0 {
+                tx.commit()?;
+                return Ok(true);
+            }
+            // Nothing removed: tell a missing record from one with another version (read in
+            // the same transaction, so the answer matches what the DELETE saw).
+            let what = || format!("token of instance `{instance}`");
+            let current: Option<i64> = tx
+                .prepare_cached("SELECT version FROM tokens WHERE instance = ?1")?
+                .query_row([&instance], |row| row.get(0))
+                .optional()?;
+            let current = current
+                .map(|raw| codec::version_from(raw, &what()))
+                .transpose()?;
+            match current {
+                None => Ok(false),
+                Some(_) => Err(Error::version_conflict(what(), expected_version, current).into()),
+            }
         })
         .await
     }

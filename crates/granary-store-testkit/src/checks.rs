@@ -439,7 +439,7 @@ pub async fn missing_keys(store: &dyn Store) -> CheckResult {
             .await
             .or_break(NONE, "delete_instance")?,
         store
-            .delete_token("none")
+            .delete_token("none", None)
             .await
             .or_break(NONE, "delete_token")?,
         store
@@ -664,11 +664,11 @@ pub async fn token_round_trip(store: &dyn Store) -> CheckResult {
     }
     const DELETE: &str = "delete_token removes the record and returns whether it existed";
     let removed = store
-        .delete_token("bare")
+        .delete_token("bare", None)
         .await
         .or_break(DELETE, "delete_token")?;
     let again = store
-        .delete_token("bare")
+        .delete_token("bare", None)
         .await
         .or_break(DELETE, "delete_token")?;
     let got = store
@@ -722,6 +722,75 @@ pub async fn token_cas(store: &dyn Store) -> CheckResult {
     ensure(got.is_none(), STALE, || {
         "a refused write stored a token".to_string()
     })
+}
+
+/// Token deletion is compare-and-swap too: a stale deleter gets `Conflict` and removes
+/// nothing, so a token written since it was read is never dropped unseen.
+pub async fn token_delete_is_compare_and_swap(store: &dyn Store) -> CheckResult {
+    const STALE: &str =
+        "delete_token with a stale version fails with Conflict and never removes a newer token";
+    seed(store, STALE, &["x", "y", "z"]).await?;
+    store
+        .put_token("x", &token("v1"), None)
+        .await
+        .or_break(STALE, "put_token")?;
+    store
+        .put_token("x", &token("v2"), Some(1))
+        .await
+        .or_break(STALE, "put_token")?;
+    for (expected, why) in [(Some(1), "a stale version"), (Some(7), "a future version")] {
+        let result = store.delete_token("x", expected).await;
+        ensure(matches!(result, Err(Error::Conflict { .. })), STALE, || {
+            format!("{why}: got {result:?}")
+        })?;
+    }
+    let got = store.get_token("x").await.or_break(STALE, "get_token")?;
+    ensure(
+        got.as_ref().is_some_and(|g| same_token(g, &token("v2"), 2)),
+        STALE,
+        || format!("after refused deletes the stored token is {got:?}"),
+    )?;
+
+    const RIGHT: &str = "delete_token with the stored version removes the record";
+    let removed = store
+        .delete_token("x", Some(2))
+        .await
+        .or_break(RIGHT, "delete_token")?;
+    let got = store.get_token("x").await.or_break(RIGHT, "get_token")?;
+    ensure(removed && got.is_none(), RIGHT, || {
+        format!("delete returned {removed}; afterwards get_token gave {got:?}")
+    })?;
+
+    const ANY: &str = "delete_token with None removes the record whatever its version";
+    store
+        .put_token("y", &token("y1"), None)
+        .await
+        .or_break(ANY, "put_token")?;
+    store
+        .put_token("y", &token("y2"), Some(1))
+        .await
+        .or_break(ANY, "put_token")?;
+    let removed = store
+        .delete_token("y", None)
+        .await
+        .or_break(ANY, "delete_token")?;
+    let got = store.get_token("y").await.or_break(ANY, "get_token")?;
+    ensure(removed && got.is_none(), ANY, || {
+        format!("delete returned {removed}; afterwards get_token gave {got:?}")
+    })?;
+
+    const MISSING: &str =
+        "delete_token of a missing record returns false, with or without a version";
+    for expected in [Some(1), None] {
+        let removed = store
+            .delete_token("z", expected)
+            .await
+            .or_break(MISSING, "delete_token")?;
+        ensure(!removed, MISSING, || {
+            format!("{expected:?}: returned true for a record that does not exist")
+        })?;
+    }
+    Ok(())
 }
 
 /// Of 64 concurrent writers over one version, exactly one wins.

@@ -22,6 +22,7 @@ enum Bug {
     LeaseNeverExpires,
     ReleaseByAnyone,
     DeleteDoesNothing,
+    TokenDeleteIgnoresVersion,
 }
 
 struct Broken {
@@ -112,8 +113,11 @@ impl Store for Broken {
         }
         self.inner.put_token(instance, token, expected).await
     }
-    async fn delete_token(&self, instance: &str) -> Result<bool> {
-        self.inner.delete_token(instance).await
+    async fn delete_token(&self, instance: &str, expected: Option<u64>) -> Result<bool> {
+        if self.bug == Bug::TokenDeleteIgnoresVersion {
+            return self.inner.delete_token(instance, None).await;
+        }
+        self.inner.delete_token(instance, expected).await
     }
     async fn try_acquire_lease(
         &self,
@@ -216,6 +220,11 @@ async fn every_bug_fails_the_check_of_its_contract() {
             Bug::DeleteDoesNothing,
             "instance_list_and_delete",
             "also removes",
+        ),
+        (
+            Bug::TokenDeleteIgnoresVersion,
+            "token_delete_is_compare_and_swap",
+            "never removes a newer token",
         ),
     ];
     for (bug, check, contract) in cases {

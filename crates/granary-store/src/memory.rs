@@ -209,8 +209,19 @@ impl Store for MemoryStore {
         Ok(version)
     }
 
-    async fn delete_token(&self, instance: &str) -> Result<bool> {
-        Ok(self.state().tokens.remove(instance).is_some())
+    async fn delete_token(&self, instance: &str, expected_version: Option<u64>) -> Result<bool> {
+        let mut state = self.state();
+        let Some(current) = state.tokens.get(instance).map(|t| t.version) else {
+            return Ok(false);
+        };
+        if expected_version.is_some_and(|expected| expected != current) {
+            return Err(Error::version_conflict(
+                format!("token of instance `{instance}`"),
+                expected_version,
+                Some(current),
+            ));
+        }
+        Ok(state.tokens.remove(instance).is_some())
     }
 
     async fn try_acquire_lease(

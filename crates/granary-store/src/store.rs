@@ -120,8 +120,14 @@ pub trait Store: Send + Sync {
         expected_version: Option<u64>,
     ) -> Result<u64>;
 
-    /// Removes the token record of `instance`.
-    async fn delete_token(&self, instance: &str) -> Result<bool>;
+    /// Removes the token record of `instance` if the stored version is `expected_version`,
+    /// and returns whether a record was removed. `Some(v)`: removes the record only when its
+    /// version is `v`; fails with `Conflict` (and removes nothing) when a record with another
+    /// version is stored, so that a token written since it was read (a refresh in another
+    /// process) is never dropped unseen. `None`: removes whatever record is stored (for
+    /// callers that mean to forget every token, such as admin tooling). With either, a
+    /// missing record answers `Ok(false)`.
+    async fn delete_token(&self, instance: &str, expected_version: Option<u64>) -> Result<bool>;
 
     /// Takes the refresh lease of `instance` for `holder` until `now + ttl`, and returns
     /// whether it did. It succeeds when no lease exists, when the lease expired

@@ -1,12 +1,20 @@
 //! Disconnect: an instance forgets its tokens (revoked at the provider where it can be) and
 //! stays configured, ready to be authorized again.
 
-use granary_store::InstanceStatus;
+use granary_store::{Instance, InstanceStatus};
 
 use super::{Engine, EngineError, EngineResult, Event};
 
-/// How many times the status write is retried when it races another writer.
+/// How many times a status write or a token deletion is retried when it races another
+/// writer.
 const CAS_ATTEMPTS: usize = 8;
+
+/// What the revocation and deletion of the token record did.
+struct Forgotten {
+    revoked: bool,
+    revocation_note: Option<String>,
+    token_deleted: bool,
+}
 
 /// What [`Engine::disconnect`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +51,11 @@ impl Engine {
     ///    record, which is never handed out, which the next authorization overwrites (its
     ///    write compares against whatever version is stored) and which the next Disconnect
     ///    or Delete removes. The reverse order would leave an `Authorized` instance without
-    ///    a token.
+    ///    a token. The deletion compares against the version of the record that was
+    ///    revoked: when a refresh in another process wrote a newer record in between, the
+    ///    deletion fails with a conflict, and the newer record is read, revoked and deleted
+    ///    in turn (a bounded number of times), so no token is deleted without having been
+    ///    revoked first.
     ///
     /// In this process the single-flight lock of the instance is held throughout, so that a
     /// refresh that is running finishes first and its new token is the one revoked.
@@ -58,15 +70,14 @@ impl Engine {
         let (instance, status) = self.mark_disconnected(id).await?;
         self.forget(id);
 
-        let (revoked, revocation_note) = match self.revoke_tokens(&instance).await {
-            Ok(()) => (true, None),
-            Err(note) => (false, Some(note)),
-        };
+        let Forgotten {
+            revoked,
+            revocation_note,
+            token_deleted,
+        } = self.revoke_and_delete_tokens(&instance).await?;
         if let Some(note) = &revocation_note {
             tracing::warn!(instance = id, note = %note, "tokens not revoked at the provider on disconnect");
         }
-
-        let token_deleted = self.inner.store.delete_token(id).await?;
 
         // Nothing of the old connection stays in memory: no token, no remembered failure.
         *state = Default::default();
@@ -86,12 +97,65 @@ impl Engine {
         })
     }
 
+    /// Revokes the stored token record of `instance` at the provider (where it can), then
+    /// deletes it if it is still the version that was revoked. On a conflict a newer record
+    /// was written meanwhile (a refresh in another process): it is read, revoked and deleted
+    /// in turn, at most [`CAS_ATTEMPTS`] times. `revoked` is true only when every record
+    /// read was revoked; the note is the first reason one was not.
+    async fn revoke_and_delete_tokens(&self, instance: &Instance) -> EngineResult<Forgotten> {
+        let id = instance.id.as_str();
+        let config = self.revocation_config(instance).await;
+        let mut note = config.as_ref().err().cloned();
+        let mut revoked_any = false;
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(record) = self.inner.store.get_token(id).await? else {
+                if !revoked_any && note.is_none() {
+                    note = Some("the instance held no token".into());
+                }
+                return Ok(Forgotten {
+                    revoked: revoked_any && note.is_none(),
+                    revocation_note: note,
+                    token_deleted: false,
+                });
+            };
+            if let Ok(config) = &config {
+                match self.revoke_record(instance, config, &record).await {
+                    Ok(()) => revoked_any = true,
+                    Err(why) => {
+                        note.get_or_insert(why);
+                    }
+                }
+            }
+            match self
+                .inner
+                .store
+                .delete_token(id, Some(record.version))
+                .await
+            {
+                Ok(token_deleted) => {
+                    return Ok(Forgotten {
+                        revoked: revoked_any && note.is_none(),
+                        revocation_note: note,
+                        token_deleted,
+                    });
+                }
+                Err(granary_store::Error::Conflict { .. }) => {
+                    tracing::info!(
+                        instance = id,
+                        "a newer token was stored during the disconnect: revoking it too"
+                    );
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(EngineError::Invalid(format!(
+            "the tokens of instance `{id}` kept changing while it was disconnected: try again"
+        )))
+    }
+
     /// Sets the status of `id` to `New` (keeps `Disabled`) with a version compare-and-swap,
     /// re-reading on a conflict. Returns the instance as it was read and the status written.
-    async fn mark_disconnected(
-        &self,
-        id: &str,
-    ) -> EngineResult<(granary_store::Instance, InstanceStatus)> {
+    async fn mark_disconnected(&self, id: &str) -> EngineResult<(Instance, InstanceStatus)> {
         for _ in 0..CAS_ATTEMPTS {
             let instance = self.instance(id).await?;
             let status = match instance.status {

@@ -376,13 +376,7 @@ impl Engine {
     /// access token). `Err` says why they were not revoked: no revocation endpoint, no
     /// token, or the provider's refusal (never a secret).
     pub(super) async fn revoke_tokens(&self, instance: &Instance) -> Result<(), String> {
-        let config = self
-            .client_config(instance)
-            .await
-            .map_err(|e| e.to_string())?;
-        if config.revocation_url.is_none() {
-            return Err("the integration has no revocation endpoint: the tokens were not revoked at the provider".into());
-        }
+        let config = self.revocation_config(instance).await?;
         let Some(record) = self
             .inner
             .store
@@ -392,6 +386,34 @@ impl Engine {
         else {
             return Err("the instance held no token".into());
         };
+        self.revoke_record(instance, &config, &record).await
+    }
+
+    /// The protocol configuration of `instance` when its integration knows a revocation
+    /// endpoint; `Err` says why not (never a secret).
+    pub(super) async fn revocation_config(
+        &self,
+        instance: &Instance,
+    ) -> Result<ClientConfig, String> {
+        let config = self
+            .client_config(instance)
+            .await
+            .map_err(|e| e.to_string())?;
+        if config.revocation_url.is_none() {
+            return Err("the integration has no revocation endpoint: the tokens were not revoked at the provider".into());
+        }
+        Ok(config)
+    }
+
+    /// Revokes the tokens of `record` (the refresh token, then the access token) with
+    /// `config`, a configuration from [`Engine::revocation_config`]. `Err` says why they
+    /// were not revoked (never a secret).
+    pub(super) async fn revoke_record(
+        &self,
+        instance: &Instance,
+        config: &ClientConfig,
+        record: &TokenRecord,
+    ) -> Result<(), String> {
         let keyring = self.keyring();
         // Revoking the refresh token ends the whole grant at most providers; the access
         // token is revoked too for those that keep them apart.
@@ -401,7 +423,7 @@ impl Engine {
                 .map_err(|e| e.to_string())?;
             protocol::revoke(
                 &self.inner.http,
-                &config,
+                config,
                 &token,
                 Some(TokenTypeHint::RefreshToken),
             )
@@ -413,7 +435,7 @@ impl Engine {
             .map_err(|e| e.to_string())?;
         protocol::revoke(
             &self.inner.http,
-            &config,
+            config,
             &token,
             Some(TokenTypeHint::AccessToken),
         )
