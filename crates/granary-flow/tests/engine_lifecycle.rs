@@ -1171,17 +1171,18 @@ impl Store for RefreshesDuringDelete {
     }
 }
 
-#[tokio::test]
-async fn a_token_refreshed_elsewhere_during_a_disconnect_is_revoked_before_it_is_deleted() {
-    let env = env().await;
+/// An authorized instance whose revocation endpoint expects 4 revocations, and an engine
+/// over a store that writes a newer token record (`access-2`, `refresh-2`) at the first
+/// token deletion, as a refresh in another process would.
+async fn engine_racing_a_refresh(env: &Env) -> (Arc<RefreshesDuringDelete>, Engine) {
     Mock::given(method("POST"))
         .and(path("/revoke"))
         .respond_with(ResponseTemplate::new(200))
         .expect(4)
         .mount(&env.server)
         .await;
-    set_revocation_endpoint(&env).await;
-    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    set_revocation_endpoint(env).await;
+    authorize(env, "access-1", Some("refresh-1"), Some(3600)).await;
     let keys = keyring(&env.key);
     let newer = (
         keys.seal("inst", Field::AccessToken, b"access-2").unwrap(),
@@ -1202,15 +1203,15 @@ async fn a_token_refreshed_elsewhere_during_a_disconnect_is_revoked_before_it_is
     .retry_policy(RetryPolicy::none())
     .build()
     .unwrap();
+    (racing, engine)
+}
 
-    let report = engine.disconnect("inst").await.unwrap();
-
+/// The newer record was written, and all four tokens were revoked, each once.
+async fn assert_both_records_revoked(env: &Env, racing: &RefreshesDuringDelete) {
     assert!(
         racing.newer.lock().unwrap().is_none(),
-        "the newer record was written during the disconnect"
+        "the newer record was written during the operation"
     );
-    assert!(report.revoked && report.token_deleted, "{report:?}");
-    assert_eq!(report.revocation_note, None);
     let bodies = revocation_bodies(&env.server).await;
     for token in ["refresh-1", "access-1", "refresh-2", "access-2"] {
         assert!(
@@ -1221,6 +1222,18 @@ async fn a_token_refreshed_elsewhere_during_a_disconnect_is_revoked_before_it_is
     }
     assert_eq!(bodies.len(), 4, "{bodies:?}");
     assert!(env.store.get_token("inst").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_token_refreshed_elsewhere_during_a_disconnect_is_revoked_before_it_is_deleted() {
+    let env = env().await;
+    let (racing, engine) = engine_racing_a_refresh(&env).await;
+
+    let report = engine.disconnect("inst").await.unwrap();
+
+    assert!(report.revoked && report.token_deleted, "{report:?}");
+    assert_eq!(report.revocation_note, None);
+    assert_both_records_revoked(&env, &racing).await;
     assert_eq!(
         env.store
             .get_instance("inst")
@@ -1230,4 +1243,17 @@ async fn a_token_refreshed_elsewhere_during_a_disconnect_is_revoked_before_it_is
             .status,
         InstanceStatus::New
     );
+}
+
+#[tokio::test]
+async fn a_token_refreshed_elsewhere_during_a_delete_is_revoked_before_the_instance_goes() {
+    let env = env().await;
+    let (racing, engine) = engine_racing_a_refresh(&env).await;
+
+    let report = engine.delete_instance("inst").await.unwrap();
+
+    assert!(report.deleted && report.revoked, "{report:?}");
+    assert_eq!(report.revocation_note, None);
+    assert_both_records_revoked(&env, &racing).await;
+    assert!(env.store.get_instance("inst").await.unwrap().is_none());
 }

@@ -351,42 +351,28 @@ impl Engine {
     /// Deletes an instance with its tokens, pending authorizations and lease, revoking its
     /// tokens first where the integration has a revocation endpoint. A failed revocation is
     /// reported and does not stop the deletion.
+    ///
+    /// It disconnects first ([`Engine::disconnect`]: status, then revocation, then a
+    /// version-checked deletion of the token record), so that a token a refresh in another
+    /// process writes meanwhile is revoked too, and only then removes the instance.
     pub async fn delete_instance(&self, id: &str) -> EngineResult<DeleteReport> {
-        let Some(instance) = self.inner.store.get_instance(id).await? else {
-            return Ok(DeleteReport {
-                deleted: false,
-                revoked: false,
-                revocation_note: None,
-            });
+        let disconnected = match self.disconnect(id).await {
+            Ok(report) => report,
+            Err(EngineError::NotFound { .. }) => {
+                return Ok(DeleteReport {
+                    deleted: false,
+                    revoked: false,
+                    revocation_note: None,
+                });
+            }
+            Err(error) => return Err(error),
         };
-        let (revoked, revocation_note) = match self.revoke_tokens(&instance).await {
-            Ok(()) => (true, None),
-            Err(note) => (false, Some(note)),
-        };
-        self.forget(id);
         let deleted = self.inner.store.delete_instance(id).await?;
         Ok(DeleteReport {
             deleted,
-            revoked,
-            revocation_note,
+            revoked: disconnected.revoked,
+            revocation_note: disconnected.revocation_note,
         })
-    }
-
-    /// Revokes the stored tokens of `instance` at the provider (the refresh token, then the
-    /// access token). `Err` says why they were not revoked: no revocation endpoint, no
-    /// token, or the provider's refusal (never a secret).
-    pub(super) async fn revoke_tokens(&self, instance: &Instance) -> Result<(), String> {
-        let config = self.revocation_config(instance).await?;
-        let Some(record) = self
-            .inner
-            .store
-            .get_token(&instance.id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Err("the instance held no token".into());
-        };
-        self.revoke_record(instance, &config, &record).await
     }
 
     /// The protocol configuration of `instance` when its integration knows a revocation
