@@ -10,6 +10,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::Error;
+
 use serde::de::{
     self, Deserialize, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess,
     VariantAccess, Visitor,
@@ -46,6 +48,22 @@ impl<'a> Node<'a> {
         match self {
             Node::Str(s) => Some(s),
             _ => None,
+        }
+    }
+
+    /// The members of an object; anything else is an [`Error::Invalid`] at the pointer that
+    /// `at` builds (only on error), saying what was `expected` and what was found.
+    pub(crate) fn into_members(
+        self,
+        at: impl FnOnce() -> String,
+        expected: &str,
+    ) -> Result<Members<'a>, Error> {
+        match self {
+            Node::Map(members) => Ok(members),
+            other => Err(Error::Invalid {
+                pointer: at(),
+                problem: format!("expected {expected}, found {}", other.kind()),
+            }),
         }
     }
 

@@ -17,16 +17,10 @@ pub(crate) fn schemes<'a>(
 ) -> Result<(Vec<OAuth2Scheme>, Vec<OtherScheme>)> {
     let list = match list {
         Node::Null => return Ok((Vec::new(), Vec::new())),
-        Node::Map(list) => list,
-        other => {
-            return Err(Error::Invalid {
-                pointer: DEFINITIONS.to_owned(),
-                problem: format!(
-                    "expected an object of named security schemes, found {}",
-                    other.kind()
-                ),
-            });
-        }
+        list => list.into_members(
+            || DEFINITIONS.to_owned(),
+            "an object of named security schemes",
+        )?,
     };
     crate::read_schemes(cx, DEFINITIONS, list, read_oauth2)
 }
@@ -37,15 +31,7 @@ fn read_oauth2<'a>(
     at: &str,
     scheme: Node<'a>,
 ) -> Result<OAuth2Scheme> {
-    let mut members = match scheme {
-        Node::Map(members) => members,
-        other => {
-            return Err(Error::Invalid {
-                pointer: at.to_owned(),
-                problem: format!("expected a security scheme object, found {}", other.kind()),
-            });
-        }
-    };
+    let mut members = scheme.into_members(|| at.to_owned(), "a security scheme object")?;
     let flow_at = pointer::join(at, "flow");
     let flow_node = required(&members, at, "flow")?;
     let Some(flow_name) = flow_node.as_str() else {

@@ -42,16 +42,7 @@ pub(crate) fn schemes<'a>(
     }
     let list = match list {
         Node::Null => return Ok((Vec::new(), Vec::new())),
-        Node::Map(list) => list,
-        other => {
-            return Err(Error::Invalid {
-                pointer: SCHEMES.to_owned(),
-                problem: format!(
-                    "expected an object of named security schemes, found {}",
-                    other.kind()
-                ),
-            });
-        }
+        list => list.into_members(|| SCHEMES.to_owned(), "an object of named security schemes")?,
     };
     crate::read_schemes(cx, SCHEMES, list, read_oauth2)
 }
@@ -62,23 +53,9 @@ fn read_oauth2<'a>(
     at: &str,
     scheme: Node<'a>,
 ) -> Result<OAuth2Scheme> {
-    let mut members = match scheme {
-        Node::Map(members) => members,
-        other => {
-            return Err(Error::Invalid {
-                pointer: at.to_owned(),
-                problem: format!("expected a security scheme object, found {}", other.kind()),
-            });
-        }
-    };
+    let mut members = scheme.into_members(|| at.to_owned(), "a security scheme object")?;
     let flows = match members.take("flows") {
-        Some(Node::Map(flows)) => flows,
-        Some(other) => {
-            return Err(Error::Invalid {
-                pointer: pointer::join(at, "flows"),
-                problem: format!("expected an object of flows, found {}", other.kind()),
-            });
-        }
+        Some(flows) => flows.into_members(|| pointer::join(at, "flows"), "an object of flows")?,
         None => return Err(missing(pointer::join(at, "flows"))),
     };
 
@@ -97,15 +74,8 @@ fn read_oauth2<'a>(
             }
             continue;
         };
-        let flow = match flow {
-            Node::Map(flow) => flow,
-            other => {
-                return Err(Error::Invalid {
-                    pointer: pointer::join_all(at, &["flows", &key]),
-                    problem: format!("expected a flow object, found {}", other.kind()),
-                });
-            }
-        };
+        let flow =
+            flow.into_members(|| pointer::join_all(at, &["flows", &key]), "a flow object")?;
         add_flow(cx, &mut typed, kind, at, flow)?;
         if let Some(slot) = order.get_mut(count) {
             *slot = kind;
