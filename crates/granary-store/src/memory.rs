@@ -1,14 +1,14 @@
 //! [`MemoryStore`]: every record in one mutex-guarded map per kind; neither durable nor shared.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::{
-    Capabilities, Error, Instance, Integration, Lease, PendingAuthorization, Result, Store,
-    Timestamp, TokenRecord,
+    CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease,
+    PendingAuthorization, Result, Store, Timestamp, TokenRecord,
 };
 
 /// A store in the memory of one process: for tests, demos and single-run tools.
@@ -28,6 +28,11 @@ struct State {
     pendings: BTreeMap<String, PendingAuthorization>,
     tokens: BTreeMap<String, TokenRecord>,
     leases: BTreeMap<String, Lease>,
+    /// The change feed, oldest first: at most `CHANGES_KEPT + TRIM_SLACK` entries, trimmed
+    /// to the newest `CHANGES_KEPT` when it grows beyond (a trim every `TRIM_SLACK` changes).
+    changes: VecDeque<Change>,
+    /// The number of the newest change (0: none yet); never goes back, even after a trim.
+    last_change: u64,
 }
 
 impl MemoryStore {
@@ -45,7 +50,49 @@ impl MemoryStore {
     }
 }
 
+/// How far the feed may grow beyond [`CHANGES_KEPT`] before it is trimmed.
+const TRIM_SLACK: usize = 256;
+
 impl State {
+    /// Appends the change of `instance` (call it under the same lock as the write, after
+    /// the write succeeded).
+    fn changed(&mut self, instance: &str) {
+        self.last_change += 1;
+        self.changes.push_back(Change {
+            seq: self.last_change,
+            instance: instance.to_string(),
+        });
+        let kept = usize::try_from(CHANGES_KEPT).unwrap_or(usize::MAX);
+        if self.changes.len() > kept.saturating_add(TRIM_SLACK) {
+            let dropped = self.changes.len() - kept;
+            self.changes.drain(..dropped);
+        }
+    }
+
+    /// The version compare-and-swap of `put_token`, with its change.
+    fn write_token(
+        &mut self,
+        instance: &str,
+        token: &TokenRecord,
+        expected_version: Option<u64>,
+    ) -> Result<u64> {
+        self.require_instance(instance)?;
+        let current = self.tokens.get(instance).map(|t| t.version);
+        if current != expected_version {
+            return Err(Error::version_conflict(
+                format!("token of instance `{instance}`"),
+                expected_version,
+                current,
+            ));
+        }
+        let version = current.map_or(1, |v| v + 1);
+        let mut stored = token.clone();
+        stored.version = version;
+        self.tokens.insert(instance.to_string(), stored);
+        self.changed(instance);
+        Ok(version)
+    }
+
     fn require_instance(&self, id: &str) -> Result<()> {
         if self.instances.contains_key(id) {
             Ok(())
@@ -104,6 +151,7 @@ impl Store for MemoryStore {
         let mut stored = instance.clone();
         stored.version = 1;
         state.instances.insert(stored.id.clone(), stored);
+        state.changed(&instance.id);
         Ok(1)
     }
 
@@ -138,6 +186,7 @@ impl Store for MemoryStore {
         let mut stored = instance.clone();
         stored.version = current + 1;
         state.instances.insert(stored.id.clone(), stored);
+        state.changed(&instance.id);
         Ok(current + 1)
     }
 
@@ -149,6 +198,7 @@ impl Store for MemoryStore {
         state.tokens.remove(id);
         state.leases.remove(id);
         state.pendings.retain(|_, pending| pending.instance != id);
+        state.changed(id);
         Ok(true)
     }
 
@@ -192,21 +242,21 @@ impl Store for MemoryStore {
         token: &TokenRecord,
         expected_version: Option<u64>,
     ) -> Result<u64> {
+        self.state().write_token(instance, token, expected_version)
+    }
+
+    async fn put_token_fenced(
+        &self,
+        instance: &str,
+        token: &TokenRecord,
+        expected_version: u64,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<u64> {
         let mut state = self.state();
         state.require_instance(instance)?;
-        let current = state.tokens.get(instance).map(|t| t.version);
-        if current != expected_version {
-            return Err(Error::version_conflict(
-                format!("token of instance `{instance}`"),
-                expected_version,
-                current,
-            ));
-        }
-        let version = current.map_or(1, |v| v + 1);
-        let mut stored = token.clone();
-        stored.version = version;
-        state.tokens.insert(instance.to_string(), stored);
-        Ok(version)
+        check_fence(state.leases.get(instance), instance, holder, now)?;
+        state.write_token(instance, token, Some(expected_version))
     }
 
     async fn delete_token(&self, instance: &str, expected_version: Option<u64>) -> Result<bool> {
@@ -221,7 +271,9 @@ impl Store for MemoryStore {
                 Some(current),
             ));
         }
-        Ok(state.tokens.remove(instance).is_some())
+        state.tokens.remove(instance);
+        state.changed(instance);
+        Ok(true)
     }
 
     async fn try_acquire_lease(
@@ -260,5 +312,52 @@ impl Store for MemoryStore {
 
     async fn get_lease(&self, instance: &str) -> Result<Option<Lease>> {
         Ok(self.state().leases.get(instance).cloned())
+    }
+
+    async fn latest_change(&self) -> Result<u64> {
+        Ok(self.state().last_change)
+    }
+
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {
+        let state = self.state();
+        // Seqs are consecutive, and a trim drops the oldest: every seq below the oldest kept
+        // one was dropped.
+        let oldest_kept = state
+            .changes
+            .front()
+            .map_or(state.last_change + 1, |c| c.seq);
+        let missed = after < state.last_change && after + 1 < oldest_kept;
+        let changes = state
+            .changes
+            .iter()
+            .skip_while(|c| c.seq <= after)
+            .take(limit)
+            .cloned()
+            .collect();
+        Ok(Changes { changes, missed })
+    }
+}
+
+/// `Ok` when `holder` holds the lease of `instance` unexpired at `now` (`expires > now`),
+/// else the `Conflict` of [`Store::put_token_fenced`].
+fn check_fence(lease: Option<&Lease>, instance: &str, holder: &str, now: Timestamp) -> Result<()> {
+    let what = || format!("token of instance `{instance}`");
+    match lease {
+        Some(lease) if lease.is_held_by(holder, now) => Ok(()),
+        Some(lease) if lease.holder == holder => Err(Error::conflict(
+            what(),
+            format!(
+                "the lease of `{holder}` expired at {} ms",
+                lease.expires.as_unix_millis()
+            ),
+        )),
+        Some(lease) => Err(Error::conflict(
+            what(),
+            format!("the lease is held by `{}`, not by `{holder}`", lease.holder),
+        )),
+        None => Err(Error::conflict(
+            what(),
+            format!("`{holder}` holds no lease of this instance"),
+        )),
     }
 }

@@ -1,5 +1,5 @@
-//! The five kinds of record a store holds: integrations, instances, pending authorizations,
-//! token records and refresh leases.
+//! The kinds of record a store holds: integrations, instances, pending authorizations,
+//! token records, refresh leases, and the change feed's entries.
 
 use serde::{Deserialize, Serialize};
 
@@ -134,7 +134,18 @@ pub enum RefreshResult {
         kind: RefreshErrorKind,
         /// A message for the admin (never a secret).
         message: String,
+        /// How many refreshes in a row failed, this one included (1 for the first).
+        #[serde(default = "one")]
+        failures: u32,
+        /// No process asks the provider again before this time (the provider's
+        /// `Retry-After`, or the engine's backoff); `None`: no wait.
+        #[serde(default)]
+        retry_at: Option<Timestamp>,
     },
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The last refresh of a token: when, and how it ended.
@@ -192,5 +203,55 @@ impl Lease {
     /// expired (`expires <= now`).
     pub fn can_be_taken_by(&self, holder: &str, now: Timestamp) -> bool {
         self.holder == holder || self.expires <= now
+    }
+
+    /// Whether `holder` holds this lease unexpired at `now` (`expires > now`): the fence of
+    /// [`Store::put_token_fenced`](crate::Store::put_token_fenced).
+    pub fn is_held_by(&self, holder: &str, now: Timestamp) -> bool {
+        self.holder == holder && self.expires > now
+    }
+}
+
+/// One entry of the change feed: the instance `instance`, or its token record, changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The change number: greater than every earlier change's, across every process.
+    pub seq: u64,
+    /// The [`Instance::id`] that changed (created, updated, deleted, or its token written or
+    /// deleted).
+    pub instance: String,
+}
+
+/// What [`Store::changes_since`](crate::Store::changes_since) found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The changes after the cursor, oldest first, at most the limit asked for.
+    pub changes: Vec<Change>,
+    /// The store no longer keeps some change after the cursor (it keeps at least the newest
+    /// [`CHANGES_KEPT`]): the reader missed changes it cannot name, and must treat every
+    /// instance as changed.
+    pub missed: bool,
+}
+
+/// How many of the newest changes a store keeps at least; older ones may be dropped.
+pub const CHANGES_KEPT: u64 = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_refresh_written_before_backoff_was_recorded_still_decodes() {
+        let old = r#"{"result":"failed","kind":"transient","message":"timeout"}"#;
+        let decoded: RefreshResult = serde_json::from_str(old).expect("old records decode");
+        assert_eq!(
+            decoded,
+            RefreshResult::Failed {
+                kind: RefreshErrorKind::Transient,
+                message: "timeout".to_string(),
+                failures: 1,
+                retry_at: None,
+            }
+        );
     }
 }

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Instance, Integration, Lease, PendingAuthorization, Result, Timestamp, TokenRecord};
+use crate::{
+    Changes, Instance, Integration, Lease, PendingAuthorization, Result, Timestamp, TokenRecord,
+};
 
 /// What a backend promises beyond the contracts every backend keeps.
 ///
@@ -48,7 +50,12 @@ impl Capabilities {
 /// - lists are ordered by key;
 /// - time comes from the caller (`now`): a store never reads the clock;
 /// - a write whose future is dropped before it completes may or may not have happened (as
-///   with any database): read again before deciding what to do.
+///   with any database): read again before deciding what to do;
+/// - every write that changes an instance or its token record (`create_instance`,
+///   `update_instance`, `delete_instance`, `put_token`, `put_token_fenced`, and
+///   `delete_token` when it removed a record) appends one [`Change`](crate::Change) naming
+///   the instance to the change feed, in the same atomic step, so that other processes learn
+///   of it (see [`Store::changes_since`]). A write that fails appends nothing.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// What this backend promises.
@@ -120,6 +127,22 @@ pub trait Store: Send + Sync {
         expected_version: Option<u64>,
     ) -> Result<u64>;
 
+    /// Writes the token record of `instance` like [`Store::put_token`] with
+    /// `Some(expected_version)`, and only while `holder` holds the lease of `instance`
+    /// unexpired at `now` (`expires > now`): the fence that keeps a process which lost its
+    /// lease (it stalled, and another process took the lease over) from writing. Fails with
+    /// `Conflict`, writing nothing, when the lease is missing, expired, or held by another
+    /// holder, or when the stored version is not `expected_version`; `NotFound` when the
+    /// instance does not exist.
+    async fn put_token_fenced(
+        &self,
+        instance: &str,
+        token: &TokenRecord,
+        expected_version: u64,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<u64>;
+
     /// Removes the token record of `instance` if the stored version is `expected_version`,
     /// and returns whether a record was removed. `Some(v)`: removes the record only when its
     /// version is `v`; fails with `Conflict` (and removes nothing) when a record with another
@@ -148,4 +171,15 @@ pub trait Store: Send + Sync {
 
     /// The lease of `instance` as stored (possibly expired), or `None`.
     async fn get_lease(&self, instance: &str) -> Result<Option<Lease>>;
+
+    /// The number of the newest change in the feed; 0 when nothing changed yet. A reader
+    /// starts from it and asks [`Store::changes_since`] for what follows.
+    async fn latest_change(&self) -> Result<u64>;
+
+    /// The changes numbered above `after`, oldest first, at most `limit` of them. Numbers
+    /// grow with every change and are never reused, across every process that shares the
+    /// store, and a change is listed only once the write that made it is visible to readers.
+    /// The store keeps at least the newest [`CHANGES_KEPT`](crate::CHANGES_KEPT) changes;
+    /// when some change above `after` was dropped, `missed` is set (never a silent gap).
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes>;
 }
