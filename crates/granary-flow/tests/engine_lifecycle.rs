@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde_json::json;
 use url::Url;
 use wiremock::matchers::{body_string_contains, header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const START: i64 = 1_800_000_000_000;
 
@@ -152,14 +152,97 @@ async fn authorize(env: &Env, access: &str, refresh: Option<&str>, expires_in: O
     drop(guard);
 }
 
-async fn refresh_requests(server: &MockServer) -> usize {
+/// The requests the mock server recorded; a server without recording fails the test
+/// instead of reading as "no requests".
+async fn recorded(server: &MockServer) -> Vec<Request> {
     server
         .received_requests()
         .await
-        .unwrap_or_default()
+        .expect("the mock server records requests (recording was switched off)")
+}
+
+async fn refresh_requests(server: &MockServer) -> usize {
+    recorded(server)
+        .await
         .iter()
         .filter(|r| String::from_utf8_lossy(&r.body).contains("grant_type=refresh_token"))
         .count()
+}
+
+/// A responder that tells the test when a request arrived and holds the answer until the
+/// test releases it: the test acts while the request is known to be in flight, instead of
+/// sleeping and hoping it is. The mock server answers nothing else meanwhile (its thread
+/// waits here), so the test must not need the server between `arrived` and `release`.
+struct Gate {
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    response: ResponseTemplate,
+}
+
+/// The test's side of a [`Gate`].
+struct GateHandle {
+    arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl Respond for Gate {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let _ = self.arrived.send(());
+        // Bounded, so that a test that failed before releasing does not hang the server.
+        let released = self
+            .release
+            .lock()
+            .map(|release| release.recv_timeout(Duration::from_secs(10)).is_ok())
+            .unwrap_or(false);
+        if released {
+            self.response.clone()
+        } else {
+            ResponseTemplate::new(599).set_body_string("the test never released the gate")
+        }
+    }
+}
+
+fn gate(response: ResponseTemplate) -> (Gate, GateHandle) {
+    let (arrived_tx, arrived_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    (
+        Gate {
+            arrived: arrived_tx,
+            release: std::sync::Mutex::new(release_rx),
+            response,
+        },
+        GateHandle {
+            arrived: arrived_rx,
+            release: release_tx,
+        },
+    )
+}
+
+impl GateHandle {
+    /// Waits until the request is at the provider (held there).
+    async fn wait_arrived(&mut self, what: &str) {
+        tokio::time::timeout(Duration::from_secs(10), self.arrived.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not reach the provider within 10 s"))
+            .expect("the gate was dropped");
+    }
+
+    /// Lets the held request have its answer.
+    fn release(&self) {
+        self.release.send(()).expect("the gate was dropped");
+    }
+}
+
+/// Mounts a refresh answer that is held until released ([`Gate`]).
+async fn mount_gated_refresh(server: &MockServer, response: ResponseTemplate) -> GateHandle {
+    let (gate, handle) = gate(response);
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(gate)
+        .mount(server)
+        .await;
+    handle
 }
 
 async fn mount_refresh(server: &MockServer, response: ResponseTemplate) {
@@ -480,17 +563,17 @@ async fn rotated_refresh_token_is_persisted_and_used_next() {
 async fn a_newer_record_written_during_a_refresh_wins_the_compare_and_swap() {
     let env = env().await;
     authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
-    mount_refresh(
+    let mut gate = mount_gated_refresh(
         &env.server,
-        ResponseTemplate::new(200)
-            .set_body_json(token_json("access-late", None, Some(3600)))
-            .set_delay(Duration::from_millis(300)),
+        ResponseTemplate::new(200).set_body_json(token_json("access-late", None, Some(3600))),
     )
     .await;
+    let mut events = env.engine.subscribe();
     env.clock.advance(Duration::from_secs(3590));
     let engine = env.engine.clone();
     let task = tokio::spawn(async move { engine.access_token("inst").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The refresh request is at the provider, its answer held back.
+    gate.wait_arrived("the refresh request").await;
     // Another writer (whose lease had taken over) stores a newer token meanwhile.
     let ring = keyring(&env.key);
     let mut record = env.store.get_token("inst").await.unwrap().unwrap();
@@ -504,13 +587,29 @@ async fn a_newer_record_written_during_a_refresh_wins_the_compare_and_swap() {
         .put_token("inst", &record, Some(version))
         .await
         .unwrap();
+    // Only now does the refresh get its answer: its write compares against `version`.
+    gate.release();
     assert_eq!(task.await.unwrap().unwrap().secret(), "access-newer");
+    assert_eq!(refresh_requests(&env.server).await, 1);
     let stored = env.store.get_token("inst").await.unwrap().unwrap();
     assert_eq!(
         stored.version,
         version + 1,
         "the late writer did not overwrite the newer token"
     );
+    assert_eq!(
+        ring.open_string("inst", Field::AccessToken, &stored.access_token)
+            .unwrap()
+            .expose_secret(),
+        "access-newer"
+    );
+    // The refresh lost its compare-and-swap: it announced no new token.
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(event, Event::Refreshed { .. }),
+            "the late refresh reported success: {event:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -675,32 +774,53 @@ async fn background_refresher_refreshes_idle_instances_and_stops_when_dropped() 
         jitter: Duration::from_millis(5),
         max_idle: None,
     };
-    let refresher = env.engine.spawn_refresher(config);
-    // Far from expiry: nothing to do.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The same store, seen through a wrapper that counts the refresher's rounds (each
+    // round starts by listing the instances).
+    let watched = Arc::new(RefreshesDuringDelete::over(env.store.clone(), None));
+    let engine = Engine::builder(
+        watched.clone(),
+        keyring(&env.key),
+        Url::parse("https://granary.test").unwrap(),
+    )
+    .clock(env.clock.clone())
+    .holder_id("engine-refresher")
+    .retry_policy(RetryPolicy::none())
+    .build()
+    .unwrap();
+    let mut events = engine.subscribe();
+    let refresher = engine.spawn_refresher(config);
+    // Far from expiry: a whole round (the second starts after the first ended) does nothing.
+    watched.wait_for_lists(2).await;
     assert_eq!(refresh_requests(&env.server).await, 0);
     // Inside the margin, with nobody asking for the token: the refresher refreshes it.
     env.clock.advance(Duration::from_secs(3600 - 30));
     let before = env.store.get_token("inst").await.unwrap().unwrap().version;
-    let mut record = None;
-    for _ in 0..100 {
-        let now = env.store.get_token("inst").await.unwrap().unwrap();
-        if now.version > before {
-            record = Some(now);
-            break;
+    let refreshed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(Event::Refreshed { instance, .. }) if instance == "inst" => break,
+                Ok(_) => {}
+                Err(error) => panic!("the event stream ended: {error}"),
+            }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let record = record.expect("the refresher stored a new token within 2 s");
+    })
+    .await;
+    assert!(refreshed.is_ok(), "the refresher refreshed no token within 10 s");
+    let record = env.store.get_token("inst").await.unwrap().unwrap();
+    assert!(record.version > before);
     assert_eq!(refresh_requests(&env.server).await, 1);
     assert_eq!(
         record.expires_at,
         Some(env.clock.now().saturating_add(Duration::from_secs(3600)))
     );
-    // Dropped: no more rounds, even when the next token enters its margin.
+    // Dropped: no more rounds, even when the next token enters its margin. An absence can
+    // only be watched for a while: 10 intervals, in which a running refresher would have
+    // started about 10 rounds.
     drop(refresher);
+    let rounds = watched.lists();
     env.clock.advance(Duration::from_secs(3600 - 30));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(watched.lists(), rounds, "a round started after the drop");
     assert_eq!(refresh_requests(&env.server).await, 1);
 }
 
@@ -787,10 +907,8 @@ async fn concurrent_callers_share_one_failed_refresh() {
 
 /// The bodies of the revocation requests the stub received.
 async fn revocation_bodies(server: &MockServer) -> Vec<String> {
-    server
-        .received_requests()
+    recorded(server)
         .await
-        .unwrap_or_default()
         .iter()
         .filter(|r| r.url.path() == "/revoke")
         .map(|r| String::from_utf8_lossy(&r.body).into_owned())
@@ -920,10 +1038,8 @@ async fn disconnect_without_a_revocation_endpoint_or_token_and_of_a_disabled_ins
         "{report:?}"
     );
     assert!(
-        env.server
-            .received_requests()
+        recorded(&env.server)
             .await
-            .unwrap()
             .iter()
             .all(|r| r.url.path() != "/revoke")
     );
@@ -1014,22 +1130,30 @@ async fn disconnect_waits_for_a_running_refresh_and_revokes_its_new_tokens() {
         .await;
     set_revocation_endpoint(&env).await;
     authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
-    mount_refresh(
+    let mut gate = mount_gated_refresh(
         &env.server,
-        ResponseTemplate::new(200)
-            .set_body_json(token_json("access-2", Some("refresh-2"), Some(3600)))
-            .set_delay(Duration::from_millis(300)),
+        ResponseTemplate::new(200).set_body_json(token_json(
+            "access-2",
+            Some("refresh-2"),
+            Some(3600),
+        )),
     )
     .await;
     env.clock.advance(Duration::from_secs(3600 - 30));
     let engine = env.engine.clone();
     let refreshing = tokio::spawn(async move { engine.access_token("inst").await });
-    // Until the refresh request is at the provider.
-    while refresh_requests(&env.server).await == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // The refresh request is at the provider, its answer held back.
+    gate.wait_arrived("the refresh request").await;
 
-    let report = env.engine.disconnect("inst").await.unwrap();
+    // Disconnect starts while the refresh runs: polled once, it waits for it.
+    let mut disconnect = Box::pin(env.engine.disconnect("inst"));
+    let first = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(disconnect.as_mut().poll(cx).is_pending())
+    })
+    .await;
+    assert!(first, "disconnect finished while a refresh was running");
+    gate.release();
+    let report = disconnect.await.unwrap();
 
     assert_eq!(refreshing.await.unwrap().unwrap().secret(), "access-2");
     assert!(report.revoked && report.token_deleted, "{report:?}");
@@ -1049,9 +1173,40 @@ async fn disconnect_waits_for_a_running_refresh_and_revokes_its_new_tokens() {
 /// A store shared with "another process" that refreshes once: on the first token deletion
 /// it first writes a newer token record (`access-2`/`refresh-2`), as a
 /// refresh elsewhere would between the revocation and the deletion of a disconnect.
+///
+/// It also counts `list_instances` calls (the background refresher makes one per round),
+/// so that a test can wait for rounds instead of sleeping.
 struct RefreshesDuringDelete {
     inner: Arc<MemoryStore>,
     newer: std::sync::Mutex<Option<(granary_store::Sealed, granary_store::Sealed)>>,
+    lists: tokio::sync::watch::Sender<usize>,
+}
+
+impl RefreshesDuringDelete {
+    fn over(
+        inner: Arc<MemoryStore>,
+        newer: Option<(granary_store::Sealed, granary_store::Sealed)>,
+    ) -> Self {
+        Self {
+            inner,
+            newer: std::sync::Mutex::new(newer),
+            lists: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// How many times the instances were listed so far.
+    fn lists(&self) -> usize {
+        *self.lists.borrow()
+    }
+
+    /// Waits until the instances were listed `n` times.
+    async fn wait_for_lists(&self, n: usize) {
+        let mut lists = self.lists.subscribe();
+        tokio::time::timeout(Duration::from_secs(10), lists.wait_for(|seen| *seen >= n))
+            .await
+            .unwrap_or_else(|_| panic!("the instances were not listed {n} times within 10 s"))
+            .expect("the counter is alive");
+    }
 }
 
 #[async_trait::async_trait]
@@ -1090,7 +1245,9 @@ impl Store for RefreshesDuringDelete {
         self.inner.get_instance(id).await
     }
     async fn list_instances(&self) -> granary_store::Result<Vec<granary_store::Instance>> {
-        self.inner.list_instances().await
+        let listed = self.inner.list_instances().await;
+        self.lists.send_modify(|n| *n += 1);
+        listed
     }
     async fn update_instance(
         &self,
@@ -1189,10 +1346,7 @@ async fn engine_racing_a_refresh(env: &Env) -> (Arc<RefreshesDuringDelete>, Engi
         keys.seal("inst", Field::RefreshToken, b"refresh-2")
             .unwrap(),
     );
-    let racing = Arc::new(RefreshesDuringDelete {
-        inner: env.store.clone(),
-        newer: std::sync::Mutex::new(Some(newer)),
-    });
+    let racing = Arc::new(RefreshesDuringDelete::over(env.store.clone(), Some(newer)));
     let engine = Engine::builder(
         racing.clone(),
         keyring(&env.key),
