@@ -805,7 +805,10 @@ async fn background_refresher_refreshes_idle_instances_and_stops_when_dropped() 
         }
     })
     .await;
-    assert!(refreshed.is_ok(), "the refresher refreshed no token within 10 s");
+    assert!(
+        refreshed.is_ok(),
+        "the refresher refreshed no token within 10 s"
+    );
     let record = env.store.get_token("inst").await.unwrap().unwrap();
     assert!(record.version > before);
     assert_eq!(refresh_requests(&env.server).await, 1);
