@@ -132,20 +132,64 @@ async fn a_database_from_a_newer_granary_is_refused() {
     assert!(error.to_string().contains("upgrade granary"), "{error}");
 }
 
+/// Set in the child that [`a_folder_it_may_not_read_is_a_clear_error`] starts as an
+/// unprivileged user when the test runs as root: the folder to open.
+const UNREADABLE_ENV: &str = "GRANARY_SLED_UNREADABLE_FOLDER";
+
+/// The user and group the child runs as when the test runs as root (`nobody`).
+const NOBODY: u32 = 65_534;
+
 #[tokio::test]
 async fn a_folder_it_may_not_read_is_a_clear_error() {
     use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if let Some(path) = std::env::var_os(UNREADABLE_ENV) {
+        // The child: as `nobody`, the permission bits apply.
+        return assert_unreadable_is_a_clear_error(std::path::Path::new(&path)).await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("granary.sled");
     drop(SledStore::open(&path).await.unwrap());
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
-    if std::fs::read_dir(&path).is_ok() {
-        // Running as root: permission bits do not apply (the /proc test covers this case).
+    if std::fs::read_dir(&path).is_err() {
+        assert_unreadable_is_a_clear_error(&path).await;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         return;
     }
-    let error = open_error(&path).await;
+    // Running as root, which permission bits do not stop: this test runs again in a child
+    // process as `nobody`, for whom they do. The child must reach the folder.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_folder_it_may_not_read_is_a_clear_error",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(UNREADABLE_ENV, &path)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("starting this test again as nobody");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the check as nobody failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Opening `path`, which this process may not read, is a clear error.
+async fn assert_unreadable_is_a_clear_error(path: &std::path::Path) {
+    assert!(
+        std::fs::read_dir(path).is_err(),
+        "{} is readable: the fault is not there",
+        path.display()
+    );
+    let error = open_error(path).await;
     assert!(matches!(error, Error::Backend { .. }), "{error:?}");
     assert!(
         error.to_string().contains("may not read or write"),
