@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use granary_flow::engine::{Clock, DEFAULT_REFRESH_MARGIN};
+use granary_flow::engine::{Clock, DEFAULT_REFRESH_DEADLINE, DEFAULT_REFRESH_MARGIN};
 use granary_store::Store;
 use secrecy::SecretBox;
 use url::Url;
@@ -88,6 +88,8 @@ pub struct Config {
     pub public_url: Url,
     /// Refresh this long before expiry (default 60 s; at most half a token's lifetime).
     pub refresh_margin: Duration,
+    /// The deadline of one refresh, retries included (default 30 s).
+    pub refresh_deadline: Duration,
     /// The HTTP client for the providers (default: no redirects, 10 s connect, 30 s total).
     pub http_client: Option<reqwest::Client>,
     /// The clock (default: the system clock).
@@ -107,6 +109,7 @@ impl Config {
             previous_keys: Vec::new(),
             public_url,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
+            refresh_deadline: DEFAULT_REFRESH_DEADLINE,
             http_client: None,
             clock: None,
         }
@@ -121,6 +124,12 @@ impl Config {
     /// Sets the refresh margin.
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
+        self
+    }
+
+    /// Sets the deadline of one refresh, retries included.
+    pub fn with_refresh_deadline(mut self, deadline: Duration) -> Self {
+        self.refresh_deadline = deadline;
         self
     }
 
@@ -145,6 +154,7 @@ impl fmt::Debug for Config {
             .field("previous_keys", &self.previous_keys.len())
             .field("public_url", &self.public_url.as_str())
             .field("refresh_margin", &self.refresh_margin)
+            .field("refresh_deadline", &self.refresh_deadline)
             .finish_non_exhaustive()
     }
 }

@@ -83,6 +83,28 @@ impl Keys {
         keyring_of(&self.lock())
     }
 
+    /// Reads the key file again (another process rotated the key): its keys first, in its
+    /// order, then any key loaded here that the file no longer lists. `Ok(None)` when the
+    /// keys do not live in a file.
+    pub(crate) fn reload(&self) -> Result<Option<Keyring>> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let text = fs::read_to_string(file).map_err(|source| Error::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let mut fresh = parse_key_file(file, &text)?;
+        let mut keys = self.lock();
+        for held in keys.iter() {
+            if !fresh.iter().any(|k| k.expose_secret() == held.expose_secret()) {
+                fresh.push(copy(held));
+            }
+        }
+        *keys = fresh;
+        Ok(Some(keyring_of(&keys)))
+    }
+
     /// Puts `new` (or a generated key) first and keeps the others as previous keys; writes
     /// the key file first when there is one.
     pub(crate) fn rotate(&self, new: Option<KeyBytes>) -> Result<(Keyring, KeyRotation)> {
@@ -309,6 +331,21 @@ mod tests {
         assert_ne!(ring.current_id(), old);
         let reloaded = Keys::load(&KeySource::File(path), &[]).unwrap().keyring();
         assert_eq!(reloaded.key_ids(), vec![ring.current_id(), old]);
+    }
+
+    #[test]
+    fn reload_reads_a_key_another_process_rotated_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        let here = Keys::load(&KeySource::File(path.clone()), &[]).unwrap();
+        let old_id = here.keyring().current_id();
+        let there = Keys::load(&KeySource::File(path.clone()), &[]).unwrap();
+        let (_, rotation) = there.rotate(None).unwrap();
+        let reloaded = here.reload().unwrap().expect("a key file reloads");
+        assert_eq!(reloaded.current_id().to_string(), rotation.new_key_id);
+        assert!(reloaded.key_ids().contains(&old_id), "the old key still opens");
+        let memory = Keys::load(&KeySource::Ephemeral, &[]).unwrap();
+        assert!(memory.reload().unwrap().is_none());
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub use error::{Error, Result};
 pub use granary_flow::engine::{
     AccessToken, AuthorizedClient, Clock, DeleteReport, DisconnectReport, Engine, EngineError,
     Event, InstanceReport, InstanceUpdate, NewInstance, Refresher, RefresherConfig, ResealReport,
-    SystemClock,
+    ShutdownReport, SystemClock,
 };
 pub use keys::{KEY_ENV, KeyRotation};
 
@@ -55,7 +55,7 @@ use granary_store::Store;
 pub struct Granary {
     engine: Engine,
     store: Arc<dyn Store>,
-    keys: keys::Keys,
+    keys: Arc<keys::Keys>,
 }
 
 impl Granary {
@@ -66,9 +66,14 @@ impl Granary {
     /// missing or malformed, [`Error::Engine`] when the public URL is unusable.
     pub async fn open(config: Config) -> Result<Self> {
         let store = config::open_store(&config.store).await?;
-        let keys = keys::Keys::load(&config.key, &config.previous_keys)?;
+        let keys = Arc::new(keys::Keys::load(&config.key, &config.previous_keys)?);
+        let reloading = Arc::clone(&keys);
         let mut builder = Engine::builder(store.clone(), keys.keyring(), config.public_url)
-            .refresh_margin(config.refresh_margin);
+            .refresh_margin(config.refresh_margin)
+            .refresh_deadline(config.refresh_deadline)
+            .key_reloader(Arc::new(move || {
+                reloading.reload().map_err(|error| error.to_string())
+            }));
         if let Some(clock) = config.clock {
             builder = builder.clock(clock);
         }

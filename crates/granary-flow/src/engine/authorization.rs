@@ -15,8 +15,6 @@ use crate::protocol::{self, IssuerParameter};
 /// How long a pending authorization can be completed: 10 minutes.
 pub const AUTHORIZATION_LIFETIME: Duration = Duration::from_secs(600);
 
-/// How many times the token write of a callback is retried when it races a refresh.
-const CAS_ATTEMPTS: usize = 8;
 
 impl Engine {
     /// Starts an authorization of `instance`: stores a pending authorization (single use,
@@ -84,8 +82,7 @@ impl Engine {
         let instance = self.instance(&instance_id).await?;
         let config = self.client_config(&instance).await?;
         let verifier =
-            self.keyring()
-                .open_string(&instance_id, Field::PkceVerifier, &stored.pkce_verifier)?;
+            self.open_secret(&instance_id, Field::PkceVerifier, &stored.pkce_verifier)?;
         let redirect_uri = Url::parse(&stored.redirect_uri).map_err(|e| {
             EngineError::Invalid(format!("the stored redirect URI is not a URL ({e})"))
         })?;
@@ -117,13 +114,13 @@ impl Engine {
                 .clone()
                 .unwrap_or_else(|| "Bearer".to_string()),
             scope: tokens.scope.as_ref().map(|s| s.join(" ")),
-            expires_at: tokens.expires_in.map(|d| started.saturating_add(d)),
+            expires_at: super::tokens::expiry(started, tokens.expires_in),
             obtained_at: started,
             last_refresh: None,
             version: 0,
         };
         let mut written = None;
-        for _ in 0..CAS_ATTEMPTS {
+        for _ in 0..super::CAS_ATTEMPTS {
             let current = self.inner.store.get_token(&instance_id).await?;
             match self
                 .inner

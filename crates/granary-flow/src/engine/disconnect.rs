@@ -5,9 +5,6 @@ use granary_store::{Instance, InstanceStatus};
 
 use super::{Engine, EngineError, EngineResult, Event};
 
-/// How many times a status write or a token deletion is retried when it races another
-/// writer.
-const CAS_ATTEMPTS: usize = 8;
 
 /// What the revocation and deletion of the token record did.
 struct Forgotten {
@@ -100,14 +97,14 @@ impl Engine {
     /// Revokes the stored token record of `instance` at the provider (where it can), then
     /// deletes it if it is still the version that was revoked. On a conflict a newer record
     /// was written meanwhile (a refresh in another process): it is read, revoked and deleted
-    /// in turn, at most [`CAS_ATTEMPTS`] times. `revoked` is true only when every record
+    /// in turn, at most [`super::CAS_ATTEMPTS`] times. `revoked` is true only when every record
     /// read was revoked; the note is the first reason one was not.
     async fn revoke_and_delete_tokens(&self, instance: &Instance) -> EngineResult<Forgotten> {
         let id = instance.id.as_str();
         let config = self.revocation_config(instance).await;
         let mut note = config.as_ref().err().cloned();
         let mut revoked_any = false;
-        for _ in 0..CAS_ATTEMPTS {
+        for _ in 0..super::CAS_ATTEMPTS {
             let Some(record) = self.inner.store.get_token(id).await? else {
                 if !revoked_any && note.is_none() {
                     note = Some("the instance held no token".into());
@@ -156,7 +153,7 @@ impl Engine {
     /// Sets the status of `id` to `New` (keeps `Disabled`) with a version compare-and-swap,
     /// re-reading on a conflict. Returns the instance as it was read and the status written.
     async fn mark_disconnected(&self, id: &str) -> EngineResult<(Instance, InstanceStatus)> {
-        for _ in 0..CAS_ATTEMPTS {
+        for _ in 0..super::CAS_ATTEMPTS {
             let instance = self.instance(id).await?;
             let status = match instance.status {
                 InstanceStatus::Disabled => InstanceStatus::Disabled,

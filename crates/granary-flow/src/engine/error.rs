@@ -88,6 +88,44 @@ pub enum EngineError {
         source: Arc<crate::Error>,
     },
 
+    /// A refresh failed a moment ago (in this process or another) and the provider is not
+    /// asked again before the backoff ends; the current token has expired.
+    #[error(
+        "the token of instance `{instance}` expired and cannot be refreshed before {}s have \
+         passed: the last refresh failed ({reason}); try again then",
+        retry_after.as_secs().max(1)
+    )]
+    BackingOff {
+        /// The instance.
+        instance: String,
+        /// How the last refresh failed.
+        reason: String,
+        /// How long until the next attempt may be made.
+        retry_after: Duration,
+    },
+
+    /// The token endpoint refused the refresh with an answer that is no OAuth error (an
+    /// empty or HTML 4xx): the instance is "refresh failing" until a refresh works, and
+    /// needs authorization after repeated refusals.
+    #[error("refreshing the token of instance `{instance}` failed: {reason}")]
+    RefreshFailing {
+        /// The instance.
+        instance: String,
+        /// The provider's answer and what happens next.
+        reason: String,
+    },
+
+    /// The engine is shutting down and the refresh was cut short at the end of the grace
+    /// period.
+    #[error(
+        "the refresh of instance `{instance}` was cut short because granary is shutting down: \
+         try again once it runs"
+    )]
+    ShuttingDown {
+        /// The instance.
+        instance: String,
+    },
+
     /// Another process holds the refresh lease and produced no new token in time.
     #[error(
         "another process is refreshing the token of instance `{instance}` and wrote no new \
@@ -139,7 +177,9 @@ impl EngineError {
     /// Whether trying again later can succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::RefreshTimedOut { .. } => true,
+            Self::RefreshTimedOut { .. } | Self::BackingOff { .. } | Self::ShuttingDown { .. } => {
+                true
+            }
             Self::Protocol(error) => error.is_transient(),
             Self::Refresh { source, .. } => source.is_transient(),
             _ => false,

@@ -12,8 +12,6 @@ use super::seal::Field;
 use super::{Engine, EngineError, EngineResult};
 use crate::protocol::{self, ClientConfig, TokenTypeHint};
 
-/// How many times a read-modify-write of an instance is retried when it races another writer.
-const CAS_ATTEMPTS: usize = 8;
 
 /// What [`Engine::create_instance`] needs.
 #[derive(Clone, Default)]
@@ -271,7 +269,7 @@ impl Engine {
             Some(None) => Some(None),
             None => None,
         };
-        for _ in 0..CAS_ATTEMPTS {
+        for _ in 0..super::CAS_ATTEMPTS {
             let mut instance = self.instance(id).await?;
             let integration = self.integration(&instance.integration).await?;
             let flows = IntegrationFlows::of(&integration)?;
@@ -400,12 +398,11 @@ impl Engine {
         config: &ClientConfig,
         record: &TokenRecord,
     ) -> Result<(), String> {
-        let keyring = self.keyring();
         // Revoking the refresh token ends the whole grant at most providers; the access
         // token is revoked too for those that keep them apart.
         if let Some(sealed) = &record.refresh_token {
-            let token = keyring
-                .open_string(&instance.id, Field::RefreshToken, sealed)
+            let token = self
+                .open_secret(&instance.id, Field::RefreshToken, sealed)
                 .map_err(|e| e.to_string())?;
             protocol::revoke(
                 &self.inner.http,
@@ -416,8 +413,8 @@ impl Engine {
             .await
             .map_err(|e| e.to_string())?;
         }
-        let token = keyring
-            .open_string(&instance.id, Field::AccessToken, &record.access_token)
+        let token = self
+            .open_secret(&instance.id, Field::AccessToken, &record.access_token)
             .map_err(|e| e.to_string())?;
         protocol::revoke(
             &self.inner.http,
@@ -468,11 +465,7 @@ impl Engine {
             ClientAuth::None => protocol::ClientAuth::None,
         };
         if let Some(sealed) = &instance.client_secret {
-            config.client_secret = Some(self.keyring().open_string(
-                &instance.id,
-                Field::ClientSecret,
-                sealed,
-            )?);
+            config.client_secret = Some(self.open_secret(&instance.id, Field::ClientSecret, sealed)?);
         } else if config.auth_method != protocol::ClientAuth::None {
             return Err(EngineError::Invalid(format!(
                 "instance `{}` authenticates with {} but has no client secret: set the secret, \
@@ -488,7 +481,7 @@ impl Engine {
 
     /// Updates the status of an instance, retried when another writer raced.
     pub(crate) async fn set_status(&self, id: &str, status: InstanceStatus) -> EngineResult<()> {
-        for _ in 0..CAS_ATTEMPTS {
+        for _ in 0..super::CAS_ATTEMPTS {
             let mut instance = self.instance(id).await?;
             if instance.status == status {
                 return Ok(());

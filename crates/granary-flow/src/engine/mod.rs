@@ -12,8 +12,17 @@
 //! other caller waits on), and the store's lease makes it one refresh across every process
 //! that shares the store; the others wait for the new token record and read it. A version
 //! compare-and-swap on the token record keeps a late writer from overwriting a newer token.
+//!
+//! Across processes: the lease is short and renewed while its refresh runs, and a refresh
+//! stores its result only while it holds the lease (fencing); a failed refresh records in the
+//! store when the next attempt may be made, which every process honours; and every engine
+//! reads the store's change feed in the background, so that what another process changed
+//! (a disable, a disconnect, a refresh, a key rotation) drops what this one holds in memory
+//! within a second. [`Engine::shutdown`] lets refreshes in flight finish and store their
+//! result, up to a grace period.
 
 mod authorization;
+mod changes;
 mod client;
 mod clock;
 mod disconnect;
@@ -21,8 +30,11 @@ mod error;
 mod events;
 mod instances;
 mod integrations;
+mod refresh;
 mod refresher;
+mod reseal;
 pub mod seal;
+mod shutdown;
 mod tokens;
 
 use std::collections::HashMap;
@@ -41,21 +53,36 @@ pub use error::{EngineError, EngineResult};
 pub use events::Event;
 pub use instances::{DeleteReport, InstanceReport, InstanceUpdate, NewInstance, TokenSummary};
 pub use integrations::IntegrationFlows;
+pub use refresh::{BACKOFF_BASE, BACKOFF_CAP, DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION};
 pub use refresher::{Refresher, RefresherConfig};
+pub use reseal::{KeyReloader, ResealReport};
 pub use seal::{Field, KeyId, Keyring, MasterKey, SealError};
-pub use tokens::{AccessToken, ResealReport};
+pub use shutdown::ShutdownReport;
+pub use tokens::{AccessToken, MAX_TOKEN_LIFETIME};
 
 use crate::protocol::{RetryPolicy, Timeouts};
+use changes::Watcher;
+use shutdown::Tasks;
 use tokens::{Cache, Flight};
 
 /// The default refresh margin: a token is refreshed when it has less than this left (but
 /// never earlier than half its lifetime).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
-/// How long a refresh lease lasts by default: longer than a refresh with its retries
-/// (30 s per attempt, 3 attempts, backoff) takes, so that no other process takes it over
-/// while the holder still waits for the provider.
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);
+/// How long a refresh lease lasts by default. The holder renews it every third of this while
+/// its refresh runs (a heartbeat), so a lease only lapses when its holder died or stalled:
+/// another process then takes over within this time.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5);
+
+/// The default deadline of one refresh, its retries included.
+pub const DEFAULT_REFRESH_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How often the engine reads the store's change feed by default, so that what another
+/// process changed is seen here within a second.
+pub const DEFAULT_CHANGE_POLL: Duration = Duration::from_millis(200);
+
+/// How many times a compare-and-swap write is retried when another writer raced it.
+pub(crate) const CAS_ATTEMPTS: usize = 8;
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_CAPACITY: usize = 1024;
@@ -70,9 +97,11 @@ pub struct EngineBuilder {
     margin: Duration,
     holder: Option<String>,
     lease_ttl: Duration,
-    lease_wait: Duration,
+    refresh_deadline: Duration,
+    change_poll: Duration,
     poll_interval: Duration,
     retry: RetryPolicy,
+    key_reloader: Option<KeyReloader>,
 }
 
 impl EngineBuilder {
@@ -101,12 +130,32 @@ impl EngineBuilder {
         self
     }
 
-    /// How long a refresh lease lasts before another process may take it over (default
-    /// [`DEFAULT_LEASE_TTL`]), and how long a caller waits for another process's refresh
-    /// (the same).
+    /// How long a refresh lease lasts unless renewed (default [`DEFAULT_LEASE_TTL`]); the
+    /// holder renews it every third of this while its refresh runs.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl;
-        self.lease_wait = ttl;
+        self
+    }
+
+    /// The deadline of one refresh, retries and backoff included (default
+    /// [`DEFAULT_REFRESH_DEADLINE`]). A caller waits at most this (plus one lease time when
+    /// another process refreshes).
+    pub fn refresh_deadline(mut self, deadline: Duration) -> Self {
+        self.refresh_deadline = deadline;
+        self
+    }
+
+    /// How often the store's change feed is read (default [`DEFAULT_CHANGE_POLL`]): what
+    /// another process changes is seen here within about this plus one store read.
+    pub fn change_poll(mut self, interval: Duration) -> Self {
+        self.change_poll = interval;
+        self
+    }
+
+    /// Where to load the keys again when a stored value names a key this engine does not
+    /// hold (another process rotated the key): the facade reloads its key file.
+    pub fn key_reloader(mut self, reloader: KeyReloader) -> Self {
+        self.key_reloader = Some(reloader);
         self
     }
 
@@ -143,7 +192,7 @@ impl EngineBuilder {
         };
         let holder = self.holder.unwrap_or_else(random_holder);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 store: self.store,
                 keyring: RwLock::new(Arc::new(self.keyring)),
@@ -153,14 +202,20 @@ impl EngineBuilder {
                 margin: self.margin,
                 holder,
                 lease_ttl: self.lease_ttl,
-                lease_wait: self.lease_wait,
+                refresh_deadline: self.refresh_deadline,
+                change_poll: self.change_poll,
                 poll_interval: self.poll_interval,
                 retry: self.retry,
+                key_reloader: self.key_reloader,
                 events,
                 cache: RwLock::new(Cache::default()),
                 flights: Mutex::new(HashMap::new()),
+                watcher: Watcher::default(),
+                tasks: Tasks::default(),
             }),
-        })
+        };
+        engine.ensure_watcher();
+        Ok(engine)
     }
 }
 
@@ -179,14 +234,20 @@ pub(crate) struct Inner {
     margin: Duration,
     holder: String,
     lease_ttl: Duration,
-    lease_wait: Duration,
+    refresh_deadline: Duration,
+    change_poll: Duration,
     poll_interval: Duration,
     retry: RetryPolicy,
+    key_reloader: Option<KeyReloader>,
     events: broadcast::Sender<Event>,
     /// The opened access token of each instance, with when to refresh it.
     cache: RwLock<Cache>,
     /// The single-flight state of each instance.
     flights: Mutex<HashMap<String, Arc<Flight>>>,
+    /// The reader of the store's change feed.
+    watcher: Watcher,
+    /// Refreshes in flight, and the signals that stop them.
+    tasks: Tasks,
 }
 
 impl std::fmt::Debug for Engine {
@@ -213,9 +274,11 @@ impl Engine {
             margin: DEFAULT_REFRESH_MARGIN,
             holder: None,
             lease_ttl: DEFAULT_LEASE_TTL,
-            lease_wait: DEFAULT_LEASE_TTL,
+            refresh_deadline: DEFAULT_REFRESH_DEADLINE,
+            change_poll: DEFAULT_CHANGE_POLL,
             poll_interval: Duration::from_millis(50),
             retry: RetryPolicy::default(),
+            key_reloader: None,
         }
     }
 

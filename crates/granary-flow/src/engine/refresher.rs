@@ -1,14 +1,15 @@
 //! The opt-in background refresher: refreshes tokens ahead of expiry, a few at a time, with
-//! jitter, so that idle instances stay connected.
+//! jitter, so that idle instances stay connected. Stopping it stops new refreshes; those in
+//! flight run on as tracked tasks of the engine (see [`Engine::shutdown`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use granary_store::InstanceStatus;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use super::Engine;
+use super::{Engine, ShutdownReport};
 
 /// How the background refresher works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,22 +37,31 @@ impl Default for RefresherConfig {
     }
 }
 
-/// A running background refresher; it stops when dropped (or by [`Refresher::stop`]).
+/// A running background refresher. Dropping it (or [`Refresher::stop`]) starts no new
+/// refresh; a refresh already talking to the provider finishes and stores its answer.
 #[derive(Debug)]
 pub struct Refresher {
-    task: JoinHandle<()>,
+    engine: Engine,
+    stop: CancellationToken,
 }
 
 impl Refresher {
-    /// Stops it.
+    /// Stops starting refreshes.
     pub fn stop(self) {
         drop(self);
+    }
+
+    /// Stops starting refreshes, then shuts the engine down: refreshes in flight finish and
+    /// store their answer for up to `grace` (see [`Engine::shutdown`]).
+    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
+        self.stop.cancel();
+        self.engine.shutdown(grace).await
     }
 }
 
 impl Drop for Refresher {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop.cancel();
     }
 }
 
@@ -61,18 +71,34 @@ impl Engine {
     /// before the next round (or is older than `max_idle`).
     pub fn spawn_refresher(&self, config: RefresherConfig) -> Refresher {
         let engine = self.clone();
-        let task = tokio::spawn(async move {
+        let stop = self.inner.tasks.stopping.child_token();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
             let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
             loop {
-                engine.refresh_round(&config, &permits).await;
-                tokio::time::sleep(config.interval).await;
+                tokio::select! {
+                    _ = engine.refresh_round(&config, &permits, &stopped) => {}
+                    () = stopped.cancelled() => return,
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(config.interval) => {}
+                    () = stopped.cancelled() => return,
+                }
             }
         });
-        Refresher { task }
+        Refresher {
+            engine: self.clone(),
+            stop,
+        }
     }
 
     /// One round of the refresher; returns how many refreshes it started.
-    async fn refresh_round(&self, config: &RefresherConfig, permits: &Arc<Semaphore>) -> usize {
+    async fn refresh_round(
+        &self,
+        config: &RefresherConfig,
+        permits: &Arc<Semaphore>,
+        stop: &CancellationToken,
+    ) -> usize {
         let instances = match self.inner.store.list_instances().await {
             Ok(instances) => instances,
             Err(error) => {
@@ -100,14 +126,21 @@ impl Engine {
             let engine = self.clone();
             let permits = permits.clone();
             let jitter = config.jitter;
+            let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else {
-                    return;
-                };
                 let millis = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
-                if millis > 0 {
-                    tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % millis)).await;
-                }
+                let delay = Duration::from_millis(rand::random::<u64>() % millis.max(1));
+                let ready = async {
+                    let permit = permits.acquire_owned().await;
+                    tokio::time::sleep(delay).await;
+                    permit
+                };
+                // A refresh not started when the refresher stops is not started at all.
+                let _permit = tokio::select! {
+                    Ok(permit) = ready => permit,
+                    () = stop.cancelled() => return,
+                    else => return,
+                };
                 if let Err(error) = engine
                     .refresh_ahead(&instance.id, until, idle && !due)
                     .await

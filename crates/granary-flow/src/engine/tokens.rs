@@ -1,28 +1,22 @@
-//! `access_token`: the in-memory hot path, and the single-flight, lease-guarded refresh
-//! behind it; key rotation (re-sealing every stored secret).
+//! `access_token`: the in-memory hot path, and the single flight per instance behind it
+//! (the refresh itself is in `refresh.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use granary_store::{
-    InstanceStatus, RefreshErrorKind, RefreshOutcome, RefreshResult, Sealed, Timestamp, TokenRecord,
-};
+use granary_store::{Sealed, Timestamp, TokenRecord};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::seal::{Field, Keyring};
-use super::{Engine, EngineError, EngineResult, Event};
-use crate::protocol;
+use super::seal::Field;
+use super::{Engine, EngineError, EngineResult};
 
-/// How long a caller waits before it retries a refresh that failed with a transient error,
-/// while the current token is still valid (unless the provider asked for longer).
-const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
-
-/// How many times a re-seal write is retried when it races a refresh.
-const CAS_ATTEMPTS: usize = 8;
+/// The longest token lifetime taken as given; a longer `expires_in` (or one of 0) is treated
+/// as unknown: the token is used until the provider refuses it.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 /// A valid access token, as [`Engine::access_token`] hands it out. Cheap to clone; its
 /// `Debug` does not show the token.
@@ -105,24 +99,49 @@ pub(crate) struct Cached {
 /// The single-flight state of one instance.
 #[derive(Default)]
 pub(crate) struct Flight {
-    pub(super) lock: tokio::sync::Mutex<FlightState>,
-    /// Refresh attempts finished so far; a waiter that sees it move shares the outcome.
-    attempts: AtomicU64,
+    /// Held by the one task per process that reads the store and refreshes.
+    pub(super) lock: Arc<tokio::sync::Mutex<FlightState>>,
+    /// Moves whenever another process changed the instance (the change feed): what was read
+    /// from the store before is stale.
+    generation: AtomicU64,
 }
 
+impl Flight {
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn bump_generation(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// What one process remembers between refreshes of an instance.
 #[derive(Default)]
-pub(super) struct FlightState {
-    last_failure: Option<Arc<crate::Error>>,
-    retry_not_before: Option<Timestamp>,
+pub(crate) struct FlightState {
+    /// The backoff the store records after a failed refresh, mirrored so that callers
+    /// during it neither read the store nor ask the provider.
+    pub(super) backoff: Option<Backoff>,
+}
+
+/// A recorded backoff, as last read or written.
+#[derive(Clone)]
+pub(crate) struct Backoff {
+    /// No request to the provider before this.
+    pub(super) retry_at: Timestamp,
+    /// Why (the failure as recorded).
+    pub(super) reason: String,
+    /// The flight's generation when it was read: a later change makes it stale.
+    pub(super) generation: u64,
 }
 
 /// What a caller accepts.
 #[derive(Clone)]
 pub(crate) struct Want {
     /// The token must still be outside the margin at this time.
-    fresh_at: Timestamp,
-    /// Not this token (it was refused with a 401).
-    reject: Option<Sealed>,
+    pub(super) fresh_at: Timestamp,
+    /// Not this token (it was refused with a 401, or a refresh was asked for).
+    pub(super) reject: Option<Sealed>,
 }
 
 impl Want {
@@ -130,40 +149,36 @@ impl Want {
         self.reject.as_ref() == Some(sealed)
     }
 
-    fn accepts(&self, sealed: &Sealed, refresh_at: Option<Timestamp>) -> bool {
+    pub(super) fn accepts(&self, sealed: &Sealed, refresh_at: Option<Timestamp>) -> bool {
         !self.rejects(sealed) && refresh_at.is_none_or(|at| self.fresh_at < at)
     }
 
-    fn valid(&self, sealed: &Sealed, expires_at: Option<Timestamp>, now: Timestamp) -> bool {
+    pub(super) fn valid(
+        &self,
+        sealed: &Sealed,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> bool {
         !self.rejects(sealed) && expires_at.is_none_or(|at| now < at)
     }
-}
-
-/// What [`Engine::reseal_all`] re-sealed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ResealReport {
-    /// Instances looked at.
-    pub instances: usize,
-    /// Client secrets re-sealed under the current key.
-    pub client_secrets: usize,
-    /// Token records re-sealed under the current key.
-    pub token_records: usize,
 }
 
 impl Engine {
     /// A valid access token of `instance`.
     ///
     /// Outside the refresh margin it comes from memory. Inside it (or when nothing is in
-    /// memory yet) one caller per process refreshes while the others wait and share the
+    /// memory yet) one task per process refreshes while the others wait and share the
     /// result, and the store lease makes it one refresh across processes. A token without
     /// a known expiry stays valid until [`Engine::force_refresh`] is called after a 401.
     ///
     /// # Errors
     /// [`EngineError::NeedsAuthorization`] after the provider refused the refresh token
     /// (no refresh is tried until the instance is authorized again);
-    /// [`EngineError::NotAuthorized`], [`EngineError::Disabled`]; [`EngineError::Refresh`]
-    /// when a refresh failed and the current token has expired (while it is valid, it is
-    /// returned).
+    /// [`EngineError::NotAuthorized`], [`EngineError::Disabled`];
+    /// [`EngineError::BackingOff`] while a failed refresh's backoff runs and the current
+    /// token has expired (no request is sent); [`EngineError::Refresh`] and
+    /// [`EngineError::RefreshFailing`] when a refresh failed and the current token has
+    /// expired (while it is valid, it is returned).
     pub async fn access_token(&self, instance: &str) -> EngineResult<AccessToken> {
         if let Some(token) = self.cached_fresh(instance) {
             return Ok(token);
@@ -191,8 +206,15 @@ impl Engine {
         self.slow_path(instance, want).await
     }
 
+    /// Refreshes now ("Refresh now", `POST .../refresh`): a token other than the one stored
+    /// when this was called. Calls at the same time, in this process or others, share one
+    /// refresh: a caller that arrives while one runs takes its result.
+    pub async fn refresh_now(&self, instance: &str) -> EngineResult<AccessToken> {
+        self.refresh_ahead(instance, self.now(), true).await
+    }
+
     /// Refreshes ahead of time: when the token would be inside the margin at `until`, or
-    /// when `force` is set.
+    /// when `force` is set (then the token stored now is not accepted).
     pub(crate) async fn refresh_ahead(
         &self,
         instance: &str,
@@ -200,10 +222,11 @@ impl Engine {
         force: bool,
     ) -> EngineResult<AccessToken> {
         let reject = if force {
-            match self.inner.store.get_token(instance).await? {
-                Some(record) => Some(record.access_token),
-                None => None,
-            }
+            self.inner
+                .store
+                .get_token(instance)
+                .await?
+                .map(|record| record.access_token)
         } else {
             None
         };
@@ -226,14 +249,10 @@ impl Engine {
             .remove(instance);
     }
 
-    /// Drops the single-flight state of `instance` (a remembered failure, its backoff): the
-    /// next caller starts afresh.
+    /// Drops what this process remembers of `instance` (its token, a failure's backoff):
+    /// the next caller reads the store afresh.
     pub(super) fn drop_flight(&self, instance: &str) {
-        self.inner
-            .flights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(instance);
+        self.invalidate(instance);
     }
 
     /// The hot path: a read lock, a hash lookup, a comparison and an `Arc` clone.
@@ -251,7 +270,7 @@ impl Engine {
             .then(|| entry.token.clone())
     }
 
-    fn cached_matching(
+    pub(super) fn cached_matching(
         &self,
         instance: &str,
         test: impl Fn(&Cached) -> bool,
@@ -276,58 +295,80 @@ impl Engine {
         flights.entry(instance.to_string()).or_default().clone()
     }
 
+    /// Runs the single flight as a task of its own, so that a caller that goes away (a
+    /// closed connection, a dropped future) never cuts a refresh short: the provider's
+    /// answer is stored and the lease released whatever happens to the caller.
     async fn slow_path(&self, instance: &str, want: Want) -> EngineResult<AccessToken> {
-        let flight = self.flight(instance);
-        let seen = flight.attempts.load(Ordering::SeqCst);
-        let mut state = flight.lock.lock().await;
+        let engine = self.clone();
+        let id = instance.to_string();
+        self.detached(async move { engine.single_flight(&id, &want).await })
+            .await
+            .unwrap_or_else(|| {
+                Err(EngineError::Invalid(format!(
+                    "the refresh of instance `{instance}` ended abnormally (see the log): try again"
+                )))
+            })
+    }
+
+    async fn single_flight(&self, id: &str, want: &Want) -> EngineResult<AccessToken> {
+        let flight = self.flight(id);
+        let generation = flight.generation();
+        let mut state = flight.lock.clone().lock_owned().await;
+        let result = self.under_flight_lock(id, want, &flight, &mut state).await;
+        if flight.generation() != generation {
+            // Another process changed the instance while this one read the store: what was
+            // cached may predate that change. The caller still gets its answer once.
+            self.forget(id);
+        }
+        result
+    }
+
+    async fn under_flight_lock(
+        &self,
+        id: &str,
+        want: &Want,
+        flight: &Flight,
+        state: &mut FlightState,
+    ) -> EngineResult<AccessToken> {
         let accepts = |entry: &Cached| want.accepts(&entry.token.0.sealed, entry.refresh_at);
-        if let Some(token) = self.cached_matching(instance, accepts) {
+        if let Some(token) = self.cached_matching(id, accepts) {
             return Ok(token);
         }
         let now = self.now();
-        if let Some(failure) = state.last_failure.clone() {
-            // The refresh this caller waited for failed: share its outcome rather than
-            // asking again at once; so does a caller that comes soon after.
-            let shared = flight.attempts.load(Ordering::SeqCst) != seen;
-            let backing_off = state.retry_not_before.is_some_and(|at| now < at);
-            if shared || backing_off {
-                if let Some(token) = self.still_valid(instance, &want, now) {
-                    return Ok(token);
-                }
-                if shared {
-                    return Err(EngineError::Refresh {
-                        instance: instance.to_string(),
-                        source: failure,
-                    });
-                }
+        let backoff = state
+            .backoff
+            .clone()
+            .filter(|b| b.generation == flight.generation() && now < b.retry_at);
+        if let Some(backoff) = backoff {
+            if let Some(token) = self.still_valid(id, want, now) {
+                return Ok(token);
             }
+            return Err(self.backing_off(id, &backoff.reason, backoff.retry_at));
         }
-        let result = self.refresh_locked(instance, &want).await;
-        flight.attempts.fetch_add(1, Ordering::SeqCst);
+        state.backoff = None;
+        let result = self.refresh_locked(id, want, flight, state).await;
         match result {
-            Err(EngineError::Refresh {
-                instance: id,
-                source,
-            }) => {
-                let wait = source
-                    .retry_after()
-                    .unwrap_or(FAILURE_BACKOFF)
-                    .max(FAILURE_BACKOFF);
-                state.retry_not_before = Some(self.now().saturating_add(wait));
-                state.last_failure = Some(source.clone());
-                match self.still_valid(instance, &want, self.now()) {
+            Err(error @ (EngineError::Refresh { .. } | EngineError::RefreshFailing { .. })) => {
+                // Keep serving the current token while it is valid.
+                match self.still_valid(id, want, self.now()) {
                     Some(token) => Ok(token),
-                    None => Err(EngineError::Refresh {
-                        instance: id,
-                        source,
-                    }),
+                    None => Err(error),
                 }
             }
-            other => {
-                state.last_failure = None;
-                state.retry_not_before = None;
-                other
-            }
+            other => other,
+        }
+    }
+
+    /// The error for a caller during a backoff.
+    pub(super) fn backing_off(&self, id: &str, reason: &str, retry_at: Timestamp) -> EngineError {
+        let wait = retry_at
+            .as_unix_millis()
+            .saturating_sub(self.now().as_unix_millis())
+            .max(0);
+        EngineError::BackingOff {
+            instance: id.to_string(),
+            reason: reason.to_string(),
+            retry_after: Duration::from_millis(u64::try_from(wait).unwrap_or(0)),
         }
     }
 
@@ -335,292 +376,6 @@ impl Engine {
         self.cached_matching(instance, |entry| {
             want.valid(&entry.token.0.sealed, entry.token.0.expires_at, now)
         })
-    }
-
-    /// Under the in-process flight lock: reads the store, and refreshes under the store
-    /// lease, or waits for the process that holds it.
-    async fn refresh_locked(&self, id: &str, want: &Want) -> EngineResult<AccessToken> {
-        let deadline = Instant::now() + self.inner.lease_wait;
-        loop {
-            let record = self.authorized_record(id).await?;
-            let now = self.now();
-            if want.accepts(&record.access_token, self.refresh_at(&record)) {
-                return self.open_and_cache(id, &record);
-            }
-            if record.refresh_token.is_none() {
-                if want.valid(&record.access_token, record.expires_at, now) {
-                    return self.open_and_cache(id, &record);
-                }
-                let reason = "the access token expired or was refused, and the provider issued \
-                              no refresh token";
-                return Err(self.needs_authorization(id, reason).await);
-            }
-            let holder = &self.inner.holder;
-            if self
-                .inner
-                .store
-                .try_acquire_lease(id, holder, now, self.inner.lease_ttl)
-                .await?
-            {
-                let result = self.refresh_under_lease(id, want).await;
-                if let Err(error) = self.inner.store.release_lease(id, holder).await {
-                    tracing::warn!(instance = id, %error, "could not release the refresh lease; it expires by itself");
-                }
-                return result;
-            }
-            if let Some(token) = self
-                .wait_for_other_process(id, &record, want, deadline)
-                .await?
-            {
-                return Ok(token);
-            }
-        }
-    }
-
-    /// The token record of an authorized instance, or the error that says why there is none.
-    async fn authorized_record(&self, id: &str) -> EngineResult<TokenRecord> {
-        let instance = self.instance(id).await?;
-        match instance.status {
-            InstanceStatus::Authorized => {}
-            InstanceStatus::New => {
-                return Err(EngineError::NotAuthorized {
-                    instance: id.to_string(),
-                });
-            }
-            InstanceStatus::Disabled => {
-                return Err(EngineError::Disabled {
-                    instance: id.to_string(),
-                });
-            }
-            InstanceStatus::NeedsAuthorization => {
-                self.forget(id);
-                let reason = match self.inner.store.get_token(id).await? {
-                    Some(TokenRecord {
-                        last_refresh:
-                            Some(RefreshOutcome {
-                                result: RefreshResult::Failed { message, .. },
-                                ..
-                            }),
-                        ..
-                    }) => message,
-                    _ => "the provider refused the refresh token".to_string(),
-                };
-                return Err(EngineError::NeedsAuthorization {
-                    instance: id.to_string(),
-                    reason,
-                });
-            }
-        }
-        self.inner
-            .store
-            .get_token(id)
-            .await?
-            .ok_or_else(|| EngineError::NotAuthorized {
-                instance: id.to_string(),
-            })
-    }
-
-    async fn refresh_under_lease(&self, id: &str, want: &Want) -> EngineResult<AccessToken> {
-        // Another process may have written a new token between the read and the lease.
-        let record = self.authorized_record(id).await?;
-        if want.accepts(&record.access_token, self.refresh_at(&record)) {
-            return self.open_and_cache(id, &record);
-        }
-        let instance = self.instance(id).await?;
-        let config = self.client_config(&instance).await?;
-        let keyring = self.keyring();
-        let Some(sealed_refresh) = &record.refresh_token else {
-            return Err(self
-                .needs_authorization(id, "the provider issued no refresh token")
-                .await);
-        };
-        let refresh_token = keyring.open_string(id, Field::RefreshToken, sealed_refresh)?;
-        let started = self.now();
-        let outcome = protocol::refresh(
-            &self.inner.http,
-            &config,
-            &refresh_token,
-            None::<&[&str]>,
-            &self.inner.retry,
-        )
-        .await;
-        match outcome {
-            Ok(refreshed) => {
-                let tokens = &refreshed.tokens;
-                let mut new = TokenRecord {
-                    access_token: keyring.seal_str(id, Field::AccessToken, &tokens.access_token)?,
-                    refresh_token: Some(if refreshed.rotated {
-                        keyring.seal_str(id, Field::RefreshToken, &refreshed.refresh_token)?
-                    } else {
-                        sealed_refresh.clone()
-                    }),
-                    token_type: tokens
-                        .token_type
-                        .clone()
-                        .unwrap_or_else(|| record.token_type.clone()),
-                    scope: tokens
-                        .scope
-                        .as_ref()
-                        .map(|s| s.join(" "))
-                        .or_else(|| record.scope.clone()),
-                    expires_at: tokens.expires_in.map(|d| started.saturating_add(d)),
-                    obtained_at: started,
-                    last_refresh: Some(RefreshOutcome {
-                        at: self.now(),
-                        result: RefreshResult::Ok,
-                    }),
-                    version: 0,
-                };
-                // The new record (with a rotated refresh token) is written before anything
-                // else happens; the compare-and-swap keeps a late writer from overwriting a
-                // newer token.
-                match self
-                    .inner
-                    .store
-                    .put_token(id, &new, Some(record.version))
-                    .await
-                {
-                    Ok(version) => new.version = version,
-                    Err(granary_store::Error::Conflict { .. }) => {
-                        tracing::warn!(
-                            instance = id,
-                            "a newer token was stored while this refresh ran (the lease expired?); keeping the newer one"
-                        );
-                        let latest = self.authorized_record(id).await?;
-                        return self.open_and_cache(id, &latest);
-                    }
-                    Err(error) => return Err(error.into()),
-                }
-                let token = self.cache_record(id, &new, tokens.access_token.expose_secret());
-                self.emit(Event::Refreshed {
-                    instance: id.to_string(),
-                    expires_at: new.expires_at,
-                    rotated: refreshed.rotated,
-                });
-                Ok(token)
-            }
-            Err(error) if error.needs_reauthorization() => {
-                let reason = error.to_string();
-                self.record_failure(id, &record, RefreshErrorKind::InvalidGrant, &reason)
-                    .await;
-                Err(self.needs_authorization(id, &reason).await)
-            }
-            Err(error) => {
-                let kind = if error.is_transient() {
-                    RefreshErrorKind::Transient
-                } else if matches!(error, crate::Error::InvalidClient { .. }) {
-                    RefreshErrorKind::InvalidClient
-                } else {
-                    RefreshErrorKind::Other
-                };
-                let message = error.to_string();
-                let written = self.record_failure(id, &record, kind, &message).await;
-                // Keep serving the current token while it is valid.
-                if let Err(open) = self.open_and_cache(id, written.as_ref().unwrap_or(&record)) {
-                    tracing::warn!(instance = id, error = %open, "the current token does not open");
-                }
-                self.emit(Event::RefreshFailed {
-                    instance: id.to_string(),
-                    message,
-                    transient: error.is_transient(),
-                });
-                Err(EngineError::Refresh {
-                    instance: id.to_string(),
-                    source: Arc::new(error),
-                })
-            }
-        }
-    }
-
-    /// Waits for the process that holds the lease to store a new token. `Ok(None)`: the
-    /// lease is free (or the record changed without an acceptable token): try again.
-    async fn wait_for_other_process(
-        &self,
-        id: &str,
-        record: &TokenRecord,
-        want: &Want,
-        deadline: Instant,
-    ) -> EngineResult<Option<AccessToken>> {
-        loop {
-            if Instant::now() >= deadline {
-                if want.valid(&record.access_token, record.expires_at, self.now()) {
-                    return self.open_and_cache(id, record).map(Some);
-                }
-                return Err(EngineError::RefreshTimedOut {
-                    instance: id.to_string(),
-                    waited: self.inner.lease_wait,
-                });
-            }
-            let jitter = Duration::from_millis(rand::random::<u64>() % 10);
-            tokio::time::sleep(self.inner.poll_interval + jitter).await;
-            let Some(latest) = self.inner.store.get_token(id).await? else {
-                return Ok(None);
-            };
-            if latest.version != record.version {
-                if want.accepts(&latest.access_token, self.refresh_at(&latest)) {
-                    return self.open_and_cache(id, &latest).map(Some);
-                }
-                return Ok(None);
-            }
-            match self.inner.store.get_lease(id).await? {
-                Some(lease) if !lease.can_be_taken_by(&self.inner.holder, self.now()) => {}
-                _ => return Ok(None),
-            }
-        }
-    }
-
-    /// Stores how the refresh failed (best effort; a newer record wins). Returns the
-    /// record as written.
-    async fn record_failure(
-        &self,
-        id: &str,
-        record: &TokenRecord,
-        kind: RefreshErrorKind,
-        message: &str,
-    ) -> Option<TokenRecord> {
-        let mut failed = record.clone();
-        failed.last_refresh = Some(RefreshOutcome {
-            at: self.now(),
-            result: RefreshResult::Failed {
-                kind,
-                message: message.to_string(),
-            },
-        });
-        match self
-            .inner
-            .store
-            .put_token(id, &failed, Some(record.version))
-            .await
-        {
-            Ok(version) => {
-                failed.version = version;
-                Some(failed)
-            }
-            Err(error) => {
-                tracing::warn!(instance = id, %error, "could not record the failed refresh");
-                None
-            }
-        }
-    }
-
-    /// Marks the instance "needs authorization", drops its token from memory, tells the
-    /// subscribers, and returns the error for the caller.
-    async fn needs_authorization(&self, id: &str, reason: &str) -> EngineError {
-        if let Err(error) = self
-            .set_status(id, InstanceStatus::NeedsAuthorization)
-            .await
-        {
-            tracing::warn!(instance = id, %error, "could not mark the instance as needing authorization");
-        }
-        self.forget(id);
-        self.emit(Event::NeedsAuthorization {
-            instance: id.to_string(),
-            reason: reason.to_string(),
-        });
-        EngineError::NeedsAuthorization {
-            instance: id.to_string(),
-            reason: reason.to_string(),
-        }
     }
 
     /// When the token enters the refresh margin: `margin` before expiry, but never before
@@ -638,14 +393,17 @@ impl Engine {
         ))
     }
 
-    fn open_and_cache(&self, id: &str, record: &TokenRecord) -> EngineResult<AccessToken> {
-        let secret = self
-            .keyring()
-            .open_string(id, Field::AccessToken, &record.access_token)?;
+    pub(super) fn open_and_cache(
+        &self,
+        id: &str,
+        record: &TokenRecord,
+    ) -> EngineResult<AccessToken> {
+        let secret = self.open_secret(id, Field::AccessToken, &record.access_token)?;
         Ok(self.cache_record(id, record, secret.expose_secret()))
     }
 
     pub(crate) fn cache_record(&self, id: &str, record: &TokenRecord, secret: &str) -> AccessToken {
+        self.ensure_watcher();
         let token = AccessToken(Arc::new(TokenInner {
             secret: SecretString::from(secret.to_string()),
             token_type: record.token_type.clone(),
@@ -663,99 +421,19 @@ impl Engine {
             .insert(id.to_string(), cached);
         token
     }
+}
 
-    /// Seals with `keyring` from now on (its previous keys still open older values); call
-    /// [`Engine::reseal_all`] next.
-    pub fn replace_keyring(&self, keyring: Keyring) {
-        *self
-            .inner
-            .keyring
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(keyring);
+/// When a token obtained at `obtained` with the provider's `expires_in` expires: `None`
+/// (unknown, used until refused) when the provider did not say, or said 0 (an answer that
+/// would otherwise make every read refresh), or more than [`MAX_TOKEN_LIFETIME`].
+pub(crate) fn expiry(obtained: Timestamp, expires_in: Option<Duration>) -> Option<Timestamp> {
+    let lifetime = expires_in?;
+    if lifetime.is_zero() || lifetime > MAX_TOKEN_LIFETIME {
+        tracing::warn!(
+            expires_in_s = lifetime.as_secs_f64(),
+            "the provider gave the access token a lifetime of 0 or of more than 10 years; its expiry is treated as unknown (it is used until the provider refuses it)"
+        );
+        return None;
     }
-
-    /// Re-seals every client secret and token under the current key, so that the previous
-    /// keys can be dropped. Pending authorizations are not re-sealed: they expire within
-    /// 10 minutes, so keep the previous key loaded that long.
-    pub async fn reseal_all(&self) -> EngineResult<ResealReport> {
-        let mut report = ResealReport::default();
-        for listed in self.inner.store.list_instances().await? {
-            report.instances += 1;
-            if self.reseal_client_secret(&listed.id).await? {
-                report.client_secrets += 1;
-            }
-            if self.reseal_token(&listed.id).await? {
-                report.token_records += 1;
-            }
-        }
-        Ok(report)
-    }
-
-    async fn reseal_client_secret(&self, id: &str) -> EngineResult<bool> {
-        for _ in 0..CAS_ATTEMPTS {
-            let keyring = self.keyring();
-            let mut instance = self.instance(id).await?;
-            let Some(sealed) = instance
-                .client_secret
-                .as_ref()
-                .filter(|s| keyring.needs_reseal(s))
-            else {
-                return Ok(false);
-            };
-            let secret = keyring.open(id, Field::ClientSecret, sealed)?;
-            instance.client_secret =
-                Some(keyring.seal(id, Field::ClientSecret, secret.expose_secret())?);
-            match self.inner.store.update_instance(&instance).await {
-                Ok(_) => return Ok(true),
-                Err(granary_store::Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(EngineError::Invalid(format!(
-            "instance `{id}` kept changing while it was re-sealed: run the rotation again"
-        )))
-    }
-
-    async fn reseal_token(&self, id: &str) -> EngineResult<bool> {
-        for _ in 0..CAS_ATTEMPTS {
-            let keyring = self.keyring();
-            let Some(mut record) = self.inner.store.get_token(id).await? else {
-                return Ok(false);
-            };
-            let refresh_stale = record
-                .refresh_token
-                .as_ref()
-                .is_some_and(|s| keyring.needs_reseal(s));
-            if !keyring.needs_reseal(&record.access_token) && !refresh_stale {
-                return Ok(false);
-            }
-            let access = keyring.open(id, Field::AccessToken, &record.access_token)?;
-            record.access_token = keyring.seal(id, Field::AccessToken, access.expose_secret())?;
-            if let Some(sealed) = &record.refresh_token {
-                let refresh = keyring.open(id, Field::RefreshToken, sealed)?;
-                record.refresh_token =
-                    Some(keyring.seal(id, Field::RefreshToken, refresh.expose_secret())?);
-            }
-            match self
-                .inner
-                .store
-                .put_token(id, &record, Some(record.version))
-                .await
-            {
-                Ok(version) => {
-                    record.version = version;
-                    let secret = std::str::from_utf8(access.expose_secret()).unwrap_or_default();
-                    if self.cached_matching(id, |_| true).is_some() {
-                        self.cache_record(id, &record, secret);
-                    }
-                    return Ok(true);
-                }
-                Err(granary_store::Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(EngineError::Invalid(format!(
-            "the token of instance `{id}` kept changing while it was re-sealed: run the rotation again"
-        )))
-    }
+    Some(obtained.saturating_add(lifetime))
 }
