@@ -63,4 +63,94 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         expires   INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 1 -> 2: the change feed. AUTOINCREMENT keeps the highest number ever given in
+    // `sqlite_sequence`, so numbers are never reused, even once old rows are pruned.
+    "
+    CREATE TABLE changes (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance  TEXT NOT NULL
+    );
+    ",
 ];
+
+#[cfg(test)]
+mod tests {
+    use granary_store::{RefreshErrorKind, RefreshResult, Store};
+
+    use super::MIGRATIONS;
+    use crate::{APPLICATION_ID, SCHEMA_VERSION, SqliteStore};
+
+    /// A file written by the previous granary (schema version 1, a failed refresh recorded
+    /// without `failures` and `retry_at`) opens, is migrated, and its records decode.
+    #[tokio::test]
+    async fn a_version_1_database_migrates_and_its_records_decode() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("granary.db");
+        {
+            let old = rusqlite::Connection::open(&path).expect("sqlite opens");
+            old.execute_batch(MIGRATIONS[0]).expect("schema version 1");
+            old.pragma_update(None, "user_version", 1)
+                .expect("user_version");
+            old.pragma_update(None, "application_id", APPLICATION_ID)
+                .expect("application_id");
+            old.execute_batch(
+                r#"
+                INSERT INTO integrations VALUES ('api', 'sha256:0', '{}', 0);
+                INSERT INTO instances VALUES ('old', 'api', 'oauth', 'client', NULL, '[]',
+                    'http://127.0.0.1/admin/oauth/', NULL, NULL, '[]', '[]', '[]', 'none',
+                    'authorized', 0, 0, 1);
+                INSERT INTO tokens VALUES ('old', x'0102', NULL, 'Bearer', NULL, NULL, 5,
+                    '{"at":7,"result":{"result":"failed","kind":"transient","message":"timeout"}}',
+                    3);
+                "#,
+            )
+            .expect("records of version 1");
+        }
+
+        let store = SqliteStore::open(&path)
+            .await
+            .expect("a version 1 file opens");
+        let token = store
+            .get_token("old")
+            .await
+            .expect("the old token decodes")
+            .expect("the old token is there");
+        assert_eq!(token.version, 3);
+        let outcome = token.last_refresh.clone().expect("its last refresh");
+        assert_eq!(
+            outcome.result,
+            RefreshResult::Failed {
+                kind: RefreshErrorKind::Transient,
+                message: "timeout".to_string(),
+                failures: 1,
+                retry_at: None,
+            }
+        );
+        assert_eq!(store.latest_change().await.expect("latest_change"), 0);
+        store
+            .put_token("old", &token_without_version(token), Some(3))
+            .await
+            .expect("a write after the migration");
+        let changes = store.changes_since(0, 10).await.expect("changes_since");
+        assert!(!changes.missed);
+        assert_eq!(
+            changes.changes,
+            [granary_store::Change {
+                seq: 1,
+                instance: "old".to_string()
+            }]
+        );
+        drop(store);
+
+        let check = rusqlite::Connection::open(&path).expect("sqlite opens");
+        let version: i64 = check
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("user_version");
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    fn token_without_version(mut token: granary_store::TokenRecord) -> granary_store::TokenRecord {
+        token.version = 0;
+        token
+    }
+}

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use granary_store::{
-    Capabilities, Error, Instance, Integration, Lease, PendingAuthorization, Result, Store,
-    Timestamp, TokenRecord,
+    CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease,
+    PendingAuthorization, Result, Store, Timestamp, TokenRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -144,6 +144,71 @@ fn require_instance(tx: &Transaction<'_>, id: &str) -> Done<()> {
     }
 }
 
+/// Prune the change feed every this many changes (a batch delete of the oldest rows, at
+/// most `PRUNE_EVERY` of them, on the b-tree's first pages).
+const PRUNE_EVERY: i64 = 64;
+
+/// Appends the change of `instance` in the write's transaction `tx`, and every
+/// [`PRUNE_EVERY`] changes drops those older than the newest [`CHANGES_KEPT`].
+fn append_change(tx: &Transaction<'_>, instance: &str) -> Done<()> {
+    tx.prepare_cached("INSERT INTO changes (instance) VALUES (?1)")?
+        .execute([instance])?;
+    let seq = tx.last_insert_rowid();
+    let kept = i64::try_from(CHANGES_KEPT).unwrap_or(i64::MAX);
+    if seq % PRUNE_EVERY == 0 && seq > kept {
+        tx.prepare_cached("DELETE FROM changes WHERE seq <= ?1")?
+            .execute([seq - kept])?;
+    }
+    Ok(())
+}
+
+/// The highest change number ever given (`sqlite_sequence` keeps it after pruning), or 0.
+fn latest_change(connection: &Connection) -> Done<u64> {
+    let raw: Option<i64> = connection
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")?
+        .query_row([], |row| row.get(0))
+        .optional()?;
+    Ok(raw.map_or(Ok(0), |raw| codec::version_from(raw, "the change counter"))?)
+}
+
+/// The version compare-and-swap of `put_token`, with its change, inside `tx`.
+fn write_token(
+    tx: &Transaction<'_>,
+    instance: &str,
+    token: &TokenRecord,
+    expected_version: Option<u64>,
+) -> Done<u64> {
+    let what = || format!("token of instance `{instance}`");
+    let current: Option<i64> = tx
+        .prepare_cached("SELECT version FROM tokens WHERE instance = ?1")?
+        .query_row([instance], |row| row.get(0))
+        .optional()?;
+    let current = current
+        .map(|raw| codec::version_from(raw, &what()))
+        .transpose()?;
+    if current != expected_version {
+        return Err(Error::version_conflict(what(), expected_version, current).into());
+    }
+    let version = current.map_or(1, |v| v + 1);
+    let last_refresh = token.last_refresh.as_ref().map(json).transpose()?;
+    let sql = format!(
+        "INSERT OR REPLACE INTO tokens (instance, {TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    );
+    tx.prepare_cached(&sql)?.execute(params![
+        instance,
+        token.access_token.as_bytes(),
+        token.refresh_token.as_ref().map(|s| s.as_bytes()),
+        token.token_type,
+        token.scope,
+        token.expires_at.map(Timestamp::as_unix_millis),
+        token.obtained_at.as_unix_millis(),
+        last_refresh,
+        version_to(version)?,
+    ])?;
+    append_change(tx, instance)?;
+    Ok(version)
+}
+
 /// Writes every column of `instance` with `version` (insert or replace).
 fn write_instance(tx: &Transaction<'_>, instance: &Instance, version: u64) -> Done<()> {
     let sql = format!(
@@ -265,6 +330,7 @@ impl Store for SqliteStore {
                 );
             }
             write_instance(&tx, &instance, 1)?;
+            append_change(&tx, &instance.id)?;
             tx.commit()?;
             Ok(1)
         })
@@ -323,6 +389,7 @@ impl Store for SqliteStore {
                 );
             }
             write_instance(&tx, &instance, current + 1)?;
+            append_change(&tx, &instance.id)?;
             tx.commit()?;
             Ok(current + 1)
         })
@@ -346,6 +413,7 @@ impl Store for SqliteStore {
             ] {
                 tx.prepare_cached(sql)?.execute([&id])?;
             }
+            append_change(&tx, &id)?;
             tx.commit()?;
             Ok(true)
         })
@@ -438,29 +506,51 @@ impl Store for SqliteStore {
         self.call("writing a token", move |connection| {
             let tx = immediate(connection)?;
             require_instance(&tx, &instance)?;
-            let what = || format!("token of instance `{instance}`");
-            let current: Option<i64> = tx
-                .prepare_cached("SELECT version FROM tokens WHERE instance = ?1")?
-                .query_row([&instance], |row| row.get(0))
+            let version = write_token(&tx, &instance, &token, expected_version)?;
+            tx.commit()?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn put_token_fenced(
+        &self,
+        instance: &str,
+        token: &TokenRecord,
+        expected_version: u64,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let instance = instance.to_string();
+        let token = token.clone();
+        let holder = holder.to_string();
+        self.call("writing a token under a lease", move |connection| {
+            // The lease and the version are read in the write's transaction, which holds the
+            // write lock from its start: no other process can take the lease over between
+            // the check and the write.
+            let tx = immediate(connection)?;
+            require_instance(&tx, &instance)?;
+            let lease = tx
+                .prepare_cached("SELECT instance, holder, expires FROM leases WHERE instance = ?1")?
+                .query_row([&instance], codec::lease)
                 .optional()?;
-            let current = current.map(|raw| codec::version_from(raw, &what())).transpose()?;
-            if current != expected_version {
-                return Err(Error::version_conflict(what(), expected_version, current).into());
+            if !lease.as_ref().is_some_and(|l| l.is_held_by(&holder, now)) {
+                return Err(Error::conflict(
+                    format!("token of instance `{instance}`"),
+                    match lease {
+                        Some(l) if l.holder == holder => format!(
+                            "the lease of `{holder}` expired at {} ms",
+                            l.expires.as_unix_millis()
+                        ),
+                        Some(l) => {
+                            format!("the lease is held by `{}`, not by `{holder}`", l.holder)
+                        }
+                        None => format!("`{holder}` holds no lease of this instance"),
+                    },
+                )
+                .into());
             }
-            let version = current.map_or(1, |v| v + 1);
-            let last_refresh = token.last_refresh.as_ref().map(json).transpose()?;
-            let sql = format!("INSERT OR REPLACE INTO tokens (instance, {TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
-            tx.prepare_cached(&sql)?.execute(params![
-                instance,
-                token.access_token.as_bytes(),
-                token.refresh_token.as_ref().map(|s| s.as_bytes()),
-                token.token_type,
-                token.scope,
-                token.expires_at.map(Timestamp::as_unix_millis),
-                token.obtained_at.as_unix_millis(),
-                last_refresh,
-                version_to(version)?,
-            ])?;
+            let version = write_token(&tx, &instance, &token, Some(expected_version))?;
             tx.commit()?;
             Ok(version)
         })
@@ -470,17 +560,17 @@ impl Store for SqliteStore {
     async fn delete_token(&self, instance: &str, expected_version: Option<u64>) -> Result<bool> {
         let instance = instance.to_string();
         self.call("deleting a token", move |connection| {
-            let Some(expected) = expected_version else {
-                let removed = connection
-                    .prepare_cached("DELETE FROM tokens WHERE instance = ?1")?
-                    .execute([&instance])?;
-                return Ok(removed > 0);
-            };
             let tx = immediate(connection)?;
-            let removed = tx
-                .prepare_cached("DELETE FROM tokens WHERE instance = ?1 AND version = ?2")?
-                .execute(params![instance, version_to(expected)?])?;
+            let removed = match expected_version {
+                None => tx
+                    .prepare_cached("DELETE FROM tokens WHERE instance = ?1")?
+                    .execute([&instance])?,
+                Some(expected) => tx
+                    .prepare_cached("DELETE FROM tokens WHERE instance = ?1 AND version = ?2")?
+                    .execute(params![instance, version_to(expected)?])?,
+            };
             if removed > 0 {
+                append_change(&tx, &instance)?;
                 tx.commit()?;
                 return Ok(true);
             }
@@ -547,6 +637,55 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn latest_change(&self) -> Result<u64> {
+        self.call("reading the change counter", |connection| {
+            latest_change(connection)
+        })
+        .await
+    }
+
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {
+        self.call("reading the change feed", move |connection| {
+            // One read transaction: the rows, the oldest kept row and the counter come from
+            // one snapshot.
+            let tx = connection.transaction()?;
+            let cursor = i64::try_from(after).unwrap_or(i64::MAX);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut statement = tx.prepare_cached(
+                "SELECT seq, instance FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = statement
+                .query_map(params![cursor, limit], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            drop(statement);
+            let changes = rows
+                .into_iter()
+                .map(|(seq, instance)| {
+                    Ok(Change {
+                        seq: codec::version_from(seq, "a change number")?,
+                        instance,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let oldest: Option<i64> = tx
+                .prepare_cached("SELECT min(seq) FROM changes")?
+                .query_row([], |row| row.get(0))?;
+            let latest = latest_change(&tx)?;
+            // Numbers are given one after the other (a rolled-back insert gives its number
+            // back) and pruning drops the oldest: every number below the oldest kept row,
+            // and above the cursor, was dropped.
+            let oldest = match oldest {
+                Some(raw) => codec::version_from(raw, "a change number")?,
+                None => latest + 1,
+            };
+            let missed = after < latest && after + 1 < oldest;
+            Ok(Changes { changes, missed })
+        })
+        .await
+    }
+
     async fn get_lease(&self, instance: &str) -> Result<Option<Lease>> {
         let instance = instance.to_string();
         self.call("reading a lease", move |connection| {
@@ -556,5 +695,51 @@ impl Store for SqliteStore {
                 .optional()?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::MIGRATIONS;
+
+    fn count(connection: &Connection) -> i64 {
+        connection
+            .query_row("SELECT count(*) FROM changes", [], |row| row.get(0))
+            .expect("count")
+    }
+
+    /// The feed is pruned to between CHANGES_KEPT and CHANGES_KEPT + PRUNE_EVERY rows, and
+    /// its counter never goes back, even once every row is gone.
+    #[test]
+    fn the_feed_is_pruned_and_its_numbers_never_go_back() {
+        let mut connection = Connection::open_in_memory().expect("sqlite opens");
+        for sql in MIGRATIONS {
+            connection.execute_batch(sql).expect("migrations");
+        }
+        let kept = i64::try_from(CHANGES_KEPT).expect("small");
+        let tx = immediate(&mut connection).expect("a transaction");
+        for _ in 0..kept * 2 + 10 {
+            assert!(append_change(&tx, "x").is_ok());
+        }
+        tx.commit().expect("commit");
+        let rows = count(&connection);
+        assert!(
+            (kept..=kept + PRUNE_EVERY).contains(&rows),
+            "{rows} rows kept"
+        );
+        let latest = u64::try_from(kept * 2 + 10).expect("small");
+        assert!(matches!(latest_change(&connection), Ok(n) if n == latest));
+        connection
+            .execute("DELETE FROM changes", [])
+            .expect("delete every row");
+        assert!(matches!(latest_change(&connection), Ok(n) if n == latest));
+        let tx = immediate(&mut connection).expect("a transaction");
+        assert!(append_change(&tx, "y").is_ok());
+        tx.commit().expect("commit");
+        let seq: i64 = connection
+            .query_row("SELECT seq FROM changes", [], |row| row.get(0))
+            .expect("the new row");
+        assert_eq!(u64::try_from(seq).ok(), Some(latest + 1));
     }
 }
