@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use granary_store::{Error, InstanceStatus, Store};
+use granary_store::{CHANGES_KEPT, Change, Changes, Error, InstanceStatus, Store, Timestamp};
 
 use crate::Violation;
 use crate::fixtures::{
@@ -1025,4 +1025,586 @@ pub async fn sealed_bytes_exact(store: &dyn Store) -> CheckResult {
         })?;
     }
     Ok(())
+}
+
+/// `put_token_fenced` writes only for the holder of a live lease, over the version read.
+pub async fn token_put_fenced(store: &dyn Store) -> CheckResult {
+    const OK: &str =
+        "put_token_fenced writes while the holder holds a live lease, and returns version + 1";
+    seed(store, OK, &["x", "y", "z"]).await?;
+    store
+        .put_token("x", &token("v1"), None)
+        .await
+        .or_break(OK, "put_token")?;
+    store
+        .put_token("y", &token("y1"), None)
+        .await
+        .or_break(OK, "put_token")?;
+    let ttl = Duration::from_secs(10);
+    for id in ["x", "z"] {
+        let got = store
+            .try_acquire_lease(id, "a", T0, ttl)
+            .await
+            .or_break(OK, "try_acquire_lease")?;
+        ensure(got, OK, || "a free lease was refused".to_string())?;
+    }
+    let version = store
+        .put_token_fenced("x", &token("v2"), 1, "a", at(9_999))
+        .await
+        .or_break(
+            OK,
+            "put_token_fenced by the holder, 1 ms before its lease expires",
+        )?;
+    ensure(version == 2, OK, || {
+        format!("returned version {version} after version 1")
+    })?;
+    let got = store.get_token("x").await.or_break(OK, "get_token")?;
+    ensure(
+        got.as_ref().is_some_and(|g| same_token(g, &token("v2"), 2)),
+        OK,
+        || format!("wrote v2, read {got:?}"),
+    )?;
+
+    const FENCE: &str = "put_token_fenced fails with Conflict and writes nothing unless the holder holds a live lease (expires > now) and the stored version is the expected one";
+    let refused = async |id: &str, version: u64, holder: &str, now: Timestamp, why: &str| {
+        let result = store
+            .put_token_fenced(id, &token("fenced-out"), version, holder, now)
+            .await;
+        ensure(matches!(result, Err(Error::Conflict { .. })), FENCE, || {
+            format!("{why}: got {result:?}")
+        })
+    };
+    refused(
+        "x",
+        2,
+        "b",
+        at(5_000),
+        "another holder while the lease is live",
+    )
+    .await?;
+    refused(
+        "x",
+        2,
+        "a",
+        at(10_000),
+        "the holder once its lease expired (expires == now)",
+    )
+    .await?;
+    refused("x", 1, "a", at(5_000), "the holder with a stale version").await?;
+    refused("x", 7, "a", at(5_000), "the holder with a future version").await?;
+    refused("y", 1, "a", at(5_000), "a holder of no lease").await?;
+    refused("z", 1, "a", at(5_000), "the holder, over no token record").await?;
+    let got = store.get_token("x").await.or_break(FENCE, "get_token")?;
+    ensure(
+        got.as_ref().is_some_and(|g| same_token(g, &token("v2"), 2)),
+        FENCE,
+        || format!("after refused fenced writes the token is {got:?}"),
+    )?;
+    let got_y = store.get_token("y").await.or_break(FENCE, "get_token")?;
+    let got_z = store.get_token("z").await.or_break(FENCE, "get_token")?;
+    ensure(
+        got_y
+            .as_ref()
+            .is_some_and(|g| same_token(g, &token("y1"), 1))
+            && got_z.is_none(),
+        FENCE,
+        || format!("after refused fenced writes: y holds {got_y:?}, z holds {got_z:?}"),
+    )?;
+
+    const TAKEOVER: &str = "after a lease is taken over, put_token_fenced writes for the new holder and refuses the old one";
+    let taken = store
+        .try_acquire_lease("x", "b", at(10_000), ttl)
+        .await
+        .or_break(TAKEOVER, "try_acquire_lease")?;
+    ensure(taken, TAKEOVER, || {
+        "an expired lease was not taken over".to_string()
+    })?;
+    let version = store
+        .put_token_fenced("x", &token("v3"), 2, "b", at(10_001))
+        .await
+        .or_break(TAKEOVER, "put_token_fenced by the new holder")?;
+    ensure(version == 3, TAKEOVER, || {
+        format!("returned version {version} after version 2")
+    })?;
+    let late = store
+        .put_token_fenced("x", &token("late"), 3, "a", at(10_001))
+        .await;
+    ensure(
+        matches!(late, Err(Error::Conflict { .. })),
+        TAKEOVER,
+        || format!("the former holder, with the current version: got {late:?}"),
+    )?;
+    let released = store
+        .release_lease("x", "b")
+        .await
+        .or_break(TAKEOVER, "release_lease")?;
+    let after_release = store
+        .put_token_fenced("x", &token("late"), 3, "b", at(10_002))
+        .await;
+    ensure(
+        released && matches!(after_release, Err(Error::Conflict { .. })),
+        TAKEOVER,
+        || format!("after releasing its lease, the holder's fenced write got {after_release:?}"),
+    )?;
+    let got = store.get_token("x").await.or_break(TAKEOVER, "get_token")?;
+    ensure(
+        got.as_ref().is_some_and(|g| same_token(g, &token("v3"), 3)),
+        TAKEOVER,
+        || format!("the token is {got:?}, expected v3"),
+    )?;
+
+    const MISSING: &str = "put_token_fenced of a missing instance fails with NotFound";
+    let result = store
+        .put_token_fenced("ghost", &token("g"), 1, "a", T0)
+        .await;
+    ensure(
+        matches!(result, Err(Error::NotFound { .. })),
+        MISSING,
+        || format!("got {result:?}"),
+    )
+}
+
+/// Reads every change after `after`, page by page (`page` at a time), until a page comes
+/// back short; returns them and whether a page said `missed`.
+async fn read_feed(
+    store: &dyn Store,
+    after: u64,
+    page: usize,
+    contract: &'static str,
+) -> Result<(Vec<Change>, bool), Violation> {
+    let mut all: Vec<Change> = Vec::new();
+    let mut cursor = after;
+    loop {
+        let Changes { changes, missed } = store
+            .changes_since(cursor, page)
+            .await
+            .or_break(contract, "changes_since")?;
+        if missed {
+            return Ok((all, true));
+        }
+        let short = changes.len() < page;
+        ensure(changes.len() <= page, contract, || {
+            format!(
+                "changes_since({cursor}, {page}) returned {} changes",
+                changes.len()
+            )
+        })?;
+        for change in changes {
+            ensure(change.seq > cursor, contract, || {
+                format!("after seq {cursor} came seq {}", change.seq)
+            })?;
+            cursor = change.seq;
+            all.push(change);
+        }
+        if short {
+            return Ok((all, false));
+        }
+    }
+}
+
+/// Each write that changes an instance or its token record appends exactly one change that
+/// names the instance; numbers increase; `latest_change` is the newest.
+pub async fn changes_every_write(store: &dyn Store) -> CheckResult {
+    const ONE: &str = "every write that changes an instance or its token record (create_instance, update_instance, delete_instance, put_token, put_token_fenced, delete_token that removed a record) appends exactly one change naming the instance";
+    const ORDER: &str = "change numbers strictly increase, latest_change is the newest one, and changes_since(latest_change) is empty";
+    let first = store
+        .latest_change()
+        .await
+        .or_break(ORDER, "latest_change")?;
+    ensure(first == 0, ORDER, || {
+        format!("latest_change of a new store is {first}, not 0")
+    })?;
+    store
+        .put_integration(&integration("api"))
+        .await
+        .or_break(ONE, "put_integration")?;
+    let start = store
+        .latest_change()
+        .await
+        .or_break(ORDER, "latest_change")?;
+    let mut cursor = start;
+    let mut seen = Vec::new();
+    let mut expect = async |what: &str, instance: &str, cursor: &mut u64| -> CheckResult {
+        let Changes { changes, missed } = store
+            .changes_since(*cursor, 100)
+            .await
+            .or_break(ONE, "changes_since")?;
+        ensure(!missed, ONE, || {
+            format!("after {what}, changes_since({cursor}) set `missed` with nothing dropped")
+        })?;
+        let names: Vec<&str> = changes.iter().map(|c| c.instance.as_str()).collect();
+        ensure(names == [instance], ONE, || {
+            format!("{what} appended changes naming {names:?}, not exactly one naming `{instance}`")
+        })?;
+        let seq = changes.first().map_or(0, |c| c.seq);
+        ensure(seq > *cursor, ORDER, || {
+            format!("{what} got change number {seq}, after {cursor}")
+        })?;
+        let latest = store
+            .latest_change()
+            .await
+            .or_break(ORDER, "latest_change")?;
+        ensure(latest == seq, ORDER, || {
+            format!("after {what} (change {seq}) latest_change is {latest}")
+        })?;
+        *cursor = seq;
+        seen.push(seq);
+        Ok(())
+    };
+    store
+        .create_instance(&instance("a", "api"))
+        .await
+        .or_break(ONE, "create_instance")?;
+    expect("create_instance(a)", "a", &mut cursor).await?;
+    store
+        .create_instance(&instance("b", "api"))
+        .await
+        .or_break(ONE, "create_instance")?;
+    expect("create_instance(b)", "b", &mut cursor).await?;
+    let mut a = instance("a", "api");
+    a.version = 1;
+    a.status = InstanceStatus::Disabled;
+    store
+        .update_instance(&a)
+        .await
+        .or_break(ONE, "update_instance")?;
+    expect("update_instance(a)", "a", &mut cursor).await?;
+    store
+        .put_token("a", &token("a1"), None)
+        .await
+        .or_break(ONE, "put_token")?;
+    expect("put_token(a, None)", "a", &mut cursor).await?;
+    store
+        .put_token("a", &token("a2"), Some(1))
+        .await
+        .or_break(ONE, "put_token")?;
+    expect("put_token(a, Some(1))", "a", &mut cursor).await?;
+    // Whether taking a lease appends a change is the backend's choice: skip what it did.
+    let before_lease = cursor;
+    store
+        .try_acquire_lease("a", "h", T0, Duration::from_secs(10))
+        .await
+        .or_break(ONE, "try_acquire_lease")?;
+    let after_lease = store.latest_change().await.or_break(ONE, "latest_change")?;
+    cursor = cursor.max(after_lease);
+    store
+        .put_token_fenced("a", &token("a3"), 2, "h", at(1))
+        .await
+        .or_break(ONE, "put_token_fenced")?;
+    expect("put_token_fenced(a)", "a", &mut cursor).await?;
+    store
+        .delete_token("a", Some(3))
+        .await
+        .or_break(ONE, "delete_token")?;
+    expect("delete_token(a, Some(3))", "a", &mut cursor).await?;
+    store
+        .put_token("b", &token("b1"), None)
+        .await
+        .or_break(ONE, "put_token")?;
+    expect("put_token(b, None)", "b", &mut cursor).await?;
+    store
+        .delete_token("b", None)
+        .await
+        .or_break(ONE, "delete_token")?;
+    expect("delete_token(b, None)", "b", &mut cursor).await?;
+    store
+        .delete_instance("b")
+        .await
+        .or_break(ONE, "delete_instance")?;
+    expect("delete_instance(b)", "b", &mut cursor).await?;
+
+    let latest = store
+        .latest_change()
+        .await
+        .or_break(ORDER, "latest_change")?;
+    let tail = store
+        .changes_since(latest, 100)
+        .await
+        .or_break(ORDER, "changes_since")?;
+    ensure(tail.changes.is_empty() && !tail.missed, ORDER, || {
+        format!("changes_since(latest_change = {latest}) returned {tail:?}")
+    })?;
+    let (all, missed) = read_feed(store, start, 100, ORDER).await?;
+    let all_seqs: Vec<u64> = all
+        .iter()
+        .map(|c| c.seq)
+        .filter(|s| !(before_lease < *s && *s <= after_lease))
+        .collect();
+    ensure(!missed && all_seqs == seen, ORDER, || {
+        format!(
+            "read again from {start}, the feed lists {all:?} (missed: {missed}); one at a time it listed {seen:?}"
+        )
+    })
+}
+
+/// A write that fails, and a delete that removes nothing, append no change.
+pub async fn changes_not_on_failed_writes(store: &dyn Store) -> CheckResult {
+    const NONE: &str = "a write that fails (lost compare-and-swap, NotFound, AlreadyExists), and a delete that removes nothing, appends no change";
+    seed(store, NONE, &["x", "z"]).await?;
+    store
+        .put_token("x", &token("v1"), None)
+        .await
+        .or_break(NONE, "put_token")?;
+    store
+        .try_acquire_lease("z", "h", T0, Duration::from_secs(10))
+        .await
+        .or_break(NONE, "try_acquire_lease")?;
+    let mark = store
+        .latest_change()
+        .await
+        .or_break(NONE, "latest_change")?;
+    let unchanged = async |what: &str| -> CheckResult {
+        let latest = store
+            .latest_change()
+            .await
+            .or_break(NONE, "latest_change")?;
+        let after = store
+            .changes_since(mark, 100)
+            .await
+            .or_break(NONE, "changes_since")?;
+        ensure(latest == mark && after.changes.is_empty(), NONE, || {
+            format!(
+                "after {what}, latest_change went from {mark} to {latest} and the feed lists {:?}",
+                after.changes
+            )
+        })
+    };
+    let mut stale = instance("x", "api");
+    stale.version = 7;
+    let writes: Vec<(&str, bool)> = vec![
+        (
+            "create_instance of a taken id",
+            store.create_instance(&instance("x", "api")).await.is_err(),
+        ),
+        (
+            "create_instance of an unknown integration",
+            store.create_instance(&instance("y", "nope")).await.is_err(),
+        ),
+        (
+            "update_instance with a stale version",
+            store.update_instance(&stale).await.is_err(),
+        ),
+        (
+            "update_instance of a missing instance",
+            store
+                .update_instance(&instance("ghost", "api"))
+                .await
+                .is_err(),
+        ),
+        (
+            "put_token(None) over a record",
+            store.put_token("x", &token("s"), None).await.is_err(),
+        ),
+        (
+            "put_token with a stale version",
+            store.put_token("x", &token("s"), Some(5)).await.is_err(),
+        ),
+        (
+            "put_token of a missing instance",
+            store.put_token("ghost", &token("s"), None).await.is_err(),
+        ),
+        (
+            "put_token_fenced without a lease",
+            store
+                .put_token_fenced("x", &token("s"), 1, "h", at(1))
+                .await
+                .is_err(),
+        ),
+        (
+            "put_token_fenced with a wrong version",
+            store
+                .put_token_fenced("z", &token("s"), 1, "h", at(1))
+                .await
+                .is_err(),
+        ),
+        (
+            "put_token_fenced of a missing instance",
+            store
+                .put_token_fenced("ghost", &token("s"), 1, "h", at(1))
+                .await
+                .is_err(),
+        ),
+        (
+            "delete_token with a stale version",
+            store.delete_token("x", Some(9)).await.is_err(),
+        ),
+    ];
+    for (what, failed) in writes {
+        ensure(failed, NONE, || format!("{what} succeeded"))?;
+        unchanged(what).await?;
+    }
+    let deletes = [
+        (
+            "delete_token(None) of no record",
+            store.delete_token("z", None).await,
+        ),
+        (
+            "delete_token(Some) of no record",
+            store.delete_token("z", Some(1)).await,
+        ),
+        (
+            "delete_token of a missing instance",
+            store.delete_token("ghost", None).await,
+        ),
+        (
+            "delete_instance of a missing instance",
+            store.delete_instance("ghost").await,
+        ),
+    ];
+    for (what, removed) in deletes {
+        let removed = removed.or_break(NONE, what)?;
+        ensure(!removed, NONE, || format!("{what} returned true"))?;
+        unchanged(what).await?;
+    }
+    Ok(())
+}
+
+/// `changes_since` honours its limit and its cursor: paging gives every change once, in order.
+pub async fn changes_limit_and_paging(store: &dyn Store) -> CheckResult {
+    const LIMIT: &str = "changes_since returns at most `limit` changes, oldest first, starting just after the cursor";
+    seed(store, LIMIT, &["x"]).await?;
+    let mut version = None;
+    for n in 0..10 {
+        version = Some(
+            store
+                .put_token("x", &token(&format!("v{n}")), version)
+                .await
+                .or_break(LIMIT, "put_token")?,
+        );
+    }
+    let all = store
+        .changes_since(0, 1_000)
+        .await
+        .or_break(LIMIT, "changes_since")?;
+    ensure(all.changes.len() == 11 && !all.missed, LIMIT, || {
+        format!("after 11 changes, changes_since(0, 1000) returned {all:?}")
+    })?;
+    let all = all.changes;
+    let none = store
+        .changes_since(0, 0)
+        .await
+        .or_break(LIMIT, "changes_since")?;
+    ensure(none.changes.is_empty(), LIMIT, || {
+        format!("changes_since(0, 0) returned {:?}", none.changes)
+    })?;
+    let first = store
+        .changes_since(0, 3)
+        .await
+        .or_break(LIMIT, "changes_since")?;
+    ensure(first.changes == all[..3], LIMIT, || {
+        format!(
+            "changes_since(0, 3) returned {:?}, the feed starts {:?}",
+            first.changes,
+            &all[..3]
+        )
+    })?;
+    let cursor = all[2].seq;
+    let next = store
+        .changes_since(cursor, 3)
+        .await
+        .or_break(LIMIT, "changes_since")?;
+    ensure(next.changes == all[3..6], LIMIT, || {
+        format!(
+            "changes_since({cursor}, 3) returned {:?}, expected {:?}",
+            next.changes,
+            &all[3..6]
+        )
+    })?;
+    let (paged, missed) = read_feed(store, 0, 4, LIMIT).await?;
+    ensure(!missed && paged == all, LIMIT, || {
+        format!("paging by 4 listed {paged:?} (missed: {missed}), in one call {all:?}")
+    })
+}
+
+/// After more than `CHANGES_KEPT` changes, the newest `CHANGES_KEPT` are all there, and a
+/// reader from the start gets every change or `missed`, never a silent gap.
+pub async fn changes_kept_or_missed(store: &dyn Store) -> CheckResult {
+    const KEPT: &str = "a store keeps at least the newest CHANGES_KEPT changes, and sets `missed` when a change after the cursor was dropped (never a silent gap)";
+    const IDS: [&str; 4] = ["w0", "w1", "w2", "w3"];
+    seed(store, KEPT, &IDS).await?;
+    let kept = usize::try_from(CHANGES_KEPT).unwrap_or(usize::MAX);
+    let mut versions = [None; IDS.len()];
+    let mut written: Vec<&str> = IDS.to_vec();
+    let mut mark = 0;
+    let early = 300;
+    for n in 0..early + kept {
+        if n == early {
+            mark = store
+                .latest_change()
+                .await
+                .or_break(KEPT, "latest_change")?;
+        }
+        let slot = n % IDS.len();
+        versions[slot] = Some(
+            store
+                .put_token(IDS[slot], &token(&format!("n{n}")), versions[slot])
+                .await
+                .or_break(KEPT, "put_token")?,
+        );
+        written.push(IDS[slot]);
+    }
+    let latest = store
+        .latest_change()
+        .await
+        .or_break(KEPT, "latest_change")?;
+    let (newest, missed) = read_feed(store, mark, 256, KEPT).await?;
+    let names: Vec<&str> = newest.iter().map(|c| c.instance.as_str()).collect();
+    ensure(
+        !missed && names == written[written.len() - kept..],
+        KEPT,
+        || {
+            format!(
+                "of the newest {kept} changes (after {mark}), the feed lists {} (missed: {missed})",
+                newest.len()
+            )
+        },
+    )?;
+    ensure(newest.last().is_some_and(|c| c.seq == latest), KEPT, || {
+        format!(
+            "latest_change is {latest}, the newest listed change is {:?}",
+            newest.last()
+        )
+    })?;
+    let (from_start, missed) = read_feed(store, 0, 256, KEPT).await?;
+    if !missed {
+        let names: Vec<&str> = from_start.iter().map(|c| c.instance.as_str()).collect();
+        ensure(names == written, KEPT, || {
+            format!(
+                "{} changes were made; read from 0 without `missed`, the feed lists {} of them",
+                written.len(),
+                from_start.len()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Concurrent writes get distinct change numbers, one change each.
+pub async fn changes_concurrent(store: &dyn Store) -> CheckResult {
+    const C: &str = "concurrent writes each append their own change: 64 concurrent token writes give 64 distinct change numbers, one per instance";
+    let ids: Vec<String> = (0..RACERS).map(|n| format!("c{n}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    seed(store, C, &refs).await?;
+    let mark = store.latest_change().await.or_break(C, "latest_change")?;
+    let tokens: Vec<_> = ids.iter().map(|id| token(id)).collect();
+    let results = join_all(
+        ids.iter()
+            .zip(&tokens)
+            .map(|(id, t)| store.put_token(id, t, None)),
+    )
+    .await;
+    for result in results {
+        result.or_break(C, "put_token")?;
+    }
+    let (changes, missed) = read_feed(store, mark, 1_000, C).await?;
+    let mut names: Vec<&str> = changes.iter().map(|c| c.instance.as_str()).collect();
+    names.sort_unstable();
+    let mut expected = refs.clone();
+    expected.sort_unstable();
+    ensure(!missed && names == expected, C, || {
+        format!(
+            "64 writes on 64 instances; the feed lists {} changes (missed: {missed}) naming {names:?}",
+            changes.len()
+        )
+    })
 }

@@ -109,6 +109,8 @@ pub(crate) fn token(tag: &str) -> TokenRecord {
             result: RefreshResult::Failed {
                 kind: RefreshErrorKind::Transient,
                 message: format!("timeout ({tag})"),
+                failures: 3,
+                retry_at: Some(at(30_000)),
             },
         }),
         version: 0,

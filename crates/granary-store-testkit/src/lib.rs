@@ -45,9 +45,10 @@ mod runner;
 mod violation;
 
 pub use process::{
-    durable_after_sigkill, processes_race_lease, processes_race_token_cas, reopen_keeps_everything,
+    durable_after_sigkill, processes_fence_token_put, processes_race_lease,
+    processes_race_token_cas, processes_see_changes, reopen_keeps_everything,
 };
-pub use runner::{CHECKS, CheckResult, Options, Outcome, Report, main, run_all};
+pub use runner::{CHECKS, CheckResult, Options, Outcome, Report, is_child_process, main, run_all};
 pub use violation::Violation;
 
 /// How the suite opens stores of one backend.

@@ -78,9 +78,18 @@ pub async fn reopen_keeps_everything(backend: &dyn Backend, dir: &Path) -> Check
         .try_acquire_lease("a", "holder", T0, Duration::from_secs(60))
         .await
         .or_break(C, "try_acquire_lease")?;
+    let latest_before = store.latest_change().await.or_break(C, "latest_change")?;
     drop(store);
 
     let store = open(backend, dir, C).await?;
+    const FEED: &str = "change numbers survive a reopen: latest_change never goes back and a new change gets a higher number";
+    let latest_after = store
+        .latest_change()
+        .await
+        .or_break(FEED, "latest_change")?;
+    ensure(latest_after == latest_before, FEED, || {
+        format!("latest_change was {latest_before} before the reopen, {latest_after} after")
+    })?;
     let got = store
         .get_integration("api")
         .await
@@ -132,6 +141,146 @@ pub async fn reopen_keeps_everything(backend: &dyn Backend, dir: &Path) -> Check
         .or_break(TAKEN, "take_pending")?;
     ensure(again.is_none(), TAKEN, || {
         "it was returned again after reopening".to_string()
+    })?;
+    store
+        .put_token("a", &token("three"), Some(2))
+        .await
+        .or_break(FEED, "put_token")?;
+    let changes = store
+        .changes_since(latest_before, 10)
+        .await
+        .or_break(FEED, "changes_since")?;
+    ensure(
+        !changes.missed
+            && changes.changes.len() == 1
+            && changes
+                .changes
+                .iter()
+                .all(|c| c.seq > latest_before && c.instance == "a"),
+        FEED,
+        || {
+            format!(
+                "after a reopen and one token write, changes_since({latest_before}) returned {changes:?}"
+            )
+        },
+    )
+}
+
+/// A change made by a child process shows in the parent's `changes_since`, numbered between
+/// the parent's changes before and after it.
+pub async fn processes_see_changes(backend: &dyn Backend, dir: &Path) -> CheckResult {
+    const C: &str = "a change made by another process shows in changes_since, and change numbers grow across processes";
+    let store = open(backend, dir, C).await?;
+    store
+        .put_integration(&integration("api"))
+        .await
+        .or_break(C, "put_integration")?;
+    store
+        .create_instance(&instance("parent", "api"))
+        .await
+        .or_break(C, "create_instance")?;
+    store
+        .create_instance(&instance("seen", "api"))
+        .await
+        .or_break(C, "create_instance")?;
+    let before = store.latest_change().await.or_break(C, "latest_change")?;
+    let mut children = Children::default();
+    children
+        .spawn("change-writer", dir, 0)
+        .map_err(|e| Violation::new(C, e))?;
+    let child = children
+        .list
+        .first_mut()
+        .ok_or_else(|| Violation::new(C, "the child did not start"))?;
+    let line = child
+        .line(CHILD_TIMEOUT)
+        .map_err(|e| Violation::new(C, e))?;
+    ensure(line == "wrote", C, || format!("the child said `{line}`"))?;
+    children.finish();
+    let theirs = store
+        .changes_since(before, 100)
+        .await
+        .or_break(C, "changes_since")?;
+    let child_seq = match theirs.changes.as_slice() {
+        [one] if one.instance == "seen" && one.seq > before && !theirs.missed => one.seq,
+        _ => {
+            return Err(Violation::new(
+                C,
+                format!(
+                    "the child wrote the token of `seen`; after {before} the parent's feed lists {theirs:?}"
+                ),
+            ));
+        }
+    };
+    let latest = store.latest_change().await.or_break(C, "latest_change")?;
+    ensure(latest == child_seq, C, || {
+        format!("the child's change is {child_seq}, the parent's latest_change is {latest}")
+    })?;
+    store
+        .put_token("parent", &token("p"), None)
+        .await
+        .or_break(C, "put_token")?;
+    let ours = store
+        .changes_since(child_seq, 100)
+        .await
+        .or_break(C, "changes_since")?;
+    ensure(
+        matches!(ours.changes.as_slice(), [one] if one.instance == "parent" && one.seq > child_seq),
+        C,
+        || format!("after the child's change {child_seq}, the parent's own write listed {ours:?}"),
+    )
+}
+
+/// A child's fenced token write fails while the parent holds the lease; the parent's own
+/// fenced write then succeeds.
+pub async fn processes_fence_token_put(backend: &dyn Backend, dir: &Path) -> CheckResult {
+    const C: &str = "put_token_fenced across processes: a process that does not hold the live lease writes nothing, the holder writes";
+    let store = open(backend, dir, C).await?;
+    store
+        .put_integration(&integration("api"))
+        .await
+        .or_break(C, "put_integration")?;
+    store
+        .create_instance(&instance("fenced", "api"))
+        .await
+        .or_break(C, "create_instance")?;
+    store
+        .put_token("fenced", &token("base"), None)
+        .await
+        .or_break(C, "put_token")?;
+    let held = store
+        .try_acquire_lease("fenced", "parent", T0, Duration::from_secs(60))
+        .await
+        .or_break(C, "try_acquire_lease")?;
+    ensure(held, C, || "a free lease was refused".to_string())?;
+    let mut children = Children::default();
+    children
+        .spawn("fenced-put", dir, 0)
+        .map_err(|e| Violation::new(C, e))?;
+    let child = children
+        .list
+        .first_mut()
+        .ok_or_else(|| Violation::new(C, "the child did not start"))?;
+    let line = child
+        .line(CHILD_TIMEOUT)
+        .map_err(|e| Violation::new(C, e))?;
+    children.finish();
+    ensure(line == "refused", C, || {
+        format!("the parent holds the lease; the child's fenced write said `{line}`")
+    })?;
+    let tok = store.get_token("fenced").await.or_break(C, "get_token")?;
+    ensure(
+        tok.as_ref()
+            .is_some_and(|t| same_token(t, &token("base"), 1)),
+        C,
+        || format!("after the child's refused write the token is {tok:?}"),
+    )?;
+    let version = store
+        .put_token_fenced("fenced", &token("parent"), 1, "parent", at(1))
+        .await
+        .or_break(C, "put_token_fenced by the holder")?;
+    ensure(version == 2, C, || {
+        format!("the holder's fenced write returned version {version}")
     })
 }
 
@@ -481,6 +630,22 @@ pub(crate) fn run_child(backend: &dyn Backend, role: &str) -> ExitCode {
                 Ok(())
             }
             "token-stream" => stream_tokens(store.as_ref(), &say).await,
+            "change-writer" => {
+                store.put_token("seen", &token("child"), None).await?;
+                say("wrote");
+                Ok(())
+            }
+            "fenced-put" => {
+                let result = store
+                    .put_token_fenced("fenced", &token("child"), 1, &format!("child-{id}"), at(1))
+                    .await;
+                match result {
+                    Ok(_) => say("wrote"),
+                    Err(Error::Conflict { .. }) => say("refused"),
+                    Err(e) => return Err(e),
+                }
+                Ok(())
+            }
             other => Err(Error::unsupported(format!("unknown child role `{other}`"))),
         }
     });

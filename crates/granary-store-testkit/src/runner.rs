@@ -67,6 +67,12 @@ const CHECKS_LIST: &[Check] = &[
     store_check!(lease_exclusive_concurrent),
     store_check!(lease_expiry_takeover),
     store_check!(lease_release_and_renew),
+    store_check!(token_put_fenced),
+    store_check!(changes_every_write),
+    store_check!(changes_not_on_failed_writes),
+    store_check!(changes_limit_and_paging),
+    store_check!(changes_kept_or_missed),
+    store_check!(changes_concurrent),
     Check {
         name: "reopen_keeps_everything",
         needs: Needs::Durable,
@@ -84,6 +90,18 @@ const CHECKS_LIST: &[Check] = &[
         needs: Needs::SharedAndChildren,
         run: Run::Harness(|backend, dir, _| {
             Box::pin(process::processes_race_token_cas(backend, dir))
+        }),
+    },
+    Check {
+        name: "processes_see_changes",
+        needs: Needs::SharedAndChildren,
+        run: Run::Harness(|backend, dir, _| Box::pin(process::processes_see_changes(backend, dir))),
+    },
+    Check {
+        name: "processes_fence_token_put",
+        needs: Needs::SharedAndChildren,
+        run: Run::Harness(|backend, dir, _| {
+            Box::pin(process::processes_fence_token_put(backend, dir))
         }),
     },
     Check {
@@ -119,9 +137,17 @@ pub const CHECKS: &[&str] = &[
     "lease_exclusive_concurrent",
     "lease_expiry_takeover",
     "lease_release_and_renew",
+    "token_put_fenced",
+    "changes_every_write",
+    "changes_not_on_failed_writes",
+    "changes_limit_and_paging",
+    "changes_kept_or_missed",
+    "changes_concurrent",
     "reopen_keeps_everything",
     "processes_race_lease",
     "processes_race_token_cas",
+    "processes_see_changes",
+    "processes_fence_token_put",
     "durable_after_sigkill",
 ];
 
@@ -412,5 +438,20 @@ pub fn main<B: Backend + 'static>(backend: B) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Whether this process was started by a check to play a child role (then [`main`] plays
+/// it): for a test target with its own `main` that hands child roles to [`main`].
+pub fn is_child_process() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn checks_names_every_check_in_order() {
+        let run: Vec<&str> = super::CHECKS_LIST.iter().map(|c| c.name).collect();
+        assert_eq!(run, super::CHECKS);
     }
 }
