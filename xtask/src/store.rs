@@ -176,7 +176,7 @@ pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
             ))
         })?;
         let ratio = granary / raw;
-        if ratio > GOAL {
+        if ratio.is_nan() || ratio > GOAL {
             misses += 1;
         }
         println!(
@@ -188,10 +188,16 @@ pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
         );
     }
     println!(
-        "store bench: operations={} within_goal={}",
+        "store bench: operations={} within_goal={} goal={GOAL}",
         BENCHES.len(),
         BENCHES.len() - misses
     );
+    if misses > 0 {
+        return Err(Failure::new(format!(
+            "GOAL MISSED: {misses} of {} store operations are slower than {GOAL}x their raw baseline (the rows marked `no` above)",
+            BENCHES.len()
+        )));
+    }
     Ok(())
 }
 

@@ -8,7 +8,8 @@
 //! The token is authorized with the real clock; the storms run with a clock 2 hours ahead,
 //! so that the token is expired for them and the new one (from their clock) is fresh. Token
 //! requests are counted by the server. Prints `bench refresh_storm: ...` and
-//! `bench cross_process_storm: ...`; exits non-zero if a caller failed or callers disagree.
+//! `bench cross_process_storm: ...`; exits non-zero if a caller failed, callers disagree,
+//! the server's counter cannot be read, or a storm made other than exactly 1 token request.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -89,9 +90,17 @@ async fn reset_stats(provider: &Provider) {
         .unwrap();
 }
 
-async fn token_requests(provider: &Provider) -> u64 {
-    provider.stats().await["total"].as_u64().unwrap_or(u64::MAX)
+/// The token requests the server counted since the last reset; an error when its counter
+/// is missing (a server without it cannot show that one refresh was made).
+async fn token_requests(provider: &Provider) -> Result<u64, String> {
+    let stats = provider.stats().await;
+    stats["total"]
+        .as_u64()
+        .ok_or_else(|| format!("the server's counters have no `total` token requests: {stats}"))
 }
+
+/// What each storm must cause: exactly one token request at the provider.
+const GOAL_TOKEN_REQUESTS: u64 = 1;
 
 /// Authorizes instance `id` into a fresh SQLite file; returns the token's fingerprint.
 async fn authorized_db(provider: &Provider, db: &Path, id: &str) -> String {
@@ -110,7 +119,7 @@ async fn refresh_storm(provider: &Provider, work: &Path) -> Result<u64, String> 
     if after == before {
         return Err("the callers got the expired token".into());
     }
-    Ok(token_requests(provider).await)
+    token_requests(provider).await
 }
 
 async fn cross_process_storm(provider: &Provider, work: &Path) -> Result<u64, String> {
@@ -157,7 +166,7 @@ async fn cross_process_storm(provider: &Provider, work: &Path) -> Result<u64, St
             "the workers disagree or kept the expired token: {prints:?}"
         ));
     }
-    Ok(token_requests(provider).await)
+    token_requests(provider).await
 }
 
 async fn worker(db: PathBuf, start_at: u64) -> ExitCode {
@@ -220,5 +229,18 @@ async fn main() -> ExitCode {
         "bench cross_process_storm: processes={PROCESSES} callers={} token_requests={cross}",
         PROCESSES * CALLERS_PER_PROCESS
     );
-    ExitCode::SUCCESS
+    let mut missed = false;
+    for (storm, requests) in [("refresh_storm", single), ("cross_process_storm", cross)] {
+        if requests != GOAL_TOKEN_REQUESTS {
+            println!(
+                "GOAL MISSED {storm}: token_requests={requests}, the goal is exactly {GOAL_TOKEN_REQUESTS} (one refresh however many callers and processes ask)"
+            );
+            missed = true;
+        }
+    }
+    if missed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

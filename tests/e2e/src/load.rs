@@ -14,6 +14,11 @@
 //! connections (in the order healthz, token, token, healthz, half the time each, so that a
 //! drift of the shared machine cancels out) and prints requests per second and p99 latency
 //! of both, the ratio, and: `bench server: token_rps=X healthz_rps=Y ratio=Z errors=N`.
+//!
+//! Only successful requests (2xx, body read) count as throughput and latency; a failed
+//! request is counted as an error, and the first one's reason is kept. The exit status is
+//! non-zero, after a `GOAL MISSED` line, when any request failed or the ratio is below
+//! [`GOAL_RATIO`].
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -68,6 +73,9 @@ fn parse_args() -> Result<Args, String> {
             .map_err(|e| format!("--connections: {e}"))?,
     })
 }
+
+/// The token endpoint must serve at least this share of what `/healthz` serves.
+const GOAL_RATIO: f64 = 0.7;
 
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
 
@@ -287,10 +295,12 @@ async fn connect(base: &str, args: &Args) -> Result<(String, String), String> {
     Ok(("bench".to_string(), keys[start..end].to_string()))
 }
 
-/// One endpoint's figures.
+/// One endpoint's figures; `requests`, `rps` and the latencies count successful requests
+/// only.
 struct Figures {
     requests: u64,
     errors: u64,
+    first_error: Option<String>,
     rps: f64,
     p99: Duration,
     latencies: Vec<Duration>,
@@ -307,6 +317,7 @@ impl Figures {
         Figures {
             requests,
             errors: self.errors + other.errors,
+            first_error: self.first_error.or(other.first_error),
             rps: requests as f64 / seconds,
             p99: p99(&self.latencies),
             latencies: self.latencies,
@@ -339,23 +350,38 @@ async fn load(
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(100_000);
             let mut errors = 0u64;
+            let mut first_error = None;
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
                 let mut request = http.get(&url);
                 if let Some(key) = &key {
                     request = request.bearer_auth(key);
                 }
-                match request.send().await {
-                    Ok(response) if response.status().is_success() => {
-                        if response.bytes().await.is_err() {
-                            errors += 1;
-                        }
+                let failure = match request.send().await {
+                    Ok(response) if response.status().is_success() => response
+                        .bytes()
+                        .await
+                        .err()
+                        .map(|e| format!("reading the body: {e}")),
+                    Ok(response) => {
+                        let status = response.status();
+                        let body = response.text().await.unwrap_or_default();
+                        Some(format!(
+                            "HTTP {status}: {}",
+                            body.chars().take(200).collect::<String>()
+                        ))
                     }
-                    _ => errors += 1,
+                    Err(e) => Some(format!("request failed: {e}")),
+                };
+                match failure {
+                    None => latencies.push(started.elapsed()),
+                    Some(why) => {
+                        errors += 1;
+                        first_error.get_or_insert(why);
+                    }
                 }
-                latencies.push(started.elapsed());
             }
-            (latencies, errors)
+            (latencies, errors, first_error)
         }));
     }
     let started = Instant::now();
@@ -363,10 +389,12 @@ async fn load(
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     let mut errors = 0;
+    let mut first_error = None;
     for worker in workers {
-        let (mut l, e) = worker.await.map_err(|e| e.to_string())?;
+        let (mut l, e, first) = worker.await.map_err(|e| e.to_string())?;
         latencies.append(&mut l);
         errors += e;
+        first_error = first_error.or(first);
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
@@ -374,6 +402,7 @@ async fn load(
     Ok(Figures {
         requests,
         errors,
+        first_error,
         rps: requests as f64 / elapsed,
         p99: p99(&latencies),
         latencies,
@@ -424,12 +453,41 @@ async fn run(args: Args) -> Result<(), String> {
         token.requests,
         token.errors
     );
-    println!("ratio token/healthz: {ratio:.2} (goal: 0.7 or better, zero errors)");
+    println!("ratio token/healthz: {ratio:.2} (goal: {GOAL_RATIO} or better, zero errors)");
     println!(
         "bench server: token_rps={:.0} healthz_rps={:.0} ratio={ratio:.2} errors={errors}",
         token.rps, healthz.rps
     );
-    Ok(())
+    let mut missed = Vec::new();
+    for (name, figures) in [("token", &token), ("healthz", &healthz)] {
+        if figures.errors > 0 {
+            missed.push(format!(
+                "{} of the {name} requests failed, the goal is none; the first: {}",
+                figures.errors,
+                figures.first_error.as_deref().unwrap_or("(no reason kept)")
+            ));
+        }
+        if figures.requests == 0 {
+            missed.push(format!("no {name} request succeeded"));
+        }
+    }
+    if !ratio.is_finite() || ratio < GOAL_RATIO {
+        missed.push(format!(
+            "the token endpoint served {ratio:.2}x what /healthz served, the goal is {GOAL_RATIO}x or better"
+        ));
+    }
+    if missed.is_empty() {
+        println!("bench server: goals met");
+        Ok(())
+    } else {
+        for line in &missed {
+            println!("GOAL MISSED {line}");
+        }
+        Err(format!(
+            "the server bench missed its goals: {}",
+            missed.join("; ")
+        ))
+    }
 }
 
 fn main() -> ExitCode {
