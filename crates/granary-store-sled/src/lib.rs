@@ -11,8 +11,10 @@
 //!   (128 KiB with the default 512 KiB segments; granary's records are far smaller, but a
 //!   huge integration document's flows could reach it) goes to a separate blob file that
 //!   sled writes without syncing;
-//! - **atomic**: each method is all-or-nothing; methods that touch several trees (deleting
-//!   an instance with its token, lease and pending authorizations) use one sled transaction;
+//! - **atomic**: each method is all-or-nothing; methods that touch several trees use one sled
+//!   transaction: every write to an instance or token record with its change-feed entry and
+//!   the change counter (kept in the `meta` tree, so pruning the feed never lowers it), and
+//!   deleting an instance with its token, lease and pending authorizations;
 //!   `take_pending` is a single `remove`, so one caller at most gets a pending authorization;
 //! - **isolated within one process**: read-modify-write methods (compare-and-swap of
 //!   versions, leases, existence checks) run under one writer mutex per store.

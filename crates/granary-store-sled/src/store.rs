@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use granary_store::{
-    Capabilities, Error, Instance, Integration, Lease, PendingAuthorization, Result, Store,
-    Timestamp, TokenRecord,
+    CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease,
+    PendingAuthorization, Result, Store, Timestamp, TokenRecord,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::transaction::{TransactionError, Transactional};
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError, Transactional,
+    TransactionalTree,
+};
 use sled::{Db, Tree};
 
 use crate::FORMAT_VERSION;
@@ -44,6 +47,10 @@ struct Inner {
     pendings: Tree,
     tokens: Tree,
     leases: Tree,
+    /// The change feed: big-endian change number -> instance id.
+    changes: Tree,
+    /// The format marker and the change counter ([`LAST_CHANGE`]).
+    meta: Tree,
     /// sled's log file, to fsync after each flush (see [`Inner::sync`]).
     log: std::fs::File,
     /// Serializes read-modify-write methods. Enough for isolation because sled locks the
@@ -51,14 +58,49 @@ struct Inner {
     writer: Mutex<()>,
 }
 
-const TREES: [&str; 6] = [
+const TREES: [&str; 7] = [
     "meta",
     "integrations",
     "instances",
     "pendings",
     "tokens",
     "leases",
+    "changes",
 ];
+
+/// The key, in the `meta` tree, of the number of the newest change (big-endian `u64`). It
+/// lives apart from the feed so that pruning the feed never lowers it.
+const LAST_CHANGE: &str = "last_change";
+
+/// Prune the feed every this many changes (at most this many removals, after the commit).
+const PRUNE_EVERY: u64 = 64;
+
+type TxResult<T> = ConflictableTransactionResult<T, Error>;
+
+fn number(raw: &[u8], what: &str) -> Result<u64> {
+    <[u8; 8]>::try_from(raw)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::undecodable(what, format!("{} bytes, not 8", raw.len())))
+}
+
+/// Appends the change of `instance` in a transaction over the `changes` and `meta` trees,
+/// and returns its number.
+fn append_change(
+    changes: &TransactionalTree,
+    meta: &TransactionalTree,
+    instance: &str,
+) -> TxResult<u64> {
+    let last = match meta.get(LAST_CHANGE)? {
+        Some(raw) => {
+            number(&raw, "the change counter").map_err(ConflictableTransactionError::Abort)?
+        }
+        None => 0,
+    };
+    let seq = last + 1;
+    meta.insert(LAST_CHANGE, &seq.to_be_bytes())?;
+    changes.insert(&seq.to_be_bytes(), instance.as_bytes())?;
+    Ok(seq)
+}
 
 impl SledStore {
     /// Opens (creating when missing) the granary sled database in the folder `path`.
@@ -177,6 +219,8 @@ fn open_blocking(path: PathBuf) -> Result<Inner> {
         pendings: tree("pendings")?,
         tokens: tree("tokens")?,
         leases: tree("leases")?,
+        changes: tree("changes")?,
+        meta,
         writer: Mutex::new(()),
         log,
         path: path.clone(),
@@ -261,6 +305,63 @@ impl Inner {
         Ok(())
     }
 
+    /// The result of a transaction: sled's errors mapped, a store error passed on.
+    fn committed<T>(&self, doing: &str, result: Result<T, TransactionError<Error>>) -> Result<T> {
+        result.map_err(|e| match e {
+            TransactionError::Storage(e) => map(e, doing, &self.path),
+            TransactionError::Abort(e) => e,
+        })
+    }
+
+    /// Writes `record` under `key` in `tree` and appends the change of `instance`, in one
+    /// transaction; then prunes the feed now and then.
+    fn put_changed<T: Serialize>(
+        &self,
+        doing: &str,
+        tree: &Tree,
+        key: &str,
+        record: &T,
+        instance: &str,
+    ) -> Result<()> {
+        let bytes = encode(record)?;
+        let seq = self.committed(
+            doing,
+            (tree, &self.changes, &self.meta).transaction(|(tree, changes, meta)| {
+                tree.insert(key, bytes.as_slice())?;
+                append_change(changes, meta, instance)
+            }),
+        )?;
+        self.prune(seq)
+    }
+
+    /// Every [`PRUNE_EVERY`] changes, drops the changes older than the newest
+    /// [`CHANGES_KEPT`], oldest first (so a reader sees a dropped prefix, never a hole).
+    /// Runs under the writer mutex, after the write committed.
+    fn prune(&self, seq: u64) -> Result<()> {
+        if seq % PRUNE_EVERY != 0 || seq <= CHANGES_KEPT {
+            return Ok(());
+        }
+        let upto = (seq - CHANGES_KEPT).to_be_bytes();
+        for entry in self.changes.range(..=upto) {
+            let (key, _) = entry.map_err(self.fail("pruning the change feed"))?;
+            self.changes
+                .remove(key)
+                .map_err(self.fail("pruning the change feed"))?;
+        }
+        Ok(())
+    }
+
+    fn last_change(&self) -> Result<u64> {
+        match self
+            .meta
+            .get(LAST_CHANGE)
+            .map_err(self.fail("reading the change counter"))?
+        {
+            Some(raw) => number(&raw, "the change counter"),
+            None => Ok(0),
+        }
+    }
+
     fn require_instance(&self, id: &str) -> Result<()> {
         if self
             .instances
@@ -271,6 +372,26 @@ impl Inner {
         } else {
             Err(Error::not_found(format!("instance `{id}`")))
         }
+    }
+
+    /// The version compare-and-swap of `put_token`, with its change (under the writer
+    /// mutex).
+    fn write_token(
+        &self,
+        instance: &str,
+        token: &mut TokenRecord,
+        expected_version: Option<u64>,
+    ) -> Result<u64> {
+        self.require_instance(instance)?;
+        let what = || format!("token of instance `{instance}`");
+        let current: Option<TokenRecord> = self.read(&self.tokens, instance, what)?;
+        let current = current.map(|t| t.version);
+        if current != expected_version {
+            return Err(Error::version_conflict(what(), expected_version, current));
+        }
+        token.version = current.map_or(1, |v| v + 1);
+        self.put_changed("writing a token", &self.tokens, instance, token, instance)?;
+        Ok(token.version)
     }
 
     fn require_integration(&self, name: &str) -> Result<()> {
@@ -351,7 +472,13 @@ impl Store for SledStore {
             }
             inner.require_integration(&instance.integration)?;
             instance.version = 1;
-            inner.put(&inner.instances, &instance.id, &instance)?;
+            inner.put_changed(
+                "creating an instance",
+                &inner.instances,
+                &instance.id,
+                &instance,
+                &instance.id,
+            )?;
             Ok(1)
         })
         .await
@@ -388,7 +515,13 @@ impl Store for SledStore {
             }
             inner.require_integration(&instance.integration)?;
             instance.version = current.version + 1;
-            inner.put(&inner.instances, &instance.id, &instance)?;
+            inner.put_changed(
+                "updating an instance",
+                &inner.instances,
+                &instance.id,
+                &instance,
+                &instance.id,
+            )?;
             Ok(instance.version)
         })
         .await
@@ -416,23 +549,22 @@ impl Store for SledStore {
                 &inner.tokens,
                 &inner.leases,
                 &inner.pendings,
+                &inner.changes,
+                &inner.meta,
             );
-            trees
-                .transaction(|(instances, tokens, leases, pendings)| {
+            let seq = inner.committed(
+                "deleting an instance",
+                trees.transaction(|(instances, tokens, leases, pendings, changes, meta)| {
                     instances.remove(id.as_str())?;
                     tokens.remove(id.as_str())?;
                     leases.remove(id.as_str())?;
                     for state in &states {
                         pendings.remove(state.as_str())?;
                     }
-                    Ok(())
-                })
-                .map_err(|e: TransactionError<()>| match e {
-                    TransactionError::Storage(e) => map(e, "deleting an instance", &inner.path),
-                    TransactionError::Abort(()) => {
-                        Error::backend("deleting an instance", "the transaction aborted")
-                    }
-                })?;
+                    append_change(changes, meta, &id)
+                }),
+            )?;
+            inner.prune(seq)?;
             Ok(true)
         })
         .await
@@ -517,16 +649,44 @@ impl Store for SledStore {
         let instance = instance.to_string();
         let mut token = token.clone();
         self.write("writing a token", move |inner| {
+            inner.write_token(&instance, &mut token, expected_version)
+        })
+        .await
+    }
+
+    async fn put_token_fenced(
+        &self,
+        instance: &str,
+        token: &TokenRecord,
+        expected_version: u64,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let instance = instance.to_string();
+        let mut token = token.clone();
+        let holder = holder.to_string();
+        self.write("writing a token under a lease", move |inner| {
+            // The writer mutex is held from this read to the write: no lease changes between.
             inner.require_instance(&instance)?;
-            let what = || format!("token of instance `{instance}`");
-            let current: Option<TokenRecord> = inner.read(&inner.tokens, &instance, what)?;
-            let current = current.map(|t| t.version);
-            if current != expected_version {
-                return Err(Error::version_conflict(what(), expected_version, current));
+            let lease: Option<Lease> = inner.read(&inner.leases, &instance, || {
+                format!("lease of `{instance}`")
+            })?;
+            if !lease.as_ref().is_some_and(|l| l.is_held_by(&holder, now)) {
+                return Err(Error::conflict(
+                    format!("token of instance `{instance}`"),
+                    match lease {
+                        Some(l) if l.holder == holder => format!(
+                            "the lease of `{holder}` expired at {} ms",
+                            l.expires.as_unix_millis()
+                        ),
+                        Some(l) => {
+                            format!("the lease is held by `{}`, not by `{holder}`", l.holder)
+                        }
+                        None => format!("`{holder}` holds no lease of this instance"),
+                    },
+                ));
             }
-            token.version = current.map_or(1, |v| v + 1);
-            inner.put(&inner.tokens, &instance, &token)?;
-            Ok(token.version)
+            inner.write_token(&instance, &mut token, Some(expected_version))
         })
         .await
     }
@@ -548,11 +708,19 @@ impl Store for SledStore {
                     ));
                 }
             }
-            Ok(inner
-                .tokens
-                .remove(&instance)
-                .map_err(inner.fail("deleting a token"))?
-                .is_some())
+            let removed = inner.committed(
+                "deleting a token",
+                (&inner.tokens, &inner.changes, &inner.meta).transaction(
+                    |(tokens, changes, meta)| match tokens.remove(instance.as_str())? {
+                        Some(_) => append_change(changes, meta, &instance).map(Some),
+                        None => Ok(None),
+                    },
+                ),
+            )?;
+            match removed {
+                Some(seq) => inner.prune(seq).map(|()| true),
+                None => Ok(false),
+            }
         })
         .await
     }
@@ -601,6 +769,42 @@ impl Store for SledStore {
             } else {
                 Ok(false)
             }
+        })
+        .await
+    }
+
+    async fn latest_change(&self) -> Result<u64> {
+        self.run("reading the change counter", |inner| inner.last_change())
+            .await
+    }
+
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {
+        self.run("reading the change feed", move |inner| {
+            // No lock: the rows first, then the oldest kept row, then the counter. Pruning
+            // drops a prefix, oldest first, so a row dropped while the rows were read lies
+            // below the oldest row read afterwards, and `missed` is set.
+            let mut changes = Vec::new();
+            if let Some(first) = after.checked_add(1) {
+                for entry in inner.changes.range(first.to_be_bytes()..).take(limit) {
+                    let (key, value) = entry.map_err(inner.fail("reading the change feed"))?;
+                    changes.push(Change {
+                        seq: number(&key, "a change number")?,
+                        instance: String::from_utf8(value.to_vec())
+                            .map_err(|e| Error::undecodable("a change", e))?,
+                    });
+                }
+            }
+            let oldest = inner
+                .changes
+                .first()
+                .map_err(inner.fail("reading the change feed"))?;
+            let latest = inner.last_change()?;
+            let oldest = match oldest {
+                Some((key, _)) => number(&key, "a change number")?,
+                None => latest + 1,
+            };
+            let missed = after < latest && after + 1 < oldest;
+            Ok(Changes { changes, missed })
         })
         .await
     }
