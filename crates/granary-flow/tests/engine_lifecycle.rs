@@ -1329,6 +1329,28 @@ impl Store for RefreshesDuringDelete {
     ) -> granary_store::Result<Option<granary_store::Lease>> {
         self.inner.get_lease(instance).await
     }
+    async fn put_token_fenced(
+        &self,
+        instance: &str,
+        token: &granary_store::TokenRecord,
+        expected_version: u64,
+        holder: &str,
+        now: Timestamp,
+    ) -> granary_store::Result<u64> {
+        self.inner
+            .put_token_fenced(instance, token, expected_version, holder, now)
+            .await
+    }
+    async fn latest_change(&self) -> granary_store::Result<u64> {
+        self.inner.latest_change().await
+    }
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> granary_store::Result<granary_store::Changes> {
+        self.inner.changes_since(after, limit).await
+    }
 }
 
 /// An authorized instance whose revocation endpoint expects 4 revocations, and an engine

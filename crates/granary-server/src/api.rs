@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use granary_flow::engine::{
     AccessToken, DisconnectReport, EngineError, Event, InstanceReport, InstanceUpdate,
-    IntegrationFlows, NewInstance,
+    IntegrationFlows, NewInstance, TokenSummary,
 };
 use granary_store::{Instance, InstanceStatus, Integration, Timestamp};
 use secrecy::SecretString;
@@ -25,7 +25,7 @@ use url::Url;
 use crate::app::AppState;
 use crate::problem::Problem;
 use crate::views::{
-    client_auth_name, invalid_id_message, parse_client_auth, status_name, valid_id,
+    client_auth_name, invalid_id_message, parse_client_auth, state_name, status_name, valid_id,
 };
 
 /// The guard of every API route: `Authorization: Bearer <API key>` of a known key.
@@ -92,6 +92,19 @@ pub fn engine_problem(error: &EngineError) -> Problem {
         EngineError::Store(granary_store::Error::Conflict { .. }) => {
             Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
         }
+        EngineError::BackingOff { retry_after, .. } => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            cause,
+            "The provider is not asked again yet",
+            detail,
+        )
+        .with_retry_after(*retry_after),
+        EngineError::RefreshFailing { .. } => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            cause,
+            "The provider refuses the refresh",
+            detail,
+        ),
         EngineError::Store(granary_store::Error::AlreadyExists { .. }) => Problem::new(
             StatusCode::CONFLICT,
             "already-exists",
@@ -142,6 +155,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ("needs_authorization", 0),
         ("disabled", 0),
     ];
+    let mut refresh_failing = 0u64;
     match state.engine.list_instances().await {
         Ok(instances) => {
             for instance in instances {
@@ -149,11 +163,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 if let Some(entry) = counts.iter_mut().find(|(n, _)| *n == name) {
                     entry.1 += 1;
                 }
+                if instance.status == InstanceStatus::Authorized {
+                    let failing = state.engine.status(&instance.id).await.is_ok_and(|r| {
+                        r.token
+                            .as_ref()
+                            .and_then(TokenSummary::refresh_failure)
+                            .is_some()
+                    });
+                    refresh_failing += u64::from(failing);
+                }
             }
         }
         Err(error) => tracing::warn!(%error, "metrics: the instances cannot be listed"),
     }
-    let body = state.metrics.render(&counts);
+    let body = state.metrics.render(&counts, refresh_failing);
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -194,6 +217,18 @@ pub fn instance_json(instance: &Instance, report: Option<&InstanceReport>) -> Va
             })),
         })
     });
+    let failure = report
+        .filter(|r| r.instance.status == InstanceStatus::Authorized)
+        .and_then(|r| r.token.as_ref())
+        .and_then(TokenSummary::refresh_failure);
+    let refresh_failing = failure.as_ref().map(|f| {
+        json!({
+            "message": f.message,
+            "failures": f.failures,
+            "retry_at": time(f.retry_at),
+            "transient": f.transient,
+        })
+    });
     json!({
         "id": instance.id,
         "integration": instance.integration,
@@ -209,6 +244,8 @@ pub fn instance_json(instance: &Instance, report: Option<&InstanceReport>) -> Va
         "extra_token_params": instance.extra_token_params,
         "extra_token_header_names": instance.extra_token_headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
         "status": status_name(instance.status),
+        "state": state_name(instance.status, failure.is_some()),
+        "refresh_failing": refresh_failing,
         "created": time(Some(instance.created)),
         "updated": time(Some(instance.updated)),
         "version": instance.version,
@@ -520,10 +557,10 @@ pub async fn instance_token(State(state): State<AppState>, Path(id): Path<String
     }
 }
 
-/// `POST /api/v1/instances/{id}/refresh`: refreshes now and returns the new token.
+/// `POST /api/v1/instances/{id}/refresh`: refreshes now and returns the new token; calls at
+/// the same time share one refresh.
 pub async fn instance_refresh(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let current = engine(state.engine.access_token(&id).await)?;
-    match state.engine.force_refresh(&id, &current).await {
+    match state.engine.refresh_now(&id).await {
         Ok(token) => Ok(token_response(&token)),
         Err(error) => {
             state.metrics.failed(crate::web::cause_name(&error));

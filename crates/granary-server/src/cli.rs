@@ -250,7 +250,7 @@ async fn target(settings: &Settings, remote: &RemoteArgs, create: bool) -> Resul
             )))
         }
         None => Ok(Target::Local(
-            open::engine(&settings.data_dir, &settings.public_url).await?,
+            open::engine(&settings).await?,
             settings.clone(),
         )),
     }
@@ -740,7 +740,7 @@ pub async fn key(settings: &Settings, remote: &RemoteArgs, command: &KeyCommand)
     }
     match command {
         KeyCommand::Rotate => {
-            let rotation = open::rotate_key(&settings.data_dir, &settings.public_url).await?;
+            let rotation = open::rotate_key(&settings).await?;
             println!(
                 "rotated the master key {} -> {}: {} instances, {} client secrets and {} token records re-sealed",
                 rotation.previous_key_id,

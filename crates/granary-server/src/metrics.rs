@@ -67,7 +67,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the instance counts by status given by the caller.
-    pub fn render(&self, instances_by_status: &[(&str, u64)]) -> String {
+    pub fn render(&self, instances_by_status: &[(&str, u64)], refresh_failing: u64) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -115,6 +115,12 @@ impl Metrics {
                 label(status)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP granary_instances_refresh_failing Authorized instances whose last refresh failed."
+        );
+        let _ = writeln!(out, "# TYPE granary_instances_refresh_failing gauge");
+        let _ = writeln!(out, "granary_instances_refresh_failing {refresh_failing}");
         let _ = writeln!(
             out,
             "# HELP granary_http_request_duration_seconds HTTP request latency by route."
@@ -179,7 +185,11 @@ mod tests {
         metrics.refreshed();
         metrics.failed("invalid_grant");
         metrics.failed("invalid_grant");
-        let text = metrics.render(&[("authorized", 3)]);
+        let text = metrics.render(&[("authorized", 3)], 1);
+        assert!(
+            text.contains("granary_instances_refresh_failing 1\n"),
+            "{text}"
+        );
         assert!(text.contains("granary_refreshes_total 1\n"), "{text}");
         assert!(
             text.contains("granary_failures_total{cause=\"invalid_grant\"} 2\n"),

@@ -1,7 +1,8 @@
 //! `granary serve`: opens the data directory, listens, and shuts down gracefully on SIGTERM
-//! and Ctrl-C.
+//! and Ctrl-C: requests and refreshes in flight finish within the shutdown grace period.
 
 use std::future::Future;
+use std::time::Duration;
 
 use granary_flow::engine::RefresherConfig;
 use secrecy::ExposeSecret as _;
@@ -17,7 +18,7 @@ use crate::{Error, Result, open, routes};
 pub async fn run(settings: Settings) -> Result<()> {
     ensure_dir(&settings.data_dir)?;
     let (token, source) = admin_token(&settings.data_dir, settings.admin_token.clone())?;
-    let engine = open::engine(&settings.data_dir, &settings.public_url).await?;
+    let engine = open::engine(&settings).await?;
     let api_keys = ApiKeys::open(&settings.data_dir)?;
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -44,6 +45,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let refresher = engine.spawn_refresher(RefresherConfig::default());
     let public = settings.base().to_string();
     let redirect_uri = settings.redirect_uri();
+    let grace = settings.shutdown_grace;
     let state = AppState::new(engine, settings, token, api_keys);
     tracing::info!(
         %address,
@@ -51,11 +53,47 @@ pub async fn run(settings: Settings) -> Result<()> {
         redirect_uri = %redirect_uri,
         "granary listens"
     );
-    serve(listener, state, shutdown_signal()).await?;
-    refresher.stop();
-    tracing::info!("granary stopped");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut stopped_wait = stopped.clone();
+    let server = serve(listener, state, async move {
+        let _ = stopped_wait.wait_for(|stop| *stop).await;
+    });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown_signal() => {}
+    }
+    let _ = stop.send(true);
+    // Requests in flight finish and background refreshes store their answer; whatever still
+    // waits for a provider at the end of the grace period is cut short (leases released).
+    let finished = tokio::time::timeout(grace + SHUTDOWN_SLACK, async {
+        let (served, report) = tokio::join!(&mut server, refresher.shutdown(grace));
+        (served, report)
+    })
+    .await;
+    match finished {
+        Ok((served, report)) => {
+            served?;
+            if report.finished_in_grace {
+                tracing::info!("granary stopped");
+            } else {
+                tracing::warn!(
+                    cancelled = report.cancelled,
+                    "granary stopped; refreshes still running at the end of the grace period were cut short"
+                );
+            }
+        }
+        Err(_) => tracing::warn!(
+            "granary stopped with requests still open at the end of the grace period"
+        ),
+    }
+    drop(stopped);
     Ok(())
 }
+
+/// What shutdown may take beyond the grace period: cancelled refreshes release their leases
+/// and their callers get an answer.
+const SHUTDOWN_SLACK: Duration = Duration::from_millis(800);
 
 /// Serves `state` on `listener` until `shutdown` completes; requests in flight finish.
 pub async fn serve(

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -15,6 +16,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "granary-data";
 /// The default log filter.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// How long `serve` waits at shutdown for refreshes in flight, by default (seconds).
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 
 /// The options every subcommand shares.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -35,6 +38,9 @@ pub struct CommonArgs {
     /// [default: http://{listen}].
     #[arg(long, global = true, env = "GRANARY_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<Url>,
+    /// The deadline of one refresh at the provider, retries included, in seconds [default: 30].
+    #[arg(long, global = true, env = "GRANARY_REFRESH_DEADLINE", value_name = "SECS")]
+    pub refresh_deadline: Option<u64>,
 }
 
 /// The options of `granary serve`.
@@ -49,6 +55,10 @@ pub struct ServeArgs {
         value_name = "TOKEN"
     )]
     pub admin_token: Option<String>,
+    /// At SIGTERM or Ctrl-C, how long refreshes in flight may take to finish and store their
+    /// answer before they are cut short, in seconds [default: 10].
+    #[arg(long, env = "GRANARY_SHUTDOWN_GRACE", value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
 }
 
 /// The TOML configuration file; every key is optional.
@@ -63,6 +73,10 @@ pub struct FileSettings {
     pub data_dir: Option<PathBuf>,
     /// The log filter.
     pub log_level: Option<String>,
+    /// The deadline of one refresh, retries included, in seconds.
+    pub refresh_deadline: Option<u64>,
+    /// How long `serve` waits at shutdown for refreshes in flight, in seconds.
+    pub shutdown_grace: Option<u64>,
 }
 
 /// The settings in force.
@@ -78,6 +92,10 @@ pub struct Settings {
     pub admin_token: Option<SecretString>,
     /// The log filter.
     pub log_level: String,
+    /// The deadline of one refresh, retries included.
+    pub refresh_deadline: Duration,
+    /// How long `serve` waits at shutdown for refreshes in flight.
+    pub shutdown_grace: Duration,
 }
 
 impl FileSettings {
@@ -134,12 +152,29 @@ impl Settings {
             .clone()
             .or(file.log_level)
             .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string());
+        let refresh_deadline = common
+            .refresh_deadline
+            .or(file.refresh_deadline)
+            .map_or(granary_flow::engine::DEFAULT_REFRESH_DEADLINE, Duration::from_secs);
+        if refresh_deadline.is_zero() {
+            return Err(Error::Config(
+                "the refresh deadline must be at least 1 second".to_string(),
+            ));
+        }
+        let shutdown_grace = Duration::from_secs(
+            serve
+                .shutdown_grace
+                .or(file.shutdown_grace)
+                .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
+        );
         Ok(Self {
             listen,
             public_url,
             data_dir,
             admin_token: serve.admin_token.clone().map(SecretString::from),
             log_level,
+            refresh_deadline,
+            shutdown_grace,
         })
     }
 
@@ -198,6 +233,8 @@ mod tests {
         );
         assert_eq!(settings.data_dir, PathBuf::from("granary-data"));
         assert!(!settings.secure_cookies());
+        assert_eq!(settings.refresh_deadline, Duration::from_secs(30));
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(10));
     }
 
     #[test]
@@ -206,7 +243,7 @@ mod tests {
         let path = dir.path().join("granary.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://granary.example/\"\ndata_dir = \"data\"\nlog_level = \"debug\"\n",
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://granary.example/\"\ndata_dir = \"data\"\nlog_level = \"debug\"\nrefresh_deadline = 7\nshutdown_grace = 3\n",
         )
         .unwrap();
         let common = CommonArgs {
@@ -222,6 +259,8 @@ mod tests {
         assert_eq!(settings.data_dir, dir.path().join("data"));
         assert_eq!(settings.log_level, "debug");
         assert!(settings.secure_cookies());
+        assert_eq!(settings.refresh_deadline, Duration::from_secs(7));
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(3));
 
         let common = CommonArgs {
             listen: Some("127.0.0.1:9001".parse().unwrap()),

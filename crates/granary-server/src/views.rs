@@ -50,6 +50,25 @@ pub fn status_name(status: InstanceStatus) -> &'static str {
     }
 }
 
+/// The machine name of where an instance stands: its status, or `refresh_failing` for an
+/// authorized instance whose last refresh failed.
+pub fn state_name(status: InstanceStatus, refresh_failing: bool) -> &'static str {
+    if refresh_failing && status == InstanceStatus::Authorized {
+        "refresh_failing"
+    } else {
+        status_name(status)
+    }
+}
+
+/// The words of where an instance stands for people (see [`state_name`]).
+pub fn state_text(status: InstanceStatus, refresh_failing: bool) -> &'static str {
+    if refresh_failing && status == InstanceStatus::Authorized {
+        "connected, but refreshing fails"
+    } else {
+        status_text(status)
+    }
+}
+
 /// The words of a status for people.
 pub fn status_text(status: InstanceStatus) -> &'static str {
     match status {
@@ -85,8 +104,19 @@ pub fn refresh_outcome_text(outcome: Option<&RefreshOutcome>) -> String {
         None => "none yet".to_string(),
         Some(outcome) => match &outcome.result {
             RefreshResult::Ok => format!("{}: succeeded", format_time(outcome.at)),
-            RefreshResult::Failed { kind, message } => {
-                format!("{}: failed ({kind:?}): {message}", format_time(outcome.at))
+            RefreshResult::Failed {
+                kind,
+                message,
+                failures,
+                retry_at,
+            } => {
+                let next = retry_at.map_or_else(String::new, |at| {
+                    format!("; next attempt not before {}", format_time(at))
+                });
+                format!(
+                    "{}: failed ({kind:?}, {failures} in a row{next}): {message}",
+                    format_time(outcome.at)
+                )
             }
         },
     }

@@ -3,7 +3,10 @@
 
 use std::fmt;
 
-use granary_store::{ClientAuth, Instance, InstanceStatus, RefreshOutcome, Timestamp, TokenRecord};
+use granary_store::{
+    ClientAuth, Instance, InstanceStatus, RefreshErrorKind, RefreshOutcome, RefreshResult, Timestamp,
+    TokenRecord,
+};
 use secrecy::SecretString;
 use url::Url;
 
@@ -144,6 +147,41 @@ pub struct TokenSummary {
     pub last_refresh: Option<RefreshOutcome>,
     /// The record's version.
     pub version: u64,
+}
+
+/// A refresh that keeps failing while the instance is still authorized: shown as "refresh
+/// failing" with the provider's answer, until a refresh works (or it needs authorization).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFailure {
+    /// Why the last refresh failed (the provider's answer; never a secret).
+    pub message: String,
+    /// How many refreshes in a row failed.
+    pub failures: u32,
+    /// No process asks the provider again before this time, if set.
+    pub retry_at: Option<Timestamp>,
+    /// Whether the failure may pass by itself (timeout, 5xx, 429).
+    pub transient: bool,
+}
+
+impl TokenSummary {
+    /// The failure of the last refresh, unless it ended in "needs authorization" (then the
+    /// instance's status says so).
+    pub fn refresh_failure(&self) -> Option<RefreshFailure> {
+        match &self.last_refresh.as_ref()?.result {
+            RefreshResult::Failed {
+                kind,
+                message,
+                failures,
+                retry_at,
+            } if *kind != RefreshErrorKind::InvalidGrant => Some(RefreshFailure {
+                message: message.clone(),
+                failures: *failures,
+                retry_at: *retry_at,
+                transient: *kind == RefreshErrorKind::Transient,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl From<&TokenRecord> for TokenSummary {

@@ -51,7 +51,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use disconnect::DisconnectReport;
 pub use error::{EngineError, EngineResult};
 pub use events::Event;
-pub use instances::{DeleteReport, InstanceReport, InstanceUpdate, NewInstance, TokenSummary};
+pub use instances::{
+    DeleteReport, InstanceReport, InstanceUpdate, NewInstance, RefreshFailure, TokenSummary,
+};
 pub use integrations::IntegrationFlows;
 pub use refresh::{BACKOFF_BASE, BACKOFF_CAP, DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION};
 pub use refresher::{Refresher, RefresherConfig};

@@ -343,7 +343,11 @@ impl Engine {
             if let Some(token) = self.still_valid(id, want, now) {
                 return Ok(token);
             }
-            return Err(self.backing_off(id, &backoff.reason, backoff.retry_at));
+            if self.cached_matching(id, |_| true).is_some() {
+                return Err(self.backing_off(id, &backoff.reason, backoff.retry_at));
+            }
+            // Nothing held in memory (a change dropped it): the store's record answers,
+            // still without asking the provider during the backoff.
         }
         state.backoff = None;
         let result = self.refresh_locked(id, want, flight, state).await;

@@ -35,6 +35,9 @@ pub fn cause_name(error: &EngineError) -> &'static str {
             EngineError::Disabled { .. } => "disabled",
             EngineError::NotFound { .. } => "not_found",
             EngineError::RefreshTimedOut { .. } => "transient",
+            EngineError::BackingOff { .. } => "backing_off",
+            EngineError::RefreshFailing { .. } => "refresh_failing",
+            EngineError::ShuttingDown { .. } => "shutting_down",
             _ => "error",
         },
     }
@@ -100,6 +103,17 @@ pub fn explain(error: &EngineError) -> (String, String) {
                 "Click \"Get access token\" to authorize the instance."
             }
             EngineError::Disabled { .. } => "Enable the instance first.",
+            EngineError::BackingOff { .. } => {
+                "The last refresh failed, so granary waits before it asks the provider again (the \
+                 wait is shared by every granary process). Try again after the wait; if it keeps \
+                 failing, see the cause above."
+            }
+            EngineError::RefreshFailing { .. } => {
+                "The token endpoint answered before, so its URL is right; it now refuses the \
+                 refresh without saying why. If this repeats, click \"Get access token\" to \
+                 authorize again."
+            }
+            EngineError::ShuttingDown { .. } => "granary is stopping; try again once it runs.",
             _ => "See the cause above; the server log has details.",
         },
     };

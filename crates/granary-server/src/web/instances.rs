@@ -22,7 +22,7 @@ use crate::secrets::{constant_time_eq, sha256_hex};
 use crate::sessions::{Banner, STATE_COOKIE, STATE_TTL, Session, clear_cookie, cookie, set_cookie};
 use crate::views::{
     client_auth_name, format_pairs, format_time, invalid_id_message, parse_client_auth,
-    parse_pairs, refresh_outcome_text, status_name, status_text, valid_id,
+    parse_pairs, refresh_outcome_text, state_name, state_text, status_text, valid_id,
 };
 
 /// The query of `GET /admin/instances/new`.
@@ -304,14 +304,15 @@ pub async fn instance_show(
     let (authorization_url, token_url) = effective_urls(&state, &report).await;
     let instance = &report.instance;
     let token = report.token.as_ref();
+    let failing = token.and_then(|t| t.refresh_failure()).is_some();
     let page = InstancePage {
         layout,
         disabled: instance.status == InstanceStatus::Disabled,
         id: instance.id.clone(),
         integration: instance.integration.clone(),
         scheme: instance.scheme.clone(),
-        status: status_name(instance.status),
-        status_text: status_text(instance.status),
+        status: state_name(instance.status, failing),
+        status_text: state_text(instance.status, failing),
         client_id: instance.client_id.clone(),
         secret_set: instance.client_secret.is_some(),
         client_auth: client_auth_name(instance.client_auth),
@@ -648,10 +649,7 @@ pub async fn instance_refresh(
     AdminForm(_): AdminForm,
 ) -> Response {
     let page = format!("/admin/instances/{id}");
-    let result = match state.engine.access_token(&id).await {
-        Ok(current) => state.engine.force_refresh(&id, &current).await,
-        Err(error) => Err(error),
-    };
+    let result = state.engine.refresh_now(&id).await;
     let banner = match result {
         Ok(token) => Banner::success(match token.expires_at() {
             Some(at) => format!(

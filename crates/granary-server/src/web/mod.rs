@@ -31,7 +31,7 @@ use crate::sessions::{
     set_cookie,
 };
 use crate::views::{
-    format_time, format_unix_seconds, invalid_id_message, status_name, status_text, valid_id,
+    format_time, format_unix_seconds, invalid_id_message, state_name, state_text, valid_id,
 };
 
 /// Renders a template as an HTML response with `status`.
@@ -252,16 +252,18 @@ pub async fn home(
     match engine.list_instances().await {
         Ok(list) => {
             for instance in list {
-                let expires = match engine.status(&instance.id).await {
-                    Ok(report) => report
-                        .token
-                        .and_then(|t| t.expires_at)
-                        .map_or_else(|| "-".to_string(), format_time),
-                    Err(_) => "-".to_string(),
-                };
+                let token = engine.status(&instance.id).await.ok().and_then(|r| r.token);
+                let expires = token
+                    .as_ref()
+                    .and_then(|t| t.expires_at)
+                    .map_or_else(|| "-".to_string(), format_time);
+                let failing = token
+                    .as_ref()
+                    .and_then(granary_flow::engine::TokenSummary::refresh_failure)
+                    .is_some();
                 instances.push(InstanceRow {
-                    status: status_name(instance.status),
-                    status_text: status_text(instance.status),
+                    status: state_name(instance.status, failing),
+                    status_text: state_text(instance.status, failing),
                     id: instance.id,
                     integration: instance.integration,
                     expires,
