@@ -1,33 +1,166 @@
-//! The suite must fail a store that breaks a contract, naming that contract: each broken
-//! store below is a MemoryStore with one bug.
+//! The suite must fail a store that breaks a contract, naming that contract: for every check
+//! in `CHECKS`, a store with one bug under which that check fails (alone, or with a named set
+//! of other checks that guard the same behaviour), while a store without the bug passes.
+//!
+//! The checks over one store run on a `MemoryStore` wrapped by [`Broken`]. The checks that
+//! need a durable store shared between processes run on a wrapped `SqliteStore` with child
+//! processes: this target has `harness = false`, so a child started by a check (this
+//! executable again) reaches `granary_store_testkit::main`, and its [`Broken`] wrapper reads
+//! its bug from a marker file the parent left in the store's folder.
 
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
-use std::sync::Arc;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use granary_store::{
-    Capabilities, Instance, Integration, Lease, MemoryStore, PendingAuthorization, Result, Store,
-    Timestamp, TokenRecord,
+    CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease, MemoryStore,
+    PendingAuthorization, Result, Store, Timestamp, TokenRecord,
 };
-use granary_store_testkit::{Backend, Options, Outcome, run_all};
+use granary_store_sqlite::SqliteStore;
+use granary_store_testkit::{Backend, CHECKS, Options, Outcome, Report, run_all};
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Bug {
+macro_rules! bugs {
+    ($($bug:ident),* $(,)?) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        enum Bug { $($bug),* }
+        impl Bug {
+            const ALL: &[Bug] = &[$(Bug::$bug),*];
+        }
+    };
+}
+
+bugs![
     None,
+    // Records.
+    IntegrationPutKeepsFirst,
+    IntegrationsListedReversed,
+    InstanceDropsHeaders,
+    CreateOverwrites,
+    UpdateIgnoresVersion,
+    DeleteDoesNothing,
+    ReleaseOfMissingSaysTrue,
+    SecretTruncated,
+    // Pending authorizations.
     TakeKeepsPending,
     TakeReturnsExpired,
     TakeNotAtomic,
+    // Tokens.
+    TokenLosesRetryAt,
     TokenIgnoresVersion,
-    LeaseNeverExpires,
-    ReleaseByAnyone,
-    DeleteDoesNothing,
     TokenDeleteIgnoresVersion,
+    TokenCasNotAtomic,
+    TokenWriteBack,
+    // Leases.
+    LeaseNotAtomic,
+    LeaseNeverExpires,
+    LeaseTakesOver,
+    ReleaseByAnyone,
+    // Fenced writes.
+    FenceIgnoresLease,
+    FenceAcceptsExpiredLease,
+    // The change feed, kept by the wrapper itself (`OwnFeed` is that feed without a bug).
+    OwnFeed,
+    FeedSkipsTokenDelete,
+    FeedOnFailedWrites,
+    FeedIgnoresLimit,
+    FeedSilentGap,
+    FeedSeqNotAtomic,
+    FeedInProcess,
+];
+
+impl Bug {
+    fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.iter().copied().find(|b| format!("{b:?}") == name)
+    }
+
+    fn own_feed(self) -> bool {
+        matches!(
+            self,
+            Bug::OwnFeed
+                | Bug::FeedSkipsTokenDelete
+                | Bug::FeedOnFailedWrites
+                | Bug::FeedIgnoresLimit
+                | Bug::FeedSilentGap
+                | Bug::FeedSeqNotAtomic
+                | Bug::FeedInProcess
+        )
+    }
+}
+
+/// A feed kept by the wrapper, in this process's memory.
+#[derive(Default)]
+struct Feed {
+    last: u64,
+    changes: VecDeque<Change>,
+    /// Changes were dropped without `missed` ever being reported (the gap bug).
+    silent: bool,
 }
 
 struct Broken {
-    inner: MemoryStore,
+    inner: Arc<dyn Store>,
     bug: Bug,
+    feed: Mutex<Feed>,
+    written_back: Mutex<BTreeMap<String, TokenRecord>>,
+}
+
+#[derive(PartialEq)]
+enum Write {
+    Record,
+    TokenDelete,
+}
+
+impl Broken {
+    fn new(inner: Arc<dyn Store>, bug: Bug) -> Self {
+        Self {
+            inner,
+            bug,
+            feed: Mutex::new(Feed::default()),
+            written_back: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn feed(&self) -> std::sync::MutexGuard<'_, Feed> {
+        self.feed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends to the wrapper's own feed after a write (`changed`: it succeeded and changed
+    /// something).
+    async fn record(&self, instance: &str, changed: bool, write: Write) {
+        if !self.bug.own_feed()
+            || (!changed && self.bug != Bug::FeedOnFailedWrites)
+            || (write == Write::TokenDelete && self.bug == Bug::FeedSkipsTokenDelete)
+        {
+            return;
+        }
+        let seq = self.feed().last + 1;
+        if self.bug == Bug::FeedSeqNotAtomic {
+            // Number read, other tasks run, then the change appended: a check-then-act race.
+            tokio::task::yield_now().await;
+        }
+        let mut feed = self.feed();
+        feed.last = feed.last.max(seq);
+        feed.changes.push_back(Change {
+            seq,
+            instance: instance.to_string(),
+        });
+        let kept = usize::try_from(CHANGES_KEPT).unwrap_or(usize::MAX);
+        if feed.changes.len() > kept + 256 {
+            let dropped = feed.changes.len() - kept;
+            feed.changes.drain(..dropped);
+            feed.silent = self.bug == Bug::FeedSilentGap;
+        }
+    }
+
+    async fn record_result<T>(&self, instance: &str, result: &Result<T>, write: Write) {
+        self.record(instance, result.is_ok(), write).await;
+    }
+}
+
+fn conflict(instance: &str, why: &str) -> Error {
+    Error::conflict(format!("token of instance `{instance}`"), why)
 }
 
 #[async_trait]
@@ -36,19 +169,56 @@ impl Store for Broken {
         self.inner.capabilities()
     }
     async fn put_integration(&self, integration: &Integration) -> Result<()> {
+        if self.bug == Bug::IntegrationPutKeepsFirst
+            && self
+                .inner
+                .get_integration(&integration.name)
+                .await?
+                .is_some()
+        {
+            return Ok(());
+        }
         self.inner.put_integration(integration).await
     }
     async fn get_integration(&self, name: &str) -> Result<Option<Integration>> {
         self.inner.get_integration(name).await
     }
     async fn list_integrations(&self) -> Result<Vec<Integration>> {
-        self.inner.list_integrations().await
+        let mut list = self.inner.list_integrations().await?;
+        if self.bug == Bug::IntegrationsListedReversed {
+            list.reverse();
+        }
+        Ok(list)
     }
     async fn delete_integration(&self, name: &str) -> Result<bool> {
         self.inner.delete_integration(name).await
     }
     async fn create_instance(&self, instance: &Instance) -> Result<u64> {
-        self.inner.create_instance(instance).await
+        let mut instance = instance.clone();
+        match self.bug {
+            Bug::InstanceDropsHeaders => instance.extra_token_headers.clear(),
+            Bug::SecretTruncated => {
+                if let Some(secret) = &instance.client_secret {
+                    let bytes = secret.as_bytes();
+                    let kept = &bytes[..bytes.len().min(65_535)];
+                    instance.client_secret = Some(granary_store::Sealed::new(kept.to_vec()));
+                }
+            }
+            Bug::CreateOverwrites => {
+                if let Some(current) = self.inner.get_instance(&instance.id).await? {
+                    instance.version = current.version;
+                    let result = self.inner.update_instance(&instance).await.map(|_| 1);
+                    self.record_result(&instance.id, &result, Write::Record)
+                        .await;
+                    return result;
+                }
+            }
+            _ => {}
+        }
+        let result = self.inner.create_instance(&instance).await;
+        self.record_result(&instance.id, &result, Write::Record)
+            .await;
+        result
     }
     async fn get_instance(&self, id: &str) -> Result<Option<Instance>> {
         self.inner.get_instance(id).await
@@ -57,13 +227,25 @@ impl Store for Broken {
         self.inner.list_instances().await
     }
     async fn update_instance(&self, instance: &Instance) -> Result<u64> {
-        self.inner.update_instance(instance).await
+        let mut instance = instance.clone();
+        if self.bug == Bug::UpdateIgnoresVersion {
+            if let Some(current) = self.inner.get_instance(&instance.id).await? {
+                instance.version = current.version;
+            }
+        }
+        let result = self.inner.update_instance(&instance).await;
+        self.record_result(&instance.id, &result, Write::Record)
+            .await;
+        result
     }
     async fn delete_instance(&self, id: &str) -> Result<bool> {
         if self.bug == Bug::DeleteDoesNothing {
             return Ok(self.inner.get_instance(id).await?.is_some());
         }
-        self.inner.delete_instance(id).await
+        let result = self.inner.delete_instance(id).await;
+        let changed = matches!(result, Ok(true));
+        self.record(id, changed, Write::Record).await;
+        result
     }
     async fn put_pending(&self, pending: &PendingAuthorization) -> Result<()> {
         self.inner.put_pending(pending).await
@@ -99,6 +281,17 @@ impl Store for Broken {
         self.inner.purge_expired_pendings(now).await
     }
     async fn get_token(&self, instance: &str) -> Result<Option<TokenRecord>> {
+        if self.bug == Bug::TokenWriteBack {
+            let cached = self
+                .written_back
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(instance)
+                .cloned();
+            if cached.is_some() {
+                return Ok(cached);
+            }
+        }
         self.inner.get_token(instance).await
     }
     async fn put_token(
@@ -107,17 +300,100 @@ impl Store for Broken {
         token: &TokenRecord,
         expected: Option<u64>,
     ) -> Result<u64> {
-        if self.bug == Bug::TokenIgnoresVersion {
-            let current = self.inner.get_token(instance).await?.map(|t| t.version);
-            return self.inner.put_token(instance, token, current).await;
-        }
-        self.inner.put_token(instance, token, expected).await
+        let mut token = token.clone();
+        let result = match self.bug {
+            Bug::TokenLosesRetryAt => {
+                if let Some(outcome) = &mut token.last_refresh {
+                    if let granary_store::RefreshResult::Failed { retry_at, .. } =
+                        &mut outcome.result
+                    {
+                        *retry_at = None;
+                    }
+                }
+                self.inner.put_token(instance, &token, expected).await
+            }
+            Bug::TokenIgnoresVersion => loop {
+                // Writes over whatever is stored, retrying until it lands.
+                let current = self.inner.get_token(instance).await?.map(|t| t.version);
+                match self.inner.put_token(instance, &token, current).await {
+                    Err(Error::Conflict { .. }) => continue,
+                    other => break other,
+                }
+            },
+            Bug::TokenCasNotAtomic => {
+                let current = self.inner.get_token(instance).await?.map(|t| t.version);
+                if current != expected {
+                    return Err(conflict(instance, "stale"));
+                }
+                tokio::task::yield_now().await;
+                let fresh = self.inner.get_token(instance).await?.map(|t| t.version);
+                self.inner.put_token(instance, &token, fresh).await
+            }
+            Bug::TokenWriteBack => {
+                // Acknowledged from this process's memory, never written to the store.
+                if self.inner.get_instance(instance).await?.is_none() {
+                    return Err(Error::not_found(format!("instance `{instance}`")));
+                }
+                let current = self.get_token(instance).await?.map(|t| t.version);
+                if current != expected {
+                    return Err(conflict(instance, "stale"));
+                }
+                token.version = current.map_or(1, |v| v + 1);
+                self.written_back
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(instance.to_string(), token.clone());
+                Ok(token.version)
+            }
+            _ => self.inner.put_token(instance, &token, expected).await,
+        };
+        self.record_result(instance, &result, Write::Record).await;
+        result
+    }
+    async fn put_token_fenced(
+        &self,
+        instance: &str,
+        token: &TokenRecord,
+        expected_version: u64,
+        holder: &str,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let result = match self.bug {
+            Bug::FenceIgnoresLease => {
+                self.inner
+                    .put_token(instance, token, Some(expected_version))
+                    .await
+            }
+            Bug::FenceAcceptsExpiredLease => {
+                let lease = self.inner.get_lease(instance).await?;
+                if self.inner.get_instance(instance).await?.is_none() {
+                    Err(Error::not_found(format!("instance `{instance}`")))
+                } else if lease.is_some_and(|l| l.holder == holder && l.expires >= now) {
+                    self.inner
+                        .put_token(instance, token, Some(expected_version))
+                        .await
+                } else {
+                    Err(conflict(instance, "no live lease"))
+                }
+            }
+            _ => {
+                self.inner
+                    .put_token_fenced(instance, token, expected_version, holder, now)
+                    .await
+            }
+        };
+        self.record_result(instance, &result, Write::Record).await;
+        result
     }
     async fn delete_token(&self, instance: &str, expected: Option<u64>) -> Result<bool> {
-        if self.bug == Bug::TokenDeleteIgnoresVersion {
-            return self.inner.delete_token(instance, None).await;
-        }
-        self.inner.delete_token(instance, expected).await
+        let result = if self.bug == Bug::TokenDeleteIgnoresVersion {
+            self.inner.delete_token(instance, None).await
+        } else {
+            self.inner.delete_token(instance, expected).await
+        };
+        let changed = matches!(result, Ok(true));
+        self.record(instance, changed, Write::TokenDelete).await;
+        result
     }
     async fn try_acquire_lease(
         &self,
@@ -126,18 +402,50 @@ impl Store for Broken {
         now: Timestamp,
         ttl: Duration,
     ) -> Result<bool> {
-        if self.bug == Bug::LeaseNeverExpires {
-            if let Some(lease) = self.inner.get_lease(instance).await? {
-                if lease.holder != holder {
-                    return Ok(false);
+        match self.bug {
+            Bug::LeaseNeverExpires => {
+                if let Some(lease) = self.inner.get_lease(instance).await? {
+                    if lease.holder != holder {
+                        return Ok(false);
+                    }
                 }
             }
+            Bug::LeaseNotAtomic => {
+                if let Some(lease) = self.inner.get_lease(instance).await? {
+                    if !lease.can_be_taken_by(holder, now) {
+                        return Ok(false);
+                    }
+                }
+                tokio::task::yield_now().await;
+                if let Some(lease) = self.inner.get_lease(instance).await? {
+                    self.inner.release_lease(instance, &lease.holder).await?;
+                }
+            }
+            Bug::LeaseTakesOver => loop {
+                // Takes the lease from whoever holds it, live or not, until it has it.
+                if let Some(lease) = self.inner.get_lease(instance).await? {
+                    self.inner.release_lease(instance, &lease.holder).await?;
+                }
+                if self
+                    .inner
+                    .try_acquire_lease(instance, holder, now, ttl)
+                    .await?
+                {
+                    return Ok(true);
+                }
+            },
+            _ => {}
         }
         self.inner
             .try_acquire_lease(instance, holder, now, ttl)
             .await
     }
     async fn release_lease(&self, instance: &str, holder: &str) -> Result<bool> {
+        if self.bug == Bug::ReleaseOfMissingSaysTrue
+            && self.inner.get_instance(instance).await?.is_none()
+        {
+            return Ok(true);
+        }
         if self.bug == Bug::ReleaseByAnyone {
             if let Some(lease) = self.inner.get_lease(instance).await? {
                 return self.inner.release_lease(instance, &lease.holder).await;
@@ -148,113 +456,442 @@ impl Store for Broken {
     async fn get_lease(&self, instance: &str) -> Result<Option<Lease>> {
         self.inner.get_lease(instance).await
     }
+    async fn latest_change(&self) -> Result<u64> {
+        if self.bug.own_feed() {
+            return Ok(self.feed().last);
+        }
+        self.inner.latest_change().await
+    }
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {
+        if !self.bug.own_feed() {
+            return self.inner.changes_since(after, limit).await;
+        }
+        let feed = self.feed();
+        let oldest = feed.changes.front().map_or(feed.last + 1, |c| c.seq);
+        let missed = !feed.silent && after < feed.last && after + 1 < oldest;
+        let limit = if self.bug == Bug::FeedIgnoresLimit {
+            usize::MAX
+        } else {
+            limit
+        };
+        let changes = feed
+            .changes
+            .iter()
+            .filter(|c| c.seq > after)
+            .take(limit)
+            .cloned()
+            .collect();
+        Ok(Changes { changes, missed })
+    }
 }
 
-struct BrokenBackend(Bug);
+/// Which store a [`Broken`] wraps.
+#[derive(Clone, Copy, PartialEq)]
+enum Inner {
+    Memory,
+    Sqlite,
+}
+
+/// Opens [`Broken`] stores; `bug: None` (a child process) reads the bug from the folder.
+struct BrokenBackend {
+    bug: Option<Bug>,
+    inner: Inner,
+}
+
+const MARKER: &str = "broken-bug";
 
 #[async_trait]
 impl Backend for BrokenBackend {
     fn name(&self) -> &str {
         "broken"
     }
-    async fn open(&self, _dir: &Path) -> Result<Arc<dyn Store>> {
-        Ok(Arc::new(Broken {
-            inner: MemoryStore::new(),
-            bug: self.0,
-        }))
+    async fn open(&self, dir: &Path) -> Result<Arc<dyn Store>> {
+        let inner: Arc<dyn Store> = match self.inner {
+            Inner::Memory => Arc::new(MemoryStore::new()),
+            Inner::Sqlite => Arc::new(SqliteStore::open(dir.join("granary.db")).await?),
+        };
+        let marker = dir.join(MARKER);
+        let bug = match self.bug {
+            Some(bug) => {
+                if self.inner == Inner::Sqlite {
+                    std::fs::write(&marker, format!("{bug:?}"))
+                        .map_err(|e| Error::backend("writing the bug marker", e))?;
+                }
+                bug
+            }
+            None => {
+                let name = std::fs::read_to_string(&marker)
+                    .map_err(|e| Error::backend("reading the bug marker", e))?;
+                Bug::from_name(name.trim())
+                    .ok_or_else(|| Error::unsupported(format!("unknown bug `{name}`")))?
+            }
+        };
+        Ok(Arc::new(Broken::new(inner, bug)))
     }
 }
 
-/// Runs `check` on a store with `bug`; returns the broken contract, if any.
-async fn broken_contract(bug: Bug, check: &str) -> Option<String> {
-    let mut options = Options::default();
-    options.filters = vec![check.to_string()];
-    let report = run_all(&BrokenBackend(bug), &options).await;
-    let result = report
+/// The checks that need a durable store shared between processes (run on SQLite).
+const PROCESS_CHECKS: &[&str] = &[
+    "reopen_keeps_everything",
+    "processes_race_lease",
+    "processes_race_token_cas",
+    "processes_see_changes",
+    "processes_fence_token_put",
+    "durable_after_sigkill",
+];
+
+/// One bug, the checks it must fail (exactly these), and words of the contract the first
+/// of them must name.
+struct Case {
+    bug: Bug,
+    fails: &'static [&'static str],
+    contract: &'static str,
+}
+
+const fn case(bug: Bug, fails: &'static [&'static str], contract: &'static str) -> Case {
+    Case {
+        bug,
+        fails,
+        contract,
+    }
+}
+
+/// Bugs for the checks over one store (on MemoryStore).
+const STORE_CASES: &[Case] = &[
+    case(
+        Bug::IntegrationPutKeepsFirst,
+        &["integration_round_trip"],
+        "a put replaces",
+    ),
+    case(
+        Bug::IntegrationsListedReversed,
+        &["integration_list_and_delete"],
+        "ordered by name",
+    ),
+    case(
+        Bug::InstanceDropsHeaders,
+        &["instance_round_trip", "instance_create_rules"],
+        "stores every field",
+    ),
+    case(
+        Bug::CreateOverwrites,
+        &["instance_create_rules", "changes_not_on_failed_writes"],
+        "AlreadyExists on a taken id",
+    ),
+    case(
+        Bug::UpdateIgnoresVersion,
+        &["instance_update_cas", "changes_not_on_failed_writes"],
+        "with a stale version fails with Conflict",
+    ),
+    case(
+        Bug::DeleteDoesNothing,
+        &[
+            "instance_list_and_delete",
+            "integration_list_and_delete",
+            "changes_every_write",
+        ],
+        "also removes",
+    ),
+    case(
+        Bug::ReleaseOfMissingSaysTrue,
+        &["missing_keys"],
+        "delete returns false",
+    ),
+    case(
+        Bug::SecretTruncated,
+        &["sealed_bytes_exact"],
+        "opaque bytes kept unchanged",
+    ),
+    case(
+        Bug::TakeKeepsPending,
+        &[
+            "pending_take_once",
+            "pending_expiry",
+            "pending_take_concurrent",
+        ],
+        "exactly once",
+    ),
+    case(
+        Bug::TakeReturnsExpired,
+        &["pending_expiry"],
+        "never returns an expired",
+    ),
+    case(
+        Bug::TakeNotAtomic,
+        &["pending_take_concurrent"],
+        "exactly one gets",
+    ),
+    case(
+        Bug::TokenLosesRetryAt,
+        &[
+            "token_round_trip",
+            "token_cas",
+            "token_delete_is_compare_and_swap",
+            "token_cas_concurrent",
+            "token_put_fenced",
+        ],
+        "returns the record unchanged",
+    ),
+    case(
+        Bug::TokenIgnoresVersion,
+        &[
+            "token_cas",
+            "token_cas_concurrent",
+            "changes_not_on_failed_writes",
+        ],
+        "never overwrites a newer token",
+    ),
+    case(
+        Bug::TokenDeleteIgnoresVersion,
+        &[
+            "token_delete_is_compare_and_swap",
+            "changes_not_on_failed_writes",
+        ],
+        "never removes a newer token",
+    ),
+    case(
+        Bug::TokenCasNotAtomic,
+        &["token_cas_concurrent"],
+        "exactly one wins",
+    ),
+    case(
+        Bug::LeaseNotAtomic,
+        &["lease_exclusive_concurrent"],
+        "exactly one gets a free lease",
+    ),
+    case(
+        Bug::LeaseNeverExpires,
+        &["lease_expiry_takeover", "token_put_fenced"],
+        "takes over an expired lease",
+    ),
+    case(
+        Bug::ReleaseByAnyone,
+        &["lease_release_and_renew", "lease_expiry_takeover"],
+        "only the holder",
+    ),
+    case(
+        Bug::FenceIgnoresLease,
+        &["token_put_fenced", "changes_not_on_failed_writes"],
+        "unless the holder holds a live lease",
+    ),
+    case(
+        Bug::FenceAcceptsExpiredLease,
+        &["token_put_fenced"],
+        "unless the holder holds a live lease",
+    ),
+    case(Bug::OwnFeed, &[], ""),
+    case(
+        Bug::FeedSkipsTokenDelete,
+        &["changes_every_write"],
+        "appends exactly one change",
+    ),
+    case(
+        Bug::FeedOnFailedWrites,
+        &["changes_not_on_failed_writes"],
+        "appends no change",
+    ),
+    case(
+        Bug::FeedIgnoresLimit,
+        &["changes_limit_and_paging", "changes_kept_or_missed"],
+        "at most `limit` changes",
+    ),
+    case(
+        Bug::FeedSilentGap,
+        &["changes_kept_or_missed"],
+        "never a silent gap",
+    ),
+    case(
+        Bug::FeedSeqNotAtomic,
+        &["changes_concurrent"],
+        "distinct change numbers",
+    ),
+];
+
+/// Bugs for the checks with reopening and child processes (on SQLite, children included).
+const PROCESS_CASES: &[Case] = &[
+    case(
+        Bug::FeedInProcess,
+        &["reopen_keeps_everything", "processes_see_changes"],
+        "change numbers survive a reopen",
+    ),
+    case(
+        Bug::LeaseTakesOver,
+        &["processes_race_lease", "reopen_keeps_everything"],
+        "exclusive across processes",
+    ),
+    case(
+        Bug::TokenIgnoresVersion,
+        &["processes_race_token_cas"],
+        "atomic across processes",
+    ),
+    case(
+        Bug::FeedInProcess,
+        &["processes_see_changes", "reopen_keeps_everything"],
+        "shows in changes_since",
+    ),
+    case(
+        Bug::FenceIgnoresLease,
+        &["processes_fence_token_put"],
+        "does not hold the live lease writes nothing",
+    ),
+    case(
+        Bug::TokenWriteBack,
+        &[
+            "durable_after_sigkill",
+            "reopen_keeps_everything",
+            "processes_race_token_cas",
+            "processes_see_changes",
+            "processes_fence_token_put",
+        ],
+        "last committed version",
+    ),
+];
+
+async fn run(bug: Bug, inner: Inner, filters: &[&str]) -> Report {
+    let mut options = Options::with_children();
+    options.filters = filters.iter().map(|f| f.to_string()).collect();
+    options.sigkill_rounds = 3;
+    options.check_timeout = Duration::from_secs(60);
+    run_all(
+        &BrokenBackend {
+            bug: Some(bug),
+            inner,
+        },
+        &options,
+    )
+    .await
+}
+
+fn failed_checks(report: &Report) -> Vec<&'static str> {
+    report
         .results
         .iter()
-        .find(|r| r.check == check)
-        .expect("the check ran");
-    match &result.outcome {
-        Outcome::Passed => None,
-        Outcome::Failed(violation) => Some(violation.contract.to_string()),
-        Outcome::Skipped(why) => panic!("{check} skipped: {why}"),
-    }
+        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+        .map(|r| r.check)
+        .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_bug_fails_the_check_of_its_contract() {
-    let cases = [
-        (Bug::TakeKeepsPending, "pending_take_once", "exactly once"),
-        (
-            Bug::TakeReturnsExpired,
-            "pending_expiry",
-            "never returns an expired",
-        ),
-        (
-            Bug::TakeNotAtomic,
-            "pending_take_concurrent",
-            "exactly one gets",
-        ),
-        (
-            Bug::TokenIgnoresVersion,
-            "token_cas",
-            "never overwrites a newer token",
-        ),
-        (
-            Bug::TokenIgnoresVersion,
-            "token_cas_concurrent",
-            "exactly one wins",
-        ),
-        (
-            Bug::LeaseNeverExpires,
-            "lease_expiry_takeover",
-            "takes over an expired lease",
-        ),
-        (
-            Bug::ReleaseByAnyone,
-            "lease_release_and_renew",
-            "only the holder",
-        ),
-        (
-            Bug::DeleteDoesNothing,
-            "instance_list_and_delete",
-            "also removes",
-        ),
-        (
-            Bug::TokenDeleteIgnoresVersion,
-            "token_delete_is_compare_and_swap",
-            "never removes a newer token",
-        ),
-    ];
-    for (bug, check, contract) in cases {
-        assert_eq!(
-            broken_contract(Bug::None, check).await,
-            None,
-            "{check} fails a correct store"
-        );
-        let broken = broken_contract(bug, check).await;
-        assert!(
-            broken.as_deref().is_some_and(|c| c.contains(contract)),
-            "{bug:?}: {check} should break \"{contract}\", got {broken:?}"
-        );
+/// Checks `report` against `case`; returns the checks it proved failing.
+fn judge(case: &Case, report: &Report, failures: &mut Vec<String>) -> Vec<&'static str> {
+    let failed: BTreeSet<&str> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+        .map(|r| r.check)
+        .collect();
+    let expected: BTreeSet<&str> = case.fails.iter().copied().collect();
+    if failed != expected {
+        failures.push(format!(
+            "{:?}: expected exactly {expected:?} to fail, {failed:?} failed: {:#?}",
+            case.bug,
+            report
+                .results
+                .iter()
+                .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+                .collect::<Vec<_>>()
+        ));
+        return Vec::new();
     }
+    for result in &report.results {
+        if let Outcome::Failed(violation) = &result.outcome {
+            if violation.contract.is_empty() {
+                failures.push(format!(
+                    "{:?}: {} failed without naming a contract",
+                    case.bug, result.check
+                ));
+            }
+            if Some(&result.check) == case.fails.first()
+                && !violation.contract.contains(case.contract)
+            {
+                failures.push(format!(
+                    "{:?}: {} should break a contract with \"{}\", broke \"{}\" ({})",
+                    case.bug, result.check, case.contract, violation.contract, violation.detail
+                ));
+            }
+        }
+    }
+    case.fails.to_vec()
 }
 
-#[tokio::test]
-async fn a_full_run_on_a_correct_store_passes_and_skips_what_it_does_not_claim() {
-    let report = run_all(&BrokenBackend(Bug::None), &Options::default()).await;
-    assert_eq!(report.failed(), 0, "{:?}", report.results);
-    assert_eq!(report.results.len(), granary_store_testkit::CHECKS.len());
-    assert_eq!(
-        report.skipped(),
-        4,
-        "durable and shared checks skip for a memory store"
+async fn every_check_fails_a_store_with_its_bug() -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut proven: BTreeSet<&str> = BTreeSet::new();
+
+    // Without a bug, every check passes (those of capabilities not claimed skip).
+    let clean = run(Bug::None, Inner::Memory, &[]).await;
+    judge(&case(Bug::None, &[], ""), &clean, &mut failures);
+    if clean.results.len() != CHECKS.len() || clean.skipped() != PROCESS_CHECKS.len() {
+        failures.push(format!(
+            "a correct memory store: {} results, {} skipped; expected {} and {}",
+            clean.results.len(),
+            clean.skipped(),
+            CHECKS.len(),
+            PROCESS_CHECKS.len()
+        ));
+    }
+    let clean = run(Bug::None, Inner::Sqlite, PROCESS_CHECKS).await;
+    judge(&case(Bug::None, &[], ""), &clean, &mut failures);
+    if clean.passed() != PROCESS_CHECKS.len() {
+        failures.push(format!(
+            "a correct SQLite store passed {} of the {} process checks: {:?}",
+            clean.passed(),
+            PROCESS_CHECKS.len(),
+            clean.lines()
+        ));
+    }
+
+    for case in STORE_CASES {
+        let report = run(case.bug, Inner::Memory, &[]).await;
+        proven.extend(judge(case, &report, &mut failures));
+        println!("{:?}: {:?} fail", case.bug, failed_checks(&report));
+    }
+    for case in PROCESS_CASES {
+        let report = run(case.bug, Inner::Sqlite, PROCESS_CHECKS).await;
+        proven.extend(judge(case, &report, &mut failures));
+        println!(
+            "{:?} (SQLite, child processes): fails {:?}",
+            case.bug, case.fails
+        );
+    }
+
+    let unproven: Vec<&str> = CHECKS
+        .iter()
+        .copied()
+        .filter(|c| !proven.contains(c))
+        .collect();
+    if !unproven.is_empty() {
+        failures.push(format!(
+            "no bug proves that these checks can fail: {unproven:?}"
+        ));
+    }
+    println!(
+        "catches_broken_stores: {} of {} checks proven to fail a store with a bug",
+        CHECKS.iter().filter(|c| proven.contains(*c)).count(),
+        CHECKS.len()
     );
-    assert!(
-        report
-            .lines()
-            .iter()
-            .all(|l| l.starts_with("granary-store-conformance\tbroken\t"))
-    );
+    failures
+}
+
+fn main() -> ExitCode {
+    if granary_store_testkit::is_child_process() {
+        return granary_store_testkit::main(BrokenBackend {
+            bug: None,
+            inner: Inner::Sqlite,
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let failures = runtime.block_on(every_check_fails_a_store_with_its_bug());
+    if failures.is_empty() {
+        println!("test every_check_fails_a_store_with_its_bug ... ok");
+        ExitCode::SUCCESS
+    } else {
+        for failure in &failures {
+            eprintln!("FAILED: {failure}");
+        }
+        ExitCode::FAILURE
+    }
 }
