@@ -4,6 +4,7 @@ mod browser;
 mod cmd;
 mod facade;
 mod flow;
+mod lifecycle;
 mod npm;
 mod openapi;
 mod server;
@@ -20,7 +21,7 @@ commands:
   test                      everything CI runs: fmt check, clippy (warnings denied),
                             all tests, every conformance suite
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
-                            facade, browser
+                            facade, browser, lifecycle
   bench [TARGET...]         run benchmarks (default: all) that print a ratio against a
                             baseline measured in the same run:
                             openapi, store, facade, server
@@ -40,6 +41,7 @@ const SUITES: &[Suite] = &[
     ("flow", flow::conformance),
     ("facade", facade::conformance),
     ("browser", browser::conformance),
+    ("lifecycle", lifecycle::conformance),
 ];
 
 fn main() -> ExitCode {
