@@ -12,7 +12,11 @@
 //! It starts `granary serve` on `--port` with a fresh data directory, then: signs in; imports
 //! the Box document with its URLs pointed at the issuer; creates an instance; clicks "Get
 //! access token"; signs in and consents at the provider; checks the success banner and the
-//! token expiry; then sets a wrong client secret and checks the troubleshooting banner.
+//! token expiry; "Refresh now"; then sets a wrong client secret and checks the
+//! troubleshooting banner; disconnects while the secret is still wrong and checks that the
+//! banner warns that the tokens were not revoked at the provider (it refused the client);
+//! restores the right secret, authorizes again, and disconnects: the banner must say that
+//! the tokens were revoked (the success sentence, which the warning does not contain).
 //! Screenshots of every step go to `--out`. The last line is `browser: N passed, M failed`.
 
 use std::path::{Path, PathBuf};
@@ -217,6 +221,29 @@ impl Run<'_> {
             .map_err(|e| format!("cannot click `{css}`: {e}"))
     }
 
+    /// Clicks `css`, which submits a form, and waits until the browser has left the page (its
+    /// old document is gone), so that what is read next is the new page and not the banner
+    /// of the old one.
+    async fn submit(&self, css: &str) -> Step {
+        let old = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .map_err(|e| format!("no page before clicking `{css}`: {e}"))?;
+        self.click(css).await?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while old.tag_name().await.is_ok() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "clicking `{css}` did not leave {} within 20 s",
+                    self.url().await
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     /// At the provider: sign in (any login) and consent, until the browser is back at `base`.
     ///
     /// The click that led here may not have navigated yet, so the browser must first be seen
@@ -282,7 +309,7 @@ async fn scenario(run: &mut Run<'_>, granary: &Granary, args: &Args) -> Step {
         .map_err(|e| e.to_string())?;
     run.text("#sign-in").await?;
     run.fill("#token", ADMIN_TOKEN).await?;
-    run.click("#sign-in").await?;
+    run.submit("#sign-in").await?;
     let heading = run.text("h1").await?;
     if heading != "Instances" {
         return Err(format!("after signing in the page says `{heading}`"));
@@ -296,7 +323,7 @@ async fn scenario(run: &mut Run<'_>, granary: &Granary, args: &Args) -> Step {
         .map_err(|e| e.to_string())?;
     run.fill("#name", "box").await?;
     run.fill("#document", &box_document(&args.issuer)?).await?;
-    run.click("#import").await?;
+    run.submit("#import").await?;
     let banner = run.text("#banner").await?;
     if !banner.contains("Imported integration box") {
         return Err(format!("import banner: {banner}"));
@@ -311,7 +338,7 @@ async fn scenario(run: &mut Run<'_>, granary: &Granary, args: &Args) -> Step {
 
     // Read the provider's issuer and revocation endpoint from its metadata.
     run.fill("#issuer-url", &args.issuer).await?;
-    run.click("#discover").await?;
+    run.submit("#discover").await?;
     let banner = run.text("#banner").await?;
     if !banner.contains("Provider metadata read") {
         return Err(format!("discovery banner: {banner}"));
@@ -339,7 +366,7 @@ async fn scenario(run: &mut Run<'_>, granary: &Granary, args: &Args) -> Step {
     run.fill("#extra_authorization_params", "prompt=consent")
         .await?;
     run.shot("instance-form").await;
-    run.click("#save").await?;
+    run.submit("#save").await?;
     let status = run.text("#status").await?;
     if status != "not connected yet" {
         return Err(format!("a new instance's status is `{status}`"));
@@ -368,7 +395,7 @@ async fn scenario(run: &mut Run<'_>, granary: &Granary, args: &Args) -> Step {
     run.pass("authorized").await;
 
     // Refresh now.
-    run.click("#refresh").await?;
+    run.submit("#refresh").await?;
     let banner = run.text("#banner").await?;
     if !banner.contains("Refreshed") {
         return Err(format!("after Refresh now the banner says: {banner}"));
@@ -386,7 +413,7 @@ async fn scenario(run: &mut Run<'_>, granary: &Granary, args: &Args) -> Step {
         return Err("the edit form echoes the client secret".into());
     }
     run.fill("#client_secret", "a-wrong-secret").await?;
-    run.click("#save").await?;
+    run.submit("#save").await?;
     run.text("#banner").await?;
     run.click("#get-token").await?;
     run.provider(base).await?;
@@ -399,19 +426,65 @@ async fn scenario(run: &mut Run<'_>, granary: &Granary, args: &Args) -> Step {
     }
     run.pass("wrong-secret-banner").await;
 
-    // Disconnect: revoked at the provider, forgotten here; the instance stays.
-    run.click("#disconnect").await?;
+    // Disconnect while the secret is wrong: the provider refuses the revocation, the
+    // tokens are forgotten here anyway, and the banner warns that they were not revoked.
+    run.submit("#disconnect").await?;
     let banner = run.text("#banner").await?;
-    if !banner.contains("holds no token now") || !banner.contains("revoked at the provider") {
+    if !banner.contains("holds no token now")
+        || !banner.contains("Not revoked at the provider")
+        || !banner.contains("rejected the client credentials")
+        || banner.contains(REVOKED)
+    {
+        return Err(format!(
+            "after Disconnect with a wrong secret the banner says: {banner}"
+        ));
+    }
+    let status = run.text("#status").await?;
+    if status != "not connected yet" {
+        return Err(format!("status after Disconnect: `{status}`"));
+    }
+    run.pass("disconnected-not-revoked").await;
+
+    // The right secret again, and a new authorization.
+    run.click("#edit").await?;
+    run.text("#secret-state").await?;
+    run.fill("#client_secret", &args.client_secret).await?;
+    run.submit("#save").await?;
+    run.text("#banner").await?;
+    run.click("#get-token").await?;
+    run.provider(base).await?;
+    let banner = run.text("#banner").await?;
+    if !banner.contains("Connected: instance box-browser holds an access token.") {
+        return Err(format!(
+            "after restoring the secret the authorization says: {banner}"
+        ));
+    }
+    let status = run.text("#status").await?;
+    if status != "connected" {
+        return Err(format!("status after the new authorization: `{status}`"));
+    }
+    run.pass("secret-restored-authorized").await;
+
+    // Disconnect: revoked at the provider, forgotten here; the instance stays.
+    run.submit("#disconnect").await?;
+    let banner = run.text("#banner").await?;
+    if !banner.contains("holds no token now")
+        || !banner.contains(REVOKED)
+        || banner.contains("Not revoked")
+    {
         return Err(format!("after Disconnect the banner says: {banner}"));
     }
     let status = run.text("#status").await?;
     if status != "not connected yet" {
         return Err(format!("status after Disconnect: `{status}`"));
     }
-    run.pass("disconnected").await;
+    run.pass("disconnected-revoked").await;
     Ok(())
 }
+
+/// What the Disconnect banner says when the provider confirmed the revocation; the warning
+/// of a failed one ("Not revoked at the provider: ...") does not contain it.
+const REVOKED: &str = "Its tokens were revoked at the provider.";
 
 async fn run(args: Args) -> Result<usize, (usize, String)> {
     std::fs::create_dir_all(&args.out)
