@@ -4,7 +4,7 @@ mod browser;
 mod cmd;
 mod facade;
 mod flow;
-mod lifecycle;
+mod mutants;
 mod npm;
 mod openapi;
 mod server;
@@ -21,12 +21,15 @@ commands:
   test                      everything CI runs: fmt check, clippy (warnings denied),
                             all tests, every conformance suite
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
-                            facade, browser, lifecycle
+                            facade, browser
   bench [TARGET...]         run benchmarks (default: all) that print a ratio against a
                             baseline measured in the same run:
                             openapi, store, facade, server
   demo                      offline demo: oidc-provider and granary with an instance
                             ready to authorize; prints what to open
+  mutants [FILE...]         cargo-mutants (installed pinned when missing) over the code
+                            where a silent bug loses tokens, or over FILEs; fails on a
+                            missed mutant not listed in xtask/mutants-accepted.txt
   fuzz openapi [--seconds N]
                             run the cargo-fuzz target of the OpenAPI parser for N seconds
                             (default 60); installs cargo-fuzz when missing
@@ -41,7 +44,6 @@ const SUITES: &[Suite] = &[
     ("flow", flow::conformance),
     ("facade", facade::conformance),
     ("browser", browser::conformance),
-    ("lifecycle", lifecycle::conformance),
 ];
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&ctx, &args[1..]),
         Some("fuzz") => openapi::fuzz(&ctx, &args[1..]),
         Some("demo") => server::demo(&ctx),
+        Some("mutants") => mutants::run(&ctx, &args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
