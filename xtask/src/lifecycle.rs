@@ -10,7 +10,8 @@
 //! The runner prints one line per scenario and ends with
 //! `lifecycle conformance: scenarios=N passed=N failed=0`; the suite fails when a scenario
 //! failed or fewer scenarios ran than the runner defines. Logs and data directories go to
-//! `target/lifecycle/`.
+//! `target/lifecycle/`. `GRANARY_LIFECYCLE_ONLY=NAME,NAME` runs only those scenarios;
+//! `GRANARY_LIFECYCLE_GRANARY=PATH` runs them against another `granary` binary.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -109,9 +110,13 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
     )?;
     eprintln!("==> oidc-provider listens at {}", server.issuer);
 
+    // GRANARY_LIFECYCLE_GRANARY=PATH runs the scenarios against another granary binary (for
+    // example one built from an older commit, to see which scenarios it fails).
+    let granary = std::env::var("GRANARY_LIFECYCLE_GRANARY")
+        .unwrap_or_else(|_| Profile::Debug.binary(ctx, "granary"));
     let mut command = Command::new(&runner);
     command
-        .args(["--granary", &Profile::Debug.binary(ctx, "granary")])
+        .args(["--granary", &granary])
         .args(["--issuer", &server.issuer])
         .args(["--ports", &format!("{},{}", ports[0], ports[1])])
         .args(["--long-client", LONG_CLIENT, "--short-client", SHORT_CLIENT])
