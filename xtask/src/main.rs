@@ -4,6 +4,7 @@ mod browser;
 mod cmd;
 mod facade;
 mod flow;
+mod lifecycle;
 mod mutants;
 mod npm;
 mod openapi;
@@ -21,7 +22,7 @@ commands:
   test                      everything CI runs: fmt check, clippy (warnings denied),
                             all tests, every conformance suite
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
-                            facade, browser
+                            facade, browser, lifecycle
   bench [TARGET...]         run benchmarks (default: all) that print a ratio against a
                             baseline measured in the same run:
                             openapi, store, facade, server
@@ -44,6 +45,7 @@ const SUITES: &[Suite] = &[
     ("flow", flow::conformance),
     ("facade", facade::conformance),
     ("browser", browser::conformance),
+    ("lifecycle", lifecycle::conformance),
 ];
 
 fn main() -> ExitCode {
