@@ -72,23 +72,59 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
 
     let server = oidc::start_in(ctx, &dir, &clients)?;
     let clients_arg = clients.to_string_lossy().into_owned();
-    let result = ctx.step(
-        "flow conformance",
-        ctx.cargo(&[
-            "run",
-            "--quiet",
-            "-p",
-            "granary-flow",
-            "--example",
-            "conformance",
-            "--",
-            "--issuer",
-            &server.issuer,
-            "--clients",
-            &clients_arg,
-        ]),
-    );
+    let result = ctx
+        .output(
+            "flow conformance",
+            ctx.cargo(&[
+                "run",
+                "--quiet",
+                "-p",
+                "granary-flow",
+                "--example",
+                "conformance",
+                "--",
+                "--issuer",
+                &server.issuer,
+                "--clients",
+                &clients_arg,
+            ]),
+        )
+        .and_then(|(output, command_line)| {
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            print!("{stdout}");
+            judge_summary(&stdout, output.status.success(), &command_line)
+        });
     server.finish(result)
+}
+
+/// Passes only when the runner succeeded and its summary line says that every one of a
+/// non-zero number of scenarios passed.
+fn judge_summary(stdout: &str, success: bool, command_line: &str) -> Result<(), Failure> {
+    let summary = stdout
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("flow conformance: "));
+    let count = |name: &str| {
+        summary.and_then(|s| {
+            s.split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|n| n.parse::<usize>().ok())
+        })
+    };
+    match (count("scenarios"), count("passed"), count("failed")) {
+        (Some(scenarios), Some(passed), Some(0))
+            if success && scenarios > 0 && passed == scenarios =>
+        {
+            Ok(())
+        }
+        (Some(_), Some(_), Some(failed)) => Err(Failure::new(format!(
+            "flow conformance: {failed} scenarios failed (FAIL lines above), or the runner \
+             exited with an error; rerun `{command_line}`"
+        ))),
+        _ => Err(Failure::new(format!(
+            "the flow conformance runner printed no summary line; rerun `{command_line}`"
+        ))),
+    }
 }
 
 /// Starting and stopping the conformance authorization server (oidc-provider under node),
