@@ -352,7 +352,11 @@ impl Engine {
         state.backoff = None;
         let result = self.refresh_locked(id, want, flight, state).await;
         match result {
-            Err(error @ (EngineError::Refresh { .. } | EngineError::RefreshFailing { .. })) => {
+            Err(
+                error @ (EngineError::Refresh { .. }
+                | EngineError::RefreshFailing { .. }
+                | EngineError::ShuttingDown { .. }),
+            ) => {
                 // Keep serving the current token while it is valid.
                 match self.still_valid(id, want, self.now()) {
                     Some(token) => Ok(token),

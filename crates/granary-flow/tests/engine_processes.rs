@@ -1,0 +1,375 @@
+//! The token lifecycle at the boundaries of a process: shutdown, a caller that goes away, a
+//! hanging provider, a dead lease holder, backoff, changes and key rotation seen by another
+//! process, a lost race. Each engine over the shared store stands for one process.
+
+mod support;
+
+use std::time::Duration;
+
+use granary_flow::engine::{EngineError, Event, Field, InstanceUpdate, Keyring, MasterKey};
+use granary_store::{InstanceStatus, Store};
+use secrecy::{SecretBox, SecretString};
+use serde_json::json;
+use support::{KEY, World, eventually, keyring, token_json};
+use wiremock::ResponseTemplate;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn refreshed(access: &str, refresh: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(token_json(access, Some(refresh), Some(3600)))
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_refresh_in_flight_store_its_answer() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    let mut arrivals = world
+        .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(300)))
+        .await;
+    world.advance(HOUR - Duration::from_secs(10));
+    let caller = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("inst").await }
+    });
+    arrivals.recv().await.unwrap();
+    let report = a.shutdown(Duration::from_secs(10)).await;
+    assert!(report.finished_in_grace, "{report:?}");
+    assert_eq!(caller.await.unwrap().unwrap().secret(), "access-2");
+    let record = world.store.get_token("inst").await.unwrap().unwrap();
+    let stored = keyring(&KEY)
+        .open_string("inst", Field::RefreshToken, record.refresh_token.as_ref().unwrap())
+        .unwrap();
+    use secrecy::ExposeSecret as _;
+    assert_eq!(stored.expose_secret(), "refresh-2", "the rotated refresh token is stored");
+    assert!(world.store.get_lease("inst").await.unwrap().is_none(), "the lease is released");
+}
+
+#[tokio::test]
+async fn a_caller_that_goes_away_does_not_cut_the_refresh_short() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    let mut events = a.subscribe();
+    let mut arrivals = world
+        .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(200)))
+        .await;
+    world.advance(HOUR - Duration::from_secs(10));
+    let caller = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("inst").await }
+    });
+    arrivals.recv().await.unwrap();
+    caller.abort();
+    let refreshed = async {
+        loop {
+            if let Event::Refreshed { rotated, .. } = events.recv().await.unwrap() {
+                break rotated;
+            }
+        }
+    };
+    let rotated = tokio::time::timeout(Duration::from_secs(10), refreshed)
+        .await
+        .expect("the refresh went on after its caller went away");
+    assert!(rotated);
+    let b = world.engine("b", |b| b);
+    assert_eq!(b.access_token("inst").await.unwrap().secret(), "access-2");
+    assert_eq!(world.refreshes().await, 1);
+    eventually("the lease is released", || async {
+        world.store.get_lease("inst").await.unwrap().is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_cuts_a_hanging_refresh_at_the_end_of_the_grace_period() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    let mut arrivals = world
+        .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_secs(60)))
+        .await;
+    world.advance(HOUR - Duration::from_secs(10));
+    let caller = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("inst").await }
+    });
+    arrivals.recv().await.unwrap();
+    let report = a.shutdown(Duration::from_millis(200)).await;
+    assert!(!report.finished_in_grace);
+    assert_eq!(report.cancelled, 1, "{report:?}");
+    assert_eq!(
+        caller.await.unwrap().unwrap().secret(),
+        "access-1",
+        "the still valid token is served when its refresh is cut short"
+    );
+    assert!(world.store.get_lease("inst").await.unwrap().is_none(), "the lease is released");
+}
+
+#[tokio::test]
+async fn one_deadline_per_refresh_then_a_backoff_without_requests() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b.refresh_deadline(Duration::from_millis(300)));
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_secs(30)))
+        .await;
+    world.advance(HOUR + Duration::from_secs(1));
+    let error = a.access_token("inst").await.unwrap_err();
+    assert!(error.to_string().contains("refresh deadline"), "{error}");
+    for _ in 0..10 {
+        let error = a.access_token("inst").await.unwrap_err();
+        assert!(matches!(error, EngineError::BackingOff { .. }), "{error}");
+    }
+    assert_eq!(world.refreshes().await, 1);
+}
+
+#[tokio::test]
+async fn a_dead_holders_lease_lapses_and_another_process_takes_over() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world.on_refresh(refreshed("access-2", "refresh-2")).await;
+    world.advance(HOUR + Duration::from_secs(1));
+    // A process died holding the lease.
+    let now = a.now();
+    assert!(
+        world
+            .store
+            .try_acquire_lease("inst", "dead", now, granary_flow::engine::DEFAULT_LEASE_TTL)
+            .await
+            .unwrap()
+    );
+    let b = world.engine("b", |b| b);
+    let caller = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("inst").await }
+    });
+    eventually("the caller waits for the dead holder", || async {
+        caller.is_finished() || world.refreshes().await == 0
+    })
+    .await;
+    world.advance(granary_flow::engine::DEFAULT_LEASE_TTL);
+    assert_eq!(caller.await.unwrap().unwrap().secret(), "access-2");
+    assert_eq!(world.refreshes().await, 1);
+}
+
+#[tokio::test]
+async fn a_backoff_recorded_by_one_process_holds_for_the_others() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .on_refresh(ResponseTemplate::new(503).insert_header("Retry-After", "3600"))
+        .await;
+    world.advance(HOUR + Duration::from_secs(1));
+    let error = a.access_token("inst").await.unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    let b = world.engine("b", |b| b);
+    for _ in 0..10 {
+        match b.access_token("inst").await {
+            Err(EngineError::BackingOff { retry_after, .. }) => {
+                assert!(retry_after > Duration::from_secs(3500), "{retry_after:?}")
+            }
+            other => panic!("expected a backoff, got {other:?}"),
+        }
+    }
+    let error = b.refresh_now("inst").await.unwrap_err();
+    assert!(matches!(error, EngineError::BackingOff { .. }), "{error}");
+    assert_eq!(world.refreshes().await, 1, "no request during the backoff");
+}
+
+#[tokio::test]
+async fn a_lifetime_of_zero_is_an_unknown_expiry_not_a_refresh_per_read() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .on_refresh(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "access-2", "token_type": "Bearer", "expires_in": 0
+        })))
+        .await;
+    world.advance(HOUR - Duration::from_secs(10));
+    for _ in 0..20 {
+        assert_eq!(a.access_token("inst").await.unwrap().secret(), "access-2");
+    }
+    assert_eq!(world.refreshes().await, 1);
+    let record = world.store.get_token("inst").await.unwrap().unwrap();
+    assert_eq!(record.expires_at, None);
+}
+
+#[tokio::test]
+async fn a_disable_or_disconnect_in_one_process_is_seen_by_another() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    let b = world.engine("b", |b| b);
+    assert_eq!(b.access_token("inst").await.unwrap().secret(), "access-1");
+    let disable = InstanceUpdate {
+        enabled: Some(false),
+        ..InstanceUpdate::default()
+    };
+    a.update_instance("inst", disable).await.unwrap();
+    eventually("b refuses the disabled instance", || async {
+        matches!(b.access_token("inst").await, Err(EngineError::Disabled { .. }))
+    })
+    .await;
+    let enable = InstanceUpdate {
+        enabled: Some(true),
+        ..InstanceUpdate::default()
+    };
+    a.update_instance("inst", enable).await.unwrap();
+    eventually("b serves the enabled instance", || async {
+        b.access_token("inst").await.is_ok()
+    })
+    .await;
+    a.disconnect("inst").await.unwrap();
+    eventually("b refuses the disconnected instance", || async {
+        matches!(b.access_token("inst").await, Err(EngineError::NotAuthorized { .. }))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_process_that_lost_the_race_keeps_the_winners_token() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    let mut gate = world
+        .gated_refresh(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})))
+        .await;
+    world.advance(HOUR + Duration::from_secs(1));
+    let caller = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("inst").await }
+    });
+    gate.arrived.recv().await.unwrap();
+    // Meanwhile `a` stalled past its lease: "b" took it over, refreshed, and stored.
+    let store = &world.store;
+    assert!(store.release_lease("inst", "a").await.unwrap());
+    let now = a.now();
+    assert!(store.try_acquire_lease("inst", "b", now, Duration::from_secs(5)).await.unwrap());
+    let mut newer = store.get_token("inst").await.unwrap().unwrap();
+    let ring = keyring(&KEY);
+    newer.access_token = ring
+        .seal_str("inst", Field::AccessToken, &SecretString::from("access-b"))
+        .unwrap();
+    newer.refresh_token = Some(
+        ring.seal_str("inst", Field::RefreshToken, &SecretString::from("refresh-b"))
+            .unwrap(),
+    );
+    newer.expires_at = Some(now.saturating_add(HOUR));
+    newer.obtained_at = now;
+    store
+        .put_token_fenced("inst", &newer, newer.version, "b", now)
+        .await
+        .unwrap();
+    assert!(store.release_lease("inst", "b").await.unwrap());
+    // The provider refuses `a`'s refresh token: `b` rotated it.
+    gate.release.send(()).unwrap();
+    assert_eq!(caller.await.unwrap().unwrap().secret(), "access-b");
+    let status = a.instance("inst").await.unwrap().status;
+    assert_eq!(status, InstanceStatus::Authorized, "no needs-authorization");
+}
+
+#[tokio::test]
+async fn concurrent_forced_refreshes_in_two_processes_send_one_request() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    let mut gate = world.gated_refresh(refreshed("access-2", "refresh-2")).await;
+    let b = world.engine("b", |b| b);
+    let mut callers = Vec::new();
+    for engine in [&a, &b, &a, &b, &a, &b] {
+        let engine = engine.clone();
+        callers.push(tokio::spawn(async move { engine.refresh_now("inst").await }));
+    }
+    gate.arrived.recv().await.unwrap();
+    gate.release.send(()).unwrap();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap().secret(), "access-2");
+    }
+    assert_eq!(world.refreshes().await, 1);
+}
+
+#[tokio::test]
+async fn refusals_without_an_oauth_error_fail_visibly_then_need_authorization() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world.on_refresh(ResponseTemplate::new(400)).await;
+    world.advance(HOUR + Duration::from_secs(1));
+    for failures in 1..granary_flow::engine::DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION {
+        let error = a.access_token("inst").await.unwrap_err();
+        assert!(matches!(error, EngineError::RefreshFailing { .. }), "{error}");
+        assert!(!error.to_string().contains("check that the URL"), "{error}");
+        let report = a.status("inst").await.unwrap();
+        assert_eq!(report.instance.status, InstanceStatus::Authorized);
+        let failure = report.token.unwrap().refresh_failure().expect("refresh failing");
+        assert_eq!(failure.failures, failures);
+        assert!(failure.message.contains("HTTP 400"), "{}", failure.message);
+        // The next attempt waits for the backoff.
+        world.advance(granary_flow::engine::BACKOFF_CAP);
+    }
+    let error = a.access_token("inst").await.unwrap_err();
+    assert!(matches!(error, EngineError::NeedsAuthorization { .. }), "{error}");
+    assert_eq!(
+        a.instance("inst").await.unwrap().status,
+        InstanceStatus::NeedsAuthorization
+    );
+}
+
+#[tokio::test]
+async fn a_key_rotated_by_another_process_is_loaded_again() {
+    let world = World::new().await;
+    const NEW_KEY: [u8; 32] = [9; 32];
+    let rotated = || {
+        Keyring::new(
+            MasterKey::from_bytes(&SecretBox::new(Box::new(NEW_KEY))),
+            vec![MasterKey::from_bytes(&SecretBox::new(Box::new(KEY)))],
+        )
+    };
+    let reloads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = reloads.clone();
+    let a = world.engine("a", move |b| {
+        b.key_reloader(std::sync::Arc::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Some(rotated()))
+        }))
+    });
+    let stale = world.engine("stale", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    assert_eq!(a.access_token("inst").await.unwrap().secret(), "access-1");
+    let rotator = world.engine("rotator", |b| b);
+    rotator.replace_keyring(rotated());
+    let report = rotator.reseal_all().await.unwrap();
+    assert_eq!(report.token_records, 1);
+    eventually("a opens the re-sealed token after loading the key again", || async {
+        let served = a.access_token("inst").await.is_ok_and(|t| t.secret() == "access-1");
+        served && reloads.load(std::sync::atomic::Ordering::SeqCst) > 0
+    })
+    .await;
+    let error = stale.access_token("inst").await.unwrap_err();
+    assert!(matches!(error, EngineError::Seal(_)), "without a reloader: {error}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_background_refresh_store_its_answer() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    let mut arrivals = world
+        .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(300)))
+        .await;
+    world.advance(HOUR - Duration::from_secs(10));
+    let refresher = a.spawn_refresher(granary_flow::engine::RefresherConfig {
+        jitter: Duration::ZERO,
+        ..Default::default()
+    });
+    arrivals.recv().await.unwrap();
+    let report = refresher.shutdown(Duration::from_secs(10)).await;
+    assert!(report.finished_in_grace, "{report:?}");
+    let record = world.store.get_token("inst").await.unwrap().unwrap();
+    assert_eq!(record.version, 2, "the background refresh stored its answer");
+    assert!(world.store.get_lease("inst").await.unwrap().is_none(), "the lease is released");
+}

@@ -1,0 +1,220 @@
+//! What the engine tests across processes share: a wiremock provider, engines over one
+//! store (each engine stands for a process: its own memory, holder id and lease), an
+//! authorized instance, and a responder that signals when a refresh request arrives.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use granary_flow::engine::{Engine, EngineBuilder, Keyring, ManualClock, MasterKey, NewInstance};
+use granary_flow::protocol::RetryPolicy;
+use granary_store::{MemoryStore, Store, Timestamp};
+use secrecy::{SecretBox, SecretString};
+use serde_json::json;
+use url::Url;
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub const START: i64 = 1_800_000_000_000;
+pub const KEY: [u8; 32] = [7; 32];
+
+/// A provider, a store and a clock shared by the engines of a test.
+pub struct World {
+    pub server: MockServer,
+    pub store: Arc<MemoryStore>,
+    pub clock: Arc<ManualClock>,
+}
+
+pub fn keyring(key: &[u8; 32]) -> Keyring {
+    Keyring::new(
+        MasterKey::from_bytes(&SecretBox::new(Box::new(*key))),
+        vec![],
+    )
+}
+
+pub fn token_json(access: &str, refresh: Option<&str>, expires_in: Option<u64>) -> serde_json::Value {
+    let mut body = json!({"access_token": access, "token_type": "Bearer"});
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = json!(refresh);
+    }
+    if let Some(expires_in) = expires_in {
+        body["expires_in"] = json!(expires_in);
+    }
+    body
+}
+
+impl World {
+    /// A world with the integration `stub` and the instance `inst` (not authorized yet).
+    pub async fn new() -> Self {
+        let world = Self {
+            server: MockServer::start().await,
+            store: Arc::new(MemoryStore::new()),
+            clock: Arc::new(ManualClock::new(Timestamp::from_unix_millis(START))),
+        };
+        let engine = world.engine("setup", |b| b);
+        let document = json!({
+            "openapi": "3.0.3",
+            "info": {"title": "Stub API", "version": "1"},
+            "paths": {},
+            "components": {"securitySchemes": {"oauth": {"type": "oauth2", "flows": {
+                "authorizationCode": {
+                    "authorizationUrl": format!("{}/authorize", world.server.uri()),
+                    "tokenUrl": format!("{}/token", world.server.uri()),
+                    "scopes": {"read": "Read", "offline_access": "Stay connected"}
+                }
+            }}}}
+        });
+        engine
+            .import_integration("stub", document.to_string().as_bytes())
+            .await
+            .unwrap();
+        let mut new = NewInstance::new("inst", "stub", "client-1");
+        new.client_secret = Some(SecretString::from("client-secret-value"));
+        new.scopes = vec!["read".into(), "offline_access".into()];
+        engine.create_instance(new).await.unwrap();
+        world
+    }
+
+    /// An engine ("process") over the shared store, named `holder`, with test-sized
+    /// timings that `tweak` may change.
+    pub fn engine(&self, holder: &str, tweak: impl FnOnce(EngineBuilder) -> EngineBuilder) -> Engine {
+        let store: Arc<dyn Store> = self.store.clone();
+        let builder = Engine::builder(store, keyring(&KEY), Url::parse("https://granary.test").unwrap())
+            .clock(self.clock.clone())
+            .holder_id(holder)
+            .retry_policy(RetryPolicy::none())
+            .poll_interval(Duration::from_millis(10))
+            .change_poll(Duration::from_millis(20));
+        tweak(builder).build().unwrap()
+    }
+
+    /// Authorizes `inst` through `engine`: the code exchange answers these tokens.
+    pub async fn authorize(&self, engine: &Engine, access: &str, refresh: Option<&str>, expires_in: Option<u64>) {
+        let guard = Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=authorization_code"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_json(access, refresh, expires_in)))
+            .expect(1)
+            .mount_as_scoped(&self.server)
+            .await;
+        let url = engine.begin_authorization("inst").await.unwrap();
+        let state = url
+            .query_pairs()
+            .find(|(name, _)| name == "state")
+            .map(|(_, value)| value.into_owned())
+            .unwrap();
+        engine
+            .complete_authorization(&format!("code=the-code&state={state}"))
+            .await
+            .unwrap();
+        drop(guard);
+    }
+
+    /// Answers every refresh with `response`; each arrival is signalled on the receiver.
+    pub async fn on_refresh(&self, response: ResponseTemplate) -> tokio::sync::mpsc::UnboundedReceiver<()> {
+        let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=refresh_token"))
+            .respond_with(Signal { arrived, response })
+            .mount(&self.server)
+            .await;
+        arrivals
+    }
+
+    /// How many refresh requests the provider received.
+    pub async fn refreshes(&self) -> usize {
+        self.server
+            .received_requests()
+            .await
+            .expect("the mock server records requests")
+            .iter()
+            .filter(|r| String::from_utf8_lossy(&r.body).contains("grant_type=refresh_token"))
+            .count()
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// Signals each request, then answers `response` (with its delay, if any).
+struct Signal {
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
+    response: ResponseTemplate,
+}
+
+impl Respond for Signal {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let _ = self.arrived.send(());
+        self.response.clone()
+    }
+}
+
+/// Waits until `check` holds, reading it again after each change of state it depends on
+/// (here: short polls, bounded): fails the test with `what` when it never does.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < give_up, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A responder that signals each arrival and holds its answer until the test releases it
+/// (bounded, so that a failed test does not hang the server): the test acts while the
+/// request is known to be in flight. The mock server answers nothing else meanwhile.
+pub struct Gate {
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    response: ResponseTemplate,
+}
+
+/// The test's side of a [`Gate`].
+pub struct GateHandle {
+    pub arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
+    pub release: std::sync::mpsc::Sender<()>,
+}
+
+impl Respond for Gate {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let _ = self.arrived.send(());
+        let released = self
+            .release
+            .lock()
+            .map(|r| r.recv_timeout(Duration::from_secs(10)).is_ok())
+            .unwrap_or(false);
+        if released {
+            self.response.clone()
+        } else {
+            ResponseTemplate::new(599).set_body_string("the test never released the gate")
+        }
+    }
+}
+
+impl World {
+    /// Answers refreshes with `response`, each held until released.
+    pub async fn gated_refresh(&self, response: ResponseTemplate) -> GateHandle {
+        let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+        let (release, released) = std::sync::mpsc::channel();
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=refresh_token"))
+            .respond_with(Gate {
+                arrived,
+                release: std::sync::Mutex::new(released),
+                response,
+            })
+            .mount(&self.server)
+            .await;
+        GateHandle {
+            arrived: arrivals,
+            release,
+        }
+    }
+}
