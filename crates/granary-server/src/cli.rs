@@ -126,6 +126,17 @@ pub enum InstanceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Switch an instance off: no token is handed out or refreshed, in this process and,
+    /// within a second, in every other granary process on the same store.
+    Disable {
+        /// The instance id.
+        id: String,
+    },
+    /// Switch a disabled instance on again.
+    Enable {
+        /// The instance id.
+        id: String,
+    },
     /// Disconnect an instance: revoke its tokens where the provider allows and forget them;
     /// the instance stays, to be authorized again.
     Disconnect {
@@ -621,6 +632,32 @@ pub async fn instance(
                     None => println!("token: none"),
                 }
             }
+            Ok(())
+        }
+        InstanceCommand::Disable { id } | InstanceCommand::Enable { id } => {
+            let enabled = matches!(command, InstanceCommand::Enable { .. });
+            match target {
+                Target::Local(engine, _) => {
+                    let update = InstanceUpdate {
+                        enabled: Some(enabled),
+                        ..InstanceUpdate::default()
+                    };
+                    engine.update_instance(id, update).await?;
+                }
+                Target::Remote(remote) => {
+                    remote
+                        .call(
+                            Method::PATCH,
+                            &format!("/instances/{id}"),
+                            Some(json!({ "enabled": enabled })),
+                        )
+                        .await?;
+                }
+            }
+            println!(
+                "{} instance {id}",
+                if enabled { "enabled" } else { "disabled" }
+            );
             Ok(())
         }
         InstanceCommand::Disconnect { id } => {
