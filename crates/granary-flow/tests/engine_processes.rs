@@ -23,7 +23,9 @@ fn refreshed(access: &str, refresh: &str) -> ResponseTemplate {
 async fn shutdown_lets_a_refresh_in_flight_store_its_answer() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     let mut arrivals = world
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(300)))
         .await;
@@ -38,18 +40,31 @@ async fn shutdown_lets_a_refresh_in_flight_store_its_answer() {
     assert_eq!(caller.await.unwrap().unwrap().secret(), "access-2");
     let record = world.store.get_token("inst").await.unwrap().unwrap();
     let stored = keyring(&KEY)
-        .open_string("inst", Field::RefreshToken, record.refresh_token.as_ref().unwrap())
+        .open_string(
+            "inst",
+            Field::RefreshToken,
+            record.refresh_token.as_ref().unwrap(),
+        )
         .unwrap();
     use secrecy::ExposeSecret as _;
-    assert_eq!(stored.expose_secret(), "refresh-2", "the rotated refresh token is stored");
-    assert!(world.store.get_lease("inst").await.unwrap().is_none(), "the lease is released");
+    assert_eq!(
+        stored.expose_secret(),
+        "refresh-2",
+        "the rotated refresh token is stored"
+    );
+    assert!(
+        world.store.get_lease("inst").await.unwrap().is_none(),
+        "the lease is released"
+    );
 }
 
 #[tokio::test]
 async fn a_caller_that_goes_away_does_not_cut_the_refresh_short() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     let mut events = a.subscribe();
     let mut arrivals = world
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(200)))
@@ -85,7 +100,9 @@ async fn a_caller_that_goes_away_does_not_cut_the_refresh_short() {
 async fn shutdown_cuts_a_hanging_refresh_at_the_end_of_the_grace_period() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     let mut arrivals = world
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_secs(60)))
         .await;
@@ -103,14 +120,19 @@ async fn shutdown_cuts_a_hanging_refresh_at_the_end_of_the_grace_period() {
         "access-1",
         "the still valid token is served when its refresh is cut short"
     );
-    assert!(world.store.get_lease("inst").await.unwrap().is_none(), "the lease is released");
+    assert!(
+        world.store.get_lease("inst").await.unwrap().is_none(),
+        "the lease is released"
+    );
 }
 
 #[tokio::test]
 async fn one_deadline_per_refresh_then_a_backoff_without_requests() {
     let world = World::new().await;
     let a = world.engine("a", |b| b.refresh_deadline(Duration::from_millis(300)));
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     world
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_secs(30)))
         .await;
@@ -128,7 +150,9 @@ async fn one_deadline_per_refresh_then_a_backoff_without_requests() {
 async fn a_dead_holders_lease_lapses_and_another_process_takes_over() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     world.on_refresh(refreshed("access-2", "refresh-2")).await;
     world.advance(HOUR + Duration::from_secs(1));
     // A process died holding the lease.
@@ -158,7 +182,9 @@ async fn a_dead_holders_lease_lapses_and_another_process_takes_over() {
 async fn a_backoff_recorded_by_one_process_holds_for_the_others() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     world
         .on_refresh(ResponseTemplate::new(503).insert_header("Retry-After", "3600"))
         .await;
@@ -183,7 +209,9 @@ async fn a_backoff_recorded_by_one_process_holds_for_the_others() {
 async fn a_lifetime_of_zero_is_an_unknown_expiry_not_a_refresh_per_read() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     world
         .on_refresh(ResponseTemplate::new(200).set_body_json(json!({
             "access_token": "access-2", "token_type": "Bearer", "expires_in": 0
@@ -202,7 +230,9 @@ async fn a_lifetime_of_zero_is_an_unknown_expiry_not_a_refresh_per_read() {
 async fn a_disable_or_disconnect_in_one_process_is_seen_by_another() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     let b = world.engine("b", |b| b);
     assert_eq!(b.access_token("inst").await.unwrap().secret(), "access-1");
     let disable = InstanceUpdate {
@@ -211,7 +241,10 @@ async fn a_disable_or_disconnect_in_one_process_is_seen_by_another() {
     };
     a.update_instance("inst", disable).await.unwrap();
     eventually("b refuses the disabled instance", || async {
-        matches!(b.access_token("inst").await, Err(EngineError::Disabled { .. }))
+        matches!(
+            b.access_token("inst").await,
+            Err(EngineError::Disabled { .. })
+        )
     })
     .await;
     let enable = InstanceUpdate {
@@ -225,7 +258,10 @@ async fn a_disable_or_disconnect_in_one_process_is_seen_by_another() {
     .await;
     a.disconnect("inst").await.unwrap();
     eventually("b refuses the disconnected instance", || async {
-        matches!(b.access_token("inst").await, Err(EngineError::NotAuthorized { .. }))
+        matches!(
+            b.access_token("inst").await,
+            Err(EngineError::NotAuthorized { .. })
+        )
     })
     .await;
 }
@@ -234,7 +270,9 @@ async fn a_disable_or_disconnect_in_one_process_is_seen_by_another() {
 async fn a_process_that_lost_the_race_keeps_the_winners_token() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     let mut gate = world
         .gated_refresh(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})))
         .await;
@@ -248,15 +286,24 @@ async fn a_process_that_lost_the_race_keeps_the_winners_token() {
     let store = &world.store;
     assert!(store.release_lease("inst", "a").await.unwrap());
     let now = a.now();
-    assert!(store.try_acquire_lease("inst", "b", now, Duration::from_secs(5)).await.unwrap());
+    assert!(
+        store
+            .try_acquire_lease("inst", "b", now, Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
     let mut newer = store.get_token("inst").await.unwrap().unwrap();
     let ring = keyring(&KEY);
     newer.access_token = ring
         .seal_str("inst", Field::AccessToken, &SecretString::from("access-b"))
         .unwrap();
     newer.refresh_token = Some(
-        ring.seal_str("inst", Field::RefreshToken, &SecretString::from("refresh-b"))
-            .unwrap(),
+        ring.seal_str(
+            "inst",
+            Field::RefreshToken,
+            &SecretString::from("refresh-b"),
+        )
+        .unwrap(),
     );
     newer.expires_at = Some(now.saturating_add(HOUR));
     newer.obtained_at = now;
@@ -276,13 +323,19 @@ async fn a_process_that_lost_the_race_keeps_the_winners_token() {
 async fn concurrent_forced_refreshes_in_two_processes_send_one_request() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
-    let mut gate = world.gated_refresh(refreshed("access-2", "refresh-2")).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    let mut gate = world
+        .gated_refresh(refreshed("access-2", "refresh-2"))
+        .await;
     let b = world.engine("b", |b| b);
     let mut callers = Vec::new();
     for engine in [&a, &b, &a, &b, &a, &b] {
         let engine = engine.clone();
-        callers.push(tokio::spawn(async move { engine.refresh_now("inst").await }));
+        callers.push(tokio::spawn(
+            async move { engine.refresh_now("inst").await },
+        ));
     }
     gate.arrived.recv().await.unwrap();
     gate.release.send(()).unwrap();
@@ -296,23 +349,35 @@ async fn concurrent_forced_refreshes_in_two_processes_send_one_request() {
 async fn refusals_without_an_oauth_error_fail_visibly_then_need_authorization() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     world.on_refresh(ResponseTemplate::new(400)).await;
     world.advance(HOUR + Duration::from_secs(1));
     for failures in 1..granary_flow::engine::DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION {
         let error = a.access_token("inst").await.unwrap_err();
-        assert!(matches!(error, EngineError::RefreshFailing { .. }), "{error}");
+        assert!(
+            matches!(error, EngineError::RefreshFailing { .. }),
+            "{error}"
+        );
         assert!(!error.to_string().contains("check that the URL"), "{error}");
         let report = a.status("inst").await.unwrap();
         assert_eq!(report.instance.status, InstanceStatus::Authorized);
-        let failure = report.token.unwrap().refresh_failure().expect("refresh failing");
+        let failure = report
+            .token
+            .unwrap()
+            .refresh_failure()
+            .expect("refresh failing");
         assert_eq!(failure.failures, failures);
         assert!(failure.message.contains("HTTP 400"), "{}", failure.message);
         // The next attempt waits for the backoff.
         world.advance(granary_flow::engine::BACKOFF_CAP);
     }
     let error = a.access_token("inst").await.unwrap_err();
-    assert!(matches!(error, EngineError::NeedsAuthorization { .. }), "{error}");
+    assert!(
+        matches!(error, EngineError::NeedsAuthorization { .. }),
+        "{error}"
+    );
     assert_eq!(
         a.instance("inst").await.unwrap().status,
         InstanceStatus::NeedsAuthorization
@@ -338,26 +403,39 @@ async fn a_key_rotated_by_another_process_is_loaded_again() {
         }))
     });
     let stale = world.engine("stale", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     assert_eq!(a.access_token("inst").await.unwrap().secret(), "access-1");
     let rotator = world.engine("rotator", |b| b);
     rotator.replace_keyring(rotated());
     let report = rotator.reseal_all().await.unwrap();
     assert_eq!(report.token_records, 1);
-    eventually("a opens the re-sealed token after loading the key again", || async {
-        let served = a.access_token("inst").await.is_ok_and(|t| t.secret() == "access-1");
-        served && reloads.load(std::sync::atomic::Ordering::SeqCst) > 0
-    })
+    eventually(
+        "a opens the re-sealed token after loading the key again",
+        || async {
+            let served = a
+                .access_token("inst")
+                .await
+                .is_ok_and(|t| t.secret() == "access-1");
+            served && reloads.load(std::sync::atomic::Ordering::SeqCst) > 0
+        },
+    )
     .await;
     let error = stale.access_token("inst").await.unwrap_err();
-    assert!(matches!(error, EngineError::Seal(_)), "without a reloader: {error}");
+    assert!(
+        matches!(error, EngineError::Seal(_)),
+        "without a reloader: {error}"
+    );
 }
 
 #[tokio::test]
 async fn shutdown_lets_a_background_refresh_store_its_answer() {
     let world = World::new().await;
     let a = world.engine("a", |b| b);
-    world.authorize(&a, "access-1", Some("refresh-1"), Some(3600)).await;
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
     let mut arrivals = world
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(300)))
         .await;
@@ -370,6 +448,81 @@ async fn shutdown_lets_a_background_refresh_store_its_answer() {
     let report = refresher.shutdown(Duration::from_secs(10)).await;
     assert!(report.finished_in_grace, "{report:?}");
     let record = world.store.get_token("inst").await.unwrap().unwrap();
-    assert_eq!(record.version, 2, "the background refresh stored its answer");
-    assert!(world.store.get_lease("inst").await.unwrap().is_none(), "the lease is released");
+    assert_eq!(
+        record.version, 2,
+        "the background refresh stored its answer"
+    );
+    assert!(
+        world.store.get_lease("inst").await.unwrap().is_none(),
+        "the lease is released"
+    );
+}
+
+#[tokio::test]
+async fn the_lease_is_renewed_while_its_refresh_runs() {
+    let world = World::new().await;
+    let ttl = Duration::from_millis(300);
+    let a = world.engine("a", |b| b.lease_ttl(ttl));
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    let mut gate = world
+        .gated_refresh(refreshed("access-2", "refresh-2"))
+        .await;
+    world.advance(HOUR + Duration::from_secs(1));
+    let caller = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("inst").await }
+    });
+    gate.arrived.recv().await.unwrap();
+    // Long past the lease's lifetime on the engine's clock: only a heartbeat keeps it.
+    world.advance(ttl * 10);
+    eventually("the holder renews its lease", || async {
+        let lease = world.store.get_lease("inst").await.unwrap();
+        lease.is_some_and(|l| l.holder == "a" && l.expires > a.now())
+    })
+    .await;
+    gate.release.send(()).unwrap();
+    assert_eq!(caller.await.unwrap().unwrap().secret(), "access-2");
+}
+
+#[tokio::test]
+async fn a_refusal_seen_after_losing_the_lease_leaves_the_verdict_to_the_holder() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| {
+        b.refresh_deadline(Duration::from_millis(200))
+            .lease_ttl(Duration::from_millis(300))
+    });
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    let mut gate = world
+        .gated_refresh(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})))
+        .await;
+    world.advance(HOUR + Duration::from_secs(1));
+    let caller = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("inst").await }
+    });
+    gate.arrived.recv().await.unwrap();
+    // `a` stalled: "b" holds the lease now and is still refreshing.
+    let store = &world.store;
+    assert!(store.release_lease("inst", "a").await.unwrap());
+    assert!(
+        store
+            .try_acquire_lease("inst", "b", a.now(), Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
+    gate.release.send(()).unwrap();
+    let error = caller.await.unwrap().unwrap_err();
+    assert!(
+        matches!(error, EngineError::RefreshTimedOut { .. }),
+        "{error}"
+    );
+    assert_eq!(
+        a.instance("inst").await.unwrap().status,
+        InstanceStatus::Authorized,
+        "a process without the lease does not declare the grant dead"
+    );
 }

@@ -39,7 +39,12 @@ pub struct CommonArgs {
     #[arg(long, global = true, env = "GRANARY_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<Url>,
     /// The deadline of one refresh at the provider, retries included, in seconds [default: 30].
-    #[arg(long, global = true, env = "GRANARY_REFRESH_DEADLINE", value_name = "SECS")]
+    #[arg(
+        long,
+        global = true,
+        env = "GRANARY_REFRESH_DEADLINE",
+        value_name = "SECS"
+    )]
     pub refresh_deadline: Option<u64>,
 }
 
@@ -152,10 +157,10 @@ impl Settings {
             .clone()
             .or(file.log_level)
             .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string());
-        let refresh_deadline = common
-            .refresh_deadline
-            .or(file.refresh_deadline)
-            .map_or(granary_flow::engine::DEFAULT_REFRESH_DEADLINE, Duration::from_secs);
+        let refresh_deadline = common.refresh_deadline.or(file.refresh_deadline).map_or(
+            granary_flow::engine::DEFAULT_REFRESH_DEADLINE,
+            Duration::from_secs,
+        );
         if refresh_deadline.is_zero() {
             return Err(Error::Config(
                 "the refresh deadline must be at least 1 second".to_string(),

@@ -97,7 +97,10 @@ impl Keys {
         let mut fresh = parse_key_file(file, &text)?;
         let mut keys = self.lock();
         for held in keys.iter() {
-            if !fresh.iter().any(|k| k.expose_secret() == held.expose_secret()) {
+            if !fresh
+                .iter()
+                .any(|k| k.expose_secret() == held.expose_secret())
+            {
                 fresh.push(copy(held));
             }
         }
@@ -343,7 +346,10 @@ mod tests {
         let (_, rotation) = there.rotate(None).unwrap();
         let reloaded = here.reload().unwrap().expect("a key file reloads");
         assert_eq!(reloaded.current_id().to_string(), rotation.new_key_id);
-        assert!(reloaded.key_ids().contains(&old_id), "the old key still opens");
+        assert!(
+            reloaded.key_ids().contains(&old_id),
+            "the old key still opens"
+        );
         let memory = Keys::load(&KeySource::Ephemeral, &[]).unwrap();
         assert!(memory.reload().unwrap().is_none());
     }

@@ -15,7 +15,6 @@ use crate::protocol::{self, IssuerParameter};
 /// How long a pending authorization can be completed: 10 minutes.
 pub const AUTHORIZATION_LIFETIME: Duration = Duration::from_secs(600);
 
-
 impl Engine {
     /// Starts an authorization of `instance`: stores a pending authorization (single use,
     /// expiring after 10 minutes, its PKCE verifier sealed) and returns the provider URL to

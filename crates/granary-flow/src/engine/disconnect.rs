@@ -5,7 +5,6 @@ use granary_store::{Instance, InstanceStatus};
 
 use super::{Engine, EngineError, EngineResult, Event};
 
-
 /// What the revocation and deletion of the token record did.
 struct Forgotten {
     revoked: bool,

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use granary_store::{
-    ClientAuth, Instance, InstanceStatus, RefreshErrorKind, RefreshOutcome, RefreshResult, Timestamp,
-    TokenRecord,
+    ClientAuth, Instance, InstanceStatus, RefreshErrorKind, RefreshOutcome, RefreshResult,
+    Timestamp, TokenRecord,
 };
 use secrecy::SecretString;
 use url::Url;
@@ -14,7 +14,6 @@ use super::integrations::IntegrationFlows;
 use super::seal::Field;
 use super::{Engine, EngineError, EngineResult};
 use crate::protocol::{self, ClientConfig, TokenTypeHint};
-
 
 /// What [`Engine::create_instance`] needs.
 #[derive(Clone, Default)]
@@ -503,7 +502,8 @@ impl Engine {
             ClientAuth::None => protocol::ClientAuth::None,
         };
         if let Some(sealed) = &instance.client_secret {
-            config.client_secret = Some(self.open_secret(&instance.id, Field::ClientSecret, sealed)?);
+            config.client_secret =
+                Some(self.open_secret(&instance.id, Field::ClientSecret, sealed)?);
         } else if config.auth_method != protocol::ClientAuth::None {
             return Err(EngineError::Invalid(format!(
                 "instance `{}` authenticates with {} but has no client secret: set the secret, \

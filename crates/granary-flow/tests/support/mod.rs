@@ -33,7 +33,11 @@ pub fn keyring(key: &[u8; 32]) -> Keyring {
     )
 }
 
-pub fn token_json(access: &str, refresh: Option<&str>, expires_in: Option<u64>) -> serde_json::Value {
+pub fn token_json(
+    access: &str,
+    refresh: Option<&str>,
+    expires_in: Option<u64>,
+) -> serde_json::Value {
     let mut body = json!({"access_token": access, "token_type": "Bearer"});
     if let Some(refresh) = refresh {
         body["refresh_token"] = json!(refresh);
@@ -78,23 +82,39 @@ impl World {
 
     /// An engine ("process") over the shared store, named `holder`, with test-sized
     /// timings that `tweak` may change.
-    pub fn engine(&self, holder: &str, tweak: impl FnOnce(EngineBuilder) -> EngineBuilder) -> Engine {
+    pub fn engine(
+        &self,
+        holder: &str,
+        tweak: impl FnOnce(EngineBuilder) -> EngineBuilder,
+    ) -> Engine {
         let store: Arc<dyn Store> = self.store.clone();
-        let builder = Engine::builder(store, keyring(&KEY), Url::parse("https://granary.test").unwrap())
-            .clock(self.clock.clone())
-            .holder_id(holder)
-            .retry_policy(RetryPolicy::none())
-            .poll_interval(Duration::from_millis(10))
-            .change_poll(Duration::from_millis(20));
+        let builder = Engine::builder(
+            store,
+            keyring(&KEY),
+            Url::parse("https://granary.test").unwrap(),
+        )
+        .clock(self.clock.clone())
+        .holder_id(holder)
+        .retry_policy(RetryPolicy::none())
+        .poll_interval(Duration::from_millis(10))
+        .change_poll(Duration::from_millis(20));
         tweak(builder).build().unwrap()
     }
 
     /// Authorizes `inst` through `engine`: the code exchange answers these tokens.
-    pub async fn authorize(&self, engine: &Engine, access: &str, refresh: Option<&str>, expires_in: Option<u64>) {
+    pub async fn authorize(
+        &self,
+        engine: &Engine,
+        access: &str,
+        refresh: Option<&str>,
+        expires_in: Option<u64>,
+    ) {
         let guard = Mock::given(method("POST"))
             .and(path("/token"))
             .and(body_string_contains("grant_type=authorization_code"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(token_json(access, refresh, expires_in)))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(token_json(access, refresh, expires_in)),
+            )
             .expect(1)
             .mount_as_scoped(&self.server)
             .await;
@@ -112,7 +132,10 @@ impl World {
     }
 
     /// Answers every refresh with `response`; each arrival is signalled on the receiver.
-    pub async fn on_refresh(&self, response: ResponseTemplate) -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    pub async fn on_refresh(
+        &self,
+        response: ResponseTemplate,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<()> {
         let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
         Mock::given(method("POST"))
             .and(path("/token"))
@@ -161,7 +184,10 @@ where
 {
     let give_up = tokio::time::Instant::now() + Duration::from_secs(5);
     while !check().await {
-        assert!(tokio::time::Instant::now() < give_up, "never happened: {what}");
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "never happened: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
