@@ -1,0 +1,692 @@
+//! The refresh under the store lease: one deadline, a lease heartbeat, fenced writes, a
+//! backoff recorded in the store for every process, and the re-read that keeps a process
+//! which lost a race from declaring a live grant dead.
+
+use std::future::Future;
+use std::time::Duration;
+
+use granary_store::{InstanceStatus, RefreshErrorKind, RefreshOutcome, RefreshResult, TokenRecord};
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::time::Instant;
+
+use super::seal::Field;
+use super::tokens::{Backoff, Flight, FlightState, Want, expiry};
+use super::{AccessToken, Engine, EngineError, EngineResult, Event};
+use crate::error::Endpoint;
+use crate::protocol::{self, ClientConfig, Refreshed};
+
+/// The backoff after the first failed refresh; it doubles with each failure in a row.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
+
+/// The longest backoff of the engine's own (a provider's `Retry-After` may ask for more).
+pub const BACKOFF_CAP: Duration = Duration::from_secs(5 * 60);
+
+/// The longest `Retry-After` honoured.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(6 * 3600);
+
+/// After this many refreshes in a row refused with an answer that is no OAuth error (an
+/// empty or HTML 4xx from an endpoint that issued the token), the instance needs
+/// authorization: some providers answer a dead refresh token that way.
+pub const DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION: u32 = 3;
+
+/// How one refresh under the lease ended.
+enum Attempt {
+    /// A token to hand out (refreshed here, or stored by another process meanwhile).
+    Token(AccessToken),
+    /// The lease went to another process before this one could decide: wait for it.
+    LostLease,
+}
+
+/// How the call to the provider ended.
+enum Call {
+    Answered(crate::Result<Refreshed>),
+    /// The shutdown's grace period ended first.
+    Cancelled,
+}
+
+impl Engine {
+    /// Under the in-process flight lock: reads the store, honours a recorded backoff, and
+    /// refreshes under the store lease or waits for the process that holds it.
+    pub(super) async fn refresh_locked(
+        &self,
+        id: &str,
+        want: &Want,
+        flight: &Flight,
+        state: &mut FlightState,
+    ) -> EngineResult<AccessToken> {
+        let give_up_at = Instant::now() + self.inner.refresh_deadline + self.inner.lease_ttl;
+        loop {
+            let record = self.authorized_record(id).await?;
+            if let Some(token) = self
+                .answer_from_record(id, want, &record, flight, state)
+                .await?
+            {
+                return Ok(token);
+            }
+            let holder = &self.inner.holder;
+            if self
+                .inner
+                .store
+                .try_acquire_lease(id, holder, self.now(), self.inner.lease_ttl)
+                .await?
+            {
+                let lease = HeldLease::new(self, id);
+                let attempt = self.refresh_under_lease(id, want, flight, state).await;
+                lease.release().await;
+                match attempt? {
+                    Attempt::Token(token) => return Ok(token),
+                    Attempt::LostLease => {}
+                }
+            }
+            if let Some(token) = self
+                .wait_for_other_process(id, &record, want, give_up_at)
+                .await?
+            {
+                return Ok(token);
+            }
+        }
+    }
+
+    /// What `record` answers without a refresh: `Some` token when it is acceptable, an
+    /// error when the instance cannot be refreshed now (no refresh token, a backoff);
+    /// `None`: refresh.
+    async fn answer_from_record(
+        &self,
+        id: &str,
+        want: &Want,
+        record: &TokenRecord,
+        flight: &Flight,
+        state: &mut FlightState,
+    ) -> EngineResult<Option<AccessToken>> {
+        let now = self.now();
+        if want.accepts(&record.access_token, self.refresh_at(record)) {
+            return self.open_and_cache(id, record).map(Some);
+        }
+        if record.refresh_token.is_none() {
+            if want.valid(&record.access_token, record.expires_at, now) {
+                return self.open_and_cache(id, record).map(Some);
+            }
+            let reason = "the access token expired or was refused, and the provider issued \
+                          no refresh token";
+            return Err(self.needs_authorization(id, reason).await);
+        }
+        let Some((retry_at, reason)) = recorded_backoff(record) else {
+            return Ok(None);
+        };
+        if now >= retry_at {
+            return Ok(None);
+        }
+        state.backoff = Some(Backoff {
+            retry_at,
+            reason: reason.clone(),
+            generation: flight.generation(),
+        });
+        if want.valid(&record.access_token, record.expires_at, now) {
+            return self.open_and_cache(id, record).map(Some);
+        }
+        Err(self.backing_off(id, &reason, retry_at))
+    }
+
+    async fn refresh_under_lease(
+        &self,
+        id: &str,
+        want: &Want,
+        flight: &Flight,
+        state: &mut FlightState,
+    ) -> EngineResult<Attempt> {
+        // Another process may have written a new token (or a backoff) between the read and
+        // the lease.
+        let record = self.authorized_record(id).await?;
+        if let Some(token) = self
+            .answer_from_record(id, want, &record, flight, state)
+            .await?
+        {
+            return Ok(Attempt::Token(token));
+        }
+        let Some(sealed_refresh) = &record.refresh_token else {
+            return Err(self
+                .needs_authorization(id, "the provider issued no refresh token")
+                .await);
+        };
+        let instance = self.instance(id).await?;
+        let config = self.client_config(&instance).await?;
+        let refresh_token = self.open_secret(id, Field::RefreshToken, sealed_refresh)?;
+        let started = self.now();
+        match self.call_provider(id, &config, &refresh_token).await {
+            Call::Cancelled => Err(EngineError::ShuttingDown {
+                instance: id.to_string(),
+            }),
+            Call::Answered(Ok(refreshed)) => {
+                self.store_refreshed(id, &record, &refreshed, started).await
+            }
+            Call::Answered(Err(error)) if error.needs_reauthorization() => {
+                self.refused(id, &record, error).await
+            }
+            Call::Answered(Err(error)) => Err(self.failed(id, &record, error, flight, state).await),
+        }
+    }
+
+    /// The refresh request, within the refresh deadline (retries included), renewing the
+    /// lease while it waits, and cut short by the end of a shutdown's grace period.
+    async fn call_provider(
+        &self,
+        id: &str,
+        config: &ClientConfig,
+        refresh_token: &SecretString,
+    ) -> Call {
+        let deadline = self.inner.refresh_deadline;
+        let request = protocol::refresh(
+            &self.inner.http,
+            config,
+            refresh_token,
+            None::<&[&str]>,
+            &self.inner.retry,
+        );
+        let bounded = async {
+            match tokio::time::timeout(deadline, request).await {
+                Ok(result) => result,
+                Err(_) => Err(crate::Error::Transient {
+                    endpoint: Endpoint::Token,
+                    url: config.token_url.to_string(),
+                    reason: format!(
+                        "no answer within the refresh deadline of {} s, retries included",
+                        deadline.as_secs_f64()
+                    ),
+                    status: None,
+                    retry_after: None,
+                    details: None,
+                }),
+            }
+        };
+        tokio::select! {
+            result = self.with_heartbeat(id, bounded) => Call::Answered(result),
+            () = self.cancelled() => Call::Cancelled,
+        }
+    }
+
+    /// Runs `work` while renewing the lease of `id` every third of its lifetime, so that it
+    /// lapses only when this process dies or stalls.
+    async fn with_heartbeat<T>(&self, id: &str, work: impl Future<Output = T>) -> T {
+        let period = self.inner.lease_ttl / 3;
+        let mut beat = tokio::time::interval_at(Instant::now() + period, period);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                output = &mut work => return output,
+                _ = beat.tick() => {
+                    match self.inner.store.try_acquire_lease(id, &self.inner.holder, self.now(), self.inner.lease_ttl).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(instance = id, "the refresh lease went to another process while this refresh ran (this process stalled?); its answer is stored only if no newer token was"),
+                        Err(error) => tracing::warn!(instance = id, %error, "cannot renew the refresh lease"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores a successful refresh: fenced by the lease and the version read. A rotated
+    /// refresh token is in this record, so it is stored before anything else happens, and
+    /// it is never thrown away while no newer token was stored.
+    async fn store_refreshed(
+        &self,
+        id: &str,
+        record: &TokenRecord,
+        refreshed: &Refreshed,
+        started: granary_store::Timestamp,
+    ) -> EngineResult<Attempt> {
+        let keyring = self.keyring();
+        let tokens = &refreshed.tokens;
+        let sealed_refresh = match (&record.refresh_token, refreshed.rotated) {
+            (Some(kept), false) => kept.clone(),
+            _ => keyring.seal_str(id, Field::RefreshToken, &refreshed.refresh_token)?,
+        };
+        let mut new = TokenRecord {
+            access_token: keyring.seal_str(id, Field::AccessToken, &tokens.access_token)?,
+            refresh_token: Some(sealed_refresh),
+            token_type: tokens
+                .token_type
+                .clone()
+                .unwrap_or_else(|| record.token_type.clone()),
+            scope: tokens
+                .scope
+                .as_ref()
+                .map(|s| s.join(" "))
+                .or_else(|| record.scope.clone()),
+            expires_at: expiry(started, tokens.expires_in),
+            obtained_at: started,
+            last_refresh: Some(RefreshOutcome {
+                at: self.now(),
+                result: RefreshResult::Ok,
+            }),
+            version: 0,
+        };
+        let store = &self.inner.store;
+        let holder = &self.inner.holder;
+        let mut fenced = true;
+        loop {
+            let written = if fenced {
+                store
+                    .put_token_fenced(id, &new, record.version, holder, self.now())
+                    .await
+            } else {
+                store.put_token(id, &new, Some(record.version)).await
+            };
+            match written {
+                Ok(version) => {
+                    new.version = version;
+                    break;
+                }
+                Err(granary_store::Error::Conflict { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+            let latest = store.get_token(id).await?;
+            if latest.as_ref().map(|l| l.version) != Some(record.version) {
+                tracing::warn!(
+                    instance = id,
+                    "another process stored a newer token while this refresh ran; keeping the newer one"
+                );
+                let latest = self.authorized_record(id).await?;
+                return self.open_and_cache(id, &latest).map(Attempt::Token);
+            }
+            if !fenced {
+                continue;
+            }
+            // The lease lapsed while this process waited, and no token was stored since.
+            // Take it again if it is free; if another process holds it, it is refreshing
+            // with the refresh token this answer may have rotated: store this answer (the
+            // version check still keeps any newer token) rather than lose the grant.
+            let now = self.now();
+            if !store
+                .try_acquire_lease(id, holder, now, self.inner.lease_ttl)
+                .await?
+            {
+                tracing::warn!(
+                    instance = id,
+                    "the refresh lease is held by another process and no newer token is stored: storing this refresh's answer by version alone, so that a rotated refresh token is not lost"
+                );
+                fenced = false;
+            }
+        }
+        let token = self.cache_record(id, &new, tokens.access_token.expose_secret());
+        self.emit(Event::Refreshed {
+            instance: id.to_string(),
+            expires_at: new.expires_at,
+            rotated: refreshed.rotated,
+        });
+        Ok(Attempt::Token(token))
+    }
+
+    /// The provider refused the refresh token. Before the instance is marked as needing
+    /// authorization: another process may have refreshed meanwhile (then this refresh token
+    /// was rotated away and the newer token is good), and a process that lost its lease
+    /// leaves the verdict to the holder.
+    async fn refused(
+        &self,
+        id: &str,
+        record: &TokenRecord,
+        error: crate::Error,
+    ) -> EngineResult<Attempt> {
+        let store = &self.inner.store;
+        if let Some(latest) = store.get_token(id).await? {
+            if latest.version != record.version {
+                tracing::info!(
+                    instance = id,
+                    "the provider refused a refresh token that another process had just rotated; using the token it stored"
+                );
+                let latest = self.authorized_record(id).await?;
+                return self.open_and_cache(id, &latest).map(Attempt::Token);
+            }
+        }
+        if !store
+            .try_acquire_lease(id, &self.inner.holder, self.now(), self.inner.lease_ttl)
+            .await?
+        {
+            return Ok(Attempt::LostLease);
+        }
+        let reason = error.to_string();
+        self.record_failure(id, record, RefreshErrorKind::InvalidGrant, &reason, None)
+            .await;
+        Err(self.needs_authorization(id, &reason).await)
+    }
+
+    /// A refresh failed otherwise: the failure and when to try again are recorded in the
+    /// store for every process; repeated refusals without an OAuth error end in "needs
+    /// authorization".
+    async fn failed(
+        &self,
+        id: &str,
+        record: &TokenRecord,
+        error: crate::Error,
+        flight: &Flight,
+        state: &mut FlightState,
+    ) -> EngineError {
+        let failures = previous_failures(record).saturating_add(1);
+        let kind = if error.is_transient() {
+            RefreshErrorKind::Transient
+        } else if matches!(error, crate::Error::InvalidClient { .. }) {
+            RefreshErrorKind::InvalidClient
+        } else {
+            RefreshErrorKind::Other
+        };
+        let refusal = unexplained_refusal(&error);
+        let message = match &refusal {
+            Some(answer) => format!(
+                "the token endpoint, which issued this token, refused the refresh with {answer} \
+                 and no OAuth error (failure {failures} in a row); providers answer a revoked or \
+                 already used refresh token this way: after \
+                 {DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION} such failures the instance needs \
+                 authorization"
+            ),
+            None => error.to_string(),
+        };
+        if refusal.is_some() && failures >= DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION {
+            self.record_failure(id, record, kind, &message, None).await;
+            return self.needs_authorization(id, &message).await;
+        }
+        let retry_at = self
+            .now()
+            .saturating_add(backoff_after(failures, error.retry_after()));
+        self.record_failure(id, record, kind, &message, Some((failures, retry_at)))
+            .await;
+        state.backoff = Some(Backoff {
+            retry_at,
+            reason: message.clone(),
+            generation: flight.generation(),
+        });
+        self.emit(Event::RefreshFailed {
+            instance: id.to_string(),
+            message: message.clone(),
+            transient: error.is_transient(),
+        });
+        // Cache the current token so that callers get it while it is valid.
+        if let Err(open) = self.open_and_cache(id, record) {
+            tracing::warn!(instance = id, error = %open, "the current token does not open");
+        }
+        if refusal.is_some() {
+            EngineError::RefreshFailing {
+                instance: id.to_string(),
+                reason: message,
+            }
+        } else {
+            EngineError::Refresh {
+                instance: id.to_string(),
+                source: std::sync::Arc::new(error),
+            }
+        }
+    }
+
+    /// Waits for the process that holds the lease to store a new token. `Ok(None)`: the
+    /// lease is free (or the record changed without an acceptable token): try again.
+    async fn wait_for_other_process(
+        &self,
+        id: &str,
+        record: &TokenRecord,
+        want: &Want,
+        give_up_at: Instant,
+    ) -> EngineResult<Option<AccessToken>> {
+        let waited_since = Instant::now();
+        loop {
+            if Instant::now() >= give_up_at {
+                if want.valid(&record.access_token, record.expires_at, self.now()) {
+                    return self.open_and_cache(id, record).map(Some);
+                }
+                return Err(EngineError::RefreshTimedOut {
+                    instance: id.to_string(),
+                    waited: waited_since.elapsed(),
+                });
+            }
+            let jitter = Duration::from_millis(rand::random::<u64>() % 10);
+            tokio::select! {
+                () = tokio::time::sleep(self.inner.poll_interval + jitter) => {}
+                () = self.cancelled() => return Err(EngineError::ShuttingDown { instance: id.to_string() }),
+            }
+            let Some(latest) = self.inner.store.get_token(id).await? else {
+                return Ok(None);
+            };
+            if latest.version != record.version {
+                if want.accepts(&latest.access_token, self.refresh_at(&latest)) {
+                    return self.open_and_cache(id, &latest).map(Some);
+                }
+                return Ok(None);
+            }
+            match self.inner.store.get_lease(id).await? {
+                Some(lease) if !lease.can_be_taken_by(&self.inner.holder, self.now()) => {}
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// Stores how the refresh failed, and with `Some((failures, retry_at))` the backoff
+    /// every process honours; fenced by the lease (best effort: a newer record wins).
+    async fn record_failure(
+        &self,
+        id: &str,
+        record: &TokenRecord,
+        kind: RefreshErrorKind,
+        message: &str,
+        backoff: Option<(u32, granary_store::Timestamp)>,
+    ) {
+        let mut failed = record.clone();
+        failed.last_refresh = Some(RefreshOutcome {
+            at: self.now(),
+            result: RefreshResult::Failed {
+                kind,
+                message: message.to_string(),
+                failures: backoff.map_or(previous_failures(record).saturating_add(1), |b| b.0),
+                retry_at: backoff.map(|b| b.1),
+            },
+        });
+        if let Err(error) = self
+            .inner
+            .store
+            .put_token_fenced(id, &failed, record.version, &self.inner.holder, self.now())
+            .await
+        {
+            tracing::warn!(instance = id, %error, "could not record the failed refresh");
+        }
+    }
+
+    /// The token record of an authorized instance, or the error that says why there is none.
+    pub(super) async fn authorized_record(&self, id: &str) -> EngineResult<TokenRecord> {
+        let instance = self.instance(id).await?;
+        match instance.status {
+            InstanceStatus::Authorized => {}
+            InstanceStatus::New => {
+                return Err(EngineError::NotAuthorized {
+                    instance: id.to_string(),
+                });
+            }
+            InstanceStatus::Disabled => {
+                return Err(EngineError::Disabled {
+                    instance: id.to_string(),
+                });
+            }
+            InstanceStatus::NeedsAuthorization => {
+                self.forget(id);
+                let reason = match self.inner.store.get_token(id).await? {
+                    Some(TokenRecord {
+                        last_refresh:
+                            Some(RefreshOutcome {
+                                result: RefreshResult::Failed { message, .. },
+                                ..
+                            }),
+                        ..
+                    }) => message,
+                    _ => "the provider refused the refresh token".to_string(),
+                };
+                return Err(EngineError::NeedsAuthorization {
+                    instance: id.to_string(),
+                    reason,
+                });
+            }
+        }
+        self.inner
+            .store
+            .get_token(id)
+            .await?
+            .ok_or_else(|| EngineError::NotAuthorized {
+                instance: id.to_string(),
+            })
+    }
+
+    /// Marks the instance "needs authorization", drops its token from memory, tells the
+    /// subscribers, and returns the error for the caller.
+    pub(super) async fn needs_authorization(&self, id: &str, reason: &str) -> EngineError {
+        if let Err(error) = self
+            .set_status(id, InstanceStatus::NeedsAuthorization)
+            .await
+        {
+            tracing::warn!(instance = id, %error, "could not mark the instance as needing authorization");
+        }
+        self.forget(id);
+        self.emit(Event::NeedsAuthorization {
+            instance: id.to_string(),
+            reason: reason.to_string(),
+        });
+        EngineError::NeedsAuthorization {
+            instance: id.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A held refresh lease: released by [`HeldLease::release`], or, should the holding task end
+/// any other way (a panic, a runtime shutting down), by a task its drop starts.
+struct HeldLease {
+    engine: Engine,
+    id: String,
+    released: bool,
+}
+
+impl HeldLease {
+    fn new(engine: &Engine, id: &str) -> Self {
+        Self {
+            engine: engine.clone(),
+            id: id.to_string(),
+            released: false,
+        }
+    }
+
+    async fn release(mut self) {
+        self.released = true;
+        release_lease(&self.engine, &self.id).await;
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let (engine, id) = (self.engine.clone(), std::mem::take(&mut self.id));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release_lease(&engine, &id).await });
+        }
+    }
+}
+
+async fn release_lease(engine: &Engine, id: &str) {
+    if let Err(error) = engine
+        .inner
+        .store
+        .release_lease(id, &engine.inner.holder)
+        .await
+    {
+        tracing::warn!(instance = id, %error, "could not release the refresh lease; it lapses by itself");
+    }
+}
+
+/// The backoff a failed refresh recorded and the reason, if the last refresh failed.
+fn recorded_backoff(record: &TokenRecord) -> Option<(granary_store::Timestamp, String)> {
+    match &record.last_refresh {
+        Some(RefreshOutcome {
+            result:
+                RefreshResult::Failed {
+                    retry_at: Some(at),
+                    message,
+                    ..
+                },
+            ..
+        }) => Some((*at, message.clone())),
+        _ => None,
+    }
+}
+
+/// How many refreshes in a row failed before this one.
+fn previous_failures(record: &TokenRecord) -> u32 {
+    match &record.last_refresh {
+        Some(RefreshOutcome {
+            result: RefreshResult::Failed { failures, .. },
+            ..
+        }) => *failures,
+        _ => 0,
+    }
+}
+
+/// The wait after `failures` refreshes in a row failed: [`BACKOFF_BASE`] doubled per failure
+/// up to [`BACKOFF_CAP`], and at least the provider's `Retry-After` (up to 6 hours).
+pub(crate) fn backoff_after(failures: u32, retry_after: Option<Duration>) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    let own = BACKOFF_BASE
+        .saturating_mul(1u32 << doublings)
+        .min(BACKOFF_CAP);
+    retry_after.map_or(own, |asked| own.max(asked.min(RETRY_AFTER_CAP)))
+}
+
+/// For a 4xx answer without an OAuth error (an empty, non-JSON or HTML body, or JSON without
+/// an `error` field), what it was, e.g. "HTTP 400 (text/html)"; `None` for anything else.
+fn unexplained_refusal(error: &crate::Error) -> Option<String> {
+    use crate::error::EndpointProblem;
+    match error {
+        crate::Error::InvalidResponse {
+            status,
+            content_type,
+            excerpt,
+            ..
+        } if (400..500).contains(status) => Some(describe_answer(*status, content_type, excerpt)),
+        crate::Error::NotAnEndpoint {
+            problem:
+                EndpointProblem::Html {
+                    status,
+                    content_type,
+                    excerpt,
+                },
+            ..
+        } if (400..500).contains(status) => Some(describe_answer(*status, content_type, excerpt)),
+        _ => None,
+    }
+}
+
+fn describe_answer(status: u16, content_type: &str, excerpt: &str) -> String {
+    if excerpt.trim().is_empty() {
+        format!("HTTP {status} ({content_type}) and an empty body")
+    } else {
+        format!("HTTP {status} ({content_type}): {excerpt}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_honours_retry_after() {
+        assert_eq!(backoff_after(1, None), BACKOFF_BASE);
+        assert_eq!(backoff_after(2, None), BACKOFF_BASE * 2);
+        assert_eq!(backoff_after(30, None), BACKOFF_CAP);
+        assert_eq!(
+            backoff_after(1, Some(Duration::from_secs(3600))),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            backoff_after(1, Some(Duration::from_secs(2))),
+            BACKOFF_BASE,
+            "a short Retry-After does not shorten the engine's own backoff"
+        );
+        assert_eq!(
+            backoff_after(1, Some(Duration::from_secs(100 * 3600))),
+            RETRY_AFTER_CAP
+        );
+    }
+}
