@@ -746,16 +746,31 @@ pub async fn authorize(settings: &Settings, remote: &RemoteArgs, id: &str) -> Re
 }
 
 /// `granary token INSTANCE`: prints a valid access token.
-pub async fn token(settings: &Settings, remote: &RemoteArgs, id: &str) -> Result<()> {
+pub async fn token(
+    settings: &Settings,
+    remote: &RemoteArgs,
+    id: &str,
+    refresh: bool,
+) -> Result<()> {
     match target(settings, remote, false).await? {
         Target::Local(engine, _) => {
-            let token = engine.access_token(id).await?;
+            let token = if refresh {
+                engine.refresh_now(id).await?
+            } else {
+                engine.access_token(id).await?
+            };
             println!("{}", token.secret());
         }
         Target::Remote(remote) => {
-            let value = remote
-                .call(Method::GET, &format!("/instances/{id}/token"), None)
-                .await?;
+            let value = if refresh {
+                remote
+                    .call(Method::POST, &format!("/instances/{id}/refresh"), None)
+                    .await?
+            } else {
+                remote
+                    .call(Method::GET, &format!("/instances/{id}/token"), None)
+                    .await?
+            };
             println!(
                 "{}",
                 value
@@ -772,7 +787,7 @@ pub async fn token(settings: &Settings, remote: &RemoteArgs, id: &str) -> Result
 pub async fn key(settings: &Settings, remote: &RemoteArgs, command: &KeyCommand) -> Result<()> {
     if remote.server.is_some() {
         return Err(Error::Config(
-            "key rotation works on the data directory only: stop the server, run `granary key rotate` on its host, start the server again".into(),
+            "key rotation works on the data directory only: run `granary key rotate` on the server's host (a server running on that directory loads the new key by itself)".into(),
         ));
     }
     match command {
@@ -853,6 +868,10 @@ pub enum Command {
     Token {
         /// The instance id.
         instance: String,
+        /// Refresh it now first; calls at the same time, from any process, share one
+        /// refresh.
+        #[arg(long)]
+        refresh: bool,
     },
     /// Manage the master key that seals the stored secrets.
     #[command(subcommand)]
@@ -908,7 +927,9 @@ pub fn main(
             Command::Import(args) => import(&settings, remote, args).await,
             Command::Instance(command) => instance(&settings, remote, command).await,
             Command::Authorize { instance } => authorize(&settings, remote, instance).await,
-            Command::Token { instance } => token(&settings, remote, instance).await,
+            Command::Token { instance, refresh } => {
+                token(&settings, remote, instance, *refresh).await
+            }
             Command::Key(command) => key(&settings, remote, command).await,
             Command::ApiKey(command) => api_key(&settings, command),
         }
