@@ -179,6 +179,12 @@ pub trait Store: Send + Sync {
     /// The changes numbered above `after`, oldest first, at most `limit` of them. Numbers
     /// grow with every change and are never reused, across every process that shares the
     /// store, and a change is listed only once the write that made it is visible to readers.
+    /// Changes become visible in number order: once change `n` is listed, no change below
+    /// `n` appears later (a reader moves its cursor past what it read and would never see
+    /// it). A backend whose writers commit concurrently must number changes in commit
+    /// order, e.g. from a counter row updated inside the write's transaction rather than
+    /// from a sequence. Numbers need not be consecutive, but a backend with gaps may
+    /// report `missed` when nothing was dropped (harmless: the reader drops what it holds).
     /// The store keeps at least the newest [`CHANGES_KEPT`](crate::CHANGES_KEPT) changes;
     /// when some change above `after` was dropped, `missed` is set (never a silent gap).
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes>;
