@@ -261,7 +261,7 @@ async fn target(settings: &Settings, remote: &RemoteArgs, create: bool) -> Resul
             )))
         }
         None => Ok(Target::Local(
-            open::engine(&settings).await?,
+            open::engine(settings).await?,
             settings.clone(),
         )),
     }
@@ -792,7 +792,7 @@ pub async fn key(settings: &Settings, remote: &RemoteArgs, command: &KeyCommand)
     }
     match command {
         KeyCommand::Rotate => {
-            let rotation = open::rotate_key(&settings).await?;
+            let rotation = open::rotate_key(settings).await?;
             println!(
                 "rotated the master key {} -> {}: {} instances, {} client secrets and {} token records re-sealed",
                 rotation.previous_key_id,
