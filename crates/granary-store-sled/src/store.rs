@@ -671,21 +671,7 @@ impl Store for SledStore {
             let lease: Option<Lease> = inner.read(&inner.leases, &instance, || {
                 format!("lease of `{instance}`")
             })?;
-            if !lease.as_ref().is_some_and(|l| l.is_held_by(&holder, now)) {
-                return Err(Error::conflict(
-                    format!("token of instance `{instance}`"),
-                    match lease {
-                        Some(l) if l.holder == holder => format!(
-                            "the lease of `{holder}` expired at {} ms",
-                            l.expires.as_unix_millis()
-                        ),
-                        Some(l) => {
-                            format!("the lease is held by `{}`, not by `{holder}`", l.holder)
-                        }
-                        None => format!("`{holder}` holds no lease of this instance"),
-                    },
-                ));
-            }
+            Lease::check_fence(lease.as_ref(), &instance, &holder, now)?;
             inner.write_token(&instance, &mut token, Some(expected_version))
         })
         .await

@@ -534,22 +534,7 @@ impl Store for SqliteStore {
                 .prepare_cached("SELECT instance, holder, expires FROM leases WHERE instance = ?1")?
                 .query_row([&instance], codec::lease)
                 .optional()?;
-            if !lease.as_ref().is_some_and(|l| l.is_held_by(&holder, now)) {
-                return Err(Error::conflict(
-                    format!("token of instance `{instance}`"),
-                    match lease {
-                        Some(l) if l.holder == holder => format!(
-                            "the lease of `{holder}` expired at {} ms",
-                            l.expires.as_unix_millis()
-                        ),
-                        Some(l) => {
-                            format!("the lease is held by `{}`, not by `{holder}`", l.holder)
-                        }
-                        None => format!("`{holder}` holds no lease of this instance"),
-                    },
-                )
-                .into());
-            }
+            Lease::check_fence(lease.as_ref(), &instance, &holder, now)?;
             let version = write_token(&tx, &instance, &token, Some(expected_version))?;
             tx.commit()?;
             Ok(version)

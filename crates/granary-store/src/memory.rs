@@ -255,7 +255,7 @@ impl Store for MemoryStore {
     ) -> Result<u64> {
         let mut state = self.state();
         state.require_instance(instance)?;
-        check_fence(state.leases.get(instance), instance, holder, now)?;
+        Lease::check_fence(state.leases.get(instance), instance, holder, now)?;
         state.write_token(instance, token, Some(expected_version))
     }
 
@@ -335,29 +335,5 @@ impl Store for MemoryStore {
             .cloned()
             .collect();
         Ok(Changes { changes, missed })
-    }
-}
-
-/// `Ok` when `holder` holds the lease of `instance` unexpired at `now` (`expires > now`),
-/// else the `Conflict` of [`Store::put_token_fenced`].
-fn check_fence(lease: Option<&Lease>, instance: &str, holder: &str, now: Timestamp) -> Result<()> {
-    let what = || format!("token of instance `{instance}`");
-    match lease {
-        Some(lease) if lease.is_held_by(holder, now) => Ok(()),
-        Some(lease) if lease.holder == holder => Err(Error::conflict(
-            what(),
-            format!(
-                "the lease of `{holder}` expired at {} ms",
-                lease.expires.as_unix_millis()
-            ),
-        )),
-        Some(lease) => Err(Error::conflict(
-            what(),
-            format!("the lease is held by `{}`, not by `{holder}`", lease.holder),
-        )),
-        None => Err(Error::conflict(
-            what(),
-            format!("`{holder}` holds no lease of this instance"),
-        )),
     }
 }

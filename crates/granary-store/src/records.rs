@@ -199,6 +199,29 @@ impl PendingAuthorization {
 }
 
 impl Lease {
+    /// `Ok` when `holder` holds the lease `lease` of `instance` unexpired at `now`
+    /// (`expires > now`), else the `Conflict` of
+    /// [`Store::put_token_fenced`](crate::Store::put_token_fenced) that says why: the one
+    /// fence check of every backend.
+    pub fn check_fence(
+        lease: Option<&Lease>,
+        instance: &str,
+        holder: &str,
+        now: Timestamp,
+    ) -> crate::Result<()> {
+        let what = || format!("token of instance `{instance}`");
+        let why = match lease {
+            Some(lease) if lease.is_held_by(holder, now) => return Ok(()),
+            Some(lease) if lease.holder == holder => format!(
+                "the lease of `{holder}` expired at {} ms",
+                lease.expires.as_unix_millis()
+            ),
+            Some(lease) => format!("the lease is held by `{}`, not by `{holder}`", lease.holder),
+            None => format!("`{holder}` holds no lease of this instance"),
+        };
+        Err(crate::Error::conflict(what(), why))
+    }
+
     /// Whether `holder` may acquire this lease at `now`: it holds it already, or the lease
     /// expired (`expires <= now`).
     pub fn can_be_taken_by(&self, holder: &str, now: Timestamp) -> bool {
