@@ -6,14 +6,39 @@ mod support;
 
 use std::time::Duration;
 
-use granary_flow::engine::{EngineError, Event, Field, InstanceUpdate, Keyring, MasterKey};
+use granary_flow::engine::{
+    AccessToken, Engine, EngineError, EngineResult, Event, Field, InstanceUpdate, Keyring,
+    MasterKey,
+};
 use granary_store::{InstanceStatus, Store};
 use secrecy::{SecretBox, SecretString};
 use serde_json::json;
 use support::{KEY, World, eventually, keyring, token_json};
+use tokio::task::JoinHandle;
 use wiremock::ResponseTemplate;
 
 const HOUR: Duration = Duration::from_secs(3600);
+
+fn invalid_grant() -> ResponseTemplate {
+    ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"}))
+}
+
+/// A caller of `engine.access_token("inst")` in a task of its own.
+fn spawn_token(engine: &Engine) -> JoinHandle<EngineResult<AccessToken>> {
+    let engine = engine.clone();
+    tokio::spawn(async move { engine.access_token("inst").await })
+}
+
+/// `from` stalled: `to` takes its lease over (as a process does once it lapsed).
+async fn take_over_lease(world: &World, from: &str, to: &str, now: granary_store::Timestamp) {
+    assert!(world.store.release_lease("inst", from).await.unwrap());
+    let taken = world
+        .store
+        .try_acquire_lease("inst", to, now, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(taken);
+}
 
 fn refreshed(access: &str, refresh: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(token_json(access, Some(refresh), Some(3600)))
@@ -30,10 +55,7 @@ async fn shutdown_lets_a_refresh_in_flight_store_its_answer() {
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(300)))
         .await;
     world.advance(HOUR - Duration::from_secs(10));
-    let caller = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("inst").await }
-    });
+    let caller = spawn_token(&a);
     arrivals.recv().await.unwrap();
     let report = a.shutdown(Duration::from_secs(10)).await;
     assert!(report.finished_in_grace, "{report:?}");
@@ -70,10 +92,7 @@ async fn a_caller_that_goes_away_does_not_cut_the_refresh_short() {
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(200)))
         .await;
     world.advance(HOUR - Duration::from_secs(10));
-    let caller = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("inst").await }
-    });
+    let caller = spawn_token(&a);
     arrivals.recv().await.unwrap();
     caller.abort();
     let refreshed = async {
@@ -107,10 +126,7 @@ async fn shutdown_cuts_a_hanging_refresh_at_the_end_of_the_grace_period() {
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_secs(60)))
         .await;
     world.advance(HOUR - Duration::from_secs(10));
-    let caller = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("inst").await }
-    });
+    let caller = spawn_token(&a);
     arrivals.recv().await.unwrap();
     let report = a.shutdown(Duration::from_millis(200)).await;
     assert!(!report.finished_in_grace);
@@ -165,10 +181,7 @@ async fn a_dead_holders_lease_lapses_and_another_process_takes_over() {
             .unwrap()
     );
     let b = world.engine("b", |b| b);
-    let caller = tokio::spawn({
-        let b = b.clone();
-        async move { b.access_token("inst").await }
-    });
+    let caller = spawn_token(&b);
     eventually("the caller waits for the dead holder", || async {
         caller.is_finished() || world.refreshes().await == 0
     })
@@ -273,25 +286,14 @@ async fn a_process_that_lost_the_race_keeps_the_winners_token() {
     world
         .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
         .await;
-    let mut gate = world
-        .gated_refresh(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})))
-        .await;
+    let mut gate = world.gated_refresh(invalid_grant()).await;
     world.advance(HOUR + Duration::from_secs(1));
-    let caller = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("inst").await }
-    });
+    let caller = spawn_token(&a);
     gate.arrived.recv().await.unwrap();
     // Meanwhile `a` stalled past its lease: "b" took it over, refreshed, and stored.
     let store = &world.store;
-    assert!(store.release_lease("inst", "a").await.unwrap());
     let now = a.now();
-    assert!(
-        store
-            .try_acquire_lease("inst", "b", now, Duration::from_secs(5))
-            .await
-            .unwrap()
-    );
+    take_over_lease(&world, "a", "b", now).await;
     let mut newer = store.get_token("inst").await.unwrap().unwrap();
     let ring = keyring(&KEY);
     newer.access_token = ring
@@ -470,10 +472,7 @@ async fn the_lease_is_renewed_while_its_refresh_runs() {
         .gated_refresh(refreshed("access-2", "refresh-2"))
         .await;
     world.advance(HOUR + Duration::from_secs(1));
-    let caller = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("inst").await }
-    });
+    let caller = spawn_token(&a);
     gate.arrived.recv().await.unwrap();
     // Long past the lease's lifetime on the engine's clock: only a heartbeat keeps it.
     world.advance(ttl * 10);
@@ -496,24 +495,12 @@ async fn a_refusal_seen_after_losing_the_lease_leaves_the_verdict_to_the_holder(
     world
         .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
         .await;
-    let mut gate = world
-        .gated_refresh(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})))
-        .await;
+    let mut gate = world.gated_refresh(invalid_grant()).await;
     world.advance(HOUR + Duration::from_secs(1));
-    let caller = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("inst").await }
-    });
+    let caller = spawn_token(&a);
     gate.arrived.recv().await.unwrap();
     // `a` stalled: "b" holds the lease now and is still refreshing.
-    let store = &world.store;
-    assert!(store.release_lease("inst", "a").await.unwrap());
-    assert!(
-        store
-            .try_acquire_lease("inst", "b", a.now(), Duration::from_secs(5))
-            .await
-            .unwrap()
-    );
+    take_over_lease(&world, "a", "b", a.now()).await;
     gate.release.send(()).unwrap();
     let error = caller.await.unwrap().unwrap_err();
     assert!(
