@@ -19,6 +19,19 @@ use wiremock::ResponseTemplate;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// A world with engine "a" (its builder changed by `tweak`) that authorized `inst` with
+/// `access-1`, `refresh-1` and one hour.
+async fn authorized(
+    tweak: impl FnOnce(granary_flow::engine::EngineBuilder) -> granary_flow::engine::EngineBuilder,
+) -> (World, Engine) {
+    let world = World::new().await;
+    let a = world.engine("a", tweak);
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    (world, a)
+}
+
 fn invalid_grant() -> ResponseTemplate {
     ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"}))
 }
@@ -46,11 +59,7 @@ fn refreshed(access: &str, refresh: &str) -> ResponseTemplate {
 
 #[tokio::test]
 async fn shutdown_lets_a_refresh_in_flight_store_its_answer() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     let mut arrivals = world
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(300)))
         .await;
@@ -82,11 +91,7 @@ async fn shutdown_lets_a_refresh_in_flight_store_its_answer() {
 
 #[tokio::test]
 async fn a_caller_that_goes_away_does_not_cut_the_refresh_short() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     let mut events = a.subscribe();
     let mut arrivals = world
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(200)))
@@ -117,11 +122,7 @@ async fn a_caller_that_goes_away_does_not_cut_the_refresh_short() {
 
 #[tokio::test]
 async fn shutdown_cuts_a_hanging_refresh_at_the_end_of_the_grace_period() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     let mut arrivals = world
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_secs(60)))
         .await;
@@ -144,11 +145,7 @@ async fn shutdown_cuts_a_hanging_refresh_at_the_end_of_the_grace_period() {
 
 #[tokio::test]
 async fn one_deadline_per_refresh_then_a_backoff_without_requests() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b.refresh_deadline(Duration::from_millis(300)));
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b.refresh_deadline(Duration::from_millis(300))).await;
     world
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_secs(30)))
         .await;
@@ -164,11 +161,7 @@ async fn one_deadline_per_refresh_then_a_backoff_without_requests() {
 
 #[tokio::test]
 async fn a_dead_holders_lease_lapses_and_another_process_takes_over() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     world.on_refresh(refreshed("access-2", "refresh-2")).await;
     world.advance(HOUR + Duration::from_secs(1));
     // A process died holding the lease.
@@ -193,11 +186,7 @@ async fn a_dead_holders_lease_lapses_and_another_process_takes_over() {
 
 #[tokio::test]
 async fn a_backoff_recorded_by_one_process_holds_for_the_others() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     world
         .on_refresh(ResponseTemplate::new(503).insert_header("Retry-After", "3600"))
         .await;
@@ -220,11 +209,7 @@ async fn a_backoff_recorded_by_one_process_holds_for_the_others() {
 
 #[tokio::test]
 async fn a_lifetime_of_zero_is_an_unknown_expiry_not_a_refresh_per_read() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     world
         .on_refresh(ResponseTemplate::new(200).set_body_json(json!({
             "access_token": "access-2", "token_type": "Bearer", "expires_in": 0
@@ -241,11 +226,7 @@ async fn a_lifetime_of_zero_is_an_unknown_expiry_not_a_refresh_per_read() {
 
 #[tokio::test]
 async fn a_disable_or_disconnect_in_one_process_is_seen_by_another() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     let b = world.engine("b", |b| b);
     assert_eq!(b.access_token("inst").await.unwrap().secret(), "access-1");
     let disable = InstanceUpdate {
@@ -281,11 +262,7 @@ async fn a_disable_or_disconnect_in_one_process_is_seen_by_another() {
 
 #[tokio::test]
 async fn a_process_that_lost_the_race_keeps_the_winners_token() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     let mut gate = world.gated_refresh(invalid_grant()).await;
     world.advance(HOUR + Duration::from_secs(1));
     let caller = spawn_token(&a);
@@ -323,11 +300,7 @@ async fn a_process_that_lost_the_race_keeps_the_winners_token() {
 
 #[tokio::test]
 async fn concurrent_forced_refreshes_in_two_processes_send_one_request() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     let mut gate = world
         .gated_refresh(refreshed("access-2", "refresh-2"))
         .await;
@@ -349,11 +322,7 @@ async fn concurrent_forced_refreshes_in_two_processes_send_one_request() {
 
 #[tokio::test]
 async fn refusals_without_an_oauth_error_fail_visibly_then_need_authorization() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     world.on_refresh(ResponseTemplate::new(400)).await;
     world.advance(HOUR + Duration::from_secs(1));
     for failures in 1..granary_flow::engine::DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION {
@@ -433,11 +402,7 @@ async fn a_key_rotated_by_another_process_is_loaded_again() {
 
 #[tokio::test]
 async fn shutdown_lets_a_background_refresh_store_its_answer() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, a) = authorized(|b| b).await;
     let mut arrivals = world
         .on_refresh(refreshed("access-2", "refresh-2").set_delay(Duration::from_millis(300)))
         .await;
@@ -487,14 +452,11 @@ async fn the_lease_is_renewed_while_its_refresh_runs() {
 
 #[tokio::test]
 async fn a_refusal_seen_after_losing_the_lease_leaves_the_verdict_to_the_holder() {
-    let world = World::new().await;
-    let a = world.engine("a", |b| {
+    let (world, a) = authorized(|b| {
         b.refresh_deadline(Duration::from_millis(200))
             .lease_ttl(Duration::from_millis(300))
-    });
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    })
+    .await;
     let mut gate = world.gated_refresh(invalid_grant()).await;
     world.advance(HOUR + Duration::from_secs(1));
     let caller = spawn_token(&a);
