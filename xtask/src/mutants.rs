@@ -20,14 +20,16 @@ use crate::cmd::{Ctx, Failure};
 /// The pinned cargo-mutants.
 const VERSION: &str = "27.1.0";
 
-/// Where a silent bug loses tokens: the engine's token, authorization, disconnect and seal
-/// modules; the protocol's token, response and callback handling; the backends'
-/// compare-and-swap, take-once and lease code.
+/// Where a silent bug loses tokens: the engine's token (hot path and refresh under the
+/// lease), authorization, disconnect, seal and re-seal modules; the protocol's token,
+/// response and callback handling; the backends' compare-and-swap, take-once and lease code.
 const FILES: &[&str] = &[
     "crates/granary-flow/src/engine/tokens.rs",
+    "crates/granary-flow/src/engine/refresh.rs",
     "crates/granary-flow/src/engine/authorization.rs",
     "crates/granary-flow/src/engine/disconnect.rs",
     "crates/granary-flow/src/engine/seal.rs",
+    "crates/granary-flow/src/engine/reseal.rs",
     "crates/granary-flow/src/protocol/token.rs",
     "crates/granary-flow/src/protocol/response.rs",
     "crates/granary-flow/src/protocol/authorize.rs",
