@@ -33,6 +33,29 @@ pub enum Error {
         message: String,
     },
 
+    /// The document is larger than [`crate::Limits::max_bytes`].
+    #[error(
+        "the document is {size} bytes, over the limit of {limit} bytes ({}); import a smaller document or raise the limit (granary server: `import_limit`; library: Limits::max_bytes)", mib(*limit)
+    )]
+    TooLarge {
+        /// The size of the document, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+
+    /// The document nests deeper than [`crate::Limits::max_depth`]: refused before it is
+    /// parsed, since deep nesting costs the parsers time out of proportion to its size.
+    #[error(
+        "the document nests deeper than the limit of {limit} levels (arrays, objects and indented blocks) at line {line}; real OpenAPI documents nest a few dozen levels: flatten it (move deep schemas into components and use $ref) or raise the limit (library: Limits::max_depth)"
+    )]
+    TooDeep {
+        /// The line (1-based) where the nesting passes the limit.
+        line: usize,
+        /// The limit, in levels.
+        limit: usize,
+    },
+
     /// The top level of the document is not an object.
     #[error(
         "the document is {found}, not an OpenAPI document: an OpenAPI document is a JSON object or YAML mapping with an `openapi` or `swagger` member"
@@ -128,6 +151,16 @@ impl fmt::Display for SchemeSummary {
             write!(f, ": {}", flows.join(", "))?;
         }
         f.write_str(")")
+    }
+}
+
+fn mib(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 

@@ -28,6 +28,7 @@
 mod base;
 mod context;
 mod error;
+mod limits;
 mod model;
 mod node;
 mod pointer;
@@ -39,6 +40,7 @@ mod v3;
 use url::Url;
 
 pub use error::{Error, Result, SchemeSummary};
+pub use limits::Limits;
 pub use model::{
     AuthorizationCodeFlow, Document, Flow, FlowKind, Format, OAuth2Scheme, OtherScheme, SpecFamily,
     SpecVersion, Warning,
@@ -56,6 +58,9 @@ pub struct ParseOptions {
     /// it is the base of relative OAuth URLs when the document has no server URL (3.x) or
     /// no host (2.0). Without it such URLs are an [`Error::RelativeUrl`].
     pub base_url: Option<Url>,
+    /// What the document may cost: checked before any JSON or YAML is built, so a document
+    /// over them costs one linear pass over its bytes. See [`Limits`].
+    pub limits: Limits,
 }
 
 impl ParseOptions {
@@ -63,11 +68,20 @@ impl ParseOptions {
     pub fn with_base_url(base_url: Url) -> Self {
         Self {
             base_url: Some(base_url),
+            limits: Limits::default(),
         }
+    }
+
+    /// These options with other limits.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
-/// Reads an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML) with default options.
+/// Reads an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML) with default options,
+/// which include the default [`Limits`] (64 MiB, 128 levels of nesting).
 ///
 /// # Errors
 /// See [`Error`]: syntax errors carry a line and column, structural ones a JSON pointer.
@@ -80,7 +94,9 @@ pub fn parse(input: &[u8]) -> Result<Document> {
 /// # Errors
 /// See [`Error`]: syntax errors carry a line and column, structural ones a JSON pointer.
 pub fn parse_with(input: &[u8], options: &ParseOptions) -> Result<Document> {
+    limits::check_size(input, &options.limits)?;
     let (format, body) = read::detect(input)?;
+    limits::check_depth(body, format, &options.limits)?;
     let mut top = read::read(body, format, read::TOP)?;
     if !matches!(top, Node::Map(_)) {
         let found = match top {
