@@ -1164,6 +1164,59 @@ async fn discovery_falls_back_to_openid_configuration_and_checks_the_issuer() {
     );
 }
 
+#[tokio::test]
+async fn discovery_summarises_a_body_that_is_no_metadata_and_never_echoes_it() {
+    const INTERNAL: &str = "internal-page-secret-4711";
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(format!("<html><body>{INTERNAL}</body></html>"), "text/html"),
+        )
+        .mount(&server)
+        .await;
+    let err = protocol::discover(&http(), &server.uri())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Discovery { .. }), "{err:?}");
+    assert!(!text.contains(INTERNAL), "{text}");
+    assert!(
+        text.contains("answered HTTP 200 with text/html (")
+            && text.contains("bytes), not a JSON metadata document"),
+        "{text}"
+    );
+    // JSON that is no object, and an object that is no metadata: summarised too.
+    for (body, expected) in [
+        (json!([INTERNAL]), "not a JSON metadata document"),
+        (json!({"secret": INTERNAL}), "has no `issuer`"),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&server)
+            .await;
+        let text = protocol::discover(&http(), &server.uri())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!text.contains(INTERNAL), "{text}");
+        assert!(text.contains(expected), "{text}");
+    }
+    // An error status: its body is not shown either.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(403).set_body_string(INTERNAL))
+        .mount(&server)
+        .await;
+    let text = protocol::discover(&http(), &server.uri())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!text.contains(INTERNAL) && text.contains("403"), "{text}");
+}
+
 // ---- Secrets in Debug -------------------------------------------------------------------
 
 #[test]

@@ -143,16 +143,21 @@ fn read_metadata(raw: &RawResponse, url: &Url, issuer: &str) -> Result<ProviderM
     if raw.too_large {
         return Err(format!("{url} answered a document over 1 MiB"));
     }
+    // Only a metadata document is read; anything else is summarised and never echoed, so
+    // that discovery cannot be used to read pages granary can reach and its user cannot.
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&raw.body) else {
         return Err(format!(
-            "{url} did not answer a JSON object ({}): {}",
-            raw.content_type_text(),
-            super::redact::excerpt(&raw.body, &[])
+            "{url} answered HTTP {} with {} ({} bytes), not a JSON metadata document: check \
+             the issuer URL",
+            raw.status,
+            raw.content_type_text().chars().take(80).collect::<String>(),
+            raw.body.len()
         ));
     };
     let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
     let found_issuer = text("issuer").ok_or_else(|| format!("{url} has no `issuer`"))?;
     if found_issuer != issuer {
+        let found_issuer: String = found_issuer.chars().take(200).collect();
         return Err(format!(
             "{url} names the issuer `{found_issuer}`, not `{issuer}` (RFC 8414 3.3): use exactly the issuer it names, if you trust it"
         ));
