@@ -2,11 +2,13 @@
 //! `/metrics`, and server-sent events.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::Extension;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -22,16 +24,20 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use url::Url;
 
+use crate::api_keys::{ApiKey, Role};
 use crate::app::AppState;
 use crate::problem::Problem;
+use crate::routes::Roles;
 use crate::views::{
     client_auth_name, invalid_id_message, parse_client_auth, state_name, status_name, valid_id,
 };
 
-/// The guard of every API route: `Authorization: Bearer <API key>` of a known key.
+/// The guard of every API route: `Authorization: Bearer <API key>` of a known key whose
+/// role permits the route (its role in the route table; a route not found there needs
+/// `admin`). The key's record goes into the request's extensions.
 pub async fn require_api_key(
-    State(state): State<AppState>,
-    request: Request,
+    State((state, roles)): State<(AppState, Arc<Roles>)>,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let presented = request
@@ -49,12 +55,41 @@ pub async fn require_api_key(
             "send an API key as `Authorization: Bearer <key>`; create one on the admin page (API keys)",
         )
         .into_response(),
-        Some(key) => match state.api_keys.verify(key) {
-            Some(_) => next.run(request).await,
+        Some(key) => match state.api_keys.verify(key).await {
+            Some(record) => {
+                let needed = needed_role(&roles, &request);
+                if !record.role.permits(needed) {
+                    return Problem::forbidden(format!(
+                        "this API key has the role `{}`; {} {} needs a key with the role `{needed}`: create one on the admin page (API keys) or with `granary api-key create NAME --role {needed}`",
+                        record.role,
+                        request.method(),
+                        request.uri().path(),
+                    ))
+                    .into_response();
+                }
+                request.extensions_mut().insert(record);
+                next.run(request).await
+            }
             None => Problem::unauthorized("this API key is unknown or was revoked: create a new one on the admin page")
                 .into_response(),
         },
     }
+}
+
+/// The role the matched route needs (HEAD as GET; unknown: `admin`).
+fn needed_role(roles: &Roles, request: &Request) -> Role {
+    let Some(path) = request.extensions().get::<MatchedPath>() else {
+        return Role::Admin;
+    };
+    let method = if request.method() == Method::HEAD {
+        Method::GET
+    } else {
+        request.method().clone()
+    };
+    roles
+        .iter()
+        .find(|((m, p), _)| *m == method && *p == path.as_str())
+        .map_or(Role::Admin, |(_, role)| *role)
 }
 
 /// The problem for an engine error.
@@ -241,7 +276,8 @@ pub fn instance_json(instance: &Instance, report: Option<&InstanceReport>) -> Va
         "authorization_url": instance.authorization_url,
         "token_url": instance.token_url,
         "extra_authorization_params": instance.extra_authorization_params,
-        "extra_token_params": instance.extra_token_params,
+        // Write-only (sealed in the store, often API keys): the names, never the values.
+        "extra_token_param_names": instance.extra_token_params.iter().map(|(n, _)| n).collect::<Vec<_>>(),
         "extra_token_header_names": instance.extra_token_headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
         "status": status_name(instance.status),
         "state": state_name(instance.status, failure.is_some()),
@@ -601,19 +637,38 @@ pub fn event_json(event: &Event) -> (&'static str, Value) {
     }
 }
 
-/// `GET /api/v1/events`: the engine's events as server-sent events.
+/// `GET /api/v1/events`: the engine's events as server-sent events. The stream ends when
+/// the server shuts down, and when its key is revoked or no longer has a role that reads
+/// events (checked at every change of the key set, which a server sees within a second).
 pub async fn events(
     State(state): State<AppState>,
+    Extension(key): Extension<ApiKey>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let receiver = state.engine.subscribe();
     let closing = state.closing.subscribe();
+    let mut keys = state.api_keys.changes();
+    keys.mark_unchanged();
     let stream = futures::stream::unfold(
-        (receiver, closing),
-        |(mut receiver, mut closing)| async move {
+        (receiver, closing, keys, state, key),
+        |(mut receiver, mut closing, mut keys, state, key)| async move {
             if *closing.borrow() {
                 return None;
             }
             let sse = tokio::select! {
+                changed = keys.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let allowed = state
+                        .api_keys
+                        .lookup(&key.sha256)
+                        .is_some_and(|now| now.role.permits(Role::Tokens));
+                    if !allowed {
+                        tracing::info!(key = %key.id, "an event stream ended: its API key was revoked");
+                        return None;
+                    }
+                    return Some((Ok(SseEvent::default().comment("keys checked")), (receiver, closing, keys, state, key)));
+                }
                 received = receiver.recv() => match received {
                     Ok(event) => {
                         let (name, data) = event_json(&event);
@@ -626,7 +681,7 @@ pub async fn events(
                 },
                 _ = closing.changed() => return None,
             };
-            Some((Ok(sse), (receiver, closing)))
+            Some((Ok(sse), (receiver, closing, keys, state, key)))
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

@@ -13,6 +13,9 @@ use crate::metrics::Metrics;
 use crate::sessions::Sessions;
 use crate::settings::Settings;
 
+/// How often the server looks at the API key file for changes made by another process.
+const API_KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What every handler reads. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -74,6 +77,20 @@ impl AppState {
                 };
                 let Some(shared) = weak.upgrade() else { return };
                 count(&shared.metrics, &event);
+            }
+        });
+        // Keys revoked (or created) by another process on the same data directory are seen
+        // within a second; the request path itself never reads the file for a known key.
+        let weak = Arc::downgrade(&state.0);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(API_KEY_RELOAD);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(shared) = weak.upgrade() else { return };
+                if let Err(error) = shared.api_keys.reload_if_changed().await {
+                    tracing::warn!(%error, "cannot reload the API keys; keeping the ones loaded");
+                }
             }
         });
         state

@@ -165,6 +165,10 @@ pub enum ApiKeyCommand {
     Create {
         /// What the key is for.
         name: String,
+        /// What the key may do: `tokens` (list and read instances, get and refresh tokens,
+        /// read events) or `admin` (everything).
+        #[arg(long, default_value = "tokens", value_name = "tokens|admin")]
+        role: crate::api_keys::Role,
     },
     /// List the API keys (never the keys themselves).
     List,
@@ -819,21 +823,22 @@ pub async fn key(settings: &Settings, remote: &RemoteArgs, command: &KeyCommand)
 pub fn api_key(settings: &Settings, command: &ApiKeyCommand) -> Result<()> {
     let keys = ApiKeys::open(&settings.data_dir)?;
     match command {
-        ApiKeyCommand::Create { name } => {
+        ApiKeyCommand::Create { name, role } => {
             crate::secrets::ensure_dir(&settings.data_dir)?;
-            let (record, key) = keys.create(name)?;
+            let (record, key) = keys.create(name, *role)?;
             eprintln!(
-                "created API key {} ({}); it is shown once:",
-                record.id, record.name
+                "created API key {} ({}, role {}); it is shown once:",
+                record.id, record.name, record.role
             );
             println!("{}", key.expose_secret());
         }
         ApiKeyCommand::List => {
             for key in keys.list()? {
                 println!(
-                    "{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}",
                     key.id,
                     key.name,
+                    key.role,
                     crate::views::format_unix_seconds(key.created)
                 );
             }

@@ -49,6 +49,16 @@ impl Problem {
         )
     }
 
+    /// 403: a known API key whose role does not permit the route.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "The API key's role does not permit this",
+            detail,
+        )
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)

@@ -2,8 +2,12 @@
 //!
 //! Routes are only added through [`RouteTable::add`], which records each one; the admin and
 //! API groups get their guard as a route layer, so a new route is guarded by the group it is
-//! added to, and the tests walk [`route_table`] to prove it.
+//! added to, and the tests walk [`route_table`] to prove it. An API route needs an `admin`
+//! key unless the table marks it [`RouteTable::tokens`] (fail closed: a new API route is an
+//! admin route until someone decides otherwise).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -14,6 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 
+use crate::api_keys::Role;
 use crate::app::AppState;
 use crate::{api, web};
 
@@ -37,7 +42,12 @@ pub struct RouteInfo {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
+    /// The API key role it needs (API routes only; `admin` unless marked `tokens`).
+    pub role: Role,
 }
+
+/// The role each API route needs, by method and path template.
+pub type Roles = HashMap<(Method, &'static str), Role>;
 
 /// Routes being collected, by group.
 pub struct RouteTable {
@@ -69,17 +79,10 @@ impl RouteTable {
         H: Handler<T, AppState>,
         T: 'static,
     {
-        let filter = if method == Method::POST {
-            MethodFilter::POST
-        } else if method == Method::PUT {
-            MethodFilter::PUT
-        } else if method == Method::PATCH {
-            MethodFilter::PATCH
-        } else if method == Method::DELETE {
-            MethodFilter::DELETE
-        } else {
-            MethodFilter::GET
-        };
+        // Every method the table uses has its own filter: an unknown one is a mistake in the
+        // table, not a GET.
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|_| panic!("the route table names an unknown method {method}"));
         let route = on(filter, handler);
         match access {
             Access::Public => self.public = self.public.route(path, route),
@@ -90,7 +93,16 @@ impl RouteTable {
             method,
             path,
             access,
+            role: Role::Admin,
         });
+        self
+    }
+
+    /// Marks the API route added last as open to `tokens` keys.
+    pub fn tokens(mut self) -> Self {
+        let last = self.infos.last_mut().expect("tokens() follows add()");
+        assert_eq!(last.access, Access::Api, "tokens() marks API routes only");
+        last.role = Role::Tokens;
         self
     }
 }
@@ -228,8 +240,10 @@ fn table() -> RouteTable {
             api::integration_discover,
         )
         .add(Api, get(), "/api/v1/instances", api::instances_list)
+        .tokens()
         .add(Api, post(), "/api/v1/instances", api::instance_create)
         .add(Api, get(), "/api/v1/instances/{id}", api::instance_get)
+        .tokens()
         .add(
             Api,
             Method::PATCH,
@@ -260,13 +274,16 @@ fn table() -> RouteTable {
             "/api/v1/instances/{id}/token",
             api::instance_token,
         )
+        .tokens()
         .add(
             Api,
             post(),
             "/api/v1/instances/{id}/refresh",
             api::instance_refresh,
         )
+        .tokens()
         .add(Api, get(), "/api/v1/events", api::events)
+        .tokens()
 }
 
 /// Every route of the server with its access level (for tests and docs).
@@ -278,12 +295,20 @@ pub fn route_table() -> Vec<RouteInfo> {
 /// a 404 fallback.
 pub fn router(state: AppState) -> Router {
     let table = table();
+    let roles: Arc<Roles> = Arc::new(
+        table
+            .infos
+            .iter()
+            .filter(|info| info.access == Access::Api)
+            .map(|info| ((info.method.clone(), info.path), info.role))
+            .collect(),
+    );
     let admin = table.admin.route_layer(middleware::from_fn_with_state(
         state.clone(),
         web::require_admin,
     ));
     let api = table.api.route_layer(middleware::from_fn_with_state(
-        state.clone(),
+        (state.clone(), roles),
         api::require_api_key,
     ));
     table

@@ -160,10 +160,34 @@ fn serve_and_the_cli_share_a_data_directory() {
         0o600
     );
 
-    // An API key from the CLI, used against the running server.
-    let key = ok(&granary(&data, &["api-key", "create", "cli-test"], None))
+    // A `tokens` key (the default role) cannot import: the server names the role needed.
+    let tokens_key = ok(&granary(&data, &["api-key", "create", "reader"], None))
         .trim()
         .to_string();
+    let refused = granary(
+        &data,
+        &[
+            "import",
+            document.to_str().unwrap(),
+            "--server",
+            server.base.as_str(),
+            "--api-key",
+            tokens_key.as_str(),
+        ],
+        None,
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("role `admin`"), "{stderr}");
+
+    // An admin API key from the CLI, used against the running server.
+    let key = ok(&granary(
+        &data,
+        &["api-key", "create", "cli-test", "--role", "admin"],
+        None,
+    ))
+    .trim()
+    .to_string();
     assert!(key.starts_with("granary_"));
     let remote = ["--server", server.base.as_str(), "--api-key", key.as_str()];
     let with = |args: &[&str]| -> Vec<String> {

@@ -5,6 +5,7 @@
 mod common;
 
 use common::Server;
+use granary_server::api_keys::{ApiKeys, Role};
 use granary_server::routes::{Access, route_table};
 use reqwest::Method;
 
@@ -111,6 +112,172 @@ async fn every_admin_and_api_route_refuses_anonymous_and_wrong_credentials() {
         table.iter().filter(|r| r.access != Access::Public).count()
     );
     server.stop().await;
+}
+
+/// What a `tokens` key may call, written out once more than in the route table: moving a
+/// route between roles is a change this test shows.
+const TOKENS_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/instances"),
+    ("GET", "/api/v1/instances/{id}"),
+    ("GET", "/api/v1/instances/{id}/token"),
+    ("POST", "/api/v1/instances/{id}/refresh"),
+    ("GET", "/api/v1/events"),
+];
+
+#[tokio::test]
+async fn every_api_route_refuses_a_tokens_key_where_it_needs_admin() {
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    let keys = [
+        (
+            Role::Tokens,
+            server.api_key_with_role(&admin, &csrf, "tokens").await,
+        ),
+        (
+            Role::Admin,
+            server.api_key_with_role(&admin, &csrf, "admin").await,
+        ),
+    ];
+    let client = server.client();
+    let mut refused = 0;
+    let mut allowed = 0;
+    for route in route_table().iter().filter(|r| r.access == Access::Api) {
+        let expected = if TOKENS_ROUTES.contains(&(route.method.as_str(), route.path)) {
+            Role::Tokens
+        } else {
+            Role::Admin
+        };
+        assert_eq!(
+            route.role, expected,
+            "{} {}: the route table's role",
+            route.method, route.path
+        );
+        let path = concrete(route.path);
+        let method = Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+        for (role, key) in &keys {
+            let response = client
+                .request(method.clone(), server.url(&path))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            if role.permits(route.role) {
+                assert!(
+                    !matches!(status, 401 | 403),
+                    "{} {path} with a {role} key answered {status}",
+                    route.method
+                );
+                allowed += 1;
+            } else {
+                assert_eq!(status, 403, "{} {path} with a {role} key", route.method);
+                assert_eq!(
+                    response.headers()["content-type"],
+                    "application/problem+json"
+                );
+                let problem: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(problem["status"], 403);
+                let detail = problem["detail"].as_str().unwrap();
+                assert!(
+                    detail.contains("role `admin`") && detail.contains("role `tokens`"),
+                    "{detail}"
+                );
+                refused += 1;
+            }
+            // An event stream answered: dropping the response closes it.
+        }
+    }
+    assert_eq!(allowed, TOKENS_ROUTES.len() * 2 + refused);
+    assert!(refused >= 9, "only {refused} admin-only API routes");
+    server.stop().await;
+}
+
+/// Reads the stream until it ends (true) or `wait` passes (false).
+async fn ends_within(response: &mut reqwest::Response, wait: std::time::Duration) -> bool {
+    tokio::time::timeout(wait, async {
+        while let Some(_chunk) = response.chunk().await.unwrap_or(None) {}
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_when_its_key_is_revoked() {
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    let key = server.api_key_with_role(&admin, &csrf, "tokens").await;
+    let other = server.api_key_with_role(&admin, &csrf, "tokens").await;
+    let listed = server.state.api_keys.list().unwrap();
+    let id_of = |key: &str| {
+        let digest = hex_sha256(key);
+        listed.iter().find(|k| k.sha256 == digest).unwrap().id.clone()
+    };
+    let (key_id, other_id) = (id_of(&key), id_of(&other));
+    let client = server.client();
+    let open = || {
+        client
+            .get(server.url("/api/v1/events"))
+            .bearer_auth(&key)
+            .send()
+    };
+
+    // Revoked on the admin page of this server.
+    let mut stream = open().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    // Another key's revocation leaves it open.
+    let revoked = admin
+        .post(server.url(&format!("/admin/api-keys/{other_id}/delete")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 303);
+    assert!(
+        !ends_within(&mut stream, std::time::Duration::from_millis(1500)).await,
+        "the stream ended when another key was revoked"
+    );
+    let revoked = admin
+        .post(server.url(&format!("/admin/api-keys/{key_id}/delete")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 303);
+    assert!(
+        ends_within(&mut stream, std::time::Duration::from_secs(5)).await,
+        "the stream kept going after its key was revoked"
+    );
+
+    // Revoked by another process on the same data directory (the CLI): seen within a second.
+    let key = server.api_key_with_role(&admin, &csrf, "tokens").await;
+    let mut stream = client
+        .get(server.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let cli = ApiKeys::open(server.data.path()).unwrap();
+    let digest = hex_sha256(&key);
+    let id = cli
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|k| k.sha256 == digest)
+        .unwrap()
+        .id;
+    assert!(cli.revoke(&id).unwrap());
+    assert!(
+        ends_within(&mut stream, std::time::Duration::from_secs(5)).await,
+        "the stream kept going after another process revoked its key"
+    );
+    server.stop().await;
+}
+
+fn hex_sha256(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 #[tokio::test]

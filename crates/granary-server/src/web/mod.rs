@@ -616,6 +616,7 @@ fn api_keys_page(state: &AppState, mut layout: Layout, new_key: Option<String>) 
         .map(|k| ApiKeyRow {
             id: k.id,
             name: k.name,
+            role: k.role.as_str(),
             created: format_unix_seconds(k.created),
         })
         .collect();
@@ -637,9 +638,13 @@ pub async fn api_key_create(
     AdminForm(form): AdminForm,
 ) -> Response {
     let layout = layout(&state, &headers, &session);
-    match state.api_keys.create(&form.get("name")) {
+    let role = match form.get("role").as_str() {
+        "" => Ok(crate::api_keys::Role::default()),
+        text => text.parse(),
+    };
+    match role.and_then(|role| state.api_keys.create(&form.get("name"), role)) {
         Ok((record, key)) => {
-            tracing::info!(key = %record.id, name = %record.name, "API key created");
+            tracing::info!(key = %record.id, name = %record.name, role = %record.role, "API key created");
             api_keys_page(&state, layout, Some(key.expose_secret().to_string()))
         }
         Err(error) => {
@@ -647,7 +652,7 @@ pub async fn api_key_create(
             layout.banner = Some(Banner::error(
                 "No key was created",
                 error.to_string(),
-                "Give the key a name.",
+                "Give the key a name, and the role tokens or admin.",
             ));
             api_keys_page(&state, layout, None)
         }

@@ -178,6 +178,10 @@ pub struct InstanceFormPage {
     pub scopes: Vec<ScopeChoice>,
     /// Whether a client secret is stored.
     pub secret_set: bool,
+    /// The names of the stored extra token parameters (values are write-only).
+    pub token_param_names: String,
+    /// The names of the stored extra token headers (values are write-only).
+    pub token_header_names: String,
     /// The redirect URI to register.
     pub redirect_uri: String,
     /// The flow's authorization URL (placeholder).
@@ -238,6 +242,8 @@ pub struct ApiKeyRow {
     pub id: String,
     /// Its name.
     pub name: String,
+    /// Its role: `tokens` or `admin`.
+    pub role: &'static str,
     /// When it was created.
     pub created: String,
 }

@@ -110,11 +110,21 @@ impl Server {
         (client, csrf)
     }
 
-    /// An API key created through the admin page.
+    /// An API key with the role `admin`, created through the admin page.
     pub async fn api_key(&self, admin: &reqwest::Client, csrf: &str) -> String {
+        self.api_key_with_role(admin, csrf, "admin").await
+    }
+
+    /// An API key with `role` (`tokens` or `admin`), created through the admin page.
+    pub async fn api_key_with_role(
+        &self,
+        admin: &reqwest::Client,
+        csrf: &str,
+        role: &str,
+    ) -> String {
         let page = admin
             .post(self.url("/admin/api-keys"))
-            .form(&[("csrf", csrf), ("name", "tests")])
+            .form(&[("csrf", csrf), ("name", "tests"), ("role", role)])
             .send()
             .await
             .unwrap();
