@@ -9,7 +9,7 @@ use granary_flow::engine::{
     Clock, Engine, EngineError, Event, Field, Keyring, ManualClock, MasterKey, NewInstance,
 };
 use granary_flow::protocol::RetryPolicy;
-use granary_store::{InstanceStatus, MemoryStore, Store, Timestamp};
+use granary_store::{ExtraValue, InstanceStatus, MemoryStore, Store, Timestamp};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde_json::json;
 use url::Url;
@@ -1435,4 +1435,258 @@ async fn a_token_refreshed_elsewhere_during_a_delete_is_revoked_before_the_insta
     assert_eq!(report.revocation_note, None);
     assert_both_records_revoked(&env, &racing).await;
     assert!(env.store.get_instance("inst").await.unwrap().is_none());
+}
+
+/// The value of the header `name` of `request`, if any.
+fn header_of(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn extra_token_values_are_sealed_in_the_store_and_plaintext_ones_of_an_older_version_still_work()
+ {
+    let env = env().await;
+    let update = granary_flow::engine::InstanceUpdate {
+        extra_token_params: Some(vec![("audience".into(), "param-secret-1".into())]),
+        extra_token_headers: Some(vec![("X-Api-Key".into(), "header-secret-1".into())]),
+        ..Default::default()
+    };
+    env.engine.update_instance("inst", update).await.unwrap();
+    let stored = env.store.get_instance("inst").await.unwrap().unwrap();
+    let sealed_bytes = |value: &ExtraValue| match value {
+        ExtraValue::Sealed { sealed } => sealed.as_bytes().to_vec(),
+        ExtraValue::Plain(plain) => panic!("a plaintext value was stored: {plain}"),
+    };
+    let keyring = keyring(&env.key);
+    let header = granary_store::Sealed::new(sealed_bytes(&stored.extra_token_headers[0].1));
+    assert_eq!(
+        keyring
+            .open_string("inst", Field::ExtraTokenHeader, &header)
+            .unwrap()
+            .expose_secret(),
+        "header-secret-1"
+    );
+    let json = serde_json::to_string(&stored).unwrap();
+    assert!(
+        !json.contains("param-secret-1") && !json.contains("header-secret-1"),
+        "{json}"
+    );
+    assert!(!format!("{stored:?}").contains("secret-1"));
+
+    // The token request carries the opened values.
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    let exchange = recorded(&env.server).await.pop().unwrap();
+    assert_eq!(
+        header_of(&exchange, "x-api-key").as_deref(),
+        Some("header-secret-1")
+    );
+    assert!(String::from_utf8_lossy(&exchange.body).contains("audience=param-secret-1"));
+
+    // A record of the previous version holds plaintext values: they are used as they are,
+    // and sealed when the engine opens the store.
+    let mut old = env.store.get_instance("inst").await.unwrap().unwrap();
+    old.extra_token_params = vec![("audience".into(), ExtraValue::Plain("old-param".into()))];
+    old.extra_token_headers = vec![("X-Api-Key".into(), ExtraValue::Plain("old-header".into()))];
+    env.store.update_instance(&old).await.unwrap();
+    mount_refresh(
+        &env.server,
+        ResponseTemplate::new(200).set_body_json(token_json("access-2", None, Some(3600))),
+    )
+    .await;
+    env.engine.refresh_now("inst").await.unwrap();
+    let refresh = recorded(&env.server).await.pop().unwrap();
+    assert_eq!(
+        header_of(&refresh, "x-api-key").as_deref(),
+        Some("old-header")
+    );
+    assert!(String::from_utf8_lossy(&refresh.body).contains("audience=old-param"));
+    assert_eq!(env.engine.seal_plaintext_values().await.unwrap(), 1);
+    let sealed = env.store.get_instance("inst").await.unwrap().unwrap();
+    assert!(
+        !serde_json::to_string(&sealed).unwrap().contains("old-"),
+        "{sealed:?}"
+    );
+    assert_eq!(env.engine.seal_plaintext_values().await.unwrap(), 0);
+    // And the sealed values still reach the provider.
+    env.engine.refresh_now("inst").await.unwrap();
+    let refresh = recorded(&env.server).await.pop().unwrap();
+    assert_eq!(
+        header_of(&refresh, "x-api-key").as_deref(),
+        Some("old-header")
+    );
+}
+
+#[tokio::test]
+async fn a_completed_authorization_of_a_disabled_instance_keeps_it_disabled() {
+    let env = env().await;
+    let _exchange = Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(token_json("access-1", Some("r"), Some(3600))),
+        )
+        .mount_as_scoped(&env.server)
+        .await;
+    let url = env.engine.begin_authorization("inst").await.unwrap();
+    let state = url
+        .query_pairs()
+        .find(|(n, _)| n == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let disable = granary_flow::engine::InstanceUpdate {
+        enabled: Some(false),
+        ..Default::default()
+    };
+    env.engine.update_instance("inst", disable).await.unwrap();
+
+    env.engine
+        .complete_authorization(&format!("code=c&state={state}"))
+        .await
+        .unwrap();
+
+    let instance = env.store.get_instance("inst").await.unwrap().unwrap();
+    assert_eq!(instance.status, InstanceStatus::Disabled);
+    assert!(matches!(
+        env.engine.access_token("inst").await.unwrap_err(),
+        EngineError::Disabled { .. }
+    ));
+    // Enabled again, it hands out the token it received meanwhile.
+    let enable = granary_flow::engine::InstanceUpdate {
+        enabled: Some(true),
+        ..Default::default()
+    };
+    let enabled = env.engine.update_instance("inst", enable).await.unwrap();
+    assert_eq!(enabled.status, InstanceStatus::Authorized);
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-1"
+    );
+}
+
+#[tokio::test]
+async fn a_token_or_authorization_url_moved_to_another_origin_forgets_the_tokens() {
+    let env = env().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&env.server)
+        .await;
+    set_revocation_endpoint(&env).await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    assert_eq!(
+        env.engine.access_token("inst").await.unwrap().secret(),
+        "access-1"
+    );
+
+    // Another path at the same origin keeps the tokens.
+    let same_origin = granary_flow::engine::InstanceUpdate {
+        token_url: Some(Some(
+            Url::parse(&format!("{}/token", env.server.uri())).unwrap(),
+        )),
+        ..Default::default()
+    };
+    let kept = env.engine.update_instance("inst", same_origin).await.unwrap();
+    assert_eq!(kept.status, InstanceStatus::Authorized);
+    assert!(env.store.get_token("inst").await.unwrap().is_some());
+
+    // Another origin: the tokens are revoked where they came from and forgotten; the new
+    // origin receives nothing.
+    let elsewhere = MockServer::start().await;
+    let mut events = env.engine.subscribe();
+    let moved = granary_flow::engine::InstanceUpdate {
+        token_url: Some(Some(
+            Url::parse(&format!("{}/token", elsewhere.uri())).unwrap(),
+        )),
+        ..Default::default()
+    };
+    let updated = env.engine.update_instance("inst", moved).await.unwrap();
+    assert_eq!(updated.status, InstanceStatus::NeedsAuthorization);
+    assert!(env.store.get_token("inst").await.unwrap().is_none());
+    let refused = env.engine.access_token("inst").await.unwrap_err();
+    assert!(refused.needs_reauthorization(), "{refused:?}");
+    assert!(env.engine.refresh_now("inst").await.is_err());
+    assert!(recorded(&elsewhere).await.is_empty());
+    assert_eq!(revocation_bodies(&env.server).await.len(), 2);
+    assert_eq!(
+        events.recv().await.unwrap(),
+        Event::Disconnected {
+            instance: "inst".into(),
+            revoked: true
+        }
+    );
+
+    // The authorization URL counts as well, and back to the first origin too.
+    authorize_at(&env, &elsewhere).await;
+    let back = granary_flow::engine::InstanceUpdate {
+        authorization_url: Some(Some(
+            Url::parse(&format!("{}/authorize", elsewhere.uri())).unwrap(),
+        )),
+        ..Default::default()
+    };
+    let updated = env.engine.update_instance("inst", back).await.unwrap();
+    assert_eq!(updated.status, InstanceStatus::NeedsAuthorization);
+    assert!(env.store.get_token("inst").await.unwrap().is_none());
+}
+
+/// Authorizes the instance against a token endpoint at `server`.
+async fn authorize_at(env: &Env, server: &MockServer) {
+    let _exchange = Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(token_json("access-b", Some("r"), Some(3600))),
+        )
+        .mount_as_scoped(server)
+        .await;
+    let url = env.engine.begin_authorization("inst").await.unwrap();
+    let state = url
+        .query_pairs()
+        .find(|(n, _)| n == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    env.engine
+        .complete_authorization(&format!("code=c&state={state}"))
+        .await
+        .unwrap();
+    assert!(env.store.get_token("inst").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_redirect_uri_follows_the_current_public_url() {
+    let env = env().await;
+    authorize(&env, "access-1", Some("refresh-1"), Some(3600)).await;
+    // The server moved behind TLS on another host: a new engine over the same store.
+    let moved = Engine::builder(
+        env.store.clone(),
+        keyring(&env.key),
+        Url::parse("https://granary.example:8443/").unwrap(),
+    )
+    .clock(env.clock.clone())
+    .build()
+    .unwrap();
+    assert_eq!(
+        moved.instances_registered_elsewhere().await.unwrap(),
+        vec![(
+            "inst".to_string(),
+            "https://granary.test/admin/oauth/".to_string()
+        )]
+    );
+    let url = moved.begin_authorization("inst").await.unwrap();
+    let redirect = url
+        .query_pairs()
+        .find(|(n, _)| n == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(redirect, "https://granary.example:8443/admin/oauth/");
+    let instance = env.store.get_instance("inst").await.unwrap().unwrap();
+    assert_eq!(
+        instance.redirect_uri,
+        "https://granary.example:8443/admin/oauth/"
+    );
+    assert!(moved.instances_registered_elsewhere().await.unwrap().is_empty());
 }

@@ -1,7 +1,7 @@
 //! Records for the checks: every field set, including binary sealed bytes and unicode.
 
 use granary_store::{
-    ClientAuth, Instance, InstanceStatus, Integration, PendingAuthorization, RefreshErrorKind,
+    ClientAuth, ExtraValue, Instance, InstanceStatus, Integration, PendingAuthorization, RefreshErrorKind,
     RefreshOutcome, RefreshResult, Sealed, Timestamp, TokenRecord,
 };
 
@@ -55,10 +55,15 @@ pub(crate) fn instance(id: &str, integration: &str) -> Instance {
             ("prompt".to_string(), "consent".to_string()),
             ("access_type".to_string(), "offline".to_string()),
         ],
-        extra_token_params: vec![("audience".to_string(), "api://x".to_string())],
+        // A plaintext value, as records written before values were sealed hold, and sealed
+        // ones: a backend keeps both as they are.
+        extra_token_params: vec![(
+            "audience".to_string(),
+            ExtraValue::Plain("api://x".to_string()),
+        )],
         extra_token_headers: vec![
-            ("X-B".to_string(), "2".to_string()),
-            ("X-A".to_string(), "1".to_string()),
+            ("X-B".to_string(), ExtraValue::Sealed { sealed: sealed("2") }),
+            ("X-A".to_string(), ExtraValue::Sealed { sealed: sealed("1") }),
         ],
         client_auth: ClientAuth::ClientSecretBasic,
         status: InstanceStatus::New,

@@ -20,7 +20,7 @@ mod time;
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
 pub use records::{
-    CHANGES_KEPT, Change, Changes, ClientAuth, Instance, InstanceStatus, Integration, Lease,
+    CHANGES_KEPT, Change, Changes, ClientAuth, ExtraValue, Instance, InstanceStatus, Integration, Lease,
     PendingAuthorization, RefreshErrorKind, RefreshOutcome, RefreshResult, TokenRecord,
 };
 pub use sealed::Sealed;

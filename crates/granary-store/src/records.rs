@@ -69,10 +69,11 @@ pub struct Instance {
     pub token_url: Option<String>,
     /// Extra query parameters of the authorization request, in order.
     pub extra_authorization_params: Vec<(String, String)>,
-    /// Extra body parameters of every token request, in order.
-    pub extra_token_params: Vec<(String, String)>,
-    /// Extra headers of every token request, in order.
-    pub extra_token_headers: Vec<(String, String)>,
+    /// Extra body parameters of every token request, in order; the values sealed (they
+    /// are often API keys).
+    pub extra_token_params: Vec<(String, ExtraValue)>,
+    /// Extra headers of every token request, in order; the values sealed.
+    pub extra_token_headers: Vec<(String, ExtraValue)>,
     /// How the client authenticates at the token endpoint.
     pub client_auth: ClientAuth,
     /// Where the instance stands.
@@ -85,6 +86,33 @@ pub struct Instance {
     /// sets it; the value passed to `create_instance` is ignored, the value passed to
     /// `update_instance` is the version the caller read.
     pub version: u64,
+}
+
+/// The value of an extra token parameter or header of an [`Instance`] (often an API key).
+///
+/// Serialized as `{"sealed": "<base64>"}`; a plain JSON string is a [`ExtraValue::Plain`]
+/// value, as granary wrote them before they were sealed, so that those records still decode.
+/// Its `Debug` never shows a plaintext value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExtraValue {
+    /// Sealed by the engine: what granary writes.
+    Sealed {
+        /// The sealed value.
+        sealed: Sealed,
+    },
+    /// A plaintext value of a record written before values were sealed. Read only: the
+    /// engine seals it when it opens the store and on every write of the instance.
+    Plain(String),
+}
+
+impl std::fmt::Debug for ExtraValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sealed { sealed } => write!(f, "{sealed:?}"),
+            Self::Plain(_) => f.write_str("Plain([redacted])"),
+        }
+    }
 }
 
 /// An authorization in progress: created when the user is sent to the provider, taken once

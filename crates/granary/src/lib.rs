@@ -81,6 +81,15 @@ impl Granary {
             builder = builder.http_client(http);
         }
         let engine = builder.build()?;
+        // Extra token values an older granary stored in plaintext are sealed now, not at
+        // the instance's next change.
+        let sealed = engine.seal_plaintext_values().await?;
+        if sealed > 0 {
+            tracing::info!(
+                instances = sealed,
+                "extra token parameter and header values stored in plaintext were sealed"
+            );
+        }
         Ok(Self {
             engine,
             store,

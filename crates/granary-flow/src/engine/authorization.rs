@@ -29,12 +29,14 @@ impl Engine {
         let integration = self.integration(&record.integration).await?;
         let flows = IntegrationFlows::of(&integration)?;
         let config = self.client_config_with(&record, &flows)?;
-        let redirect_uri = Url::parse(&record.redirect_uri).map_err(|e| {
-            EngineError::Invalid(format!(
-                "the redirect URI `{}` of instance `{instance}` is not a URL ({e}): fix it",
-                record.redirect_uri
-            ))
-        })?;
+        // The redirect URI follows the current public URL; the instance records the one
+        // last sent, so that a change of public URL can be reported (see
+        // `instances_registered_elsewhere`).
+        let redirect_uri = self.inner.redirect_uri.clone();
+        if record.redirect_uri != redirect_uri.as_str() {
+            self.record_redirect_uri(instance, redirect_uri.as_str())
+                .await?;
+        }
         let (url, pending) = protocol::authorization_request(
             &config,
             &redirect_uri,
@@ -142,9 +144,11 @@ impl Engine {
             )));
         };
         record.version = version;
-        self.set_status(&instance_id, InstanceStatus::Authorized)
-            .await?;
-        self.cache_record(&instance_id, &record, tokens.access_token.expose_secret());
+        // A disabled instance stays disabled: the token waits in the store until it is
+        // enabled again, and is not handed out meanwhile.
+        if self.mark_authorized(&instance_id).await? {
+            self.cache_record(&instance_id, &record, tokens.access_token.expose_secret());
+        }
         self.emit(Event::Authorized {
             instance: instance_id.clone(),
         });

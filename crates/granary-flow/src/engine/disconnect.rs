@@ -6,10 +6,10 @@ use granary_store::{Instance, InstanceStatus};
 use super::{Engine, EngineError, EngineResult, Event};
 
 /// What the revocation and deletion of the token record did.
-struct Forgotten {
-    revoked: bool,
-    revocation_note: Option<String>,
-    token_deleted: bool,
+pub(super) struct Forgotten {
+    pub(super) revoked: bool,
+    pub(super) revocation_note: Option<String>,
+    pub(super) token_deleted: bool,
 }
 
 /// What [`Engine::disconnect`] did.
@@ -98,7 +98,7 @@ impl Engine {
     /// was written meanwhile (a refresh in another process): it is read, revoked and deleted
     /// in turn, at most [`super::CAS_ATTEMPTS`] times. `revoked` is true only when every record
     /// read was revoked; the note is the first reason one was not.
-    async fn revoke_and_delete_tokens(&self, instance: &Instance) -> EngineResult<Forgotten> {
+    pub(super) async fn revoke_and_delete_tokens(&self, instance: &Instance) -> EngineResult<Forgotten> {
         let id = instance.id.as_str();
         let config = self.revocation_config(instance).await;
         let mut note = config.as_ref().err().cloned();

@@ -4,10 +4,10 @@
 use std::fmt;
 
 use granary_store::{
-    ClientAuth, Instance, InstanceStatus, RefreshErrorKind, RefreshOutcome, RefreshResult,
+    ClientAuth, ExtraValue, Instance, InstanceStatus, RefreshErrorKind, RefreshOutcome, RefreshResult,
     Timestamp, TokenRecord,
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
 use super::integrations::IntegrationFlows;
@@ -207,6 +207,17 @@ pub struct DeleteReport {
     pub revocation_note: Option<String>,
 }
 
+    /// Applies the URL rule to an instance's authorization and token URL overrides.
+    fn check_overrides(&self, authorization: Option<&Url>, token: Option<&Url>) -> EngineResult<()> {
+        if let Some(url) = authorization {
+            self.check_provider_url("the authorization URL", url)?;
+        }
+        if let Some(url) = token {
+            self.check_provider_url("the token URL", url)?;
+        }
+        Ok(())
+    }
+
 impl Engine {
     /// Creates an instance. Scopes the flow does not declare are refused, with the nearest
     /// declared one suggested, unless `force_scopes` is set.
@@ -216,6 +227,7 @@ impl Engine {
                 "an instance needs an id and a client_id: fill both in".to_string(),
             ));
         }
+        self.check_overrides(new.authorization_url.as_ref(), new.token_url.as_ref())?;
         let integration = self.integration(&new.integration).await?;
         let flows = IntegrationFlows::of(&integration)?;
         let (scheme, _) = flows
@@ -242,6 +254,10 @@ impl Engine {
         } else {
             ClientAuth::None
         });
+        let extra_token_params =
+            self.seal_extras(&new.id, Field::ExtraTokenParam, &new.extra_token_params)?;
+        let extra_token_headers =
+            self.seal_extras(&new.id, Field::ExtraTokenHeader, &new.extra_token_headers)?;
         let mut instance = Instance {
             id: new.id,
             integration: new.integration,
@@ -253,8 +269,8 @@ impl Engine {
             authorization_url: new.authorization_url.map(String::from),
             token_url: new.token_url.map(String::from),
             extra_authorization_params: new.extra_authorization_params,
-            extra_token_params: new.extra_token_params,
-            extra_token_headers: new.extra_token_headers,
+            extra_token_params,
+            extra_token_headers,
             client_auth,
             status: InstanceStatus::New,
             created: now,
@@ -297,6 +313,10 @@ impl Engine {
         id: &str,
         update: InstanceUpdate,
     ) -> EngineResult<Instance> {
+        self.check_overrides(
+            update.authorization_url.as_ref().and_then(Option::as_ref),
+            update.token_url.as_ref().and_then(Option::as_ref),
+        )?;
         let secret = match &update.client_secret {
             Some(Some(secret)) => Some(Some(self.keyring().seal_str(
                 id,
@@ -306,8 +326,28 @@ impl Engine {
             Some(None) => Some(None),
             None => None,
         };
+        let params = match &update.extra_token_params {
+            Some(params) => Some(self.seal_extras(id, Field::ExtraTokenParam, params)?),
+            None => None,
+        };
+        let headers = match &update.extra_token_headers {
+            Some(headers) => Some(self.seal_extras(id, Field::ExtraTokenHeader, headers)?),
+            None => None,
+        };
+        // A change of endpoints may move the instance to another origin, which forgets its
+        // tokens (below); the single flight is held so that a refresh running in this
+        // process finishes first and no refresh starts with the old token meanwhile.
+        let moves = update.scheme.is_some()
+            || update.authorization_url.is_some()
+            || update.token_url.is_some();
+        let flight = moves.then(|| self.flight(id));
+        let mut flight_state = match &flight {
+            Some(flight) => Some(flight.lock.lock().await),
+            None => None,
+        };
         for _ in 0..super::CAS_ATTEMPTS {
             let mut instance = self.instance(id).await?;
+            let before = instance.clone();
             let integration = self.integration(&instance.integration).await?;
             let flows = IntegrationFlows::of(&integration)?;
             if let Some(scheme) = &update.scheme {
@@ -346,12 +386,14 @@ impl Engine {
             if let Some(params) = &update.extra_authorization_params {
                 instance.extra_authorization_params.clone_from(params);
             }
-            if let Some(params) = &update.extra_token_params {
+            if let Some(params) = &params {
                 instance.extra_token_params.clone_from(params);
             }
-            if let Some(headers) = &update.extra_token_headers {
+            if let Some(headers) = &headers {
                 instance.extra_token_headers.clone_from(headers);
             }
+            // Values stored in plaintext by an older granary are sealed on every write.
+            self.seal_plain_extras(&mut instance)?;
             match update.enabled {
                 Some(false) => instance.status = InstanceStatus::Disabled,
                 Some(true) if instance.status == InstanceStatus::Disabled => {
@@ -365,12 +407,34 @@ impl Engine {
                 _ => {}
             }
             self.client_config_with(&instance, &flows)?;
+            // Another origin for the token or authorization URL: the tokens are forgotten
+            // (the refresh token never goes to the new origin; a new authorization is
+            // needed), in the status write itself, so that no process hands the token out
+            // or refreshes it from then on.
+            let moved = endpoint_origins(&before, &flows) != endpoint_origins(&instance, &flows);
+            if moved {
+                instance.status = match instance.status {
+                    InstanceStatus::Disabled => InstanceStatus::Disabled,
+                    InstanceStatus::New => InstanceStatus::New,
+                    InstanceStatus::Authorized | InstanceStatus::NeedsAuthorization => {
+                        InstanceStatus::NeedsAuthorization
+                    }
+                };
+            }
             instance.updated = self.now();
             match self.inner.store.update_instance(&instance).await {
                 Ok(version) => {
                     instance.version = version;
-                    if instance.status == InstanceStatus::Disabled {
+                    if instance.status == InstanceStatus::Disabled || moved {
                         self.forget(id);
+                    }
+                    if moved {
+                        self.forget_moved_tokens(&before).await?;
+                        if let Some(state) = flight_state.as_mut() {
+                            **state = Default::default();
+                        }
+                        drop(flight_state);
+                        self.drop_flight(id);
                     }
                     return Ok(instance);
                 }
@@ -512,9 +576,152 @@ impl Engine {
             )));
         }
         config.extra_authorization_params = instance.extra_authorization_params.clone();
-        config.extra_token_params = instance.extra_token_params.clone();
-        config.extra_token_headers = instance.extra_token_headers.clone();
+        config.extra_token_params =
+            self.open_extras(&instance.id, Field::ExtraTokenParam, &instance.extra_token_params)?;
+        config.extra_token_headers = self.open_extras(
+            &instance.id,
+            Field::ExtraTokenHeader,
+            &instance.extra_token_headers,
+        )?;
         Ok(config)
+    }
+
+    /// Seals the values of extra token parameters or headers.
+    fn seal_extras(
+        &self,
+        id: &str,
+        field: Field,
+        pairs: &[(String, String)],
+    ) -> EngineResult<Vec<(String, ExtraValue)>> {
+        let keyring = self.keyring();
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                let sealed = keyring.seal(id, field, value.as_bytes())?;
+                Ok((name.clone(), ExtraValue::Sealed { sealed }))
+            })
+            .collect()
+    }
+
+    /// Seals the values an older granary stored in plaintext; whether there were any.
+    pub(super) fn seal_plain_extras(&self, instance: &mut Instance) -> EngineResult<bool> {
+        let keyring = self.keyring();
+        let mut sealed_any = false;
+        for (pairs, field) in [
+            (&mut instance.extra_token_params, Field::ExtraTokenParam),
+            (&mut instance.extra_token_headers, Field::ExtraTokenHeader),
+        ] {
+            for (_, value) in pairs.iter_mut() {
+                if let ExtraValue::Plain(plain) = value {
+                    let sealed = keyring.seal(&instance.id, field, plain.as_bytes())?;
+                    *value = ExtraValue::Sealed { sealed };
+                    sealed_any = true;
+                }
+            }
+        }
+        Ok(sealed_any)
+    }
+
+    /// Opens the values of extra token parameters or headers (a plaintext value of an older
+    /// granary as it is).
+    fn open_extras(
+        &self,
+        id: &str,
+        field: Field,
+        pairs: &[(String, ExtraValue)],
+    ) -> EngineResult<Vec<(String, String)>> {
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                let plain = match value {
+                    ExtraValue::Sealed { sealed } => {
+                        self.open_secret(id, field, sealed)?.expose_secret().to_string()
+                    }
+                    ExtraValue::Plain(plain) => plain.clone(),
+                };
+                Ok((name.clone(), plain))
+            })
+            .collect()
+    }
+
+    /// Deletes the tokens of an instance whose token or authorization URL moved to another
+    /// origin. They are revoked where they came from (`before`, the instance as it was:
+    /// the integration's revocation endpoint with the old configuration), never at the new
+    /// origin; a failed revocation is logged.
+    async fn forget_moved_tokens(&self, before: &Instance) -> EngineResult<()> {
+        let id = before.id.as_str();
+        let forgotten = self.revoke_and_delete_tokens(before).await?;
+        if forgotten.token_deleted {
+            tracing::warn!(
+                instance = id,
+                revoked = forgotten.revoked,
+                note = forgotten.revocation_note.as_deref().unwrap_or(""),
+                "the token or authorization URL moved to another origin: the tokens are forgotten, authorize again"
+            );
+            self.emit(super::Event::Disconnected {
+                instance: id.to_string(),
+                revoked: forgotten.revoked,
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks an instance authorized after a completed authorization, unless an admin
+    /// disabled it: then it stays disabled. Whether it is authorized now.
+    pub(crate) async fn mark_authorized(&self, id: &str) -> EngineResult<bool> {
+        for _ in 0..super::CAS_ATTEMPTS {
+            let mut instance = self.instance(id).await?;
+            match instance.status {
+                InstanceStatus::Disabled => return Ok(false),
+                InstanceStatus::Authorized => return Ok(true),
+                InstanceStatus::New | InstanceStatus::NeedsAuthorization => {}
+            }
+            instance.status = InstanceStatus::Authorized;
+            instance.updated = self.now();
+            match self.inner.store.update_instance(&instance).await {
+                Ok(_) => return Ok(true),
+                Err(granary_store::Error::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(EngineError::Invalid(format!(
+            "instance `{id}` kept changing while its status was set: try again"
+        )))
+    }
+
+    /// Records `redirect_uri` as the one instance `id` was last authorized with.
+    pub(crate) async fn record_redirect_uri(&self, id: &str, redirect_uri: &str) -> EngineResult<()> {
+        for _ in 0..super::CAS_ATTEMPTS {
+            let mut instance = self.instance(id).await?;
+            if instance.redirect_uri == redirect_uri {
+                return Ok(());
+            }
+            instance.redirect_uri = redirect_uri.to_string();
+            instance.updated = self.now();
+            match self.inner.store.update_instance(&instance).await {
+                Ok(_) => return Ok(()),
+                Err(granary_store::Error::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(EngineError::Invalid(format!(
+            "instance `{id}` kept changing while its redirect URI was recorded: try again"
+        )))
+    }
+
+    /// The instances whose last authorization used another redirect URI than the current
+    /// one ([`Engine::redirect_uri`], from the public URL), with that URI: the public URL
+    /// changed since, so the provider's registration of each needs the current redirect
+    /// URI before the next authorization.
+    pub async fn instances_registered_elsewhere(&self) -> EngineResult<Vec<(String, String)>> {
+        let current = self.inner.redirect_uri.as_str();
+        Ok(self
+            .list_instances()
+            .await?
+            .into_iter()
+            .filter(|i| i.redirect_uri != current)
+            .map(|i| (i.id, i.redirect_uri))
+            .collect())
     }
 
     /// Updates the status of an instance, retried when another writer raced.
@@ -558,6 +765,28 @@ fn check_scopes(
     let mut all = check.known;
     all.extend(check.unknown.into_iter().map(|u| u.name));
     Ok(all)
+}
+
+/// The origins of the authorization and token URLs in force for `instance` (its overrides,
+/// else its scheme's flow); `None` for a URL that is missing or unreadable.
+fn endpoint_origins(
+    instance: &Instance,
+    flows: &IntegrationFlows,
+) -> (Option<url::Origin>, Option<url::Origin>) {
+    let flow = flows
+        .authorization_code_flow(Some(&instance.scheme))
+        .map(|(_, flow)| flow);
+    let origin = |override_url: &Option<String>, flow_url: Option<&Url>| match override_url {
+        Some(url) => Url::parse(url).ok().map(|u| u.origin()),
+        None => flow_url.map(Url::origin),
+    };
+    (
+        origin(
+            &instance.authorization_url,
+            flow.and_then(|f| f.authorization_url.as_ref()),
+        ),
+        origin(&instance.token_url, flow.and_then(|f| f.token_url.as_ref())),
+    )
 }
 
 fn no_flow(integration: &str, scheme: Option<&str>) -> EngineError {

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, PoisonError};
 
-use granary_store::Sealed;
+use granary_store::{ExtraValue, Sealed};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::seal::{Field, Keyring};
@@ -23,6 +23,9 @@ pub struct ResealReport {
     pub client_secrets: usize,
     /// Token records re-sealed under the current key.
     pub token_records: usize,
+    /// Instances whose extra token parameter or header values were re-sealed under the
+    /// current key (or sealed for the first time: stored in plaintext by an older granary).
+    pub extra_values: usize,
 }
 
 impl Engine {
@@ -81,9 +84,9 @@ impl Engine {
         let mut report = ResealReport::default();
         for listed in self.inner.store.list_instances().await? {
             report.instances += 1;
-            if self.reseal_client_secret(&listed.id).await? {
-                report.client_secrets += 1;
-            }
+            let (secret, extras) = self.reseal_instance(&listed.id).await?;
+            report.client_secrets += usize::from(secret);
+            report.extra_values += usize::from(extras);
             if self.reseal_token(&listed.id).await? {
                 report.token_records += 1;
             }
@@ -91,22 +94,63 @@ impl Engine {
         Ok(report)
     }
 
-    async fn reseal_client_secret(&self, id: &str) -> EngineResult<bool> {
+    /// Seals the extra token parameter and header values that an older granary stored in
+    /// plaintext; how many instances had some. [`crate::engine`]'s users call it once when
+    /// they open a store (the facade's `Granary::open` does), so that no plaintext value
+    /// stays in the store until the instance's next change.
+    pub async fn seal_plaintext_values(&self) -> EngineResult<usize> {
+        let mut sealed = 0;
+        for listed in self.inner.store.list_instances().await? {
+            let has_plain = listed
+                .extra_token_params
+                .iter()
+                .chain(&listed.extra_token_headers)
+                .any(|(_, v)| matches!(v, ExtraValue::Plain(_)));
+            if has_plain && self.reseal_instance(&listed.id).await?.1 {
+                sealed += 1;
+            }
+        }
+        Ok(sealed)
+    }
+
+    /// Re-seals the client secret and the extra token values of instance `id` that need it
+    /// (another key, or plaintext); whether the secret and whether extra values were.
+    async fn reseal_instance(&self, id: &str) -> EngineResult<(bool, bool)> {
         for _ in 0..super::CAS_ATTEMPTS {
             let keyring = self.keyring();
             let mut instance = self.instance(id).await?;
-            let Some(sealed) = instance
+            let mut secret_resealed = false;
+            if let Some(sealed) = instance
                 .client_secret
                 .as_ref()
                 .filter(|s| keyring.needs_reseal(s))
-            else {
-                return Ok(false);
-            };
-            let secret = keyring.open(id, Field::ClientSecret, sealed)?;
-            instance.client_secret =
-                Some(keyring.seal(id, Field::ClientSecret, secret.expose_secret())?);
+            {
+                let secret = keyring.open(id, Field::ClientSecret, sealed)?;
+                instance.client_secret =
+                    Some(keyring.seal(id, Field::ClientSecret, secret.expose_secret())?);
+                secret_resealed = true;
+            }
+            let mut extras_resealed = self.seal_plain_extras(&mut instance)?;
+            for (pairs, field) in [
+                (&mut instance.extra_token_params, Field::ExtraTokenParam),
+                (&mut instance.extra_token_headers, Field::ExtraTokenHeader),
+            ] {
+                for (_, value) in pairs.iter_mut() {
+                    let ExtraValue::Sealed { sealed } = value else {
+                        continue;
+                    };
+                    if keyring.needs_reseal(sealed) {
+                        let plain = keyring.open(id, field, sealed)?;
+                        *sealed = keyring.seal(id, field, plain.expose_secret())?;
+                        extras_resealed = true;
+                    }
+                }
+            }
+            if !secret_resealed && !extras_resealed {
+                return Ok((false, false));
+            }
             match self.inner.store.update_instance(&instance).await {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok((secret_resealed, extras_resealed)),
                 Err(granary_store::Error::Conflict { .. }) => continue,
                 Err(error) => return Err(error.into()),
             }

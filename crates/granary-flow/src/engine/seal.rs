@@ -27,6 +27,10 @@ pub enum Field {
     RefreshToken,
     /// The PKCE code verifier of a pending authorization.
     PkceVerifier,
+    /// The value of an extra token request parameter.
+    ExtraTokenParam,
+    /// The value of an extra token request header.
+    ExtraTokenHeader,
 }
 
 impl Field {
@@ -37,6 +41,8 @@ impl Field {
             Self::AccessToken => "access_token",
             Self::RefreshToken => "refresh_token",
             Self::PkceVerifier => "pkce_verifier",
+            Self::ExtraTokenParam => "extra_token_param",
+            Self::ExtraTokenHeader => "extra_token_header",
         }
     }
 }
