@@ -316,8 +316,45 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(api)
         .fallback(not_found)
+        .layer(middleware::from_fn(refuse_malformed))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// A path whose percent-decoded form holds a control character (CR, LF, NUL, ...) names no
+/// resource of granary: 400 before any handler sees it (such a character would otherwise
+/// reach a `Location` header or a log line).
+async fn refuse_malformed(request: Request, next: Next) -> Response {
+    if !decodes_to_control(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let detail = "the path holds an encoded control character (such as %0D or %0A): no resource has such a name";
+    if request.uri().path().starts_with("/api/") {
+        crate::problem::Problem::bad_request(detail).into_response()
+    } else {
+        (axum::http::StatusCode::BAD_REQUEST, format!("400 Bad Request: {detail}\n")).into_response()
+    }
+}
+
+/// Whether the percent-decoded `path` holds an ASCII control character.
+fn decodes_to_control(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut i = 0;
+    while i < bytes.len() {
+        let mut byte = bytes[i];
+        if byte == b'%' && i + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                byte = u8::try_from(high * 16 + low).unwrap_or(0);
+                i += 2;
+            }
+        }
+        if byte.is_ascii_control() {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 async fn not_found(request: Request) -> Response {
@@ -334,6 +371,24 @@ async fn not_found(request: Request) -> Response {
             "not found: see /admin/ or /api/v1\n",
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decodes_to_control;
+
+    #[test]
+    fn encoded_control_characters_are_found() {
+        assert!(decodes_to_control("/admin/instances/a%0D%0Ab"));
+        assert!(decodes_to_control("/admin/instances/a%0a"));
+        assert!(decodes_to_control("/x%00"));
+        assert!(decodes_to_control("/x%7F"));
+        assert!(!decodes_to_control("/admin/instances/a%20b"));
+        assert!(!decodes_to_control("/admin/instances/%E2%82%AC"));
+        assert!(!decodes_to_control("/a%0"));
+        assert!(!decodes_to_control("/a%"));
+        assert!(!decodes_to_control("/a%ZZ"));
     }
 }
 

@@ -63,6 +63,19 @@ pub(crate) fn render(status: StatusCode, template: &impl Template) -> Response {
 
 /// A 303 redirect.
 pub(crate) fn see_other(location: &str) -> Response {
+    // A control character (from a decoded path parameter) is no header value: encode it, so
+    // that a redirect is never a 500 and never splits a header.
+    if location.bytes().any(|b| b.is_ascii_control()) {
+        let mut safe = String::with_capacity(location.len() + 8);
+        for c in location.chars() {
+            if c.is_ascii_control() {
+                safe.push_str(&format!("%{:02X}", u32::from(c)));
+            } else {
+                safe.push(c);
+            }
+        }
+        return Redirect::to(&safe).into_response();
+    }
     Redirect::to(location).into_response()
 }
 
