@@ -94,6 +94,11 @@ pub struct Config {
     pub http_client: Option<reqwest::Client>,
     /// The clock (default: the system clock).
     pub clock: Option<Arc<dyn Clock>>,
+    /// What an imported document may cost (default: 64 MiB, 128 levels of nesting).
+    pub import_limits: granary_openapi::Limits,
+    /// Whether provider URLs may use plain http to hosts other than loopback (default
+    /// false; see `granary_flow::protocol::check_provider_url`).
+    pub allow_insecure_http: bool,
 }
 
 impl Config {
@@ -112,6 +117,8 @@ impl Config {
             refresh_deadline: DEFAULT_REFRESH_DEADLINE,
             http_client: None,
             clock: None,
+            import_limits: granary_openapi::Limits::default(),
+            allow_insecure_http: false,
         }
     }
 
@@ -139,6 +146,18 @@ impl Config {
         self
     }
 
+    /// Sets the limits of an imported document.
+    pub fn with_import_limits(mut self, limits: granary_openapi::Limits) -> Self {
+        self.import_limits = limits;
+        self
+    }
+
+    /// Allows plain http provider URLs to hosts other than loopback.
+    pub fn with_allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
     /// Sets the clock.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -155,6 +174,8 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url.as_str())
             .field("refresh_margin", &self.refresh_margin)
             .field("refresh_deadline", &self.refresh_deadline)
+            .field("import_limits", &self.import_limits)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish_non_exhaustive()
     }
 }

@@ -71,6 +71,8 @@ impl Granary {
         let mut builder = Engine::builder(store.clone(), keys.keyring(), config.public_url)
             .refresh_margin(config.refresh_margin)
             .refresh_deadline(config.refresh_deadline)
+            .import_limits(config.import_limits)
+            .allow_insecure_http(config.allow_insecure_http)
             .key_reloader(Arc::new(move || {
                 reloading.reload().map_err(|error| error.to_string())
             }));

@@ -207,6 +207,7 @@ pub struct DeleteReport {
     pub revocation_note: Option<String>,
 }
 
+impl Engine {
     /// Applies the URL rule to an instance's authorization and token URL overrides.
     fn check_overrides(&self, authorization: Option<&Url>, token: Option<&Url>) -> EngineResult<()> {
         if let Some(url) = authorization {
@@ -218,7 +219,6 @@ pub struct DeleteReport {
         Ok(())
     }
 
-impl Engine {
     /// Creates an instance. Scopes the flow does not declare are refused, with the nearest
     /// declared one suggested, unless `force_scopes` is set.
     pub async fn create_instance(&self, new: NewInstance) -> EngineResult<Instance> {

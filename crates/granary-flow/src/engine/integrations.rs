@@ -70,8 +70,11 @@ impl Engine {
                 "the integration name is empty: give it a name".to_string(),
             ));
         }
-        let parsed = granary_openapi::parse(document)?;
-        parsed.authorization_code_flows()?;
+        let (parsed, source_digest) = self.parse_document(document).await?;
+        for flow in parsed.authorization_code_flows()? {
+            self.check_provider_url("the document's authorization URL", &flow.authorization_url)?;
+            self.check_provider_url("the document's token URL", &flow.token_url)?;
+        }
         let previous = match self.inner.store.get_integration(name).await? {
             Some(existing) => Some(IntegrationFlows::of(&existing)?),
             None => None,
@@ -84,12 +87,48 @@ impl Engine {
         };
         let integration = Integration {
             name: name.to_string(),
-            source_digest: format!("sha256:{}", hex::encode(Sha256::digest(document))),
+            source_digest,
             flows: to_value(&flows)?,
             created: self.now(),
         };
         self.inner.store.put_integration(&integration).await?;
         Ok(integration)
+    }
+
+    /// Parses a document off the async workers (on a blocking thread, with the engine's
+    /// import timeout), after refusing one over the size limit without copying it. Returns
+    /// the document and its digest.
+    async fn parse_document(
+        &self,
+        document: &[u8],
+    ) -> EngineResult<(granary_openapi::Document, String)> {
+        let limits = self.inner.import_limits;
+        if document.len() > limits.max_bytes {
+            return Err(granary_openapi::Error::TooLarge {
+                size: document.len(),
+                limit: limits.max_bytes,
+            }
+            .into());
+        }
+        let bytes = document.to_vec();
+        let parse = tokio::task::spawn_blocking(move || {
+            let options = granary_openapi::ParseOptions::default().limits(limits);
+            let parsed = granary_openapi::parse_with(&bytes, &options)?;
+            let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+            Ok::<_, EngineError>((parsed, digest))
+        });
+        let timeout = self.inner.import_timeout;
+        match tokio::time::timeout(timeout, parse).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(EngineError::Invalid(format!(
+                "reading the document failed ({join}); check that it is an OpenAPI document"
+            ))),
+            Err(_) => Err(EngineError::Invalid(format!(
+                "reading the document took longer than the limit of {}s: import a smaller \
+                 document",
+                timeout.as_secs_f64()
+            ))),
+        }
     }
 
     /// Imports the document at `path`; see [`Engine::import_integration`].
@@ -138,6 +177,15 @@ impl Engine {
         issuer: Option<String>,
         revocation_url: Option<Url>,
     ) -> EngineResult<Integration> {
+        if let Some(issuer) = &issuer {
+            let url = Url::parse(issuer).map_err(|e| {
+                EngineError::Invalid(format!("the issuer `{issuer}` is not a URL ({e})"))
+            })?;
+            self.check_provider_url("the issuer", &url)?;
+        }
+        if let Some(url) = &revocation_url {
+            self.check_provider_url("the revocation URL", url)?;
+        }
         let mut integration = self.integration(name).await?;
         let mut flows = IntegrationFlows::of(&integration)?;
         flows.issuer = issuer;
@@ -154,6 +202,9 @@ impl Engine {
         name: &str,
         issuer: &str,
     ) -> EngineResult<Integration> {
+        if let Ok(url) = Url::parse(issuer) {
+            self.check_provider_url("the issuer", &url)?;
+        }
         let metadata = crate::protocol::discover(&self.inner.http, issuer).await?;
         self.set_integration_endpoints(name, Some(metadata.issuer), metadata.revocation_endpoint)
             .await

@@ -83,6 +83,11 @@ pub const DEFAULT_REFRESH_DEADLINE: Duration = Duration::from_secs(30);
 /// process changed is seen here within a second.
 pub const DEFAULT_CHANGE_POLL: Duration = Duration::from_millis(200);
 
+/// How long parsing an imported document may take by default. The document's size and
+/// depth are checked before it is parsed, so parsing is linear in its size and this is a
+/// backstop, not the guard.
+pub const DEFAULT_IMPORT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How many times a compare-and-swap write is retried when another writer raced it.
 pub(crate) const CAS_ATTEMPTS: usize = 8;
 
@@ -104,9 +109,33 @@ pub struct EngineBuilder {
     poll_interval: Duration,
     retry: RetryPolicy,
     key_reloader: Option<KeyReloader>,
+    import_limits: granary_openapi::Limits,
+    import_timeout: Duration,
+    allow_insecure_http: bool,
 }
 
 impl EngineBuilder {
+    /// The limits an imported document must keep (default [`granary_openapi::Limits`]:
+    /// 64 MiB, 128 levels), checked before it is parsed.
+    pub fn import_limits(mut self, limits: granary_openapi::Limits) -> Self {
+        self.import_limits = limits;
+        self
+    }
+
+    /// How long parsing an imported document may take (default [`DEFAULT_IMPORT_TIMEOUT`]);
+    /// parsing runs on a blocking thread, never on the async workers.
+    pub fn import_timeout(mut self, timeout: Duration) -> Self {
+        self.import_timeout = timeout;
+        self
+    }
+
+    /// Whether provider URLs may use plain http to hosts other than loopback (default
+    /// false); see [`crate::protocol::check_provider_url`].
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
     /// The HTTP client for every request to a provider (default:
     /// [`crate::protocol::http_client`] with the default timeouts).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
@@ -209,6 +238,9 @@ impl EngineBuilder {
                 poll_interval: self.poll_interval,
                 retry: self.retry,
                 key_reloader: self.key_reloader,
+                import_limits: self.import_limits,
+                import_timeout: self.import_timeout,
+                allow_insecure_http: self.allow_insecure_http,
                 events,
                 cache: RwLock::new(Cache::default()),
                 flights: Mutex::new(HashMap::new()),
@@ -241,6 +273,9 @@ pub(crate) struct Inner {
     poll_interval: Duration,
     retry: RetryPolicy,
     key_reloader: Option<KeyReloader>,
+    import_limits: granary_openapi::Limits,
+    import_timeout: Duration,
+    allow_insecure_http: bool,
     events: broadcast::Sender<Event>,
     /// The opened access token of each instance, with when to refresh it.
     cache: RwLock<Cache>,
@@ -281,7 +316,17 @@ impl Engine {
             poll_interval: Duration::from_millis(50),
             retry: RetryPolicy::default(),
             key_reloader: None,
+            import_limits: granary_openapi::Limits::default(),
+            import_timeout: DEFAULT_IMPORT_TIMEOUT,
+            allow_insecure_http: false,
         }
+    }
+
+    /// Checks a provider URL against the URL rule of this engine
+    /// ([`crate::protocol::check_provider_url`]).
+    pub(crate) fn check_provider_url(&self, what: &str, url: &Url) -> EngineResult<()> {
+        crate::protocol::check_provider_url(what, url, self.inner.allow_insecure_http)
+            .map_err(EngineError::Invalid)
     }
 
     /// The store the engine runs over.

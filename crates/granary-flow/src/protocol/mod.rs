@@ -55,6 +55,7 @@ mod redact;
 mod response;
 mod revoke;
 mod token;
+mod url_rule;
 
 pub use authorize::{
     AuthorizationCode, IssuerParameter, PendingAuthorization, authorization_request,
@@ -66,6 +67,7 @@ pub use http::http_client;
 pub use revoke::{TokenTypeHint, revoke};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use token::{Refreshed, TokenResponse, exchange_code, refresh};
+pub use url_rule::{ALLOW_INSECURE_HTTP, check_provider_url, is_loopback};
 
 /// What `Debug` prints in place of a secret.
 pub(crate) const REDACTED: &str = "[redacted]";
