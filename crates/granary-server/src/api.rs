@@ -98,6 +98,12 @@ pub fn engine_problem(error: &EngineError) -> Problem {
     let detail = error.to_string();
     match error {
         EngineError::NotFound { .. } => Problem::not_found(detail),
+        EngineError::Import(granary_openapi::Error::TooLarge { .. }) => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "The document is over the import limit",
+            detail,
+        ),
         EngineError::Invalid(_) | EngineError::UnknownScopes { .. } | EngineError::Import(_) => {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -315,9 +321,11 @@ pub async fn integration_create(
     body: Result<Json<IntegrationBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let Json(body) = body.map_err(|e| {
-        Problem::bad_request(format!(
-            "the body is not {{\"name\", \"document\"}} JSON: {e}"
-        ))
+        import_rejection(&state, &e).unwrap_or_else(|| {
+            Problem::bad_request(format!(
+                "the body is not {{\"name\", \"document\"}} JSON: {e}"
+            ))
+        })
     })?;
     let name = body.name.unwrap_or_default();
     import(&state, &name, &body.document, StatusCode::CREATED).await
@@ -329,9 +337,27 @@ pub async fn integration_put(
     Path(name): Path<String>,
     body: Result<Json<IntegrationBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let Json(body) = body
-        .map_err(|e| Problem::bad_request(format!("the body is not {{\"document\"}} JSON: {e}")))?;
+    let Json(body) = body.map_err(|e| {
+        import_rejection(&state, &e).unwrap_or_else(|| {
+            Problem::bad_request(format!("the body is not {{\"document\"}} JSON: {e}"))
+        })
+    })?;
     import(&state, &name, &body.document, StatusCode::OK).await
+}
+
+/// The 413 problem of an import body over the limit (`None` for any other rejection).
+fn import_rejection(
+    state: &AppState,
+    rejection: &axum::extract::rejection::JsonRejection,
+) -> Option<Problem> {
+    (rejection.status() == StatusCode::PAYLOAD_TOO_LARGE).then(|| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "The document is over the import limit",
+            crate::limits::import_too_large(state.settings.import_limit),
+        )
+    })
 }
 
 async fn import(state: &AppState, name: &str, document: &str, status: StatusCode) -> ApiResult {

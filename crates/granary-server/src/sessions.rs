@@ -43,7 +43,7 @@ impl Session {
 /// A message shown once at the top of the next page (success, failure, information).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Banner {
-    /// `success`, `error` or `info` (a CSS class).
+    /// `success`, `warning`, `error` or `info` (a CSS class).
     pub kind: &'static str,
     /// The headline.
     pub title: String,
@@ -71,6 +71,28 @@ impl Banner {
             title: title.into(),
             cause: String::new(),
             fix: String::new(),
+        }
+    }
+
+    /// An information banner with what happened.
+    pub fn info_with(title: impl Into<String>, cause: impl Into<String>) -> Self {
+        Self {
+            cause: cause.into(),
+            ..Self::info(title)
+        }
+    }
+
+    /// A warning banner: it worked, but something needs the admin's attention.
+    pub fn warning(
+        title: impl Into<String>,
+        cause: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: "warning",
+            title: title.into(),
+            cause: cause.into(),
+            fix: fix.into(),
         }
     }
 

@@ -166,8 +166,10 @@ async fn import_create_authorize_refresh_disconnect_delete() {
         .await
         .unwrap();
     assert_eq!(replay.status(), 303);
-    let home = page(&admin, server.url("/admin/")).await;
-    assert!(home.contains("The authorization was refused"), "{home}");
+    assert_eq!(replay.headers()["location"], "/admin/instances/box-prod");
+    let again = page(&admin, server.url("/admin/instances/box-prod")).await;
+    assert!(again.contains("already used"), "{again}");
+    assert!(!again.contains("not started in this browser"), "{again}");
 
     // The token through the API.
     let key = server.api_key(&admin, &csrf).await;
@@ -244,6 +246,12 @@ async fn import_create_authorize_refresh_disconnect_delete() {
     let instance = page(&admin, server.url("/admin/instances/box-prod")).await;
     assert!(
         instance.contains("Disconnected: instance box-prod holds no token now."),
+        "{instance}"
+    );
+    // No revocation endpoint: the tokens were not revoked, which is a warning.
+    assert!(
+        instance.contains("class=\"banner warning\"")
+            && instance.contains("Not revoked at the provider"),
         "{instance}"
     );
     assert!(instance.contains("not connected yet"));
@@ -674,5 +682,109 @@ async fn disable_stops_tokens_and_enable_restores_the_status() {
         "{html}"
     );
     assert!(token(200).await.contains("access-1"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn extra_token_values_are_write_only_scopes_granted_otherwise_warn_and_another_origin_forgets()
+ {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "access-1", "token_type": "Bearer", "expires_in": 3600,
+            "refresh_token": "refresh-1", "scope": "root_readonly item_upload"
+        })))
+        .mount(&provider)
+        .await;
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    create_instance(&server, &admin, &csrf, "box", "").await;
+    let edit = |extra_headers: &'static str, token_url: String| {
+        let admin = admin.clone();
+        let csrf = csrf.clone();
+        let url = server.url("/admin/instances/box");
+        async move {
+            admin
+                .post(url)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("integration", "box"),
+                    ("scheme", "OAuth2Security"),
+                    ("client_id", "granary-client"),
+                    ("client_auth", "client_secret_basic"),
+                    ("scope", "root_readonly"),
+                    ("scope", "manage_groups"),
+                    ("token_url", token_url.as_str()),
+                    ("extra_authorization_params", "prompt=consent"),
+                    ("extra_token_params", ""),
+                    ("extra_token_headers", extra_headers),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let saved = edit("X-Api-Key: key-value-never-shown", String::new()).await;
+    assert_eq!(saved.status(), 303);
+
+    // Write-only: the form says which are set, never their values; so does the API.
+    let form = page(&admin, server.url("/admin/instances/box/edit")).await;
+    assert!(!form.contains("key-value-never-shown"), "{form}");
+    assert!(form.contains("id=\"token-headers-state\">set: X-Api-Key<"), "{form}");
+    assert!(form.contains("id=\"origin-warning\""), "the move is announced before saving");
+    let key = server.api_key(&admin, &csrf).await;
+    let json = server
+        .client()
+        .get(server.url("/api/v1/instances/box"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!json.contains("key-value-never-shown"), "{json}");
+    assert!(json.contains("\"extra_token_header_names\":[\"X-Api-Key\"]"), "{json}");
+    // Saved again with the field empty: the value is kept.
+    assert_eq!(edit("", String::new()).await.status(), 303);
+
+    // Scopes granted otherwise than requested: a warning that names them.
+    let state = start(&server, &admin, &csrf, "box").await;
+    admin
+        .get(server.url(&format!("/admin/oauth/?code=c&state={state}")))
+        .send()
+        .await
+        .unwrap();
+    let instance = page(&admin, server.url("/admin/instances/box")).await;
+    assert!(instance.contains("class=\"banner warning\""), "{instance}");
+    assert!(
+        instance.contains("not granted: manage_groups")
+            && instance.contains("granted without being requested: item_upload"),
+        "{instance}"
+    );
+    let exchange = provider.received_requests().await.unwrap().pop().unwrap();
+    assert_eq!(exchange.headers["x-api-key"], "key-value-never-shown");
+
+    // Another origin for the token URL: the tokens are forgotten, and the banner says so.
+    let elsewhere = MockServer::start().await;
+    let moved = edit("", format!("{}/token", elsewhere.uri())).await;
+    assert_eq!(moved.status(), 303);
+    let instance = page(&admin, server.url("/admin/instances/box")).await;
+    assert!(
+        instance.contains("class=\"banner warning\"")
+            && instance.contains("tokens were forgotten"),
+        "{instance}"
+    );
+    let refused = server
+        .client()
+        .get(server.url("/api/v1/instances/box/token"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
     server.stop().await;
 }

@@ -54,8 +54,8 @@ pub enum EngineError {
 
     /// The provider refused the refresh token, or there is none: authorize again.
     #[error(
-        "instance `{instance}` needs authorization: {reason}; authorize again (\"Get access \
-         token\") to reconnect it"
+        "instance `{instance}` needs a new authorization (\"Get access token\"): {}",
+        without_fix(reason)
     )]
     NeedsAuthorization {
         /// The instance.
@@ -200,4 +200,14 @@ fn describe_unknown(unknown: &[UnknownScope]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A reason without the "authorize again" its source may end with (the message of
+/// [`EngineError::NeedsAuthorization`] says it once).
+fn without_fix(reason: &str) -> &str {
+    let reason = reason.trim_end_matches(['.', ' ']);
+    ["; authorize again", ", authorize again"]
+        .iter()
+        .find_map(|fix| reason.strip_suffix(fix))
+        .unwrap_or(reason)
 }

@@ -513,7 +513,10 @@ impl Engine {
                             }),
                         ..
                     }) => message,
-                    _ => "the provider refused the refresh token".to_string(),
+                    Some(_) => "the provider refused the refresh token".to_string(),
+                    None => "it holds no token (its token or authorization URL moved to \
+                             another origin, or it was disconnected)"
+                        .to_string(),
                 };
                 return Err(EngineError::NeedsAuthorization {
                     instance: id.to_string(),

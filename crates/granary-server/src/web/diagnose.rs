@@ -1,7 +1,7 @@
 //! Turns an engine error into a banner that names the cause and the fix.
 
 use granary_flow::Error as ProtocolError;
-use granary_flow::engine::EngineError;
+use granary_flow::engine::{DisconnectReport, EngineError};
 
 use crate::sessions::Banner;
 
@@ -9,6 +9,55 @@ use crate::sessions::Banner;
 pub fn failure_banner(title: &str, error: &EngineError) -> Banner {
     let (cause, fix) = explain(error);
     Banner::error(title, cause, fix)
+}
+
+/// The banner after a Disconnect: a warning when tokens were deleted without the provider
+/// confirming their revocation (they may still work there until they expire).
+pub fn disconnect_banner(id: &str, report: &DisconnectReport) -> Banner {
+    let title = format!("Disconnected: instance {id} holds no token now.");
+    match (report.revoked, &report.revocation_note) {
+        (true, _) => Banner {
+            cause: "Its tokens were revoked at the provider.".to_string(),
+            ..Banner::success(title)
+        },
+        (false, _) if !report.token_deleted => Banner {
+            cause: "It held no token, so there was nothing to revoke.".to_string(),
+            ..Banner::success(title)
+        },
+        (false, note) => Banner::warning(
+            format!("{title} Not revoked at the provider."),
+            match note {
+                Some(note) => format!("The revocation failed: {note}."),
+                None => "The provider did not confirm the revocation.".to_string(),
+            },
+            "The old tokens may still work at the provider until they expire: revoke the \
+             grant there (its page of connected apps or clients) if they must stop now.",
+        ),
+    }
+}
+
+/// How the granted scopes (space-separated, as the provider said) differ from the
+/// requested ones, in words; `None` when they are the same set.
+pub fn scopes_differ(requested: &[String], granted: &str) -> Option<String> {
+    let granted: Vec<&str> = granted.split_whitespace().collect();
+    let missing: Vec<&str> = requested
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !granted.contains(s))
+        .collect();
+    let extra: Vec<&str> = granted
+        .iter()
+        .copied()
+        .filter(|g| !requested.iter().any(|r| r == g))
+        .collect();
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("not granted: {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        parts.push(format!("granted without being requested: {}", extra.join(", ")));
+    }
+    (!parts.is_empty()).then(|| format!("The provider granted other scopes than requested ({}).", parts.join("; ")))
 }
 
 /// A short machine name of the failure, for metrics and API problem types.
@@ -51,14 +100,54 @@ fn protocol_error(error: &EngineError) -> Option<&ProtocolError> {
     }
 }
 
+/// The fix for a refused client authentication.
+const CLIENT_AUTH_FIX: &str = "The provider rejected the client credentials. Check the client \
+     id, the client secret (Edit, then paste the secret again) and the client authentication \
+     method (HTTP Basic or in the request body), then click \"Get access token\" again.";
+
+/// Whether the provider refused the client itself: `invalid_client` (any status), or
+/// `unauthorized_client` or a bare 403 from the token endpoint, which some providers answer
+/// to a wrong secret or authentication method instead of the standard 401 `invalid_client`.
+fn client_refused(error: &ProtocolError) -> bool {
+    match error {
+        ProtocolError::InvalidClient { .. } => true,
+        ProtocolError::Provider {
+            status, details, ..
+        } => {
+            matches!(status, 400 | 401 | 403)
+                && matches!(
+                    details.error.as_str(),
+                    "unauthorized_client" | "invalid_client"
+                )
+        }
+        ProtocolError::InvalidResponse {
+            endpoint: granary_flow::Endpoint::Token,
+            status: 401 | 403,
+            ..
+        } => true,
+        _ => false,
+    }
+}
+
 /// (cause, fix) in words.
 pub fn explain(error: &EngineError) -> (String, String) {
     let cause = error.to_string();
     let fix = match protocol_error(error) {
-        Some(ProtocolError::InvalidClient { .. }) => {
-            "The provider rejected the client credentials. Check the client id and client secret \
-             (Edit, then paste the secret again) and the client authentication method, then click \
-             \"Get access token\" again."
+        Some(error) if client_refused(error) => CLIENT_AUTH_FIX,
+        Some(
+            ProtocolError::Discovery { .. }
+            | ProtocolError::NotAnEndpoint {
+                endpoint: granary_flow::Endpoint::Discovery,
+                ..
+            }
+            | ProtocolError::InvalidResponse {
+                endpoint: granary_flow::Endpoint::Discovery,
+                ..
+            },
+        ) => {
+            "The issuer URL belongs to the integration, not to an instance: on the integration's \
+             page, enter the provider's issuer (the URL its metadata document names as \
+             `issuer`) and click \"Discover\" again."
         }
         Some(ProtocolError::InvalidScope { .. }) => {
             "The provider refused a scope. Edit the instance, request only scopes the provider \
@@ -99,7 +188,10 @@ pub fn explain(error: &EngineError) -> (String, String) {
                 "This authorization expired (after 10 minutes) or was used already. Click \"Get \
                  access token\" again and finish within 10 minutes."
             }
-            EngineError::NeedsAuthorization { .. } | EngineError::NotAuthorized { .. } => {
+            EngineError::NeedsAuthorization { .. } => {
+                "Click \"Get access token\" and approve at the provider."
+            }
+            EngineError::NotAuthorized { .. } => {
                 "Click \"Get access token\" to authorize the instance."
             }
             EngineError::Disabled { .. } => "Enable the instance first.",

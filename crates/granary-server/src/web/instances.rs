@@ -47,7 +47,16 @@ pub async fn instance_new(
         client_auth: "client_secret_basic".to_string(),
         ..InstanceFormValues::default()
     };
-    form_page(&state, layout, StatusCode::OK, false, values, &[], false).await
+    form_page(
+        &state,
+        layout,
+        StatusCode::OK,
+        false,
+        values,
+        &[],
+        &Stored::default(),
+    )
+    .await
 }
 
 /// Renders the instance form for `values`, with the scope checkboxes of its scheme.
@@ -58,7 +67,7 @@ async fn form_page(
     editing: bool,
     mut values: InstanceFormValues,
     chosen_scopes: &[String],
-    secret_set: bool,
+    stored: &Stored,
 ) -> Response {
     let flows = match state.engine.integration(&values.integration).await {
         Ok(integration) => match IntegrationFlows::of(&integration) {
@@ -141,12 +150,36 @@ async fn form_page(
         form: values,
         schemes,
         scopes,
-        secret_set,
+        secret_set: stored.secret_set,
+        token_param_names: stored.param_names.join(", "),
+        token_header_names: stored.header_names.join(", "),
         redirect_uri: state.engine.redirect_uri().to_string(),
         default_authorization_url,
         default_token_url,
     };
     render(status, &page)
+}
+
+/// What an instance holds of its write-only values: whether a client secret is set, and the
+/// names (never the values) of its extra token parameters and headers.
+#[derive(Default)]
+struct Stored {
+    secret_set: bool,
+    param_names: Vec<String>,
+    header_names: Vec<String>,
+}
+
+impl Stored {
+    fn of(instance: &granary_store::Instance) -> Self {
+        let names = |pairs: &[(String, granary_store::ExtraValue)]| {
+            pairs.iter().map(|(name, _)| name.clone()).collect()
+        };
+        Self {
+            secret_set: instance.client_secret.is_some(),
+            param_names: names(&instance.extra_token_params),
+            header_names: names(&instance.extra_token_headers),
+        }
+    }
 }
 
 /// What the form says, checked.
@@ -211,7 +244,21 @@ fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parse
             values: values.clone(),
         })
     })();
+    // Write-only: a form shown again (after a refusal) does not echo these values.
+    let mut values = values;
+    values.extra_token_params.clear();
+    values.extra_token_headers.clear();
     (values, scopes, parsed)
+}
+
+/// The new extra token parameters or headers of an edit: `None` (keep the stored ones) for
+/// an empty field, `Some(empty)` when "remove" is ticked.
+fn write_only_pairs(pairs: Vec<(String, String)>, clear: bool) -> Option<Vec<(String, String)>> {
+    if pairs.is_empty() && !clear {
+        None
+    } else {
+        Some(pairs)
+    }
 }
 
 fn secret_of(form: &FormData) -> Option<SecretString> {
@@ -243,7 +290,7 @@ pub async fn instance_create(
             false,
             values,
             &scopes,
-            false,
+            &Stored::default(),
         )
         .await
     };
@@ -406,8 +453,9 @@ pub async fn instance_edit(
         authorization_url: instance.authorization_url.clone().unwrap_or_default(),
         token_url: instance.token_url.clone().unwrap_or_default(),
         extra_authorization_params: format_pairs(&instance.extra_authorization_params, "="),
-        extra_token_params: format_pairs(&instance.extra_token_params, "="),
-        extra_token_headers: format_pairs(&instance.extra_token_headers, ": "),
+        // Write-only: the form says which are set, never their values.
+        extra_token_params: String::new(),
+        extra_token_headers: String::new(),
     };
     form_page(
         &state,
@@ -416,7 +464,7 @@ pub async fn instance_edit(
         true,
         values,
         &instance.scopes,
-        instance.client_secret.is_some(),
+        &Stored::of(&instance),
     )
     .await
 }
@@ -431,12 +479,11 @@ pub async fn instance_update(
 ) -> Response {
     let (mut values, scopes, parsed) = parse_form(&form);
     values.id.clone_from(&id);
-    let secret_set = state
-        .engine
-        .instance(&id)
-        .await
-        .map(|i| i.client_secret.is_some())
-        .unwrap_or(false);
+    let before = state.engine.status(&id).await.ok();
+    let stored = before
+        .as_ref()
+        .map(|r| Stored::of(&r.instance))
+        .unwrap_or_default();
     // The form again, with what was sent and why it was not saved.
     let rejected = async |cause: String| {
         let layout = layout_with(
@@ -454,7 +501,7 @@ pub async fn instance_update(
             true,
             values,
             &scopes,
-            secret_set,
+            &stored,
         )
         .await
     };
@@ -477,19 +524,34 @@ pub async fn instance_update(
         authorization_url: Some(parsed.authorization_url),
         token_url: Some(parsed.token_url),
         extra_authorization_params: Some(parsed.extra_authorization_params),
-        extra_token_params: Some(parsed.extra_token_params),
-        extra_token_headers: Some(parsed.extra_token_headers),
+        // Write-only values: an empty field keeps them, unless "remove" is ticked.
+        extra_token_params: write_only_pairs(
+            parsed.extra_token_params,
+            form.checked("clear_extra_token_params"),
+        ),
+        extra_token_headers: write_only_pairs(
+            parsed.extra_token_headers,
+            form.checked("clear_extra_token_headers"),
+        ),
         enabled: None,
     };
+    let had_token = before.as_ref().is_some_and(|r| r.token.is_some());
     match state.engine.update_instance(&id, update).await {
-        Ok(_) => {
+        Ok(instance) => {
             tracing::info!(instance = %id, "instance updated");
-            flash_to(
-                &state,
-                &headers,
-                Banner::success("Saved."),
-                &format!("/admin/instances/{id}"),
-            )
+            let forgot = had_token
+                && instance.status != InstanceStatus::Disabled
+                && state.engine.status(&id).await.is_ok_and(|r| r.token.is_none());
+            let banner = if forgot {
+                Banner::warning(
+                    "Saved; this instance's tokens were forgotten",
+                    "The token or authorization URL now points at another origin, which must not receive the tokens of the old one.",
+                    "Click \"Get access token\" to authorize at the new origin.",
+                )
+            } else {
+                Banner::success("Saved.")
+            };
+            flash_to(&state, &headers, banner, &format!("/admin/instances/{id}"))
         }
         Err(error) => {
             let (cause, _) = super::explain(&error);
@@ -511,6 +573,9 @@ pub async fn instance_connect(
     }
     render(StatusCode::OK, &super::ConnectPage { layout, id })
 }
+
+/// Appended to the state cookie's value once its authorization response was used.
+const USED_SUFFIX: &str = ".used";
 
 /// The value of the state cookie: the instance (base64url) and the state's digest.
 fn state_cookie_value(instance: &str, state: &str) -> String {
@@ -599,9 +664,33 @@ pub async fn callback(
         }
         response
     };
-    let Some((instance, _)) =
-        bound.filter(|(_, digest)| constant_time_eq(digest, &sha256_hex(&oauth_state)))
-    else {
+    // After the engine took the state (single use), the cookie marks it used, so that the
+    // same response arriving again is told apart from one this browser never started.
+    let with_used_cookie = |mut response: Response, instance: &str| {
+        let value = format!(
+            "{}{USED_SUFFIX}",
+            state_cookie_value(instance, &oauth_state)
+        );
+        let cookie = set_cookie(STATE_COOKIE, &value, "/admin/oauth", STATE_TTL, secure);
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        response
+    };
+    let digest = sha256_hex(&oauth_state);
+    // A response that arrives again (reload, back button) after it was used: the cookie
+    // remembers its digest as used.
+    if let Some((instance, _)) = bound.as_ref().filter(|(_, d)| {
+        d.strip_suffix(USED_SUFFIX)
+            .is_some_and(|d| constant_time_eq(d, &digest))
+    }) {
+        let banner = Banner::info_with(
+            "This authorization response was already used",
+            "It was completed when it first arrived (reloading the page or going back sends it again); the outcome was shown then and is on the instance's page.",
+        );
+        return flash_to(&state, &headers, banner, &format!("/admin/instances/{instance}"));
+    }
+    let Some((instance, _)) = bound.filter(|(_, d)| constant_time_eq(d, &digest)) else {
         state.metrics.failed("state_not_bound");
         let banner = Banner::error(
             "The authorization was refused",
@@ -617,26 +706,37 @@ pub async fn callback(
             let mut banner =
                 Banner::success(format!("Connected: instance {id} holds an access token."));
             if let Ok(report) = state.engine.status(&id).await {
-                if let Some(expires) = report.token.and_then(|t| t.expires_at) {
-                    banner.cause = format!(
+                let expiry = report.token.as_ref().and_then(|t| t.expires_at).map(|at| {
+                    format!(
                         "The access token expires at {}; granary refreshes it before then.",
-                        format_time(expires)
+                        format_time(at)
+                    )
+                });
+                let granted = report.token.as_ref().and_then(|t| t.scope.as_deref());
+                if let Some(differs) =
+                    granted.and_then(|g| super::diagnose::scopes_differ(&report.instance.scopes, g))
+                {
+                    banner = Banner::warning(
+                        format!("Connected, with other scopes than requested: instance {id} holds an access token."),
+                        differs,
+                        "If a call needs a scope that was not granted, check what the client may \
+                         request at the provider (or edit the scopes), then click \"Get access token\" again.",
                     );
+                } else if let Some(expiry) = expiry {
+                    banner.cause = expiry;
                 }
             }
-            with_cleared_cookie(flash_to(
-                &state,
-                &headers,
-                banner,
-                &format!("/admin/instances/{id}"),
-            ))
+            with_used_cookie(
+                flash_to(&state, &headers, banner, &format!("/admin/instances/{id}")),
+                &id,
+            )
         }
         Err(error) => {
             let cause = super::cause_name(&error);
             tracing::warn!(instance = %instance, cause, error = %error, "authorization failed");
             state.metrics.failed(cause);
             let banner = failure_banner("The authorization failed", &error);
-            with_cleared_cookie(flash_to(&state, &headers, banner, &page))
+            with_used_cookie(flash_to(&state, &headers, banner, &page), &instance)
         }
     }
 }
@@ -674,13 +774,11 @@ pub async fn instance_disconnect(
     AdminForm(_): AdminForm,
 ) -> Response {
     let page = format!("/admin/instances/{id}");
-    let banner = match crate::api::disconnect(&state, &id).await {
-        Ok(note) => Banner {
-            kind: "success",
-            title: format!("Disconnected: instance {id} holds no token now."),
-            cause: note,
-            fix: String::new(),
-        },
+    let banner = match state.engine.disconnect(&id).await {
+        Ok(report) => {
+            tracing::info!(instance = %id, revoked = report.revoked, "instance disconnected");
+            super::diagnose::disconnect_banner(&id, &report)
+        }
         Err(error) => failure_banner("Disconnect failed", &error),
     };
     flash_to(&state, &headers, banner, &page)
