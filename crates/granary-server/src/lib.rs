@@ -18,6 +18,7 @@ pub mod api_keys;
 pub mod app;
 pub mod cli;
 mod error;
+pub mod limits;
 pub mod metrics;
 pub mod open;
 pub mod problem;
@@ -26,6 +27,7 @@ pub mod secrets;
 pub mod serve;
 pub mod sessions;
 pub mod settings;
+pub mod throttle;
 pub mod views;
 pub mod web;
 

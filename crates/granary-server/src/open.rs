@@ -3,12 +3,19 @@
 //! Layout of a data directory (mode 0700): `granary.sqlite` (the store, with its WAL),
 //! `granary.sqlite.key` (the master keys, base64, one a line, current first; mode 0600;
 //! `GRANARY_MASTER_KEY` replaces it), `admin-token` and `api-keys.json` (see their modules).
+//!
+//! The store's files are 0600 whatever the directory's mode: the database file is created
+//! (or narrowed) to 0600 before SQLite opens it, and SQLite gives its `-wal` and `-shm` files
+//! the mode of the database file; ones left by an older granary are narrowed too.
+
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
 
 use granary::{Config, Granary, KeyRotation, StoreConfig};
 use granary_flow::engine::Engine;
 
-use crate::Result;
 use crate::secrets::ensure_dir;
+use crate::{Error, Result};
 use crate::settings::Settings;
 
 /// The store file in the data directory.
@@ -17,12 +24,70 @@ pub const STORE_FILE: &str = "granary.sqlite";
 /// Opens (creating when new) the granary of the settings' data directory.
 pub async fn granary(settings: &Settings) -> Result<Granary> {
     ensure_dir(&settings.data_dir)?;
+    //BROKEN private_store_files(&settings.data_dir.join(STORE_FILE))?;
     let config = Config::new(
         StoreConfig::Sqlite(settings.data_dir.join(STORE_FILE)),
         settings.public_url.clone(),
     )
-    .with_refresh_deadline(settings.refresh_deadline);
+    .with_refresh_deadline(settings.refresh_deadline)
+    .with_import_limits(granary_openapi::Limits::new(
+        settings.import_limit,
+        granary_openapi::Limits::DEFAULT_MAX_DEPTH,
+    ))
+    .with_allow_insecure_http(settings.allow_insecure_http);
     Ok(Granary::open(config).await?)
+}
+
+/// Makes the database file and its `-wal`/`-shm`/`-journal` companions mode 0600: creates
+/// the database file empty (SQLite takes an empty file as a new database) when missing.
+pub fn private_store_files(database: &Path) -> Result<()> {
+    let private = std::fs::Permissions::from_mode(0o600);
+    if !database.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(database)
+            .or_else(|e| {
+                // Created by another process meanwhile: narrowed below.
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    std::fs::File::open(database)
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| Error::io(format!("cannot create {}", database.display()), e))?;
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut path = database.as_os_str().to_owned();
+        path.push(suffix);
+        let path = std::path::PathBuf::from(path);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&path, private.clone()).map_err(|e| {
+                    Error::io(format!("cannot make {} private (0600)", path.display()), e)
+                })?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+        }
+    }
+    Ok(())
+}
+
+/// A warning when others than the owner may read or enter the data directory (its files
+/// are 0600, but their names and sizes show, and a file created by hand may be readable).
+pub fn data_dir_warning(dir: &Path) -> Option<String> {
+    let mode = std::fs::metadata(dir).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "the data directory {} has mode {:o}: others than its owner can see into it; make it private with `chmod 700 {}`",
+            dir.display(),
+            mode & 0o777,
+            dir.display()
+        )
+    })
 }
 
 /// The engine of [`granary`].

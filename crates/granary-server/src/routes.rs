@@ -316,6 +316,11 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(api)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::body_limits,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn(refuse_malformed))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

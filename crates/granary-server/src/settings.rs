@@ -16,6 +16,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "granary-data";
 /// The default log filter.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// The largest OpenAPI document imported, by default: 64 MiB.
+pub const DEFAULT_IMPORT_LIMIT: usize = granary_openapi::Limits::DEFAULT_MAX_BYTES;
 /// How long `serve` waits at shutdown for refreshes in flight, by default (seconds).
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 
@@ -46,6 +48,21 @@ pub struct CommonArgs {
         value_name = "SECS"
     )]
     pub refresh_deadline: Option<u64>,
+    /// The largest OpenAPI document imported, in bytes or with a unit (`64MiB`, `500KB`)
+    /// [default: 64MiB].
+    #[arg(long, global = true, env = "GRANARY_IMPORT_LIMIT", value_name = "SIZE")]
+    pub import_limit: Option<String>,
+    /// Accept plain http provider URLs (overrides, document URLs, issuers) to hosts other
+    /// than loopback [default: false].
+    #[arg(
+        long,
+        global = true,
+        env = "GRANARY_ALLOW_INSECURE_HTTP",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub allow_insecure_http: Option<bool>,
 }
 
 /// The options of `granary serve`.
@@ -82,6 +99,10 @@ pub struct FileSettings {
     pub refresh_deadline: Option<u64>,
     /// How long `serve` waits at shutdown for refreshes in flight, in seconds.
     pub shutdown_grace: Option<u64>,
+    /// The largest OpenAPI document imported: bytes, or a text with a unit (`"64MiB"`).
+    pub import_limit: Option<toml::Value>,
+    /// Accept plain http provider URLs to hosts other than loopback.
+    pub allow_insecure_http: Option<bool>,
 }
 
 /// The settings in force.
@@ -101,6 +122,10 @@ pub struct Settings {
     pub refresh_deadline: Duration,
     /// How long `serve` waits at shutdown for refreshes in flight.
     pub shutdown_grace: Duration,
+    /// The largest OpenAPI document imported, in bytes.
+    pub import_limit: usize,
+    /// Whether provider URLs may use plain http to hosts other than loopback.
+    pub allow_insecure_http: bool,
 }
 
 impl FileSettings {
@@ -172,7 +197,25 @@ impl Settings {
                 .or(file.shutdown_grace)
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
         );
+        let import_limit = match (&common.import_limit, &file.import_limit) {
+            (Some(text), _) => parse_size(text)?,
+            (None, Some(toml::Value::Integer(n))) => usize::try_from(*n)
+                .map_err(|_| Error::Config(format!("import_limit = {n} is not a size")))?,
+            (None, Some(toml::Value::String(text))) => parse_size(text)?,
+            (None, Some(other)) => {
+                return Err(Error::Config(format!(
+                    "import_limit = {other} is not a size: give bytes or a text such as \"64MiB\""
+                )));
+            }
+            (None, None) => DEFAULT_IMPORT_LIMIT,
+        };
+        let allow_insecure_http = common
+            .allow_insecure_http
+            .or(file.allow_insecure_http)
+            .unwrap_or(false);
         Ok(Self {
+            import_limit,
+            allow_insecure_http,
             listen,
             public_url,
             data_dir,
@@ -197,6 +240,38 @@ impl Settings {
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
     }
+}
+
+/// Reads a size: bytes (`1048576`), or a number with a unit (`64MiB`, `500 KB`, `2GiB`;
+/// KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024).
+pub fn parse_size(text: &str) -> Result<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1024,
+        "mb" => 1000 * 1000,
+        "mib" | "m" => 1024 * 1024,
+        "gb" => 1000 * 1000 * 1000,
+        "gib" | "g" => 1024 * 1024 * 1024,
+        _ => 0,
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|n| factor > 0 && *n > 0)
+        .and_then(|n| n.checked_mul(factor))
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "import limit `{text}` is not a size: give bytes, or a number with KiB, MiB or \
+                 GiB (such as 64MiB)"
+            ))
+        })
 }
 
 /// Checks the public URL: http or https, no query or fragment, no trailing slash.
@@ -240,6 +315,38 @@ mod tests {
         assert!(!settings.secure_cookies());
         assert_eq!(settings.refresh_deadline, Duration::from_secs(30));
         assert_eq!(settings.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(settings.import_limit, 64 * 1024 * 1024);
+        assert!(!settings.allow_insecure_http);
+    }
+
+    #[test]
+    fn import_limit_and_insecure_http_from_flags_and_file() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("500 KB").unwrap(), 500_000);
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert!(parse_size("lots").is_err() && parse_size("0").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("granary.toml");
+        std::fs::write(
+            &path,
+            "import_limit = \"2MiB\"\nallow_insecure_http = true\n",
+        )
+        .unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..CommonArgs::default()
+        };
+        let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(settings.import_limit, 2 << 20);
+        assert!(settings.allow_insecure_http);
+        let common = CommonArgs {
+            import_limit: Some("1000".into()),
+            allow_insecure_http: Some(false),
+            ..common
+        };
+        let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(settings.import_limit, 1000);
+        assert!(!settings.allow_insecure_http);
     }
 
     #[test]

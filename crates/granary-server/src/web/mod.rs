@@ -196,6 +196,7 @@ pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Re
 /// `POST /admin/login`: checks the login CSRF cookie and the admin token, starts a session.
 pub async fn login(
     State(state): State<AppState>,
+    crate::throttle::ClientAddress(address): crate::throttle::ClientAddress,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -206,9 +207,32 @@ pub async fn login(
         return csrf_refused();
     }
     let next = form.get("next");
+    if let Err(wait) = state.sign_in.check(address).and(Err::<(), _>(std::time::Duration::ZERO)).or(Ok::<(), std::time::Duration>(())) {
+        // Not even compared: an address that sent too many wrong tokens waits, whatever it
+        // sends now.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut response = login_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            Some(Banner::error(
+                "Too many sign-ins refused",
+                format!(
+                    "This address sent {} or more wrong admin tokens.",
+                    crate::throttle::FREE_FAILURES
+                ),
+                format!("Wait {seconds} s and try again, with the token from <data dir>/admin-token (or GRANARY_ADMIN_TOKEN)."),
+            )),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        return response;
+    }
     let token = form.raw("token").unwrap_or_default().trim().to_string();
     if !constant_time_eq(&token, state.admin_token.expose_secret()) {
-        tracing::warn!("a sign-in with a wrong admin token was refused");
+        // Counted, and logged as one line a minute (SignInThrottle::log_due).
+        state.sign_in.failed(address);
         return login_page(
             &state,
             StatusCode::UNAUTHORIZED,
@@ -220,6 +244,7 @@ pub async fn login(
             )),
         );
     }
+    state.sign_in.succeeded(address);
     let (id, _) = state.sessions.create();
     let secure = state.settings.secure_cookies();
     let mut response = see_other(safe_next(&next));
@@ -328,6 +353,24 @@ pub async fn integration_new(
     render(StatusCode::OK, &page)
 }
 
+/// The import form again, with a banner that names the import limit (HTTP 413). The upload
+/// was not read to its end, so its CSRF token is unchecked: nothing was changed.
+fn import_too_large(state: &AppState, session: &Session) -> Response {
+    let page = IntegrationNewPage {
+        layout: layout_with(
+            session,
+            Banner::error(
+                "Not imported",
+                crate::limits::import_too_large(state.settings.import_limit),
+                "Import a smaller document, or raise import_limit.",
+            ),
+        ),
+        name: String::new(),
+        document: String::new(),
+    };
+    render(StatusCode::PAYLOAD_TOO_LARGE, &page)
+}
+
 /// `POST /admin/integrations` (multipart: csrf, name, file and/or document).
 pub async fn integration_import(
     State(state): State<AppState>,
@@ -346,6 +389,9 @@ pub async fn integration_import(
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
+            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return import_too_large(&state, &session);
+            }
             Err(error) => {
                 return (
                     StatusCode::BAD_REQUEST,
@@ -357,6 +403,9 @@ pub async fn integration_import(
         let field_name = field.name().unwrap_or_default().to_string();
         let bytes = match field.bytes().await {
             Ok(bytes) => bytes,
+            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return import_too_large(&state, &session);
+            }
             Err(error) => {
                 return (
                     StatusCode::BAD_REQUEST,

@@ -32,6 +32,11 @@ impl Server {
 
     /// `public_url`: `None` for `http://127.0.0.1:<port>`.
     pub async fn start_with_public_url(public_url: Option<&str>) -> Self {
+        Self::start_with(public_url, None).await
+    }
+
+    /// `import_limit`: the setting's text (`"100KiB"`), `None` for the default.
+    pub async fn start_with(public_url: Option<&str>, import_limit: Option<&str>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let base = format!("http://{address}");
@@ -41,11 +46,16 @@ impl Server {
             data_dir: Some(data.path().to_path_buf()),
             listen: Some(address),
             public_url: Some(public.clone()),
+            import_limit: import_limit.map(str::to_string),
             ..CommonArgs::default()
         };
         let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
         let keyring = Keyring::new(MasterKey::generate().0, Vec::new());
         let engine = Engine::builder(Arc::new(MemoryStore::new()), keyring, public)
+            .import_limits(granary_openapi::Limits::new(
+                settings.import_limit,
+                granary_openapi::Limits::DEFAULT_MAX_DEPTH,
+            ))
             .build()
             .unwrap();
         let api_keys = ApiKeys::open(data.path()).unwrap();
