@@ -352,7 +352,7 @@ mod tests {
         // Another process (the CLI) sees the key, and revokes it.
         let other = ApiKeys::open(dir.path()).unwrap();
         assert!(other.verify(key.expose_secret()).await.is_some());
-        let mut changes = keys.changes();
+        let changes = keys.changes();
         assert!(other.revoke(&record.id).unwrap());
         assert!(!other.revoke(&record.id).unwrap());
         assert!(other.verify(key.expose_secret()).await.is_none());

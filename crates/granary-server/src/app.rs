@@ -12,6 +12,7 @@ use crate::api_keys::ApiKeys;
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
 use crate::settings::Settings;
+use crate::throttle::SignInThrottle;
 
 /// How often the server looks at the API key file for changes made by another process.
 const API_KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(1);
@@ -34,6 +35,8 @@ pub struct Shared {
     pub api_keys: ApiKeys,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// Failed sign-ins by client address.
+    pub sign_in: SignInThrottle,
     /// When the server started.
     pub started: Instant,
     /// Turns true when the server shuts down: long-lived responses (events) end then.
@@ -63,6 +66,7 @@ impl AppState {
             sessions: Sessions::default(),
             api_keys,
             metrics: Metrics::default(),
+            sign_in: SignInThrottle::default(),
             started: Instant::now(),
             closing: tokio::sync::watch::Sender::new(false),
         }));
@@ -88,6 +92,7 @@ impl AppState {
             loop {
                 every.tick().await;
                 let Some(shared) = weak.upgrade() else { return };
+                shared.sign_in.log_due();
                 if let Err(error) = shared.api_keys.reload_if_changed().await {
                     tracing::warn!(%error, "cannot reload the API keys; keeping the ones loaded");
                 }

@@ -24,7 +24,7 @@ pub const STORE_FILE: &str = "granary.sqlite";
 /// Opens (creating when new) the granary of the settings' data directory.
 pub async fn granary(settings: &Settings) -> Result<Granary> {
     ensure_dir(&settings.data_dir)?;
-    //BROKEN private_store_files(&settings.data_dir.join(STORE_FILE))?;
+    private_store_files(&settings.data_dir.join(STORE_FILE))?;
     let config = Config::new(
         StoreConfig::Sqlite(settings.data_dir.join(STORE_FILE)),
         settings.public_url.clone(),

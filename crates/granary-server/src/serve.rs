@@ -17,6 +17,9 @@ use crate::{Error, Result, open, routes};
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(settings: Settings) -> Result<()> {
     ensure_dir(&settings.data_dir)?;
+    if let Some(warning) = open::data_dir_warning(&settings.data_dir) {
+        tracing::warn!("{warning}");
+    }
     let (token, source) = admin_token(&settings.data_dir, settings.admin_token.clone())?;
     let engine = open::engine(&settings).await?;
     let api_keys = ApiKeys::open(&settings.data_dir)?;
@@ -102,7 +105,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let closing = state.closing.clone();
-    let app = routes::router(state);
+    // The peer address reaches handlers (sign-in throttling per client address).
+    let app = routes::router(state)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -420,6 +420,61 @@ async fn sign_in_needs_the_token_and_the_login_csrf_cookie() {
 }
 
 #[tokio::test]
+async fn sign_in_is_throttled_per_address_after_ten_failures() {
+    let server = Server::start().await;
+    let client = server.client();
+    let attempt = |token: &'static str| {
+        let client = client.clone();
+        let url = server.url("/admin/login");
+        async move {
+            let page = client.get(&url).send().await.unwrap();
+            let csrf = common::hidden(&page.text().await.unwrap(), "csrf");
+            client
+                .post(&url)
+                .form(&[("csrf", csrf.as_str()), ("token", token)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for n in 0..granary_server::throttle::FREE_FAILURES {
+        let response = attempt("wrong-token-wrong-token").await;
+        assert_eq!(response.status(), 401, "attempt {n}");
+    }
+    // The eleventh attempt waits, even with the right token.
+    let refused = attempt(common::ADMIN_TOKEN).await;
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait >= 1, "{wait}");
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many sign-ins refused")
+    );
+    // After the wait, one more wrong token waits longer.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    assert_eq!(attempt("wrong-token-wrong-token").await.status(), 401);
+    let refused = attempt(common::ADMIN_TOKEN).await;
+    assert_eq!(refused.status(), 429);
+    let longer: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(longer > wait, "{longer} after {wait}");
+    // The right token after the wait signs in.
+    tokio::time::sleep(std::time::Duration::from_secs(longer)).await;
+    assert_eq!(attempt(common::ADMIN_TOKEN).await.status(), 303);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn cookies_are_secure_when_the_public_url_is_https() {
     let server = Server::start_with_public_url(Some("https://granary.example")).await;
     let client = server.client();

@@ -207,7 +207,7 @@ pub async fn login(
         return csrf_refused();
     }
     let next = form.get("next");
-    if let Err(wait) = state.sign_in.check(address).and(Err::<(), _>(std::time::Duration::ZERO)).or(Ok::<(), std::time::Duration>(())) {
+    if let Err(wait) = state.sign_in.check(address) {
         // Not even compared: an address that sent too many wrong tokens waits, whatever it
         // sends now.
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
