@@ -101,3 +101,65 @@ async fn memory_store_with_an_ephemeral_key_works_and_debug_shows_no_secret() {
     assert_eq!(rotation.report.client_secrets, 1);
     granary.begin_authorization("one").await.unwrap();
 }
+
+/// Whether `needle` occurs in the database file or its WAL.
+#[cfg(feature = "sqlite")]
+fn in_files(db: &std::path::Path, needle: &str) -> bool {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    [db.to_path_buf(), std::path::PathBuf::from(wal)]
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .any(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_extra_token_values_are_sealed_and_plaintext_ones_of_an_older_version_sealed_at_open()
+ {
+    use granary::store::ExtraValue;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("granary.db");
+    let config = || Config::new(StoreConfig::Sqlite(db.clone()), public_url());
+    let granary = Granary::open(config()).await.unwrap();
+    granary
+        .import_integration("api", DOCUMENT.as_bytes())
+        .await
+        .unwrap();
+    let mut new = NewInstance::new("one", "api", "client");
+    new.extra_token_headers = vec![("X-Api-Key".into(), "header-value-in-plain-sight".into())];
+    new.extra_token_params = vec![("audience".into(), "param-value-in-plain-sight".into())];
+    new.client_auth = Some(granary::store::ClientAuth::None);
+    granary.create_instance(new).await.unwrap();
+    assert!(!in_files(&db, "header-value-in-plain-sight"));
+    assert!(!in_files(&db, "param-value-in-plain-sight"));
+    assert!(in_files(&db, "X-Api-Key"), "the names are kept in the clear");
+
+    // A record as the previous version wrote it: plaintext values.
+    let mut old = granary.store().get_instance("one").await.unwrap().unwrap();
+    old.extra_token_headers = vec![(
+        "X-Api-Key".into(),
+        ExtraValue::Plain("old-value-in-plain-sight".into()),
+    )];
+    granary.store().update_instance(&old).await.unwrap();
+    drop(granary);
+    assert!(in_files(&db, "old-value-in-plain-sight"), "the old record");
+
+    // Opened by this version: sealed at once, and gone from the file.
+    let granary = Granary::open(config()).await.unwrap();
+    let instance = granary.store().get_instance("one").await.unwrap().unwrap();
+    assert!(matches!(
+        instance.extra_token_headers[0].1,
+        ExtraValue::Sealed { .. }
+    ));
+    drop(granary);
+    // The connection thread closes (and checkpoints) after the drop: give it 5 s.
+    let gone = (0..50).any(|_| {
+        let gone = !in_files(&db, "old-value-in-plain-sight");
+        if !gone {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        gone
+    });
+    assert!(gone, "the plaintext value is still in the database file");
+}
