@@ -320,7 +320,44 @@ impl Engine {
             // cached may predate that change. The caller still gets its answer once.
             self.forget(id);
         }
+        if matches!(result, Err(EngineError::NotFound { .. })) {
+            // No such instance: its entry must not stay, or every unknown id asked for would
+            // grow the map for good.
+            drop(state);
+            self.drop_idle_flight(id, flight);
+        }
         result
+    }
+
+    /// Removes the flight of `instance` from the map when nobody else holds it: only this
+    /// caller's reference (`flight`) and the map's exist, and its lock is free. Checked
+    /// under the map's mutex, through which every other holder got its reference, so the
+    /// single flight holds: a task that asks later gets a new entry, and none can be using
+    /// the old one.
+    fn drop_idle_flight(&self, instance: &str, flight: Arc<Flight>) {
+        let mut flights = self
+            .inner
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let idle = flights.get(instance).is_some_and(|held| {
+            Arc::ptr_eq(held, &flight)
+                && Arc::strong_count(&flight) == 2
+                && Arc::strong_count(&flight.lock) == 1
+        });
+        if idle {
+            flights.remove(instance);
+        }
+    }
+
+    /// How many instances have a single-flight entry (for tests).
+    #[doc(hidden)]
+    pub fn flight_entries(&self) -> usize {
+        self.inner
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     async fn under_flight_lock(
