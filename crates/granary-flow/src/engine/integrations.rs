@@ -72,8 +72,8 @@ impl Engine {
         }
         let (parsed, source_digest) = self.parse_document(document).await?;
         for flow in parsed.authorization_code_flows()? {
-            self.check_provider_url("the document's authorization URL", &flow.authorization_url)?;
-            self.check_provider_url("the document's token URL", &flow.token_url)?;
+            self.check_provider_url("the document's authorization URL", flow.authorization_url)?;
+            self.check_provider_url("the document's token URL", flow.token_url)?;
         }
         let previous = match self.inner.store.get_integration(name).await? {
             Some(existing) => Some(IntegrationFlows::of(&existing)?),
