@@ -26,8 +26,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use granary_e2e::{Authorization, Flags, authorize, box_document, runtime, sign_in, text};
+use reqwest::Client;
 use reqwest::redirect::Policy;
-use reqwest::{Client, Url};
 
 struct Args {
     granary: PathBuf,
@@ -41,34 +42,25 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut values = std::collections::HashMap::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let name = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {arg}"))?
-            .to_string();
-        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
-        values.insert(name, value);
-    }
-    let mut take = |name: &str| {
-        values
-            .remove(name)
-            .ok_or_else(|| format!("--{name} is required"))
-    };
+    let mut flags = Flags::parse(std::env::args().skip(1), "")?;
     Ok(Args {
-        granary: PathBuf::from(take("granary")?),
-        port: take("port")?.parse().map_err(|e| format!("--port: {e}"))?,
-        issuer: take("issuer")?,
-        client_id: take("client-id")?,
-        client_secret: take("client-secret")?,
-        out: PathBuf::from(take("out")?),
-        seconds: take("seconds")
-            .unwrap_or_else(|_| "20".into())
+        granary: PathBuf::from(flags.required("granary")?),
+        port: flags
+            .required("port")?
+            .parse()
+            .map_err(|e| format!("--port: {e}"))?,
+        issuer: flags.required("issuer")?,
+        client_id: flags.required("client-id")?,
+        client_secret: flags.required("client-secret")?,
+        out: PathBuf::from(flags.required("out")?),
+        seconds: flags
+            .optional("seconds")
+            .unwrap_or_else(|| "20".into())
             .parse()
             .map_err(|e| format!("--seconds: {e}"))?,
-        connections: take("connections")
-            .unwrap_or_else(|_| "32".into())
+        connections: flags
+            .optional("connections")
+            .unwrap_or_else(|| "32".into())
             .parse()
             .map_err(|e| format!("--connections: {e}"))?,
     })
@@ -123,32 +115,6 @@ fn start_granary(args: &Args) -> Result<Granary, String> {
     Ok(granary)
 }
 
-fn hidden(html: &str, name: &str) -> Result<String, String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .ok_or_else(|| format!("no {name} field on the page"))?
-        + marker.len();
-    let end = html[start..].find('"').ok_or("unterminated value")? + start;
-    Ok(html[start..end].to_string())
-}
-
-fn location(response: &reqwest::Response, base: &Url) -> Result<Url, String> {
-    let value = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            format!(
-                "{} answered {} without a Location",
-                response.url(),
-                response.status()
-            )
-        })?;
-    base.join(value)
-        .map_err(|e| format!("bad Location {value}: {e}"))
-}
-
 /// Signs in, imports the Box document pointed at the issuer, creates and connects an
 /// instance (login and consent at the provider over HTTP), and creates an API key.
 async fn connect(base: &str, args: &Args) -> Result<(String, String), String> {
@@ -158,45 +124,8 @@ async fn connect(base: &str, args: &Args) -> Result<(String, String), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let err = |e: reqwest::Error| e.to_string();
-    let page = http
-        .get(format!("{base}/admin/login"))
-        .send()
-        .await
-        .map_err(err)?
-        .text()
-        .await
-        .map_err(err)?;
-    http.post(format!("{base}/admin/login"))
-        .form(&[
-            ("csrf", hidden(&page, "csrf")?.as_str()),
-            ("token", ADMIN_TOKEN),
-        ])
-        .send()
-        .await
-        .map_err(err)?;
-    let home = http
-        .get(format!("{base}/admin/"))
-        .send()
-        .await
-        .map_err(err)?
-        .text()
-        .await
-        .map_err(err)?;
-    let csrf = hidden(&home, "csrf")?;
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../crates/granary-openapi/tests/fixtures/box.json"
-    );
-    let document = std::fs::read_to_string(fixture)
-        .map_err(|e| format!("cannot read {fixture}: {e}"))?
-        .replace(
-            "https://account.box.com/api/oauth2/authorize",
-            &format!("{}/auth", args.issuer),
-        )
-        .replace(
-            "https://api.box.com/oauth2/token",
-            &format!("{}/token", args.issuer),
-        );
+    let csrf = sign_in(&http, base, ADMIN_TOKEN).await?;
+    let document = box_document(&args.issuer)?;
     let form = reqwest::multipart::Form::new()
         .text("csrf", csrf.clone())
         .text("name", "box")
@@ -230,66 +159,22 @@ async fn connect(base: &str, args: &Args) -> Result<(String, String), String> {
     if created.status() != 303 {
         return Err(format!("instance creation answered {}", created.status()));
     }
-    let started = http
-        .post(format!("{base}/admin/instances/bench/authorize"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .map_err(err)?;
-    let issuer = Url::parse(&args.issuer).map_err(|e| e.to_string())?;
-    let mut next = location(&started, &issuer)?;
-    // Follow the provider: GETs are followed; its login and consent forms are posted.
-    for _ in 0..20 {
-        if next.as_str().starts_with(base) {
-            let done = http.get(next.clone()).send().await.map_err(err)?;
-            if done.status() != 303 || location(&done, &next)?.path() != "/admin/instances/bench" {
-                return Err(format!("the callback answered {}", done.status()));
-            }
-            break;
-        }
-        let response = http.get(next.clone()).send().await.map_err(err)?;
-        if response.status().is_redirection() {
-            next = location(&response, &next)?;
-            continue;
-        }
-        let page = response.text().await.map_err(err)?;
-        let form: Vec<(&str, &str)> = if page.contains("name=\"login\"") {
-            vec![
-                ("prompt", "login"),
-                ("login", "bench"),
-                ("password", "bench"),
-            ]
-        } else {
-            vec![("prompt", "consent")]
-        };
-        let posted = http
-            .post(next.clone())
-            .form(&form)
-            .send()
-            .await
-            .map_err(err)?;
-        next = location(&posted, &next)?;
+    // A provider that did not redirect back within its steps shows below, as an instance that
+    // did not connect.
+    if let Authorization::Callback(status, _) =
+        authorize(&http, base, &args.issuer, "bench", &csrf, "bench").await?
+    {
+        return Err(format!("the callback answered {status}"));
     }
-    let instance = http
-        .get(format!("{base}/admin/instances/bench"))
-        .send()
-        .await
-        .map_err(err)?
-        .text()
-        .await
-        .map_err(err)?;
+    let instance = text(http.get(format!("{base}/admin/instances/bench"))).await?;
     if !instance.contains("Connected: instance bench holds an access token.") {
         return Err("the instance did not connect; see the oidc-provider log".into());
     }
-    let keys = http
-        .post(format!("{base}/admin/api-keys"))
-        .form(&[("csrf", csrf.as_str()), ("name", "bench")])
-        .send()
-        .await
-        .map_err(err)?
-        .text()
-        .await
-        .map_err(err)?;
+    let keys = text(
+        http.post(format!("{base}/admin/api-keys"))
+            .form(&[("csrf", csrf.as_str()), ("name", "bench")]),
+    )
+    .await?;
     let start = keys.find("id=\"new-key\">").ok_or("no API key shown")? + "id=\"new-key\">".len();
     let end = keys[start..].find('<').ok_or("no API key end")? + start;
     Ok(("bench".to_string(), keys[start..end].to_string()))
@@ -498,15 +383,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime("load", None) {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("load: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use granary_e2e::box_document;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
@@ -119,24 +120,6 @@ fn start_granary(args: &Args) -> Result<Granary, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(granary)
-}
-
-/// The Box document of the OpenAPI fixtures, its URLs pointed at the issuer.
-fn box_document(issuer: &str) -> Result<String, String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../crates/granary-openapi/tests/fixtures/box.json"
-    );
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    Ok(text
-        .replace(
-            "https://account.box.com/api/oauth2/authorize",
-            &format!("{issuer}/auth"),
-        )
-        .replace(
-            "https://api.box.com/oauth2/token",
-            &format!("{issuer}/token"),
-        ))
 }
 
 /// The steps, with screenshots; stops at the first failure.
@@ -551,15 +534,9 @@ fn main() -> ExitCode {
         }
     };
     let out = args.out.clone();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match granary_e2e::runtime("browser", None) {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("browser: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(args)) {
         Ok(passed) => {

@@ -2,12 +2,13 @@
 //! signalled (SIGTERM, SIGKILL, SIGSTOP, SIGCONT through `kill`), its REST API, and the
 //! authorization through the admin page and the provider's login and consent forms.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use granary_e2e::{Authorization, box_document, sign_in};
 use reqwest::redirect::Policy;
-use reqwest::{Client, Method, StatusCode, Url};
+use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 
 use crate::proxy::Proxy;
@@ -484,48 +485,6 @@ impl Api {
     }
 }
 
-/// The Box fixture with its URLs pointed at the provider.
-fn box_document(issuer: &str) -> Result<String, String> {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../crates/granary-openapi/tests/fixtures/box.json");
-    Ok(std::fs::read_to_string(&fixture)
-        .map_err(|e| format!("cannot read {}: {e}", fixture.display()))?
-        .replace(
-            "https://account.box.com/api/oauth2/authorize",
-            &format!("{issuer}/auth"),
-        )
-        .replace(
-            "https://api.box.com/oauth2/token",
-            &format!("{issuer}/token"),
-        ))
-}
-
-fn hidden(html: &str, name: &str) -> Result<String, String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .ok_or_else(|| format!("no {name} field on the page"))?
-        + marker.len();
-    let end = html[start..].find('"').ok_or("unterminated value")? + start;
-    Ok(html[start..end].to_string())
-}
-
-fn location(response: &reqwest::Response, base: &Url) -> Result<Url, String> {
-    let value = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            format!(
-                "{} answered {} without a Location",
-                response.url(),
-                response.status()
-            )
-        })?;
-    base.join(value)
-        .map_err(|e| format!("bad Location {value}: {e}"))
-}
-
 /// Signs in to the admin page of `base`, starts the authorization of `id`, signs in and
 /// consents at the provider (devInteractions' forms), and follows the callback.
 async fn authorize(base: &str, issuer: &str, id: &str) -> Result<(), String> {
@@ -535,83 +494,14 @@ async fn authorize(base: &str, issuer: &str, id: &str) -> Result<(), String> {
         .timeout(Duration::from_secs(20))
         .build()
         .map_err(|e| e.to_string())?;
-    let err = |e: reqwest::Error| e.to_string();
-    let page = http
-        .get(format!("{base}/admin/login"))
-        .send()
-        .await
-        .map_err(err)?
-        .text()
-        .await
-        .map_err(err)?;
-    http.post(format!("{base}/admin/login"))
-        .form(&[
-            ("csrf", hidden(&page, "csrf")?.as_str()),
-            ("token", ADMIN_TOKEN),
-        ])
-        .send()
-        .await
-        .map_err(err)?;
-    let home = http
-        .get(format!("{base}/admin/"))
-        .send()
-        .await
-        .map_err(err)?
-        .text()
-        .await
-        .map_err(err)?;
-    let csrf = hidden(&home, "csrf")?;
-    let started = http
-        .post(format!("{base}/admin/instances/{id}/authorize"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .map_err(err)?;
-    let issuer = Url::parse(issuer).map_err(|e| e.to_string())?;
-    let mut next = location(&started, &issuer)?;
-    for _ in 0..20 {
-        if next.as_str().starts_with(base) {
-            let done = http.get(next.clone()).send().await.map_err(err)?;
-            if done.status() != 303
-                || location(&done, &next)?.path() != format!("/admin/instances/{id}")
-            {
-                return Err(format!(
-                    "the callback answered {}: {}",
-                    done.status(),
-                    done.text()
-                        .await
-                        .unwrap_or_default()
-                        .chars()
-                        .take(300)
-                        .collect::<String>()
-                ));
-            }
-            return Ok(());
+    let csrf = sign_in(&http, base, ADMIN_TOKEN).await?;
+    match granary_e2e::authorize(&http, base, issuer, id, &csrf, "lifecycle").await? {
+        Authorization::Connected => Ok(()),
+        Authorization::Callback(status, body) => {
+            Err(format!("the callback answered {status}: {body}"))
         }
-        let response = http.get(next.clone()).send().await.map_err(err)?;
-        if response.status().is_redirection() {
-            next = location(&response, &next)?;
-            continue;
-        }
-        let page = response.text().await.map_err(err)?;
-        let form: Vec<(&str, &str)> = if page.contains("name=\"login\"") {
-            vec![
-                ("prompt", "login"),
-                ("login", "lifecycle"),
-                ("password", "lifecycle"),
-            ]
-        } else {
-            vec![("prompt", "consent")]
-        };
-        let posted = http
-            .post(next.clone())
-            .form(&form)
-            .send()
-            .await
-            .map_err(err)?;
-        next = location(&posted, &next)?;
+        Authorization::NotBack => Err(format!(
+            "the authorization of {id} did not come back to {base}"
+        )),
     }
-    Err(format!(
-        "the authorization of {id} did not come back to {base}"
-    ))
 }

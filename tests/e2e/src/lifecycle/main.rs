@@ -30,6 +30,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use granary::Env;
+use granary_e2e::Flags;
 use proxy::Proxy;
 use scenarios::SCENARIOS;
 
@@ -48,22 +49,8 @@ struct Args {
 }
 
 fn parse_args(args: Vec<String>) -> Result<Args, String> {
-    let mut values = std::collections::HashMap::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let name = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {arg}"))?
-            .to_string();
-        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
-        values.insert(name, value);
-    }
-    let mut take = |name: &str| {
-        values
-            .remove(name)
-            .ok_or_else(|| format!("--{name} is required (see the module documentation)"))
-    };
-    let ports = take("ports")?;
+    let mut flags = Flags::parse(args, " (see the module documentation)")?;
+    let ports = flags.required("ports")?;
     let ports: Vec<u16> = ports
         .split(',')
         .map(|p| p.trim().parse::<u16>())
@@ -72,7 +59,8 @@ fn parse_args(args: Vec<String>) -> Result<Args, String> {
     let [a, b] = ports[..] else {
         return Err("--ports takes two ports, A,B".into());
     };
-    let only: Vec<String> = take("only")
+    let only: Vec<String> = flags
+        .optional("only")
         .map(|names| names.split(',').map(str::to_string).collect())
         .unwrap_or_default();
     if let Some(unknown) = only.iter().find(|n| !SCENARIOS.contains(&n.as_str())) {
@@ -82,13 +70,13 @@ fn parse_args(args: Vec<String>) -> Result<Args, String> {
         ));
     }
     Ok(Args {
-        granary: PathBuf::from(take("granary")?),
-        issuer: take("issuer")?,
+        granary: PathBuf::from(flags.required("granary")?),
+        issuer: flags.required("issuer")?,
         ports: [a, b],
-        long_client: take("long-client")?,
-        short_client: take("short-client")?,
-        client_secret: take("client-secret")?,
-        out: PathBuf::from(take("out")?),
+        long_client: flags.required("long-client")?,
+        short_client: flags.required("short-client")?,
+        client_secret: flags.required("client-secret")?,
+        out: PathBuf::from(flags.required("out")?),
         only,
     })
 }
@@ -157,16 +145,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match granary_e2e::runtime("lifecycle", Some(2)) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("lifecycle: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(args)) {
         Ok((count, passed)) => {
