@@ -435,7 +435,11 @@ async fn invalid_grant_needs_authorization_and_stops_refreshing() {
         matches!(err, EngineError::NeedsAuthorization { .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("authorize again"), "{err}");
+    assert_eq!(
+        err.to_string().matches("authorize again").count(),
+        1,
+        "one clear sentence: {err}"
+    );
     assert!(err.needs_reauthorization());
     assert!(!err.to_string().contains("refresh-1"));
     assert_eq!(

@@ -54,7 +54,8 @@ pub enum EngineError {
 
     /// The provider refused the refresh token, or there is none: authorize again.
     #[error(
-        "instance `{instance}` needs a new authorization (\"Get access token\"): {}",
+        "instance `{instance}` needs a new authorization: {}; authorize again (\"Get access \
+         token\")",
         without_fix(reason)
     )]
     NeedsAuthorization {
