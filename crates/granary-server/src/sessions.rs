@@ -130,6 +130,11 @@ impl Sessions {
         let now = Instant::now();
         map.retain(|_, s| s.expires > now);
         map.insert(sha256_hex(&id), session.clone());
+        // Banners of sessions that ended (expired, or signed out elsewhere) go with them.
+        self.flashes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|digest, _| map.contains_key(digest));
         (id, session)
     }
 
@@ -153,12 +158,22 @@ impl Sessions {
     }
 
     /// Keeps `banner` for the next page this session shows.
+    /// Only a live session keeps one (a forged or expired cookie keeps nothing), at most one
+    /// each, and those of ended sessions are dropped when the next session starts: the map
+    /// never holds more banners than there are sessions.
     pub fn set_flash(&self, headers: &HeaderMap, banner: Banner) {
         if let Some(id) = cookie(headers, SESSION_COOKIE) {
-            self.flashes
+            let digest = sha256_hex(&id);
+            let live = self
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(sha256_hex(&id), banner);
+                .get(&digest)
+                .is_some_and(|s| s.expires > Instant::now());
+            if live {
+                self.flashes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(digest, banner);
+            }
         }
     }
 
@@ -227,6 +242,36 @@ mod tests {
         assert!(!found.csrf_ok("forged"));
         sessions.remove(&headers);
         assert!(sessions.from_headers(&headers).is_none());
+    }
+
+    #[test]
+    fn banners_are_kept_for_live_sessions_only_and_pruned() {
+        let sessions = Sessions::default();
+        let forged = {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                COOKIE,
+                HeaderValue::from_str(&format!("{SESSION_COOKIE}=forged")).unwrap(),
+            );
+            headers
+        };
+        for _ in 0..100 {
+            sessions.set_flash(&forged, Banner::info("x"));
+        }
+        assert_eq!(sessions.flashes.lock().unwrap().len(), 0);
+        let (id, _) = sessions.create();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("{SESSION_COOKIE}={id}")).unwrap(),
+        );
+        sessions.set_flash(&headers, Banner::info("kept"));
+        assert_eq!(sessions.take_flash(&headers).unwrap().title, "kept");
+        sessions.set_flash(&headers, Banner::info("left behind"));
+        // The session ends without taking its banner (expiry): the next sign-in prunes it.
+        sessions.lock().clear();
+        sessions.create();
+        assert_eq!(sessions.flashes.lock().unwrap().len(), 0);
     }
 
     #[test]
