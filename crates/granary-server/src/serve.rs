@@ -22,6 +22,24 @@ pub async fn run(settings: Settings) -> Result<()> {
     }
     let (token, source) = admin_token(&settings.data_dir, settings.admin_token.clone())?;
     let engine = open::engine(&settings).await?;
+    // The redirect URI follows the public URL: instances last authorized under another one
+    // need the current URI registered at their provider before their next authorization.
+    match engine.instances_registered_elsewhere().await {
+        Ok(moved) if !moved.is_empty() => {
+            let list = moved
+                .iter()
+                .map(|(id, uri)| format!("{id} (was {uri})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::warn!(
+                redirect_uri = %engine.redirect_uri(),
+                instances = %list,
+                "the public URL changed since these instances were authorized: register the new redirect URI at their providers before their next authorization"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot list the instances' redirect URIs"),
+    }
     let api_keys = ApiKeys::open(&settings.data_dir)?;
     let listener = TcpListener::bind(settings.listen)
         .await

@@ -392,7 +392,7 @@ pub async fn instance_show(
         last_refresh: refresh_outcome_text(token.and_then(|t| t.last_refresh.as_ref())),
         authorization_url,
         token_url,
-        redirect_uri: instance.redirect_uri.clone(),
+        redirect_uri: state.engine.redirect_uri().to_string(),
     };
     render(StatusCode::OK, &page)
 }
