@@ -15,8 +15,8 @@ use granary::{Config, Granary, KeyRotation, StoreConfig};
 use granary_flow::engine::Engine;
 
 use crate::secrets::ensure_dir;
-use crate::{Error, Result};
 use crate::settings::Settings;
+use crate::{Error, Result};
 
 /// The store file in the data directory.
 pub const STORE_FILE: &str = "granary.sqlite";

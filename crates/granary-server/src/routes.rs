@@ -337,7 +337,11 @@ async fn refuse_malformed(request: Request, next: Next) -> Response {
     if request.uri().path().starts_with("/api/") {
         crate::problem::Problem::bad_request(detail).into_response()
     } else {
-        (axum::http::StatusCode::BAD_REQUEST, format!("400 Bad Request: {detail}\n")).into_response()
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("400 Bad Request: {detail}\n"),
+        )
+            .into_response()
     }
 }
 
@@ -379,24 +383,6 @@ async fn not_found(request: Request) -> Response {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::decodes_to_control;
-
-    #[test]
-    fn encoded_control_characters_are_found() {
-        assert!(decodes_to_control("/admin/instances/a%0D%0Ab"));
-        assert!(decodes_to_control("/admin/instances/a%0a"));
-        assert!(decodes_to_control("/x%00"));
-        assert!(decodes_to_control("/x%7F"));
-        assert!(!decodes_to_control("/admin/instances/a%20b"));
-        assert!(!decodes_to_control("/admin/instances/%E2%82%AC"));
-        assert!(!decodes_to_control("/a%0"));
-        assert!(!decodes_to_control("/a%"));
-        assert!(!decodes_to_control("/a%ZZ"));
-    }
-}
-
 /// Records every request's latency by route template (never by raw path: ids stay out).
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -413,4 +399,22 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         started.elapsed(),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decodes_to_control;
+
+    #[test]
+    fn encoded_control_characters_are_found() {
+        assert!(decodes_to_control("/admin/instances/a%0D%0Ab"));
+        assert!(decodes_to_control("/admin/instances/a%0a"));
+        assert!(decodes_to_control("/x%00"));
+        assert!(decodes_to_control("/x%7F"));
+        assert!(!decodes_to_control("/admin/instances/a%20b"));
+        assert!(!decodes_to_control("/admin/instances/%E2%82%AC"));
+        assert!(!decodes_to_control("/a%0"));
+        assert!(!decodes_to_control("/a%"));
+        assert!(!decodes_to_control("/a%ZZ"));
+    }
 }

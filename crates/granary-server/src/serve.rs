@@ -124,8 +124,7 @@ pub async fn serve(
 ) -> Result<()> {
     let closing = state.closing.clone();
     // The peer address reaches handlers (sign-in throttling per client address).
-    let app = routes::router(state)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = routes::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

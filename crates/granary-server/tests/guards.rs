@@ -210,7 +210,12 @@ async fn an_event_stream_ends_when_its_key_is_revoked() {
     let listed = server.state.api_keys.list().unwrap();
     let id_of = |key: &str| {
         let digest = hex_sha256(key);
-        listed.iter().find(|k| k.sha256 == digest).unwrap().id.clone()
+        listed
+            .iter()
+            .find(|k| k.sha256 == digest)
+            .unwrap()
+            .id
+            .clone()
     };
     let (key_id, other_id) = (id_of(&key), id_of(&other));
     let client = server.client();
