@@ -1,0 +1,159 @@
+//! Every statement [`PostgresStore`](crate::PostgresStore) runs, one per store method (plus
+//! the reads that explain a lost compare-and-swap). Public so that the bench runs the very
+//! same statements on raw tokio-postgres, and so that a DBA can read what granary sends.
+//!
+//! Each write that changes an instance or its token record is one statement: the write in a
+//! CTE `w`, then, only when `w` returned a row, the change counter row (`change_counter`,
+//! one row) incremented, the change inserted under that number, and every 64th change the
+//! rows older than the newest [`CHANGES_KEPT`](granary_store::CHANGES_KEPT) deleted. The
+//! counter row stays locked until the statement commits, so writers that append changes
+//! take numbers one after the other and commit in number order: a reader that sees change
+//! `n` sees every change below it.
+
+/// Wraps a write (a statement with `RETURNING`, the CTE `w`) so that it appends its change,
+/// naming the instance in parameter `$1`, in the same statement; selects `$result` from `w`.
+macro_rules! with_change {
+    ($write:expr, $result:expr) => {
+        concat!(
+            "WITH w AS (",
+            $write,
+            "), c AS (UPDATE change_counter SET last = last + 1 WHERE EXISTS (SELECT 1 FROM w) RETURNING last), ",
+            "a AS (INSERT INTO changes (seq, instance) SELECT last, $1 FROM c), ",
+            "p AS (DELETE FROM changes WHERE seq <= (SELECT last FROM c) - 1024 AND (SELECT last FROM c) % 64 = 0) ",
+            "SELECT ",
+            $result,
+            " FROM w"
+        )
+    };
+}
+
+/// The columns of an instance, in the order of every statement below.
+pub const INSTANCE_COLUMNS: &str = "id, integration, scheme, client_id, client_secret, scopes, \
+    redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
+    extra_token_headers, client_auth, status, created, updated, version";
+
+/// Inserts or replaces an integration.
+pub const PUT_INTEGRATION: &str = "INSERT INTO integrations (name, source_digest, flows, created) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET source_digest = EXCLUDED.source_digest, \
+    flows = EXCLUDED.flows, created = EXCLUDED.created";
+/// One integration.
+pub const GET_INTEGRATION: &str =
+    "SELECT name, source_digest, flows, created FROM integrations WHERE name = $1";
+/// Every integration, by name.
+pub const LIST_INTEGRATIONS: &str =
+    "SELECT name, source_digest, flows, created FROM integrations ORDER BY name";
+/// Removes an integration (the foreign key of `instances` refuses while one belongs to it).
+pub const DELETE_INTEGRATION: &str = "DELETE FROM integrations WHERE name = $1 RETURNING 1";
+
+/// Creates an instance with version 1, and its change.
+pub const CREATE_INSTANCE: &str = with_change!(
+    "INSERT INTO instances (id, integration, scheme, client_id, client_secret, scopes, \
+     redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
+     extra_token_headers, client_auth, status, created, updated, version) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1) RETURNING version",
+    "version"
+);
+/// One instance.
+pub const GET_INSTANCE: &str = "SELECT id, integration, scheme, client_id, client_secret, scopes, \
+    redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
+    extra_token_headers, client_auth, status, created, updated, version FROM instances WHERE id = $1";
+/// Every instance, by id.
+pub const LIST_INSTANCES: &str = "SELECT id, integration, scheme, client_id, client_secret, scopes, \
+    redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
+    extra_token_headers, client_auth, status, created, updated, version FROM instances ORDER BY id";
+/// Replaces an instance while it has version `$17`, and appends its change.
+pub const UPDATE_INSTANCE: &str = with_change!(
+    "UPDATE instances SET integration = $2, scheme = $3, client_id = $4, client_secret = $5, \
+     scopes = $6, redirect_uri = $7, authorization_url = $8, token_url = $9, \
+     extra_authorization_params = $10, extra_token_params = $11, extra_token_headers = $12, \
+     client_auth = $13, status = $14, created = $15, updated = $16, version = version + 1 \
+     WHERE id = $1 AND version = $17 RETURNING version",
+    "version"
+);
+/// The version of an instance (explains a lost `UPDATE_INSTANCE`).
+pub const INSTANCE_VERSION: &str = "SELECT version FROM instances WHERE id = $1";
+/// Removes an instance; the foreign keys cascade to its token, pendings and lease.
+pub const DELETE_INSTANCE: &str =
+    with_change!("DELETE FROM instances WHERE id = $1 RETURNING id", "id");
+
+/// Stores a pending authorization.
+pub const PUT_PENDING: &str = "INSERT INTO pendings (state, instance, pkce_verifier, redirect_uri, \
+    expected_issuer, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// Removes a pending authorization and returns it: at most one taker gets the row.
+pub const TAKE_PENDING: &str = "DELETE FROM pendings WHERE state = $1 RETURNING state, instance, \
+    pkce_verifier, redirect_uri, expected_issuer, created, expires";
+/// Removes the expired pending authorizations.
+pub const PURGE_PENDINGS: &str =
+    "WITH d AS (DELETE FROM pendings WHERE expires <= $1 RETURNING 1) SELECT count(*) FROM d";
+
+/// The token of an instance.
+pub const GET_TOKEN: &str = "SELECT access_token, refresh_token, token_type, scope, expires_at, \
+    obtained_at, last_refresh, version FROM tokens WHERE instance = $1";
+/// Writes the first token of an instance (none may exist), and its change.
+pub const PUT_TOKEN_NEW: &str = with_change!(
+    "INSERT INTO tokens (instance, access_token, refresh_token, token_type, scope, expires_at, \
+     obtained_at, last_refresh, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) \
+     ON CONFLICT (instance) DO NOTHING RETURNING version",
+    "version"
+);
+/// Replaces the token of an instance while it has version `$9`, and appends its change.
+pub const PUT_TOKEN_CAS: &str = with_change!(
+    "UPDATE tokens SET access_token = $2, refresh_token = $3, token_type = $4, scope = $5, \
+     expires_at = $6, obtained_at = $7, last_refresh = $8, version = version + 1 \
+     WHERE instance = $1 AND version = $9 RETURNING version",
+    "version"
+);
+/// `PUT_TOKEN_CAS` only while `$10` holds the lease unexpired at `$11` (`expires > now`). The
+/// lease row is locked `FOR SHARE` until the write commits, so no takeover slips between the
+/// check and the write.
+pub const PUT_TOKEN_FENCED: &str = with_change!(
+    "UPDATE tokens SET access_token = $2, refresh_token = $3, token_type = $4, scope = $5, \
+     expires_at = $6, obtained_at = $7, last_refresh = $8, version = version + 1 \
+     WHERE instance = $1 AND version = $9 AND EXISTS (SELECT 1 FROM leases \
+     WHERE instance = $1 AND holder = $10 AND expires > $11 FOR SHARE) RETURNING version",
+    "version"
+);
+/// The token version and whether the instance exists (explains a token write that wrote
+/// nothing).
+pub const TOKEN_VERSION: &str = "SELECT (SELECT version FROM tokens WHERE instance = $1), \
+    EXISTS (SELECT 1 FROM instances WHERE id = $1)";
+/// Removes whatever token is stored, and appends its change.
+pub const DELETE_TOKEN_ANY: &str = with_change!(
+    "DELETE FROM tokens WHERE instance = $1 RETURNING instance",
+    "instance"
+);
+/// Removes the token while it has version `$2`, and appends its change.
+pub const DELETE_TOKEN_VERSION: &str = with_change!(
+    "DELETE FROM tokens WHERE instance = $1 AND version = $2 RETURNING instance",
+    "instance"
+);
+
+/// Takes the lease for `$2` until `$3`: inserted when none exists, replaced when it expired
+/// at `$4` or `$2` holds it already; one row back when taken. `ON CONFLICT DO UPDATE` locks
+/// the existing row and judges the condition on its newest version.
+pub const TRY_ACQUIRE_LEASE: &str = "INSERT INTO leases (instance, holder, expires) VALUES ($1, $2, $3) \
+    ON CONFLICT (instance) DO UPDATE SET holder = EXCLUDED.holder, expires = EXCLUDED.expires \
+    WHERE leases.holder = EXCLUDED.holder OR leases.expires <= $4 RETURNING 1";
+/// Releases the lease of `$2`.
+pub const RELEASE_LEASE: &str =
+    "DELETE FROM leases WHERE instance = $1 AND holder = $2 RETURNING 1";
+/// The lease as stored.
+pub const GET_LEASE: &str = "SELECT instance, holder, expires FROM leases WHERE instance = $1";
+
+/// The newest change number.
+pub const LATEST_CHANGE: &str = "SELECT last FROM change_counter";
+/// The counter, the oldest kept change, and the changes above `$1` (at most `$2`), from one
+/// snapshot (one statement).
+pub const CHANGES_SINCE: &str = "SELECT c.last, (SELECT min(seq) FROM changes), \
+    ARRAY(SELECT seq FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2), \
+    ARRAY(SELECT instance FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2) \
+    FROM change_counter c";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pruning_keeps_changes_kept() {
+        let kept = format!("- {} AND", granary_store::CHANGES_KEPT);
+        assert!(super::PUT_TOKEN_CAS.contains(&kept));
+    }
+}
