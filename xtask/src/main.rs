@@ -8,6 +8,7 @@ mod lifecycle;
 mod mutants;
 mod npm;
 mod openapi;
+mod postgres;
 mod server;
 mod store;
 
@@ -25,7 +26,7 @@ commands:
                             facade, browser, lifecycle
   bench [TARGET...]         run benchmarks (default: all) that print a ratio against a
                             baseline measured in the same run:
-                            openapi, store, facade, server
+                            openapi, store, facade, server, postgres
   demo                      offline demo: oidc-provider and granary with an instance
                             ready to authorize; prints what to open
   mutants [FILE...]         cargo-mutants (installed pinned when missing) over the code
@@ -135,6 +136,7 @@ const BENCHES: &[Bench] = &[
     ("store", store::bench),
     ("facade", facade::bench),
     ("server", server::bench),
+    ("postgres", store::bench_postgres),
 ];
 
 fn bench(ctx: &Ctx, names: &[String]) -> Result<(), Failure> {

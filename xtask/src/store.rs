@@ -1,15 +1,18 @@
-//! The `store` conformance suite (every backend x every check of granary-store-testkit) and
-//! the `store` benches (each backend against raw rusqlite / sled in the same run).
+//! The `store` conformance suite (every backend x every check of granary-store-testkit, the
+//! PostgreSQL one on a throwaway cluster) and the `store` and `postgres` benches (each
+//! backend against raw rusqlite / sled / tokio-postgres in the same run).
 
 use std::collections::BTreeMap;
 
 use crate::cmd::{Ctx, Failure};
+use crate::postgres::Postgres;
 
 /// The backend crates and the name each reports itself under.
 const BACKENDS: &[(&str, &str)] = &[
     ("granary-store", "memory"),
     ("granary-store-sqlite", "sqlite"),
     ("granary-store-sled", "sled"),
+    ("granary-store-postgres", "postgres"),
 ];
 
 /// The bench groups: operation label, backend, criterion group name.
@@ -33,15 +36,21 @@ const BENCHES: &[(&str, &str, &str)] = &[
 /// The ratio every backend operation should stay within.
 const GOAL: f64 = 1.25;
 
-/// Runs each backend's `conformance` test target, prints a backend x check table and the
-/// summary line; fails when a check failed or a backend did not report.
+/// Runs each backend's `conformance` test target (PostgreSQL's on a throwaway cluster, or on
+/// `GRANARY_TEST_POSTGRES`), prints a backend x check table and the summary line; fails when
+/// a check failed, a backend did not report, or a backend skipped every check (the
+/// PostgreSQL run did not happen).
 pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
     let mut args = vec!["test", "--no-fail-fast"];
     for (package, _) in BACKENDS {
         args.extend(["-p", package]);
     }
     args.extend(["--test", "conformance"]);
-    let (output, command_line) = ctx.output("store conformance", ctx.cargo(&args))?;
+    let postgres = Postgres::start(ctx, "conformance-store")?;
+    let mut command = ctx.cargo(&args);
+    postgres.env(&mut command);
+    let (output, command_line) = ctx.output("store conformance", command)?;
+    drop(postgres);
     let stdout = String::from_utf8_lossy(&output.stdout);
 
     // backend -> check -> (word, detail); checks in the order first seen.
@@ -109,6 +118,23 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
         backends.len(),
         checks.len()
     );
+    let all_skipped: Vec<&str> = backends
+        .iter()
+        .copied()
+        .filter(|b| {
+            results
+                .get(*b)
+                .is_some_and(|r| r.values().all(|(word, _)| word == "skip"))
+        })
+        .collect();
+    if !all_skipped.is_empty() {
+        return Err(Failure::new(format!(
+            "backends {} skipped every check: their run did not happen (for postgres: is \
+             GRANARY_TEST_POSTGRES reaching the test?); rerun `{}` to see why",
+            all_skipped.join(", "),
+            command_line
+        )));
+    }
     if reported < backends.len() || checks.is_empty() {
         return Err(Failure::new(format!(
             "only {reported} of {} backends reported results; rerun `{}` to see why",
@@ -207,4 +233,76 @@ fn show(nanos: f64) -> String {
     } else {
         format!("{:.1} us", nanos / 1e3)
     }
+}
+
+/// The groups of `bench postgres`: operation name, criterion group.
+const POSTGRES_BENCHES: &[(&str, &str)] = &[
+    ("token_put_get", "postgres-token-put-get"),
+    ("pending_take", "postgres-pending-take"),
+    ("lease_acquire_release", "postgres-lease-acquire-release"),
+];
+
+/// Runs the PostgreSQL bench on a throwaway cluster (or `GRANARY_TEST_POSTGRES`): each store
+/// operation against the same statements on raw tokio-postgres, paired in one run; prints
+/// `bench postgres: op=NAME ratio=X` per operation and fails when one misses [`GOAL`].
+pub fn bench_postgres(ctx: &Ctx) -> Result<(), Failure> {
+    let postgres = Postgres::start(ctx, "bench-postgres")?;
+    let mut command = ctx.cargo(&[
+        "bench",
+        "-p",
+        "granary-store-postgres",
+        "--bench",
+        "store",
+        "--",
+        "--noplot",
+    ]);
+    postgres.env(&mut command);
+    let (output, command_line) = ctx.output("postgres bench", command)?;
+    drop(postgres);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    if !output.status.success() {
+        return Err(Failure::new(format!(
+            "the postgres bench failed ({}); rerun `{}` to see why",
+            output.status, command_line
+        )));
+    }
+    let mut paired: BTreeMap<String, (f64, f64, String)> = BTreeMap::new();
+    for line in stdout.lines() {
+        if let ["granary-store-bench", group, granary, raw, pairs] =
+            line.split('\t').collect::<Vec<_>>().as_slice()
+        {
+            if let (Ok(granary), Ok(raw)) = (granary.parse(), raw.parse()) {
+                paired.insert((*group).to_string(), (granary, raw, (*pairs).to_string()));
+            }
+        }
+    }
+    println!();
+    let mut misses = 0;
+    for (operation, group) in POSTGRES_BENCHES {
+        let (granary, raw, pairs) = paired.get(*group).ok_or_else(|| {
+            Failure::new(format!(
+                "the bench group {group} printed no result line; rerun `{command_line}`"
+            ))
+        })?;
+        let ratio = granary / raw;
+        let within = ratio <= GOAL;
+        if !within {
+            misses += 1;
+        }
+        println!(
+            "bench postgres: op={operation} ratio={ratio:.2} granary={} raw={} pairs={pairs} goal={GOAL} {}",
+            show(*granary),
+            show(*raw),
+            if within { "ok" } else { "MISSED" }
+        );
+    }
+    if misses > 0 {
+        return Err(Failure::new(format!(
+            "GOAL MISSED: {misses} of {} PostgreSQL store operations are slower than {GOAL}x the \
+             same statements on raw tokio-postgres (the lines marked MISSED above)",
+            POSTGRES_BENCHES.len()
+        )));
+    }
+    Ok(())
 }
