@@ -120,30 +120,19 @@ impl Engine {
             last_refresh: None,
             version: 0,
         };
-        let mut written = None;
-        for _ in 0..super::CAS_ATTEMPTS {
+        let what = format!(
+            "the token of instance `{instance_id}` kept changing while it was stored \
+             (authorize again)"
+        );
+        record.version = super::cas::retry_on_conflict!(what, {
             let current = self.inner.store.get_token(&instance_id).await?;
-            match self
+            let expected = current.map(|r| r.version);
+            Ok(self
                 .inner
                 .store
-                .put_token(&instance_id, &record, current.map(|r| r.version))
-                .await
-            {
-                Ok(version) => {
-                    written = Some(version);
-                    break;
-                }
-                Err(granary_store::Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        let Some(version) = written else {
-            return Err(EngineError::Invalid(format!(
-                "the token of instance `{instance_id}` kept changing while it was stored: \
-                 authorize again"
-            )));
-        };
-        record.version = version;
+                .put_token(&instance_id, &record, expected)
+                .await?)
+        })?;
         // A disabled instance stays disabled: the token waits in the store until it is
         // enabled again, and is not handed out meanwhile.
         if self.mark_authorized(&instance_id).await? {

@@ -3,7 +3,8 @@
 
 use granary_store::{Instance, InstanceStatus};
 
-use super::{Engine, EngineError, EngineResult, Event};
+use super::cas::retry_on_conflict;
+use super::{Engine, EngineResult, Event};
 
 /// What the revocation and deletion of the token record did.
 pub(super) struct Forgotten {
@@ -96,82 +97,72 @@ impl Engine {
     /// Revokes the stored token record of `instance` at the provider (where it can), then
     /// deletes it if it is still the version that was revoked. On a conflict a newer record
     /// was written meanwhile (a refresh in another process): it is read, revoked and deleted
-    /// in turn, at most [`super::CAS_ATTEMPTS`] times. `revoked` is true only when every record
+    /// in turn, at most [`super::cas::CAS_ATTEMPTS`] times. `revoked` is true only when every record
     /// read was revoked; the note is the first reason one was not.
-    pub(super) async fn revoke_and_delete_tokens(&self, instance: &Instance) -> EngineResult<Forgotten> {
+    pub(super) async fn revoke_and_delete_tokens(
+        &self,
+        instance: &Instance,
+    ) -> EngineResult<Forgotten> {
         let id = instance.id.as_str();
         let config = self.revocation_config(instance).await;
         let mut note = config.as_ref().err().cloned();
         let mut revoked_any = false;
-        for _ in 0..super::CAS_ATTEMPTS {
-            let Some(record) = self.inner.store.get_token(id).await? else {
-                if !revoked_any && note.is_none() {
-                    note = Some("the instance held no token".into());
-                }
-                return Ok(Forgotten {
-                    revoked: revoked_any && note.is_none(),
-                    revocation_note: note,
-                    token_deleted: false,
-                });
-            };
-            if let Ok(config) = &config {
-                match self.revoke_record(instance, config, &record).await {
-                    Ok(()) => revoked_any = true,
-                    Err(why) => {
-                        note.get_or_insert(why);
-                    }
-                }
-            }
-            match self
-                .inner
-                .store
-                .delete_token(id, Some(record.version))
-                .await
+        retry_on_conflict!(
+            format!("the tokens of instance `{id}` kept changing while it was disconnected"),
             {
-                Ok(token_deleted) => {
+                let Some(record) = self.inner.store.get_token(id).await? else {
+                    if !revoked_any && note.is_none() {
+                        note = Some("the instance held no token".into());
+                    }
                     return Ok(Forgotten {
                         revoked: revoked_any && note.is_none(),
-                        revocation_note: note,
-                        token_deleted,
+                        revocation_note: note.clone(),
+                        token_deleted: false,
                     });
+                };
+                if let Ok(config) = &config {
+                    match self.revoke_record(instance, config, &record).await {
+                        Ok(()) => revoked_any = true,
+                        Err(why) => {
+                            note.get_or_insert(why);
+                        }
+                    }
                 }
-                Err(granary_store::Error::Conflict { .. }) => {
+                let deleted = self
+                    .inner
+                    .store
+                    .delete_token(id, Some(record.version))
+                    .await;
+                if let Err(granary_store::Error::Conflict { .. }) = &deleted {
                     tracing::info!(
                         instance = id,
                         "a newer token was stored during the disconnect: revoking it too"
                     );
                 }
-                Err(error) => return Err(error.into()),
+                Ok(Forgotten {
+                    revoked: revoked_any && note.is_none(),
+                    revocation_note: note.clone(),
+                    token_deleted: deleted?,
+                })
             }
-        }
-        Err(EngineError::Invalid(format!(
-            "the tokens of instance `{id}` kept changing while it was disconnected: try again"
-        )))
+        )
     }
 
     /// Sets the status of `id` to `New` (keeps `Disabled`) with a version compare-and-swap,
     /// re-reading on a conflict. Returns the instance as it was read and the status written.
     async fn mark_disconnected(&self, id: &str) -> EngineResult<(Instance, InstanceStatus)> {
-        for _ in 0..super::CAS_ATTEMPTS {
-            let instance = self.instance(id).await?;
-            let status = match instance.status {
-                InstanceStatus::Disabled => InstanceStatus::Disabled,
-                _ => InstanceStatus::New,
-            };
-            if instance.status == status {
-                return Ok((instance, status));
-            }
-            let mut changed = instance.clone();
-            changed.status = status;
-            changed.updated = self.now();
-            match self.inner.store.update_instance(&changed).await {
-                Ok(_) => return Ok((instance, status)),
-                Err(granary_store::Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(EngineError::Invalid(format!(
-            "instance `{id}` kept changing while it was disconnected: try again"
-        )))
+        let (instance, _) = self
+            .change_instance(id, "it was disconnected", |instance| {
+                let status = match instance.status {
+                    InstanceStatus::Disabled => InstanceStatus::Disabled,
+                    _ => InstanceStatus::New,
+                };
+                let changes = instance.status != status;
+                instance.status = status;
+                Ok(changes)
+            })
+            .await?;
+        let status = instance.status;
+        Ok((instance, status))
     }
 }

@@ -127,6 +127,14 @@ pub enum EngineError {
         instance: String,
     },
 
+    /// Other writers kept changing a record while this change was tried: nothing of this
+    /// change was written.
+    #[error("{what}: nothing was changed; try again")]
+    Contention {
+        /// What kept changing, e.g. "instance `x` kept changing while it was updated".
+        what: String,
+    },
+
     /// Another process holds the refresh lease and produced no new token in time.
     #[error(
         "another process is refreshing the token of instance `{instance}` and wrote no new \
@@ -178,9 +186,10 @@ impl EngineError {
     /// Whether trying again later can succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::RefreshTimedOut { .. } | Self::BackingOff { .. } | Self::ShuttingDown { .. } => {
-                true
-            }
+            Self::RefreshTimedOut { .. }
+            | Self::BackingOff { .. }
+            | Self::ShuttingDown { .. }
+            | Self::Contention { .. } => true,
             Self::Protocol(error) => error.is_transient(),
             Self::Refresh { source, .. } => source.is_transient(),
             _ => false,

@@ -4,12 +4,13 @@
 use std::fmt;
 
 use granary_store::{
-    ClientAuth, ExtraValue, Instance, InstanceStatus, RefreshErrorKind, RefreshOutcome, RefreshResult,
-    Timestamp, TokenRecord,
+    ClientAuth, ExtraValue, Instance, InstanceStatus, RefreshErrorKind, RefreshOutcome,
+    RefreshResult, Timestamp, TokenRecord,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
+use super::cas::retry_on_conflict;
 use super::integrations::IntegrationFlows;
 use super::seal::Field;
 use super::{Engine, EngineError, EngineResult};
@@ -209,7 +210,11 @@ pub struct DeleteReport {
 
 impl Engine {
     /// Applies the URL rule to an instance's authorization and token URL overrides.
-    fn check_overrides(&self, authorization: Option<&Url>, token: Option<&Url>) -> EngineResult<()> {
+    fn check_overrides(
+        &self,
+        authorization: Option<&Url>,
+        token: Option<&Url>,
+    ) -> EngineResult<()> {
         if let Some(url) = authorization {
             self.check_provider_url("the authorization URL", url)?;
         }
@@ -345,106 +350,100 @@ impl Engine {
             Some(flight) => Some(flight.lock.lock().await),
             None => None,
         };
-        for _ in 0..super::CAS_ATTEMPTS {
-            let mut instance = self.instance(id).await?;
-            let before = instance.clone();
-            let integration = self.integration(&instance.integration).await?;
-            let flows = IntegrationFlows::of(&integration)?;
-            if let Some(scheme) = &update.scheme {
-                instance.scheme.clone_from(scheme);
-            }
-            if flows
-                .authorization_code_flow(Some(&instance.scheme))
-                .is_none()
+        retry_on_conflict!(
+            format!("instance `{id}` kept changing while it was updated"),
             {
-                return Err(no_flow(&instance.integration, Some(&instance.scheme)));
-            }
-            if let Some(client_id) = &update.client_id {
-                instance.client_id.clone_from(client_id);
-            }
-            if let Some(secret) = &secret {
-                instance.client_secret.clone_from(secret);
-            }
-            if let Some(auth) = update.client_auth {
-                instance.client_auth = auth;
-            }
-            if let Some(scopes) = &update.scopes {
-                instance.scopes = check_scopes(
-                    &flows,
-                    &instance.integration,
-                    &instance.scheme,
-                    scopes,
-                    update.force_scopes,
-                )?;
-            }
-            if let Some(url) = &update.authorization_url {
-                instance.authorization_url = url.as_ref().map(Url::to_string);
-            }
-            if let Some(url) = &update.token_url {
-                instance.token_url = url.as_ref().map(Url::to_string);
-            }
-            if let Some(params) = &update.extra_authorization_params {
-                instance.extra_authorization_params.clone_from(params);
-            }
-            if let Some(params) = &params {
-                instance.extra_token_params.clone_from(params);
-            }
-            if let Some(headers) = &headers {
-                instance.extra_token_headers.clone_from(headers);
-            }
-            // Values stored in plaintext by an older granary are sealed on every write.
-            self.seal_plain_extras(&mut instance)?;
-            match update.enabled {
-                Some(false) => instance.status = InstanceStatus::Disabled,
-                Some(true) if instance.status == InstanceStatus::Disabled => {
-                    let has_token = self.inner.store.get_token(id).await?.is_some();
-                    instance.status = if has_token {
-                        InstanceStatus::Authorized
-                    } else {
-                        InstanceStatus::New
+                let mut instance = self.instance(id).await?;
+                let before = instance.clone();
+                let integration = self.integration(&instance.integration).await?;
+                let flows = IntegrationFlows::of(&integration)?;
+                if let Some(scheme) = &update.scheme {
+                    instance.scheme.clone_from(scheme);
+                }
+                if flows
+                    .authorization_code_flow(Some(&instance.scheme))
+                    .is_none()
+                {
+                    return Err(no_flow(&instance.integration, Some(&instance.scheme)));
+                }
+                if let Some(client_id) = &update.client_id {
+                    instance.client_id.clone_from(client_id);
+                }
+                if let Some(secret) = &secret {
+                    instance.client_secret.clone_from(secret);
+                }
+                if let Some(auth) = update.client_auth {
+                    instance.client_auth = auth;
+                }
+                if let Some(scopes) = &update.scopes {
+                    instance.scopes = check_scopes(
+                        &flows,
+                        &instance.integration,
+                        &instance.scheme,
+                        scopes,
+                        update.force_scopes,
+                    )?;
+                }
+                if let Some(url) = &update.authorization_url {
+                    instance.authorization_url = url.as_ref().map(Url::to_string);
+                }
+                if let Some(url) = &update.token_url {
+                    instance.token_url = url.as_ref().map(Url::to_string);
+                }
+                if let Some(params) = &update.extra_authorization_params {
+                    instance.extra_authorization_params.clone_from(params);
+                }
+                if let Some(params) = &params {
+                    instance.extra_token_params.clone_from(params);
+                }
+                if let Some(headers) = &headers {
+                    instance.extra_token_headers.clone_from(headers);
+                }
+                // Values stored in plaintext by an older granary are sealed on every write.
+                self.seal_plain_extras(&mut instance)?;
+                match update.enabled {
+                    Some(false) => instance.status = InstanceStatus::Disabled,
+                    Some(true) if instance.status == InstanceStatus::Disabled => {
+                        let has_token = self.inner.store.get_token(id).await?.is_some();
+                        instance.status = if has_token {
+                            InstanceStatus::Authorized
+                        } else {
+                            InstanceStatus::New
+                        };
+                    }
+                    _ => {}
+                }
+                self.client_config_with(&instance, &flows)?;
+                // Another origin for the token or authorization URL: the tokens are forgotten
+                // (the refresh token never goes to the new origin; a new authorization is
+                // needed), in the status write itself, so that no process hands the token out
+                // or refreshes it from then on.
+                let moved =
+                    endpoint_origins(&before, &flows) != endpoint_origins(&instance, &flows);
+                if moved {
+                    instance.status = match instance.status {
+                        InstanceStatus::Disabled => InstanceStatus::Disabled,
+                        InstanceStatus::New => InstanceStatus::New,
+                        InstanceStatus::Authorized | InstanceStatus::NeedsAuthorization => {
+                            InstanceStatus::NeedsAuthorization
+                        }
                     };
                 }
-                _ => {}
-            }
-            self.client_config_with(&instance, &flows)?;
-            // Another origin for the token or authorization URL: the tokens are forgotten
-            // (the refresh token never goes to the new origin; a new authorization is
-            // needed), in the status write itself, so that no process hands the token out
-            // or refreshes it from then on.
-            let moved = endpoint_origins(&before, &flows) != endpoint_origins(&instance, &flows);
-            if moved {
-                instance.status = match instance.status {
-                    InstanceStatus::Disabled => InstanceStatus::Disabled,
-                    InstanceStatus::New => InstanceStatus::New,
-                    InstanceStatus::Authorized | InstanceStatus::NeedsAuthorization => {
-                        InstanceStatus::NeedsAuthorization
-                    }
-                };
-            }
-            instance.updated = self.now();
-            match self.inner.store.update_instance(&instance).await {
-                Ok(version) => {
-                    instance.version = version;
-                    if instance.status == InstanceStatus::Disabled || moved {
-                        self.forget(id);
-                    }
-                    if moved {
-                        self.forget_moved_tokens(&before).await?;
-                        if let Some(state) = flight_state.as_mut() {
-                            **state = Default::default();
-                        }
-                        drop(flight_state);
-                        self.drop_flight(id);
-                    }
-                    return Ok(instance);
+                instance.updated = self.now();
+                instance.version = self.inner.store.update_instance(&instance).await?;
+                if instance.status == InstanceStatus::Disabled || moved {
+                    self.forget(id);
                 }
-                Err(granary_store::Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
+                if moved {
+                    self.forget_moved_tokens(&before).await?;
+                    if let Some(state) = flight_state.as_mut() {
+                        **state = Default::default();
+                    }
+                    self.drop_flight(id);
+                }
+                Ok(instance)
             }
-        }
-        Err(EngineError::Invalid(format!(
-            "instance `{id}` kept changing while it was updated: try again"
-        )))
+        )
     }
 
     /// Deletes an instance with its tokens, pending authorizations and lease, revoking its
@@ -576,8 +575,11 @@ impl Engine {
             )));
         }
         config.extra_authorization_params = instance.extra_authorization_params.clone();
-        config.extra_token_params =
-            self.open_extras(&instance.id, Field::ExtraTokenParam, &instance.extra_token_params)?;
+        config.extra_token_params = self.open_extras(
+            &instance.id,
+            Field::ExtraTokenParam,
+            &instance.extra_token_params,
+        )?;
         config.extra_token_headers = self.open_extras(
             &instance.id,
             Field::ExtraTokenHeader,
@@ -634,9 +636,10 @@ impl Engine {
             .iter()
             .map(|(name, value)| {
                 let plain = match value {
-                    ExtraValue::Sealed { sealed } => {
-                        self.open_secret(id, field, sealed)?.expose_secret().to_string()
-                    }
+                    ExtraValue::Sealed { sealed } => self
+                        .open_secret(id, field, sealed)?
+                        .expose_secret()
+                        .to_string(),
                     ExtraValue::Plain(plain) => plain.clone(),
                 };
                 Ok((name.clone(), plain))
@@ -669,44 +672,35 @@ impl Engine {
     /// Marks an instance authorized after a completed authorization, unless an admin
     /// disabled it: then it stays disabled. Whether it is authorized now.
     pub(crate) async fn mark_authorized(&self, id: &str) -> EngineResult<bool> {
-        for _ in 0..super::CAS_ATTEMPTS {
-            let mut instance = self.instance(id).await?;
-            match instance.status {
-                InstanceStatus::Disabled => return Ok(false),
-                InstanceStatus::Authorized => return Ok(true),
-                InstanceStatus::New | InstanceStatus::NeedsAuthorization => {}
-            }
-            instance.status = InstanceStatus::Authorized;
-            instance.updated = self.now();
-            match self.inner.store.update_instance(&instance).await {
-                Ok(_) => return Ok(true),
-                Err(granary_store::Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(EngineError::Invalid(format!(
-            "instance `{id}` kept changing while its status was set: try again"
-        )))
+        let (instance, _) = self
+            .change_instance(id, "its status was set", |instance| {
+                Ok(match instance.status {
+                    InstanceStatus::Disabled | InstanceStatus::Authorized => false,
+                    InstanceStatus::New | InstanceStatus::NeedsAuthorization => {
+                        instance.status = InstanceStatus::Authorized;
+                        true
+                    }
+                })
+            })
+            .await?;
+        Ok(instance.status == InstanceStatus::Authorized)
     }
 
     /// Records `redirect_uri` as the one instance `id` was last authorized with.
-    pub(crate) async fn record_redirect_uri(&self, id: &str, redirect_uri: &str) -> EngineResult<()> {
-        for _ in 0..super::CAS_ATTEMPTS {
-            let mut instance = self.instance(id).await?;
+    pub(crate) async fn record_redirect_uri(
+        &self,
+        id: &str,
+        redirect_uri: &str,
+    ) -> EngineResult<()> {
+        self.change_instance(id, "its redirect URI was recorded", |instance| {
             if instance.redirect_uri == redirect_uri {
-                return Ok(());
+                return Ok(false);
             }
             instance.redirect_uri = redirect_uri.to_string();
-            instance.updated = self.now();
-            match self.inner.store.update_instance(&instance).await {
-                Ok(_) => return Ok(()),
-                Err(granary_store::Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(EngineError::Invalid(format!(
-            "instance `{id}` kept changing while its redirect URI was recorded: try again"
-        )))
+            Ok(true)
+        })
+        .await
+        .map(drop)
     }
 
     /// The instances whose last authorization used another redirect URI than the current
@@ -726,22 +720,13 @@ impl Engine {
 
     /// Updates the status of an instance, retried when another writer raced.
     pub(crate) async fn set_status(&self, id: &str, status: InstanceStatus) -> EngineResult<()> {
-        for _ in 0..super::CAS_ATTEMPTS {
-            let mut instance = self.instance(id).await?;
-            if instance.status == status {
-                return Ok(());
-            }
+        self.change_instance(id, "its status was set", |instance| {
+            let changes = instance.status != status;
             instance.status = status;
-            instance.updated = self.now();
-            match self.inner.store.update_instance(&instance).await {
-                Ok(_) => return Ok(()),
-                Err(granary_store::Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(EngineError::Invalid(format!(
-            "instance `{id}` kept changing while its status was set: try again"
-        )))
+            Ok(changes)
+        })
+        .await
+        .map(drop)
     }
 }
 

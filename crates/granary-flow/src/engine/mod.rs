@@ -22,6 +22,7 @@
 //! result, up to a grace period.
 
 mod authorization;
+mod cas;
 mod changes;
 mod client;
 mod clock;
@@ -87,9 +88,6 @@ pub const DEFAULT_CHANGE_POLL: Duration = Duration::from_millis(200);
 /// depth are checked before it is parsed, so parsing is linear in its size and this is a
 /// backstop, not the guard.
 pub const DEFAULT_IMPORT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How many times a compare-and-swap write is retried when another writer raced it.
-pub(crate) const CAS_ATTEMPTS: usize = 8;
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_CAPACITY: usize = 1024;

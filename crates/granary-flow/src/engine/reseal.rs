@@ -6,8 +6,9 @@ use std::sync::{Arc, PoisonError};
 use granary_store::{ExtraValue, Sealed};
 use secrecy::{ExposeSecret as _, SecretString};
 
+use super::cas::retry_on_conflict;
 use super::seal::{Field, Keyring};
-use super::{Engine, EngineError, EngineResult};
+use super::{Engine, EngineResult};
 
 /// Loads the keys again (the facade reads its key file): called when a stored value names a
 /// key this engine does not hold, which happens after another process rotated the key.
@@ -116,52 +117,53 @@ impl Engine {
     /// Re-seals the client secret and the extra token values of instance `id` that need it
     /// (another key, or plaintext); whether the secret and whether extra values were.
     async fn reseal_instance(&self, id: &str) -> EngineResult<(bool, bool)> {
-        for _ in 0..super::CAS_ATTEMPTS {
-            let keyring = self.keyring();
-            let mut instance = self.instance(id).await?;
-            let mut secret_resealed = false;
-            if let Some(sealed) = instance
-                .client_secret
-                .as_ref()
-                .filter(|s| keyring.needs_reseal(s))
-            {
-                let secret = keyring.open(id, Field::ClientSecret, sealed)?;
-                instance.client_secret =
-                    Some(keyring.seal(id, Field::ClientSecret, secret.expose_secret())?);
-                secret_resealed = true;
-            }
-            let mut extras_resealed = self.seal_plain_extras(&mut instance)?;
-            for (pairs, field) in [
-                (&mut instance.extra_token_params, Field::ExtraTokenParam),
-                (&mut instance.extra_token_headers, Field::ExtraTokenHeader),
-            ] {
-                for (_, value) in pairs.iter_mut() {
-                    let ExtraValue::Sealed { sealed } = value else {
-                        continue;
-                    };
-                    if keyring.needs_reseal(sealed) {
-                        let plain = keyring.open(id, field, sealed)?;
-                        *sealed = keyring.seal(id, field, plain.expose_secret())?;
-                        extras_resealed = true;
+        let mut resealed = (false, false);
+        self.change_instance(
+            id,
+            "it was re-sealed (run the rotation again)",
+            |instance| {
+                let keyring = self.keyring();
+                let mut secret_resealed = false;
+                if let Some(sealed) = instance
+                    .client_secret
+                    .as_ref()
+                    .filter(|s| keyring.needs_reseal(s))
+                {
+                    let secret = keyring.open(id, Field::ClientSecret, sealed)?;
+                    instance.client_secret =
+                        Some(keyring.seal(id, Field::ClientSecret, secret.expose_secret())?);
+                    secret_resealed = true;
+                }
+                let mut extras_resealed = self.seal_plain_extras(instance)?;
+                for (pairs, field) in [
+                    (&mut instance.extra_token_params, Field::ExtraTokenParam),
+                    (&mut instance.extra_token_headers, Field::ExtraTokenHeader),
+                ] {
+                    for (_, value) in pairs.iter_mut() {
+                        let ExtraValue::Sealed { sealed } = value else {
+                            continue;
+                        };
+                        if keyring.needs_reseal(sealed) {
+                            let plain = keyring.open(id, field, sealed)?;
+                            *sealed = keyring.seal(id, field, plain.expose_secret())?;
+                            extras_resealed = true;
+                        }
                     }
                 }
-            }
-            if !secret_resealed && !extras_resealed {
-                return Ok((false, false));
-            }
-            match self.inner.store.update_instance(&instance).await {
-                Ok(_) => return Ok((secret_resealed, extras_resealed)),
-                Err(granary_store::Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(EngineError::Invalid(format!(
-            "instance `{id}` kept changing while it was re-sealed: run the rotation again"
-        )))
+                resealed = (secret_resealed, extras_resealed);
+                Ok(secret_resealed || extras_resealed)
+            },
+        )
+        .await?;
+        Ok(resealed)
     }
 
     async fn reseal_token(&self, id: &str) -> EngineResult<bool> {
-        for _ in 0..super::CAS_ATTEMPTS {
+        let what = format!(
+            "the token of instance `{id}` kept changing while it was re-sealed (run the \
+             rotation again)"
+        );
+        retry_on_conflict!(what, {
             let keyring = self.keyring();
             let Some(mut record) = self.inner.store.get_token(id).await? else {
                 return Ok(false);
@@ -180,28 +182,18 @@ impl Engine {
                 record.refresh_token =
                     Some(keyring.seal(id, Field::RefreshToken, refresh.expose_secret())?);
             }
-            match self
+            record.version = self
                 .inner
                 .store
                 .put_token(id, &record, Some(record.version))
-                .await
-            {
-                Ok(version) => {
-                    record.version = version;
-                    // Other processes drop their cached token through the change feed; this
-                    // one keeps its (same) token.
-                    let secret = std::str::from_utf8(access.expose_secret()).unwrap_or_default();
-                    if self.cached_matching(id, |_| true).is_some() {
-                        self.cache_record(id, &record, secret);
-                    }
-                    return Ok(true);
-                }
-                Err(granary_store::Error::Conflict { .. }) => continue,
-                Err(error) => return Err(error.into()),
+                .await?;
+            // Other processes drop their cached token through the change feed; this one
+            // keeps its (same) token.
+            let secret = std::str::from_utf8(access.expose_secret()).unwrap_or_default();
+            if self.cached_matching(id, |_| true).is_some() {
+                self.cache_record(id, &record, secret);
             }
-        }
-        Err(EngineError::Invalid(format!(
-            "the token of instance `{id}` kept changing while it was re-sealed: run the rotation again"
-        )))
+            Ok(true)
+        })
     }
 }
