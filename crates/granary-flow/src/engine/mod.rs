@@ -214,7 +214,7 @@ impl EngineBuilder {
                 self.public_url
             )));
         }
-        let redirect_uri = redirect_uri(&self.public_url)?;
+        let redirect_uri = redirect_uri(&self.public_url);
         let http = match self.http {
             Some(http) => http,
             None => crate::protocol::http_client(&Timeouts::default())?,
@@ -377,13 +377,13 @@ impl Engine {
     }
 }
 
-fn redirect_uri(public_url: &Url) -> EngineResult<Url> {
+fn redirect_uri(public_url: &Url) -> Url {
     let mut base = public_url.clone();
     base.set_query(None);
     base.set_fragment(None);
     let path = format!("{}/admin/oauth/", base.path().trim_end_matches('/'));
     base.set_path(&path);
-    Ok(base)
+    base
 }
 
 fn random_holder() -> String {
@@ -409,7 +409,7 @@ mod tests {
                 "http://127.0.0.1:8080/admin/oauth/",
             ),
         ] {
-            let got = redirect_uri(&Url::parse(base).unwrap()).unwrap();
+            let got = redirect_uri(&Url::parse(base).unwrap());
             assert_eq!(got.as_str(), want);
         }
     }
