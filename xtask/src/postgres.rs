@@ -132,10 +132,13 @@ impl Cluster {
         } else {
             Command::new(&program)
         };
-        command.args(args).current_dir(&self.dir).stdin(Stdio::null());
-        let output = command.output().map_err(|e| {
-            Failure::new(format!("cannot start {}: {e}", describe(&command)))
-        })?;
+        command
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null());
+        let output = command
+            .output()
+            .map_err(|e| Failure::new(format!("cannot start {}: {e}", describe(&command))))?;
         if output.status.success() {
             return Ok(());
         }
@@ -182,7 +185,14 @@ fn prepare_dir(dir: &Path, as_postgres: bool) -> Result<(), Failure> {
         let _ = Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(find_bin().unwrap_or_default().join("pg_ctl"))
-            .args(["-D", &dir.join("data").to_string_lossy(), "-m", "immediate", "-w", "stop"])
+            .args([
+                "-D",
+                &dir.join("data").to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
             .stdin(Stdio::null())
             .output();
     }
