@@ -85,6 +85,7 @@ pub fn cause_name(error: &EngineError) -> &'static str {
             EngineError::NotFound { .. } => "not_found",
             EngineError::RefreshTimedOut { .. } => "transient",
             EngineError::BackingOff { .. } => "backing_off",
+            EngineError::Contention { .. } => "contention",
             EngineError::RefreshFailing { .. } => "refresh_failing",
             EngineError::ShuttingDown { .. } => "shutting_down",
             _ => "error",
@@ -210,4 +211,130 @@ pub fn explain(error: &EngineError) -> (String, String) {
         },
     };
     (cause, fix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use granary_flow::protocol::ClientAuth;
+    use granary_flow::{Endpoint, EndpointProblem, OAuthError, Operation};
+
+    use super::*;
+
+    const TOKEN_URL: &str = "https://provider.example/token";
+
+    fn details(code: &str) -> OAuthError {
+        OAuthError {
+            error: code.to_string(),
+            description: None,
+            uri: None,
+        }
+    }
+
+    fn fix_of(error: ProtocolError) -> String {
+        explain(&EngineError::Protocol(error)).1
+    }
+
+    fn invalid_client(status: u16, details: Option<OAuthError>) -> ProtocolError {
+        ProtocolError::InvalidClient {
+            url: TOKEN_URL.to_string(),
+            status,
+            auth_method: ClientAuth::ClientSecretBasic,
+            details,
+        }
+    }
+
+    fn provider(status: u16, code: &str) -> ProtocolError {
+        ProtocolError::Provider {
+            operation: Operation::CodeExchange,
+            url: TOKEN_URL.to_string(),
+            status,
+            details: details(code),
+        }
+    }
+
+    fn bare(endpoint: Endpoint, status: u16) -> ProtocolError {
+        ProtocolError::InvalidResponse {
+            endpoint,
+            url: TOKEN_URL.to_string(),
+            status,
+            content_type: "no content type".to_string(),
+            problem: "a body that is neither a JSON object nor form-urlencoded".to_string(),
+            excerpt: String::new(),
+        }
+    }
+
+    fn is_client_auth_hint(fix: &str) -> bool {
+        fix == CLIENT_AUTH_FIX
+            && fix.contains("client id")
+            && fix.contains("client secret")
+            && fix.contains("authentication method")
+    }
+
+    #[test]
+    fn a_refused_client_at_the_code_exchange_gets_the_client_authentication_hint() {
+        for status in [400, 401, 403] {
+            for code in ["unauthorized_client", "invalid_client"] {
+                let fix = fix_of(provider(status, code));
+                assert!(is_client_auth_hint(&fix), "{code} at HTTP {status}: {fix}");
+            }
+            let fix = fix_of(invalid_client(status, Some(details("invalid_client"))));
+            assert!(is_client_auth_hint(&fix), "invalid_client at HTTP {status}: {fix}");
+        }
+        // A bare 401 (the protocol reads it as invalid_client) and a bare 403.
+        let fix = fix_of(invalid_client(401, None));
+        assert!(is_client_auth_hint(&fix), "bare 401: {fix}");
+        let fix = fix_of(bare(Endpoint::Token, 403));
+        assert!(is_client_auth_hint(&fix), "bare 403: {fix}");
+        // Through a failed refresh too.
+        let refresh = EngineError::Refresh {
+            instance: "box-1".to_string(),
+            source: std::sync::Arc::new(provider(403, "unauthorized_client")),
+        };
+        assert!(is_client_auth_hint(&explain(&refresh).1));
+    }
+
+    #[test]
+    fn other_refusals_do_not_blame_the_client_credentials() {
+        for error in [
+            provider(400, "invalid_request"),
+            provider(403, "access_denied"),
+            provider(404, "unauthorized_client"),
+            bare(Endpoint::Token, 400),
+            bare(Endpoint::Discovery, 403),
+        ] {
+            let text = error.to_string();
+            let fix = fix_of(error);
+            assert_ne!(fix, CLIENT_AUTH_FIX, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_discover_failure_points_at_the_integrations_issuer_and_the_discover_button() {
+        let issuer = "https://provider.example";
+        for error in [
+            ProtocolError::Discovery {
+                issuer: issuer.to_string(),
+                reason: "the metadata names another issuer".to_string(),
+            },
+            ProtocolError::NotAnEndpoint {
+                endpoint: Endpoint::Discovery,
+                url: format!("{issuer}/.well-known/openid-configuration"),
+                problem: EndpointProblem::Status(404),
+            },
+            bare(Endpoint::Discovery, 200),
+        ] {
+            let text = error.to_string();
+            let fix = fix_of(error);
+            assert!(
+                fix.contains("integration's page")
+                    && fix.contains("issuer")
+                    && fix.contains("\"Discover\""),
+                "{text}: {fix}"
+            );
+            assert!(
+                !fix.contains("Edit the instance") && !fix.contains("Get access token"),
+                "{text}: the issuer is no instance setting: {fix}"
+            );
+        }
+    }
 }
