@@ -18,7 +18,7 @@ use granary_flow::engine::{
     IntegrationFlows, NewInstance, TokenSummary,
 };
 use granary_store::{Instance, InstanceStatus, Integration, Timestamp};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -133,6 +133,12 @@ pub fn engine_problem(error: &EngineError) -> Problem {
         EngineError::Store(granary_store::Error::Conflict { .. }) => {
             Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
         }
+        EngineError::Contention { .. } => Problem::new(
+            StatusCode::CONFLICT,
+            cause,
+            "Changed by someone else meanwhile",
+            detail,
+        ),
         EngineError::BackingOff { retry_after, .. } => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             cause,
@@ -431,7 +437,7 @@ pub struct InstanceBody {
     scheme: Option<String>,
     client_id: Option<String>,
     #[serde(default, deserialize_with = "some")]
-    client_secret: Option<Option<String>>,
+    client_secret: Option<Option<SecretString>>,
     client_auth: Option<String>,
     scopes: Option<Vec<String>>,
     #[serde(default)]
@@ -441,9 +447,19 @@ pub struct InstanceBody {
     #[serde(default, deserialize_with = "some")]
     token_url: Option<Option<Url>>,
     extra_authorization_params: Option<Vec<(String, String)>>,
-    extra_token_params: Option<Vec<(String, String)>>,
-    extra_token_headers: Option<Vec<(String, String)>>,
+    extra_token_params: Option<Vec<(String, SecretString)>>,
+    extra_token_headers: Option<Vec<(String, SecretString)>>,
     enabled: Option<bool>,
+}
+
+/// The values of extra token parameters or headers, for the engine (which seals them).
+fn exposed(pairs: Option<&[(String, SecretString)]>) -> Option<Vec<(String, String)>> {
+    pairs.map(|pairs| {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.clone(), value.expose_secret().to_string()))
+            .collect()
+    })
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -499,15 +515,15 @@ pub async fn instance_create(
             .client_id
             .clone()
             .ok_or_else(|| Problem::bad_request("`client_id` is required"))?,
-        client_secret: body.client_secret.clone().flatten().map(SecretString::from),
+        client_secret: body.client_secret.clone().flatten(),
         client_auth: client_auth(body.client_auth.as_deref())?,
         scopes: body.scopes.clone().unwrap_or_default(),
         force_scopes: body.force_scopes,
         authorization_url: body.authorization_url.clone().flatten(),
         token_url: body.token_url.clone().flatten(),
         extra_authorization_params: body.extra_authorization_params.clone().unwrap_or_default(),
-        extra_token_params: body.extra_token_params.clone().unwrap_or_default(),
-        extra_token_headers: body.extra_token_headers.clone().unwrap_or_default(),
+        extra_token_params: exposed(body.extra_token_params.as_deref()).unwrap_or_default(),
+        extra_token_headers: exposed(body.extra_token_headers.as_deref()).unwrap_or_default(),
     };
     let instance = engine(state.engine.create_instance(new).await)?;
     let report = state.engine.status(&instance.id).await.ok();
@@ -540,15 +556,15 @@ pub async fn instance_patch(
     let update = InstanceUpdate {
         scheme: body.scheme,
         client_id: body.client_id,
-        client_secret: body.client_secret.map(|s| s.map(SecretString::from)),
+        client_secret: body.client_secret,
         client_auth: client_auth(body.client_auth.as_deref())?,
         scopes: body.scopes,
         force_scopes: body.force_scopes,
         authorization_url: body.authorization_url,
         token_url: body.token_url,
         extra_authorization_params: body.extra_authorization_params,
-        extra_token_params: body.extra_token_params,
-        extra_token_headers: body.extra_token_headers,
+        extra_token_params: exposed(body.extra_token_params.as_deref()),
+        extra_token_headers: exposed(body.extra_token_headers.as_deref()),
         enabled: body.enabled,
     };
     engine(state.engine.update_instance(&id, update).await)?;

@@ -31,7 +31,7 @@ pub struct RemoteArgs {
         hide_env_values = true,
         value_name = "KEY"
     )]
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
 }
 
 /// `granary import FILE`.
@@ -60,7 +60,7 @@ pub struct InstanceFields {
     /// The client secret (prefer the environment variable or --client-secret-stdin: a flag
     /// shows in the process list).
     #[arg(long, env = "GRANARY_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
     /// Read the client secret from the first line of standard input.
     #[arg(long)]
     pub client_secret_stdin: bool,
@@ -84,10 +84,10 @@ pub struct InstanceFields {
     pub auth_params: Vec<String>,
     /// An extra token request parameter `name=value` (repeatable).
     #[arg(long = "token-param")]
-    pub token_params: Vec<String>,
+    pub token_params: Vec<SecretString>,
     /// An extra token request header `Name: value` (repeatable).
     #[arg(long = "token-header")]
-    pub token_headers: Vec<String>,
+    pub token_headers: Vec<SecretString>,
 }
 
 /// `granary instance ...`.
@@ -241,7 +241,6 @@ async fn target(settings: &Settings, remote: &RemoteArgs, create: bool) -> Resul
                     "--server needs an API key: pass --api-key or set GRANARY_API_KEY".into(),
                 )
             })?;
-            let key = SecretString::from(key);
             if !ApiKeys::looks_like_key(&key) {
                 return Err(Error::Config(format!(
                     "the API key does not start with `{}`: copy it from the admin page",
@@ -282,6 +281,12 @@ fn pairs(list: &[String], separator: char) -> Result<Vec<(String, String)>> {
     parse_pairs(&list.join("\n"), separator).map_err(Error::Config)
 }
 
+/// `pairs` of secret-bearing flags (extra token parameters and headers).
+fn secret_pairs(list: &[SecretString], separator: char) -> Result<Vec<(String, String)>> {
+    let lines: Vec<&str> = list.iter().map(|s| s.expose_secret()).collect();
+    parse_pairs(&lines.join("\n"), separator).map_err(Error::Config)
+}
+
 fn scopes(fields: &InstanceFields) -> Vec<String> {
     fields
         .scopes
@@ -291,7 +296,7 @@ fn scopes(fields: &InstanceFields) -> Vec<String> {
         .collect()
 }
 
-fn secret(fields: &InstanceFields) -> Result<Option<String>> {
+fn secret(fields: &InstanceFields) -> Result<Option<SecretString>> {
     if fields.client_secret_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -299,7 +304,7 @@ fn secret(fields: &InstanceFields) -> Result<Option<String>> {
             .read_line(&mut line)
             .map_err(|e| Error::io("cannot read the client secret from standard input", e))?;
         let line = line.trim_end_matches(['\r', '\n']).to_string();
-        return Ok(Some(line).filter(|s| !s.is_empty()));
+        return Ok(Some(line).filter(|s| !s.is_empty()).map(SecretString::from));
     }
     Ok(fields.client_secret.clone())
 }
@@ -405,15 +410,15 @@ pub async fn instance(
                         integration: integration.clone(),
                         scheme: fields.scheme.clone(),
                         client_id,
-                        client_secret: secret.map(SecretString::from),
+                        client_secret: secret,
                         client_auth,
                         scopes: scopes(fields),
                         force_scopes: fields.force_scopes,
                         authorization_url: fields.authorization_url.clone(),
                         token_url: fields.token_url.clone(),
                         extra_authorization_params: pairs(&fields.auth_params, '=')?,
-                        extra_token_params: pairs(&fields.token_params, '=')?,
-                        extra_token_headers: pairs(&fields.token_headers, ':')?,
+                        extra_token_params: secret_pairs(&fields.token_params, '=')?,
+                        extra_token_headers: secret_pairs(&fields.token_headers, ':')?,
                     };
                     instance_json(&engine.create_instance(new).await?, None)
                 }
@@ -422,11 +427,15 @@ pub async fn instance(
                         "id": id, "integration": integration, "client_id": client_id,
                         "scopes": scopes(fields), "force_scopes": fields.force_scopes,
                         "extra_authorization_params": pairs(&fields.auth_params, '=')?,
-                        "extra_token_params": pairs(&fields.token_params, '=')?,
-                        "extra_token_headers": pairs(&fields.token_headers, ':')?,
+                        "extra_token_params": secret_pairs(&fields.token_params, '=')?,
+                        "extra_token_headers": secret_pairs(&fields.token_headers, ':')?,
                     });
                     set(&mut body, "scheme", fields.scheme.clone().map(Value::from));
-                    set(&mut body, "client_secret", secret.map(Value::from));
+                    set(
+                        &mut body,
+                        "client_secret",
+                        secret.map(|s| Value::from(s.expose_secret())),
+                    );
                     set(
                         &mut body,
                         "client_auth",
@@ -467,7 +476,7 @@ pub async fn instance(
                     let update = InstanceUpdate {
                         scheme: fields.scheme.clone(),
                         client_id: fields.client_id.clone(),
-                        client_secret: secret.map(|s| Some(SecretString::from(s))),
+                        client_secret: secret.map(Some),
                         client_auth,
                         scopes: Some(new_scopes).filter(|s| !s.is_empty()),
                         force_scopes: fields.force_scopes,
@@ -475,9 +484,9 @@ pub async fn instance(
                         token_url: fields.token_url.clone().map(Some),
                         extra_authorization_params: Some(pairs(&fields.auth_params, '=')?)
                             .filter(|p| !p.is_empty()),
-                        extra_token_params: Some(pairs(&fields.token_params, '=')?)
+                        extra_token_params: Some(secret_pairs(&fields.token_params, '=')?)
                             .filter(|p| !p.is_empty()),
-                        extra_token_headers: Some(pairs(&fields.token_headers, ':')?)
+                        extra_token_headers: Some(secret_pairs(&fields.token_headers, ':')?)
                             .filter(|p| !p.is_empty()),
                         enabled: None,
                     };
@@ -491,7 +500,11 @@ pub async fn instance(
                         "client_id",
                         fields.client_id.clone().map(Value::from),
                     );
-                    set(&mut body, "client_secret", secret.map(Value::from));
+                    set(
+                        &mut body,
+                        "client_secret",
+                        secret.map(|s| Value::from(s.expose_secret())),
+                    );
                     set(
                         &mut body,
                         "client_auth",
@@ -515,12 +528,20 @@ pub async fn instance(
                         "token_url",
                         fields.token_url.as_ref().map(|u| Value::from(u.as_str())),
                     );
-                    for (name, list, separator) in [
-                        ("extra_authorization_params", &fields.auth_params, '='),
-                        ("extra_token_params", &fields.token_params, '='),
-                        ("extra_token_headers", &fields.token_headers, ':'),
+                    for (name, parsed) in [
+                        (
+                            "extra_authorization_params",
+                            pairs(&fields.auth_params, '=')?,
+                        ),
+                        (
+                            "extra_token_params",
+                            secret_pairs(&fields.token_params, '=')?,
+                        ),
+                        (
+                            "extra_token_headers",
+                            secret_pairs(&fields.token_headers, ':')?,
+                        ),
                     ] {
-                        let parsed = pairs(list, separator)?;
                         set(
                             &mut body,
                             name,

@@ -118,6 +118,7 @@ fn table() -> RouteTable {
         .add(Public, get(), "/metrics", api::metrics)
         .add(Public, get(), "/admin/login", web::login_form)
         .add(Public, post(), "/admin/login", web::login)
+        .add(Public, get(), web::SCRIPT_PATH, web::script)
         .add(Admin, post(), "/admin/logout", web::logout)
         .add(Admin, get(), "/admin/", web::home)
         .add(Admin, get(), "/admin", web::admin_slash)

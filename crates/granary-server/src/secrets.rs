@@ -155,6 +155,101 @@ mod tests {
         assert!(!dir.path().join(ADMIN_TOKEN_FILE).exists());
     }
 
+    /// Every struct of this crate with a `Debug` that holds a secret (settings, CLI
+    /// arguments, API bodies, forms, sessions) prints none of it.
+    #[test]
+    fn debug_output_of_secret_bearing_structs_shows_no_secret() {
+        use clap::Parser as _;
+
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            remote: crate::cli::RemoteArgs,
+            #[command(flatten)]
+            fields: crate::cli::InstanceFields,
+            #[command(flatten)]
+            serve: crate::settings::ServeArgs,
+        }
+
+        const SECRETS: [&str; 6] = [
+            "granary_apikeyS3CRET",
+            "clientS3CRET",
+            "paramS3CRET",
+            "headerS3CRET",
+            "adminS3CRET-long-enough",
+            "csrfS3CRET",
+        ];
+        let shows_none = |what: &str, debug: String| {
+            for secret in SECRETS {
+                assert!(!debug.contains(secret), "{what} shows {secret}: {debug}");
+            }
+        };
+
+        let cli = Cli::try_parse_from([
+            "granary",
+            "--api-key",
+            SECRETS[0],
+            "--client-secret",
+            SECRETS[1],
+            "--token-param",
+            &format!("audience={}", SECRETS[2]),
+            "--token-header",
+            &format!("X-Api-Key: {}", SECRETS[3]),
+            "--admin-token",
+            SECRETS[4],
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.remote.api_key.as_ref().unwrap().expose_secret(),
+            SECRETS[0]
+        );
+        shows_none("the CLI arguments", format!("{cli:?}"));
+
+        let settings =
+            crate::settings::Settings::resolve(&crate::settings::CommonArgs::default(), &cli.serve)
+                .unwrap();
+        assert!(settings.admin_token.is_some());
+        shows_none("the settings", format!("{settings:?}"));
+
+        let body: crate::api::InstanceBody = serde_json::from_value(serde_json::json!({
+            "client_secret": SECRETS[1],
+            "extra_token_params": [["audience", SECRETS[2]]],
+            "extra_token_headers": [["X-Api-Key", SECRETS[3]]],
+        }))
+        .unwrap();
+        shows_none("the API body", format!("{body:?}"));
+
+        let form = crate::web::FormData::parse(
+            format!(
+                "csrf={}&client_secret={}&extra_token_params=a%3D{}&extra_token_headers=X%3A+{}&token={}",
+                SECRETS[5], SECRETS[1], SECRETS[2], SECRETS[3], SECRETS[4]
+            )
+            .as_bytes(),
+        );
+        assert_eq!(form.get("csrf"), SECRETS[5]);
+        shows_none("a form", format!("{form:?}"));
+        shows_none(
+            "an admin form",
+            format!("{:?}", crate::web::AdminForm(form)),
+        );
+
+        let (_, mut session) = crate::sessions::Sessions::default().create();
+        session.csrf = SECRETS[5].to_string();
+        shows_none("a session", format!("{session:?}"));
+        let layout = crate::web::Layout {
+            signed_in: true,
+            csrf: SECRETS[5].to_string(),
+            banner: None,
+        };
+        shows_none("a page layout", format!("{layout:?}"));
+        let values = crate::web::InstanceFormValues {
+            extra_token_params: SecretString::from(format!("a={}", SECRETS[2])),
+            extra_token_headers: SecretString::from(format!("X: {}", SECRETS[3])),
+            ..Default::default()
+        };
+        shows_none("the instance form's values", format!("{values:?}"));
+    }
+
     #[test]
     fn constant_time_eq_compares() {
         assert!(constant_time_eq("abc", "abc"));

@@ -26,11 +26,20 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 pub const STATE_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// A signed-in admin.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     /// The token every form of this session must carry.
     pub csrf: String,
     expires: Instant,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("csrf", &"[redacted]")
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 impl Session {

@@ -76,7 +76,7 @@ pub struct ServeArgs {
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<SecretString>,
     /// At SIGTERM or Ctrl-C, how long refreshes in flight may take to finish and store their
     /// answer before they are cut short, in seconds [default: 10].
     #[arg(long, env = "GRANARY_SHUTDOWN_GRACE", value_name = "SECS")]
@@ -219,7 +219,7 @@ impl Settings {
             listen,
             public_url,
             data_dir,
-            admin_token: serve.admin_token.clone().map(SecretString::from),
+            admin_token: serve.admin_token.clone(),
             log_level,
             refresh_deadline,
             shutdown_grace,

@@ -732,8 +732,14 @@ async fn extra_token_values_are_write_only_scopes_granted_otherwise_warn_and_ano
     // Write-only: the form says which are set, never their values; so does the API.
     let form = page(&admin, server.url("/admin/instances/box/edit")).await;
     assert!(!form.contains("key-value-never-shown"), "{form}");
-    assert!(form.contains("id=\"token-headers-state\">set: X-Api-Key<"), "{form}");
-    assert!(form.contains("id=\"origin-warning\""), "the move is announced before saving");
+    assert!(
+        form.contains("id=\"token-headers-state\">set: X-Api-Key<"),
+        "{form}"
+    );
+    assert!(
+        form.contains("id=\"origin-warning\""),
+        "the move is announced before saving"
+    );
     let key = server.api_key(&admin, &csrf).await;
     let json = server
         .client()
@@ -746,7 +752,10 @@ async fn extra_token_values_are_write_only_scopes_granted_otherwise_warn_and_ano
         .await
         .unwrap();
     assert!(!json.contains("key-value-never-shown"), "{json}");
-    assert!(json.contains("\"extra_token_header_names\":[\"X-Api-Key\"]"), "{json}");
+    assert!(
+        json.contains("\"extra_token_header_names\":[\"X-Api-Key\"]"),
+        "{json}"
+    );
     // Saved again with the field empty: the value is kept.
     assert_eq!(edit("", String::new()).await.status(), 303);
 
@@ -773,8 +782,7 @@ async fn extra_token_values_are_write_only_scopes_granted_otherwise_warn_and_ano
     assert_eq!(moved.status(), 303);
     let instance = page(&admin, server.url("/admin/instances/box")).await;
     assert!(
-        instance.contains("class=\"banner warning\"")
-            && instance.contains("tokens were forgotten"),
+        instance.contains("class=\"banner warning\"") && instance.contains("tokens were forgotten"),
         "{instance}"
     );
     let refused = server
@@ -786,5 +794,167 @@ async fn extra_token_values_are_write_only_scopes_granted_otherwise_warn_and_ano
         .unwrap();
     assert_eq!(refused.status(), 409);
     assert!(elsewhere.received_requests().await.unwrap().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_upload_is_answered_as_unreadable_not_as_a_csrf_failure() {
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    let url = server.url("/admin/integrations");
+    let bodies: [(&str, String); 3] = [
+        // A multipart type without a boundary.
+        ("multipart/form-data", format!("csrf={csrf}&name=box")),
+        // A boundary that the body never closes.
+        (
+            "multipart/form-data; boundary=XYZ",
+            format!(
+                "--XYZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--XYZ\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nbox"
+            ),
+        ),
+        // A part without its headers' end.
+        (
+            "multipart/form-data; boundary=XYZ",
+            "--XYZ\r\nContent-Disposition: form-data; name=\"csrf\"".to_string(),
+        ),
+    ];
+    for (content_type, body) in bodies {
+        let response = admin
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 400, "{content_type} {body:?}: {text}");
+        assert!(
+            text.contains("the upload could not be read: ") && !text.contains("CSRF"),
+            "{content_type} {body:?}: {text}"
+        );
+    }
+    // Nothing was imported.
+    let home = page(&admin, server.url("/admin/")).await;
+    assert!(!home.contains("/admin/integrations/box"), "{home}");
+    server.stop().await;
+}
+
+fn csp(response: &reqwest::Response) -> String {
+    response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn directive<'a>(policy: &'a str, name: &str) -> &'a str {
+    policy
+        .split(';')
+        .map(str::trim)
+        .find_map(|d| d.strip_prefix(name).map(str::trim))
+        .unwrap_or_else(|| panic!("no {name} in {policy}"))
+}
+
+#[tokio::test]
+async fn pages_allow_only_granarys_script_and_forms_to_granary_and_the_provider() {
+    let server = Server::start().await;
+    // The sign-in page: no inline script; forms post to granary only.
+    let login = server
+        .client()
+        .get(server.url("/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    let policy = csp(&login);
+    assert_eq!(directive(&policy, "script-src"), "'self'", "{policy}");
+    assert_eq!(directive(&policy, "form-action"), "'self'", "{policy}");
+    assert_eq!(directive(&policy, "default-src"), "'none'", "{policy}");
+    assert!(!policy.contains("unsafe-eval"), "{policy}");
+    assert!(
+        !directive(&policy, "script-src").contains("unsafe-inline"),
+        "{policy}"
+    );
+    let html = login.text().await.unwrap();
+    assert!(!html.contains("<script>"), "an inline script: {html}");
+    let src = html
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page loads its script")
+        .replace("&#x3f;", "?")
+        .replace("&#x3d;", "=");
+    assert!(src.starts_with("/admin/static/admin.js?v="), "{src}");
+
+    // The script: public (no session), a JavaScript content type, cached for long.
+    let script = server.client().get(server.url(&src)).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let cache = script.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cache.contains("public") && cache.contains("max-age=31536000"),
+        "{cache}"
+    );
+    assert_eq!(script.headers()["x-content-type-options"], "nosniff");
+    assert!(script.text().await.unwrap().contains("data-copy"));
+
+    // Signed in: the instance page and the connect page may also lead to the provider's
+    // authorization endpoint ("Get access token" posts to granary, which redirects there);
+    // every other page to granary only.
+    let (admin, csrf) = server.admin().await;
+    let provider = MockServer::start().await;
+    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    create_instance(
+        &server,
+        &admin,
+        &csrf,
+        "box-1",
+        &format!("{}/token", provider.uri()),
+    )
+    .await;
+    let origin = url::Url::parse(&provider.uri())
+        .unwrap()
+        .origin()
+        .ascii_serialization();
+    for path in ["/admin/instances/box-1", "/admin/instances/box-1/authorize"] {
+        let response = admin.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let policy = csp(&response);
+        assert_eq!(
+            directive(&policy, "form-action"),
+            format!("'self' {origin}"),
+            "{path}: {policy}"
+        );
+        assert_eq!(
+            directive(&policy, "script-src"),
+            "'self'",
+            "{path}: {policy}"
+        );
+    }
+    for path in [
+        "/admin/",
+        "/admin/integrations/box",
+        "/admin/instances/box-1/edit",
+        "/admin/api-keys",
+    ] {
+        let response = admin.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let policy = csp(&response);
+        assert_eq!(
+            directive(&policy, "form-action"),
+            "'self'",
+            "{path}: {policy}"
+        );
+        assert_eq!(
+            directive(&policy, "script-src"),
+            "'self'",
+            "{path}: {policy}"
+        );
+    }
     server.stop().await;
 }

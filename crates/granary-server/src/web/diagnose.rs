@@ -55,9 +55,17 @@ pub fn scopes_differ(requested: &[String], granted: &str) -> Option<String> {
         parts.push(format!("not granted: {}", missing.join(", ")));
     }
     if !extra.is_empty() {
-        parts.push(format!("granted without being requested: {}", extra.join(", ")));
+        parts.push(format!(
+            "granted without being requested: {}",
+            extra.join(", ")
+        ));
     }
-    (!parts.is_empty()).then(|| format!("The provider granted other scopes than requested ({}).", parts.join("; ")))
+    (!parts.is_empty()).then(|| {
+        format!(
+            "The provider granted other scopes than requested ({}).",
+            parts.join("; ")
+        )
+    })
 }
 
 /// A short machine name of the failure, for metrics and API problem types.
@@ -278,7 +286,10 @@ mod tests {
                 assert!(is_client_auth_hint(&fix), "{code} at HTTP {status}: {fix}");
             }
             let fix = fix_of(invalid_client(status, Some(details("invalid_client"))));
-            assert!(is_client_auth_hint(&fix), "invalid_client at HTTP {status}: {fix}");
+            assert!(
+                is_client_auth_hint(&fix),
+                "invalid_client at HTTP {status}: {fix}"
+            );
         }
         // A bare 401 (the protocol reads it as invalid_client) and a bare 403.
         let fix = fix_of(invalid_client(401, None));

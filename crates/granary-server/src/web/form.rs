@@ -12,8 +12,18 @@ use crate::sessions::Session;
 const LIMIT: usize = 1024 * 1024;
 
 /// A urlencoded form as pairs, in order.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct FormData(pub Vec<(String, String)>);
+
+/// Names only: a form carries secrets (the CSRF token, a client secret, the admin token,
+/// extra token values).
+impl std::fmt::Debug for FormData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| format!("{name}=[redacted]")))
+            .finish()
+    }
+}
 
 impl FormData {
     /// Parses an `application/x-www-form-urlencoded` body.

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use granary_flow::engine::{InstanceReport, InstanceUpdate, IntegrationFlows, NewInstance};
 use granary_openapi::FlowKind;
 use granary_store::{ClientAuth, InstanceStatus};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use url::Url;
 
@@ -206,8 +206,8 @@ fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parse
         authorization_url: form.get("authorization_url"),
         token_url: form.get("token_url"),
         extra_authorization_params: form.get("extra_authorization_params"),
-        extra_token_params: form.get("extra_token_params"),
-        extra_token_headers: form.get("extra_token_headers"),
+        extra_token_params: SecretString::from(form.get("extra_token_params")),
+        extra_token_headers: SecretString::from(form.get("extra_token_headers")),
     };
     let mut scopes: Vec<String> = form.all("scope");
     for scope in values.extra_scopes.split_whitespace() {
@@ -235,9 +235,9 @@ fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parse
             token_url: url(&values.token_url, "token URL")?,
             extra_authorization_params: parse_pairs(&values.extra_authorization_params, '=')
                 .map_err(|e| format!("extra authorization parameters: {e}"))?,
-            extra_token_params: parse_pairs(&values.extra_token_params, '=')
+            extra_token_params: parse_pairs(values.extra_token_params.expose_secret(), '=')
                 .map_err(|e| format!("extra token parameters: {e}"))?,
-            extra_token_headers: parse_pairs(&values.extra_token_headers, ':')
+            extra_token_headers: parse_pairs(values.extra_token_headers.expose_secret(), ':')
                 .map_err(|e| format!("extra token headers: {e}"))?,
             client_auth,
             scopes: scopes.clone(),
@@ -246,8 +246,8 @@ fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parse
     })();
     // Write-only: a form shown again (after a refusal) does not echo these values.
     let mut values = values;
-    values.extra_token_params.clear();
-    values.extra_token_headers.clear();
+    values.extra_token_params = SecretString::default();
+    values.extra_token_headers = SecretString::default();
     (values, scopes, parsed)
 }
 
@@ -394,7 +394,29 @@ pub async fn instance_show(
         token_url,
         redirect_uri: state.engine.redirect_uri().to_string(),
     };
-    render(StatusCode::OK, &page)
+    let targets: Vec<String> = authorization_origin(&state, instance)
+        .await
+        .into_iter()
+        .collect();
+    super::render_with_form_targets(StatusCode::OK, &page, &targets)
+}
+
+/// The origin of the authorization URL in force (the override, else the flow's), as a CSP
+/// source: "Get access token" posts to granary, which redirects there.
+async fn authorization_origin(
+    state: &AppState,
+    instance: &granary_store::Instance,
+) -> Option<String> {
+    let url = match &instance.authorization_url {
+        Some(url) => url.to_string(),
+        None => {
+            let integration = state.engine.integration(&instance.integration).await.ok()?;
+            let flows = IntegrationFlows::of(&integration).ok()?;
+            let (_, flow) = flows.authorization_code_flow(Some(&instance.scheme))?;
+            flow.authorization_url.as_ref()?.to_string()
+        }
+    };
+    super::csp_origin(&Url::parse(&url).ok()?)
 }
 
 /// The authorization and token URLs in force: the overrides, else the flow's.
@@ -454,8 +476,8 @@ pub async fn instance_edit(
         token_url: instance.token_url.clone().unwrap_or_default(),
         extra_authorization_params: format_pairs(&instance.extra_authorization_params, "="),
         // Write-only: the form says which are set, never their values.
-        extra_token_params: String::new(),
-        extra_token_headers: String::new(),
+        extra_token_params: SecretString::default(),
+        extra_token_headers: SecretString::default(),
     };
     form_page(
         &state,
@@ -541,7 +563,11 @@ pub async fn instance_update(
             tracing::info!(instance = %id, "instance updated");
             let forgot = had_token
                 && instance.status != InstanceStatus::Disabled
-                && state.engine.status(&id).await.is_ok_and(|r| r.token.is_none());
+                && state
+                    .engine
+                    .status(&id)
+                    .await
+                    .is_ok_and(|r| r.token.is_none());
             let banner = if forgot {
                 Banner::warning(
                     "Saved; this instance's tokens were forgotten",
@@ -568,10 +594,15 @@ pub async fn instance_connect(
     Path(id): Path<String>,
 ) -> Response {
     let layout = layout(&state, &headers, &session);
-    if let Err(error) = state.engine.instance(&id).await {
-        return not_found(layout, "Instance not found", &error);
-    }
-    render(StatusCode::OK, &super::ConnectPage { layout, id })
+    let instance = match state.engine.instance(&id).await {
+        Ok(instance) => instance,
+        Err(error) => return not_found(layout, "Instance not found", &error),
+    };
+    let targets: Vec<String> = authorization_origin(&state, &instance)
+        .await
+        .into_iter()
+        .collect();
+    super::render_with_form_targets(StatusCode::OK, &super::ConnectPage { layout, id }, &targets)
 }
 
 /// Appended to the state cookie's value once its authorization response was used.
@@ -688,7 +719,12 @@ pub async fn callback(
             "This authorization response was already used",
             "It was completed when it first arrived (reloading the page or going back sends it again); the outcome was shown then and is on the instance's page.",
         );
-        return flash_to(&state, &headers, banner, &format!("/admin/instances/{instance}"));
+        return flash_to(
+            &state,
+            &headers,
+            banner,
+            &format!("/admin/instances/{instance}"),
+        );
     }
     let Some((instance, _)) = bound.filter(|(_, d)| constant_time_eq(d, &digest)) else {
         state.metrics.failed("state_not_bound");
@@ -717,7 +753,9 @@ pub async fn callback(
                     granted.and_then(|g| super::diagnose::scopes_differ(&report.instance.scopes, g))
                 {
                     banner = Banner::warning(
-                        format!("Connected, with other scopes than requested: instance {id} holds an access token."),
+                        format!(
+                            "Connected, with other scopes than requested: instance {id} holds an access token."
+                        ),
                         differs,
                         "If a call needs a scope that was not granted, check what the client may \
                          request at the provider (or edit the scopes), then click \"Get access token\" again.",

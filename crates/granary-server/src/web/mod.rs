@@ -1,6 +1,7 @@
 //! The admin web page: server-rendered, usable without JavaScript, every route but the
 //! sign-in form behind a session, every form behind the session's CSRF token.
 
+mod assets;
 mod diagnose;
 mod form;
 mod instances;
@@ -15,6 +16,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use granary_flow::engine::IntegrationFlows;
 use secrecy::ExposeSecret as _;
 
+pub use assets::{SCRIPT_PATH, script, script_url};
 pub use diagnose::{cause_name, explain, failure_banner};
 pub use form::{AdminForm, FormData, csrf_refused};
 pub use instances::{
@@ -34,20 +36,64 @@ use crate::views::{
     format_time, format_unix_seconds, invalid_id_message, state_name, state_text, valid_id,
 };
 
+/// The pages' Content-Security-Policy, with the origins besides granary's own that its forms
+/// may lead to (`form-action`).
+///
+/// No inline script (the one script is a file served by granary); inline styles only.
+/// Every form posts to granary itself; "Get access token" posts to granary, which answers
+/// with a redirect to the provider's authorization endpoint, and browsers check a form's
+/// redirects against `form-action` too (Chromium does), so the pages with that form add the
+/// authorization URL's origin.
+pub fn content_security_policy(form_targets: &[String]) -> String {
+    let mut form_action = "'self'".to_string();
+    for origin in form_targets {
+        form_action.push(' ');
+        form_action.push_str(origin);
+    }
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// The origin of `url` as a CSP source (`https://host:port`), when it is an http(s) URL whose
+/// host fits the CSP grammar (a name or IPv4 address; an IPv6 literal does not).
+pub(crate) fn csp_origin(url: &url::Url) -> Option<String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let origin = url.origin().ascii_serialization();
+    origin
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '/'))
+        .then_some(origin)
+}
+
 /// Renders a template as an HTML response with `status`.
 pub(crate) fn render(status: StatusCode, template: &impl Template) -> Response {
+    render_with_form_targets(status, template, &[])
+}
+
+/// Renders a page whose forms may also lead to `form_targets` (origins, see
+/// [`content_security_policy`]).
+pub(crate) fn render_with_form_targets(
+    status: StatusCode,
+    template: &impl Template,
+    form_targets: &[String],
+) -> Response {
     match template.render() {
         Ok(html) => {
             let mut response = (status, Html(html)).into_response();
             let headers = response.headers_mut();
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-            headers.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'",
-                ),
-            );
+            let policy = HeaderValue::from_str(&content_security_policy(form_targets))
+                .unwrap_or_else(|_| {
+                    HeaderValue::from_static(
+                        "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+                    )
+                });
+            headers.insert(header::CONTENT_SECURITY_POLICY, policy);
             response
         }
         Err(error) => {
@@ -221,7 +267,9 @@ pub async fn login(
                     "This address sent {} or more wrong admin tokens.",
                     crate::throttle::FREE_FAILURES
                 ),
-                format!("Wait {seconds} s and try again, with the token from <data dir>/admin-token (or GRANARY_ADMIN_TOKEN)."),
+                format!(
+                    "Wait {seconds} s and try again, with the token from <data dir>/admin-token (or GRANARY_ADMIN_TOKEN)."
+                ),
             )),
         );
         response
@@ -371,6 +419,19 @@ fn import_too_large(state: &AppState, session: &Session) -> Response {
     render(StatusCode::PAYLOAD_TOO_LARGE, &page)
 }
 
+/// The answer to an import whose body is no readable multipart upload (HTTP 400): not a
+/// CSRF failure, since the token inside could not even be read.
+fn upload_unreadable(reason: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        format!(
+            "400 Bad Request: the upload could not be read: {reason}; submit the import form \
+             of /admin/integrations/new again (multipart/form-data)\n"
+        ),
+    )
+        .into_response()
+}
+
 /// `POST /admin/integrations` (multipart: csrf, name, file and/or document).
 pub async fn integration_import(
     State(state): State<AppState>,
@@ -378,8 +439,11 @@ pub async fn integration_import(
     Extension(session): Extension<Session>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let Ok(mut multipart) = multipart else {
-        return csrf_refused();
+    // Not a multipart body (another content type, no boundary): nothing can be read, so
+    // nothing changes; the CSRF token inside it is checked once the upload was read.
+    let mut multipart = match multipart {
+        Ok(multipart) => multipart,
+        Err(rejection) => return upload_unreadable(rejection.body_text()),
     };
     let mut csrf = String::new();
     let mut name = String::new();
@@ -392,13 +456,7 @@ pub async fn integration_import(
             Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return import_too_large(&state, &session);
             }
-            Err(error) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    format!("the upload could not be read: {error}"),
-                )
-                    .into_response();
-            }
+            Err(error) => return upload_unreadable(error.body_text()),
         };
         let field_name = field.name().unwrap_or_default().to_string();
         let bytes = match field.bytes().await {
@@ -406,13 +464,7 @@ pub async fn integration_import(
             Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return import_too_large(&state, &session);
             }
-            Err(error) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    format!("the upload could not be read: {error}"),
-                )
-                    .into_response();
-            }
+            Err(error) => return upload_unreadable(error.body_text()),
         };
         match field_name.as_str() {
             "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),

@@ -1,11 +1,12 @@
 //! The page templates (askama, HTML auto-escaped) and the values they show.
 
 use askama::Template;
+use secrecy::SecretString;
 
 use crate::sessions::Banner;
 
 /// What the layout of every page needs.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Layout {
     /// Whether the navigation and sign-out are shown.
     pub signed_in: bool,
@@ -13,6 +14,16 @@ pub struct Layout {
     pub csrf: String,
     /// A banner at the top.
     pub banner: Option<Banner>,
+}
+
+impl std::fmt::Debug for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layout")
+            .field("signed_in", &self.signed_in)
+            .field("csrf", &"[redacted]")
+            .field("banner", &self.banner)
+            .finish()
+    }
 }
 
 /// The sign-in page.
@@ -154,10 +165,10 @@ pub struct InstanceFormValues {
     pub token_url: String,
     /// `name=value` lines.
     pub extra_authorization_params: String,
-    /// `name=value` lines.
-    pub extra_token_params: String,
-    /// `Name: value` lines.
-    pub extra_token_headers: String,
+    /// `name=value` lines (write-only: never shown again).
+    pub extra_token_params: SecretString,
+    /// `Name: value` lines (write-only: never shown again).
+    pub extra_token_headers: SecretString,
 }
 
 /// The instance form (new or edit).
