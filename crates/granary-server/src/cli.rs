@@ -937,6 +937,12 @@ pub fn main(
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    // The other commands link to the server: under its public URL as `serve` recorded it,
+    // unless one is given here.
+    let settings = match &command {
+        Command::Serve(_) => settings,
+        _ => settings.with_recorded_public_url(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

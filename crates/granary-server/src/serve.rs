@@ -20,6 +20,12 @@ pub async fn run(settings: Settings) -> Result<()> {
     if let Some(warning) = open::data_dir_warning(&settings.data_dir) {
         tracing::warn!("{warning}");
     }
+    // The CLI on this data directory prints links under this URL (see
+    // `Settings::with_recorded_public_url`).
+    if let Err(error) = crate::settings::record_public_url(&settings.data_dir, &settings.public_url)
+    {
+        tracing::warn!(%error, "cannot record the public URL for the CLI");
+    }
     let (token, source) = admin_token(&settings.data_dir, settings.admin_token.clone())?;
     let engine = open::engine(&settings).await?;
     // The redirect URI follows the public URL: instances last authorized under another one

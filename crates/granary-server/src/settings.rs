@@ -112,6 +112,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The URL users reach granary at, without a trailing slash.
     pub public_url: Url,
+    /// Whether a flag, variable or the configuration file set the public URL (otherwise it
+    /// is `http://{listen}`, or for the CLI the one `serve` recorded in the data directory).
+    pub public_url_given: bool,
     /// The data directory.
     pub data_dir: PathBuf,
     /// The admin token given by flag or environment, if any.
@@ -165,6 +168,7 @@ impl Settings {
                 .parse()
                 .map_err(|e| Error::Config(format!("bad default listen address: {e}")))?,
         };
+        let public_url_given = common.public_url.is_some() || file.public_url.is_some();
         let public_url = match common.public_url.clone().or(file.public_url) {
             Some(url) => url,
             None => Url::parse(&format!("http://{listen}")).map_err(|e| {
@@ -218,12 +222,26 @@ impl Settings {
             allow_insecure_http,
             listen,
             public_url,
+            public_url_given,
             data_dir,
             admin_token: serve.admin_token.clone(),
             log_level,
             refresh_deadline,
             shutdown_grace,
         })
+    }
+
+    /// For the CLI: the public URL `serve` recorded in the data directory, when no flag,
+    /// variable or configuration file sets one (so that printed links and redirect URIs are
+    /// the server's, not `http://127.0.0.1:8080`).
+    pub fn with_recorded_public_url(mut self) -> Self {
+        if self.public_url_given {
+            return self;
+        }
+        if let Some(url) = recorded_public_url(&self.data_dir) {
+            self.public_url = url;
+        }
+        self
     }
 
     /// The redirect URI to register at every provider: `{public_url}/admin/oauth/`.
@@ -239,6 +257,31 @@ impl Settings {
     /// Whether cookies must carry `Secure` (the public URL is https).
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
+    }
+}
+
+/// The file in the data directory where `serve` records its public URL for the CLI.
+pub const PUBLIC_URL_FILE: &str = "public-url";
+
+/// Records the public URL `serve` runs under in the data directory (for the CLI's links).
+pub fn record_public_url(data_dir: &Path, public_url: &Url) -> Result<()> {
+    let text = format!("{}\n", public_url.as_str().trim_end_matches('/'));
+    crate::secrets::write_private(&data_dir.join(PUBLIC_URL_FILE), text.as_bytes())
+}
+
+/// The public URL recorded by `serve`, if any (a damaged file is ignored with a warning).
+pub fn recorded_public_url(data_dir: &Path) -> Option<Url> {
+    let path = data_dir.join(PUBLIC_URL_FILE);
+    let text = std::fs::read_to_string(&path).ok()?;
+    match Url::parse(text.trim())
+        .map_err(|e| Error::Config(e.to_string()))
+        .and_then(normalize_public_url)
+    {
+        Ok(url) => Some(url),
+        Err(error) => {
+            tracing::warn!(file = %path.display(), %error, "ignoring the recorded public URL");
+            None
+        }
     }
 }
 

@@ -32,11 +32,18 @@ impl Drop for Running {
 }
 
 fn serve(data: &Path) -> Running {
+    serve_with(data, &[])
+}
+
+fn serve_with(data: &Path, extra: &[&str]) -> Running {
     let port = free_port();
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .arg("--data-dir")
         .arg(data)
+        .env_remove("GRANARY_PUBLIC_URL")
+        .env_remove("GRANARY_CONFIG")
         .env_remove("GRANARY_ADMIN_TOKEN")
         .env_remove("GRANARY_MASTER_KEY")
         .stdout(Stdio::piped())
@@ -77,6 +84,8 @@ fn granary(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .arg(data)
         .env_remove("GRANARY_SERVER")
         .env_remove("GRANARY_API_KEY")
+        .env_remove("GRANARY_PUBLIC_URL")
+        .env_remove("GRANARY_CONFIG")
         .env_remove("GRANARY_MASTER_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -320,4 +329,88 @@ fn serve_and_the_cli_share_a_data_directory() {
         None,
     ));
     assert!(delete.contains("deleted instance box-1"));
+}
+
+#[test]
+fn the_cli_links_under_the_public_url_serve_runs_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let document = box_file(dir.path());
+    ok(&granary(
+        &data,
+        &["import", document.to_str().unwrap()],
+        None,
+    ));
+    ok(&granary(
+        &data,
+        &[
+            "instance",
+            "create",
+            "box-1",
+            "--integration",
+            "box",
+            "--client-id",
+            "cid",
+        ],
+        None,
+    ));
+    // No server ran yet: the default.
+    let link = ok(&granary(&data, &["authorize", "box-1"], None));
+    assert_eq!(
+        link.trim(),
+        "http://127.0.0.1:8080/admin/instances/box-1/authorize"
+    );
+
+    let server = serve_with(&data, &["--public-url", "https://granary.example/"]);
+    let recorded = std::fs::read_to_string(data.join("public-url")).unwrap();
+    assert_eq!(recorded.trim(), "https://granary.example");
+    assert_eq!(
+        std::fs::metadata(data.join("public-url"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let link = ok(&granary(&data, &["authorize", "box-1"], None));
+    assert_eq!(
+        link.trim(),
+        "https://granary.example/admin/instances/box-1/authorize"
+    );
+    // The redirect URI the CLI prints is the server's too.
+    let out = ok(&granary(
+        &data,
+        &[
+            "instance",
+            "create",
+            "box-2",
+            "--integration",
+            "box",
+            "--client-id",
+            "cid",
+        ],
+        None,
+    ));
+    assert!(
+        out.contains(
+            "register this redirect URI at the provider: https://granary.example/admin/oauth/"
+        ),
+        "{out}"
+    );
+    // A public URL given to the CLI wins.
+    let link = ok(&granary(
+        &data,
+        &[
+            "authorize",
+            "box-1",
+            "--public-url",
+            "http://other.example:8000",
+        ],
+        None,
+    ));
+    assert_eq!(
+        link.trim(),
+        "http://other.example:8000/admin/instances/box-1/authorize"
+    );
+    drop(server);
 }
