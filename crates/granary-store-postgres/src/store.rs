@@ -348,7 +348,7 @@ impl InstanceColumns {
 #[async_trait]
 impl Store for PostgresStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, true)
+        Capabilities::NONE.durable().shared_between_processes()
     }
 
     async fn put_integration(&self, integration: &Integration) -> Result<()> {

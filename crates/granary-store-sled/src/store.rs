@@ -410,7 +410,7 @@ impl Inner {
 #[async_trait]
 impl Store for SledStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, false)
+        Capabilities::NONE.durable()
     }
 
     async fn put_integration(&self, integration: &Integration) -> Result<()> {

@@ -239,7 +239,7 @@ fn write_instance(tx: &Transaction<'_>, instance: &Instance, version: u64) -> Do
 #[async_trait]
 impl Store for SqliteStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, true)
+        Capabilities::NONE.durable().shared_between_processes()
     }
 
     async fn put_integration(&self, integration: &Integration) -> Result<()> {

@@ -38,6 +38,7 @@ struct Check {
     run: Run,
 }
 
+/// A check over one new store (`checks::$name`).
 macro_rules! store_check {
     ($name:ident) => {
         Check {
@@ -48,6 +49,19 @@ macro_rules! store_check {
     };
 }
 
+/// A check that opens stores itself (`process::$name(backend, dir)`), run only when the
+/// backend has what it `needs`.
+macro_rules! harness_check {
+    ($name:ident, $needs:ident) => {
+        Check {
+            name: stringify!($name),
+            needs: Needs::$needs,
+            run: Run::Harness(|backend, dir, _| Box::pin(process::$name(backend, dir))),
+        }
+    };
+}
+
+/// Every check, in the order they run: the one list ([`CHECKS`] is its names).
 const CHECKS_LIST: &[Check] = &[
     store_check!(integration_round_trip),
     store_check!(integration_list_and_delete),
@@ -73,37 +87,11 @@ const CHECKS_LIST: &[Check] = &[
     store_check!(changes_limit_and_paging),
     store_check!(changes_kept_or_missed),
     store_check!(changes_concurrent),
-    Check {
-        name: "reopen_keeps_everything",
-        needs: Needs::Durable,
-        run: Run::Harness(|backend, dir, _| {
-            Box::pin(process::reopen_keeps_everything(backend, dir))
-        }),
-    },
-    Check {
-        name: "processes_race_lease",
-        needs: Needs::SharedAndChildren,
-        run: Run::Harness(|backend, dir, _| Box::pin(process::processes_race_lease(backend, dir))),
-    },
-    Check {
-        name: "processes_race_token_cas",
-        needs: Needs::SharedAndChildren,
-        run: Run::Harness(|backend, dir, _| {
-            Box::pin(process::processes_race_token_cas(backend, dir))
-        }),
-    },
-    Check {
-        name: "processes_see_changes",
-        needs: Needs::SharedAndChildren,
-        run: Run::Harness(|backend, dir, _| Box::pin(process::processes_see_changes(backend, dir))),
-    },
-    Check {
-        name: "processes_fence_token_put",
-        needs: Needs::SharedAndChildren,
-        run: Run::Harness(|backend, dir, _| {
-            Box::pin(process::processes_fence_token_put(backend, dir))
-        }),
-    },
+    harness_check!(reopen_keeps_everything, Durable),
+    harness_check!(processes_race_lease, SharedAndChildren),
+    harness_check!(processes_race_token_cas, SharedAndChildren),
+    harness_check!(processes_see_changes, SharedAndChildren),
+    harness_check!(processes_fence_token_put, SharedAndChildren),
     Check {
         name: "durable_after_sigkill",
         needs: Needs::DurableAndChildren,
@@ -117,39 +105,19 @@ const CHECKS_LIST: &[Check] = &[
     },
 ];
 
+/// The names of [`CHECKS_LIST`], computed from it at compile time.
+const CHECK_NAMES: [&str; CHECKS_LIST.len()] = {
+    let mut names = [""; CHECKS_LIST.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = CHECKS_LIST[i].name;
+        i += 1;
+    }
+    names
+};
+
 /// The names of every check, in the order they run.
-pub const CHECKS: &[&str] = &[
-    "integration_round_trip",
-    "integration_list_and_delete",
-    "instance_round_trip",
-    "instance_create_rules",
-    "instance_update_cas",
-    "instance_list_and_delete",
-    "missing_keys",
-    "sealed_bytes_exact",
-    "pending_take_once",
-    "pending_expiry",
-    "pending_take_concurrent",
-    "token_round_trip",
-    "token_cas",
-    "token_delete_is_compare_and_swap",
-    "token_cas_concurrent",
-    "lease_exclusive_concurrent",
-    "lease_expiry_takeover",
-    "lease_release_and_renew",
-    "token_put_fenced",
-    "changes_every_write",
-    "changes_not_on_failed_writes",
-    "changes_limit_and_paging",
-    "changes_kept_or_missed",
-    "changes_concurrent",
-    "reopen_keeps_everything",
-    "processes_race_lease",
-    "processes_race_token_cas",
-    "processes_see_changes",
-    "processes_fence_token_put",
-    "durable_after_sigkill",
-];
+pub const CHECKS: &[&str] = &CHECK_NAMES;
 
 /// How [`run_all`] runs.
 #[derive(Debug, Clone)]
@@ -450,8 +418,10 @@ pub fn is_child_process() -> bool {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn checks_names_every_check_in_order() {
-        let run: Vec<&str> = super::CHECKS_LIST.iter().map(|c| c.name).collect();
-        assert_eq!(run, super::CHECKS);
+    fn check_names_are_unique() {
+        let mut names = super::CHECKS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), super::CHECKS.len(), "a check name appears twice");
     }
 }

@@ -105,7 +105,7 @@ impl State {
 #[async_trait]
 impl Store for MemoryStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(false, false)
+        Capabilities::NONE
     }
 
     async fn put_integration(&self, integration: &Integration) -> Result<()> {

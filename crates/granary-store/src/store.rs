@@ -10,8 +10,23 @@ use crate::{
 
 /// What a backend promises beyond the contracts every backend keeps.
 ///
-/// The conformance suite skips the checks of a capability a backend does not claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The conformance suite skips the checks of a capability a backend does not claim. Start
+/// from [`Capabilities::NONE`] (or `Capabilities::default()`) and name each claim:
+///
+/// ```
+/// use granary_store::Capabilities;
+///
+/// // A store that keeps nothing on disk (like `MemoryStore`).
+/// let memory = Capabilities::NONE;
+/// // A file on disk that one process opens at a time.
+/// let one_process = Capabilities::NONE.durable();
+/// // A database that several processes (or nodes) share.
+/// let shared = Capabilities::NONE.durable().shared_between_processes();
+/// assert!(shared.durable && shared.shared_between_processes);
+/// assert!(one_process.durable && !one_process.shared_between_processes);
+/// assert_eq!(memory, Capabilities::default());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Capabilities {
     /// Everything a method reported as done survives a restart, a crash of the process,
@@ -23,11 +38,31 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// The capabilities of a backend.
-    pub const fn new(durable: bool, shared_between_processes: bool) -> Self {
+    /// No claim beyond the contracts every backend keeps: nothing survives the process, and
+    /// one process opens the store.
+    pub const NONE: Self = Self {
+        durable: false,
+        shared_between_processes: false,
+    };
+
+    /// These capabilities, and [`durable`](Self#structfield.durable): what a method reported
+    /// as done survives a restart and a crash.
+    #[must_use]
+    pub const fn durable(self) -> Self {
         Self {
-            durable,
-            shared_between_processes,
+            durable: true,
+            ..self
+        }
+    }
+
+    /// These capabilities, and
+    /// [`shared_between_processes`](Self#structfield.shared_between_processes): several
+    /// processes may open the same store at once.
+    #[must_use]
+    pub const fn shared_between_processes(self) -> Self {
+        Self {
+            shared_between_processes: true,
+            ..self
         }
     }
 }
