@@ -422,6 +422,10 @@ mod tests {
         let mut names = super::CHECKS.to_vec();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), super::CHECKS.len(), "a check name appears twice");
+        assert_eq!(
+            names.len(),
+            super::CHECKS.len(),
+            "a check name appears twice"
+        );
     }
 }
