@@ -75,6 +75,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         instance  text NOT NULL
     );
     "#,
+    // 1 -> 2: the key check (`Store::put_key_check`), one row.
+    r#"
+    CREATE TABLE key_check (
+        only_row  boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+        value     bytea NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this granary writes.

@@ -762,6 +762,22 @@ impl Store for PostgresStore {
         Ok(returned_version(&rows, "the change counter")?.unwrap_or(0))
     }
 
+    async fn put_key_check(&self, check: &Sealed, replace: bool) -> Result<Sealed> {
+        let value = check.as_bytes();
+        let rows = self
+            .rows(
+                "writing the key check",
+                sql::PUT_KEY_CHECK,
+                &[&value, &replace],
+            )
+            .await?;
+        let stored: Vec<u8> = rows
+            .first()
+            .ok_or_else(|| Error::corrupt("writing the key check returned no row"))?
+            .get(0);
+        Ok(Sealed::new(stored))
+    }
+
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {
         let cursor = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

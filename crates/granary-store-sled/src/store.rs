@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use granary_store::{
     CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease,
-    PendingAuthorization, Result, Store, Timestamp, TokenRecord,
+    PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -71,6 +71,9 @@ const TREES: [&str; 7] = [
 /// The key, in the `meta` tree, of the number of the newest change (big-endian `u64`). It
 /// lives apart from the feed so that pruning the feed never lowers it.
 const LAST_CHANGE: &str = "last_change";
+
+/// The key, in the `meta` tree, of the key check (`Store::put_key_check`), as given.
+const KEY_CHECK: &str = "key_check";
 
 /// Prune the feed every this many changes (at most this many removals, after the commit).
 const PRUNE_EVERY: u64 = 64;
@@ -762,6 +765,28 @@ impl Store for SledStore {
     async fn latest_change(&self) -> Result<u64> {
         self.run("reading the change counter", |inner| inner.last_change())
             .await
+    }
+
+    async fn put_key_check(&self, check: &Sealed, replace: bool) -> Result<Sealed> {
+        let check = check.as_bytes().to_vec();
+        // Under the writer mutex, so a read-then-insert is atomic; synced before it returns.
+        self.write("writing the key check", move |inner| {
+            let stored = inner
+                .meta
+                .get(KEY_CHECK)
+                .map_err(inner.fail("reading the key check"))?;
+            match stored {
+                Some(stored) if !replace => Ok(Sealed::new(stored.to_vec())),
+                _ => {
+                    inner
+                        .meta
+                        .insert(KEY_CHECK, check.as_slice())
+                        .map_err(inner.fail("writing the key check"))?;
+                    Ok(Sealed::new(check))
+                }
+            }
+        })
+        .await
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {

@@ -71,6 +71,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         instance  TEXT NOT NULL
     );
     ",
+    // 2 -> 3: the key check (`Store::put_key_check`), one row.
+    "
+    CREATE TABLE key_check (
+        only_row  INTEGER PRIMARY KEY CHECK (only_row = 1),
+        value     BLOB NOT NULL
+    );
+    ",
 ];
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use granary_store::{
     CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease,
-    PendingAuthorization, Result, Store, Timestamp, TokenRecord,
+    PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -625,6 +625,23 @@ impl Store for SqliteStore {
     async fn latest_change(&self) -> Result<u64> {
         self.call("reading the change counter", |connection| {
             latest_change(connection)
+        })
+        .await
+    }
+
+    async fn put_key_check(&self, check: &Sealed, replace: bool) -> Result<Sealed> {
+        let check = check.as_bytes().to_vec();
+        self.call("writing the key check", move |connection| {
+            // One statement: insert, or keep (or replace) the stored row, and return it.
+            let stored: Vec<u8> = connection
+                .prepare_cached(
+                    "INSERT INTO key_check (only_row, value) VALUES (1, ?1) \
+                     ON CONFLICT (only_row) DO UPDATE SET \
+                     value = CASE WHEN ?2 THEN excluded.value ELSE key_check.value END \
+                     RETURNING value",
+                )?
+                .query_row(params![check, replace], |row| row.get(0))?;
+            Ok(Sealed::new(stored))
         })
         .await
     }

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use granary_store::{CHANGES_KEPT, Change, Changes, Error, InstanceStatus, Store, Timestamp};
+use granary_store::{
+    CHANGES_KEPT, Change, Changes, Error, InstanceStatus, Sealed, Store, Timestamp,
+};
 
 use crate::Violation;
 use crate::fixtures::{
@@ -994,20 +996,20 @@ pub async fn sealed_bytes_exact(store: &dyn Store) -> CheckResult {
     for (n, bytes) in [Vec::new(), vec![0u8; 3], large].into_iter().enumerate() {
         let id = format!("i{n}");
         let mut inst = instance(&id, "api");
-        inst.client_secret = Some(granary_store::Sealed::new(bytes.clone()));
+        inst.client_secret = Some(Sealed::new(bytes.clone()));
         store
             .create_instance(&inst)
             .await
             .or_break(C, "create_instance")?;
         let mut tok = token(&id);
-        tok.access_token = granary_store::Sealed::new(bytes.clone());
+        tok.access_token = Sealed::new(bytes.clone());
         tok.refresh_token = Some(sealed(&id));
         store
             .put_token(&id, &tok, None)
             .await
             .or_break(C, "put_token")?;
         let mut pend = pending(&id, &id, at(1_000));
-        pend.pkce_verifier = granary_store::Sealed::new(bytes.clone());
+        pend.pkce_verifier = Sealed::new(bytes.clone());
         store.put_pending(&pend).await.or_break(C, "put_pending")?;
         let got_instance = store.get_instance(&id).await.or_break(C, "get_instance")?;
         let got_token = store.get_token(&id).await.or_break(C, "get_token")?;
@@ -1606,5 +1608,51 @@ pub async fn changes_concurrent(store: &dyn Store) -> CheckResult {
             "64 writes on 64 instances; the feed lists {} changes (missed: {missed}) naming {names:?}",
             changes.len()
         )
+    })
+}
+
+/// The key check: of 64 concurrent first writers one value is stored and every writer gets
+/// it back; a later write without `replace` keeps it; with `replace` it is replaced.
+pub async fn key_check_first_wins(store: &dyn Store) -> CheckResult {
+    const C: &str = "put_key_check stores a first check atomically (every concurrent first writer gets the one stored value back), keeps it unless `replace`, replaces it with `replace`, and returns the bytes unchanged";
+    let values: Vec<Sealed> = (0..RACERS)
+        .map(|n| Sealed::new(format!("\0check-{n}\u{ff}").into_bytes()))
+        .collect();
+    let results = join_all(values.iter().map(|v| store.put_key_check(v, false))).await;
+    let mut stored = None;
+    for result in results {
+        let got = result.or_break(C, "put_key_check")?;
+        ensure(values.contains(&got), C, || {
+            format!("a first writer got back a value nobody wrote: {got:?}")
+        })?;
+        match &stored {
+            None => stored = Some(got),
+            Some(first) => ensure(first == &got, C, || {
+                "two first writers got different values back: both were stored".to_string()
+            })?,
+        }
+    }
+    let stored = stored.ok_or_else(|| Violation::new(C, "no writer ran"))?;
+    let later = sealed("later");
+    let kept = store
+        .put_key_check(&later, false)
+        .await
+        .or_break(C, "put_key_check")?;
+    ensure(kept == stored, C, || {
+        "a write without `replace` replaced the stored check".to_string()
+    })?;
+    let replaced = store
+        .put_key_check(&later, true)
+        .await
+        .or_break(C, "put_key_check")?;
+    ensure(replaced == later, C, || {
+        "a write with `replace` returned another value than the one given".to_string()
+    })?;
+    let now = store
+        .put_key_check(&sealed("other"), false)
+        .await
+        .or_break(C, "put_key_check")?;
+    ensure(now == later, C, || {
+        "after a replace, the stored check is not the replacing value".to_string()
     })
 }

@@ -87,6 +87,7 @@ const CHECKS_LIST: &[Check] = &[
     store_check!(changes_limit_and_paging),
     store_check!(changes_kept_or_missed),
     store_check!(changes_concurrent),
+    store_check!(key_check_first_wins),
     harness_check!(reopen_keeps_everything, Durable),
     harness_check!(processes_race_lease, SharedAndChildren),
     harness_check!(processes_race_token_cas, SharedAndChildren),

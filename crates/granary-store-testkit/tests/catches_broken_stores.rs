@@ -69,6 +69,8 @@ bugs![
     FeedSilentGap,
     FeedSeqNotAtomic,
     FeedInProcess,
+    // The key check.
+    KeyCheckAlwaysReplaces,
 ];
 
 impl Bug {
@@ -462,6 +464,14 @@ impl Store for Broken {
         }
         self.inner.latest_change().await
     }
+    async fn put_key_check(
+        &self,
+        check: &granary_store::Sealed,
+        replace: bool,
+    ) -> Result<granary_store::Sealed> {
+        let replace = replace || self.bug == Bug::KeyCheckAlwaysReplaces;
+        self.inner.put_key_check(check, replace).await
+    }
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {
         if !self.bug.own_feed() {
             return self.inner.changes_since(after, limit).await;
@@ -704,6 +714,11 @@ const STORE_CASES: &[Case] = &[
         Bug::FeedSeqNotAtomic,
         &["changes_concurrent"],
         "distinct change numbers",
+    ),
+    case(
+        Bug::KeyCheckAlwaysReplaces,
+        &["key_check_first_wins"],
+        "keeps it unless `replace`",
     ),
 ];
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::{
     CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease,
-    PendingAuthorization, Result, Store, Timestamp, TokenRecord,
+    PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 
 /// A store in the memory of one process: for tests, demos and single-run tools.
@@ -33,6 +33,8 @@ struct State {
     changes: VecDeque<Change>,
     /// The number of the newest change (0: none yet); never goes back, even after a trim.
     last_change: u64,
+    /// The key check (`put_key_check`).
+    key_check: Option<Sealed>,
 }
 
 impl MemoryStore {
@@ -316,6 +318,14 @@ impl Store for MemoryStore {
 
     async fn latest_change(&self) -> Result<u64> {
         Ok(self.state().last_change)
+    }
+
+    async fn put_key_check(&self, check: &Sealed, replace: bool) -> Result<Sealed> {
+        let mut state = self.state();
+        if replace || state.key_check.is_none() {
+            state.key_check = Some(check.clone());
+        }
+        Ok(state.key_check.clone().unwrap_or_else(|| check.clone()))
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {

@@ -5,7 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Changes, Instance, Integration, Lease, PendingAuthorization, Result, Timestamp, TokenRecord,
+    Changes, Error, Instance, Integration, Lease, PendingAuthorization, Result, Sealed, Timestamp,
+    TokenRecord,
 };
 
 /// What a backend promises beyond the contracts every backend keeps.
@@ -223,4 +224,22 @@ pub trait Store: Send + Sync {
     /// The store keeps at least the newest [`CHANGES_KEPT`](crate::CHANGES_KEPT) changes;
     /// when some change above `after` was dropped, `missed` is set (never a silent gap).
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes>;
+
+    /// The store's key check: a value the engine's master key sealed, so that a process
+    /// whose key cannot open the store's secrets refuses to start instead of failing at the
+    /// first token. Stores `check` when `replace` is true or no check is stored yet, and
+    /// returns the check stored afterwards (the given one, or the one already there),
+    /// atomically: of processes storing a first check at once, one value wins and every
+    /// caller gets that value back. The value is kept as given, like any [`Sealed`], and
+    /// survives like the records do (durable when the store is).
+    ///
+    /// The default answers `Unsupported`; the facade then opens without the check and logs
+    /// a warning. Every backend of this workspace implements it.
+    async fn put_key_check(&self, check: &Sealed, replace: bool) -> Result<Sealed> {
+        let _ = (check, replace);
+        Err(Error::unsupported(
+            "this store keeps no key check, so a wrong master key shows only at the first \
+             secret it opens",
+        ))
+    }
 }

@@ -13,7 +13,7 @@ use url::Url;
 use crate::{Error, Result};
 
 /// Which store to open.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum StoreConfig {
     /// A SQLite file (created when missing): the default, shared safely between processes.
@@ -22,20 +22,164 @@ pub enum StoreConfig {
     /// A sled folder (created when missing): experimental, one process at a time.
     #[cfg(feature = "sled")]
     Sled(PathBuf),
+    /// A PostgreSQL database, by libpq-style URL (`postgres://user:password@host/db?sslmode=
+    /// require`; see `granary_store_postgres::PostgresStore::open`): for several nodes.
+    #[cfg(feature = "postgres")]
+    Postgres(String),
     /// In memory: gone when the process ends (tests, demos).
     Memory,
+    /// A store you built yourself, from any crate that implements
+    /// [`Store`](granary_store::Store): the facade opens it as it is, so a backend needs no
+    /// change here. Its default key source is `GRANARY_MASTER_KEY` when the store is durable,
+    /// an ephemeral key when it is not (see [`Config::new`]).
+    Custom(Arc<dyn Store>),
 }
 
 impl StoreConfig {
+    /// Reads a store URL: `sqlite:PATH`, `sled:PATH`, `memory:`, or `postgres://...` /
+    /// `postgresql://...`. A form whose feature is not built in is refused by name.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the accepted forms when `url` is none of them.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let accepted = "accepted forms: sqlite:PATH, sled:PATH, memory:, postgres://USER@HOST/DB \
+                        (or postgresql://...)";
+        let url = url.trim();
+        let path = |rest: &str, scheme: &str| {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            if rest.is_empty() {
+                Err(Error::Config(format!(
+                    "the store URL `{scheme}:` names no path: give one, e.g. \
+                     {scheme}:/var/lib/granary/granary.{scheme}"
+                )))
+            } else {
+                Ok(PathBuf::from(rest))
+            }
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            return Ok(Self::Postgres(url.to_string()));
+            #[cfg(not(feature = "postgres"))]
+            return Err(Self::not_built("postgres"));
+        }
+        let Some((scheme, rest)) = url.split_once(':') else {
+            return Err(Error::Config(format!(
+                "`{url}` is not a store URL: {accepted}"
+            )));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => {
+                let path = path(rest, "sqlite")?;
+                #[cfg(feature = "sqlite")]
+                return Ok(Self::Sqlite(path));
+                #[cfg(not(feature = "sqlite"))]
+                {
+                    let _ = path;
+                    Err(Self::not_built("sqlite"))
+                }
+            }
+            "sled" => {
+                let path = path(rest, "sled")?;
+                #[cfg(feature = "sled")]
+                return Ok(Self::Sled(path));
+                #[cfg(not(feature = "sled"))]
+                {
+                    let _ = path;
+                    Err(Self::not_built("sled"))
+                }
+            }
+            "memory" if rest.trim_start_matches('/').is_empty() => Ok(Self::Memory),
+            "memory" => Err(Error::Config(format!(
+                "`{url}`: a memory store takes no path (write `memory:`)"
+            ))),
+            _ => Err(Error::Config(format!(
+                "`{url}` is not a store URL this granary knows: {accepted}"
+            ))),
+        }
+    }
+
+    #[cfg_attr(
+        all(feature = "sqlite", feature = "sled", feature = "postgres"),
+        allow(dead_code)
+    )]
+    fn not_built(name: &str) -> Error {
+        Error::Config(format!(
+            "the store URL asks for {name}, which this build of granary does not include \
+             (the `{name}` feature of the granary crate)"
+        ))
+    }
+
     /// Where a key file next to the store goes (`<store>.key`), if the store is on disk.
-    fn key_file(&self) -> Option<PathBuf> {
+    pub fn key_file(&self) -> Option<PathBuf> {
         match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(path) => Some(with_suffix(path, ".key")),
             #[cfg(feature = "sled")]
             Self::Sled(path) => Some(with_suffix(path, ".key")),
-            Self::Memory => None,
+            _ => None,
         }
+    }
+
+    /// Whether what this store keeps outlives the process (a memory store's does not).
+    fn durable(&self) -> bool {
+        match self {
+            Self::Memory => false,
+            Self::Custom(store) => store.capabilities().durable,
+            #[allow(unreachable_patterns)]
+            _ => true,
+        }
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            #[cfg(feature = "sled")]
+            Self::Sled(path) => f.debug_tuple("Sled").field(path).finish(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&redact_password(url))
+                .finish(),
+            Self::Memory => f.write_str("Memory"),
+            Self::Custom(store) => f
+                .debug_tuple("Custom")
+                .field(&store.capabilities())
+                .finish(),
+        }
+    }
+}
+
+impl PartialEq for StoreConfig {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            #[cfg(feature = "sqlite")]
+            (Self::Sqlite(a), Self::Sqlite(b)) => a == b,
+            #[cfg(feature = "sled")]
+            (Self::Sled(a), Self::Sled(b)) => a == b,
+            #[cfg(feature = "postgres")]
+            (Self::Postgres(a), Self::Postgres(b)) => a == b,
+            (Self::Memory, Self::Memory) => true,
+            (Self::Custom(a), Self::Custom(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StoreConfig {}
+
+/// A PostgreSQL URL with its password replaced by `***`, for logs and `Debug`.
+#[cfg(feature = "postgres")]
+pub fn redact_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "<a URL that does not parse>".to_string(),
     }
 }
 
@@ -80,7 +224,8 @@ pub struct Config {
     /// The store.
     pub store: StoreConfig,
     /// The master key (default: `GRANARY_MASTER_KEY`, else `<store>.key` next to the store;
-    /// a memory store gets an ephemeral key).
+    /// a store without a file next to it (PostgreSQL, a durable custom store) needs
+    /// `GRANARY_MASTER_KEY`; a memory store gets an ephemeral key).
     pub key: KeySource,
     /// Older keys that still open what they sealed (during a rotation).
     pub previous_keys: Vec<SecretBox<[u8; 32]>>,
@@ -106,6 +251,7 @@ impl Config {
     pub fn new(store: StoreConfig, public_url: Url) -> Self {
         let key = match store.key_file() {
             Some(file) => KeySource::EnvOrFile(file),
+            None if store.durable() => KeySource::Env,
             None => KeySource::Ephemeral,
         };
         Self {
@@ -189,10 +335,77 @@ pub(crate) async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>> {
         )),
         #[cfg(feature = "sled")]
         StoreConfig::Sled(path) => Ok(Arc::new(granary_store_sled::SledStore::open(path).await?)),
+        #[cfg(feature = "postgres")]
+        StoreConfig::Postgres(url) => Ok(Arc::new(
+            granary_store_postgres::PostgresStore::open(url).await?,
+        )),
         StoreConfig::Memory => Ok(Arc::new(granary_store::MemoryStore::new())),
+        StoreConfig::Custom(store) => Ok(Arc::clone(store)),
         #[allow(unreachable_patterns)]
         _ => Err(Error::Config(
             "this store is not built in: enable its feature of the granary crate".to_string(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_of_every_form_and_their_errors() {
+        #[cfg(feature = "sqlite")]
+        assert_eq!(
+            StoreConfig::from_url("sqlite:/var/lib/g.sqlite").unwrap(),
+            StoreConfig::Sqlite("/var/lib/g.sqlite".into())
+        );
+        #[cfg(feature = "sqlite")]
+        assert_eq!(
+            StoreConfig::from_url("sqlite://rel/g.sqlite").unwrap(),
+            StoreConfig::Sqlite("rel/g.sqlite".into())
+        );
+        #[cfg(feature = "sled")]
+        assert_eq!(
+            StoreConfig::from_url("sled:data/sled").unwrap(),
+            StoreConfig::Sled("data/sled".into())
+        );
+        #[cfg(feature = "postgres")]
+        for url in [
+            "postgres://u:pw@db/granary?sslmode=require",
+            "postgresql://db/g",
+        ] {
+            assert_eq!(
+                StoreConfig::from_url(url).unwrap(),
+                StoreConfig::Postgres(url.to_string())
+            );
+        }
+        #[cfg(feature = "postgres")]
+        assert!(
+            !format!(
+                "{:?}",
+                StoreConfig::from_url("postgres://u:hunter2@db/g").unwrap()
+            )
+            .contains("hunter2")
+        );
+        assert_eq!(
+            StoreConfig::from_url("memory:").unwrap(),
+            StoreConfig::Memory
+        );
+        for bad in ["mysql://db/g", "granary.sqlite", "memory:/x", "sqlite:", ""] {
+            let error = StoreConfig::from_url(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("sqlite:PATH")
+                    || error.contains("names no path")
+                    || error.contains("takes no path"),
+                "{bad}: {error}"
+            );
+        }
+        let error = StoreConfig::from_url("mysql://db/g")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("postgres://") && error.contains("memory:"),
+            "{error}"
+        );
     }
 }

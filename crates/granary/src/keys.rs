@@ -8,7 +8,9 @@ use std::sync::{Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use granary_flow::engine::seal::{Field, SealError};
 use granary_flow::engine::{Keyring, MasterKey, ResealReport};
+use granary_store::Store;
 use secrecy::{ExposeSecret as _, SecretBox};
 
 use crate::config::KeySource;
@@ -142,6 +144,74 @@ impl Keys {
             report: ResealReport::default(),
         };
         Ok((keyring_of(&keys), rotation))
+    }
+}
+
+/// What the key check holds, sealed (`Field::KeyCheck`, instance id `""`).
+const KEY_CHECK_PLAINTEXT: &[u8] = b"granary key check v1";
+
+fn seal_key_check(keyring: &Keyring) -> Result<granary_store::Sealed> {
+    keyring
+        .seal("", Field::KeyCheck, KEY_CHECK_PLAINTEXT)
+        .map_err(|e| Error::Key(format!("cannot seal the key check: {e}")))
+}
+
+/// Checks at open that these keys open the store's secrets: stores a key check sealed with
+/// the current key when the store has none, else opens the stored one. A store without key
+/// checks (a custom backend that keeps the trait's default) is opened with a warning.
+pub(crate) async fn check_key(store: &dyn Store, keyring: &Keyring) -> Result<()> {
+    let candidate = seal_key_check(keyring)?;
+    let stored = match store.put_key_check(&candidate, false).await {
+        Ok(stored) => stored,
+        Err(granary_store::Error::Unsupported { .. }) => {
+            tracing::warn!(
+                "the store keeps no key check: a wrong master key will show only when a secret \
+                 is opened"
+            );
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if stored == candidate {
+        return Ok(());
+    }
+    match keyring.open("", Field::KeyCheck, &stored) {
+        Ok(plain) if plain.expose_secret() == KEY_CHECK_PLAINTEXT => Ok(()),
+        Ok(_) | Err(SealError::Tampered { .. }) => Err(Error::Key(format!(
+            "the master key cannot open this store's secrets: its key check (sealed with key \
+             {}) does not open with this node's key {}, so the key or the check was altered. \
+             Start this node with the master key the store was written with \
+             (GRANARY_MASTER_KEY or the key file)",
+            describe_key(&stored),
+            keyring.current_id()
+        ))),
+        Err(SealError::UnknownKey(id)) => Err(Error::Key(format!(
+            "the master key cannot open this store's secrets: they are sealed with key {id}, \
+             and this node holds {}. Start this node with the master key the store was written \
+             with (the same GRANARY_MASTER_KEY or key file as the other nodes); a new key would \
+             leave every stored secret unreadable",
+            keyring
+                .key_ids()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        Err(other) => Err(Error::Key(format!(
+            "the master key cannot open this store's key check: {other}"
+        ))),
+    }
+}
+
+fn describe_key(sealed: &granary_store::Sealed) -> String {
+    Keyring::sealed_key_id(sealed).map_or_else(|| "unknown".to_string(), |id| id.to_string())
+}
+
+/// After a rotation: the key check sealed with the new current key.
+pub(crate) async fn replace_key_check(store: &dyn Store, keyring: &Keyring) -> Result<()> {
+    match store.put_key_check(&seal_key_check(keyring)?, true).await {
+        Ok(_) | Err(granary_store::Error::Unsupported { .. }) => Ok(()),
+        Err(error) => Err(error.into()),
     }
 }
 

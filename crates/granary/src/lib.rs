@@ -1,8 +1,9 @@
 //! granary: hands-off OAuth 2.0 authorization code grants for API integrations.
 //!
 //! This crate is the thin facade: [`Granary::open`] opens the store the [`Config`] names
-//! (SQLite by default, sled behind the `sled` feature, or memory), loads or creates the
-//! master key, and hands out the [`Engine`] (through `Deref`), which does the work:
+//! (SQLite by default, sled and PostgreSQL behind the `sled` and `postgres` features,
+//! memory, or any [`store::Store`] you built: [`StoreConfig::Custom`]), loads or creates the
+//! master key, checks it against the key check the store keeps, and hands out the [`Engine`] (through `Deref`), which does the work:
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,6 +34,8 @@ use std::sync::Arc;
 pub use granary_flow as flow;
 pub use granary_openapi as openapi;
 pub use granary_store as store;
+#[cfg(feature = "postgres")]
+pub use granary_store_postgres as postgres;
 #[cfg(feature = "sled")]
 pub use granary_store_sled as sled;
 #[cfg(feature = "sqlite")]
@@ -67,6 +70,7 @@ impl Granary {
     pub async fn open(config: Config) -> Result<Self> {
         let store = config::open_store(&config.store).await?;
         let keys = Arc::new(keys::Keys::load(&config.key, &config.previous_keys)?);
+        keys::check_key(store.as_ref(), &keys.keyring()).await?;
         let reloading = Arc::clone(&keys);
         let mut builder = Engine::builder(store.clone(), keys.keyring(), config.public_url)
             .refresh_margin(config.refresh_margin)
@@ -127,6 +131,7 @@ impl Granary {
         let (keyring, rotation) = self.keys.rotate(new_key)?;
         self.engine.replace_keyring(keyring);
         let report = self.engine.reseal_all().await?;
+        keys::replace_key_check(self.store.as_ref(), &self.keys.keyring()).await?;
         Ok(KeyRotation { report, ..rotation })
     }
 }

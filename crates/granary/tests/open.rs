@@ -57,9 +57,27 @@ async fn sqlite_with_a_generated_key_file_reopens_and_refuses_a_wrong_key() {
     granary.begin_authorization("one").await.unwrap();
     drop(granary);
 
-    // Opened with another key: the secret does not open, and the error says what to do.
+    // Opened with another key: refused at open (the store's key check), not at the first
+    // token, and the error says why and what to do.
     let other = config().with_key(KeySource::Bytes(SecretBox::new(Box::new([9u8; 32]))));
-    let granary = Granary::open(other).await.unwrap();
+    let err = Granary::open(other).await.unwrap_err();
+    assert!(matches!(err, granary::Error::Key(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot open this store's secrets") && text.contains("GRANARY_MASTER_KEY"),
+        "{text}"
+    );
+
+    // Without the key check (a store that keeps none), the wrong key shows at the first
+    // secret: the check is what moved the failure to open.
+    let store: std::sync::Arc<dyn granary::store::Store> =
+        std::sync::Arc::new(granary::sqlite::SqliteStore::open(&db).await.unwrap());
+    let no_check = Config::new(
+        StoreConfig::Custom(std::sync::Arc::new(NoKeyCheck(store))),
+        public_url(),
+    )
+    .with_key(KeySource::Bytes(SecretBox::new(Box::new([9u8; 32]))));
+    let granary = Granary::open(no_check).await.unwrap();
     let err = granary.begin_authorization("one").await.unwrap_err();
     assert!(
         matches!(
@@ -68,7 +86,165 @@ async fn sqlite_with_a_generated_key_file_reopens_and_refuses_a_wrong_key() {
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("load that key"), "{err}");
+}
+
+/// A store that forwards everything but keeps no key check (the trait's default).
+struct NoKeyCheck(std::sync::Arc<dyn granary::store::Store>);
+
+#[async_trait::async_trait]
+impl granary::store::Store for NoKeyCheck {
+    fn capabilities(&self) -> granary::store::Capabilities {
+        self.0.capabilities()
+    }
+    async fn put_integration(&self, i: &granary::store::Integration) -> granary::store::Result<()> {
+        self.0.put_integration(i).await
+    }
+    async fn get_integration(
+        &self,
+        n: &str,
+    ) -> granary::store::Result<Option<granary::store::Integration>> {
+        self.0.get_integration(n).await
+    }
+    async fn list_integrations(&self) -> granary::store::Result<Vec<granary::store::Integration>> {
+        self.0.list_integrations().await
+    }
+    async fn delete_integration(&self, n: &str) -> granary::store::Result<bool> {
+        self.0.delete_integration(n).await
+    }
+    async fn create_instance(&self, i: &granary::store::Instance) -> granary::store::Result<u64> {
+        self.0.create_instance(i).await
+    }
+    async fn get_instance(
+        &self,
+        id: &str,
+    ) -> granary::store::Result<Option<granary::store::Instance>> {
+        self.0.get_instance(id).await
+    }
+    async fn list_instances(&self) -> granary::store::Result<Vec<granary::store::Instance>> {
+        self.0.list_instances().await
+    }
+    async fn update_instance(&self, i: &granary::store::Instance) -> granary::store::Result<u64> {
+        self.0.update_instance(i).await
+    }
+    async fn delete_instance(&self, id: &str) -> granary::store::Result<bool> {
+        self.0.delete_instance(id).await
+    }
+    async fn put_pending(
+        &self,
+        p: &granary::store::PendingAuthorization,
+    ) -> granary::store::Result<()> {
+        self.0.put_pending(p).await
+    }
+    async fn take_pending(
+        &self,
+        state: &str,
+        now: granary::store::Timestamp,
+    ) -> granary::store::Result<Option<granary::store::PendingAuthorization>> {
+        self.0.take_pending(state, now).await
+    }
+    async fn purge_expired_pendings(
+        &self,
+        now: granary::store::Timestamp,
+    ) -> granary::store::Result<u64> {
+        self.0.purge_expired_pendings(now).await
+    }
+    async fn get_token(
+        &self,
+        i: &str,
+    ) -> granary::store::Result<Option<granary::store::TokenRecord>> {
+        self.0.get_token(i).await
+    }
+    async fn put_token(
+        &self,
+        i: &str,
+        t: &granary::store::TokenRecord,
+        v: Option<u64>,
+    ) -> granary::store::Result<u64> {
+        self.0.put_token(i, t, v).await
+    }
+    async fn put_token_fenced(
+        &self,
+        i: &str,
+        t: &granary::store::TokenRecord,
+        v: u64,
+        holder: &str,
+        now: granary::store::Timestamp,
+    ) -> granary::store::Result<u64> {
+        self.0.put_token_fenced(i, t, v, holder, now).await
+    }
+    async fn delete_token(&self, i: &str, v: Option<u64>) -> granary::store::Result<bool> {
+        self.0.delete_token(i, v).await
+    }
+    async fn try_acquire_lease(
+        &self,
+        i: &str,
+        holder: &str,
+        now: granary::store::Timestamp,
+        ttl: std::time::Duration,
+    ) -> granary::store::Result<bool> {
+        self.0.try_acquire_lease(i, holder, now, ttl).await
+    }
+    async fn release_lease(&self, i: &str, holder: &str) -> granary::store::Result<bool> {
+        self.0.release_lease(i, holder).await
+    }
+    async fn get_lease(&self, i: &str) -> granary::store::Result<Option<granary::store::Lease>> {
+        self.0.get_lease(i).await
+    }
+    async fn latest_change(&self) -> granary::store::Result<u64> {
+        self.0.latest_change().await
+    }
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> granary::store::Result<granary::store::Changes> {
+        self.0.changes_since(after, limit).await
+    }
+}
+
+/// A store built outside the facade opens through `StoreConfig::Custom`, as it is; a second
+/// granary on it with another key is refused at open; after a rotation the new key alone
+/// opens it and the old one alone is refused.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_custom_store_opens_as_given_and_its_key_check_follows_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn granary::store::Store> = std::sync::Arc::new(
+        granary::sqlite::SqliteStore::open(dir.path().join("custom.db"))
+            .await
+            .unwrap(),
+    );
+    let key = |byte: u8| KeySource::Bytes(SecretBox::new(Box::new([byte; 32])));
+    let config = |byte: u8| {
+        Config::new(StoreConfig::Custom(store.clone()), public_url()).with_key(key(byte))
+    };
+    assert!(matches!(
+        Config::new(StoreConfig::Custom(store.clone()), public_url()).key,
+        KeySource::Env
+    ));
+    let granary = Granary::open(config(1)).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(granary.store(), &store));
+    seed(&granary).await;
+    granary.begin_authorization("one").await.unwrap();
+
+    let err = Granary::open(config(2)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot open this store's secrets"),
+        "{err}"
+    );
+
+    granary
+        .rotate_key(Some(SecretBox::new(Box::new([3u8; 32]))))
+        .await
+        .unwrap();
+    drop(granary);
+    let err = Granary::open(config(1)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot open this store's secrets"),
+        "{err}"
+    );
+    let granary = Granary::open(config(3)).await.unwrap();
+    granary.begin_authorization("one").await.unwrap();
 }
 
 #[tokio::test]
@@ -133,7 +309,10 @@ async fn sqlite_extra_token_values_are_sealed_and_plaintext_ones_of_an_older_ver
     granary.create_instance(new).await.unwrap();
     assert!(!in_files(&db, "header-value-in-plain-sight"));
     assert!(!in_files(&db, "param-value-in-plain-sight"));
-    assert!(in_files(&db, "X-Api-Key"), "the names are kept in the clear");
+    assert!(
+        in_files(&db, "X-Api-Key"),
+        "the names are kept in the clear"
+    );
 
     // A record as the previous version wrote it: plaintext values.
     let mut old = granary.store().get_instance("one").await.unwrap().unwrap();

@@ -31,6 +31,9 @@ pub enum Field {
     ExtraTokenParam,
     /// The value of an extra token request header.
     ExtraTokenHeader,
+    /// The store's key check (sealed with instance id `""`), which tells at open whether
+    /// this key opens the store's secrets.
+    KeyCheck,
 }
 
 impl Field {
@@ -43,6 +46,7 @@ impl Field {
             Self::PkceVerifier => "pkce_verifier",
             Self::ExtraTokenParam => "extra_token_param",
             Self::ExtraTokenHeader => "extra_token_header",
+            Self::KeyCheck => "key_check",
         }
     }
 }
