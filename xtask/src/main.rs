@@ -2,7 +2,9 @@
 
 mod browser;
 mod cmd;
+mod examples;
 mod facade;
+mod features;
 mod flow;
 mod lifecycle;
 mod mutants;
@@ -21,9 +23,13 @@ usage: cargo xtask <command>
 
 commands:
   test                      everything CI runs: fmt check, clippy (warnings denied),
-                            all tests, every conformance suite
+                            each library crate checked alone with its default and
+                            with no optional features, all tests, the example
+                            backend, every conformance suite
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
                             facade, browser, lifecycle
+  example-backend           the store backend written outside the workspace
+                            (examples/custom-backend) through the conformance suite
   bench [TARGET...]         run benchmarks (default: all) that print a ratio against a
                             baseline measured in the same run:
                             openapi, store, facade, server, postgres
@@ -58,6 +64,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&ctx),
         Some("conformance") => conformance(&ctx, &args[1..]),
+        Some("example-backend") => examples::backend(&ctx),
         Some("bench") => bench(&ctx, &args[1..]),
         Some("fuzz") => openapi::fuzz(&ctx, &args[1..]),
         Some("demo") => server::demo(&ctx),
@@ -90,10 +97,12 @@ fn test(ctx: &Ctx) -> Result<(), Failure> {
             "warnings",
         ]),
     )?;
+    features::check(ctx)?;
     ctx.step(
         "tests",
         ctx.cargo(&["test", "--workspace", "--all-features"]),
     )?;
+    examples::backend(ctx)?;
     conformance(ctx, &[])
 }
 
