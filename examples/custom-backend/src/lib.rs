@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use granary_store::{
     Capabilities, Changes, Error, Instance, Integration, Lease, MemoryStore, PendingAuthorization,
-    Result, Store, Timestamp, TokenRecord,
+    Result, Sealed, Store, Timestamp, TokenRecord,
 };
 use tokio::sync::Mutex;
 
@@ -27,7 +27,7 @@ use tokio::sync::Mutex;
 /// by the callback) live in `pendings`, a map of this crate, to show what a backend writes
 /// itself: the take-once rule, expiry judged by the caller's `now`, `NotFound` for an
 /// unknown instance, and the cascade when an instance is deleted. Integrations, instances,
-/// tokens, leases and the change feed are delegated to `records`, a [`MemoryStore`]; a real
+/// tokens, leases, the change feed and the key check are delegated to `records`, a [`MemoryStore`]; a real
 /// backend writes those methods the same way, against its own storage.
 #[derive(Default)]
 pub struct MapStore {
@@ -196,5 +196,9 @@ impl Store for MapStore {
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {
         self.records.changes_since(after, limit).await
+    }
+
+    async fn put_key_check(&self, check: &Sealed, replace: bool) -> Result<Sealed> {
+        self.records.put_key_check(check, replace).await
     }
 }
