@@ -181,7 +181,7 @@ pub enum ApiKeyCommand {
 
 /// Where the commands run.
 enum Target {
-    Local(Engine, Settings),
+    Local(Engine, Box<Settings>),
     Remote(Remote),
 }
 
@@ -257,15 +257,13 @@ async fn target(settings: &Settings, remote: &RemoteArgs, create: bool) -> Resul
                 http,
             }))
         }
-        None if !create && !settings.data_dir.join(open::STORE_FILE).exists() => {
-            Err(Error::Config(format!(
-                "{} holds no granary data: pass the --data-dir of your server (or --server URL with an API key), or import a document first",
-                settings.data_dir.display()
-            )))
-        }
+        None if !create && !open::store_exists(settings) => Err(Error::Config(format!(
+            "{} holds no granary data: pass the --data-dir of your server (or --server URL with an API key), or import a document first",
+            settings.data_dir.display()
+        ))),
         None => Ok(Target::Local(
             open::engine(settings).await?,
-            settings.clone(),
+            Box::new(settings.clone()),
         )),
     }
 }

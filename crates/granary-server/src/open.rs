@@ -1,4 +1,5 @@
-//! Opens the granary of a data directory through the facade: the SQLite store and its key.
+//! Opens the granary of the settings through the facade: the store their URL names (SQLite
+//! in the data directory by default) and its key.
 //!
 //! Layout of a data directory (mode 0700): `granary.sqlite` (the store, with its WAL),
 //! `granary.sqlite.key` (the master keys, base64, one a line, current first; mode 0600;
@@ -11,7 +12,7 @@
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use granary::{Config, Granary, KeyRotation, StoreConfig};
+use granary::{Config, Granary, KEY_ENV, KeyRotation, KeySource, StoreConfig};
 use granary_flow::engine::Engine;
 
 use crate::secrets::ensure_dir;
@@ -21,21 +22,56 @@ use crate::{Error, Result};
 /// The store file in the data directory.
 pub const STORE_FILE: &str = "granary.sqlite";
 
-/// Opens (creating when new) the granary of the settings' data directory.
+/// Opens (creating when new) the granary of the settings: their store and key.
 pub async fn granary(settings: &Settings) -> Result<Granary> {
     ensure_dir(&settings.data_dir)?;
-    private_store_files(&settings.data_dir.join(STORE_FILE))?;
-    let config = Config::new(
-        StoreConfig::Sqlite(settings.data_dir.join(STORE_FILE)),
-        settings.public_url.clone(),
-    )
-    .with_refresh_deadline(settings.refresh_deadline)
-    .with_import_limits(granary_openapi::Limits::new(
-        settings.import_limit,
-        granary_openapi::Limits::DEFAULT_MAX_DEPTH,
-    ))
-    .with_allow_insecure_http(settings.allow_insecure_http);
+    if let StoreConfig::Sqlite(path) = &settings.store {
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+            ensure_dir(folder)?;
+        }
+        private_store_files(path)?;
+    }
+    let config = Config::new(settings.store.clone(), settings.public_url.clone())
+        .with_key(key_source(settings)?)
+        .with_refresh_deadline(settings.refresh_deadline)
+        .with_import_limits(granary_openapi::Limits::new(
+            settings.import_limit,
+            granary_openapi::Limits::DEFAULT_MAX_DEPTH,
+        ))
+        .with_allow_insecure_http(settings.allow_insecure_http);
     Ok(Granary::open(config).await?)
+}
+
+/// Where the master key comes from: `GRANARY_MASTER_KEY`, else the key file setting, else
+/// the file next to the store; a store with no file next to it (PostgreSQL) needs one of the
+/// first two, and a memory store gets a key of its own.
+pub fn key_source(settings: &Settings) -> Result<KeySource> {
+    if let Some(file) = &settings.key_file {
+        return Ok(KeySource::EnvOrFile(file.clone()));
+    }
+    if let Some(file) = settings.store.key_file() {
+        return Ok(KeySource::EnvOrFile(file));
+    }
+    if settings.store == StoreConfig::Memory {
+        return Ok(KeySource::Ephemeral);
+    }
+    if std::env::var(KEY_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+        return Ok(KeySource::Env);
+    }
+    Err(Error::Config(format!(
+        "this store has no file next to it to keep the master key in: set {KEY_ENV} (the base64 \
+         of 32 random bytes, e.g. `openssl rand -base64 32`), or a key file with --key-file, \
+         GRANARY_KEY_FILE or key_file; every node on the store needs the same key"
+    )))
+}
+
+/// Whether the store holds granary data already (a store without a local file is taken to).
+pub fn store_exists(settings: &Settings) -> bool {
+    match &settings.store {
+        StoreConfig::Sqlite(path) | StoreConfig::Sled(path) => path.exists(),
+        StoreConfig::Memory => false,
+        _ => true,
+    }
 }
 
 /// Makes the database file and its `-wal`/`-shm`/`-journal` companions mode 0600: creates

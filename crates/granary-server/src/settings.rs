@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use granary::StoreConfig;
 use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
@@ -27,6 +28,21 @@ pub struct CommonArgs {
     /// The data directory: SQLite file, key file, admin token, API keys [default: ./granary-data].
     #[arg(long, global = true, env = "GRANARY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store, by URL: `sqlite:PATH`, `sled:PATH`, `memory:`, or `postgres://...` /
+    /// `postgresql://...` (libpq-style) [default: sqlite:{data_dir}/granary.sqlite].
+    #[arg(
+        long,
+        global = true,
+        env = "GRANARY_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+    /// The master key file (base64 keys, one a line, current first; generated with mode 0600
+    /// when missing). `GRANARY_MASTER_KEY` wins over it [default: the store's file + `.key`;
+    /// a store without a file, such as PostgreSQL, needs this or `GRANARY_MASTER_KEY`].
+    #[arg(long, global = true, env = "GRANARY_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// A TOML configuration file (keys: listen, public_url, data_dir, log_level).
     #[arg(long, global = true, env = "GRANARY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -93,6 +109,10 @@ pub struct FileSettings {
     pub public_url: Option<Url>,
     /// The data directory; relative to the configuration file's folder.
     pub data_dir: Option<PathBuf>,
+    /// The store URL (`sqlite:PATH`, `sled:PATH`, `memory:`, `postgres://...`).
+    pub store: Option<String>,
+    /// The master key file; relative to the configuration file's folder.
+    pub key_file: Option<PathBuf>,
     /// The log filter.
     pub log_level: Option<String>,
     /// The deadline of one refresh, retries included, in seconds.
@@ -117,6 +137,10 @@ pub struct Settings {
     pub public_url_given: bool,
     /// The data directory.
     pub data_dir: PathBuf,
+    /// The store (default: SQLite, `<data_dir>/granary.sqlite`).
+    pub store: StoreConfig,
+    /// The master key file given by flag, variable or the configuration file, if any.
+    pub key_file: Option<PathBuf>,
     /// The admin token given by flag or environment, if any.
     pub admin_token: Option<SecretString>,
     /// The log filter.
@@ -146,9 +170,14 @@ impl FileSettings {
                 path.display()
             ))
         })?;
-        if let (Some(dir), Some(folder)) = (&settings.data_dir, path.parent()) {
-            if dir.is_relative() {
-                settings.data_dir = Some(folder.join(dir));
+        if let Some(folder) = path.parent() {
+            for dir in [&mut settings.data_dir, &mut settings.key_file]
+                .into_iter()
+                .flatten()
+            {
+                if dir.is_relative() {
+                    *dir = folder.join(&*dir);
+                }
             }
         }
         Ok(settings)
@@ -181,6 +210,11 @@ impl Settings {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let store = match common.store.clone().or(file.store) {
+            Some(url) => store_from_url(&url)?,
+            None => StoreConfig::Sqlite(data_dir.join(crate::open::STORE_FILE)),
+        };
+        let key_file = common.key_file.clone().or(file.key_file);
         let log_level = common
             .log_level
             .clone()
@@ -224,6 +258,8 @@ impl Settings {
             public_url,
             public_url_given,
             data_dir,
+            store,
+            key_file,
             admin_token: serve.admin_token.clone(),
             log_level,
             refresh_deadline,
@@ -283,6 +319,11 @@ pub fn recorded_public_url(data_dir: &Path) -> Option<Url> {
             None
         }
     }
+}
+
+/// Reads a store URL (`--store`, `GRANARY_STORE`, `store = "..."`).
+pub fn store_from_url(url: &str) -> Result<StoreConfig> {
+    StoreConfig::from_url(url).map_err(|e| Error::Config(format!("the store setting: {e}")))
 }
 
 /// Reads a size: bytes (`1048576`), or a number with a unit (`64MiB`, `500 KB`, `2GiB`;
@@ -423,6 +464,77 @@ mod tests {
         };
         let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:9001");
+    }
+
+    #[test]
+    fn store_urls_from_flags_variables_and_the_file() {
+        let settings = Settings::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(
+            settings.store,
+            StoreConfig::Sqlite(PathBuf::from("granary-data").join("granary.sqlite"))
+        );
+        assert_eq!(settings.key_file, None);
+        let with = |url: &str| {
+            Settings::resolve(
+                &CommonArgs {
+                    store: Some(url.to_string()),
+                    ..CommonArgs::default()
+                },
+                &ServeArgs::default(),
+            )
+        };
+        assert_eq!(
+            with("sqlite:/srv/g.sqlite").unwrap().store,
+            StoreConfig::Sqlite("/srv/g.sqlite".into())
+        );
+        assert_eq!(
+            with("sled:/srv/sled").unwrap().store,
+            StoreConfig::Sled("/srv/sled".into())
+        );
+        assert_eq!(with("memory:").unwrap().store, StoreConfig::Memory);
+        for url in [
+            "postgres://granary:pw@db.internal/granary?sslmode=verify-full",
+            "postgresql://db/granary",
+        ] {
+            assert_eq!(
+                with(url).unwrap().store,
+                StoreConfig::Postgres(url.to_string())
+            );
+        }
+        for bad in ["mysql://db/g", "/srv/g.sqlite", "sqlite:", "memory:/x"] {
+            let error = with(bad).unwrap_err().to_string();
+            assert!(error.contains("the store setting"), "{bad}: {error}");
+        }
+        let error = with("mysql://db/g").unwrap_err().to_string();
+        for form in ["sqlite:PATH", "sled:PATH", "memory:", "postgres://"] {
+            assert!(error.contains(form), "{error}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("granary.toml");
+        std::fs::write(
+            &path,
+            "store = \"postgres://db/granary\"\nkey_file = \"keys/master.key\"\n",
+        )
+        .unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..CommonArgs::default()
+        };
+        let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(
+            settings.store,
+            StoreConfig::Postgres("postgres://db/granary".to_string())
+        );
+        assert_eq!(settings.key_file, Some(dir.path().join("keys/master.key")));
+        let common = CommonArgs {
+            store: Some("memory:".into()),
+            key_file: Some("/etc/granary.key".into()),
+            ..common
+        };
+        let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(settings.store, StoreConfig::Memory);
+        assert_eq!(settings.key_file, Some(PathBuf::from("/etc/granary.key")));
     }
 
     #[test]
