@@ -1,8 +1,8 @@
 //! Records for the checks: every field set, including binary sealed bytes and unicode.
 
 use granary_store::{
-    ClientAuth, ExtraValue, Instance, InstanceStatus, Integration, PendingAuthorization, RefreshErrorKind,
-    RefreshOutcome, RefreshResult, Sealed, Timestamp, TokenRecord,
+    ClientAuth, ExtraValue, Instance, InstanceStatus, Integration, PendingAuthorization,
+    RefreshErrorKind, RefreshOutcome, RefreshResult, Sealed, Timestamp, TokenRecord,
 };
 
 /// The checks' "now": a fixed instant, since stores never read the clock.
@@ -62,8 +62,18 @@ pub(crate) fn instance(id: &str, integration: &str) -> Instance {
             ExtraValue::Plain("api://x".to_string()),
         )],
         extra_token_headers: vec![
-            ("X-B".to_string(), ExtraValue::Sealed { sealed: sealed("2") }),
-            ("X-A".to_string(), ExtraValue::Sealed { sealed: sealed("1") }),
+            (
+                "X-B".to_string(),
+                ExtraValue::Sealed {
+                    sealed: sealed("2"),
+                },
+            ),
+            (
+                "X-A".to_string(),
+                ExtraValue::Sealed {
+                    sealed: sealed("1"),
+                },
+            ),
         ],
         client_auth: ClientAuth::ClientSecretBasic,
         status: InstanceStatus::New,
