@@ -63,26 +63,38 @@ pub(crate) fn parse_fields(raw: &RawResponse) -> Option<Map<String, Value>> {
     None
 }
 
-/// The RFC 6749 error fields of a body, when it has an `error` string.
-fn oauth_error(fields: &Map<String, Value>) -> Option<OAuthError> {
+/// The RFC 6749 error fields of a body, when it has an `error` string, with every literal
+/// occurrence of `sent` (what the request sent: a provider may echo the refresh token or
+/// the code in its description) removed before the description is shortened.
+fn oauth_error(fields: &Map<String, Value>, sent: &[&str]) -> Option<OAuthError> {
     let error = fields.get("error")?.as_str()?.trim();
     if error.is_empty() {
         return None;
     }
     let text = |key: &str| {
         fields.get(key).and_then(Value::as_str).map(|s| {
-            let s = s.trim();
+            let s = without_sent(s.trim(), sent);
             match s.char_indices().nth(DESCRIPTION_CHARS) {
                 Some((end, _)) => format!("{}…", &s[..end]),
-                None => s.to_string(),
+                None => s,
             }
         })
     };
     Some(OAuthError {
-        error: error.to_string(),
+        error: without_sent(error, sent),
         description: text("error_description"),
         uri: text("error_uri"),
     })
+}
+
+/// `text` with every occurrence of a sent value (4 characters or more, as in excerpts)
+/// replaced by `[redacted]`.
+fn without_sent(text: &str, sent: &[&str]) -> String {
+    let mut text = text.to_string();
+    for secret in sent.iter().filter(|s| s.len() >= 4) {
+        text = text.replace(secret, super::REDACTED);
+    }
+    text
 }
 
 /// Turns an answer into the fields of a successful response, or the error it means.
@@ -104,7 +116,7 @@ pub(crate) fn classify(
         return Err(ctx.invalid(raw, format!("a body over {} bytes", super::http::MAX_BODY)));
     }
     let fields = parse_fields(raw);
-    let details = fields.as_ref().and_then(oauth_error);
+    let details = fields.as_ref().and_then(|f| oauth_error(f, &ctx.secrets));
     let transient_code = details
         .as_ref()
         .is_some_and(|d| matches!(d.error.as_str(), "temporarily_unavailable" | "server_error"));
@@ -174,5 +186,70 @@ fn oauth_failure(details: OAuthError, status: u16, ctx: &RequestContext<'_>) -> 
             status,
             details,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status,
+            content_type: Some("application/json".to_string()),
+            location: None,
+            retry_after: None,
+            body: body.as_bytes().to_vec(),
+            too_large: false,
+        }
+    }
+
+    /// Found by the `token_response` fuzz target: a provider that echoed the refresh token
+    /// in `error_description` had it shown in the error (logs, the admin page, the stored
+    /// refresh outcome).
+    #[test]
+    fn error_fields_never_show_what_the_request_sent() {
+        let url = Url::parse("https://as.example/token").unwrap();
+        let refresh_token = "rt-Fuzz-Secret-9f3a";
+        let ctx = RequestContext {
+            operation: Operation::Refresh,
+            endpoint: Endpoint::Token,
+            url: &url,
+            auth_method: ClientAuth::ClientSecretBasic,
+            scopes: Vec::new(),
+            secrets: vec![refresh_token],
+        };
+        let long = "x".repeat(DESCRIPTION_CHARS - 5);
+        for (status, body) in [
+            (
+                400,
+                format!(
+                    r#"{{"error":"invalid_grant","error_description":"unknown token {refresh_token}"}}"#
+                ),
+            ),
+            (
+                400,
+                format!(
+                    r#"{{"error":"invalid_request","error_uri":"https://as.example/e?t={refresh_token}"}}"#
+                ),
+            ),
+            (400, format!(r#"{{"error":"{refresh_token}"}}"#)),
+            (
+                503,
+                format!(r#"{{"error":"server_error","error_description":"{refresh_token}"}}"#),
+            ),
+            // Cut at the description's length, a secret would leave its first characters.
+            (
+                400,
+                format!(
+                    r#"{{"error":"invalid_grant","error_description":"{long}{refresh_token}"}}"#
+                ),
+            ),
+        ] {
+            let error = classify(&answer(status, &body), &ctx).unwrap_err();
+            let shown = format!("{error} / {error:?}");
+            assert!(!shown.contains("rt-F"), "{shown}");
+            assert!(shown.contains("[reda"), "{shown}");
+        }
     }
 }
