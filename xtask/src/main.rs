@@ -6,6 +6,7 @@ mod examples;
 mod facade;
 mod features;
 mod flow;
+mod fuzz;
 mod lifecycle;
 mod mutants;
 mod npm;
@@ -38,9 +39,9 @@ commands:
   mutants [FILE...]         cargo-mutants (installed pinned when missing) over the code
                             where a silent bug loses tokens, or over FILEs; fails on a
                             missed mutant not listed in xtask/mutants-accepted.txt
-  fuzz openapi [--seconds N]
-                            run the cargo-fuzz target of the OpenAPI parser for N seconds
-                            (default 60); installs cargo-fuzz when missing
+  fuzz NAME [--seconds N]   run a cargo-fuzz target for N seconds (default 60): openapi,
+                            token_response, callback, admin_form; installs cargo-fuzz
+                            when missing
 ";
 
 /// A conformance suite: its name and the function that runs it.
@@ -66,7 +67,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance(&ctx, &args[1..]),
         Some("example-backend") => examples::backend(&ctx),
         Some("bench") => bench(&ctx, &args[1..]),
-        Some("fuzz") => openapi::fuzz(&ctx, &args[1..]),
+        Some("fuzz") => fuzz::run(&ctx, &args[1..]),
         Some("demo") => server::demo(&ctx),
         Some("mutants") => mutants::run(&ctx, &args[1..]),
         Some("help" | "--help" | "-h") | None => {

@@ -276,6 +276,44 @@ pub async fn refresh<S: AsRef<str>>(
     })
 }
 
+impl TokenResponse {
+    /// Reads an answer of the token endpoint at `config.token_url` the way [`exchange_code`]
+    /// (`refresh: false`) or [`refresh`] reads it: status, content type and body in, the
+    /// tokens or the error out; `sent` is what the request sent, which must never show in an
+    /// error. For the fuzz target `fuzz/fuzz_targets/token_response.rs`; not part of the API.
+    #[doc(hidden)]
+    pub fn read_answer(
+        config: &ClientConfig,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+        refresh: bool,
+        sent: &[&str],
+    ) -> Result<TokenResponse> {
+        let raw = RawResponse {
+            status,
+            content_type: content_type.map(str::to_string),
+            location: None,
+            retry_after: None,
+            body: body.get(..super::http::MAX_BODY).unwrap_or(body).to_vec(),
+            too_large: body.len() > super::http::MAX_BODY,
+        };
+        let ctx = RequestContext {
+            operation: if refresh {
+                Operation::Refresh
+            } else {
+                Operation::CodeExchange
+            },
+            endpoint: Endpoint::Token,
+            url: &config.token_url,
+            auth_method: config.auth_method,
+            scopes: Vec::new(),
+            secrets: sent.to_vec(),
+        };
+        token_response(&raw, &ctx, config)
+    }
+}
+
 fn token_response(
     raw: &RawResponse,
     ctx: &RequestContext<'_>,
