@@ -149,6 +149,12 @@ pub const CHANGES_SINCE: &str = "SELECT c.last, (SELECT min(seq) FROM changes), 
     ARRAY(SELECT instance FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2) \
     FROM change_counter c";
 
+/// The key check: stored when none is (or when `$2`), and the stored value returned, in one
+/// statement (the row lock of the conflict makes concurrent first writers agree).
+pub const PUT_KEY_CHECK: &str = "INSERT INTO key_check (only_row, value) VALUES (true, $1) \
+    ON CONFLICT (only_row) DO UPDATE SET \
+    value = CASE WHEN $2 THEN EXCLUDED.value ELSE key_check.value END RETURNING value";
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -157,8 +163,3 @@ mod tests {
         assert!(super::PUT_TOKEN_CAS.contains(&kept));
     }
 }
-/// The key check: stored when none is (or when `$2`), and the stored value returned, in one
-/// statement (the row lock of the conflict makes concurrent first writers agree).
-pub const PUT_KEY_CHECK: &str = "INSERT INTO key_check (only_row, value) VALUES (true, $1) \
-    ON CONFLICT (only_row) DO UPDATE SET \
-    value = CASE WHEN $2 THEN EXCLUDED.value ELSE key_check.value END RETURNING value";
