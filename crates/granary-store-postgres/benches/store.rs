@@ -14,10 +14,7 @@ use granary_store_postgres::{PostgresOptions, PostgresStore, sql};
 use tokio::runtime::Handle;
 use tokio_postgres::{Client, NoTls, Statement};
 
-#[path = "../../granary-store-testkit/benches_support/paired.rs"]
-mod paired;
-
-use paired::{Baseline, NOW, TTL, config, runtime, seed, store_against_raw};
+use granary_store_testkit::bench::{Baseline, NOW, TTL, config, runtime, seed, store_against_raw};
 
 /// Every column of a token row.
 type TokenRow = (

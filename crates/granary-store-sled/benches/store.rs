@@ -9,10 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use granary_store::{Lease, PendingAuthorization, TokenRecord};
 use granary_store_sled::SledStore;
 
-#[path = "../../granary-store-testkit/benches_support/paired.rs"]
-mod paired;
-
-use paired::{Baseline, NOW, TTL, runtime, seed, store_against_raw};
+use granary_store_testkit::bench::{Baseline, NOW, TTL, runtime, seed, store_against_raw};
 
 /// The raw baseline: its own folder, one tree per record kind, records as JSON, a flush
 /// after each write.
@@ -130,7 +127,7 @@ fn benches(c: &mut Criterion) {
 
 criterion_group! {
     name = store;
-    config = paired::config();
+    config = granary_store_testkit::bench::config();
     targets = benches
 }
 criterion_main!(store);

@@ -11,10 +11,7 @@ use granary_store::{PendingAuthorization, Timestamp, TokenRecord};
 use granary_store_sqlite::SqliteStore;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-#[path = "../../granary-store-testkit/benches_support/paired.rs"]
-mod paired;
-
-use paired::{Baseline, NOW, TTL, runtime, seed, store_against_raw};
+use granary_store_testkit::bench::{Baseline, NOW, TTL, runtime, seed, store_against_raw};
 
 /// Every column of a token row.
 type TokenRow = (
@@ -213,7 +210,7 @@ fn benches(c: &mut Criterion) {
 
 criterion_group! {
     name = store;
-    config = paired::config();
+    config = granary_store_testkit::bench::config();
     targets = benches
 }
 criterion_main!(store);

@@ -38,6 +38,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use granary_store::Store;
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod checks;
 mod fixtures;
 mod process;

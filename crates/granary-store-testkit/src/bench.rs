@@ -1,8 +1,9 @@
-//! The measuring harness shared by the `store` benches of granary-store-sqlite and
-//! granary-store-sled (each includes this file with `#[path]`): the fixtures both sides use,
-//! and the paired, interleaved measurement that prints the `granary-store-bench` lines
-//! `cargo xtask bench store` reads, over the three operations of [`store_against_raw`]. Each
-//! bench keeps only its store and its raw [`Baseline`].
+//! The measuring harness shared by the `store` benches of the SQLite, sled and PostgreSQL
+//! backends (behind the `bench` feature, which their dev-dependency on this crate enables):
+//! the fixtures both sides use, and the paired, interleaved measurement that prints the
+//! `granary-store-bench` lines `cargo xtask bench store` and `cargo xtask bench postgres`
+//! read, over the three operations of [`store_against_raw`]. Each bench keeps only its store
+//! and its raw [`Baseline`].
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
