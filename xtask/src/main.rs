@@ -1,19 +1,17 @@
 //! `cargo xtask`: the one entry point for everything CI runs, plus benches, fuzzing and the demo.
 
-mod browser;
+mod benches;
+mod builds;
 mod cmd;
+mod demo;
 mod examples;
-mod facade;
 mod features;
-mod flow;
 mod fuzz;
-mod lifecycle;
 mod mutants;
 mod npm;
-mod openapi;
-mod postgres;
-mod server;
-mod store;
+mod peers;
+mod ports;
+mod suites;
 
 use std::process::ExitCode;
 
@@ -44,18 +42,6 @@ commands:
                             when missing
 ";
 
-/// A conformance suite: its name and the function that runs it.
-type Suite = (&'static str, fn(&Ctx) -> Result<(), Failure>);
-
-const SUITES: &[Suite] = &[
-    ("openapi", openapi::conformance),
-    ("store", store::conformance),
-    ("flow", flow::conformance),
-    ("facade", facade::conformance),
-    ("browser", browser::conformance),
-    ("lifecycle", lifecycle::conformance),
-];
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ctx = match Ctx::new() {
@@ -64,11 +50,11 @@ fn main() -> ExitCode {
     };
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&ctx),
-        Some("conformance") => conformance(&ctx, &args[1..]),
+        Some("conformance") => suites::run(&ctx, &args[1..]),
         Some("example-backend") => examples::backend(&ctx),
-        Some("bench") => bench(&ctx, &args[1..]),
+        Some("bench") => benches::run(&ctx, &args[1..]),
         Some("fuzz") => fuzz::run(&ctx, &args[1..]),
-        Some("demo") => server::demo(&ctx),
+        Some("demo") => demo::run(&ctx),
         Some("mutants") => mutants::run(&ctx, &args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
@@ -104,64 +90,5 @@ fn test(ctx: &Ctx) -> Result<(), Failure> {
         ctx.cargo(&["test", "--workspace", "--all-features"]),
     )?;
     examples::backend(ctx)?;
-    conformance(ctx, &[])
-}
-
-fn conformance(ctx: &Ctx, names: &[String]) -> Result<(), Failure> {
-    for name in names {
-        if !SUITES.iter().any(|(known, _)| known == name) {
-            let known: Vec<&str> = SUITES.iter().map(|(n, _)| *n).collect();
-            return Err(Failure::new(format!(
-                "unknown conformance suite `{name}`; the suites are: {}",
-                known.join(", ")
-            )));
-        }
-    }
-    let mut failed = Vec::new();
-    for (name, run) in SUITES {
-        if !names.is_empty() && !names.iter().any(|n| n == name) {
-            continue;
-        }
-        eprintln!("==> conformance {name}");
-        if let Err(failure) = run(ctx) {
-            eprintln!("conformance {name} failed: {failure}");
-            failed.push(*name);
-        }
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::new(format!(
-            "conformance suites failed: {}",
-            failed.join(", ")
-        )))
-    }
-}
-
-/// A bench target: its name and the function that runs it.
-type Bench = (&'static str, fn(&Ctx) -> Result<(), Failure>);
-
-const BENCHES: &[Bench] = &[
-    ("openapi", openapi::bench),
-    ("store", store::bench),
-    ("facade", facade::bench),
-    ("server", server::bench),
-    ("postgres", store::bench_postgres),
-];
-
-fn bench(ctx: &Ctx, names: &[String]) -> Result<(), Failure> {
-    let known: Vec<&str> = BENCHES.iter().map(|(n, _)| *n).collect();
-    if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
-        return Err(Failure::new(format!(
-            "unknown bench target `{unknown}`; the targets are: {}",
-            known.join(", ")
-        )));
-    }
-    for (name, run) in BENCHES {
-        if names.is_empty() || names.iter().any(|n| n == name) {
-            eprintln!("==> bench {name}");
-            run(ctx)?;
-        }
-    }
-    Ok(())
+    suites::run(ctx, &[])
 }

@@ -16,9 +16,10 @@
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::browser::{Profile, build_granary_and, free_port};
+use crate::builds::{Profile, build_granary_and};
 use crate::cmd::{Ctx, Failure, create_dir, describe, write_file};
-use crate::flow::oidc;
+use crate::peers::oidc;
+use crate::ports::free_port;
 
 /// Clients of a provider that lives for one run on 127.0.0.1 (test values).
 const LONG_CLIENT: &str = "lifecycle-long";

@@ -15,8 +15,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::browser::free_port;
 use crate::cmd::{Ctx, Failure, describe};
+use crate::ports::free_port;
 
 /// The variable that names an existing server instead of a throwaway one.
 pub const URL_ENV: &str = "GRANARY_TEST_POSTGRES";

@@ -1,97 +1,21 @@
-//! The `facade` conformance suite and `bench facade`: granary (facade + engine) against a
-//! real oidc-provider on 127.0.0.1.
-//!
-//! `cargo xtask conformance facade` writes the clients file under
-//! `target/facade-conformance/`, starts the server with [`crate::flow::oidc::start_in`], and runs
-//! the ignored lifecycle tests of the `granary` crate with `GRANARY_FACADE_ISSUER` and
-//! `GRANARY_FACADE_CLIENTS` set; the server is always stopped.
-//!
 //! `cargo xtask bench facade` runs the criterion hot-path bench (access_token against a bare
 //! `RwLock<HashMap>` lookup, 2 threads) and the storm runner (the `facade_storm` example:
 //! 10,000 callers in one process, then 4 processes x 1,000 callers on one SQLite file, token
 //! requests counted by the server), and ends with the three `bench ...:` lines. It fails
 //! when a goal is missed: the paired hot-path ratio (see the bench) above [`HOT_PATH_GOAL`],
 //! or a storm with other than exactly one token request.
+//!
+//! The clients file is the `facade` suite's ([`prepare`]).
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cmd::{Ctx, Failure, create_dir, describe, write_file};
-use crate::flow::oidc;
-
-/// The clients of the suite. The secrets are test values of a server that lives for one
-/// run on 127.0.0.1. `facade-short` has 4 s access tokens, to see a refresh in the margin.
-const CLIENTS: &str = r#"{
-  "clients": [
-    {
-      "client_id": "facade-basic",
-      "client_secret": "facade-basic-secret-for-the-local-conformance-run",
-      "token_endpoint_auth_method": "client_secret_basic",
-      "redirect_uris": ["http://127.0.0.1:9/admin/oauth/"],
-      "scope": "openid offline_access email profile"
-    },
-    {
-      "client_id": "facade-short",
-      "client_secret": "facade-short-secret-for-the-local-conformance-run",
-      "token_endpoint_auth_method": "client_secret_post",
-      "redirect_uris": ["http://127.0.0.1:9/admin/oauth/"],
-      "scope": "openid offline_access email profile",
-      "access_token_ttl": 4
-    },
-    {
-      "client_id": "facade-public",
-      "token_endpoint_auth_method": "none",
-      "redirect_uris": ["http://127.0.0.1:9/admin/oauth/"],
-      "scope": "openid offline_access email profile"
-    },
-    {
-      "client_id": "facade-bench",
-      "client_secret": "facade-bench-secret-for-the-local-benchmark-run",
-      "token_endpoint_auth_method": "client_secret_basic",
-      "redirect_uris": ["http://127.0.0.1:9/admin/oauth/"],
-      "scope": "openid offline_access email profile"
-    }
-  ]
-}
-"#;
+use crate::cmd::{Ctx, Failure, describe};
+use crate::peers::oidc;
+use crate::suites::facade::prepare;
 
 /// The hot path's goal: `access_token` within this many times a bare `RwLock<HashMap>`.
 const HOT_PATH_GOAL: f64 = 3.0;
-
-fn prepare(ctx: &Ctx, folder: &str) -> Result<(PathBuf, PathBuf), Failure> {
-    let dir = ctx.target.join(folder);
-    create_dir(&dir)?;
-    let clients = dir.join("clients.json");
-    write_file(&clients, CLIENTS)?;
-    Ok((dir, clients))
-}
-
-pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
-    let (dir, clients) = prepare(ctx, "facade-conformance")?;
-    let test = |extra: &[&str]| {
-        let mut args = vec![
-            "test",
-            "-p",
-            "granary",
-            "--all-features",
-            "--test",
-            "lifecycle",
-        ];
-        args.extend_from_slice(extra);
-        ctx.cargo(&args)
-    };
-    // Build first, so that the server does not wait for the compiler.
-    ctx.step("build the facade lifecycle tests", test(&["--no-run"]))?;
-    let server = oidc::start_in(ctx, &dir, &clients)?;
-    // One at a time: the tests count token requests at the shared server.
-    let mut command = test(&["--", "--ignored", "--test-threads=1"]);
-    command
-        .env("GRANARY_FACADE_ISSUER", &server.issuer)
-        .env("GRANARY_FACADE_CLIENTS", &clients);
-    let result = ctx.step("facade conformance", command);
-    server.finish(result)
-}
 
 pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
     let (output, command_line) = ctx.output(

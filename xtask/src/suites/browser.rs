@@ -8,89 +8,20 @@
 //! and logs go to `target/browser/`.
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::builds::{Profile, build_granary_and};
 use crate::cmd::{Ctx, Failure, create_dir, write_file};
-use crate::flow::oidc;
+use crate::peers::oidc;
+use crate::ports::{free_port, wait_for_port};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CLIENT_ID: &str = "granary-browser";
 /// A test value of a server that lives for one run on 127.0.0.1.
 const CLIENT_SECRET: &str = "browser-secret-for-the-local-conformance-run";
-
-/// A free port on 127.0.0.1 (the OS picks it; it is free again right after).
-pub fn free_port() -> Result<u16, Failure> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|e| Failure::new(format!("cannot find a free port on 127.0.0.1: {e}")))
-}
-
-/// Waits until something listens on `port`.
-pub fn wait_for_port(port: u16, what: &str, timeout: Duration) -> Result<(), Failure> {
-    let deadline = Instant::now() + timeout;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(Failure::new(format!(
-                "{what} did not listen on 127.0.0.1:{port} within {}s",
-                timeout.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
-/// The cargo profile the binaries of a run are built with.
-#[derive(Clone, Copy)]
-pub enum Profile {
-    Debug,
-    Release,
-}
-
-impl Profile {
-    /// The path of a binary built with this profile.
-    pub fn binary(self, ctx: &Ctx, name: &str) -> String {
-        let folder = match self {
-            Profile::Debug => "debug",
-            Profile::Release => "release",
-        };
-        ctx.target
-            .join(folder)
-            .join(name)
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
-/// Builds the `granary` binary and the binary `e2e_bin` of granary-e2e, as the step `name`.
-pub fn build_granary_and(
-    ctx: &Ctx,
-    name: &str,
-    profile: Profile,
-    e2e_bin: &str,
-) -> Result<(), Failure> {
-    let mut args = vec!["build"];
-    if let Profile::Release = profile {
-        args.push("--release");
-    }
-    args.extend([
-        "--quiet",
-        "-p",
-        "granary-server",
-        "--bin",
-        "granary",
-        "-p",
-        "granary-e2e",
-        "--bin",
-        e2e_bin,
-    ]);
-    ctx.step(name, ctx.cargo(&args))
-}
 
 /// Installs chromium and chromium-driver with apt-get when they are missing.
 fn ensure_chromium() -> Result<(), Failure> {

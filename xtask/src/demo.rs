@@ -1,62 +1,20 @@
-//! `cargo xtask bench server` (loopback load on the token endpoint against /healthz) and
-//! `cargo xtask demo` (oidc-provider plus granary with an integration and an instance ready).
+//! `cargo xtask demo`: oidc-provider plus granary with an integration and an instance ready.
 
 use std::fs;
 use std::process::{Command, Stdio};
 
-use crate::browser::{Profile, build_granary_and, free_port, wait_for_port};
+use crate::builds::build_granary;
 use crate::cmd::{Ctx, Failure, create_dir, write_file};
-use crate::flow::oidc;
-
-/// `cargo xtask bench server`.
-pub fn bench(ctx: &Ctx) -> Result<(), Failure> {
-    let dir = ctx.target.join("bench-server");
-    create_dir(&dir)?;
-    build_granary_and(
-        ctx,
-        "build granary and the load client (release)",
-        Profile::Release,
-        "load",
-    )?;
-    let port = free_port()?;
-    let clients = dir.join("clients.json");
-    // Test values of a server that lives for one run on 127.0.0.1.
-    let (client_id, client_secret) = ("granary-bench", "bench-secret-for-the-local-run");
-    write_file(
-        &clients,
-        &oidc::granary_clients(client_id, client_secret, port),
-    )?;
-    let server = oidc::start_in(ctx, &dir, &clients)?;
-    let binary = |name: &str| Profile::Release.binary(ctx, name);
-    let mut load = Command::new(binary("load"));
-    load.args(["--granary", &binary("granary")])
-        .args(["--port", &port.to_string()])
-        .args(["--issuer", &server.issuer])
-        .args(["--client-id", client_id, "--client-secret", client_secret])
-        .args(["--out", &dir.to_string_lossy()])
-        .args(["--seconds", "20"]);
-    let result = ctx.step("bench server (20 s per endpoint)", load);
-    server.stop();
-    result
-}
+use crate::peers::oidc;
+use crate::ports::{free_port, wait_for_port};
 
 /// `cargo xtask demo`.
-pub fn demo(ctx: &Ctx) -> Result<(), Failure> {
+pub fn run(ctx: &Ctx) -> Result<(), Failure> {
     let dir = ctx.target.join("demo");
     let data = dir.join("data");
     let _ = fs::remove_dir_all(&data);
     create_dir(&dir)?;
-    ctx.step(
-        "build granary",
-        ctx.cargo(&[
-            "build",
-            "--quiet",
-            "-p",
-            "granary-server",
-            "--bin",
-            "granary",
-        ]),
-    )?;
+    build_granary(ctx, "build granary")?;
     let port = if std::net::TcpListener::bind("127.0.0.1:8080").is_ok() {
         8080
     } else {
