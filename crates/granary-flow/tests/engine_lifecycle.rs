@@ -125,7 +125,7 @@ async fn authorize(env: &Env, access: &str, refresh: Option<&str>, expires_in: O
         .expect(1)
         .mount_as_scoped(&env.server)
         .await;
-    let url = env.engine.begin_authorization("inst").await.unwrap();
+    let url = env.engine.begin_authorization("inst").await.unwrap().url;
     assert!(
         url.as_str()
             .starts_with(&format!("{}/authorize?", env.server.uri()))
@@ -297,7 +297,7 @@ async fn authorization_stores_sealed_tokens_and_the_hot_path_serves_them() {
     assert_eq!(refresh_requests(&env.server).await, 0);
 
     // A callback is single use.
-    let url = env.engine.begin_authorization("inst").await.unwrap();
+    let url = env.engine.begin_authorization("inst").await.unwrap().url;
     let state = url
         .query_pairs()
         .find(|(n, _)| n == "state")
@@ -695,7 +695,7 @@ async fn scopes_are_checked_and_instances_are_editable_and_deleted_with_revocati
         .expect(1)
         .mount(&env.server)
         .await;
-    let url = env.engine.begin_authorization("inst").await.unwrap();
+    let url = env.engine.begin_authorization("inst").await.unwrap().url;
     let state = url
         .query_pairs()
         .find(|(n, _)| n == "state")
@@ -1529,12 +1529,14 @@ async fn a_completed_authorization_of_a_disabled_instance_keeps_it_disabled() {
     let env = env().await;
     let _exchange = Mock::given(method("POST"))
         .and(path("/token"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(token_json("access-1", Some("r"), Some(3600))),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_json(
+            "access-1",
+            Some("r"),
+            Some(3600),
+        )))
         .mount_as_scoped(&env.server)
         .await;
-    let url = env.engine.begin_authorization("inst").await.unwrap();
+    let url = env.engine.begin_authorization("inst").await.unwrap().url;
     let state = url
         .query_pairs()
         .find(|(n, _)| n == "state")
@@ -1593,7 +1595,11 @@ async fn a_token_or_authorization_url_moved_to_another_origin_forgets_the_tokens
         )),
         ..Default::default()
     };
-    let kept = env.engine.update_instance("inst", same_origin).await.unwrap();
+    let kept = env
+        .engine
+        .update_instance("inst", same_origin)
+        .await
+        .unwrap();
     assert_eq!(kept.status, InstanceStatus::Authorized);
     assert!(env.store.get_token("inst").await.unwrap().is_some());
 
@@ -1640,12 +1646,14 @@ async fn a_token_or_authorization_url_moved_to_another_origin_forgets_the_tokens
 async fn authorize_at(env: &Env, server: &MockServer) {
     let _exchange = Mock::given(method("POST"))
         .and(path("/token"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(token_json("access-b", Some("r"), Some(3600))),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(token_json(
+            "access-b",
+            Some("r"),
+            Some(3600),
+        )))
         .mount_as_scoped(server)
         .await;
-    let url = env.engine.begin_authorization("inst").await.unwrap();
+    let url = env.engine.begin_authorization("inst").await.unwrap().url;
     let state = url
         .query_pairs()
         .find(|(n, _)| n == "state")
@@ -1679,7 +1687,7 @@ async fn the_redirect_uri_follows_the_current_public_url() {
             "https://granary.test/admin/oauth/".to_string()
         )]
     );
-    let url = moved.begin_authorization("inst").await.unwrap();
+    let url = moved.begin_authorization("inst").await.unwrap().url;
     let redirect = url
         .query_pairs()
         .find(|(n, _)| n == "redirect_uri")
@@ -1692,5 +1700,11 @@ async fn the_redirect_uri_follows_the_current_public_url() {
         instance.redirect_uri,
         "https://granary.example:8443/admin/oauth/"
     );
-    assert!(moved.instances_registered_elsewhere().await.unwrap().is_empty());
+    assert!(
+        moved
+            .instances_registered_elsewhere()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

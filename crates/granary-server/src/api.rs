@@ -14,8 +14,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use granary_flow::engine::{
-    AccessToken, DisconnectReport, EngineError, Event, InstanceReport, InstanceUpdate,
-    IntegrationFlows, NewInstance, TokenSummary,
+    AccessToken, DisconnectReport, EngineError, ErrorKind, Event, IdKind, InstanceReport,
+    InstanceUpdate, IntegrationFlows, NewInstance, TokenSummary, validate_id,
 };
 use granary_store::{Instance, InstanceStatus, Integration, Timestamp};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -28,9 +28,7 @@ use crate::api_keys::{ApiKey, Role};
 use crate::app::AppState;
 use crate::problem::Problem;
 use crate::routes::Roles;
-use crate::views::{
-    client_auth_name, invalid_id_message, parse_client_auth, state_name, status_name, valid_id,
-};
+use crate::views::{client_auth_name, parse_client_auth, state_name, status_name};
 
 /// The guard of every API route: `Authorization: Bearer <API key>` of a known key whose
 /// role permits the route (its role in the route table; a route not found there needs
@@ -92,90 +90,69 @@ fn needed_role(roles: &Roles, request: &Request) -> Role {
         .map_or(Role::Admin, |(_, role)| *role)
 }
 
-/// The problem for an engine error.
+/// The problem for an engine error: the engine decides what kind of failure it is
+/// ([`EngineError::kind`]) and names it ([`EngineError::code`]); this only translates kinds
+/// to HTTP statuses and codes to problem types and titles.
 pub fn engine_problem(error: &EngineError) -> Problem {
-    let cause = crate::web::cause_name(error);
+    let code = error.code();
     let detail = error.to_string();
-    match error {
-        EngineError::NotFound { .. } => Problem::not_found(detail),
-        EngineError::Import(granary_openapi::Error::TooLarge { .. }) => Problem::new(
+    let (status, kind, title) = match error.kind() {
+        ErrorKind::Invalid => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "The request cannot work",
+        ),
+        ErrorKind::TooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
             "The document is over the import limit",
-            detail,
         ),
-        EngineError::Invalid(_) | EngineError::UnknownScopes { .. } | EngineError::Import(_) => {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "The request cannot work",
-                detail,
-            )
-        }
-        EngineError::NotAuthorized { .. } | EngineError::NeedsAuthorization { .. } => Problem::new(
+        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+        ErrorKind::NeedsAuthorization => (
             StatusCode::CONFLICT,
             "needs-authorization",
             "The instance needs authorization",
-            detail,
         ),
-        EngineError::Disabled { .. } => Problem::new(
-            StatusCode::CONFLICT,
-            "disabled",
-            "The instance is disabled",
-            detail,
-        ),
-        EngineError::UnknownAuthorization => Problem::new(
+        ErrorKind::Disabled => (StatusCode::CONFLICT, "disabled", "The instance is disabled"),
+        ErrorKind::UnknownAuthorization => (
             StatusCode::BAD_REQUEST,
             "unknown-state",
             "Unknown authorization",
-            detail,
         ),
-        EngineError::Store(granary_store::Error::Conflict { .. }) => {
-            Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
-        }
-        EngineError::Contention { .. } => Problem::new(
-            StatusCode::CONFLICT,
-            cause,
-            "Changed by someone else meanwhile",
-            detail,
-        ),
-        EngineError::BackingOff { retry_after, .. } => Problem::new(
+        ErrorKind::Conflict => match code {
+            "already_exists" => (StatusCode::CONFLICT, "already-exists", "Already exists"),
+            "contention" => (
+                StatusCode::CONFLICT,
+                code,
+                "Changed by someone else meanwhile",
+            ),
+            _ => (StatusCode::CONFLICT, "conflict", "Conflict"),
+        },
+        ErrorKind::Unavailable if error.retry_after().is_some() => (
             StatusCode::SERVICE_UNAVAILABLE,
-            cause,
+            code,
             "The provider is not asked again yet",
-            detail,
-        )
-        .with_retry_after(*retry_after),
-        EngineError::RefreshFailing { .. } => Problem::new(
-            StatusCode::BAD_GATEWAY,
-            cause,
-            "The provider refuses the refresh",
-            detail,
         ),
-        EngineError::Store(granary_store::Error::AlreadyExists { .. }) => Problem::new(
-            StatusCode::CONFLICT,
-            "already-exists",
-            "Already exists",
-            detail,
-        ),
-        _ if error.is_transient() => Problem::new(
+        ErrorKind::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "provider-unavailable",
             "The provider is unavailable",
-            detail,
         ),
-        EngineError::Refresh { .. } | EngineError::Protocol(_) | EngineError::Request { .. } => {
-            Problem::new(
-                StatusCode::BAD_GATEWAY,
-                cause,
-                "The provider refused",
-                detail,
-            )
-        }
+        ErrorKind::ProviderRefused if code == "refresh_failing" => (
+            StatusCode::BAD_GATEWAY,
+            code,
+            "The provider refuses the refresh",
+        ),
+        ErrorKind::ProviderRefused => (StatusCode::BAD_GATEWAY, code, "The provider refused"),
         _ => {
             tracing::error!(error = %error, "API request failed");
-            Problem::internal(detail)
+            return Problem::internal(detail);
         }
+    };
+    let problem = Problem::new(status, kind, title, detail);
+    match error.retry_after() {
+        Some(wait) => problem.with_retry_after(wait),
+        None => problem,
     }
 }
 
@@ -367,11 +344,8 @@ fn import_rejection(
 }
 
 async fn import(state: &AppState, name: &str, document: &str, status: StatusCode) -> ApiResult {
-    if !valid_id(name) {
-        return Err(Problem::bad_request(invalid_id_message(
-            "integration name",
-            name,
-        )));
+    if let Err(error) = validate_id(IdKind::Integration, name) {
+        return Err(Problem::bad_request(error.to_string()));
     }
     let integration = engine(
         state
@@ -501,8 +475,8 @@ pub async fn instance_create(
     let Json(body) =
         body.map_err(|e| Problem::bad_request(format!("the body is not an instance: {e}")))?;
     let id = body.id.clone().unwrap_or_default();
-    if !valid_id(&id) {
-        return Err(Problem::bad_request(invalid_id_message("instance id", &id)));
+    if let Err(error) = validate_id(IdKind::Instance, &id) {
+        return Err(Problem::bad_request(error.to_string()));
     }
     let new = NewInstance {
         id,
@@ -629,7 +603,7 @@ pub async fn instance_token(State(state): State<AppState>, Path(id): Path<String
     match state.engine.access_token(&id).await {
         Ok(token) => Ok(token_response(&token)),
         Err(error) => {
-            state.metrics.failed(crate::web::cause_name(&error));
+            state.metrics.failed(error.code());
             Err(engine_problem(&error))
         }
     }
@@ -641,7 +615,7 @@ pub async fn instance_refresh(State(state): State<AppState>, Path(id): Path<Stri
     match state.engine.refresh_now(&id).await {
         Ok(token) => Ok(token_response(&token)),
         Err(error) => {
-            state.metrics.failed(crate::web::cause_name(&error));
+            state.metrics.failed(error.code());
             Err(engine_problem(&error))
         }
     }
@@ -763,4 +737,70 @@ pub async fn instance_disconnect(
         "revocation_note": report.revocation_note,
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn answer(error: &EngineError) -> (u16, String, Option<Duration>) {
+        let problem = engine_problem(error);
+        (problem.status, problem.kind, problem.retry_after)
+    }
+
+    #[test]
+    fn kinds_become_statuses_and_a_broken_invariant_is_no_user_mistake() {
+        let cases = [
+            (EngineError::Invalid("x".into()), 422, "invalid"),
+            (EngineError::Internal("x".into()), 500, "internal"),
+            (EngineError::UnknownAuthorization, 400, "unknown-state"),
+            (
+                EngineError::Contention { what: "w".into() },
+                409,
+                "contention",
+            ),
+            (
+                EngineError::Store(granary_store::Error::AlreadyExists { what: "w".into() }),
+                409,
+                "already-exists",
+            ),
+            (
+                EngineError::RefreshFailing {
+                    instance: "i".into(),
+                    reason: "r".into(),
+                },
+                502,
+                "refresh_failing",
+            ),
+            (
+                EngineError::ShuttingDown {
+                    instance: "i".into(),
+                },
+                503,
+                "provider-unavailable",
+            ),
+        ];
+        for (error, status, kind) in cases {
+            assert_eq!(
+                answer(&error),
+                (status, format!("/problems/{kind}"), None),
+                "{error:?}"
+            );
+        }
+        let backing_off = EngineError::BackingOff {
+            instance: "i".into(),
+            reason: "r".into(),
+            retry_after: Duration::from_secs(7),
+        };
+        assert_eq!(
+            answer(&backing_off),
+            (
+                503,
+                "/problems/backing_off".to_string(),
+                Some(Duration::from_secs(7))
+            )
+        );
+    }
 }

@@ -4,7 +4,7 @@
 use std::io::BufRead as _;
 use std::path::PathBuf;
 
-use granary_flow::engine::{Engine, InstanceUpdate, NewInstance};
+use granary_flow::engine::{Engine, IdKind, InstanceUpdate, NewInstance, validate_id};
 use reqwest::Method;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use url::Url;
 use crate::api::{instance_json, integration_json};
 use crate::api_keys::ApiKeys;
 use crate::settings::Settings;
-use crate::views::{invalid_id_message, parse_client_auth, parse_pairs, valid_id};
+use crate::views::{parse_client_auth, parse_pairs};
 use crate::{Error, Result, open};
 
 /// Where the CLI works: `--server` and `--api-key`.
@@ -317,11 +317,8 @@ pub async fn import(settings: &Settings, remote: &RemoteArgs, args: &ImportArgs)
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    if !valid_id(&name) {
-        return Err(Error::Config(format!(
-            "{}; pass --name",
-            invalid_id_message("integration name", &name)
-        )));
+    if let Err(error) = validate_id(IdKind::Integration, &name) {
+        return Err(Error::Config(format!("{error}; pass --name")));
     }
     let document = std::fs::read(&args.file)
         .map_err(|e| Error::io(format!("cannot read {}", args.file.display()), e))?;
@@ -392,8 +389,8 @@ pub async fn instance(
             integration,
             fields,
         } => {
-            if !valid_id(id) {
-                return Err(Error::Config(invalid_id_message("instance id", id)));
+            if let Err(error) = validate_id(IdKind::Instance, id) {
+                return Err(Error::Config(error.to_string()));
             }
             let client_id = fields
                 .client_id

@@ -1,4 +1,5 @@
-//! Small pure helpers shared by the pages, the API and the CLI: time formatting, ids, lists.
+//! Small pure helpers shared by the pages, the API and the CLI: time formatting, names, lists.
+//! (The rule for ids is the engine's: `granary_flow::engine::validate_id`.)
 
 use granary_store::{ClientAuth, InstanceStatus, RefreshOutcome, RefreshResult, Timestamp};
 
@@ -122,22 +123,6 @@ pub fn refresh_outcome_text(outcome: Option<&RefreshOutcome>) -> String {
     }
 }
 
-/// Whether `id` is a usable instance id or integration name: 1 to 64 of `A-Z a-z 0-9 . _ -`,
-/// starting with a letter or digit (it appears in URLs and file names).
-pub fn valid_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && id.len() <= 64
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// The message for an id that [`valid_id`] refuses.
-pub fn invalid_id_message(what: &str, id: &str) -> String {
-    format!(
-        "the {what} `{id}` is not usable: use 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit"
-    )
-}
-
 /// Parses `name=value` lines (or `Name: value` with `separator` `:`); blank lines are skipped.
 pub fn parse_pairs(text: &str, separator: char) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
@@ -186,16 +171,6 @@ mod tests {
             "2000-02-29 00:00:00 UTC"
         );
         assert_eq!(format_unix_seconds(86_400), "1970-01-02 00:00:00 UTC");
-    }
-
-    #[test]
-    fn ids() {
-        assert!(valid_id("box-prod_1.2"));
-        assert!(!valid_id(""));
-        assert!(!valid_id("-x"));
-        assert!(!valid_id("a/b"));
-        assert!(!valid_id("a b"));
-        assert!(!valid_id(&"a".repeat(65)));
     }
 
     #[test]

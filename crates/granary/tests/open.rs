@@ -33,7 +33,7 @@ async fn sqlite_with_a_generated_key_file_reopens_and_refuses_a_wrong_key() {
     let config = || Config::new(StoreConfig::Sqlite(db.clone()), public_url());
     let granary = Granary::open(config()).await.unwrap();
     seed(&granary).await;
-    let url = granary.begin_authorization("one").await.unwrap();
+    let url = granary.begin_authorization("one").await.unwrap().url;
     assert!(
         url.as_str()
             .contains("redirect_uri=https%3A%2F%2Fgranary.example%2Fadmin%2Foauth%2F")

@@ -15,11 +15,23 @@ use crate::protocol::{self, IssuerParameter};
 /// How long a pending authorization can be completed: 10 minutes.
 pub const AUTHORIZATION_LIFETIME: Duration = Duration::from_secs(600);
 
+/// A started authorization: the provider URL to send the user to, and its `state` (which
+/// that URL carries too), so that a caller can bind the authorization to the browser that
+/// starts it without reading the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthorizationStart {
+    /// The provider's authorization URL, with every parameter.
+    pub url: Url,
+    /// The `state` parameter of the URL (256 random bits, base64url).
+    pub state: String,
+}
+
 impl Engine {
     /// Starts an authorization of `instance`: stores a pending authorization (single use,
     /// expiring after 10 minutes, its PKCE verifier sealed) and returns the provider URL to
-    /// send the user to.
-    pub async fn begin_authorization(&self, instance: &str) -> EngineResult<Url> {
+    /// send the user to, with its state.
+    pub async fn begin_authorization(&self, instance: &str) -> EngineResult<AuthorizationStart> {
         let record = self.instance(instance).await?;
         if record.status == InstanceStatus::Disabled {
             return Err(EngineError::Disabled {
@@ -44,7 +56,7 @@ impl Engine {
             flows.issuer.as_deref(),
         )?;
         let verifier = pending.code_verifier.as_ref().ok_or_else(|| {
-            EngineError::Invalid("PKCE is off, but the engine always uses it".to_string())
+            EngineError::Internal("PKCE is off, but the engine always uses it".to_string())
         })?;
         let now = self.now();
         // Expired pendings of any instance are dead weight; their removal is best effort.
@@ -63,7 +75,10 @@ impl Engine {
             expires: now.saturating_add(AUTHORIZATION_LIFETIME),
         };
         self.inner.store.put_pending(&stored).await?;
-        Ok(url)
+        Ok(AuthorizationStart {
+            url,
+            state: pending.state,
+        })
     }
 
     /// Completes an authorization from the callback's query (`code=...&state=...[&iss=...]`
@@ -85,7 +100,7 @@ impl Engine {
         let verifier =
             self.open_secret(&instance_id, Field::PkceVerifier, &stored.pkce_verifier)?;
         let redirect_uri = Url::parse(&stored.redirect_uri).map_err(|e| {
-            EngineError::Invalid(format!("the stored redirect URI is not a URL ({e})"))
+            EngineError::Internal(format!("the stored redirect URI is not a URL ({e})"))
         })?;
         let pending = protocol::PendingAuthorization {
             state: stored.state,

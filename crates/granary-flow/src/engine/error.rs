@@ -21,9 +21,15 @@ pub enum EngineError {
         what: String,
     },
 
-    /// Something the caller passed cannot work.
+    /// Something the caller passed cannot work: a user mistake (an unusable id, a missing
+    /// field, a URL that is no URL, a configuration that cannot authenticate).
     #[error("{0}")]
     Invalid(String),
+
+    /// An invariant of the engine does not hold (a bug, or a record written by something
+    /// else): nothing the caller can fix by changing the request.
+    #[error("{0}")]
+    Internal(String),
 
     /// Scopes the integration's flow does not declare.
     #[error(
@@ -170,7 +176,128 @@ pub enum EngineError {
     },
 }
 
+/// What kind of failure an [`EngineError`] is: what the caller can do about it. A server
+/// maps kinds to its statuses; the engine decides the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller asked for something that cannot work: fix the request.
+    Invalid,
+    /// A document over the import limit.
+    TooLarge,
+    /// The integration, instance or record does not exist.
+    NotFound,
+    /// The instance has to be authorized (again) first.
+    NeedsAuthorization,
+    /// A callback whose authorization is unknown, used already or expired.
+    UnknownAuthorization,
+    /// The instance is disabled.
+    Disabled,
+    /// Someone else changed or created the record meanwhile (a lost compare-and-swap, an
+    /// existing key, contention that gave up).
+    Conflict,
+    /// The provider (or the engine, shutting down or backing off) cannot answer now; trying
+    /// again later can work.
+    Unavailable,
+    /// The provider refused, or answered something unusable.
+    ProviderRefused,
+    /// A fault inside granary (store, sealing, a broken invariant).
+    Internal,
+}
+
 impl EngineError {
+    /// The short machine name of the failure, for metrics and API problem types: the
+    /// protocol's cause when a provider is involved (`invalid_client`, `invalid_grant`,
+    /// `wrong_endpoint`, `transient`, ...), else the engine's (`not_found`, `disabled`,
+    /// `contention`, `invalid`, `internal`, ...).
+    pub fn code(&self) -> &'static str {
+        use crate::Error as P;
+        if let Some(error) = self.protocol_error() {
+            return match error {
+                P::InvalidClient { .. } => "invalid_client",
+                P::InvalidScope { .. } => "invalid_scope",
+                P::AccessDenied { .. } => "access_denied",
+                P::CodeRejected { .. } | P::AuthorizationGone { .. } => "invalid_grant",
+                P::NotAnEndpoint { .. } | P::InvalidResponse { .. } => "wrong_endpoint",
+                P::StateMismatch => "state_mismatch",
+                P::IssuerMismatch { .. } | P::IssuerMissing { .. } => "issuer_mismatch",
+                error if error.is_transient() => "transient",
+                _ => "provider_error",
+            };
+        }
+        match self {
+            Self::UnknownAuthorization => "unknown_state",
+            Self::NeedsAuthorization { .. } => "needs_authorization",
+            Self::NotAuthorized { .. } => "not_authorized",
+            Self::Disabled { .. } => "disabled",
+            Self::NotFound { .. } => "not_found",
+            Self::RefreshTimedOut { .. } => "transient",
+            Self::BackingOff { .. } => "backing_off",
+            Self::Contention { .. } => "contention",
+            Self::RefreshFailing { .. } => "refresh_failing",
+            Self::ShuttingDown { .. } => "shutting_down",
+            Self::Invalid(_) => "invalid",
+            Self::UnknownScopes { .. } => "unknown_scopes",
+            Self::Import(granary_openapi::Error::TooLarge { .. }) => "too_large",
+            Self::Import(_) => "import",
+            Self::Store(granary_store::Error::Conflict { .. }) => "conflict",
+            Self::Store(granary_store::Error::AlreadyExists { .. }) => "already_exists",
+            Self::Store(_) => "store",
+            Self::Seal(_) => "seal",
+            Self::Request { .. } => "request",
+            Self::Internal(_) | Self::Protocol(_) | Self::Refresh { .. } => "internal",
+        }
+    }
+
+    /// What kind of failure this is (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid(_) | Self::UnknownScopes { .. } => ErrorKind::Invalid,
+            Self::Import(granary_openapi::Error::TooLarge { .. }) => ErrorKind::TooLarge,
+            Self::Import(_) => ErrorKind::Invalid,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::NotAuthorized { .. } | Self::NeedsAuthorization { .. } => {
+                ErrorKind::NeedsAuthorization
+            }
+            Self::UnknownAuthorization => ErrorKind::UnknownAuthorization,
+            Self::Disabled { .. } => ErrorKind::Disabled,
+            Self::Contention { .. }
+            | Self::Store(
+                granary_store::Error::Conflict { .. } | granary_store::Error::AlreadyExists { .. },
+            ) => ErrorKind::Conflict,
+            Self::BackingOff { .. } | Self::RefreshTimedOut { .. } | Self::ShuttingDown { .. } => {
+                ErrorKind::Unavailable
+            }
+            Self::RefreshFailing { .. } | Self::Request { .. } => ErrorKind::ProviderRefused,
+            Self::Protocol(_) | Self::Refresh { .. } => {
+                if self.is_transient() {
+                    ErrorKind::Unavailable
+                } else {
+                    ErrorKind::ProviderRefused
+                }
+            }
+            Self::Internal(_) | Self::Store(_) | Self::Seal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// How long to wait before asking again, when the engine knows it (a refresh in
+    /// backoff).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::BackingOff { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The protocol error behind this one, if a provider was involved.
+    pub fn protocol_error(&self) -> Option<&crate::Error> {
+        match self {
+            Self::Protocol(error) => Some(error),
+            Self::Refresh { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+
     /// Whether the user must go through the authorization again.
     pub fn needs_reauthorization(&self) -> bool {
         match self {
@@ -220,4 +347,255 @@ fn without_fix(reason: &str) -> &str {
         .iter()
         .find_map(|fix| reason.strip_suffix(fix))
         .unwrap_or(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::protocol::ClientAuth;
+    use crate::{Endpoint, EndpointProblem, Error as P, OAuthError, Operation};
+
+    use super::*;
+
+    fn details(code: &str) -> OAuthError {
+        OAuthError {
+            error: code.to_string(),
+            description: None,
+            uri: None,
+        }
+    }
+
+    fn transient() -> P {
+        P::Transient {
+            endpoint: Endpoint::Token,
+            url: "https://p.example/token".into(),
+            reason: "timeout".into(),
+            status: None,
+            retry_after: None,
+            details: None,
+        }
+    }
+
+    fn refresh(source: P) -> EngineError {
+        EngineError::Refresh {
+            instance: "i".into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// Every variant (and the protocol causes) with the code and kind it must have.
+    fn table() -> Vec<(EngineError, &'static str, ErrorKind)> {
+        use ErrorKind as K;
+        let i = || "i".to_string();
+        vec![
+            (
+                EngineError::not_found("instance `i`"),
+                "not_found",
+                K::NotFound,
+            ),
+            (EngineError::Invalid("x".into()), "invalid", K::Invalid),
+            (EngineError::Internal("x".into()), "internal", K::Internal),
+            (
+                EngineError::UnknownScopes {
+                    integration: i(),
+                    unknown: vec![],
+                },
+                "unknown_scopes",
+                K::Invalid,
+            ),
+            (
+                EngineError::Import(granary_openapi::Error::TooLarge { size: 2, limit: 1 }),
+                "too_large",
+                K::TooLarge,
+            ),
+            (
+                EngineError::NotAuthorized { instance: i() },
+                "not_authorized",
+                K::NeedsAuthorization,
+            ),
+            (
+                EngineError::NeedsAuthorization {
+                    instance: i(),
+                    reason: "r".into(),
+                },
+                "needs_authorization",
+                K::NeedsAuthorization,
+            ),
+            (
+                EngineError::Disabled { instance: i() },
+                "disabled",
+                K::Disabled,
+            ),
+            (
+                EngineError::UnknownAuthorization,
+                "unknown_state",
+                K::UnknownAuthorization,
+            ),
+            (
+                EngineError::BackingOff {
+                    instance: i(),
+                    reason: "r".into(),
+                    retry_after: Duration::from_secs(3),
+                },
+                "backing_off",
+                K::Unavailable,
+            ),
+            (
+                EngineError::RefreshFailing {
+                    instance: i(),
+                    reason: "r".into(),
+                },
+                "refresh_failing",
+                K::ProviderRefused,
+            ),
+            (
+                EngineError::ShuttingDown { instance: i() },
+                "shutting_down",
+                K::Unavailable,
+            ),
+            (
+                EngineError::Contention { what: "w".into() },
+                "contention",
+                K::Conflict,
+            ),
+            (
+                EngineError::RefreshTimedOut {
+                    instance: i(),
+                    waited: Duration::from_secs(1),
+                },
+                "transient",
+                K::Unavailable,
+            ),
+            (
+                EngineError::Store(granary_store::Error::Conflict {
+                    what: "w".into(),
+                    detail: "d".into(),
+                }),
+                "conflict",
+                K::Conflict,
+            ),
+            (
+                EngineError::Store(granary_store::Error::AlreadyExists { what: "w".into() }),
+                "already_exists",
+                K::Conflict,
+            ),
+            (
+                EngineError::Store(granary_store::Error::Corrupt {
+                    message: "m".into(),
+                }),
+                "store",
+                K::Internal,
+            ),
+            (
+                EngineError::Request {
+                    url: "u".into(),
+                    reason: "r".into(),
+                },
+                "request",
+                K::ProviderRefused,
+            ),
+            (
+                EngineError::Protocol(P::InvalidClient {
+                    url: "u".into(),
+                    status: 401,
+                    auth_method: ClientAuth::ClientSecretBasic,
+                    details: None,
+                }),
+                "invalid_client",
+                K::ProviderRefused,
+            ),
+            (
+                EngineError::Protocol(P::InvalidScope {
+                    scopes: vec![],
+                    details: details("invalid_scope"),
+                }),
+                "invalid_scope",
+                K::ProviderRefused,
+            ),
+            (
+                EngineError::Protocol(P::AccessDenied {
+                    details: details("access_denied"),
+                }),
+                "access_denied",
+                K::ProviderRefused,
+            ),
+            (
+                EngineError::Protocol(P::CodeRejected {
+                    details: details("invalid_grant"),
+                }),
+                "invalid_grant",
+                K::ProviderRefused,
+            ),
+            (
+                refresh(P::AuthorizationGone {
+                    details: details("invalid_grant"),
+                }),
+                "invalid_grant",
+                K::ProviderRefused,
+            ),
+            (
+                EngineError::Protocol(P::NotAnEndpoint {
+                    endpoint: Endpoint::Token,
+                    url: "u".into(),
+                    problem: EndpointProblem::Status(404),
+                }),
+                "wrong_endpoint",
+                K::ProviderRefused,
+            ),
+            (
+                EngineError::Protocol(P::NotAnEndpoint {
+                    endpoint: Endpoint::Token,
+                    url: "u".into(),
+                    problem: EndpointProblem::Unreachable("refused".into()),
+                }),
+                "wrong_endpoint",
+                K::Unavailable,
+            ),
+            (
+                EngineError::Protocol(P::StateMismatch),
+                "state_mismatch",
+                K::ProviderRefused,
+            ),
+            (
+                EngineError::Protocol(P::IssuerMissing {
+                    expected: "e".into(),
+                }),
+                "issuer_mismatch",
+                K::ProviderRefused,
+            ),
+            (
+                EngineError::Protocol(transient()),
+                "transient",
+                K::Unavailable,
+            ),
+            (refresh(transient()), "transient", K::Unavailable),
+            (
+                refresh(P::Provider {
+                    operation: Operation::Refresh,
+                    url: "u".into(),
+                    status: 400,
+                    details: details("invalid_request"),
+                }),
+                "provider_error",
+                K::ProviderRefused,
+            ),
+        ]
+    }
+
+    #[test]
+    fn each_error_has_its_code_and_kind() {
+        for (error, code, kind) in table() {
+            assert_eq!((error.code(), error.kind()), (code, kind), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_backoff_says_when_to_try_again() {
+        for (error, code, _) in table() {
+            let expected = (code == "backing_off").then(|| Duration::from_secs(3));
+            assert_eq!(error.retry_after(), expected, "{error:?}");
+        }
+    }
 }

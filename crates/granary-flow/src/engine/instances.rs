@@ -232,6 +232,7 @@ impl Engine {
                 "an instance needs an id and a client_id: fill both in".to_string(),
             ));
         }
+        super::validate_id(super::IdKind::Instance, &new.id)?;
         self.check_overrides(new.authorization_url.as_ref(), new.token_url.as_ref())?;
         let integration = self.integration(&new.integration).await?;
         let flows = IntegrationFlows::of(&integration)?;

@@ -70,6 +70,7 @@ impl Engine {
                 "the integration name is empty: give it a name".to_string(),
             ));
         }
+        super::validate_id(super::IdKind::Integration, name)?;
         let (parsed, source_digest) = self.parse_document(document).await?;
         for flow in parsed.authorization_code_flows()? {
             self.check_provider_url("the document's authorization URL", flow.authorization_url)?;
@@ -120,7 +121,7 @@ impl Engine {
         let timeout = self.inner.import_timeout;
         match tokio::time::timeout(timeout, parse).await {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(EngineError::Invalid(format!(
+            Ok(Err(join)) => Err(EngineError::Internal(format!(
                 "reading the document failed ({join}); check that it is an OpenAPI document"
             ))),
             Err(_) => Err(EngineError::Invalid(format!(
@@ -213,6 +214,6 @@ impl Engine {
 
 fn to_value(flows: &IntegrationFlows) -> EngineResult<serde_json::Value> {
     serde_json::to_value(flows).map_err(|e| {
-        EngineError::Invalid(format!("the integration's flows cannot be serialized: {e}"))
+        EngineError::Internal(format!("the integration's flows cannot be serialized: {e}"))
     })
 }

@@ -29,6 +29,7 @@ mod clock;
 mod disconnect;
 mod error;
 mod events;
+mod ids;
 mod instances;
 mod integrations;
 mod refresh;
@@ -46,12 +47,13 @@ use granary_store::{Store, Timestamp};
 use tokio::sync::broadcast;
 use url::Url;
 
-pub use authorization::AUTHORIZATION_LIFETIME;
+pub use authorization::{AUTHORIZATION_LIFETIME, AuthorizationStart};
 pub use client::AuthorizedClient;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use disconnect::DisconnectReport;
-pub use error::{EngineError, EngineResult};
+pub use error::{EngineError, EngineResult, ErrorKind};
 pub use events::Event;
+pub use ids::{IdKind, is_valid_id, validate_id};
 pub use instances::{
     DeleteReport, InstanceReport, InstanceUpdate, NewInstance, RefreshFailure, TokenSummary,
 };

@@ -304,7 +304,7 @@ impl Engine {
         self.detached(async move { engine.single_flight(&id, &want).await })
             .await
             .unwrap_or_else(|| {
-                Err(EngineError::Invalid(format!(
+                Err(EngineError::Internal(format!(
                     "the refresh of instance `{instance}` ended abnormally (see the log): try again"
                 )))
             })

@@ -118,7 +118,7 @@ impl World {
             .expect(1)
             .mount_as_scoped(&self.server)
             .await;
-        let url = engine.begin_authorization("inst").await.unwrap();
+        let url = engine.begin_authorization("inst").await.unwrap().url;
         let state = url
             .query_pairs()
             .find(|(name, _)| name == "state")

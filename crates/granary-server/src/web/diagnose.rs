@@ -68,47 +68,6 @@ pub fn scopes_differ(requested: &[String], granted: &str) -> Option<String> {
     })
 }
 
-/// A short machine name of the failure, for metrics and API problem types.
-pub fn cause_name(error: &EngineError) -> &'static str {
-    match protocol_error(error) {
-        Some(ProtocolError::InvalidClient { .. }) => "invalid_client",
-        Some(ProtocolError::InvalidScope { .. }) => "invalid_scope",
-        Some(ProtocolError::AccessDenied { .. }) => "access_denied",
-        Some(ProtocolError::CodeRejected { .. }) => "invalid_grant",
-        Some(ProtocolError::AuthorizationGone { .. }) => "invalid_grant",
-        Some(ProtocolError::NotAnEndpoint { .. } | ProtocolError::InvalidResponse { .. }) => {
-            "wrong_endpoint"
-        }
-        Some(ProtocolError::StateMismatch) => "state_mismatch",
-        Some(ProtocolError::IssuerMismatch { .. } | ProtocolError::IssuerMissing { .. }) => {
-            "issuer_mismatch"
-        }
-        Some(error) if error.is_transient() => "transient",
-        Some(_) => "provider_error",
-        None => match error {
-            EngineError::UnknownAuthorization => "unknown_state",
-            EngineError::NeedsAuthorization { .. } => "needs_authorization",
-            EngineError::NotAuthorized { .. } => "not_authorized",
-            EngineError::Disabled { .. } => "disabled",
-            EngineError::NotFound { .. } => "not_found",
-            EngineError::RefreshTimedOut { .. } => "transient",
-            EngineError::BackingOff { .. } => "backing_off",
-            EngineError::Contention { .. } => "contention",
-            EngineError::RefreshFailing { .. } => "refresh_failing",
-            EngineError::ShuttingDown { .. } => "shutting_down",
-            _ => "error",
-        },
-    }
-}
-
-fn protocol_error(error: &EngineError) -> Option<&ProtocolError> {
-    match error {
-        EngineError::Protocol(error) => Some(error),
-        EngineError::Refresh { source, .. } => Some(source.as_ref()),
-        _ => None,
-    }
-}
-
 /// The fix for a refused client authentication.
 const CLIENT_AUTH_FIX: &str = "The provider rejected the client credentials. Check the client \
      id, the client secret (Edit, then paste the secret again) and the client authentication \
@@ -138,10 +97,12 @@ fn client_refused(error: &ProtocolError) -> bool {
     }
 }
 
-/// (cause, fix) in words.
+/// (cause, fix) in words. The fix is page words, so it stays here; it is chosen by the
+/// engine's classification ([`EngineError::code`]), and by the provider's answer where the
+/// page can say more (which setting to check).
 pub fn explain(error: &EngineError) -> (String, String) {
     let cause = error.to_string();
-    let fix = match protocol_error(error) {
+    let fix = match error.protocol_error() {
         Some(error) if client_refused(error) => CLIENT_AUTH_FIX,
         Some(
             ProtocolError::Discovery { .. }
@@ -192,29 +153,25 @@ pub fn explain(error: &EngineError) -> (String, String) {
              a moment."
         }
         Some(_) => "Fix what the provider names in the instance's settings, then try again.",
-        None => match error {
-            EngineError::UnknownAuthorization => {
+        None => match error.code() {
+            "unknown_state" => {
                 "This authorization expired (after 10 minutes) or was used already. Click \"Get \
                  access token\" again and finish within 10 minutes."
             }
-            EngineError::NeedsAuthorization { .. } => {
-                "Click \"Get access token\" and approve at the provider."
-            }
-            EngineError::NotAuthorized { .. } => {
-                "Click \"Get access token\" to authorize the instance."
-            }
-            EngineError::Disabled { .. } => "Enable the instance first.",
-            EngineError::BackingOff { .. } => {
+            "needs_authorization" => "Click \"Get access token\" and approve at the provider.",
+            "not_authorized" => "Click \"Get access token\" to authorize the instance.",
+            "disabled" => "Enable the instance first.",
+            "backing_off" => {
                 "The last refresh failed, so granary waits before it asks the provider again (the \
                  wait is shared by every granary process). Try again after the wait; if it keeps \
                  failing, see the cause above."
             }
-            EngineError::RefreshFailing { .. } => {
+            "refresh_failing" => {
                 "The token endpoint answered before, so its URL is right; it now refuses the \
                  refresh without saying why. If this repeats, click \"Get access token\" to \
                  authorize again."
             }
-            EngineError::ShuttingDown { .. } => "granary is stopping; try again once it runs.",
+            "shutting_down" => "granary is stopping; try again once it runs.",
             _ => "See the cause above; the server log has details.",
         },
     };

@@ -6,7 +6,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use granary_flow::engine::{InstanceReport, InstanceUpdate, IntegrationFlows, NewInstance};
+use granary_flow::engine::{
+    IdKind, InstanceReport, InstanceUpdate, IntegrationFlows, NewInstance, validate_id,
+};
 use granary_openapi::FlowKind;
 use granary_store::{ClientAuth, InstanceStatus};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -21,8 +23,8 @@ use crate::app::AppState;
 use crate::secrets::{constant_time_eq, sha256_hex};
 use crate::sessions::{Banner, STATE_COOKIE, STATE_TTL, Session, clear_cookie, cookie, set_cookie};
 use crate::views::{
-    client_auth_name, format_pairs, format_time, invalid_id_message, parse_client_auth,
-    parse_pairs, refresh_outcome_text, state_name, state_text, status_text, valid_id,
+    client_auth_name, format_pairs, format_time, parse_client_auth, parse_pairs,
+    refresh_outcome_text, state_name, state_text, status_text,
 };
 
 /// The query of `GET /admin/instances/new`.
@@ -276,7 +278,9 @@ pub async fn instance_create(
 ) -> Response {
     let (values, scopes, parsed) = parse_form(&form);
     let secret = secret_of(&form);
-    let invalid_id = (!valid_id(&values.id)).then(|| invalid_id_message("instance id", &values.id));
+    let invalid_id = validate_id(IdKind::Instance, &values.id)
+        .err()
+        .map(|error| error.to_string());
     // The form again, with what was sent and why it was not created.
     let rejected = async |cause: String, fix: &str| {
         let layout = layout_with(
@@ -621,31 +625,19 @@ pub async fn instance_authorize(
     Path(id): Path<String>,
     AdminForm(_): AdminForm,
 ) -> Response {
-    let url = match state.engine.begin_authorization(&id).await {
-        Ok(url) => url,
+    let start = match state.engine.begin_authorization(&id).await {
+        Ok(start) => start,
         Err(error) => {
-            state.metrics.failed(super::cause_name(&error));
+            state.metrics.failed(error.code());
             let banner = failure_banner("The authorization could not start", &error);
             return flash_to(&state, &headers, banner, &format!("/admin/instances/{id}"));
         }
     };
-    let Some(oauth_state) = url
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-    else {
-        let banner = Banner::error(
-            "The authorization could not start",
-            "The authorization URL has no state.",
-            "Report this as a bug.",
-        );
-        return flash_to(&state, &headers, banner, &format!("/admin/instances/{id}"));
-    };
     tracing::info!(instance = %id, "authorization started");
-    let mut response = Redirect::to(url.as_str()).into_response();
+    let mut response = Redirect::to(start.url.as_str()).into_response();
     let cookie = set_cookie(
         STATE_COOKIE,
-        &state_cookie_value(&id, &oauth_state),
+        &state_cookie_value(&id, &start.state),
         "/admin/oauth",
         STATE_TTL,
         state.settings.secure_cookies(),
@@ -770,7 +762,7 @@ pub async fn callback(
             )
         }
         Err(error) => {
-            let cause = super::cause_name(&error);
+            let cause = error.code();
             tracing::warn!(instance = %instance, cause, error = %error, "authorization failed");
             state.metrics.failed(cause);
             let banner = failure_banner("The authorization failed", &error);
@@ -797,7 +789,7 @@ pub async fn instance_refresh(
             None => "Refreshed: the provider did not say when the new token expires.".to_string(),
         }),
         Err(error) => {
-            state.metrics.failed(super::cause_name(&error));
+            state.metrics.failed(error.code());
             failure_banner("The refresh failed", &error)
         }
     };

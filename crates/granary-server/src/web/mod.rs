@@ -13,11 +13,11 @@ use axum::extract::{Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use granary_flow::engine::IntegrationFlows;
+use granary_flow::engine::{IdKind, IntegrationFlows, validate_id};
 use secrecy::ExposeSecret as _;
 
 pub use assets::{SCRIPT_PATH, script, script_url};
-pub use diagnose::{cause_name, explain, failure_banner};
+pub use diagnose::{explain, failure_banner};
 pub use form::{AdminForm, FormData, csrf_refused};
 pub use instances::{
     callback, callback_slash, instance_authorize, instance_connect, instance_create,
@@ -32,9 +32,7 @@ use crate::sessions::{
     Banner, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL, Session, clear_cookie, cookie,
     set_cookie,
 };
-use crate::views::{
-    format_time, format_unix_seconds, invalid_id_message, state_name, state_text, valid_id,
-};
+use crate::views::{format_time, format_unix_seconds, state_name, state_text};
 
 /// The pages' Content-Security-Policy, with the origins besides granary's own that its forms
 /// may lead to (`form-action`).
@@ -491,13 +489,9 @@ pub async fn integration_import(
         let _ = state;
         render(StatusCode::BAD_REQUEST, &page)
     };
-    if !valid_id(&name) {
+    if let Err(error) = validate_id(IdKind::Integration, &name) {
         return failure(
-            Banner::error(
-                "Not imported",
-                invalid_id_message("integration name", &name),
-                "Choose another name.",
-            ),
+            Banner::error("Not imported", error.to_string(), "Choose another name."),
             &state,
         );
     }

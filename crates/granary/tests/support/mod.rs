@@ -96,7 +96,7 @@ impl Provider {
     /// Runs the whole authorization of `instance` through the server's login and consent
     /// forms.
     pub async fn authorize(&self, granary: &Granary, instance: &str) {
-        let url = granary.begin_authorization(instance).await.unwrap();
+        let url = granary.begin_authorization(instance).await.unwrap().url;
         let query = user_agent::authorize(&url, granary.redirect_uri())
             .await
             .unwrap();
