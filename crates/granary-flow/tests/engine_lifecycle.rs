@@ -14,7 +14,11 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde_json::json;
 use url::Url;
 use wiremock::matchers::{body_string_contains, header, method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+mod support;
+
+use support::mount_gated_refresh;
 
 const START: i64 = 1_800_000_000_000;
 
@@ -167,82 +171,6 @@ async fn refresh_requests(server: &MockServer) -> usize {
         .iter()
         .filter(|r| String::from_utf8_lossy(&r.body).contains("grant_type=refresh_token"))
         .count()
-}
-
-/// A responder that tells the test when a request arrived and holds the answer until the
-/// test releases it: the test acts while the request is known to be in flight, instead of
-/// sleeping and hoping it is. The mock server answers nothing else meanwhile (its thread
-/// waits here), so the test must not need the server between `arrived` and `release`.
-struct Gate {
-    arrived: tokio::sync::mpsc::UnboundedSender<()>,
-    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
-    response: ResponseTemplate,
-}
-
-/// The test's side of a [`Gate`].
-struct GateHandle {
-    arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
-    release: std::sync::mpsc::Sender<()>,
-}
-
-impl Respond for Gate {
-    fn respond(&self, _request: &Request) -> ResponseTemplate {
-        let _ = self.arrived.send(());
-        // Bounded, so that a test that failed before releasing does not hang the server.
-        let released = self
-            .release
-            .lock()
-            .map(|release| release.recv_timeout(Duration::from_secs(10)).is_ok())
-            .unwrap_or(false);
-        if released {
-            self.response.clone()
-        } else {
-            ResponseTemplate::new(599).set_body_string("the test never released the gate")
-        }
-    }
-}
-
-fn gate(response: ResponseTemplate) -> (Gate, GateHandle) {
-    let (arrived_tx, arrived_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel();
-    (
-        Gate {
-            arrived: arrived_tx,
-            release: std::sync::Mutex::new(release_rx),
-            response,
-        },
-        GateHandle {
-            arrived: arrived_rx,
-            release: release_tx,
-        },
-    )
-}
-
-impl GateHandle {
-    /// Waits until the request is at the provider (held there).
-    async fn wait_arrived(&mut self, what: &str) {
-        tokio::time::timeout(Duration::from_secs(10), self.arrived.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{what} did not reach the provider within 10 s"))
-            .expect("the gate was dropped");
-    }
-
-    /// Lets the held request have its answer.
-    fn release(&self) {
-        self.release.send(()).expect("the gate was dropped");
-    }
-}
-
-/// Mounts a refresh answer that is held until released ([`Gate`]).
-async fn mount_gated_refresh(server: &MockServer, response: ResponseTemplate) -> GateHandle {
-    let (gate, handle) = gate(response);
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .and(body_string_contains("grant_type=refresh_token"))
-        .respond_with(gate)
-        .mount(server)
-        .await;
-    handle
 }
 
 async fn mount_refresh(server: &MockServer, response: ResponseTemplate) {

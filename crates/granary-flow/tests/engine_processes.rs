@@ -266,7 +266,7 @@ async fn a_process_that_lost_the_race_keeps_the_winners_token() {
     let mut gate = world.gated_refresh(invalid_grant()).await;
     world.advance(HOUR + Duration::from_secs(1));
     let caller = spawn_token(&a);
-    gate.arrived.recv().await.unwrap();
+    gate.wait_arrived("the refresh").await;
     // Meanwhile `a` stalled past its lease: "b" took it over, refreshed, and stored.
     let store = &world.store;
     let now = a.now();
@@ -292,7 +292,7 @@ async fn a_process_that_lost_the_race_keeps_the_winners_token() {
         .unwrap();
     assert!(store.release_lease("inst", "b").await.unwrap());
     // The provider refuses `a`'s refresh token: `b` rotated it.
-    gate.release.send(()).unwrap();
+    gate.release();
     assert_eq!(caller.await.unwrap().unwrap().secret(), "access-b");
     let status = a.instance("inst").await.unwrap().status;
     assert_eq!(status, InstanceStatus::Authorized, "no needs-authorization");
@@ -312,8 +312,8 @@ async fn concurrent_forced_refreshes_in_two_processes_send_one_request() {
             async move { engine.refresh_now("inst").await },
         ));
     }
-    gate.arrived.recv().await.unwrap();
-    gate.release.send(()).unwrap();
+    gate.wait_arrived("the refresh").await;
+    gate.release();
     for caller in callers {
         assert_eq!(caller.await.unwrap().unwrap().secret(), "access-2");
     }
@@ -438,7 +438,7 @@ async fn the_lease_is_renewed_while_its_refresh_runs() {
         .await;
     world.advance(HOUR + Duration::from_secs(1));
     let caller = spawn_token(&a);
-    gate.arrived.recv().await.unwrap();
+    gate.wait_arrived("the refresh").await;
     // Long past the lease's lifetime on the engine's clock: only a heartbeat keeps it.
     world.advance(ttl * 10);
     eventually("the holder renews its lease", || async {
@@ -446,7 +446,7 @@ async fn the_lease_is_renewed_while_its_refresh_runs() {
         lease.is_some_and(|l| l.holder == "a" && l.expires > a.now())
     })
     .await;
-    gate.release.send(()).unwrap();
+    gate.release();
     assert_eq!(caller.await.unwrap().unwrap().secret(), "access-2");
 }
 
@@ -460,10 +460,10 @@ async fn a_refusal_seen_after_losing_the_lease_leaves_the_verdict_to_the_holder(
     let mut gate = world.gated_refresh(invalid_grant()).await;
     world.advance(HOUR + Duration::from_secs(1));
     let caller = spawn_token(&a);
-    gate.arrived.recv().await.unwrap();
+    gate.wait_arrived("the refresh").await;
     // `a` stalled: "b" holds the lease now and is still refreshing.
     take_over_lease(&world, "a", "b", a.now()).await;
-    gate.release.send(()).unwrap();
+    gate.release();
     let error = caller.await.unwrap().unwrap_err();
     assert!(
         matches!(error, EngineError::RefreshTimedOut { .. }),

@@ -192,9 +192,10 @@ where
     }
 }
 
-/// A responder that signals each arrival and holds its answer until the test releases it
-/// (bounded, so that a failed test does not hang the server): the test acts while the
-/// request is known to be in flight. The mock server answers nothing else meanwhile.
+/// A responder that tells the test when a request arrived and holds the answer until the
+/// test releases it: the test acts while the request is known to be in flight, instead of
+/// sleeping and hoping it is. The mock server answers nothing else meanwhile (its thread
+/// waits here), so the test must not need the server between `arrived` and `release`.
 pub struct Gate {
     arrived: tokio::sync::mpsc::UnboundedSender<()>,
     release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
@@ -203,17 +204,18 @@ pub struct Gate {
 
 /// The test's side of a [`Gate`].
 pub struct GateHandle {
-    pub arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
-    pub release: std::sync::mpsc::Sender<()>,
+    arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
+    release: std::sync::mpsc::Sender<()>,
 }
 
 impl Respond for Gate {
     fn respond(&self, _request: &Request) -> ResponseTemplate {
         let _ = self.arrived.send(());
+        // Bounded, so that a test that failed before releasing does not hang the server.
         let released = self
             .release
             .lock()
-            .map(|r| r.recv_timeout(Duration::from_secs(10)).is_ok())
+            .map(|release| release.recv_timeout(Duration::from_secs(10)).is_ok())
             .unwrap_or(false);
         if released {
             self.response.clone()
@@ -223,24 +225,52 @@ impl Respond for Gate {
     }
 }
 
+pub fn gate(response: ResponseTemplate) -> (Gate, GateHandle) {
+    let (arrived_tx, arrived_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    (
+        Gate {
+            arrived: arrived_tx,
+            release: std::sync::Mutex::new(release_rx),
+            response,
+        },
+        GateHandle {
+            arrived: arrived_rx,
+            release: release_tx,
+        },
+    )
+}
+
+impl GateHandle {
+    /// Waits until the request is at the provider (held there).
+    pub async fn wait_arrived(&mut self, what: &str) {
+        tokio::time::timeout(Duration::from_secs(10), self.arrived.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not reach the provider within 10 s"))
+            .expect("the gate was dropped");
+    }
+
+    /// Lets the held request have its answer.
+    pub fn release(&self) {
+        self.release.send(()).expect("the gate was dropped");
+    }
+}
+
+/// Mounts a refresh answer that is held until released ([`Gate`]).
+pub async fn mount_gated_refresh(server: &MockServer, response: ResponseTemplate) -> GateHandle {
+    let (gate, handle) = gate(response);
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(gate)
+        .mount(server)
+        .await;
+    handle
+}
+
 impl World {
     /// Answers refreshes with `response`, each held until released.
     pub async fn gated_refresh(&self, response: ResponseTemplate) -> GateHandle {
-        let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
-        let (release, released) = std::sync::mpsc::channel();
-        Mock::given(method("POST"))
-            .and(path("/token"))
-            .and(body_string_contains("grant_type=refresh_token"))
-            .respond_with(Gate {
-                arrived,
-                release: std::sync::Mutex::new(released),
-                response,
-            })
-            .mount(&self.server)
-            .await;
-        GateHandle {
-            arrived: arrivals,
-            release,
-        }
+        mount_gated_refresh(&self.server, response).await
     }
 }
