@@ -1,6 +1,6 @@
 //! Fuzz target: the admin page's form reading (`granary_server::web::FormData`, which every
 //! admin form goes through, and the field parsers of the instance form:
-//! `views::parse_pairs`, `parse_client_auth`, `valid_id`).
+//! `views::parse_pairs`, `parse_client_auth`, and the engine's id rule `is_valid_id`).
 //!
 //! Input: an `application/x-www-form-urlencoded` body. Beyond "no panic":
 //! - the pairs survive encoding again: parsing what `url`'s serializer writes of them gives
@@ -12,7 +12,8 @@
 //! - a valid id is 1 to 64 ASCII characters.
 #![no_main]
 
-use granary_server::views::{format_pairs, parse_client_auth, parse_pairs, valid_id};
+use granary_flow::engine::is_valid_id as valid_id;
+use granary_server::views::{format_pairs, parse_client_auth, parse_pairs};
 use granary_server::web::FormData;
 use libfuzzer_sys::fuzz_target;
 
