@@ -475,3 +475,52 @@ async fn a_refusal_seen_after_losing_the_lease_leaves_the_verdict_to_the_holder(
         "a process without the lease does not declare the grant dead"
     );
 }
+
+/// Engine "b" over a feed that hides what "a" does: b serves `access-1` from memory and
+/// has not seen a's Disable yet.
+async fn disabled_unseen() -> (World, Engine, std::sync::Arc<support::FeedFault>) {
+    let (world, a) = authorized(|b| b).await;
+    let feed = support::FeedFault::new(world.store.clone(), support::Feed::Hidden);
+    let b = world.engine_on(feed.clone(), "b", |b| b);
+    assert_eq!(b.access_token("inst").await.unwrap().secret(), "access-1");
+    let disable = InstanceUpdate {
+        enabled: Some(false),
+        ..InstanceUpdate::default()
+    };
+    a.update_instance("inst", disable).await.unwrap();
+    assert_eq!(
+        b.access_token("inst").await.unwrap().secret(),
+        "access-1",
+        "the hidden feed keeps b from seeing the change"
+    );
+    (world, b, feed)
+}
+
+#[tokio::test]
+async fn a_stretch_of_the_feed_missed_drops_everything_held() {
+    let (_world, b, feed) = disabled_unseen().await;
+    feed.set(support::Feed::Missed);
+    eventually("b refuses once it knows it missed changes", || async {
+        matches!(
+            b.access_token("inst").await,
+            Err(EngineError::Disabled { .. })
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_feed_that_cannot_be_read_drops_everything_held() {
+    let (_world, b, feed) = disabled_unseen().await;
+    feed.set(support::Feed::Failing);
+    eventually("b reads the store while its feed fails", || async {
+        matches!(
+            b.access_token("inst").await,
+            Err(EngineError::Disabled { .. })
+        )
+    })
+    .await;
+    assert!(!b.is_stopping());
+    b.shutdown(Duration::from_secs(1)).await;
+    assert!(b.is_stopping());
+}

@@ -87,7 +87,16 @@ impl World {
         holder: &str,
         tweak: impl FnOnce(EngineBuilder) -> EngineBuilder,
     ) -> Engine {
-        let store: Arc<dyn Store> = self.store.clone();
+        self.engine_on(self.store.clone(), holder, tweak)
+    }
+
+    /// An engine like [`World::engine`] over `store` (a wrapper of the shared store).
+    pub fn engine_on(
+        &self,
+        store: Arc<dyn Store>,
+        holder: &str,
+        tweak: impl FnOnce(EngineBuilder) -> EngineBuilder,
+    ) -> Engine {
         let builder = Engine::builder(
             store,
             keyring(&KEY),
@@ -272,5 +281,182 @@ impl World {
     /// Answers refreshes with `response`, each held until released.
     pub async fn gated_refresh(&self, response: ResponseTemplate) -> GateHandle {
         mount_gated_refresh(&self.server, response).await
+    }
+}
+
+/// How [`FeedFault`] answers the change feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Feed {
+    /// As the store does.
+    Normal = 0,
+    /// No change at all (the reader sees nothing of what others write).
+    Hidden = 1,
+    /// Changes were dropped before the reader got them (`missed`).
+    Missed = 2,
+    /// The feed cannot be read.
+    Failing = 3,
+}
+
+/// The shared store with a change feed that can be hidden, report a missed stretch, or
+/// fail; every other method is the store's.
+pub struct FeedFault {
+    pub inner: Arc<MemoryStore>,
+    feed: std::sync::atomic::AtomicU8,
+}
+
+impl FeedFault {
+    pub fn new(inner: Arc<MemoryStore>, feed: Feed) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            feed: std::sync::atomic::AtomicU8::new(feed as u8),
+        })
+    }
+
+    pub fn set(&self, feed: Feed) {
+        self.feed
+            .store(feed as u8, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn feed(&self) -> u8 {
+        self.feed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for FeedFault {
+    fn capabilities(&self) -> granary_store::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn put_integration(&self, i: &granary_store::Integration) -> granary_store::Result<()> {
+        self.inner.put_integration(i).await
+    }
+    async fn get_integration(
+        &self,
+        name: &str,
+    ) -> granary_store::Result<Option<granary_store::Integration>> {
+        self.inner.get_integration(name).await
+    }
+    async fn list_integrations(&self) -> granary_store::Result<Vec<granary_store::Integration>> {
+        self.inner.list_integrations().await
+    }
+    async fn delete_integration(&self, name: &str) -> granary_store::Result<bool> {
+        self.inner.delete_integration(name).await
+    }
+    async fn create_instance(&self, i: &granary_store::Instance) -> granary_store::Result<u64> {
+        self.inner.create_instance(i).await
+    }
+    async fn get_instance(
+        &self,
+        id: &str,
+    ) -> granary_store::Result<Option<granary_store::Instance>> {
+        self.inner.get_instance(id).await
+    }
+    async fn list_instances(&self) -> granary_store::Result<Vec<granary_store::Instance>> {
+        self.inner.list_instances().await
+    }
+    async fn update_instance(&self, i: &granary_store::Instance) -> granary_store::Result<u64> {
+        self.inner.update_instance(i).await
+    }
+    async fn delete_instance(&self, id: &str) -> granary_store::Result<bool> {
+        self.inner.delete_instance(id).await
+    }
+    async fn put_pending(
+        &self,
+        p: &granary_store::PendingAuthorization,
+    ) -> granary_store::Result<()> {
+        self.inner.put_pending(p).await
+    }
+    async fn take_pending(
+        &self,
+        state: &str,
+        now: Timestamp,
+    ) -> granary_store::Result<Option<granary_store::PendingAuthorization>> {
+        self.inner.take_pending(state, now).await
+    }
+    async fn purge_expired_pendings(&self, now: Timestamp) -> granary_store::Result<u64> {
+        self.inner.purge_expired_pendings(now).await
+    }
+    async fn get_token(
+        &self,
+        id: &str,
+    ) -> granary_store::Result<Option<granary_store::TokenRecord>> {
+        self.inner.get_token(id).await
+    }
+    async fn put_token(
+        &self,
+        id: &str,
+        token: &granary_store::TokenRecord,
+        expected: Option<u64>,
+    ) -> granary_store::Result<u64> {
+        self.inner.put_token(id, token, expected).await
+    }
+    async fn put_token_fenced(
+        &self,
+        id: &str,
+        token: &granary_store::TokenRecord,
+        expected: u64,
+        holder: &str,
+        now: Timestamp,
+    ) -> granary_store::Result<u64> {
+        self.inner
+            .put_token_fenced(id, token, expected, holder, now)
+            .await
+    }
+    async fn delete_token(&self, id: &str, expected: Option<u64>) -> granary_store::Result<bool> {
+        self.inner.delete_token(id, expected).await
+    }
+    async fn try_acquire_lease(
+        &self,
+        id: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> granary_store::Result<bool> {
+        self.inner.try_acquire_lease(id, holder, now, ttl).await
+    }
+    async fn release_lease(&self, id: &str, holder: &str) -> granary_store::Result<bool> {
+        self.inner.release_lease(id, holder).await
+    }
+    async fn get_lease(&self, id: &str) -> granary_store::Result<Option<granary_store::Lease>> {
+        self.inner.get_lease(id).await
+    }
+    async fn put_key_check(
+        &self,
+        check: &granary_store::Sealed,
+        replace: bool,
+    ) -> granary_store::Result<granary_store::Sealed> {
+        self.inner.put_key_check(check, replace).await
+    }
+    async fn latest_change(&self) -> granary_store::Result<u64> {
+        if self.feed() == Feed::Failing as u8 {
+            return Err(granary_store::Error::backend(
+                "the feed fails (test)",
+                std::io::Error::other("test"),
+            ));
+        }
+        self.inner.latest_change().await
+    }
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> granary_store::Result<granary_store::Changes> {
+        let feed = self.feed();
+        if feed == Feed::Failing as u8 {
+            return Err(granary_store::Error::backend(
+                "the feed fails (test)",
+                std::io::Error::other("test"),
+            ));
+        }
+        let mut changes = self.inner.changes_since(after, limit).await?;
+        if feed == Feed::Hidden as u8 {
+            changes.changes.clear();
+        }
+        if feed == Feed::Missed as u8 {
+            changes.changes.clear();
+            changes.missed = true;
+        }
+        Ok(changes)
     }
 }
