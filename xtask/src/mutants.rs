@@ -26,6 +26,10 @@ const VERSION: &str = "27.1.0";
 const FILES: &[&str] = &[
     "crates/granary-flow/src/engine/tokens.rs",
     "crates/granary-flow/src/engine/refresh.rs",
+    "crates/granary-flow/src/engine/lease.rs",
+    "crates/granary-flow/src/engine/backoff.rs",
+    "crates/granary-flow/src/engine/changes.rs",
+    "crates/granary-flow/src/engine/cas.rs",
     "crates/granary-flow/src/engine/authorization.rs",
     "crates/granary-flow/src/engine/disconnect.rs",
     "crates/granary-flow/src/engine/seal.rs",

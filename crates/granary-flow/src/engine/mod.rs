@@ -22,6 +22,7 @@
 //! result, up to a grace period.
 
 mod authorization;
+mod backoff;
 mod cas;
 mod changes;
 mod client;
@@ -32,6 +33,7 @@ mod events;
 mod ids;
 mod instances;
 mod integrations;
+mod lease;
 mod refresh;
 mod refresher;
 mod reseal;
@@ -48,6 +50,7 @@ use tokio::sync::broadcast;
 use url::Url;
 
 pub use authorization::{AUTHORIZATION_LIFETIME, AuthorizationStart};
+pub use backoff::{BACKOFF_BASE, BACKOFF_CAP, DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION};
 pub use client::AuthorizedClient;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use disconnect::DisconnectReport;
@@ -58,7 +61,6 @@ pub use instances::{
     DeleteReport, InstanceReport, InstanceUpdate, NewInstance, RefreshFailure, TokenSummary,
 };
 pub use integrations::IntegrationFlows;
-pub use refresh::{BACKOFF_BASE, BACKOFF_CAP, DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION};
 pub use refresher::{Refresher, RefresherConfig};
 pub use reseal::{KeyReloader, ResealReport};
 pub use seal::{Field, KeyId, Keyring, MasterKey, SealError};

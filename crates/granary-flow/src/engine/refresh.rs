@@ -2,32 +2,22 @@
 //! backoff recorded in the store for every process, and the re-read that keeps a process
 //! which lost a race from declaring a live grant dead.
 
-use std::future::Future;
 use std::time::Duration;
 
 use granary_store::{InstanceStatus, RefreshErrorKind, RefreshOutcome, RefreshResult, TokenRecord};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 
+use super::backoff::{
+    DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION, backoff_after, previous_failures, recorded_backoff,
+    unexplained_refusal,
+};
+use super::lease::HeldLease;
 use super::seal::Field;
 use super::tokens::{Backoff, Flight, FlightState, Want, expiry};
 use super::{AccessToken, Engine, EngineError, EngineResult, Event};
 use crate::error::Endpoint;
 use crate::protocol::{self, ClientConfig, Refreshed};
-
-/// The backoff after the first failed refresh; it doubles with each failure in a row.
-pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
-
-/// The longest backoff of the engine's own (a provider's `Retry-After` may ask for more).
-pub const BACKOFF_CAP: Duration = Duration::from_secs(5 * 60);
-
-/// The longest `Retry-After` honoured.
-const RETRY_AFTER_CAP: Duration = Duration::from_secs(6 * 3600);
-
-/// After this many refreshes in a row refused with an answer that is no OAuth error (an
-/// empty or HTML 4xx from an endpoint that issued the token), the instance needs
-/// authorization: some providers answer a dead refresh token that way.
-pub const DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION: u32 = 3;
 
 /// How one refresh under the lease ended.
 enum Attempt {
@@ -201,27 +191,6 @@ impl Engine {
         tokio::select! {
             result = self.with_heartbeat(id, bounded) => Call::Answered(result),
             () = self.cancelled() => Call::Cancelled,
-        }
-    }
-
-    /// Runs `work` while renewing the lease of `id` every third of its lifetime, so that it
-    /// lapses only when this process dies or stalls.
-    async fn with_heartbeat<T>(&self, id: &str, work: impl Future<Output = T>) -> T {
-        let period = self.inner.lease_ttl / 3;
-        let mut beat = tokio::time::interval_at(Instant::now() + period, period);
-        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                output = &mut work => return output,
-                _ = beat.tick() => {
-                    match self.inner.store.try_acquire_lease(id, &self.inner.holder, self.now(), self.inner.lease_ttl).await {
-                        Ok(true) => {}
-                        Ok(false) => tracing::warn!(instance = id, "the refresh lease went to another process while this refresh ran (this process stalled?); its answer is stored only if no newer token was"),
-                        Err(error) => tracing::warn!(instance = id, %error, "cannot renew the refresh lease"),
-                    }
-                }
-            }
         }
     }
 
@@ -551,145 +520,5 @@ impl Engine {
             instance: id.to_string(),
             reason: reason.to_string(),
         }
-    }
-}
-
-/// A held refresh lease: released by [`HeldLease::release`], or, should the holding task end
-/// any other way (a panic, a runtime shutting down), by a task its drop starts.
-struct HeldLease {
-    engine: Engine,
-    id: String,
-    released: bool,
-}
-
-impl HeldLease {
-    fn new(engine: &Engine, id: &str) -> Self {
-        Self {
-            engine: engine.clone(),
-            id: id.to_string(),
-            released: false,
-        }
-    }
-
-    async fn release(mut self) {
-        self.released = true;
-        release_lease(&self.engine, &self.id).await;
-    }
-}
-
-impl Drop for HeldLease {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        let (engine, id) = (self.engine.clone(), std::mem::take(&mut self.id));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { release_lease(&engine, &id).await });
-        }
-    }
-}
-
-async fn release_lease(engine: &Engine, id: &str) {
-    if let Err(error) = engine
-        .inner
-        .store
-        .release_lease(id, &engine.inner.holder)
-        .await
-    {
-        tracing::warn!(instance = id, %error, "could not release the refresh lease; it lapses by itself");
-    }
-}
-
-/// The backoff a failed refresh recorded and the reason, if the last refresh failed.
-fn recorded_backoff(record: &TokenRecord) -> Option<(granary_store::Timestamp, String)> {
-    match &record.last_refresh {
-        Some(RefreshOutcome {
-            result:
-                RefreshResult::Failed {
-                    retry_at: Some(at),
-                    message,
-                    ..
-                },
-            ..
-        }) => Some((*at, message.clone())),
-        _ => None,
-    }
-}
-
-/// How many refreshes in a row failed before this one.
-fn previous_failures(record: &TokenRecord) -> u32 {
-    match &record.last_refresh {
-        Some(RefreshOutcome {
-            result: RefreshResult::Failed { failures, .. },
-            ..
-        }) => *failures,
-        _ => 0,
-    }
-}
-
-/// The wait after `failures` refreshes in a row failed: [`BACKOFF_BASE`] doubled per failure
-/// up to [`BACKOFF_CAP`], and at least the provider's `Retry-After` (up to 6 hours).
-pub(crate) fn backoff_after(failures: u32, retry_after: Option<Duration>) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
-    let own = BACKOFF_BASE
-        .saturating_mul(1u32 << doublings)
-        .min(BACKOFF_CAP);
-    retry_after.map_or(own, |asked| own.max(asked.min(RETRY_AFTER_CAP)))
-}
-
-/// For a 4xx answer without an OAuth error (an empty, non-JSON or HTML body, or JSON without
-/// an `error` field), what it was, e.g. "HTTP 400 (text/html)"; `None` for anything else.
-fn unexplained_refusal(error: &crate::Error) -> Option<String> {
-    use crate::error::EndpointProblem;
-    match error {
-        crate::Error::InvalidResponse {
-            status,
-            content_type,
-            excerpt,
-            ..
-        } if (400..500).contains(status) => Some(describe_answer(*status, content_type, excerpt)),
-        crate::Error::NotAnEndpoint {
-            problem:
-                EndpointProblem::Html {
-                    status,
-                    content_type,
-                    excerpt,
-                },
-            ..
-        } if (400..500).contains(status) => Some(describe_answer(*status, content_type, excerpt)),
-        _ => None,
-    }
-}
-
-fn describe_answer(status: u16, content_type: &str, excerpt: &str) -> String {
-    if excerpt.trim().is_empty() {
-        format!("HTTP {status} ({content_type}) and an empty body")
-    } else {
-        format!("HTTP {status} ({content_type}): {excerpt}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_honours_retry_after() {
-        assert_eq!(backoff_after(1, None), BACKOFF_BASE);
-        assert_eq!(backoff_after(2, None), BACKOFF_BASE * 2);
-        assert_eq!(backoff_after(30, None), BACKOFF_CAP);
-        assert_eq!(
-            backoff_after(1, Some(Duration::from_secs(3600))),
-            Duration::from_secs(3600)
-        );
-        assert_eq!(
-            backoff_after(1, Some(Duration::from_secs(2))),
-            BACKOFF_BASE,
-            "a short Retry-After does not shorten the engine's own backoff"
-        );
-        assert_eq!(
-            backoff_after(1, Some(Duration::from_secs(100 * 3600))),
-            RETRY_AFTER_CAP
-        );
     }
 }
