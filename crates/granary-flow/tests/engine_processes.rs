@@ -524,3 +524,40 @@ async fn a_feed_that_cannot_be_read_drops_everything_held() {
     b.shutdown(Duration::from_secs(1)).await;
     assert!(b.is_stopping());
 }
+
+#[tokio::test]
+async fn refreshers_of_two_processes_divide_the_due_work_through_the_lease() {
+    let (world, a) = authorized(|b| b).await;
+    let b = world.engine("b", |b| b);
+    let config = granary_flow::engine::RefresherConfig {
+        jitter: Duration::ZERO,
+        ..Default::default()
+    };
+    let mut gate = world
+        .gated_refresh(refreshed("access-2", "refresh-2"))
+        .await;
+    world.advance(HOUR - Duration::from_secs(10));
+    let round_a = {
+        let a = a.clone();
+        tokio::spawn(async move { a.run_refresh_round(&config).await })
+    };
+    gate.wait_arrived("a's refresh").await;
+    // While a holds the lease, b's round skips the instance instead of waiting for it.
+    let round_b = tokio::time::timeout(Duration::from_secs(10), b.run_refresh_round(&config))
+        .await
+        .expect("b's round waits for a's refresh instead of leaving it to a");
+    assert_eq!(
+        round_b,
+        granary_flow::engine::RefreshRound {
+            due: 1,
+            claimed_elsewhere: 1,
+            ..Default::default()
+        }
+    );
+    gate.release();
+    let round_a = round_a.await.unwrap();
+    assert_eq!((round_a.due, round_a.refreshed), (1, 1), "{round_a:?}");
+    assert_eq!(world.refreshes().await, 1);
+    // Done: nothing is due for either any more.
+    assert_eq!(b.run_refresh_round(&config).await.due, 0);
+}

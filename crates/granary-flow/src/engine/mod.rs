@@ -61,7 +61,7 @@ pub use instances::{
     DeleteReport, InstanceReport, InstanceUpdate, NewInstance, RefreshFailure, TokenSummary,
 };
 pub use integrations::IntegrationFlows;
-pub use refresher::{Refresher, RefresherConfig};
+pub use refresher::{RefreshRound, Refresher, RefresherConfig};
 pub use reseal::{KeyReloader, ResealReport};
 pub use seal::{Field, KeyId, Keyring, MasterKey, SealError};
 pub use shutdown::ShutdownReport;

@@ -1,6 +1,12 @@
 //! The opt-in background refresher: refreshes tokens ahead of expiry, a few at a time, with
 //! jitter, so that idle instances stay connected. Stopping it stops new refreshes; those in
 //! flight run on as tracked tasks of the engine (see [`Engine::shutdown`]).
+//!
+//! With several processes or nodes on one shared store, each runs its refresher and they
+//! divide the due work through the refresh lease: a due instance whose lease another
+//! process holds is that process's work, and is skipped rather than waited for. Two that
+//! start the same instance at once meet at the lease: one refreshes, the other reads its
+//! answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +41,21 @@ impl Default for RefresherConfig {
             max_idle: None,
         }
     }
+}
+
+/// What one round of the refresher did (see [`Engine::run_refresh_round`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefreshRound {
+    /// Authorized instances whose token was due (or idle past `max_idle`).
+    pub due: usize,
+    /// Of those, the ones this process refreshed (or found refreshed when its turn came).
+    pub refreshed: usize,
+    /// Of those, the ones skipped because another process held their refresh lease.
+    pub claimed_elsewhere: usize,
+    /// Of those, the ones whose refresh failed (logged as warnings).
+    pub failed: usize,
+    /// Of those, the ones not started because the refresher was stopping.
+    pub not_started: usize,
 }
 
 /// A running background refresher. Dropping it (or [`Refresher::stop`]) starts no new
@@ -92,18 +113,27 @@ impl Engine {
         }
     }
 
-    /// One round of the refresher; returns how many refreshes it started.
+    /// Runs one round of the background refresher now and waits for its refreshes: for a
+    /// process that schedules rounds itself, and to see what a round does.
+    pub async fn run_refresh_round(&self, config: &RefresherConfig) -> RefreshRound {
+        let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        let stop = self.inner.tasks.stopping.child_token();
+        self.refresh_round(config, &permits, &stop).await
+    }
+
+    /// One round of the refresher.
     async fn refresh_round(
         &self,
         config: &RefresherConfig,
         permits: &Arc<Semaphore>,
         stop: &CancellationToken,
-    ) -> usize {
+    ) -> RefreshRound {
+        let mut round = RefreshRound::default();
         let instances = match self.inner.store.list_instances().await {
             Ok(instances) => instances,
             Err(error) => {
                 tracing::warn!(%error, "the background refresher could not list the instances");
-                return 0;
+                return round;
             }
         };
         let mut tasks = Vec::new();
@@ -117,10 +147,17 @@ impl Engine {
             let now = self.now();
             let until = now.saturating_add(config.interval + config.jitter);
             let due = self.refresh_at(&record).is_some_and(|at| at <= until);
-            let idle = config
-                .max_idle
-                .is_some_and(|idle| record.obtained_at.saturating_add(idle) <= now);
+            // Without a refresh token there is nothing to keep alive.
+            let idle = record.refresh_token.is_some()
+                && config
+                    .max_idle
+                    .is_some_and(|idle| record.obtained_at.saturating_add(idle) <= now);
             if !due && !idle {
+                continue;
+            }
+            round.due += 1;
+            if self.leased_elsewhere(&instance.id).await {
+                round.claimed_elsewhere += 1;
                 continue;
             }
             let engine = self.clone();
@@ -138,21 +175,51 @@ impl Engine {
                 // A refresh not started when the refresher stops is not started at all.
                 let _permit = tokio::select! {
                     Ok(permit) = ready => permit,
-                    () = stop.cancelled() => return,
-                    else => return,
+                    () = stop.cancelled() => return Started::No,
+                    else => return Started::No,
                 };
-                if let Err(error) = engine
+                // Claimed by another process while this one waited for its turn.
+                if engine.leased_elsewhere(&instance.id).await {
+                    return Started::ClaimedElsewhere;
+                }
+                match engine
                     .refresh_ahead(&instance.id, until, idle && !due)
                     .await
                 {
-                    tracing::warn!(instance = %instance.id, %error, "background refresh failed");
+                    Ok(_) => Started::Refreshed,
+                    Err(error) => {
+                        tracing::warn!(instance = %instance.id, %error, "background refresh failed");
+                        Started::Failed
+                    }
                 }
             }));
         }
-        let started = tasks.len();
         for task in tasks {
-            let _ = task.await;
+            match task.await {
+                Ok(Started::Refreshed) => round.refreshed += 1,
+                Ok(Started::ClaimedElsewhere) => round.claimed_elsewhere += 1,
+                Ok(Started::Failed) | Err(_) => round.failed += 1,
+                Ok(Started::No) => round.not_started += 1,
+            }
         }
-        started
+        round
     }
+
+    /// Whether another process holds the live refresh lease of `instance` (its refresh is
+    /// that process's work). A lease that cannot be read counts as free: the refresh then
+    /// meets the lease itself.
+    async fn leased_elsewhere(&self, instance: &str) -> bool {
+        match self.inner.store.get_lease(instance).await {
+            Ok(Some(lease)) => lease.holder != self.inner.holder && lease.expires > self.now(),
+            _ => false,
+        }
+    }
+}
+
+/// How one refresh of a round ended.
+enum Started {
+    No,
+    ClaimedElsewhere,
+    Refreshed,
+    Failed,
 }
