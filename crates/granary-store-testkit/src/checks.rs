@@ -1,6 +1,7 @@
 //! The checks over one open store: round trips, compare-and-swap, take-once, expiry, leases,
-//! listing and deletion. Each takes `&dyn Store` (a new, empty store) and returns the
-//! [`Violation`] of the first contract it saw broken.
+//! listing and deletion (those of admin sessions and API keys in `server_state`). Each takes
+//! `&dyn Store` (a new, empty store) and returns the [`Violation`] of the first contract it
+//! saw broken.
 
 use std::time::Duration;
 
@@ -15,6 +16,12 @@ use crate::fixtures::{
     sealed, token,
 };
 use crate::violation::{OrBreak, ensure};
+
+mod server_state;
+pub use server_state::{
+    api_key_revoke, api_key_round_trip, session_banner_take_concurrent,
+    session_banner_take_once, session_expiry, session_round_trip,
+};
 
 /// The result of a check.
 pub type CheckResult = Result<(), Violation>;

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use granary_store::{
-    CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease, MemoryStore,
-    PendingAuthorization, Result, Store, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance,
+    Integration, Lease, MemoryStore, PendingAuthorization, Result, Store, Timestamp, TokenRecord,
 };
 use granary_store_sqlite::SqliteStore;
 use granary_store_testkit::{Backend, CHECKS, Options, Outcome, Report, run_all};
@@ -71,6 +71,13 @@ bugs![
     FeedInProcess,
     // The key check.
     KeyCheckAlwaysReplaces,
+    // Admin sessions, their banners, API keys.
+    SessionCreateOverwrites,
+    SessionGetReturnsExpired,
+    BannerTakeKeeps,
+    BannerTakeNotAtomic,
+    ApiKeyCreateOverwrites,
+    RevokedKeyStillFound,
 ];
 
 impl Bug {
@@ -106,6 +113,8 @@ struct Broken {
     bug: Bug,
     feed: Mutex<Feed>,
     written_back: Mutex<BTreeMap<String, TokenRecord>>,
+    /// Keys revoked while the bug `RevokedKeyStillFound` is on, by digest.
+    revoked: Mutex<BTreeMap<String, ApiKeyRecord>>,
 }
 
 #[derive(PartialEq)]
@@ -121,6 +130,7 @@ impl Broken {
             bug,
             feed: Mutex::new(Feed::default()),
             written_back: Mutex::new(BTreeMap::new()),
+            revoked: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -472,6 +482,78 @@ impl Store for Broken {
         let replace = replace || self.bug == Bug::KeyCheckAlwaysReplaces;
         self.inner.put_key_check(check, replace).await
     }
+    async fn create_session(&self, session: &AdminSession) -> Result<()> {
+        if self.bug == Bug::SessionCreateOverwrites {
+            self.inner.delete_session(&session.digest).await?;
+        }
+        self.inner.create_session(session).await
+    }
+    async fn get_session(&self, digest: &str, now: Timestamp) -> Result<Option<AdminSession>> {
+        let now = if self.bug == Bug::SessionGetReturnsExpired {
+            Timestamp::EPOCH
+        } else {
+            now
+        };
+        self.inner.get_session(digest, now).await
+    }
+    async fn delete_session(&self, digest: &str) -> Result<bool> {
+        self.inner.delete_session(digest).await
+    }
+    async fn set_session_banner(&self, digest: &str, banner: &str, now: Timestamp) -> Result<bool> {
+        self.inner.set_session_banner(digest, banner, now).await
+    }
+    async fn take_session_banner(&self, digest: &str, now: Timestamp) -> Result<Option<String>> {
+        let taken = self.inner.take_session_banner(digest, now).await?;
+        match (self.bug, &taken) {
+            (Bug::BannerTakeKeeps, Some(banner)) => {
+                self.inner.set_session_banner(digest, banner, now).await?;
+            }
+            (Bug::BannerTakeNotAtomic, Some(banner)) => {
+                // Read, let others run, then remove: a check-then-act race.
+                self.inner.set_session_banner(digest, banner, now).await?;
+                tokio::task::yield_now().await;
+                self.inner.take_session_banner(digest, now).await?;
+            }
+            _ => {}
+        }
+        Ok(taken)
+    }
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        self.inner.purge_expired_sessions(now).await
+    }
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        if self.bug == Bug::ApiKeyCreateOverwrites {
+            self.inner.revoke_api_key(&key.id).await?;
+        }
+        self.inner.create_api_key(key).await
+    }
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.inner.list_api_keys().await
+    }
+    async fn find_api_key(&self, digest: &str) -> Result<Option<ApiKeyRecord>> {
+        let revoked = self
+            .revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .cloned();
+        match revoked {
+            Some(key) => Ok(Some(key)),
+            None => self.inner.find_api_key(digest).await,
+        }
+    }
+    async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        if self.bug == Bug::RevokedKeyStillFound {
+            let keys = self.inner.list_api_keys().await?;
+            if let Some(key) = keys.into_iter().find(|k| k.id == id) {
+                self.revoked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.digest.clone(), key);
+            }
+        }
+        self.inner.revoke_api_key(id).await
+    }
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {
         if !self.bug.own_feed() {
             return self.inner.changes_since(after, limit).await;
@@ -719,6 +801,36 @@ const STORE_CASES: &[Case] = &[
         Bug::KeyCheckAlwaysReplaces,
         &["key_check_first_wins"],
         "keeps it unless `replace`",
+    ),
+    case(
+        Bug::SessionCreateOverwrites,
+        &["session_round_trip", "session_expiry"],
+        "AlreadyExists on a taken digest",
+    ),
+    case(
+        Bug::SessionGetReturnsExpired,
+        &["session_expiry"],
+        "never returns a session expired",
+    ),
+    case(
+        Bug::BannerTakeKeeps,
+        &["session_banner_take_once", "session_banner_take_concurrent"],
+        "exactly once",
+    ),
+    case(
+        Bug::BannerTakeNotAtomic,
+        &["session_banner_take_concurrent"],
+        "exactly one gets the banner",
+    ),
+    case(
+        Bug::ApiKeyCreateOverwrites,
+        &["api_key_round_trip"],
+        "AlreadyExists on a taken id or digest",
+    ),
+    case(
+        Bug::RevokedKeyStillFound,
+        &["api_key_revoke"],
+        "no longer finds it by digest",
     ),
 ];
 

@@ -20,8 +20,9 @@ mod time;
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
 pub use records::{
-    CHANGES_KEPT, Change, Changes, ClientAuth, ExtraValue, Instance, InstanceStatus, Integration,
-    Lease, PendingAuthorization, RefreshErrorKind, RefreshOutcome, RefreshResult, TokenRecord,
+    AdminSession, ApiKeyRecord, CHANGES_KEPT, Change, Changes, ClientAuth, ExtraValue, Instance,
+    InstanceStatus, Integration, Lease, PendingAuthorization, RefreshErrorKind, RefreshOutcome,
+    RefreshResult, TokenRecord,
 };
 pub use sealed::Sealed;
 pub use store::{Capabilities, Store};

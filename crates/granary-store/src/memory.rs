@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease,
-    PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance,
+    Integration, Lease, PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 
 /// A store in the memory of one process: for tests, demos and single-run tools.
@@ -35,6 +35,10 @@ struct State {
     last_change: u64,
     /// The key check (`put_key_check`).
     key_check: Option<Sealed>,
+    /// Admin sessions by digest, with their one-time banner.
+    sessions: BTreeMap<String, (AdminSession, Option<String>)>,
+    /// API keys by id.
+    api_keys: BTreeMap<String, ApiKeyRecord>,
 }
 
 impl MemoryStore {
@@ -345,5 +349,86 @@ impl Store for MemoryStore {
             .cloned()
             .collect();
         Ok(Changes { changes, missed })
+    }
+
+    async fn create_session(&self, session: &AdminSession) -> Result<()> {
+        let mut state = self.state();
+        if state.sessions.contains_key(&session.digest) {
+            return Err(Error::already_exists("admin session with this digest"));
+        }
+        state
+            .sessions
+            .insert(session.digest.clone(), (session.clone(), None));
+        Ok(())
+    }
+
+    async fn get_session(&self, digest: &str, now: Timestamp) -> Result<Option<AdminSession>> {
+        Ok(self
+            .state()
+            .sessions
+            .get(digest)
+            .filter(|(session, _)| !session.is_expired(now))
+            .map(|(session, _)| session.clone()))
+    }
+
+    async fn delete_session(&self, digest: &str) -> Result<bool> {
+        Ok(self.state().sessions.remove(digest).is_some())
+    }
+
+    async fn set_session_banner(&self, digest: &str, banner: &str, now: Timestamp) -> Result<bool> {
+        let mut state = self.state();
+        match state.sessions.get_mut(digest) {
+            Some((session, kept)) if !session.is_expired(now) => {
+                *kept = Some(banner.to_string());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn take_session_banner(&self, digest: &str, now: Timestamp) -> Result<Option<String>> {
+        let mut state = self.state();
+        match state.sessions.get_mut(digest) {
+            Some((session, kept)) if !session.is_expired(now) => Ok(kept.take()),
+            _ => Ok(None),
+        }
+    }
+
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        let mut state = self.state();
+        let before = state.sessions.len();
+        state
+            .sessions
+            .retain(|_, (session, _)| !session.is_expired(now));
+        Ok(u64::try_from(before - state.sessions.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let mut state = self.state();
+        if state.api_keys.contains_key(&key.id) {
+            return Err(Error::already_exists(format!("API key `{}`", key.id)));
+        }
+        if state.api_keys.values().any(|k| k.digest == key.digest) {
+            return Err(Error::already_exists("API key with this digest"));
+        }
+        state.api_keys.insert(key.id.clone(), key.clone());
+        Ok(())
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        Ok(self.state().api_keys.values().cloned().collect())
+    }
+
+    async fn find_api_key(&self, digest: &str) -> Result<Option<ApiKeyRecord>> {
+        Ok(self
+            .state()
+            .api_keys
+            .values()
+            .find(|k| k.digest == digest)
+            .cloned())
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        Ok(self.state().api_keys.remove(id).is_some())
     }
 }

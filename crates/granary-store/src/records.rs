@@ -1,5 +1,6 @@
 //! The kinds of record a store holds: integrations, instances, pending authorizations,
-//! token records, refresh leases, and the change feed's entries.
+//! token records, refresh leases, the change feed's entries, and the server's admin
+//! sessions and API keys.
 
 use serde::{Deserialize, Serialize};
 
@@ -217,6 +218,58 @@ pub struct Lease {
     pub holder: String,
     /// When it expires: at `expires` and later, another holder may take it over.
     pub expires: Timestamp,
+}
+
+/// A signed-in admin of the admin page, shared by every server node on the store.
+///
+/// The browser holds a random session id; the store keeps only its digest. The session's
+/// one-time banner is not a field: it is set and taken with
+/// [`Store::set_session_banner`](crate::Store::set_session_banner) and
+/// [`Store::take_session_banner`](crate::Store::take_session_banner).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminSession {
+    /// The SHA-256 digest (hex) of the session id the browser holds (the key).
+    pub digest: String,
+    /// The token every form of this session must carry.
+    pub csrf: String,
+    /// When it was created (the caller's clock).
+    pub created: Timestamp,
+    /// When it ends: at `expires` and later, it is never returned.
+    pub expires: Timestamp,
+}
+
+impl std::fmt::Debug for AdminSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSession")
+            .field("digest", &self.digest)
+            .field("csrf", &"[redacted]")
+            .field("created", &self.created)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+impl AdminSession {
+    /// Whether it has ended at `now` (`expires <= now`).
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires <= now
+    }
+}
+
+/// A key of the REST API, as stored: never the key itself, only its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// A short public id, to name and revoke the key (the key of the record).
+    pub id: String,
+    /// What the key is for.
+    pub name: String,
+    /// What the key may do, as the server names it (e.g. `tokens`, `admin`). The store keeps
+    /// it as given.
+    pub role: String,
+    /// The SHA-256 digest (hex) of the key; unique among the stored keys.
+    pub digest: String,
+    /// When it was created (the caller's clock).
+    pub created: Timestamp,
 }
 
 impl PendingAuthorization {

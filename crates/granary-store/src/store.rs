@@ -5,8 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Changes, Error, Instance, Integration, Lease, PendingAuthorization, Result, Sealed, Timestamp,
-    TokenRecord,
+    AdminSession, ApiKeyRecord, Changes, Error, Instance, Integration, Lease, PendingAuthorization,
+    Result, Sealed, Timestamp, TokenRecord,
 };
 
 /// What a backend promises beyond the contracts every backend keeps.
@@ -68,7 +68,8 @@ impl Capabilities {
     }
 }
 
-/// Where granary keeps integrations, instances, pending authorizations, tokens and leases.
+/// Where granary keeps integrations, instances, pending authorizations, tokens and leases,
+/// and the server keeps its admin sessions and API keys.
 ///
 /// Usable as `Arc<dyn Store>`. Every method is atomic: it either happens entirely or not at
 /// all, and concurrent calls (from tasks of one process, and from other processes when the
@@ -242,4 +243,94 @@ pub trait Store: Send + Sync {
              secret it opens",
         ))
     }
+
+    // Admin sessions and API keys: the server's state that every node on the store must see.
+    // The defaults answer `Unsupported` (a backend written before them still compiles, and
+    // the server then refuses to start with that message); every backend of this workspace
+    // implements them.
+
+    /// Stores `session` under `session.digest`. Fails with `AlreadyExists` (and changes
+    /// nothing) when the digest is taken.
+    async fn create_session(&self, session: &AdminSession) -> Result<()> {
+        let _ = session;
+        Err(unsupported_sessions())
+    }
+
+    /// The session with this digest, unexpired at `now` (`expires > now`), or `None` (also
+    /// for an expired one, which may be removed).
+    async fn get_session(&self, digest: &str, now: Timestamp) -> Result<Option<AdminSession>> {
+        let _ = (digest, now);
+        Err(unsupported_sessions())
+    }
+
+    /// Removes the session with this digest and its banner, expired or not; returns whether
+    /// a session was removed.
+    async fn delete_session(&self, digest: &str) -> Result<bool> {
+        let _ = digest;
+        Err(unsupported_sessions())
+    }
+
+    /// Keeps `banner` (an opaque string the caller serialised) as the one-time banner of the
+    /// session with this digest, replacing the one kept, and returns whether it did: only a
+    /// session unexpired at `now` keeps one (a missing or expired session keeps nothing and
+    /// answers `Ok(false)`), at most one each, removed with the session.
+    async fn set_session_banner(&self, digest: &str, banner: &str, now: Timestamp) -> Result<bool> {
+        let _ = (digest, banner, now);
+        Err(unsupported_sessions())
+    }
+
+    /// Removes the banner of the session with this digest and returns it, atomically and at
+    /// most once: of any number of concurrent takers (in any process sharing the store), one
+    /// gets it and the others get `None`. A session that is missing, expired at `now`, or
+    /// keeps no banner gives `None`. The session itself stays.
+    async fn take_session_banner(&self, digest: &str, now: Timestamp) -> Result<Option<String>> {
+        let _ = (digest, now);
+        Err(unsupported_sessions())
+    }
+
+    /// Removes every session with `expires <= now`, with its banner; returns how many
+    /// sessions.
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        let _ = now;
+        Err(unsupported_sessions())
+    }
+
+    /// Stores the API key `key`. Fails with `AlreadyExists` (and changes nothing) when its id
+    /// or its digest is taken.
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let _ = key;
+        Err(unsupported_api_keys())
+    }
+
+    /// Every API key, ordered by id.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        Err(unsupported_api_keys())
+    }
+
+    /// The API key whose digest is `digest`, or `None` (a revoked key is never found).
+    async fn find_api_key(&self, digest: &str) -> Result<Option<ApiKeyRecord>> {
+        let _ = digest;
+        Err(unsupported_api_keys())
+    }
+
+    /// Revokes the API key `id`: removes it, so that neither `find_api_key` nor
+    /// `list_api_keys` returns it again; returns whether it existed.
+    async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        let _ = id;
+        Err(unsupported_api_keys())
+    }
+}
+
+fn unsupported_sessions() -> Error {
+    Error::unsupported(
+        "this store keeps no admin sessions: use a backend that implements the session \
+         methods of `Store` (every backend of granary does)",
+    )
+}
+
+fn unsupported_api_keys() -> Error {
+    Error::unsupported(
+        "this store keeps no API keys: use a backend that implements the API key methods of \
+         `Store` (every backend of granary does)",
+    )
 }
