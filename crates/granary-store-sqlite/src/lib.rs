@@ -38,6 +38,7 @@ mod codec;
 mod connection;
 mod errors;
 mod schema;
+mod server_state;
 mod store;
 
 pub use store::{SqliteOptions, SqliteStore};

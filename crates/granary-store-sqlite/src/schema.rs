@@ -78,6 +78,26 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         value     BLOB NOT NULL
     );
     ",
+    // 3 -> 4: the server's state every node must see: admin sessions (with their one-time
+    // banner) and API keys.
+    "
+    CREATE TABLE admin_sessions (
+        digest   TEXT PRIMARY KEY NOT NULL,
+        csrf     TEXT NOT NULL,
+        created  INTEGER NOT NULL,
+        expires  INTEGER NOT NULL,
+        banner   TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX admin_sessions_by_expiry ON admin_sessions (expires);
+
+    CREATE TABLE api_keys (
+        id       TEXT PRIMARY KEY NOT NULL,
+        name     TEXT NOT NULL,
+        role     TEXT NOT NULL,
+        digest   TEXT NOT NULL UNIQUE,
+        created  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use granary_store::{
-    CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease,
-    PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance,
+    Integration, Lease, PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -52,7 +52,7 @@ pub struct SqliteStore {
 
 /// A failure inside a job: already a store error, or SQLite's (mapped with what the job was
 /// doing).
-enum Fault {
+pub(crate) enum Fault {
     Store(Error),
     Sqlite(rusqlite::Error),
 }
@@ -69,7 +69,7 @@ impl From<rusqlite::Error> for Fault {
     }
 }
 
-type Done<T> = std::result::Result<T, Fault>;
+pub(crate) type Done<T> = std::result::Result<T, Fault>;
 
 impl SqliteStore {
     /// Opens (creating when missing) the granary database at `path`, with default options.
@@ -97,7 +97,7 @@ impl SqliteStore {
     }
 
     /// Runs `job` on the connection thread and awaits its result.
-    async fn call<T, F>(&self, doing: &'static str, job: F) -> Result<T>
+    pub(crate) async fn call<T, F>(&self, doing: &'static str, job: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Done<T> + Send + 'static,
@@ -122,7 +122,7 @@ impl SqliteStore {
     }
 }
 
-fn immediate(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+pub(crate) fn immediate(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     connection.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
@@ -697,6 +697,46 @@ impl Store for SqliteStore {
                 .optional()?)
         })
         .await
+    }
+
+    async fn create_session(&self, session: &AdminSession) -> Result<()> {
+        self.sessions_create(session).await
+    }
+
+    async fn get_session(&self, digest: &str, now: Timestamp) -> Result<Option<AdminSession>> {
+        self.sessions_get(digest, now).await
+    }
+
+    async fn delete_session(&self, digest: &str) -> Result<bool> {
+        self.sessions_delete(digest).await
+    }
+
+    async fn set_session_banner(&self, digest: &str, banner: &str, now: Timestamp) -> Result<bool> {
+        self.sessions_set_banner(digest, banner, now).await
+    }
+
+    async fn take_session_banner(&self, digest: &str, now: Timestamp) -> Result<Option<String>> {
+        self.sessions_take_banner(digest, now).await
+    }
+
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        self.sessions_purge(now).await
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.api_keys_create(key).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.api_keys_list().await
+    }
+
+    async fn find_api_key(&self, digest: &str) -> Result<Option<ApiKeyRecord>> {
+        self.api_keys_find(digest).await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        self.api_keys_revoke(id).await
     }
 }
 
