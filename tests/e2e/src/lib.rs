@@ -1,6 +1,13 @@
-//! What the end-to-end binaries (`browser`, `load`, `lifecycle`) share: `--name value`
-//! arguments, the tokio runtime, the Box fixture pointed at a provider, and granary's admin
-//! page and the provider's devInteractions forms driven over plain HTTP (no browser).
+//! What the end-to-end binaries (`browser`, `load`, `lifecycle`, `multinode`) share:
+//! `--name value` arguments, the tokio runtime, the Box fixture pointed at a provider, and
+//! granary's admin page and the provider's devInteractions forms driven over plain HTTP (no
+//! browser); and in modules, a `granary serve` process and its REST API ([`server`]), the
+//! fault proxy in front of the provider's token endpoint ([`token_proxy`]), and a scenario's
+//! outcome and line ([`scenario`]).
+
+pub mod scenario;
+pub mod server;
+pub mod token_proxy;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -159,29 +166,44 @@ pub async fn authorize(
     csrf: &str,
     user: &str,
 ) -> Result<Authorization, String> {
-    let started = http
-        .post(format!("{base}/admin/instances/{id}/authorize"))
+    let started = start_authorization(http, base, id, csrf).await?;
+    match through_provider(http, issuer, base, started, user).await? {
+        Some(callback) => follow_callback(http, callback, id).await,
+        None => Ok(Authorization::NotBack),
+    }
+}
+
+/// Clicks "Get access token" of instance `id` on the admin page of `base`: the provider's
+/// authorization URL it redirects to.
+pub async fn start_authorization(
+    http: &Client,
+    base: &str,
+    id: &str,
+    csrf: &str,
+) -> Result<reqwest::Response, String> {
+    http.post(format!("{base}/admin/instances/{id}/authorize"))
         .form(&[("csrf", csrf)])
         .send()
         .await
-        .map_err(error)?;
+        .map_err(error)
+}
+
+/// Follows `started` (the answer that redirects to the provider `issuer`) through the
+/// provider: GETs are followed, its login (as `user`, password `user`) and consent forms
+/// posted, until it redirects to a URL under `public_url` (granary's callback), which is
+/// returned unrequested; `None` when it had not after 20 steps.
+pub async fn through_provider(
+    http: &Client,
+    issuer: &str,
+    public_url: &str,
+    started: reqwest::Response,
+    user: &str,
+) -> Result<Option<Url>, String> {
     let issuer = Url::parse(issuer).map_err(|e| e.to_string())?;
     let mut next = location(&started, &issuer)?;
-    // Follow the provider: GETs are followed; its login and consent forms are posted.
     for _ in 0..20 {
-        if next.as_str().starts_with(base) {
-            let done = http.get(next.clone()).send().await.map_err(error)?;
-            if done.status() != 303
-                || location(&done, &next)?.path() != format!("/admin/instances/{id}")
-            {
-                let status = done.status();
-                let body = done.text().await.unwrap_or_default();
-                return Ok(Authorization::Callback(
-                    status,
-                    body.chars().take(300).collect(),
-                ));
-            }
-            return Ok(Authorization::Connected);
+        if next.as_str().starts_with(public_url) {
+            return Ok(Some(next));
         }
         let response = http.get(next.clone()).send().await.map_err(error)?;
         if response.status().is_redirection() {
@@ -202,5 +224,26 @@ pub async fn authorize(
             .map_err(error)?;
         next = location(&posted, &next)?;
     }
-    Ok(Authorization::NotBack)
+    Ok(None)
+}
+
+/// Requests granary's `callback` URL of instance `id`: [`Authorization::Connected`] when it
+/// redirects to the instance's admin page.
+pub async fn follow_callback(
+    http: &Client,
+    callback: Url,
+    id: &str,
+) -> Result<Authorization, String> {
+    let done = http.get(callback.clone()).send().await.map_err(error)?;
+    if done.status() != 303
+        || location(&done, &callback)?.path() != format!("/admin/instances/{id}")
+    {
+        let status = done.status();
+        let body = done.text().await.unwrap_or_default();
+        return Ok(Authorization::Callback(
+            status,
+            body.chars().take(300).collect(),
+        ));
+    }
+    Ok(Authorization::Connected)
 }

@@ -22,7 +22,6 @@
 //! the scenarios defined, one a line. It exits non-zero when a scenario failed.
 
 mod granary;
-mod proxy;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -30,8 +29,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use granary::Env;
-use granary_e2e::Flags;
-use proxy::Proxy;
+use granary_e2e::token_proxy::Proxy;
+use granary_e2e::{Flags, scenario};
 use scenarios::SCENARIOS;
 
 /// A scenario that has not finished after this failed.
@@ -101,29 +100,17 @@ async fn run(args: Args) -> Result<(usize, usize), String> {
         }
         count += 1;
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(SCENARIO_TIMEOUT, scenarios::run(name, &env)).await;
-        let took = format!("took_s={:.1}", started.elapsed().as_secs_f64());
-        let line = match result {
-            Ok(Ok(outcome)) => {
-                let mut figures = outcome.figures;
-                figures.push(took);
-                if outcome.failures.is_empty() {
-                    passed += 1;
-                    format!("lifecycle {name}: passed ({})", figures.join(" "))
-                } else {
-                    format!(
-                        "lifecycle {name}: failed ({}): {}",
-                        figures.join(" "),
-                        outcome.failures.join("; ")
-                    )
-                }
-            }
-            Ok(Err(error)) => format!("lifecycle {name}: failed ({took}): setup: {error}"),
-            Err(_) => format!(
-                "lifecycle {name}: failed ({took}): did not finish within {} s",
-                SCENARIO_TIMEOUT.as_secs()
-            ),
-        };
+        let ended = tokio::time::timeout(SCENARIO_TIMEOUT, scenarios::run(name, &env))
+            .await
+            .ok();
+        let (line, ok) = scenario::line(
+            "lifecycle",
+            name,
+            ended,
+            started.elapsed(),
+            SCENARIO_TIMEOUT,
+        );
+        passed += usize::from(ok);
         println!("{line}");
     }
     env.proxy.reset();

@@ -3,13 +3,15 @@
 //!
 //! The bounds checked are the ones issue 9 names; they are constants here, easy to adjust.
 
-use std::fmt::Display;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::granary::{Answer, Env, Lifetime, REFRESH_DEADLINE, SHUTDOWN_GRACE, Serve, Setup};
-use crate::proxy::{Mode, Release};
+use granary_e2e::scenario::{Outcome, describe, secs, secs_or_none};
+use granary_e2e::server::Serve;
+use granary_e2e::token_proxy::{Mode, Release};
+
+use crate::granary::{Env, Lifetime, REFRESH_DEADLINE, SHUTDOWN_GRACE, Setup};
 
 /// A process exits within the grace period plus this.
 const EXIT_SLACK: Duration = Duration::from_secs(1);
@@ -47,54 +49,6 @@ pub const SCENARIOS: &[&str] = &[
     "empty_400_refresh_failing",
     "key_rotate_while_serving",
 ];
-
-/// What a scenario measured, and the checks that failed.
-#[derive(Default)]
-pub struct Outcome {
-    pub figures: Vec<String>,
-    pub failures: Vec<String>,
-}
-
-impl Outcome {
-    fn figure(&mut self, name: &str, value: impl Display) {
-        self.figures.push(format!("{name}={value}"));
-    }
-
-    /// Records a failure unless `ok`.
-    fn check(&mut self, ok: bool, failure: impl Into<String>) -> bool {
-        if !ok {
-            self.failures.push(failure.into());
-        }
-        ok
-    }
-}
-
-fn secs(duration: Duration) -> String {
-    format!("{:.2}", duration.as_secs_f64())
-}
-
-fn secs_or_none(duration: Option<Duration>) -> String {
-    duration.map_or_else(|| "none".to_string(), secs)
-}
-
-/// `200 in 0.03 s`, or what came instead.
-fn describe(answer: &Answer) -> String {
-    if answer.ok() {
-        format!("{} in {} s", answer.code(), secs(answer.elapsed))
-    } else {
-        let detail = answer
-            .body
-            .get("detail")
-            .and_then(Value::as_str)
-            .map_or_else(|| answer.body.to_string(), str::to_string);
-        format!(
-            "{} in {} s ({})",
-            answer.code(),
-            secs(answer.elapsed),
-            detail.chars().take(200).collect::<String>()
-        )
-    }
-}
 
 /// Runs one scenario by name.
 pub async fn run(name: &str, env: &Env) -> Result<Outcome, String> {

@@ -1,7 +1,8 @@
-//! The fault proxy: an HTTP/1.1 listener on 127.0.0.1 in front of the provider's token
-//! endpoint, and nothing else. Each request is handled by the [`Mode`] in force when it
-//! arrives; the proxy counts what it received and forwarded, and the runner waits for
-//! arrivals ([`Proxy::wait_refreshes`]) instead of sleeping.
+//! The fault proxy of the `lifecycle` and `multinode` runners: an HTTP/1.1 listener on
+//! 127.0.0.1 in front of the provider's token endpoint, and nothing else. Each request is
+//! handled by the [`Mode`] in force when it arrives; the proxy counts what it received and
+//! forwarded, and the runner waits for arrivals ([`Proxy::wait_refreshes`]) instead of
+//! sleeping.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
