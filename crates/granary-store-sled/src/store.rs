@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use granary_store::{
-    CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance, Integration, Lease,
-    PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance,
+    Integration, Lease, PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,6 +21,8 @@ use sled::{Db, Tree};
 
 use crate::FORMAT_VERSION;
 use crate::errors::{map, panicked};
+
+mod server_state;
 
 /// A granary store in a sled folder (experimental; one process at a time).
 ///
@@ -51,6 +53,10 @@ struct Inner {
     changes: Tree,
     /// The format marker and the change counter ([`LAST_CHANGE`]).
     meta: Tree,
+    /// Admin sessions by digest, with their banner.
+    sessions: Tree,
+    /// API keys by id.
+    api_keys: Tree,
     /// sled's log file, to fsync after each flush (see [`Inner::sync`]).
     log: std::fs::File,
     /// Serializes read-modify-write methods. Enough for isolation because sled locks the
@@ -58,7 +64,7 @@ struct Inner {
     writer: Mutex<()>,
 }
 
-const TREES: [&str; 7] = [
+const TREES: [&str; 9] = [
     "meta",
     "integrations",
     "instances",
@@ -66,6 +72,8 @@ const TREES: [&str; 7] = [
     "tokens",
     "leases",
     "changes",
+    "sessions",
+    "api_keys",
 ];
 
 /// The key, in the `meta` tree, of the number of the newest change (big-endian `u64`). It
@@ -223,6 +231,8 @@ fn open_blocking(path: PathBuf) -> Result<Inner> {
         tokens: tree("tokens")?,
         leases: tree("leases")?,
         changes: tree("changes")?,
+        sessions: tree("sessions")?,
+        api_keys: tree("api_keys")?,
         meta,
         writer: Mutex::new(()),
         log,
@@ -828,5 +838,45 @@ impl Store for SledStore {
             })
         })
         .await
+    }
+
+    async fn create_session(&self, session: &AdminSession) -> Result<()> {
+        self.sessions_create(session).await
+    }
+
+    async fn get_session(&self, digest: &str, now: Timestamp) -> Result<Option<AdminSession>> {
+        self.sessions_get(digest, now).await
+    }
+
+    async fn delete_session(&self, digest: &str) -> Result<bool> {
+        self.sessions_delete(digest).await
+    }
+
+    async fn set_session_banner(&self, digest: &str, banner: &str, now: Timestamp) -> Result<bool> {
+        self.sessions_set_banner(digest, banner, now).await
+    }
+
+    async fn take_session_banner(&self, digest: &str, now: Timestamp) -> Result<Option<String>> {
+        self.sessions_take_banner(digest, now).await
+    }
+
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        self.sessions_purge(now).await
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.api_keys_create(key).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.api_keys_list().await
+    }
+
+    async fn find_api_key(&self, digest: &str) -> Result<Option<ApiKeyRecord>> {
+        self.api_keys_find(digest).await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        self.api_keys_revoke(id).await
     }
 }
