@@ -703,6 +703,7 @@ async fn background_refresher_refreshes_idle_instances_and_stops_when_dropped() 
     let config = granary_flow::engine::RefresherConfig {
         interval: Duration::from_millis(20),
         concurrency: 2,
+        concurrency_per_host: 2,
         jitter: Duration::from_millis(5),
         max_idle: None,
     };

@@ -561,3 +561,65 @@ async fn refreshers_of_two_processes_divide_the_due_work_through_the_lease() {
     // Done: nothing is due for either any more.
     assert_eq!(b.run_refresh_round(&config).await.due, 0);
 }
+
+/// Records when each refresh arrives, and answers it after `delay`.
+struct Arrivals {
+    at: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+    response: ResponseTemplate,
+}
+
+impl wiremock::Respond for Arrivals {
+    fn respond(&self, _request: &wiremock::Request) -> ResponseTemplate {
+        self.at.lock().unwrap().push(std::time::Instant::now());
+        self.response.clone()
+    }
+}
+
+#[tokio::test]
+async fn the_refresher_sends_one_provider_host_one_refresh_at_a_time_when_told_so() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    for id in ["inst-2", "inst-3"] {
+        world.add_instance(&a, id).await;
+        world
+            .authorize_instance(&a, id, "access-1", Some("refresh-1"), Some(3600))
+            .await;
+    }
+    let answer_after = Duration::from_millis(200);
+    let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::body_string_contains(
+            "grant_type=refresh_token",
+        ))
+        .respond_with(Arrivals {
+            at: arrivals.clone(),
+            response: refreshed("access-2", "refresh-2").set_delay(answer_after),
+        })
+        .mount(&world.server)
+        .await;
+    world.advance(HOUR - Duration::from_secs(10));
+    let round = a
+        .run_refresh_round(&granary_flow::engine::RefresherConfig {
+            concurrency: 4,
+            concurrency_per_host: 1,
+            jitter: Duration::ZERO,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!((round.due, round.refreshed), (3, 3), "{round:?}");
+    let mut at = arrivals.lock().unwrap().clone();
+    at.sort();
+    assert_eq!(at.len(), 3);
+    // One at a time: each refresh reached the provider only after the one before it had its
+    // answer, which the provider gave `answer_after` after it arrived.
+    for pair in at.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= answer_after,
+            "two refreshes were at the provider at once: {:?} apart",
+            pair[1] - pair[0]
+        );
+    }
+}

@@ -69,7 +69,10 @@ pub async fn run(settings: Settings) -> Result<()> {
             tracing::info!("the admin token is the one of GRANARY_ADMIN_TOKEN")
         }
     }
-    let refresher = engine.spawn_refresher(RefresherConfig::default());
+    let refresher = engine.spawn_refresher(RefresherConfig {
+        concurrency_per_host: settings.refresh_per_host,
+        ..RefresherConfig::default()
+    });
     let public = settings.base().to_string();
     let redirect_uri = settings.redirect_uri();
     let grace = settings.shutdown_grace;

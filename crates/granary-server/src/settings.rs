@@ -97,6 +97,9 @@ pub struct ServeArgs {
     /// answer before they are cut short, in seconds [default: 10].
     #[arg(long, env = "GRANARY_SHUTDOWN_GRACE", value_name = "SECS")]
     pub shutdown_grace: Option<u64>,
+    /// How many background refreshes may go to one provider host at once [default: 2].
+    #[arg(long, env = "GRANARY_REFRESH_PER_HOST", value_name = "N")]
+    pub refresh_per_host: Option<usize>,
 }
 
 /// The TOML configuration file; every key is optional.
@@ -119,6 +122,8 @@ pub struct FileSettings {
     pub refresh_deadline: Option<u64>,
     /// How long `serve` waits at shutdown for refreshes in flight, in seconds.
     pub shutdown_grace: Option<u64>,
+    /// How many background refreshes may go to one provider host at once.
+    pub refresh_per_host: Option<usize>,
     /// The largest OpenAPI document imported: bytes, or a text with a unit (`"64MiB"`).
     pub import_limit: Option<toml::Value>,
     /// Accept plain http provider URLs to hosts other than loopback.
@@ -149,6 +154,8 @@ pub struct Settings {
     pub refresh_deadline: Duration,
     /// How long `serve` waits at shutdown for refreshes in flight.
     pub shutdown_grace: Duration,
+    /// How many background refreshes may go to one provider host at once.
+    pub refresh_per_host: usize,
     /// The largest OpenAPI document imported, in bytes.
     pub import_limit: usize,
     /// Whether provider URLs may use plain http to hosts other than loopback.
@@ -235,6 +242,18 @@ impl Settings {
                 .or(file.shutdown_grace)
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
         );
+        let refresh_per_host = serve
+            .refresh_per_host
+            .or(file.refresh_per_host)
+            .unwrap_or_else(|| {
+                granary_flow::engine::RefresherConfig::default().concurrency_per_host
+            });
+        if refresh_per_host == 0 {
+            return Err(Error::Config(
+                "refresh_per_host must be at least 1 (refreshes to one provider host at once)"
+                    .to_string(),
+            ));
+        }
         let import_limit = match (&common.import_limit, &file.import_limit) {
             (Some(text), _) => parse_size(text)?,
             (None, Some(toml::Value::Integer(n))) => usize::try_from(*n)
@@ -264,6 +283,7 @@ impl Settings {
             log_level,
             refresh_deadline,
             shutdown_grace,
+            refresh_per_host,
         })
     }
 
@@ -399,6 +419,7 @@ mod tests {
         assert!(!settings.secure_cookies());
         assert_eq!(settings.refresh_deadline, Duration::from_secs(30));
         assert_eq!(settings.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(settings.refresh_per_host, 2);
         assert_eq!(settings.import_limit, 64 * 1024 * 1024);
         assert!(!settings.allow_insecure_http);
     }
@@ -439,7 +460,7 @@ mod tests {
         let path = dir.path().join("granary.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://granary.example/\"\ndata_dir = \"data\"\nlog_level = \"debug\"\nrefresh_deadline = 7\nshutdown_grace = 3\n",
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://granary.example/\"\ndata_dir = \"data\"\nlog_level = \"debug\"\nrefresh_deadline = 7\nshutdown_grace = 3\nrefresh_per_host = 5\n",
         )
         .unwrap();
         let common = CommonArgs {
@@ -457,6 +478,19 @@ mod tests {
         assert!(settings.secure_cookies());
         assert_eq!(settings.refresh_deadline, Duration::from_secs(7));
         assert_eq!(settings.shutdown_grace, Duration::from_secs(3));
+        assert_eq!(settings.refresh_per_host, 5);
+        let refused = Settings::resolve(
+            &common,
+            &ServeArgs {
+                refresh_per_host: Some(0),
+                ..ServeArgs::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("refresh_per_host"),
+            "{refused}"
+        );
 
         let common = CommonArgs {
             listen: Some("127.0.0.1:9001".parse().unwrap()),

@@ -8,14 +8,15 @@
 //! start the same instance at once meet at the lease: one refreshes, the other reads its
 //! answer.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use granary_store::InstanceStatus;
+use granary_store::{Instance, InstanceStatus};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, ShutdownReport};
+use super::{Engine, IntegrationFlows, ShutdownReport};
 
 /// How the background refresher works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +25,13 @@ pub struct RefresherConfig {
     pub interval: Duration,
     /// How many refreshes run at once (default 4).
     pub concurrency: usize,
-    /// Each refresh starts after a random delay up to this (default 5 s), so that many
-    /// instances do not hit a provider in the same second.
+    /// How many of them may go to one provider host at once (default 2), so that many
+    /// tokens due together do not hit one provider at once.
+    pub concurrency_per_host: usize,
+    /// A token already due starts its refresh after a random delay up to this (default
+    /// 5 s). One that becomes due during the round starts at a random moment before it
+    /// does, so a round's refreshes are spread over the interval rather than bunched at its
+    /// start.
     pub jitter: Duration,
     /// Refresh even a fresh token once it is this old, for providers whose refresh tokens
     /// expire when unused (default: off).
@@ -37,6 +43,7 @@ impl Default for RefresherConfig {
         Self {
             interval: Duration::from_secs(30),
             concurrency: 4,
+            concurrency_per_host: 2,
             jitter: Duration::from_secs(5),
             max_idle: None,
         }
@@ -97,12 +104,15 @@ impl Engine {
         tokio::spawn(async move {
             let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
             loop {
+                // Rounds start one interval apart, however long a round's spread-out
+                // refreshes take.
+                let next = tokio::time::Instant::now() + config.interval;
                 tokio::select! {
                     _ = engine.refresh_round(&config, &permits, &stopped) => {}
                     () = stopped.cancelled() => return,
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(config.interval) => {}
+                    () = tokio::time::sleep_until(next) => {}
                     () = stopped.cancelled() => return,
                 }
             }
@@ -137,6 +147,7 @@ impl Engine {
             }
         };
         let mut tasks = Vec::new();
+        let mut hosts = ProviderHosts::default();
         for instance in instances {
             if instance.status != InstanceStatus::Authorized {
                 continue;
@@ -162,19 +173,19 @@ impl Engine {
             }
             let engine = self.clone();
             let permits = permits.clone();
-            let jitter = config.jitter;
+            let host_permits = hosts.permits(self, &instance, config).await;
+            let delay = random_below(start_window(now, self.refresh_at(&record), due, config));
             let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
-                let millis = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
-                let delay = Duration::from_millis(rand::random::<u64>() % millis.max(1));
                 let ready = async {
-                    let permit = permits.acquire_owned().await;
                     tokio::time::sleep(delay).await;
-                    permit
+                    let host = host_permits.acquire_owned().await;
+                    let permit = permits.acquire_owned().await;
+                    host.and_then(|host| permit.map(|permit| (host, permit)))
                 };
                 // A refresh not started when the refresher stops is not started at all.
-                let _permit = tokio::select! {
-                    Ok(permit) = ready => permit,
+                let _permits = tokio::select! {
+                    Ok(permits) = ready => permits,
                     () = stop.cancelled() => return Started::No,
                     else => return Started::No,
                 };
@@ -216,10 +227,140 @@ impl Engine {
     }
 }
 
+/// How long a refresh may wait before it starts: a token already due (or only idle) within
+/// the jitter, one that becomes due during the round before it does (at most an interval).
+fn start_window(
+    now: granary_store::Timestamp,
+    refresh_at: Option<granary_store::Timestamp>,
+    due: bool,
+    config: &RefresherConfig,
+) -> Duration {
+    match refresh_at {
+        Some(at) if due && at > now => {
+            let until_due = u64::try_from(at.as_unix_millis() - now.as_unix_millis()).unwrap_or(0);
+            Duration::from_millis(until_due).min(config.interval)
+        }
+        _ => config.jitter,
+    }
+}
+
+/// A random duration below `window` (zero for an empty window).
+fn random_below(window: Duration) -> Duration {
+    let millis = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::random::<u64>() % millis.max(1))
+}
+
+/// The refreshes each provider host may take at once during a round.
+#[derive(Default)]
+struct ProviderHosts {
+    permits: HashMap<String, Arc<Semaphore>>,
+    flows: HashMap<String, Option<IntegrationFlows>>,
+}
+
+impl ProviderHosts {
+    /// The permits of the host of `instance`'s token endpoint (its override, else its
+    /// integration's). An endpoint that cannot be resolved shares one set of permits with
+    /// the others that cannot: its refresh fails and says why.
+    async fn permits(
+        &mut self,
+        engine: &Engine,
+        instance: &Instance,
+        config: &RefresherConfig,
+    ) -> Arc<Semaphore> {
+        let flows = match self.flows.get(&instance.integration) {
+            Some(flows) => flows.as_ref(),
+            None => {
+                let read = match engine
+                    .inner
+                    .store
+                    .get_integration(&instance.integration)
+                    .await
+                {
+                    Ok(Some(integration)) => IntegrationFlows::of(&integration).ok(),
+                    _ => None,
+                };
+                self.flows
+                    .entry(instance.integration.clone())
+                    .or_insert(read)
+                    .as_ref()
+            }
+        };
+        let token_url = match &instance.token_url {
+            Some(url) => url::Url::parse(url).ok(),
+            None => flows
+                .and_then(|flows| flows.authorization_code_flow(Some(&instance.scheme)))
+                .and_then(|(_, flow)| flow.token_url.clone()),
+        };
+        let host = token_url
+            .and_then(|url| url.host_str().map(str::to_string))
+            .unwrap_or_default();
+        self.permits
+            .entry(host)
+            .or_insert_with(|| Arc::new(Semaphore::new(config.concurrency_per_host.max(1))))
+            .clone()
+    }
+}
+
 /// How one refresh of a round ended.
 enum Started {
     No,
     ClaimedElsewhere,
     Refreshed,
     Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use granary_store::Timestamp;
+
+    const CONFIG: RefresherConfig = RefresherConfig {
+        interval: Duration::from_secs(30),
+        concurrency: 4,
+        concurrency_per_host: 2,
+        jitter: Duration::from_secs(5),
+        max_idle: None,
+    };
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_millis(seconds * 1000)
+    }
+
+    #[test]
+    fn a_token_due_later_in_the_round_starts_before_it_is_due() {
+        assert_eq!(
+            start_window(at(100), Some(at(112)), true, &CONFIG),
+            Duration::from_secs(12)
+        );
+        // Never later than one interval: the next round comes then.
+        assert_eq!(
+            start_window(at(100), Some(at(134)), true, &CONFIG),
+            CONFIG.interval
+        );
+    }
+
+    #[test]
+    fn a_token_already_due_or_only_idle_starts_within_the_jitter() {
+        assert_eq!(
+            start_window(at(100), Some(at(90)), true, &CONFIG),
+            CONFIG.jitter
+        );
+        assert_eq!(
+            start_window(at(100), Some(at(100)), true, &CONFIG),
+            CONFIG.jitter
+        );
+        assert_eq!(
+            start_window(at(100), Some(at(500)), false, &CONFIG),
+            CONFIG.jitter
+        );
+        assert_eq!(start_window(at(100), None, true, &CONFIG), CONFIG.jitter);
+    }
+
+    #[test]
+    fn a_random_delay_stays_below_its_window() {
+        for _ in 0..100 {
+            assert!(random_below(Duration::from_millis(7)) < Duration::from_millis(7));
+        }
+        assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
+    }
 }

@@ -118,6 +118,27 @@ impl World {
         refresh: Option<&str>,
         expires_in: Option<u64>,
     ) {
+        self.authorize_instance(engine, "inst", access, refresh, expires_in)
+            .await;
+    }
+
+    /// Creates another instance `id` of the integration `stub` through `engine`.
+    pub async fn add_instance(&self, engine: &Engine, id: &str) {
+        let mut new = NewInstance::new(id, "stub", "client-1");
+        new.client_secret = Some(SecretString::from("client-secret-value"));
+        new.scopes = vec!["read".into(), "offline_access".into()];
+        engine.create_instance(new).await.unwrap();
+    }
+
+    /// Authorizes the instance `id` through `engine`, as [`World::authorize`] does `inst`.
+    pub async fn authorize_instance(
+        &self,
+        engine: &Engine,
+        id: &str,
+        access: &str,
+        refresh: Option<&str>,
+        expires_in: Option<u64>,
+    ) {
         let guard = Mock::given(method("POST"))
             .and(path("/token"))
             .and(body_string_contains("grant_type=authorization_code"))
@@ -127,7 +148,7 @@ impl World {
             .expect(1)
             .mount_as_scoped(&self.server)
             .await;
-        let url = engine.begin_authorization("inst").await.unwrap().url;
+        let url = engine.begin_authorization(id).await.unwrap().url;
         let state = url
             .query_pairs()
             .find(|(name, _)| name == "state")
