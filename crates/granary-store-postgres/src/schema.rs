@@ -82,6 +82,30 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         value     bytea NOT NULL
     );
     "#,
+    // 2 -> 3: the server's state every node must see: admin sessions, their one-time
+    // banners (a row apart, so that taking one is a single `DELETE ... RETURNING`), and API
+    // keys.
+    r#"
+    CREATE TABLE admin_sessions (
+        digest   text COLLATE "C" PRIMARY KEY,
+        csrf     text NOT NULL,
+        created  bigint NOT NULL,
+        expires  bigint NOT NULL
+    );
+    CREATE INDEX admin_sessions_by_expiry ON admin_sessions (expires);
+    CREATE TABLE admin_banners (
+        digest  text COLLATE "C" PRIMARY KEY
+                REFERENCES admin_sessions (digest) ON DELETE CASCADE,
+        banner  text NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id       text COLLATE "C" PRIMARY KEY,
+        name     text NOT NULL,
+        role     text NOT NULL,
+        digest   text COLLATE "C" NOT NULL UNIQUE,
+        created  bigint NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this granary writes.

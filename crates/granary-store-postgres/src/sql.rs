@@ -155,6 +155,38 @@ pub const PUT_KEY_CHECK: &str = "INSERT INTO key_check (only_row, value) VALUES 
     ON CONFLICT (only_row) DO UPDATE SET \
     value = CASE WHEN $2 THEN EXCLUDED.value ELSE key_check.value END RETURNING value";
 
+/// Creates an admin session; no row back when the digest is taken.
+pub const CREATE_SESSION: &str = "INSERT INTO admin_sessions (digest, csrf, created, expires) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1";
+/// The session of a digest, unexpired at `$2`.
+pub const GET_SESSION: &str = "SELECT digest, csrf, created, expires FROM admin_sessions \
+    WHERE digest = $1 AND expires > $2";
+/// Removes a session; the foreign key cascades to its banner.
+pub const DELETE_SESSION: &str = "DELETE FROM admin_sessions WHERE digest = $1 RETURNING 1";
+/// Keeps the banner `$2` of the session `$1` while it is unexpired at `$3` (replacing the one
+/// kept); one row back when kept.
+pub const SET_SESSION_BANNER: &str = "INSERT INTO admin_banners (digest, banner) \
+    SELECT digest, $2 FROM admin_sessions WHERE digest = $1 AND expires > $3 \
+    ON CONFLICT (digest) DO UPDATE SET banner = EXCLUDED.banner RETURNING 1";
+/// Removes the banner of the session `$1`, unexpired at `$2`, and returns it: at most one
+/// taker gets the row.
+pub const TAKE_SESSION_BANNER: &str = "DELETE FROM admin_banners b USING admin_sessions s \
+    WHERE b.digest = $1 AND s.digest = b.digest AND s.expires > $2 RETURNING b.banner";
+/// Removes the sessions expired at `$1` (and their banners).
+pub const PURGE_SESSIONS: &str =
+    "WITH d AS (DELETE FROM admin_sessions WHERE expires <= $1 RETURNING 1) SELECT count(*) FROM d";
+
+/// Stores an API key; no row back when its id or digest is taken.
+pub const CREATE_API_KEY: &str = "INSERT INTO api_keys (id, name, role, digest, created) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1";
+/// Every API key, by id.
+pub const LIST_API_KEYS: &str = "SELECT id, name, role, digest, created FROM api_keys ORDER BY id";
+/// The API key of a digest.
+pub const FIND_API_KEY: &str =
+    "SELECT id, name, role, digest, created FROM api_keys WHERE digest = $1";
+/// Revokes (removes) an API key.
+pub const REVOKE_API_KEY: &str = "DELETE FROM api_keys WHERE id = $1 RETURNING 1";
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -7,8 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use granary_store::{
-    Capabilities, Change, Changes, ClientAuth, Error, Instance, InstanceStatus, Integration, Lease,
-    PendingAuthorization, RefreshOutcome, Result, Sealed, Store, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, Capabilities, Change, Changes, ClientAuth, Error, Instance,
+    InstanceStatus, Integration, Lease, PendingAuthorization, RefreshOutcome, Result, Sealed,
+    Store, Timestamp, TokenRecord,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -16,6 +17,8 @@ use tokio_postgres::types::ToSql;
 
 use crate::errors::{Fault, map};
 use crate::{PostgresOptions, connect, schema, sql};
+
+mod server_state;
 
 /// A granary store in a PostgreSQL database, shared by every node that opens it.
 ///
@@ -818,5 +821,45 @@ impl Store for PostgresStore {
         };
         let missed = after < latest && after + 1 < oldest;
         Ok(Changes { changes, missed })
+    }
+
+    async fn create_session(&self, session: &AdminSession) -> Result<()> {
+        self.sessions_create(session).await
+    }
+
+    async fn get_session(&self, digest: &str, now: Timestamp) -> Result<Option<AdminSession>> {
+        self.sessions_get(digest, now).await
+    }
+
+    async fn delete_session(&self, digest: &str) -> Result<bool> {
+        self.sessions_delete(digest).await
+    }
+
+    async fn set_session_banner(&self, digest: &str, banner: &str, now: Timestamp) -> Result<bool> {
+        self.sessions_set_banner(digest, banner, now).await
+    }
+
+    async fn take_session_banner(&self, digest: &str, now: Timestamp) -> Result<Option<String>> {
+        self.sessions_take_banner(digest, now).await
+    }
+
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        self.sessions_purge(now).await
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.api_keys_create(key).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.api_keys_list().await
+    }
+
+    async fn find_api_key(&self, digest: &str) -> Result<Option<ApiKeyRecord>> {
+        self.api_keys_find(digest).await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        self.api_keys_revoke(id).await
     }
 }
