@@ -112,4 +112,54 @@ mod tests {
             RETRY_AFTER_CAP
         );
     }
+
+    #[test]
+    fn the_documented_figures() {
+        assert_eq!(BACKOFF_BASE, Duration::from_secs(5));
+        assert_eq!(BACKOFF_CAP, Duration::from_secs(300));
+        assert_eq!(RETRY_AFTER_CAP, Duration::from_secs(21_600));
+    }
+
+    fn invalid_response(status: u16) -> crate::Error {
+        crate::Error::InvalidResponse {
+            endpoint: crate::error::Endpoint::Token,
+            url: "https://provider.test/token".into(),
+            status,
+            content_type: "text/plain".into(),
+            problem: "not JSON".into(),
+            excerpt: "nope".into(),
+        }
+    }
+
+    fn html_page(status: u16) -> crate::Error {
+        crate::Error::NotAnEndpoint {
+            endpoint: crate::error::Endpoint::Token,
+            url: "https://provider.test/token".into(),
+            problem: crate::error::EndpointProblem::Html {
+                status,
+                content_type: "text/html".into(),
+                excerpt: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn only_a_4xx_without_an_oauth_error_is_an_unexplained_refusal() {
+        assert_eq!(
+            unexplained_refusal(&invalid_response(400)).as_deref(),
+            Some("HTTP 400 (text/plain): nope")
+        );
+        assert_eq!(
+            unexplained_refusal(&html_page(401)).as_deref(),
+            Some("HTTP 401 (text/html) and an empty body")
+        );
+        for status in [200, 399, 500, 503] {
+            assert_eq!(
+                unexplained_refusal(&invalid_response(status)),
+                None,
+                "{status}"
+            );
+            assert_eq!(unexplained_refusal(&html_page(status)), None, "{status}");
+        }
+    }
 }
