@@ -121,6 +121,11 @@ pub fn engine_problem(error: &EngineError) -> Problem {
         ),
         ErrorKind::Conflict => match code {
             "already_exists" => (StatusCode::CONFLICT, "already-exists", "Already exists"),
+            "no_refresh_token" => (
+                StatusCode::CONFLICT,
+                "no-refresh-token",
+                "Nothing to refresh: the grant holds no refresh token",
+            ),
             "contention" => (
                 StatusCode::CONFLICT,
                 code,
@@ -234,6 +239,7 @@ pub fn instance_json(instance: &Instance, report: Option<&InstanceReport>) -> Va
             "expires_at": time(t.expires_at),
             "obtained_at": time(Some(t.obtained_at)),
             "has_refresh_token": t.has_refresh_token,
+            "no_refresh_token": t.no_refresh_token,
             "scope": t.scope,
             "last_refresh": t.last_refresh.as_ref().map(|o| json!({
                 "at": time(Some(o.at)),

@@ -71,6 +71,22 @@ pub enum EngineError {
         reason: String,
     },
 
+    /// A refresh was asked for, but the grant holds no refresh token: nothing was sent and
+    /// nothing changed; the current token stays valid until it expires.
+    #[error(
+        "instance `{instance}` holds no refresh token, so there is nothing to refresh: its \
+         access token stays as it is and a new authorization will be needed {}; {cause}",
+        super::grant::after_expiry(*expires_at)
+    )]
+    NothingToRefresh {
+        /// The instance.
+        instance: String,
+        /// When the current token expires, if known.
+        expires_at: Option<granary_store::Timestamp>,
+        /// The usual cause for this provider and the setting that asks for a refresh token.
+        cause: String,
+    },
+
     /// The instance was switched off.
     #[error("instance `{instance}` is disabled: enable it to hand out tokens again")]
     Disabled {
@@ -229,6 +245,7 @@ impl EngineError {
             Self::UnknownAuthorization => "unknown_state",
             Self::NeedsAuthorization { .. } => "needs_authorization",
             Self::NotAuthorized { .. } => "not_authorized",
+            Self::NothingToRefresh { .. } => "no_refresh_token",
             Self::Disabled { .. } => "disabled",
             Self::NotFound { .. } => "not_found",
             Self::RefreshTimedOut { .. } => "transient",
@@ -262,6 +279,7 @@ impl EngineError {
             Self::UnknownAuthorization => ErrorKind::UnknownAuthorization,
             Self::Disabled { .. } => ErrorKind::Disabled,
             Self::Contention { .. }
+            | Self::NothingToRefresh { .. }
             | Self::Store(
                 granary_store::Error::Conflict { .. } | granary_store::Error::AlreadyExists { .. },
             ) => ErrorKind::Conflict,

@@ -147,6 +147,10 @@ pub struct TokenSummary {
     pub last_refresh: Option<RefreshOutcome>,
     /// The record's version.
     pub version: u64,
+    /// Without a refresh token: the usual cause for this provider and the setting that asks
+    /// for one (a new authorization is needed when the token expires). `None` while one is
+    /// held.
+    pub no_refresh_token: Option<String>,
 }
 
 /// A refresh that keeps failing while the instance is still authorized: shown as "refresh
@@ -193,6 +197,7 @@ impl From<&TokenRecord> for TokenSummary {
             scope: record.scope.clone(),
             last_refresh: record.last_refresh.clone(),
             version: record.version,
+            no_refresh_token: None,
         }
     }
 }
@@ -306,10 +311,11 @@ impl Engine {
     pub async fn status(&self, id: &str) -> EngineResult<InstanceReport> {
         let instance = self.instance(id).await?;
         let token = self.inner.store.get_token(id).await?;
-        Ok(InstanceReport {
-            instance,
-            token: token.as_ref().map(TokenSummary::from),
-        })
+        let mut token = token.as_ref().map(TokenSummary::from);
+        if let Some(summary) = token.as_mut().filter(|t| !t.has_refresh_token) {
+            summary.no_refresh_token = Some(self.no_refresh_token_cause(&instance).await);
+        }
+        Ok(InstanceReport { instance, token })
     }
 
     /// Changes any field of an instance (the token URL included); retried when another

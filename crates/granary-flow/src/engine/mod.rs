@@ -30,6 +30,7 @@ mod clock;
 mod disconnect;
 mod error;
 mod events;
+mod grant;
 mod ids;
 mod instances;
 mod integrations;
@@ -56,6 +57,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use disconnect::DisconnectReport;
 pub use error::{EngineError, EngineResult, ErrorKind};
 pub use events::Event;
+pub use grant::missing_refresh_token_cause;
 pub use ids::{IdKind, is_valid_id, validate_id};
 pub use instances::{
     DeleteReport, InstanceReport, InstanceUpdate, NewInstance, RefreshFailure, TokenSummary,

@@ -12,6 +12,7 @@ use super::backoff::{
     DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION, backoff_after, previous_failures, recorded_backoff,
     unexplained_refusal,
 };
+use super::grant::expired_without_refresh_token;
 use super::lease::HeldLease;
 use super::seal::Field;
 use super::tokens::{Backoff, Flight, FlightState, Want, expiry};
@@ -96,9 +97,19 @@ impl Engine {
             if want.valid(&record.access_token, record.expires_at, now) {
                 return self.open_and_cache(id, record).map(Some);
             }
-            let reason = "the access token expired or was refused, and the provider issued \
-                          no refresh token";
-            return Err(self.needs_authorization(id, reason).await);
+            let instance = self.instance(id).await?;
+            let cause = self.no_refresh_token_cause(&instance).await;
+            let unexpired = record.expires_at.is_none_or(|at| now < at);
+            if want.forced && unexpired {
+                // A refresh was asked for, not a refused token reported: nothing to do.
+                return Err(EngineError::NothingToRefresh {
+                    instance: id.to_string(),
+                    expires_at: record.expires_at,
+                    cause,
+                });
+            }
+            let reason = expired_without_refresh_token(record, now, &cause);
+            return Err(self.needs_authorization(id, &reason).await);
         }
         let Some((retry_at, reason)) = recorded_backoff(record) else {
             return Ok(None);
@@ -482,6 +493,10 @@ impl Engine {
                             }),
                         ..
                     }) => message,
+                    Some(record) if record.refresh_token.is_none() => {
+                        let cause = self.no_refresh_token_cause(&instance).await;
+                        expired_without_refresh_token(&record, self.now(), &cause)
+                    }
                     Some(_) => "the provider refused the refresh token".to_string(),
                     None => "it holds no token (its token or authorization URL moved to \
                              another origin, or it was disconnected)"

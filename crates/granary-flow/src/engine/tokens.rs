@@ -142,6 +142,9 @@ pub(crate) struct Want {
     pub(super) fresh_at: Timestamp,
     /// Not this token (it was refused with a 401, or a refresh was asked for).
     pub(super) reject: Option<Sealed>,
+    /// A refresh was asked for (not a refused token): without a refresh token there is
+    /// nothing to refresh, and the current token stays.
+    pub(super) forced: bool,
 }
 
 impl Want {
@@ -186,6 +189,7 @@ impl Engine {
         let want = Want {
             fresh_at: self.now(),
             reject: None,
+            forced: false,
         };
         // Boxed: the slow path's future is large, and keeping it out of this one keeps the
         // hot path's future small (an awaiting caller moves it).
@@ -202,6 +206,7 @@ impl Engine {
         let want = Want {
             fresh_at: self.now(),
             reject: Some(rejected.0.sealed.clone()),
+            forced: false,
         };
         self.slow_path(instance, want).await
     }
@@ -209,6 +214,11 @@ impl Engine {
     /// Refreshes now ("Refresh now", `POST .../refresh`): a token other than the one stored
     /// when this was called. Calls at the same time, in this process or others, share one
     /// refresh: a caller that arrives while one runs takes its result.
+    ///
+    /// # Errors
+    /// [`EngineError::NothingToRefresh`] when the grant holds no refresh token and its token
+    /// is still valid: no request is sent and nothing changes. Else as
+    /// [`Engine::access_token`].
     pub async fn refresh_now(&self, instance: &str) -> EngineResult<AccessToken> {
         self.refresh_ahead(instance, self.now(), true).await
     }
@@ -235,6 +245,7 @@ impl Engine {
             Want {
                 fresh_at: until,
                 reject,
+                forced: force,
             },
         )
         .await
@@ -424,9 +435,13 @@ impl Engine {
     }
 
     /// When the token enters the refresh margin: `margin` before expiry, but never before
-    /// half of its lifetime.
+    /// half of its lifetime. Without a refresh token nothing can be done before the expiry,
+    /// so the token is served from memory until then.
     pub(crate) fn refresh_at(&self, record: &TokenRecord) -> Option<Timestamp> {
         let expires = record.expires_at?;
+        if record.refresh_token.is_none() {
+            return Some(expires);
+        }
         let lifetime = expires
             .as_unix_millis()
             .saturating_sub(record.obtained_at.as_unix_millis())

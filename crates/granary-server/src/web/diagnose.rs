@@ -172,6 +172,11 @@ pub fn explain(error: &EngineError) -> (String, String) {
                  authorize again."
             }
             "shutting_down" => "granary is stopping; try again once it runs.",
+            "no_refresh_token" => {
+                "Nothing was sent and nothing changed: the token stays usable until it expires. \
+                 To be refreshed from then on, change the setting named above and click \
+                 \"Get access token\" again."
+            }
             _ => "See the cause above; the server log has details.",
         },
     };

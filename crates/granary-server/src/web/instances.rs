@@ -389,9 +389,14 @@ pub async fn instance_show(
             .map(granary_store::Timestamp::as_unix_millis),
         obtained: token.map_or_else(|| "-".to_string(), |t| format_time(t.obtained_at)),
         refresh_token: match token {
-            Some(t) if t.has_refresh_token => "held",
-            Some(_) => "none (the provider issued none: authorize again when the token expires)",
-            None => "-",
+            Some(t) if t.has_refresh_token => "held".to_string(),
+            Some(t) => format!(
+                "none: a new authorization will be needed when the token expires ({})",
+                t.no_refresh_token
+                    .as_deref()
+                    .unwrap_or("the provider issued none")
+            ),
+            None => "-".to_string(),
         },
         last_refresh: refresh_outcome_text(token.and_then(|t| t.last_refresh.as_ref())),
         authorization_url,
@@ -740,6 +745,20 @@ pub async fn callback(
                         format_time(at)
                     )
                 });
+                let no_refresh = report.token.as_ref().and_then(|t| {
+                    let cause = t.no_refresh_token.as_deref()?;
+                    let after = t.expires_at.map_or_else(
+                        || {
+                            "when the provider refuses the token (it did not say when it expires)"
+                                .to_string()
+                        },
+                        |at| format!("after {}", format_time(at)),
+                    );
+                    Some((
+                        format!("No refresh token: a new authorization will be needed {after}."),
+                        format!("Usual cause: {cause}."),
+                    ))
+                });
                 let granted = report.token.as_ref().and_then(|t| t.scope.as_deref());
                 if let Some(differs) =
                     granted.and_then(|g| super::diagnose::scopes_differ(&report.instance.scopes, g))
@@ -751,6 +770,14 @@ pub async fn callback(
                         differs,
                         "If a call needs a scope that was not granted, check what the client may \
                          request at the provider (or edit the scopes), then click \"Get access token\" again.",
+                    );
+                } else if let Some((cause, fix)) = no_refresh {
+                    banner = Banner::warning(
+                        format!(
+                            "Connected without a refresh token: instance {id} holds an access token."
+                        ),
+                        cause,
+                        fix,
                     );
                 } else if let Some(expiry) = expiry {
                     banner.cause = expiry;

@@ -236,7 +236,7 @@ pub struct InstancePage {
     /// When the token was obtained.
     pub obtained: String,
     /// Whether a refresh token is held, in words.
-    pub refresh_token: &'static str,
+    pub refresh_token: String,
     /// The last refresh and its outcome.
     pub last_refresh: String,
     /// The authorization URL in force.

@@ -1,0 +1,136 @@
+//! Grants as providers really issue them: without a refresh token (item 1 of issue 17).
+
+use std::time::Duration;
+
+use granary_flow::engine::{EngineError, Event};
+use granary_store::{InstanceStatus, Store as _};
+use wiremock::ResponseTemplate;
+
+mod support;
+
+use support::{World, token_json};
+
+#[tokio::test]
+async fn without_a_refresh_token_a_forced_refresh_changes_nothing_and_expiry_needs_authorization() {
+    let world = World::new().await;
+    let engine = world.engine("p1", |b| b);
+    world
+        .authorize(&engine, "only-access", None, Some(3600))
+        .await;
+    // Any refresh request would be answered; none may be sent.
+    world
+        .on_refresh(ResponseTemplate::new(200).set_body_json(token_json(
+            "never",
+            Some("never"),
+            Some(3600),
+        )))
+        .await;
+    let mut events = engine.subscribe();
+
+    let report = engine.status("inst").await.unwrap();
+    let summary = report.token.expect("a token");
+    assert!(!summary.has_refresh_token);
+    let cause = summary.no_refresh_token.expect("the cause is told");
+    assert!(cause.contains("offline access was asked for"), "{cause}");
+
+    let before = world.store.get_token("inst").await.unwrap().unwrap();
+    for _ in 0..2 {
+        let error = engine.refresh_now("inst").await.unwrap_err();
+        assert!(
+            matches!(error, EngineError::NothingToRefresh { .. }),
+            "{error:?}"
+        );
+        assert_eq!(error.code(), "no_refresh_token");
+        let message = error.to_string();
+        assert!(
+            message.contains("nothing to refresh")
+                && message.contains("after 2027-01-15 09:00:00 UTC")
+                && message.contains("offline access was asked for"),
+            "{message}"
+        );
+    }
+    assert_eq!(world.refreshes().await, 0, "no request was sent");
+    assert_eq!(
+        world
+            .store
+            .get_instance("inst")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        InstanceStatus::Authorized
+    );
+    let after = world.store.get_token("inst").await.unwrap().unwrap();
+    assert_eq!(after, before, "the token record is unchanged");
+    assert_eq!(
+        engine.access_token("inst").await.unwrap().secret(),
+        "only-access"
+    );
+    // Inside what would be the refresh margin the token is still handed out as it is.
+    world.advance(Duration::from_secs(3590));
+    assert_eq!(
+        engine.access_token("inst").await.unwrap().secret(),
+        "only-access"
+    );
+    assert!(
+        events.try_recv().is_err(),
+        "no event while nothing happened"
+    );
+
+    // Expired: the instance needs authorization, in those words, and the subscribers hear it.
+    world.advance(Duration::from_secs(11));
+    let error = engine.access_token("inst").await.unwrap_err();
+    let EngineError::NeedsAuthorization { reason, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert!(
+        reason.starts_with("no refresh token: the access token expired at 2027-01-15 09:00:00 UTC"),
+        "{reason}"
+    );
+    match events.recv().await.unwrap() {
+        Event::NeedsAuthorization { instance, reason } => {
+            assert_eq!(instance, "inst");
+            assert!(reason.starts_with("no refresh token"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        world
+            .store
+            .get_instance("inst")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        InstanceStatus::NeedsAuthorization
+    );
+    // Every later read (another process included) gives the same words, not "refused".
+    let other = world.engine("p2", |b| b);
+    let error = other.access_token("inst").await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("no refresh token: the access token expired"),
+        "{error}"
+    );
+    let error = other.refresh_now("inst").await.unwrap_err();
+    assert!(error.to_string().contains("no refresh token"), "{error}");
+    assert_eq!(world.refreshes().await, 0);
+}
+
+#[tokio::test]
+async fn without_a_refresh_token_a_refused_token_needs_authorization_at_once() {
+    let world = World::new().await;
+    let engine = world.engine("p1", |b| b);
+    world.authorize(&engine, "only-access", None, None).await;
+    let token = engine.access_token("inst").await.unwrap();
+    let error = engine.force_refresh("inst", &token).await.unwrap_err();
+    let EngineError::NeedsAuthorization { reason, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert!(
+        reason.starts_with("no refresh token: the provider refused the access token"),
+        "{reason}"
+    );
+    assert_eq!(world.refreshes().await, 0);
+}

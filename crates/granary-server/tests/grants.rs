@@ -1,0 +1,210 @@
+//! Grants as providers really issue them, over HTTP (issue 17): without a refresh token.
+
+mod common;
+
+use common::{Server, box_document};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn import_box(server: &Server, admin: &reqwest::Client, csrf: &str, provider: &str) {
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.to_string())
+        .text("name", "box")
+        .text("document", box_document(provider));
+    let response = admin
+        .post(server.url("/admin/integrations"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+}
+
+async fn create_instance(server: &Server, admin: &reqwest::Client, csrf: &str, id: &str) {
+    let response = admin
+        .post(server.url("/admin/instances"))
+        .form(&[
+            ("csrf", csrf),
+            ("id", id),
+            ("integration", "box"),
+            ("scheme", "OAuth2Security"),
+            ("client_id", "granary-client"),
+            ("client_secret", "s3cret-value-never-shown"),
+            ("client_auth", "client_secret_basic"),
+            ("scope", "root_readonly"),
+            ("scope", "manage_groups"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+}
+
+/// Clicks "Get access token" and comes back through the callback with `query` (the state
+/// is appended); returns the instance page after it.
+pub async fn authorize_with(
+    server: &Server,
+    admin: &reqwest::Client,
+    csrf: &str,
+    id: &str,
+    query: &str,
+) -> String {
+    let response = admin
+        .post(server.url(&format!("/admin/instances/{id}/authorize")))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let state = location
+        .query_pairs()
+        .find(|(n, _)| n == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let callback = admin
+        .get(server.url(&format!("/admin/oauth/?{query}&state={state}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), 303);
+    page(admin, server.url(&format!("/admin/instances/{id}"))).await
+}
+
+async fn page(admin: &reqwest::Client, url: String) -> String {
+    let response = admin.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+async fn refresh_requests(provider: &MockServer) -> usize {
+    provider
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("grant_type=refresh_token"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_grant_without_a_refresh_token_is_told_and_a_forced_refresh_changes_nothing() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "access-1", "token_type": "Bearer", "expires_in": 3600
+        })))
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&provider)
+        .await;
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    create_instance(&server, &admin, &csrf, "gh").await;
+
+    let instance = authorize_with(&server, &admin, &csrf, "gh", "code=the-code").await;
+    assert!(
+        instance.contains("Connected without a refresh token: instance gh holds an access token."),
+        "{instance}"
+    );
+    assert!(
+        instance.contains("No refresh token: a new authorization will be needed after 20"),
+        "{instance}"
+    );
+    assert!(
+        !instance.contains("granary refreshes it before then"),
+        "{instance}"
+    );
+    assert!(
+        instance.contains("Usual cause: many providers issue a refresh token only when asked"),
+        "{instance}"
+    );
+    assert!(
+        instance.contains("none: a new authorization will be needed when the token expires"),
+        "{instance}"
+    );
+
+    let key = server.api_key(&admin, &csrf).await;
+    let api = server.client();
+    let shown: serde_json::Value = api
+        .get(server.url("/api/v1/instances/gh"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = &shown["token"];
+    assert_eq!(token["has_refresh_token"], false, "{shown}");
+    assert!(
+        token["no_refresh_token"]
+            .as_str()
+            .is_some_and(|c| c.contains("offline_access")),
+        "{shown}"
+    );
+
+    // POST .../refresh: 409, nothing to refresh, nothing sent, nothing changed.
+    for _ in 0..2 {
+        let refused = api
+            .post(server.url("/api/v1/instances/gh/refresh"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 409);
+        let problem: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(problem["type"], "/problems/no-refresh-token", "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("nothing to refresh"),
+            "{problem}"
+        );
+    }
+    // "Refresh now" says the same on the page.
+    let refreshed = admin
+        .post(server.url("/admin/instances/gh/refresh"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 303);
+    let instance = page(&admin, server.url("/admin/instances/gh")).await;
+    assert!(instance.contains("nothing to refresh"), "{instance}");
+    assert!(
+        instance.contains("Nothing was sent and nothing changed"),
+        "{instance}"
+    );
+    assert_eq!(refresh_requests(&provider).await, 0, "no refresh request");
+
+    let token: serde_json::Value = api
+        .get(server.url("/api/v1/instances/gh/token"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(token["access_token"], "access-1", "{token}");
+    let shown: serde_json::Value = api
+        .get(server.url("/api/v1/instances/gh"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["status"], "authorized", "{shown}");
+    server.stop().await;
+}
