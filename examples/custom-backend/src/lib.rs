@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use granary_store::{
-    Capabilities, Changes, Error, Instance, Integration, Lease, MemoryStore, PendingAuthorization,
-    Result, Sealed, Store, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, Capabilities, Changes, Error, Instance, Integration, Lease,
+    MemoryStore, PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 use tokio::sync::Mutex;
 
@@ -27,8 +27,9 @@ use tokio::sync::Mutex;
 /// by the callback) live in `pendings`, a map of this crate, to show what a backend writes
 /// itself: the take-once rule, expiry judged by the caller's `now`, `NotFound` for an
 /// unknown instance, and the cascade when an instance is deleted. Integrations, instances,
-/// tokens, leases, the change feed and the key check are delegated to `records`, a [`MemoryStore`]; a real
-/// backend writes those methods the same way, against its own storage.
+/// tokens, leases, the change feed, the key check, and the server's admin sessions and API
+/// keys are delegated to `records`, a [`MemoryStore`]; a real backend writes those methods
+/// the same way, against its own storage.
 #[derive(Default)]
 pub struct MapStore {
     /// Pending authorizations by state. An async mutex, because `put_pending` and
@@ -200,5 +201,45 @@ impl Store for MapStore {
 
     async fn put_key_check(&self, check: &Sealed, replace: bool) -> Result<Sealed> {
         self.records.put_key_check(check, replace).await
+    }
+
+    async fn create_session(&self, session: &AdminSession) -> Result<()> {
+        self.records.create_session(session).await
+    }
+
+    async fn get_session(&self, digest: &str, now: Timestamp) -> Result<Option<AdminSession>> {
+        self.records.get_session(digest, now).await
+    }
+
+    async fn delete_session(&self, digest: &str) -> Result<bool> {
+        self.records.delete_session(digest).await
+    }
+
+    async fn set_session_banner(&self, digest: &str, banner: &str, now: Timestamp) -> Result<bool> {
+        self.records.set_session_banner(digest, banner, now).await
+    }
+
+    async fn take_session_banner(&self, digest: &str, now: Timestamp) -> Result<Option<String>> {
+        self.records.take_session_banner(digest, now).await
+    }
+
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        self.records.purge_expired_sessions(now).await
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.records.create_api_key(key).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.records.list_api_keys().await
+    }
+
+    async fn find_api_key(&self, digest: &str) -> Result<Option<ApiKeyRecord>> {
+        self.records.find_api_key(digest).await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        self.records.revoke_api_key(id).await
     }
 }
