@@ -126,7 +126,7 @@ pub fn data_dir_warning(dir: &Path) -> Option<String> {
     })
 }
 
-/// The engine of [`granary`].
+/// The engine of [`granary()`].
 pub async fn engine(settings: &Settings) -> Result<Engine> {
     Ok(granary(settings).await?.engine().clone())
 }

@@ -1,5 +1,5 @@
 //! What the scenario runners (`lifecycle`, `multinode`) share: a scenario's [`Outcome`]
-//! (figures and failed checks), the line each scenario prints ([`line`]), and how figures
+//! (figures and failed checks), the line each scenario prints ([`line()`]), and how figures
 //! are written.
 
 use std::fmt::Display;

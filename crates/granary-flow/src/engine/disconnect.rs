@@ -58,8 +58,9 @@ impl Engine {
     /// refresh that is running finishes first and its new token is the one revoked.
     ///
     /// # Errors
-    /// [`EngineError::NotFound`] when the instance does not exist; a store error (the steps
-    /// done so far leave a usable instance, see above: run Disconnect again).
+    /// [`EngineError::NotFound`](super::EngineError::NotFound) when the instance does not
+    /// exist; a store error (the steps done so far leave a usable instance, see above: run
+    /// Disconnect again).
     pub async fn disconnect(&self, id: &str) -> EngineResult<DisconnectReport> {
         let flight = self.flight(id);
         let mut state = flight.lock.lock().await;
