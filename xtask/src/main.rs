@@ -26,12 +26,12 @@ commands:
                             with no optional features, all tests, the example
                             backend, every conformance suite
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
-                            facade, browser, lifecycle
+                            facade, browser, lifecycle, multinode
   example-backend           the store backend written outside the workspace
                             (examples/custom-backend) through the conformance suite
   bench [TARGET...]         run benchmarks (default: all) that print a ratio against a
                             baseline measured in the same run:
-                            openapi, store, facade, server, postgres
+                            openapi, store, facade, server, postgres, multinode
   demo                      offline demo: oidc-provider and granary with an instance
                             ready to authorize; prints what to open
   mutants [FILE...]         cargo-mutants (installed pinned when missing) over the code

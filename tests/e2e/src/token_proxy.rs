@@ -4,6 +4,7 @@
 //! forwarded, and the runner waits for arrivals ([`Proxy::wait_refreshes`]) instead of
 //! sleeping.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,6 +71,8 @@ struct Inner {
     received: AtomicUsize,
     refreshes: AtomicUsize,
     forwarded: AtomicUsize,
+    /// Where each refresh request came from (the sender's address), in order of arrival.
+    refresh_peers: Mutex<Vec<SocketAddr>>,
     /// The number of refresh requests received, for waiters.
     arrivals: watch::Sender<usize>,
     /// (generation, action): a held request waits until the generation changes.
@@ -103,6 +106,7 @@ impl Proxy {
             received: AtomicUsize::new(0),
             refreshes: AtomicUsize::new(0),
             forwarded: AtomicUsize::new(0),
+            refresh_peers: Mutex::new(Vec::new()),
             arrivals: watch::channel(0).0,
             release: watch::channel((0, Release::Drop)).0,
         });
@@ -130,6 +134,11 @@ impl Proxy {
         self.inner.received.store(0, Ordering::SeqCst);
         self.inner.refreshes.store(0, Ordering::SeqCst);
         self.inner.forwarded.store(0, Ordering::SeqCst);
+        self.inner
+            .refresh_peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.inner.arrivals.send_replace(0);
     }
 
@@ -148,6 +157,26 @@ impl Proxy {
             refreshes: self.inner.refreshes.load(Ordering::SeqCst),
             forwarded: self.inner.forwarded.load(Ordering::SeqCst),
         }
+    }
+
+    /// The addresses the refresh requests since the last reset came from (the sending
+    /// process's end of each connection), in order of arrival.
+    pub fn refresh_peers(&self) -> Vec<SocketAddr> {
+        self.inner
+            .refresh_peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The port the proxy listens on.
+    pub fn port(&self) -> u16 {
+        self.token_url
+            .trim_start_matches("http://")
+            .split(['/', ':'])
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Waits until `n` refresh requests have arrived since the last reset; false on timeout.
@@ -306,6 +335,13 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
         .any(|pair| pair == "grant_type=refresh_token")
     {
         inner.refreshes.fetch_add(1, Ordering::SeqCst);
+        if let Ok(peer) = stream.peer_addr() {
+            inner
+                .refresh_peers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(peer);
+        }
         inner.arrivals.send_modify(|count| *count += 1);
     }
     let answer = match mode {

@@ -2,6 +2,7 @@
 //! failing when it misses its goal.
 
 mod facade;
+mod multinode;
 mod openapi;
 mod server;
 mod store;
@@ -17,6 +18,7 @@ const BENCHES: &[Bench] = &[
     ("facade", facade::bench),
     ("server", server::bench),
     ("postgres", store::bench_postgres),
+    ("multinode", multinode::bench),
 ];
 
 /// Runs the bench targets named (all when none is), stopping at the first that fails.

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod facade;
 pub mod flow;
 pub mod lifecycle;
+pub mod multinode;
 pub mod openapi;
 pub mod store;
 
@@ -20,6 +21,7 @@ const SUITES: &[Suite] = &[
     ("facade", facade::conformance),
     ("browser", browser::conformance),
     ("lifecycle", lifecycle::conformance),
+    ("multinode", multinode::conformance),
 ];
 
 /// Runs the suites named (all when none is), each to its end; fails naming those that failed.
