@@ -292,8 +292,8 @@ pub fn route_table() -> Vec<RouteInfo> {
     table().infos
 }
 
-/// The server's router: the route table with the admin and API guards, request metrics, and
-/// a 404 fallback.
+/// The server's router: the route table with the admin and API guards, request metrics, a
+/// 404 fallback, and the layers of [`crate::layers`].
 pub fn router(state: AppState) -> Router {
     let table = table();
     let roles: Arc<Roles> = Arc::new(
@@ -312,7 +312,7 @@ pub fn router(state: AppState) -> Router {
         (state.clone(), roles),
         api::require_api_key,
     ));
-    table
+    let router = table
         .public
         .merge(admin)
         .merge(api)
@@ -323,8 +323,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn(refuse_malformed))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), observe));
+    let timeout = state.settings.request_timeout;
+    crate::layers::apply(router.with_state(state), timeout)
 }
 
 /// A path whose percent-decoded form holds a control character (CR, LF, NUL, ...) names no

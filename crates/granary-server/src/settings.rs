@@ -21,6 +21,8 @@ pub const DEFAULT_LOG_LEVEL: &str = "info";
 pub const DEFAULT_IMPORT_LIMIT: usize = granary_openapi::Limits::DEFAULT_MAX_BYTES;
 /// How long `serve` waits at shutdown for refreshes in flight, by default (seconds).
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+/// How long a request may take by default, in seconds.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
 
 /// The options every subcommand shares.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -43,12 +45,18 @@ pub struct CommonArgs {
     /// a store without a file, such as PostgreSQL, needs this or `GRANARY_MASTER_KEY`].
     #[arg(long, global = true, env = "GRANARY_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
-    /// A TOML configuration file (keys: listen, public_url, data_dir, log_level).
+    /// A TOML configuration file (keys: listen, public_url, data_dir, store, key_file,
+    /// log_level, log_format, refresh_deadline, shutdown_grace, refresh_per_host,
+    /// import_limit, allow_insecure_http).
     #[arg(long, global = true, env = "GRANARY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The log filter, e.g. `info` or `granary_server=debug` [default: info].
     #[arg(long, global = true, env = "GRANARY_LOG", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// How log lines are written to stderr: `text` (coloured only on a terminal) or `json`
+    /// (one JSON object a line, for log collectors) [default: text].
+    #[arg(long, global = true, env = "GRANARY_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<crate::logging::LogFormat>,
     /// The address to listen on [default: 127.0.0.1:8080].
     #[arg(long, global = true, env = "GRANARY_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -100,6 +108,9 @@ pub struct ServeArgs {
     /// How many background refreshes may go to one provider host at once [default: 2].
     #[arg(long, env = "GRANARY_REFRESH_PER_HOST", value_name = "N")]
     pub refresh_per_host: Option<usize>,
+    /// How long a request may take before it is answered 408, in seconds [default: 60].
+    #[arg(long, env = "GRANARY_REQUEST_TIMEOUT", value_name = "SECS")]
+    pub request_timeout: Option<u64>,
 }
 
 /// The TOML configuration file; every key is optional.
@@ -118,12 +129,16 @@ pub struct FileSettings {
     pub key_file: Option<PathBuf>,
     /// The log filter.
     pub log_level: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<crate::logging::LogFormat>,
     /// The deadline of one refresh, retries included, in seconds.
     pub refresh_deadline: Option<u64>,
     /// How long `serve` waits at shutdown for refreshes in flight, in seconds.
     pub shutdown_grace: Option<u64>,
     /// How many background refreshes may go to one provider host at once.
     pub refresh_per_host: Option<usize>,
+    /// How long a request may take before it is answered 408, in seconds.
+    pub request_timeout: Option<u64>,
     /// The largest OpenAPI document imported: bytes, or a text with a unit (`"64MiB"`).
     pub import_limit: Option<toml::Value>,
     /// Accept plain http provider URLs to hosts other than loopback.
@@ -150,12 +165,16 @@ pub struct Settings {
     pub admin_token: Option<SecretString>,
     /// The log filter.
     pub log_level: String,
+    /// How log lines are written.
+    pub log_format: crate::logging::LogFormat,
     /// The deadline of one refresh, retries included.
     pub refresh_deadline: Duration,
     /// How long `serve` waits at shutdown for refreshes in flight.
     pub shutdown_grace: Duration,
     /// How many background refreshes may go to one provider host at once.
     pub refresh_per_host: usize,
+    /// How long a request may take before it is answered 408.
+    pub request_timeout: Duration,
     /// The largest OpenAPI document imported, in bytes.
     pub import_limit: usize,
     /// Whether provider URLs may use plain http to hosts other than loopback.
@@ -227,6 +246,7 @@ impl Settings {
             .clone()
             .or(file.log_level)
             .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string());
+        let log_format = common.log_format.or(file.log_format).unwrap_or_default();
         let refresh_deadline = common.refresh_deadline.or(file.refresh_deadline).map_or(
             granary_flow::engine::DEFAULT_REFRESH_DEADLINE,
             Duration::from_secs,
@@ -252,6 +272,17 @@ impl Settings {
             return Err(Error::Config(
                 "refresh_per_host must be at least 1 (refreshes to one provider host at once)"
                     .to_string(),
+            ));
+        }
+        let request_timeout = Duration::from_secs(
+            serve
+                .request_timeout
+                .or(file.request_timeout)
+                .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS),
+        );
+        if request_timeout.is_zero() {
+            return Err(Error::Config(
+                "request_timeout must be at least 1 second".to_string(),
             ));
         }
         let import_limit = match (&common.import_limit, &file.import_limit) {
@@ -281,9 +312,11 @@ impl Settings {
             key_file,
             admin_token: serve.admin_token.clone(),
             log_level,
+            log_format,
             refresh_deadline,
             shutdown_grace,
             refresh_per_host,
+            request_timeout,
         })
     }
 
@@ -420,6 +453,7 @@ mod tests {
         assert_eq!(settings.refresh_deadline, Duration::from_secs(30));
         assert_eq!(settings.shutdown_grace, Duration::from_secs(10));
         assert_eq!(settings.refresh_per_host, 2);
+        assert_eq!(settings.request_timeout, Duration::from_secs(60));
         assert_eq!(settings.import_limit, 64 * 1024 * 1024);
         assert!(!settings.allow_insecure_http);
     }
