@@ -835,13 +835,20 @@ pub async fn key(settings: &Settings, remote: &RemoteArgs, command: &KeyCommand)
     }
 }
 
-/// `granary api-key ...` (on the data directory).
-pub fn api_key(settings: &Settings, command: &ApiKeyCommand) -> Result<()> {
-    let keys = ApiKeys::open(&settings.data_dir)?;
+/// `granary api-key ...` (on the store of the settings; every server on it sees the change
+/// within a second).
+pub async fn api_key(settings: &Settings, command: &ApiKeyCommand) -> Result<()> {
+    if !matches!(command, ApiKeyCommand::Create { .. }) && !open::store_exists(settings) {
+        return Err(Error::Config(format!(
+            "{} holds no granary data: pass the --data-dir (or --store) of your server",
+            settings.data_dir.display()
+        )));
+    }
+    let granary = open::granary(settings).await?;
+    let keys = ApiKeys::open(std::sync::Arc::clone(granary.store())).await?;
     match command {
         ApiKeyCommand::Create { name, role } => {
-            crate::secrets::ensure_dir(&settings.data_dir)?;
-            let (record, key) = keys.create(name, *role)?;
+            let (record, key) = keys.create(name, *role).await?;
             eprintln!(
                 "created API key {} ({}, role {}); it is shown once:",
                 record.id, record.name, record.role
@@ -849,7 +856,7 @@ pub fn api_key(settings: &Settings, command: &ApiKeyCommand) -> Result<()> {
             println!("{}", key.expose_secret());
         }
         ApiKeyCommand::List => {
-            for key in keys.list()? {
+            for key in keys.list().await? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     key.id,
@@ -860,7 +867,7 @@ pub fn api_key(settings: &Settings, command: &ApiKeyCommand) -> Result<()> {
             }
         }
         ApiKeyCommand::Revoke { id } => {
-            if keys.revoke(id)? {
+            if keys.revoke(id).await? {
                 println!("revoked API key {id}");
             } else {
                 return Err(Error::Config(format!("no API key has the id `{id}`")));
@@ -897,7 +904,7 @@ pub enum Command {
     /// Manage the master key that seals the stored secrets.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Manage the REST API's keys (on the data directory).
+    /// Manage the REST API's keys (in the store of the data directory or --store).
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
 }
@@ -926,12 +933,7 @@ pub fn main(
         (Command::Serve(_), _) | (_, Some(_)) => settings.log_level.clone(),
         _ => "warn".to_string(),
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(&level, settings.log_format);
     // The other commands link to the server: under its public URL as `serve` recorded it,
     // unless one is given here.
     let settings = match &command {
@@ -958,7 +960,7 @@ pub fn main(
                 token(&settings, remote, instance, *refresh).await
             }
             Command::Key(command) => key(&settings, remote, command).await,
-            Command::ApiKey(command) => api_key(&settings, command),
+            Command::ApiKey(command) => api_key(&settings, command).await,
         }
     });
     match result {
