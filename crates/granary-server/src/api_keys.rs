@@ -1,30 +1,38 @@
-//! API keys of the REST API: created on the admin page (or by the CLI), stored as SHA-256 digests.
+//! API keys of the REST API: created on the admin page (or by the CLI), kept in the store as
+//! SHA-256 digests.
 //!
-//! The keys live in `<data_dir>/api-keys.json` (mode 0600) as `{id, name, role, sha256,
-//! created}`; the key itself is shown once, at creation, and never stored. Each key has a
-//! [`Role`]: `tokens` (the default) or `admin`; a key stored before roles existed has no
-//! `role` field and reads as `admin`, since it could do everything then.
+//! The store keeps each key as `{id, name, role, digest, created}` (see
+//! [`granary_store::ApiKeyRecord`]); the key itself is shown once, at creation, and never
+//! stored. Each key has a [`Role`]: `tokens` (the default) or `admin`. Revoking a key removes
+//! it from the store.
 //!
-//! A request's key is looked up in memory only. A key unknown here may have been created by
-//! another process (the CLI) just now: the file is read again, off the async workers, and
-//! concurrent unknown keys share one read. Keys revoked by another process are seen within a
-//! second ([`ApiKeys::reload_if_changed`], run by the server every second); every change of
-//! the key set is announced on [`ApiKeys::changes`] so that open event streams re-check
-//! their key.
+//! Every node on the store keeps the list in memory and looks a request's key up there. A
+//! key unknown here may have been created by another node (or the CLI) just now: the list is
+//! read from the store again, and concurrent unknown keys share one read. Keys revoked
+//! elsewhere are seen within a second ([`ApiKeys::reload_if_changed`], run by the server
+//! every second); every change of the key set is announced on [`ApiKeys::changes`] so that
+//! open event streams re-check their key.
+//!
+//! Keys of a granary before the store kept them live in `<data_dir>/api-keys.json`:
+//! [`migrate_file`] moves them into the store on the first open (a key stored before roles
+//! has no `role` and reads as `admin`, since it could do everything then), then removes the
+//! file.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime};
 
+use granary_store::{ApiKeyRecord, Store, Timestamp};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::secrets::{constant_time_eq, random_token, sha256_hex, write_private};
+use crate::secrets::{constant_time_eq, random_token, sha256_hex};
 use crate::{Error, Result};
 
-/// The file name in the data directory.
+/// The file in the data directory where granary kept the keys before the store did; migrated
+/// and removed by [`migrate_file`].
 pub const FILE: &str = "api-keys.json";
 /// Every key starts with this, so that a leaked key is recognizable (secret scanners).
 pub const PREFIX: &str = "granary_";
@@ -46,7 +54,7 @@ impl Role {
         self == Role::Admin || needed == Role::Tokens
     }
 
-    /// The role's name, as in the file, the CLI and the admin page.
+    /// The role's name, as in the store, the CLI and the admin page.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Tokens => "tokens",
@@ -95,66 +103,99 @@ pub struct ApiKey {
     pub created: u64,
 }
 
+/// The `api-keys.json` of a granary before the store kept the keys.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct KeyFile {
     keys: Vec<ApiKey>,
 }
 
-#[derive(Debug)]
-struct Loaded {
-    keys: Arc<Vec<ApiKey>>,
-    modified: Option<SystemTime>,
+impl ApiKey {
+    fn from_record(record: ApiKeyRecord) -> Self {
+        let role = record.role.parse().unwrap_or_else(|_| {
+            tracing::warn!(
+                id = %record.id,
+                role = %record.role,
+                "an API key in the store has a role this granary does not know: it acts as a `tokens` key; revoke it and create it again"
+            );
+            Role::Tokens
+        });
+        Self {
+            id: record.id,
+            name: record.name,
+            role,
+            sha256: record.digest,
+            created: u64::try_from(record.created.as_unix_millis() / 1000).unwrap_or(0),
+        }
+    }
+
+    fn to_record(&self) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            role: self.role.as_str().to_string(),
+            digest: self.sha256.clone(),
+            created: Timestamp::from_unix_millis(
+                i64::try_from(self.created.saturating_mul(1000)).unwrap_or(i64::MAX),
+            ),
+        }
+    }
 }
 
-/// The API keys of one data directory.
-#[derive(Debug)]
+/// The API keys of a store, with the list a node keeps in memory.
 pub struct ApiKeys {
-    path: PathBuf,
+    store: Arc<dyn Store>,
     /// The keys in memory: held only to read or swap the list, never across I/O.
-    loaded: RwLock<Loaded>,
-    /// Serializes read-modify-write of the file (create, revoke).
-    writing: Mutex<()>,
+    loaded: RwLock<Arc<Vec<ApiKey>>>,
     /// Serializes reloads; holds when the last one started.
     reload: tokio::sync::Mutex<Option<Instant>>,
     /// Counts changes of the key set (for open event streams).
     changes: tokio::sync::watch::Sender<u64>,
 }
 
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeys").finish_non_exhaustive()
+    }
+}
+
+fn store_error(doing: &str, error: granary_store::Error) -> Error {
+    Error::store(doing, error)
+}
+
 impl ApiKeys {
-    /// Opens the keys of `data_dir` (no file: no keys).
-    pub fn open(data_dir: &Path) -> Result<Self> {
-        let path = data_dir.join(FILE);
-        let (keys, modified) = read(&path)?;
-        Ok(Self {
-            path,
-            loaded: RwLock::new(Loaded {
-                keys: Arc::new(keys),
-                modified,
-            }),
-            writing: Mutex::new(()),
+    /// The keys of `store`, read once now.
+    pub async fn open(store: Arc<dyn Store>) -> Result<Self> {
+        let keys = Self {
+            store,
+            loaded: RwLock::new(Arc::new(Vec::new())),
             reload: tokio::sync::Mutex::new(None),
             changes: tokio::sync::watch::Sender::new(0),
-        })
+        };
+        keys.list().await?;
+        Ok(keys)
     }
 
-    /// Every key, oldest first (reads the file).
-    pub fn list(&self) -> Result<Vec<ApiKey>> {
-        let _writing = lock(&self.writing);
-        let (keys, modified) = read(&self.path)?;
-        self.replace(keys.clone(), modified);
+    /// Every key, oldest first (read from the store).
+    pub async fn list(&self) -> Result<Vec<ApiKey>> {
+        let records = self
+            .store
+            .list_api_keys()
+            .await
+            .map_err(|e| store_error("listing the API keys", e))?;
+        let mut keys: Vec<ApiKey> = records.into_iter().map(ApiKey::from_record).collect();
+        keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        self.replace(keys.clone());
         Ok(keys)
     }
 
     /// Creates a key named `name` with `role`; returns its record and the key, shown once.
-    pub fn create(&self, name: &str, role: Role) -> Result<(ApiKey, SecretString)> {
+    pub async fn create(&self, name: &str, role: Role) -> Result<(ApiKey, SecretString)> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(Error::Config(
                 "an API key needs a name of 1 to 100 characters".into(),
             ));
         }
-        let _writing = lock(&self.writing);
-        let (mut keys, _) = read(&self.path)?;
         let key = format!("{PREFIX}{}", random_token(32));
         let record = ApiKey {
             id: random_token(6),
@@ -166,27 +207,28 @@ impl ApiKeys {
                 .map(|d| d.as_secs())
                 .unwrap_or_default(),
         };
-        keys.push(record.clone());
-        self.write(keys)?;
+        self.store
+            .create_api_key(&record.to_record())
+            .await
+            .map_err(|e| store_error("creating an API key", e))?;
+        self.list().await?;
         Ok((record, SecretString::from(key)))
     }
 
-    /// Removes the key `id`; returns whether it existed.
-    pub fn revoke(&self, id: &str) -> Result<bool> {
-        let _writing = lock(&self.writing);
-        let (keys, modified) = read(&self.path)?;
-        let kept: Vec<ApiKey> = keys.iter().filter(|k| k.id != id).cloned().collect();
-        if kept.len() == keys.len() {
-            self.replace(keys, modified);
-            return Ok(false);
-        }
-        self.write(kept)?;
-        Ok(true)
+    /// Revokes (removes) the key `id` on every node; returns whether it existed.
+    pub async fn revoke(&self, id: &str) -> Result<bool> {
+        let revoked = self
+            .store
+            .revoke_api_key(id)
+            .await
+            .map_err(|e| store_error("revoking an API key", e))?;
+        self.list().await?;
+        Ok(revoked)
     }
 
     /// The key record that `presented` belongs to, if any (digests compared in constant
-    /// time). A key not in memory makes the file be read again (off the async workers; one
-    /// read shared by every request waiting for it).
+    /// time). A key not in memory makes the list be read from the store again (one read
+    /// shared by every request waiting for it).
     pub async fn verify(&self, presented: &str) -> Option<ApiKey> {
         if !presented.starts_with(PREFIX) {
             return None;
@@ -200,7 +242,7 @@ impl ApiKeys {
         // A reload that started after this request looked is as good as a new one.
         if last.is_none_or(|started| started < asked) {
             *last = Some(Instant::now());
-            if let Err(error) = self.reload_now().await {
+            if let Err(error) = self.list().await {
                 tracing::warn!(%error, "cannot reload the API keys; keeping the ones loaded");
             }
         }
@@ -210,37 +252,19 @@ impl ApiKeys {
 
     /// The key with this digest among the keys in memory (no I/O).
     pub fn lookup(&self, digest: &str) -> Option<ApiKey> {
-        let keys = Arc::clone(&read_lock(&self.loaded).keys);
+        let keys = Arc::clone(&read_lock(&self.loaded));
         find(&keys, digest)
     }
 
-    /// Reads the file again when its modification time changed (off the async workers);
-    /// returns whether the keys were read. The server calls this every second, so that keys
-    /// revoked by another process stop working.
+    /// Reads the list from the store again; returns whether it changed (and then announces
+    /// it on [`Self::changes`]). The server calls this every second, so that keys revoked
+    /// on another node stop working here.
     pub async fn reload_if_changed(&self) -> Result<bool> {
-        let _last = self.reload.lock().await;
-        self.reload_now().await
-    }
-
-    async fn reload_now(&self) -> Result<bool> {
-        let path = self.path.clone();
-        let known = read_lock(&self.loaded).modified;
-        let read = tokio::task::spawn_blocking(move || {
-            let modified = modified(&path);
-            if modified == known && modified.is_some() {
-                return Ok(None);
-            }
-            read(&path).map(Some)
-        })
-        .await
-        .map_err(|e| Error::Config(format!("the API key reload failed: {e}")))??;
-        match read {
-            Some((keys, modified)) => {
-                self.replace(keys, modified);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        let mut last = self.reload.lock().await;
+        *last = Some(Instant::now());
+        let before = self.changes.borrow().to_owned();
+        self.list().await?;
+        Ok(*self.changes.borrow() != before)
     }
 
     /// A receiver that sees every change of the key set.
@@ -254,36 +278,70 @@ impl ApiKeys {
     }
 
     /// Swaps the keys in memory; announces a change when they differ.
-    fn replace(&self, keys: Vec<ApiKey>, modified: Option<SystemTime>) {
+    fn replace(&self, keys: Vec<ApiKey>) {
         let mut loaded = self
             .loaded
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        loaded.modified = modified;
-        if *loaded.keys != keys {
-            loaded.keys = Arc::new(keys);
+        if **loaded != keys {
+            *loaded = Arc::new(keys);
             drop(loaded);
             self.changes.send_modify(|n| *n += 1);
         }
     }
-
-    fn write(&self, keys: Vec<ApiKey>) -> Result<()> {
-        let file = KeyFile { keys };
-        let text = serde_json::to_vec_pretty(&file)
-            .map_err(|e| Error::Config(format!("cannot serialize the API keys: {e}")))?;
-        if let Some(dir) = self.path.parent() {
-            crate::secrets::ensure_dir(dir)?;
-        }
-        write_private(&self.path, &text)?;
-        self.replace(file.keys, modified(&self.path));
-        Ok(())
-    }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Moves the keys of `<data_dir>/api-keys.json` (written by a granary before the store kept
+/// them) into `store`, then removes the file; returns how many keys were moved (0 when there
+/// is no file). A key the store holds already is left as it is, so a migration cut short
+/// (or run by two nodes at once) is finished by the next one without duplicates.
+pub async fn migrate_file(data_dir: &Path, store: &dyn Store) -> Result<usize> {
+    let path = data_dir.join(FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+    };
+    let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Config(format!(
+            "{} is damaged ({e}): fix it (its keys move into the store at the next start), or \
+             remove it and create the API keys again",
+            path.display()
+        ))
+    })?;
+    let mut moved = 0;
+    for key in &file.keys {
+        match store.create_api_key(&key.to_record()).await {
+            Ok(()) => moved += 1,
+            Err(granary_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => {
+                return Err(store_error(
+                    &format!("moving the API keys of {} into the store", path.display()),
+                    e,
+                ));
+            }
+        }
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Error::io(
+                format!(
+                    "the API keys of {} are in the store now, but the file cannot be removed: remove it by hand",
+                    path.display()
+                ),
+                e,
+            ));
+        }
+    }
+    tracing::info!(
+        file = %path.display(),
+        keys = file.keys.len(),
+        new = moved,
+        "moved the API keys of the data directory into the store and removed the file"
+    );
+    Ok(moved)
 }
 
 fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -302,93 +360,109 @@ fn find(keys: &[ApiKey], digest: &str) -> Option<ApiKey> {
     found
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-fn read(path: &Path) -> Result<(Vec<ApiKey>, Option<SystemTime>)> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::Config(format!(
-                    "{} is damaged ({e}): fix it, or remove it and create the API keys again",
-                    path.display()
-                ))
-            })?;
-            Ok((file.keys, modified(path)))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), None)),
-        Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt as _;
+    use granary_store::MemoryStore;
 
     use super::*;
 
+    fn shared() -> Arc<dyn Store> {
+        Arc::new(MemoryStore::new())
+    }
+
     #[tokio::test]
-    async fn create_verify_revoke() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = ApiKeys::open(dir.path()).unwrap();
-        let (record, key) = keys.create("ci", Role::Tokens).unwrap();
+    async fn create_verify_revoke_across_nodes() {
+        let store = shared();
+        let a = ApiKeys::open(Arc::clone(&store)).await.unwrap();
+        let b = ApiKeys::open(Arc::clone(&store)).await.unwrap();
+        let (record, key) = a.create("ci", Role::Tokens).await.unwrap();
         assert!(key.expose_secret().starts_with(PREFIX));
-        let found = keys.verify(key.expose_secret()).await.unwrap();
+        let found = a.verify(key.expose_secret()).await.unwrap();
         assert_eq!(found.id, record.id);
         assert_eq!(found.role, Role::Tokens);
-        assert!(keys.verify("granary_wrong").await.is_none());
-        assert!(keys.verify("").await.is_none());
+        assert!(a.verify("granary_wrong").await.is_none());
+        assert!(a.verify("").await.is_none());
 
-        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        let stored = store.list_api_keys().await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].role, "tokens");
+        assert_ne!(stored[0].digest, key.expose_secret().to_string());
         assert!(
-            !text.contains(key.expose_secret()),
+            !format!("{stored:?}").contains(key.expose_secret()),
             "the key itself is never stored"
         );
-        assert!(text.contains("\"role\": \"tokens\""), "{text}");
-        let mode = std::fs::metadata(dir.path().join(FILE))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
 
-        // Another process (the CLI) sees the key, and revokes it.
-        let other = ApiKeys::open(dir.path()).unwrap();
-        assert!(other.verify(key.expose_secret()).await.is_some());
-        let changes = keys.changes();
-        assert!(other.revoke(&record.id).unwrap());
-        assert!(!other.revoke(&record.id).unwrap());
-        assert!(other.verify(key.expose_secret()).await.is_none());
-        // The first process sees the revocation at its next reload, and announces it.
-        assert!(keys.reload_if_changed().await.unwrap());
+        // Node B has never seen the key: a miss reads the store at once.
+        assert_eq!(b.verify(key.expose_secret()).await.unwrap().id, record.id);
+        // Revoked on A: B still holds it in memory until its next reload, which announces it.
+        let changes = b.changes();
+        assert!(a.revoke(&record.id).await.unwrap());
+        assert!(!a.revoke(&record.id).await.unwrap());
+        assert!(a.verify(key.expose_secret()).await.is_none());
+        assert!(b.reload_if_changed().await.unwrap());
         assert!(changes.has_changed().unwrap());
-        assert!(keys.verify(key.expose_secret()).await.is_none());
-        assert!(keys.list().unwrap().is_empty());
+        assert!(b.verify(key.expose_secret()).await.is_none());
+        assert!(
+            !b.reload_if_changed().await.unwrap(),
+            "nothing changed since"
+        );
+        assert!(b.list().await.unwrap().is_empty());
+    }
+
+    const OLD_FILE: &str = r#"{"keys":[
+        {"id":"old","name":"before roles","sha256":"00aa","created":1},
+        {"id":"new","name":"with a role","role":"tokens","sha256":"11bb","created":2}
+    ]}"#;
+
+    #[tokio::test]
+    async fn an_api_keys_file_moves_into_the_store_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE);
+        std::fs::write(&file, OLD_FILE).unwrap();
+        let store = shared();
+        assert_eq!(migrate_file(dir.path(), store.as_ref()).await.unwrap(), 2);
+        assert!(
+            !file.exists(),
+            "the file is removed once its keys are stored"
+        );
+
+        let keys = ApiKeys::open(Arc::clone(&store)).await.unwrap();
+        let listed = keys.list().await.unwrap();
+        let summary: Vec<(&str, Role, &str, u64)> = listed
+            .iter()
+            .map(|k| (k.id.as_str(), k.role, k.sha256.as_str(), k.created))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("old", Role::Admin, "00aa", 1),
+                ("new", Role::Tokens, "11bb", 2)
+            ],
+            "a key stored before roles is an admin key"
+        );
+        assert_eq!(keys.lookup("00aa").unwrap().name, "before roles");
+
+        // A second start finds no file; a file put back (from a backup) adds no duplicate.
+        assert_eq!(migrate_file(dir.path(), store.as_ref()).await.unwrap(), 0);
+        std::fs::write(&file, OLD_FILE).unwrap();
+        assert_eq!(migrate_file(dir.path(), store.as_ref()).await.unwrap(), 0);
+        assert!(!file.exists());
+        assert_eq!(store.list_api_keys().await.unwrap().len(), 2);
     }
 
     #[tokio::test]
-    async fn a_key_created_by_another_process_works_at_once() {
+    async fn a_damaged_api_keys_file_is_kept_and_named() {
         let dir = tempfile::tempdir().unwrap();
-        let server = ApiKeys::open(dir.path()).unwrap();
-        assert!(server.verify("granary_unknown").await.is_none());
-        let cli = ApiKeys::open(dir.path()).unwrap();
-        let (_, key) = cli.create("ci", Role::Admin).unwrap();
-        assert_eq!(
-            server.verify(key.expose_secret()).await.unwrap().role,
-            Role::Admin
-        );
-    }
-
-    #[test]
-    fn keys_stored_without_a_role_are_admin_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join(FILE),
-            r#"{"keys":[{"id":"old","name":"before roles","sha256":"00","created":1}]}"#,
-        )
-        .unwrap();
-        let keys = ApiKeys::open(dir.path()).unwrap();
-        assert_eq!(keys.list().unwrap()[0].role, Role::Admin);
+        let file = dir.path().join(FILE);
+        std::fs::write(&file, "{not json").unwrap();
+        let store = shared();
+        let error = migrate_file(dir.path(), store.as_ref())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("api-keys.json is damaged"), "{error}");
+        assert!(file.exists(), "a file that cannot be read is left as it is");
+        assert!(store.list_api_keys().await.unwrap().is_empty());
     }
 
     #[test]
@@ -403,10 +477,9 @@ mod tests {
         assert_eq!(Role::default(), Role::Tokens);
     }
 
-    #[test]
-    fn an_empty_name_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = ApiKeys::open(dir.path()).unwrap();
-        assert!(keys.create("  ", Role::Tokens).is_err());
+    #[tokio::test]
+    async fn an_empty_name_is_refused() {
+        let keys = ApiKeys::open(shared()).await.unwrap();
+        assert!(keys.create("  ", Role::Tokens).await.is_err());
     }
 }

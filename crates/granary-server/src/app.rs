@@ -14,7 +14,8 @@ use crate::sessions::Sessions;
 use crate::settings::Settings;
 use crate::throttle::SignInThrottle;
 
-/// How often the server looks at the API key file for changes made by another process.
+/// How often the server reads the API keys from the store again, to see keys revoked on
+/// another node (or by the CLI).
 const API_KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What every handler reads. Cheap to clone.
@@ -29,13 +30,13 @@ pub struct Shared {
     pub settings: Settings,
     /// The admin token (sign-in).
     pub admin_token: SecretString,
-    /// Signed-in admins.
+    /// Signed-in admins (in the store, shared by every node).
     pub sessions: Sessions,
     /// The REST API's keys.
     pub api_keys: ApiKeys,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
-    /// Failed sign-ins by client address.
+    /// Failed sign-ins by client address (per node: see `throttle`).
     pub sign_in: SignInThrottle,
     /// When the server started.
     pub started: Instant,
@@ -59,11 +60,12 @@ impl AppState {
         admin_token: SecretString,
         api_keys: ApiKeys,
     ) -> Self {
+        let sessions = Sessions::new(Arc::clone(engine.store()));
         let state = Self(Arc::new(Shared {
             engine,
             settings,
             admin_token,
-            sessions: Sessions::default(),
+            sessions,
             api_keys,
             metrics: Metrics::default(),
             sign_in: SignInThrottle::default(),
@@ -83,8 +85,8 @@ impl AppState {
                 count(&shared.metrics, &event);
             }
         });
-        // Keys revoked (or created) by another process on the same data directory are seen
-        // within a second; the request path itself never reads the file for a known key.
+        // Keys revoked (or created) on another node (or by the CLI) on the same store are seen
+        // within a second; the request path itself never reads the store for a known key.
         let weak = Arc::downgrade(&state.0);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(API_KEY_RELOAD);

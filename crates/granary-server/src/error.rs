@@ -32,9 +32,27 @@ pub enum Error {
     /// The data directory's store or key could not be opened.
     #[error(transparent)]
     Open(#[from] granary::Error),
+
+    /// The store failed at the server's own records (admin sessions, API keys).
+    #[error("the store failed while {doing}: {source}")]
+    Store {
+        /// What the server was doing.
+        doing: String,
+        /// The store's error (it says what to check).
+        #[source]
+        source: granary_store::Error,
+    },
 }
 
 impl Error {
+    /// An [`Error::Store`]: the store failed while `doing` something.
+    pub fn store(doing: impl Into<String>, source: granary_store::Error) -> Self {
+        Self::Store {
+            doing: doing.into(),
+            source,
+        }
+    }
+
     /// An [`Error::Io`] with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {

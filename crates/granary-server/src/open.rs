@@ -3,7 +3,9 @@
 //!
 //! Layout of a data directory (mode 0700): `granary.sqlite` (the store, with its WAL),
 //! `granary.sqlite.key` (the master keys, base64, one a line, current first; mode 0600;
-//! `GRANARY_MASTER_KEY` replaces it), `admin-token` and `api-keys.json` (see their modules).
+//! `GRANARY_MASTER_KEY` replaces it) and `admin-token` (see its module). Admin sessions and
+//! API keys live in the store; an `api-keys.json` left by an older granary is moved into the
+//! store when the store is opened (see `api_keys::migrate_file`).
 //!
 //! The store's files are 0600 whatever the directory's mode: the database file is created
 //! (or narrowed) to 0600 before SQLite opens it, and SQLite gives its `-wal` and `-shm` files
@@ -22,7 +24,9 @@ use crate::{Error, Result};
 /// The store file in the data directory.
 pub const STORE_FILE: &str = "granary.sqlite";
 
-/// Opens (creating when new) the granary of the settings: their store and key.
+/// Opens (creating when new) the granary of the settings: their store and key. The API keys
+/// of an `api-keys.json` in the data directory (kept there before the store kept them) move
+/// into the store, and the file is removed.
 pub async fn granary(settings: &Settings) -> Result<Granary> {
     ensure_dir(&settings.data_dir)?;
     if let StoreConfig::Sqlite(path) = &settings.store {
@@ -39,7 +43,9 @@ pub async fn granary(settings: &Settings) -> Result<Granary> {
             granary_openapi::Limits::DEFAULT_MAX_DEPTH,
         ))
         .with_allow_insecure_http(settings.allow_insecure_http);
-    Ok(Granary::open(config).await?)
+    let granary = Granary::open(config).await?;
+    crate::api_keys::migrate_file(&settings.data_dir, granary.store().as_ref()).await?;
+    Ok(granary)
 }
 
 /// Where the master key comes from: `GRANARY_MASTER_KEY`, else the key file setting, else

@@ -46,7 +46,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "cannot list the instances' redirect URIs"),
     }
-    let api_keys = ApiKeys::open(&settings.data_dir)?;
+    let api_keys = ApiKeys::open(std::sync::Arc::clone(engine.store())).await?;
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| Error::io(format!("cannot listen on {}", settings.listen), e))?;

@@ -1,17 +1,27 @@
-//! Admin sessions (in memory), their CSRF tokens, and the cookies of the admin page.
+//! Admin sessions (in the store), their CSRF tokens and one-time banners, and the cookies of
+//! the admin page.
 //!
 //! A session is created by signing in with the admin token. The browser holds a random id in
-//! an HttpOnly, SameSite=Lax cookie (Secure when the public URL is https); the server keeps
-//! only its SHA-256 digest, with the session's CSRF token and expiry. Sessions do not survive
-//! a restart: sign in again.
+//! an HttpOnly, SameSite=Lax cookie (Secure when the public URL is https); the store keeps
+//! only its SHA-256 digest, with the session's CSRF token and expiry, so that every server
+//! node on the store knows the session, and a session survives a restart. Nothing of a
+//! session is kept in a node's memory: a sign-out or expiry is seen by every node at once.
+//!
+//! A session's banner (the message of the next page) lives in the store too, serialised, and
+//! is taken once atomically: whichever node renders the next page shows it, and no two nodes
+//! both show it. [`web::require_admin`](crate::web::require_admin) takes it before an admin
+//! page is rendered (into the [`Session`] the handler sees) and keeps the banner a handler
+//! left on its response ([`NewBanner`]) before the response leaves.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
+use granary_store::{AdminSession, Store, Timestamp};
+use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::secrets::{constant_time_eq, random_token, sha256_hex};
 
 /// The session cookie.
@@ -25,12 +35,16 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// How long the state cookie lives (the engine's pending authorizations live 10 minutes).
 pub const STATE_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// A signed-in admin.
+/// A signed-in admin, as a handler sees it.
 #[derive(Clone)]
 pub struct Session {
     /// The token every form of this session must carry.
     pub csrf: String,
-    expires: Instant,
+    /// The digest of the session id (the store's key).
+    digest: String,
+    expires: Timestamp,
+    /// The banner taken from the store for this request, until a page shows it.
+    banner: Arc<Mutex<Option<Banner>>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -38,16 +52,41 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("csrf", &"[redacted]")
             .field("expires", &self.expires)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl Session {
+    fn from_record(record: AdminSession) -> Self {
+        Self {
+            csrf: record.csrf,
+            digest: record.digest,
+            expires: record.expires,
+            banner: Arc::new(Mutex::new(None)),
+        }
+    }
+
     /// Whether `presented` is this session's CSRF token.
     pub fn csrf_ok(&self, presented: &str) -> bool {
         constant_time_eq(&self.csrf, presented)
     }
+
+    /// The banner taken for this request, removed (the page that calls this shows it).
+    pub fn take_banner(&self) -> Option<Banner> {
+        self.cell().take()
+    }
+
+    fn cell(&self) -> std::sync::MutexGuard<'_, Option<Banner>> {
+        self.banner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
+
+/// The banner a handler keeps for the next page, carried on its response (see
+/// [`web::flash_to`](crate::web)) until the admin guard stores it.
+#[derive(Debug, Clone)]
+pub struct NewBanner(pub Banner);
 
 /// A message shown once at the top of the next page (success, failure, information).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,85 +159,145 @@ impl Banner {
     }
 }
 
-/// The sessions of one server process.
-#[derive(Debug, Default)]
+/// The banner as stored: the kind by name.
+#[derive(Serialize, Deserialize)]
+struct StoredBanner {
+    kind: String,
+    title: String,
+    cause: String,
+    fix: String,
+}
+
+impl Banner {
+    /// The banner as the store keeps it (JSON).
+    fn to_stored(&self) -> String {
+        serde_json::to_string(&StoredBanner {
+            kind: self.kind.to_string(),
+            title: self.title.clone(),
+            cause: self.cause.clone(),
+            fix: self.fix.clone(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// The banner the store kept, or `None` when it cannot be read (it is dropped).
+    fn from_stored(text: &str) -> Option<Self> {
+        let stored: StoredBanner = serde_json::from_str(text).ok()?;
+        let kind = match stored.kind.as_str() {
+            "success" => "success",
+            "warning" => "warning",
+            "error" => "error",
+            _ => "info",
+        };
+        Some(Self {
+            kind,
+            title: stored.title,
+            cause: stored.cause,
+            fix: stored.fix,
+        })
+    }
+}
+
+/// The admin sessions of the store (every server node on it sees the same ones).
+#[derive(Clone)]
 pub struct Sessions {
-    by_digest: Mutex<HashMap<String, Session>>,
-    flashes: Mutex<HashMap<String, Banner>>,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").finish_non_exhaustive()
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now())
+}
+
+fn store_error(doing: &str, error: granary_store::Error) -> crate::Error {
+    crate::Error::store(doing, error)
 }
 
 impl Sessions {
-    /// Starts a session; returns the cookie value (the browser's id) and the session.
-    pub fn create(&self) -> (String, Session) {
+    /// The sessions kept in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Starts a session; returns the cookie value (the browser's id) and the session. Ended
+    /// sessions (and their banners) are purged first, so the store never holds many.
+    pub async fn create(&self) -> Result<(String, Session)> {
+        let now = now();
+        if let Err(error) = self.store.purge_expired_sessions(now).await {
+            tracing::warn!(%error, "cannot purge the expired admin sessions");
+        }
         let id = random_token(32);
-        let session = Session {
+        let record = AdminSession {
+            digest: sha256_hex(&id),
             csrf: random_token(32),
-            expires: Instant::now() + SESSION_TTL,
+            created: now,
+            expires: now.saturating_add(SESSION_TTL),
         };
-        let mut map = self.lock();
-        let now = Instant::now();
-        map.retain(|_, s| s.expires > now);
-        map.insert(sha256_hex(&id), session.clone());
-        // Banners of sessions that ended (expired, or signed out elsewhere) go with them.
-        self.flashes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|digest, _| map.contains_key(digest));
-        (id, session)
+        self.store
+            .create_session(&record)
+            .await
+            .map_err(|e| store_error("starting an admin session", e))?;
+        Ok((id, Session::from_record(record)))
     }
 
-    /// The live session of the request's session cookie, if any.
-    pub fn from_headers(&self, headers: &HeaderMap) -> Option<Session> {
-        let id = cookie(headers, SESSION_COOKIE)?;
-        let map = self.lock();
-        let session = map.get(&sha256_hex(&id))?;
-        (session.expires > Instant::now()).then(|| session.clone())
+    /// The live session of the request's session cookie, if any (read from the store).
+    pub async fn from_headers(&self, headers: &HeaderMap) -> Result<Option<Session>> {
+        let Some(id) = cookie(headers, SESSION_COOKIE) else {
+            return Ok(None);
+        };
+        let found = self
+            .store
+            .get_session(&sha256_hex(&id), now())
+            .await
+            .map_err(|e| store_error("reading an admin session", e))?;
+        Ok(found.map(Session::from_record))
     }
 
-    /// Ends the session of the request's cookie.
-    pub fn remove(&self, headers: &HeaderMap) {
+    /// Ends the session of the request's cookie (on every node), with its banner.
+    pub async fn remove(&self, headers: &HeaderMap) -> Result<()> {
         if let Some(id) = cookie(headers, SESSION_COOKIE) {
-            self.lock().remove(&sha256_hex(&id));
-            self.flashes
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&sha256_hex(&id));
+            self.store
+                .delete_session(&sha256_hex(&id))
+                .await
+                .map_err(|e| store_error("ending an admin session", e))?;
         }
+        Ok(())
     }
 
-    /// Keeps `banner` for the next page this session shows.
-    /// Only a live session keeps one (a forged or expired cookie keeps nothing), at most one
-    /// each, and those of ended sessions are dropped when the next session starts: the map
-    /// never holds more banners than there are sessions.
-    pub fn set_flash(&self, headers: &HeaderMap, banner: Banner) {
-        if let Some(id) = cookie(headers, SESSION_COOKIE) {
-            let digest = sha256_hex(&id);
-            let live = self
-                .lock()
-                .get(&digest)
-                .is_some_and(|s| s.expires > Instant::now());
-            if live {
-                self.flashes
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(digest, banner);
-            }
+    /// Takes the banner kept for `session` from the store (once: no other node gets it), into
+    /// the session, for the page of this request ([`Session::take_banner`]).
+    pub async fn load_banner(&self, session: &Session) -> Result<()> {
+        let taken = self
+            .store
+            .take_session_banner(&session.digest, now())
+            .await
+            .map_err(|e| store_error("taking a banner", e))?;
+        *session.cell() = taken.as_deref().and_then(Banner::from_stored);
+        Ok(())
+    }
+
+    /// Keeps `banner` for the next page `session` shows, on whichever node renders it. Only
+    /// a live session keeps one, at most one each, removed with the session.
+    pub async fn keep_banner(&self, session: &Session, banner: &Banner) -> Result<bool> {
+        self.store
+            .set_session_banner(&session.digest, &banner.to_stored(), now())
+            .await
+            .map_err(|e| store_error("keeping a banner", e))
+    }
+
+    /// After a handler ran: keeps the banner its response carries, or else gives back the
+    /// banner loaded for this request that no page showed.
+    pub async fn settle(&self, session: &Session, new: Option<Banner>) -> Result<()> {
+        let unshown = session.take_banner();
+        if let Some(banner) = new.or(unshown) {
+            self.keep_banner(session, &banner).await?;
         }
-    }
-
-    /// The banner kept for this session, removed.
-    pub fn take_flash(&self, headers: &HeaderMap) -> Option<Banner> {
-        let id = cookie(headers, SESSION_COOKIE)?;
-        self.flashes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&sha256_hex(&id))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.by_digest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        Ok(())
     }
 }
 
@@ -234,53 +333,77 @@ pub fn clear_cookie(name: &str, path: &str, secure: bool) -> String {
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
+    use granary_store::MemoryStore;
 
     use super::*;
 
-    #[test]
-    fn a_session_is_found_by_its_cookie_and_removed() {
-        let sessions = Sessions::default();
-        let (id, session) = sessions.create();
+    fn headers_of(id: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(
             COOKIE,
             HeaderValue::from_str(&format!("other=1; {SESSION_COOKIE}={id}")).unwrap(),
         );
-        let found = sessions.from_headers(&headers).unwrap();
-        assert!(found.csrf_ok(&session.csrf));
-        assert!(!found.csrf_ok("forged"));
-        sessions.remove(&headers);
-        assert!(sessions.from_headers(&headers).is_none());
+        headers
     }
 
-    #[test]
-    fn banners_are_kept_for_live_sessions_only_and_pruned() {
-        let sessions = Sessions::default();
-        let forged = {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                COOKIE,
-                HeaderValue::from_str(&format!("{SESSION_COOKIE}=forged")).unwrap(),
-            );
-            headers
-        };
-        for _ in 0..100 {
-            sessions.set_flash(&forged, Banner::info("x"));
-        }
-        assert_eq!(sessions.flashes.lock().unwrap().len(), 0);
-        let (id, _) = sessions.create();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            COOKIE,
-            HeaderValue::from_str(&format!("{SESSION_COOKIE}={id}")).unwrap(),
+    #[tokio::test]
+    async fn a_session_is_found_by_its_cookie_on_another_node_and_removed() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (a, b) = (Sessions::new(Arc::clone(&store)), Sessions::new(store));
+        let (id, session) = a.create().await.unwrap();
+        let headers = headers_of(&id);
+        let found = b.from_headers(&headers).await.unwrap().unwrap();
+        assert!(found.csrf_ok(&session.csrf));
+        assert!(!found.csrf_ok("forged"));
+        a.remove(&headers).await.unwrap();
+        assert!(b.from_headers(&headers).await.unwrap().is_none());
+        assert!(
+            b.from_headers(&headers_of("forged"))
+                .await
+                .unwrap()
+                .is_none()
         );
-        sessions.set_flash(&headers, Banner::info("kept"));
-        assert_eq!(sessions.take_flash(&headers).unwrap().title, "kept");
-        sessions.set_flash(&headers, Banner::info("left behind"));
-        // The session ends without taking its banner (expiry): the next sign-in prunes it.
-        sessions.lock().clear();
-        sessions.create();
-        assert_eq!(sessions.flashes.lock().unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_banner_kept_on_one_node_is_shown_once_by_another() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (a, b) = (Sessions::new(Arc::clone(&store)), Sessions::new(store));
+        let (id, session) = a.create().await.unwrap();
+        let banner = Banner::warning("Saved ✓", "because", "do this");
+        a.settle(&session, Some(banner.clone())).await.unwrap();
+        let on_b = b.from_headers(&headers_of(&id)).await.unwrap().unwrap();
+        b.load_banner(&on_b).await.unwrap();
+        assert_eq!(on_b.take_banner(), Some(banner));
+        let again = a.from_headers(&headers_of(&id)).await.unwrap().unwrap();
+        a.load_banner(&again).await.unwrap();
+        assert_eq!(again.take_banner(), None, "shown once");
+    }
+
+    #[tokio::test]
+    async fn a_banner_no_page_showed_is_kept_for_the_next() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let sessions = Sessions::new(store);
+        let (id, session) = sessions.create().await.unwrap();
+        sessions
+            .keep_banner(&session, &Banner::info("kept"))
+            .await
+            .unwrap();
+        let first = sessions
+            .from_headers(&headers_of(&id))
+            .await
+            .unwrap()
+            .unwrap();
+        sessions.load_banner(&first).await.unwrap();
+        // The handler rendered no page: the banner goes back.
+        sessions.settle(&first, None).await.unwrap();
+        let next = sessions
+            .from_headers(&headers_of(&id))
+            .await
+            .unwrap()
+            .unwrap();
+        sessions.load_banner(&next).await.unwrap();
+        assert_eq!(next.take_banner().unwrap().title, "kept");
     }
 
     #[test]

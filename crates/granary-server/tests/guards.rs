@@ -208,7 +208,7 @@ async fn an_event_stream_ends_when_its_key_is_revoked() {
     let (admin, csrf) = server.admin().await;
     let key = server.api_key_with_role(&admin, &csrf, "tokens").await;
     let other = server.api_key_with_role(&admin, &csrf, "tokens").await;
-    let listed = server.state.api_keys.list().unwrap();
+    let listed = server.state.api_keys.list().await.unwrap();
     let id_of = |key: &str| {
         let digest = hex_sha256(key);
         listed
@@ -255,7 +255,7 @@ async fn an_event_stream_ends_when_its_key_is_revoked() {
         "the stream kept going after its key was revoked"
     );
 
-    // Revoked by another process on the same data directory (the CLI): seen within a second.
+    // Revoked by another node (or the CLI) on the same store: seen within a second.
     let key = server.api_key_with_role(&admin, &csrf, "tokens").await;
     let mut stream = client
         .get(server.url("/api/v1/events"))
@@ -264,16 +264,19 @@ async fn an_event_stream_ends_when_its_key_is_revoked() {
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
-    let cli = ApiKeys::open(server.data.path()).unwrap();
+    let cli = ApiKeys::open(std::sync::Arc::clone(server.state.engine.store()))
+        .await
+        .unwrap();
     let digest = hex_sha256(&key);
     let id = cli
         .list()
+        .await
         .unwrap()
         .into_iter()
         .find(|k| k.sha256 == digest)
         .unwrap()
         .id;
-    assert!(cli.revoke(&id).unwrap());
+    assert!(cli.revoke(&id).await.unwrap());
     assert!(
         ends_within(&mut stream, std::time::Duration::from_secs(5)).await,
         "the stream kept going after another process revoked its key"
@@ -299,7 +302,7 @@ async fn a_revoked_api_key_is_refused() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    let id = server.state.api_keys.list().unwrap()[0].id.clone();
+    let id = server.state.api_keys.list().await.unwrap()[0].id.clone();
     let revoked = admin
         .post(server.url(&format!("/admin/api-keys/{id}/delete")))
         .form(&[("csrf", csrf.as_str())])

@@ -29,8 +29,8 @@ pub use pages::*;
 use crate::app::AppState;
 use crate::secrets::{constant_time_eq, random_token};
 use crate::sessions::{
-    Banner, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL, Session, clear_cookie, cookie,
-    set_cookie,
+    Banner, LOGIN_CSRF_COOKIE, NewBanner, SESSION_COOKIE, SESSION_TTL, Session, clear_cookie,
+    cookie, set_cookie,
 };
 use crate::views::{format_time, format_unix_seconds, state_name, state_text};
 
@@ -123,12 +123,13 @@ pub(crate) fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 
-/// The layout of a signed-in page, with the session's pending banner.
-pub(crate) fn layout(state: &AppState, headers: &HeaderMap, session: &Session) -> Layout {
+/// The layout of a signed-in page, with the session's pending banner (taken from the store
+/// by [`require_admin`] before the handler ran).
+pub(crate) fn layout(_state: &AppState, _headers: &HeaderMap, session: &Session) -> Layout {
     Layout {
         signed_in: true,
         csrf: session.csrf.clone(),
-        banner: state.sessions.take_flash(headers),
+        banner: session.take_banner(),
     }
 }
 
@@ -150,26 +151,52 @@ pub(crate) fn not_found(
     message(StatusCode::NOT_FOUND, layout, heading, error)
 }
 
-/// Keeps a banner for the next page and redirects there.
+/// Keeps a banner for the next page and redirects there: the banner rides on the response
+/// until [`require_admin`] stores it, before the redirect leaves, so that whichever node
+/// renders the next page shows it.
 pub(crate) fn flash_to(
-    state: &AppState,
-    headers: &HeaderMap,
+    _state: &AppState,
+    _headers: &HeaderMap,
     banner: Banner,
     location: &str,
 ) -> Response {
-    state.sessions.set_flash(headers, banner);
-    see_other(location)
+    let mut response = see_other(location);
+    response.extensions_mut().insert(NewBanner(banner));
+    response
 }
 
-/// The guard of every admin route: a live session, or 401 with the sign-in form.
+/// The guard of every admin route: a live session (read from the store), or 401 with the
+/// sign-in form. For a page (GET), the session's banner is taken from the store first; after
+/// the handler, the banner its response carries is stored, or the one no page showed given
+/// back.
 pub async fn require_admin(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    if let Some(session) = state.sessions.from_headers(request.headers()) {
-        request.extensions_mut().insert(session);
-        return next.run(request).await;
+    let session = match state.sessions.from_headers(request.headers()).await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the admin session");
+            return store_unavailable(&state, &error);
+        }
+    };
+    if let Some(session) = session {
+        if request.method() == Method::GET {
+            if let Err(error) = state.sessions.load_banner(&session).await {
+                tracing::warn!(%error, "cannot take the banner of the admin session");
+            }
+        }
+        request.extensions_mut().insert(session.clone());
+        let mut response = next.run(request).await;
+        let new = response
+            .extensions_mut()
+            .remove::<NewBanner>()
+            .map(|NewBanner(banner)| banner);
+        if let Err(error) = state.sessions.settle(&session, new).await {
+            tracing::warn!(%error, "cannot keep the banner of the admin session");
+        }
+        return response;
     }
     let next_path = if request.method() == Method::GET {
         request
@@ -180,6 +207,21 @@ pub async fn require_admin(
         "/admin/".to_string()
     };
     login_page(&state, StatusCode::UNAUTHORIZED, &next_path, None)
+}
+
+/// 503 with the sign-in form and what failed: the store holding the sessions cannot be
+/// reached.
+fn store_unavailable(state: &AppState, error: &crate::Error) -> Response {
+    login_page(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "/admin/",
+        Some(Banner::error(
+            "The store cannot be reached",
+            error.to_string(),
+            "Check that the store (its database server, or its file) is reachable, then reload.",
+        )),
+    )
 }
 
 fn login_page(
@@ -231,7 +273,7 @@ pub async fn admin_slash() -> Response {
 
 /// `GET /admin/login`.
 pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if state.sessions.from_headers(&headers).is_some() {
+    if let Ok(Some(_)) = state.sessions.from_headers(&headers).await {
         return see_other("/admin/");
     }
     login_page(&state, StatusCode::OK, "/admin/", None)
@@ -291,7 +333,13 @@ pub async fn login(
         );
     }
     state.sign_in.succeeded(address);
-    let (id, _) = state.sessions.create();
+    let id = match state.sessions.create().await {
+        Ok((id, _)) => id,
+        Err(error) => {
+            tracing::error!(%error, "cannot start an admin session");
+            return store_unavailable(&state, &error);
+        }
+    };
     let secure = state.settings.secure_cookies();
     let mut response = see_other(safe_next(&next));
     for value in [
@@ -312,7 +360,10 @@ pub async fn logout(
     headers: HeaderMap,
     AdminForm(_): AdminForm,
 ) -> Response {
-    state.sessions.remove(&headers);
+    if let Err(error) = state.sessions.remove(&headers).await {
+        tracing::error!(%error, "cannot end the admin session");
+        return store_unavailable(&state, &error);
+    }
     let mut response = see_other("/admin/login");
     if let Ok(value) = HeaderValue::from_str(&clear_cookie(
         SESSION_COOKIE,
@@ -704,17 +755,17 @@ pub async fn api_keys(
     Extension(session): Extension<Session>,
 ) -> Response {
     let layout = layout(&state, &headers, &session);
-    api_keys_page(&state, layout, None)
+    api_keys_page(&state, layout, None).await
 }
 
-fn api_keys_page(state: &AppState, mut layout: Layout, new_key: Option<String>) -> Response {
-    let keys = match state.api_keys.list() {
+async fn api_keys_page(state: &AppState, mut layout: Layout, new_key: Option<String>) -> Response {
+    let keys = match state.api_keys.list().await {
         Ok(keys) => keys,
         Err(error) => {
             layout.banner = Some(Banner::error(
                 "The API keys cannot be read",
                 error.to_string(),
-                "Fix the file named above.",
+                "Check that the store is reachable, then reload.",
             ));
             Vec::new()
         }
@@ -750,10 +801,14 @@ pub async fn api_key_create(
         "" => Ok(crate::api_keys::Role::default()),
         text => text.parse(),
     };
-    match role.and_then(|role| state.api_keys.create(&form.get("name"), role)) {
+    let created = match role {
+        Ok(role) => state.api_keys.create(&form.get("name"), role).await,
+        Err(error) => Err(error),
+    };
+    match created {
         Ok((record, key)) => {
             tracing::info!(key = %record.id, name = %record.name, role = %record.role, "API key created");
-            api_keys_page(&state, layout, Some(key.expose_secret().to_string()))
+            api_keys_page(&state, layout, Some(key.expose_secret().to_string())).await
         }
         Err(error) => {
             let mut layout = layout;
@@ -762,7 +817,7 @@ pub async fn api_key_create(
                 error.to_string(),
                 "Give the key a name, and the role tokens or admin.",
             ));
-            api_keys_page(&state, layout, None)
+            api_keys_page(&state, layout, None).await
         }
     }
 }
@@ -774,13 +829,13 @@ pub async fn api_key_delete(
     Path(id): Path<String>,
     AdminForm(_): AdminForm,
 ) -> Response {
-    let banner = match state.api_keys.revoke(&id) {
+    let banner = match state.api_keys.revoke(&id).await {
         Ok(true) => Banner::success(format!("API key {id} revoked.")),
         Ok(false) => Banner::info(format!("API key {id} did not exist.")),
         Err(error) => Banner::error(
             "The key was not revoked",
             error.to_string(),
-            "Fix the file named above.",
+            "Check that the store is reachable, then try again.",
         ),
     };
     flash_to(&state, &headers, banner, "/admin/api-keys")

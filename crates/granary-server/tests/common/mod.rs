@@ -8,7 +8,7 @@ use granary_flow::engine::{Engine, Keyring, MasterKey};
 use granary_server::api_keys::ApiKeys;
 use granary_server::app::AppState;
 use granary_server::settings::{CommonArgs, ServeArgs, Settings};
-use granary_store::MemoryStore;
+use granary_store::{MemoryStore, Store};
 use reqwest::redirect::Policy;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -37,6 +37,19 @@ impl Server {
 
     /// `import_limit`: the setting's text (`"100KiB"`), `None` for the default.
     pub async fn start_with(public_url: Option<&str>, import_limit: Option<&str>) -> Self {
+        Self::start_full(public_url, import_limit, Arc::new(MemoryStore::new())).await
+    }
+
+    /// A server (a node) on `store`, which other nodes may share.
+    pub async fn start_on(store: Arc<dyn Store>) -> Self {
+        Self::start_full(None, None, store).await
+    }
+
+    async fn start_full(
+        public_url: Option<&str>,
+        import_limit: Option<&str>,
+        store: Arc<dyn Store>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let base = format!("http://{address}");
@@ -51,14 +64,14 @@ impl Server {
         };
         let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
         let keyring = Keyring::new(MasterKey::generate().0, Vec::new());
-        let engine = Engine::builder(Arc::new(MemoryStore::new()), keyring, public)
+        let engine = Engine::builder(Arc::clone(&store), keyring, public)
             .import_limits(granary_openapi::Limits::new(
                 settings.import_limit,
                 granary_openapi::Limits::DEFAULT_MAX_DEPTH,
             ))
             .build()
             .unwrap();
-        let api_keys = ApiKeys::open(data.path()).unwrap();
+        let api_keys = ApiKeys::open(store).await.unwrap();
         let state = AppState::new(
             engine,
             settings,
