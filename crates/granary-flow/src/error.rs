@@ -305,9 +305,11 @@ pub enum Error {
     },
 
     /// An answer that is no valid response: too large, not JSON, JSON without the fields.
+    /// The URL answered (no HTML page, 404 or redirect, which are [`Error::NotAnEndpoint`]),
+    /// so the message does not blame it.
     #[error(
         "the {endpoint} {url} answered HTTP {status} ({content_type}) with {problem}; the body \
-         starts: {excerpt}; check that the URL is the provider's {endpoint}"
+         starts: {excerpt}; {}", unreadable_hint(*status)
     )]
     InvalidResponse {
         /// Which endpoint.
@@ -334,7 +336,60 @@ pub enum Error {
     },
 }
 
+/// What to check after an answer that could not be read.
+fn unreadable_hint(status: u16) -> &'static str {
+    if (200..300).contains(&status) {
+        "the provider answered without a token where RFC 6749 puts it: check its documentation \
+         for how its token response differs"
+    } else {
+        "the provider refused without saying why in a form granary reads: check what the \
+         request sends (client authentication method, extra token parameters and headers) \
+         against its documentation"
+    }
+}
+
+/// Words of a provider's answer that point at the client's authentication (id, secret,
+/// method) rather than at the grant or the URL.
+const CLIENT_AUTH_WORDS: &[&str] = &[
+    "client_secret",
+    "client secret",
+    "client_id",
+    "client id",
+    "client authentication",
+    "client credentials",
+    "invalid client",
+    "invalid_client",
+    "unauthorized_client",
+    "unauthorized client",
+    "validating application",
+    "application id",
+    "app secret",
+    "app id",
+    "basic auth",
+    "authorization header",
+];
+
 impl Error {
+    /// True when the provider's own words (its error code, description or answer) point at
+    /// the client's authentication: a client id, a client secret, the authentication
+    /// method. The shape of the answer does not matter, only what it says.
+    pub fn points_at_client_authentication(&self) -> bool {
+        let text = match self {
+            Self::InvalidClient { .. } => return true,
+            Self::Provider { details, .. } | Self::AuthorizationFailed { details } => {
+                details.to_string()
+            }
+            Self::InvalidResponse { excerpt, .. } => excerpt.clone(),
+            Self::Transient {
+                details: Some(details),
+                ..
+            } => details.to_string(),
+            _ => return false,
+        }
+        .to_ascii_lowercase();
+        CLIENT_AUTH_WORDS.iter().any(|word| text.contains(word))
+    }
+
     /// True when trying again later can succeed: a timeout, a connection failure, 5xx, 429,
     /// `temporarily_unavailable` or `server_error`. Nothing stored should be discarded.
     pub fn is_transient(&self) -> bool {

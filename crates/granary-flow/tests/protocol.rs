@@ -1271,3 +1271,113 @@ async fn discovery_of_an_overloaded_provider_is_transient() {
         "{err:?}"
     );
 }
+
+/// Issue 17: an error body is read by what it says, whatever its shape, and quoted; only
+/// an answer that is no token endpoint's (HTML, 404, redirect) blames the URL.
+#[tokio::test]
+async fn error_bodies_in_common_shapes_are_read_and_quoted() {
+    let cases = [
+        (
+            400,
+            json!({"object": "error", "status": 400, "code": "invalid_json",
+                   "message": "Error parsing JSON body."}),
+            "invalid_json",
+            "Error parsing JSON body.",
+        ),
+        (
+            400,
+            json!({"error": {"message": "Error validating application. Invalid application ID.",
+                   "type": "OAuthException", "code": 101, "fbtrace_id": "AbC"}}),
+            "OAuthException",
+            "Error validating application. Invalid application ID. (code 101)",
+        ),
+        (
+            403,
+            json!({"errors": [{"code": "bad_verification_code", "message": "The code is wrong"},
+                              {"message": "and stale"}]}),
+            "bad_verification_code",
+            "The code is wrong; and stale",
+        ),
+        (
+            400,
+            json!({"errors": ["Missing redirect_uri"]}),
+            "error",
+            "Missing redirect_uri",
+        ),
+        (
+            400,
+            json!({"message": "Bad request: grant_type"}),
+            "error",
+            "Bad request: grant_type",
+        ),
+        (
+            400,
+            json!({"error": "invalid_request", "message": "no description field"}),
+            "invalid_request",
+            "no description field",
+        ),
+    ];
+    for (status, body, code, description) in cases {
+        let server = MockServer::start().await;
+        stub(
+            &server,
+            "/token",
+            ResponseTemplate::new(status).set_body_json(&body),
+        )
+        .await;
+        let err = exchange(&server, ClientAuth::ClientSecretBasic)
+            .await
+            .unwrap_err();
+        let details = err
+            .oauth_error()
+            .unwrap_or_else(|| panic!("{body}: no error read: {err:?}"));
+        assert_eq!(details.error, code, "{body}");
+        assert_eq!(details.description.as_deref(), Some(description), "{body}");
+        let message = err.to_string();
+        assert!(
+            message.contains(description) && !message.contains("check the URL"),
+            "{message}"
+        );
+        assert_no_secret(&err);
+    }
+    // A successful answer with a `message` and no token is still no error the provider
+    // stated: it is an unreadable answer, and it does not blame the URL either.
+    let server = MockServer::start().await;
+    stub(
+        &server,
+        "/token",
+        ResponseTemplate::new(400).set_body_json(json!({"unrelated": true})),
+    )
+    .await;
+    let err = exchange(&server, ClientAuth::ClientSecretBasic)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidResponse { .. }), "{err:?}");
+    assert!(!err.to_string().contains("check that the URL"), "{err}");
+    // The provider's words decide the client-authentication hint, not the shape.
+    let server = MockServer::start().await;
+    stub(
+        &server,
+        "/token",
+        ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"message": "Error validating client secret.", "type": "OAuthException"}}),
+        ),
+    )
+    .await;
+    let err = exchange(&server, ClientAuth::ClientSecretBasic)
+        .await
+        .unwrap_err();
+    assert!(err.points_at_client_authentication(), "{err}");
+    let server = MockServer::start().await;
+    stub(
+        &server,
+        "/token",
+        ResponseTemplate::new(400)
+            .set_body_json(json!({"code": "invalid_json", "message": "Error parsing JSON body."})),
+    )
+    .await;
+    let err = exchange(&server, ClientAuth::ClientSecretBasic)
+        .await
+        .unwrap_err();
+    assert!(!err.points_at_client_authentication(), "{err}");
+}

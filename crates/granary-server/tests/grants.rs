@@ -208,3 +208,44 @@ async fn a_grant_without_a_refresh_token_is_told_and_a_forced_refresh_changes_no
     assert_eq!(shown["status"], "authorized", "{shown}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_exchange_quotes_the_providers_error_body_and_points_at_the_real_fix() {
+    let provider = MockServer::start().await;
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    create_instance(&server, &admin, &csrf, "notion").await;
+    for (body, quoted, client_hint) in [
+        (
+            serde_json::json!({"object": "error", "status": 400, "code": "invalid_json",
+                               "message": "Error parsing JSON body."}),
+            "invalid_json: Error parsing JSON body.",
+            false,
+        ),
+        (
+            serde_json::json!({"error": {"message": "Error validating client secret.",
+                               "type": "OAuthException", "code": 1}}),
+            "OAuthException: Error validating client secret. (code 1)",
+            true,
+        ),
+    ] {
+        let guard = Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(&body))
+            .mount_as_scoped(&provider)
+            .await;
+        let page = authorize_with(&server, &admin, &csrf, "notion", "code=the-code").await;
+        drop(guard);
+        assert!(page.contains("The authorization failed"), "{page}");
+        assert!(page.contains(quoted), "{body}: {page}");
+        assert!(!page.contains("token URL override"), "{body}: {page}");
+        assert!(!page.contains("check that the URL"), "{body}: {page}");
+        assert_eq!(
+            page.contains("rejected the client credentials"),
+            client_hint,
+            "{body}: {page}"
+        );
+    }
+    server.stop().await;
+}

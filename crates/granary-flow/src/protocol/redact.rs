@@ -23,20 +23,52 @@ pub(crate) fn is_sensitive_key(key: &str) -> bool {
         .any(|word| key.contains(word))
 }
 
-/// Replaces every string or number under a sensitive key, at any depth.
+/// Replaces every string or number under a sensitive key, at any depth. A `code` inside an
+/// error (an object under `error` or `errors`, or one that has `error`, `message`,
+/// `error_description` or `errors` beside it) is an error code, not an authorization code,
+/// and is kept when it reads like one (a number, or a short word without spaces); what the
+/// request sent is removed from excerpts separately.
 pub(crate) fn redact_json(value: &mut Value) {
+    redact_json_in(value, false);
+}
+
+fn redact_json_in(value: &mut Value, in_error: bool) {
     match value {
         Value::Object(map) => {
+            let error_context = in_error
+                || ["error", "message", "error_description", "errors"]
+                    .iter()
+                    .any(|key| map.contains_key(*key));
             for (key, inner) in map.iter_mut() {
-                if is_sensitive_key(key) && !inner.is_null() {
+                let error_code =
+                    error_context && key.eq_ignore_ascii_case("code") && reads_as_code(inner);
+                if is_sensitive_key(key) && !inner.is_null() && !error_code {
                     *inner = Value::String(REDACTED.to_string());
                 } else {
-                    redact_json(inner);
+                    let nested_error = matches!(key.as_str(), "error" | "errors");
+                    redact_json_in(inner, in_error || nested_error);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| redact_json_in(item, in_error)),
         _ => {}
+    }
+}
+
+/// Whether a value reads as an error code: a number, or up to 64 characters of letters,
+/// digits, `_`, `-`, `.` and `:`.
+fn reads_as_code(value: &Value) -> bool {
+    match value {
+        Value::Number(_) => true,
+        Value::String(s) => {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+        }
+        _ => false,
     }
 }
 
@@ -202,6 +234,29 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("\"error\":\"x\""), "{out}");
+    }
+
+    #[test]
+    fn a_code_inside_an_error_is_an_error_code_and_stays() {
+        let notion = br#"{"object":"error","status":400,"code":"invalid_json","message":"Error parsing JSON body."}"#;
+        let out = excerpt(notion, &[]);
+        assert!(out.contains("\"code\":\"invalid_json\""), "{out}");
+        let facebook = br#"{"error":{"message":"Error validating application.","type":"OAuthException","code":101,"fbtrace_id":"A1"}}"#;
+        let out = excerpt(facebook, &[]);
+        assert!(out.contains("\"code\":101"), "{out}");
+        let listed = br#"{"errors":[{"code":"bad_client","detail":"x"}]}"#;
+        assert!(excerpt(listed, &[]).contains("bad_client"));
+        // Outside an error, a `code` is an authorization code; inside one, a value that
+        // does not read as a code (spaces, slashes) is still redacted, and what the
+        // request sent always is.
+        let out = excerpt(br#"{"code":"4/0AX4XfWh","state":"s"}"#, &[]);
+        assert!(!out.contains("4/0AX4XfWh"), "{out}");
+        let out = excerpt(br#"{"message":"m","code":"4/0AX4 XfWh"}"#, &[]);
+        assert!(!out.contains("XfWh"), "{out}");
+        let out = excerpt(br#"{"message":"m","code":"sent-code-1"}"#, &["sent-code-1"]);
+        assert!(!out.contains("sent-code-1"), "{out}");
+        let out = excerpt(br#"{"error":{"code":"x","access_token":"AT-1"}}"#, &[]);
+        assert!(!out.contains("AT-1"), "{out}");
     }
 
     #[test]

@@ -63,27 +63,113 @@ pub(crate) fn parse_fields(raw: &RawResponse) -> Option<Map<String, Value>> {
     None
 }
 
-/// The RFC 6749 error fields of a body, when it has an `error` string, with every literal
-/// occurrence of `sent` (what the request sent: a provider may echo the refresh token or
-/// the code in its description) removed before the description is shortened.
-fn oauth_error(fields: &Map<String, Value>, sent: &[&str]) -> Option<OAuthError> {
-    let error = fields.get("error")?.as_str()?.trim();
-    if error.is_empty() {
-        return None;
-    }
-    let text = |key: &str| {
-        fields.get(key).and_then(Value::as_str).map(|s| {
-            let s = without_sent(s.trim(), sent);
-            match s.char_indices().nth(DESCRIPTION_CHARS) {
-                Some((end, _)) => format!("{}…", &s[..end]),
-                None => s,
-            }
+/// The error a body states, in any common shape, with every literal occurrence of `sent`
+/// (what the request sent: a provider may echo the refresh token or the code in its
+/// description) removed before the description is shortened:
+/// - RFC 6749: `error` (a string) with `error_description` and `error_uri` (or `message`);
+/// - `error` as an object: `{"error": {"message": ..., "type": ..., "code": ...}}`
+///   (Facebook, Google APIs);
+/// - for an answer that is no success (`answered_ok` false) and holds no token: `code` and
+///   `message` (Notion), `message` alone, or an `errors` list of strings or objects.
+fn oauth_error(
+    fields: &Map<String, Value>,
+    sent: &[&str],
+    answered_ok: bool,
+) -> Option<OAuthError> {
+    let clean = |s: &str| {
+        let s = without_sent(s.trim(), sent);
+        match s.char_indices().nth(DESCRIPTION_CHARS) {
+            Some((end, _)) => format!("{}…", &s[..end]),
+            None => s,
+        }
+    };
+    let text_of = |map: &Map<String, Value>, keys: &[&str]| {
+        keys.iter().find_map(|key| match map.get(*key) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(clean(s)),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
         })
     };
+    let uri = text_of(fields, &["error_uri"]);
+    match fields.get("error") {
+        Some(Value::String(error)) if !error.trim().is_empty() => {
+            return Some(OAuthError {
+                error: without_sent(error.trim(), sent),
+                description: text_of(fields, &["error_description", "message"]),
+                uri,
+            });
+        }
+        Some(Value::Object(inner)) => return error_object(inner, &text_of, uri),
+        _ => {}
+    }
+    if answered_ok || fields.contains_key("access_token") {
+        return None;
+    }
+    if let Some(Value::Array(errors)) = fields.get("errors") {
+        let mut codes = Vec::new();
+        let mut messages = Vec::new();
+        for item in errors.iter().take(5) {
+            match item {
+                Value::String(s) if !s.trim().is_empty() => messages.push(clean(s)),
+                Value::Object(inner) => {
+                    if let Some(found) = error_object(inner, &text_of, None) {
+                        codes.push(found.error);
+                        messages.extend(found.description);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !codes.is_empty() || !messages.is_empty() {
+            let error = codes.into_iter().find(|c| c != "error");
+            return Some(OAuthError {
+                error: error.unwrap_or_else(|| "error".to_string()),
+                description: (!messages.is_empty()).then(|| clean(&messages.join("; "))),
+                uri,
+            });
+        }
+    }
+    error_object(fields, &text_of, uri)
+}
+
+/// The error an object states: its code (`code`, `type`, `error`, `error_code`, `status`
+/// as text) and message (`message`, `error_description`, `description`, `error_message`,
+/// `detail`); `None` when it has neither.
+fn error_object(
+    map: &Map<String, Value>,
+    text_of: &impl Fn(&Map<String, Value>, &[&str]) -> Option<String>,
+    uri: Option<String>,
+) -> Option<OAuthError> {
+    let kind = text_of(map, &["type", "error", "error_code"]);
+    let code = text_of(map, &["code"]);
+    let message = text_of(
+        map,
+        &[
+            "message",
+            "error_description",
+            "description",
+            "error_message",
+            "detail",
+        ],
+    );
+    let (error, description) = match (kind, code) {
+        (Some(kind), Some(code)) => (
+            kind,
+            Some(match message {
+                Some(message) => format!("{message} (code {code})"),
+                None => format!("code {code}"),
+            }),
+        ),
+        (Some(error), None) | (None, Some(error)) => (error, message),
+        (None, None) => (
+            text_of(map, &["status"]).unwrap_or_else(|| "error".to_string()),
+            Some(message?),
+        ),
+    };
     Some(OAuthError {
-        error: without_sent(error, sent),
-        description: text("error_description"),
-        uri: text("error_uri"),
+        error,
+        description,
+        uri,
     })
 }
 
@@ -116,7 +202,10 @@ pub(crate) fn classify(
         return Err(ctx.invalid(raw, format!("a body over {} bytes", super::http::MAX_BODY)));
     }
     let fields = parse_fields(raw);
-    let details = fields.as_ref().and_then(|f| oauth_error(f, &ctx.secrets));
+    let answered_ok = (200..300).contains(&status);
+    let details = fields
+        .as_ref()
+        .and_then(|f| oauth_error(f, &ctx.secrets, answered_ok));
     let transient_code = details
         .as_ref()
         .is_some_and(|d| matches!(d.error.as_str(), "temporarily_unavailable" | "server_error"));

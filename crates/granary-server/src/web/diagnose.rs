@@ -77,6 +77,20 @@ const CLIENT_AUTH_FIX: &str = "The provider rejected the client credentials. Che
 /// `unauthorized_client` or a bare 403 from the token endpoint, which some providers answer
 /// to a wrong secret or authentication method instead of the standard 401 `invalid_client`.
 fn client_refused(error: &ProtocolError) -> bool {
+    let not_an_endpoint_status = matches!(
+        error,
+        ProtocolError::Provider {
+            status: 404 | 405 | 410,
+            ..
+        } | ProtocolError::InvalidResponse {
+            status: 404 | 405 | 410,
+            ..
+        }
+    );
+    // Whatever the shape of the answer: the provider's words name the client's credentials.
+    if error.points_at_client_authentication() && !not_an_endpoint_status {
+        return true;
+    }
     match error {
         ProtocolError::InvalidClient { .. } => true,
         ProtocolError::Provider {
@@ -127,9 +141,15 @@ pub fn explain(error: &EngineError) -> (String, String) {
             "Access was declined at the provider, so nothing was connected. Click \"Get access \
              token\" again and approve the request."
         }
-        Some(ProtocolError::NotAnEndpoint { .. } | ProtocolError::InvalidResponse { .. }) => {
+        Some(ProtocolError::NotAnEndpoint { .. }) => {
             "The token URL does not answer like a token endpoint. Edit the instance and set the \
              token URL override to the provider's token endpoint, then try again."
+        }
+        Some(ProtocolError::InvalidResponse { .. }) => {
+            "The token endpoint answered, so its URL reaches the provider, but not in a form \
+             granary reads (its answer is quoted above). Check the instance's client \
+             authentication method, extra token parameters and headers against the provider's \
+             documentation, then try again."
         }
         Some(ProtocolError::CodeRejected { .. }) => {
             "The provider rejected the authorization code (expired, used, or a redirect URI \
@@ -309,5 +329,67 @@ mod tests {
                 "{text}: the issuer is no instance setting: {fix}"
             );
         }
+    }
+    #[test]
+    fn the_token_url_is_blamed_only_when_the_answer_is_no_token_endpoints() {
+        const URL_FIX: &str = "token URL override";
+        for problem in [
+            EndpointProblem::Status(404),
+            EndpointProblem::Redirect {
+                status: 302,
+                location: None,
+            },
+            EndpointProblem::Html {
+                status: 200,
+                content_type: "text/html".to_string(),
+                excerpt: "Sign in".to_string(),
+            },
+            EndpointProblem::Unreachable("connection refused".to_string()),
+        ] {
+            let text = problem.to_string();
+            let fix = fix_of(ProtocolError::NotAnEndpoint {
+                endpoint: Endpoint::Token,
+                url: TOKEN_URL.to_string(),
+                problem,
+            });
+            assert!(fix.contains(URL_FIX), "{text}: {fix}");
+        }
+        for error in [
+            bare(Endpoint::Token, 400),
+            bare(Endpoint::Token, 200),
+            provider(400, "invalid_json"),
+        ] {
+            let text = error.to_string();
+            assert!(!text.contains("check that the URL"), "{text}");
+            let fix = fix_of(error);
+            assert!(!fix.contains(URL_FIX), "{text}: {fix}");
+        }
+    }
+
+    #[test]
+    fn the_providers_words_decide_the_client_authentication_hint() {
+        let worded = |error: &str, description: &str| ProtocolError::Provider {
+            operation: Operation::CodeExchange,
+            url: TOKEN_URL.to_string(),
+            status: 400,
+            details: OAuthError {
+                error: error.to_string(),
+                description: Some(description.to_string()),
+                uri: None,
+            },
+        };
+        for (error, description) in [
+            ("OAuthException", "Error validating client secret. (code 1)"),
+            (
+                "OAuthException",
+                "Error validating application. Invalid application ID.",
+            ),
+            ("error", "Client authentication failed"),
+        ] {
+            let fix = fix_of(worded(error, description));
+            assert!(is_client_auth_hint(&fix), "{description}: {fix}");
+        }
+        let fix = fix_of(worded("invalid_json", "Error parsing JSON body."));
+        assert!(!is_client_auth_hint(&fix), "{fix}");
     }
 }
