@@ -73,7 +73,7 @@ fn library_crates(ctx: &Ctx) -> Result<Vec<LibraryCrate>, Failure> {
 }
 
 /// `name = "..."` of the `[package]` table.
-fn package_name(manifest: &str) -> Option<String> {
+pub fn package_name(manifest: &str) -> Option<String> {
     let mut in_package = false;
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {

@@ -4,6 +4,7 @@ mod benches;
 mod builds;
 mod cmd;
 mod demo;
+mod docs;
 mod examples;
 mod features;
 mod fuzz;
@@ -22,11 +23,16 @@ usage: cargo xtask <command>
 
 commands:
   test                      everything CI runs: fmt check, clippy (warnings denied),
+                            rustdoc (warnings denied), `cargo package --list` of
+                            each published crate,
                             each library crate checked alone with its default and
                             with no optional features, all tests, the example
                             backend, every conformance suite
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
                             facade, browser, lifecycle, multinode
+  docs                      the docs and packaging steps of `test` alone: rustdoc
+                            with warnings denied, every README example a doc test,
+                            `cargo package --list` of each published crate
   example-backend           the store backend written outside the workspace
                             (examples/custom-backend) through the conformance suite
   bench [TARGET...]         run benchmarks (default: all) that print a ratio against a
@@ -51,6 +57,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&ctx),
         Some("conformance") => suites::run(&ctx, &args[1..]),
+        Some("docs") => docs::check(&ctx),
         Some("example-backend") => examples::backend(&ctx),
         Some("bench") => benches::run(&ctx, &args[1..]),
         Some("fuzz") => fuzz::run(&ctx, &args[1..]),
@@ -84,6 +91,7 @@ fn test(ctx: &Ctx) -> Result<(), Failure> {
             "warnings",
         ]),
     )?;
+    docs::check(ctx)?;
     features::check(ctx)?;
     ctx.step(
         "tests",

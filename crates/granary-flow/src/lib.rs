@@ -16,3 +16,8 @@ mod error;
 pub mod protocol;
 
 pub use error::{Endpoint, EndpointProblem, Error, OAuthError, Operation, Result};
+
+/// The examples of this crate's README.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -316,3 +316,8 @@ fn read_schemes<'a>(
     }
     Ok((schemes, others))
 }
+
+/// The examples of this crate's README.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -100,3 +100,8 @@ impl PostgresOptions {
         self
     }
 }
+
+/// The examples of this crate's README.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

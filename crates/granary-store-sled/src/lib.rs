@@ -35,3 +35,8 @@ pub use store::SledStore;
 
 /// The format of a granary sled folder, stored under `format` in the `meta` tree.
 pub const FORMAT_VERSION: u64 = 1;
+
+/// The examples of this crate's README.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -48,3 +48,8 @@ pub const SCHEMA_VERSION: i64 = schema::MIGRATIONS.len() as i64;
 
 /// The `PRAGMA application_id` of a granary database ("gran").
 pub const APPLICATION_ID: i32 = 0x6772_616e;
+
+/// The examples of this crate's README.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

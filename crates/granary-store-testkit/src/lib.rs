@@ -67,3 +67,8 @@ pub trait Backend: Send + Sync {
     /// ignores `dir`.
     async fn open(&self, dir: &Path) -> granary_store::Result<Arc<dyn Store>>;
 }
+
+/// The examples of this crate's README.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

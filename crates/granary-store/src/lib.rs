@@ -27,3 +27,8 @@ pub use records::{
 pub use sealed::Sealed;
 pub use store::{Capabilities, Store};
 pub use time::Timestamp;
+
+/// The examples of this crate's README.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

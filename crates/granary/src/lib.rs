@@ -152,3 +152,8 @@ impl Deref for Granary {
         &self.engine
     }
 }
+
+/// The examples of this crate's README.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
