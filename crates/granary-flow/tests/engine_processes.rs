@@ -623,3 +623,86 @@ async fn the_refresher_sends_one_provider_host_one_refresh_at_a_time_when_told_s
         );
     }
 }
+
+#[tokio::test]
+async fn the_lease_is_released_before_the_caller_has_its_token() {
+    let (world, a) = authorized(|b| b).await;
+    world.on_refresh(refreshed("access-2", "refresh-2")).await;
+    world.advance(HOUR + Duration::from_secs(1));
+    assert_eq!(a.access_token("inst").await.unwrap().secret(), "access-2");
+    assert!(
+        world.store.get_lease("inst").await.unwrap().is_none(),
+        "the lease is still held when the refreshed token is handed out"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_that_panics_still_releases_its_lease() {
+    let world = World::new().await;
+    let fault = support::FeedFault::new(world.store.clone(), support::Feed::Normal);
+    let a = world.engine_on(fault.clone(), "a", |b| b);
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    world.on_refresh(refreshed("access-2", "refresh-2")).await;
+    fault.panic_on_fenced_write();
+    world.advance(HOUR + Duration::from_secs(1));
+    assert!(a.access_token("inst").await.is_err());
+    eventually("the panicked refresh's lease is released", || async {
+        world.store.get_lease("inst").await.unwrap().is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_answer_that_arrives_after_the_lease_went_elsewhere_is_kept_when_no_newer_token_was() {
+    let (world, a) = authorized(|b| b).await;
+    let mut gate = world
+        .gated_refresh(refreshed("access-2", "refresh-2"))
+        .await;
+    world.advance(HOUR + Duration::from_secs(1));
+    let caller = spawn_token(&a);
+    gate.wait_arrived("a's refresh").await;
+    // a stalled and "b" took the lease, but b has stored nothing (yet): a's answer may hold
+    // the only live (rotated) refresh token, so it is stored by its version alone.
+    take_over_lease(&world, "a", "b", a.now()).await;
+    gate.release();
+    let served = tokio::time::timeout(Duration::from_secs(10), caller)
+        .await
+        .expect("a's refresh ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(served.secret(), "access-2");
+    let record = world.store.get_token("inst").await.unwrap().unwrap();
+    assert_eq!(record.version, 2, "a's answer is stored");
+    let c = world.engine("c", |b| b);
+    assert_eq!(c.access_token("inst").await.unwrap().secret(), "access-2");
+}
+
+#[tokio::test]
+async fn a_waiter_gives_the_holder_its_whole_deadline_before_giving_up() {
+    let deadline = Duration::from_millis(600);
+    let timings = |b: granary_flow::engine::EngineBuilder| {
+        b.refresh_deadline(deadline)
+            .lease_ttl(Duration::from_millis(300))
+    };
+    let (world, a) = authorized(timings).await;
+    let b = world.engine("b", timings);
+    let mut gate = world
+        .gated_refresh(refreshed("access-2", "refresh-2"))
+        .await;
+    world.advance(HOUR + Duration::from_secs(1));
+    let holder = spawn_token(&a);
+    gate.wait_arrived("a's refresh").await;
+    let started = std::time::Instant::now();
+    let waited = b.access_token("inst").await;
+    // b returns when a's refresh ends (its deadline) or when b gives up, whichever is first:
+    // never before the deadline a's refresh was given.
+    assert!(
+        started.elapsed() >= deadline - Duration::from_millis(100),
+        "b gave up after {:?}, before a's deadline of {deadline:?}: {waited:?}",
+        started.elapsed()
+    );
+    gate.release();
+    let _ = holder.await;
+}

@@ -3,17 +3,16 @@
 
 use std::future::Future;
 
-use tokio::time::Instant;
-
 use super::Engine;
 
 impl Engine {
     /// Runs `work` while renewing the lease of `id` every third of its lifetime, so that it
     /// lapses only when this process dies or stalls.
     pub(super) async fn with_heartbeat<T>(&self, id: &str, work: impl Future<Output = T>) -> T {
-        let period = self.inner.lease_ttl / 3;
-        let mut beat = tokio::time::interval_at(Instant::now() + period, period);
+        let mut beat = tokio::time::interval(heartbeat_period(self.inner.lease_ttl));
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // An interval's first tick is at once; the lease was just taken.
+        beat.tick().await;
         tokio::pin!(work);
         loop {
             tokio::select! {
@@ -28,6 +27,12 @@ impl Engine {
             }
         }
     }
+}
+
+/// How often a holder renews its lease: three times per lifetime, so that a renewal late
+/// by a whole period still lands before the lease lapses.
+fn heartbeat_period(lease_ttl: std::time::Duration) -> std::time::Duration {
+    lease_ttl / 3
 }
 
 /// A held refresh lease: released by [`HeldLease::release`], or, should the holding task end
@@ -73,5 +78,18 @@ async fn release_lease(engine: &Engine, id: &str) {
         .await
     {
         tracing::warn!(instance = id, %error, "could not release the refresh lease; it lapses by itself");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_heartbeat_beats_three_times_per_lease_lifetime() {
+        assert_eq!(
+            super::heartbeat_period(Duration::from_secs(6)),
+            Duration::from_secs(2)
+        );
     }
 }

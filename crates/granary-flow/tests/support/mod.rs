@@ -324,6 +324,7 @@ pub enum Feed {
 pub struct FeedFault {
     pub inner: Arc<MemoryStore>,
     feed: std::sync::atomic::AtomicU8,
+    panic_on_fenced_write: std::sync::atomic::AtomicBool,
 }
 
 impl FeedFault {
@@ -331,7 +332,14 @@ impl FeedFault {
         Arc::new(Self {
             inner,
             feed: std::sync::atomic::AtomicU8::new(feed as u8),
+            panic_on_fenced_write: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// From now on a refresh's fenced write panics (a bug in a backend, say).
+    pub fn panic_on_fenced_write(&self) {
+        self.panic_on_fenced_write
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn set(&self, feed: Feed) {
@@ -420,6 +428,12 @@ impl Store for FeedFault {
         holder: &str,
         now: Timestamp,
     ) -> granary_store::Result<u64> {
+        assert!(
+            !self
+                .panic_on_fenced_write
+                .load(std::sync::atomic::Ordering::SeqCst),
+            "the test store panics at a fenced write"
+        );
         self.inner
             .put_token_fenced(id, token, expected, holder, now)
             .await
