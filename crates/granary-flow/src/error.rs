@@ -211,7 +211,7 @@ pub enum Error {
     /// The provider refused scopes (`invalid_scope`), at the callback or the token endpoint.
     #[error(
         "the provider refused the scopes [{}] ({details}): request only scopes that the provider \
-         supports and allows this client", scopes.join(" ")
+         supports and allows this client{}", scopes.join(" "), separator_note(scopes)
     )]
     InvalidScope {
         /// The scopes that were requested.
@@ -334,6 +334,19 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// For more than one scope: the separator may be what the provider refused.
+fn separator_note(scopes: &[String]) -> String {
+    if scopes.len() < 2 {
+        return String::new();
+    }
+    format!(
+        "; the {} scopes went in one parameter, separated by spaces as RFC 6749 says, and some \
+         providers want another separator (commas: Slack, Zoom, Linear, Figma): if the \
+         provider lists every one of these scopes, the separator is the likely cause",
+        scopes.len()
+    )
 }
 
 /// What to check after an answer that could not be read.

@@ -134,3 +134,78 @@ async fn without_a_refresh_token_a_refused_token_needs_authorization_at_once() {
     );
     assert_eq!(world.refreshes().await, 0);
 }
+
+#[tokio::test]
+async fn a_failed_exchange_names_the_data_centre_the_callback_named() {
+    use wiremock::Mock;
+    use wiremock::matchers::{method, path};
+    let world = World::new().await;
+    let engine = world.engine("p1", |b| b);
+    let _guard = Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"error": "invalid_code"})),
+        )
+        .mount_as_scoped(&world.server)
+        .await;
+    let state_of = |url: &url::Url| {
+        url.query_pairs()
+            .find(|(name, _)| name == "state")
+            .map(|(_, value)| value.into_owned())
+            .unwrap()
+    };
+    let url = engine.begin_authorization("inst").await.unwrap().url;
+    let query = format!(
+        "code=the-code&state={}&location=eu&accounts-server=https%3A%2F%2Faccounts.zoho.eu",
+        state_of(&url)
+    );
+    let error = engine.complete_authorization(&query).await.unwrap_err();
+    assert!(matches!(error, EngineError::Exchange { .. }), "{error:?}");
+    assert_eq!(error.code(), "provider_error");
+    let message = error.to_string();
+    assert!(
+        message.contains("invalid_code")
+            && message.contains("`location=eu`")
+            && message.contains("`accounts-server=https://accounts.zoho.eu`")
+            && message.contains("token URL override")
+            && !message.contains("the-code"),
+        "{message}"
+    );
+    // Without such parameters the error is the provider's alone.
+    let url = engine.begin_authorization("inst").await.unwrap().url;
+    let query = format!("code=the-code&state={}&realmId=42", state_of(&url));
+    let error = engine.complete_authorization(&query).await.unwrap_err();
+    assert!(matches!(error, EngineError::Protocol(_)), "{error:?}");
+    assert!(!error.to_string().contains("data centre"), "{error}");
+}
+
+#[tokio::test]
+async fn a_refused_list_of_scopes_mentions_the_separator() {
+    let world = World::new().await;
+    let engine = world.engine("p1", |b| b);
+    let url = engine.begin_authorization("inst").await.unwrap().url;
+    let state = url
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .map(|(_, value)| value.into_owned())
+        .unwrap();
+    let query = format!(
+        "error=invalid_scope&error_description=Invalid+permissions+requested%3A+read+offline_access&state={state}"
+    );
+    let error = engine.complete_authorization(&query).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("separated by spaces") && message.contains("commas"),
+        "{message}"
+    );
+    // One scope: nothing about separators.
+    let one = granary_flow::Error::InvalidScope {
+        scopes: vec!["read".into()],
+        details: granary_flow::OAuthError {
+            error: "invalid_scope".into(),
+            description: None,
+            uri: None,
+        },
+    };
+    assert!(!one.to_string().contains("separat"), "{one}");
+}

@@ -249,3 +249,47 @@ async fn a_failed_exchange_quotes_the_providers_error_body_and_points_at_the_rea
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_banner_names_the_data_centre_of_the_callback_and_the_scope_separator() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"error": "invalid_code"})),
+        )
+        .mount(&provider)
+        .await;
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    create_instance(&server, &admin, &csrf, "zoho").await;
+    let page = authorize_with(
+        &server,
+        &admin,
+        &csrf,
+        "zoho",
+        "code=the-code&location=eu&accounts-server=https%3A%2F%2Faccounts.zoho.eu",
+    )
+    .await;
+    assert!(page.contains("The authorization failed"), "{page}");
+    assert!(
+        page.contains("accounts-server=https://accounts.zoho.eu")
+            && page.contains("data centre")
+            && page.contains("token URL override"),
+        "{page}"
+    );
+    let page = authorize_with(
+        &server,
+        &admin,
+        &csrf,
+        "zoho",
+        "error=invalid_scope&error_description=Invalid+permissions+requested",
+    )
+    .await;
+    assert!(
+        page.contains("separated otherwise than by spaces") && page.contains("commas"),
+        "{page}"
+    );
+    server.stop().await;
+}

@@ -112,7 +112,19 @@ impl Engine {
         };
         let code = protocol::parse_callback(query, &pending, IssuerParameter::IfPresent)?;
         let started = self.now();
-        let tokens = protocol::exchange_code(&self.inner.http, &config, &code, &pending).await?;
+        let tokens = protocol::exchange_code(&self.inner.http, &config, &code, &pending)
+            .await
+            .map_err(|error| {
+                let callback = naming_a_host_or_region(query);
+                if callback.is_empty() || error.is_transient() {
+                    EngineError::Protocol(error)
+                } else {
+                    EngineError::Exchange {
+                        source: Box::new(error),
+                        callback,
+                    }
+                }
+            })?;
 
         let keyring = self.keyring();
         let mut record = TokenRecord {
@@ -157,5 +169,74 @@ impl Engine {
             instance: instance_id.clone(),
         });
         Ok(instance_id)
+    }
+}
+
+/// The callback's extra parameters that name a host or region (Zoho's `accounts-server` and
+/// `location`, a `region`, a `data_center`, an `api_domain`, or any value that is an
+/// `https` URL): what a failed exchange's message shows. The code, the state and the
+/// standard parameters are never among them.
+pub(crate) fn naming_a_host_or_region(query: &str) -> Vec<(String, String)> {
+    const STANDARD: &[&str] = &[
+        "code",
+        "state",
+        "iss",
+        "error",
+        "error_description",
+        "error_uri",
+        "scope",
+        "session_state",
+    ];
+    const WORDS: &[&str] = &[
+        "server",
+        "location",
+        "region",
+        "domain",
+        "host",
+        "data_center",
+        "datacenter",
+        "dc",
+        "instance_url",
+        "site",
+    ];
+    url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
+        .filter(|(name, _)| !STANDARD.contains(&name.as_ref()))
+        .filter(|(name, value)| {
+            let lower = name.to_ascii_lowercase();
+            let named = WORDS
+                .iter()
+                .any(|word| lower.split(['-', '_']).any(|part| part == *word) || lower == *word)
+                || lower.contains("server")
+                || lower.contains("region")
+                || lower.contains("domain");
+            let url = Url::parse(value)
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+            (named || url) && !value.is_empty() && value.len() <= 200
+        })
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .take(4)
+        .collect()
+}
+
+#[cfg(test)]
+mod callback_tests {
+    use super::naming_a_host_or_region;
+
+    #[test]
+    fn only_parameters_that_name_a_host_or_region_are_kept() {
+        let query = "code=secret-code&state=s&accounts-server=https%3A%2F%2Faccounts.zoho.eu\
+                     &location=eu&realmId=123&iss=https%3A%2F%2Fas.example&api_domain=x.example";
+        assert_eq!(
+            naming_a_host_or_region(query),
+            vec![
+                (
+                    "accounts-server".to_string(),
+                    "https://accounts.zoho.eu".to_string()
+                ),
+                ("location".to_string(), "eu".to_string()),
+                ("api_domain".to_string(), "x.example".to_string()),
+            ]
+        );
+        assert!(naming_a_host_or_region("code=c&state=s&realmId=1").is_empty());
     }
 }

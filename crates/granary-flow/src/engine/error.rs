@@ -174,6 +174,23 @@ pub enum EngineError {
     #[error(transparent)]
     Protocol(#[from] crate::Error),
 
+    /// The code exchange failed, and the callback named a host or region (a provider with
+    /// data centres, such as Zoho's `accounts-server` or `location`): the token URL of that
+    /// data centre is the likely fix.
+    #[error(
+        "{source}; the callback named {}: a provider with data centres takes the code only at \
+         the token endpoint of the data centre the account belongs to: set the token URL \
+         override to the token endpoint at that host or region, then authorize again",
+        describe_pairs(callback)
+    )]
+    Exchange {
+        /// The protocol error of the exchange.
+        #[source]
+        source: Box<crate::Error>,
+        /// The callback's parameters that name a host or region (never a secret).
+        callback: Vec<(String, String)>,
+    },
+
     /// The store failed.
     #[error("the store failed: {0}")]
     Store(#[from] granary_store::Error),
@@ -263,7 +280,10 @@ impl EngineError {
             Self::Store(_) => "store",
             Self::Seal(_) => "seal",
             Self::Request { .. } => "request",
-            Self::Internal(_) | Self::Protocol(_) | Self::Refresh { .. } => "internal",
+            Self::Internal(_)
+            | Self::Protocol(_)
+            | Self::Refresh { .. }
+            | Self::Exchange { .. } => "internal",
         }
     }
 
@@ -288,7 +308,7 @@ impl EngineError {
                 ErrorKind::Unavailable
             }
             Self::RefreshFailing { .. } | Self::Request { .. } => ErrorKind::ProviderRefused,
-            Self::Protocol(_) | Self::Refresh { .. } => {
+            Self::Protocol(_) | Self::Refresh { .. } | Self::Exchange { .. } => {
                 if self.is_transient() {
                     ErrorKind::Unavailable
                 } else {
@@ -312,6 +332,7 @@ impl EngineError {
     pub fn protocol_error(&self) -> Option<&crate::Error> {
         match self {
             Self::Protocol(error) => Some(error),
+            Self::Exchange { source, .. } => Some(source),
             Self::Refresh { source, .. } => Some(source.as_ref()),
             _ => None,
         }
@@ -324,6 +345,7 @@ impl EngineError {
             | Self::NotAuthorized { .. }
             | Self::UnknownAuthorization => true,
             Self::Protocol(error) => error.needs_reauthorization(),
+            Self::Exchange { source, .. } => source.needs_reauthorization(),
             Self::Refresh { source, .. } => source.needs_reauthorization(),
             _ => false,
         }
@@ -337,6 +359,7 @@ impl EngineError {
             | Self::ShuttingDown { .. }
             | Self::Contention { .. } => true,
             Self::Protocol(error) => error.is_transient(),
+            Self::Exchange { source, .. } => source.is_transient(),
             Self::Refresh { source, .. } => source.is_transient(),
             _ => false,
         }
@@ -366,6 +389,15 @@ fn without_fix(reason: &str) -> &str {
         .iter()
         .find_map(|fix| reason.strip_suffix(fix))
         .unwrap_or(reason)
+}
+
+/// `a=b, c=d` for messages.
+fn describe_pairs(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| format!("`{name}={value}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

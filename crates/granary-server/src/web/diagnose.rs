@@ -116,6 +116,18 @@ fn client_refused(error: &ProtocolError) -> bool {
 /// page can say more (which setting to check).
 pub fn explain(error: &EngineError) -> (String, String) {
     let cause = error.to_string();
+    if let EngineError::Exchange { source, .. } = error {
+        if !client_refused(source) {
+            return (
+                cause,
+                "The callback named the provider's data centre (above). Edit the instance and \
+                 set the token URL override to the token endpoint at that host or region (the \
+                 provider's documentation lists one per data centre), then click \"Get access \
+                 token\" again."
+                    .to_string(),
+            );
+        }
+    }
     let fix = match error.protocol_error() {
         Some(error) if client_refused(error) => CLIENT_AUTH_FIX,
         Some(
@@ -132,6 +144,12 @@ pub fn explain(error: &EngineError) -> (String, String) {
             "The issuer URL belongs to the integration, not to an instance: on the integration's \
              page, enter the provider's issuer (the URL its metadata document names as \
              `issuer`) and click \"Discover\" again."
+        }
+        Some(ProtocolError::InvalidScope { scopes, .. }) if scopes.len() > 1 => {
+            "The provider refused the scopes. If it lists every one of them, it likely wants \
+             them separated otherwise than by spaces (commas, for Slack, Zoom, Linear, Figma); \
+             else edit the instance and request only scopes the provider allows this client, \
+             then click \"Get access token\" again."
         }
         Some(ProtocolError::InvalidScope { .. }) => {
             "The provider refused a scope. Edit the instance, request only scopes the provider \
