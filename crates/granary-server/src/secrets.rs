@@ -233,9 +233,8 @@ mod tests {
             format!("{:?}", crate::web::AdminForm(form)),
         );
 
-        let sessions = crate::sessions::Sessions::new(std::sync::Arc::new(
-            granary_store::MemoryStore::new(),
-        ));
+        let sessions =
+            crate::sessions::Sessions::new(std::sync::Arc::new(granary_store::MemoryStore::new()));
         let (_, mut session) = futures::executor::block_on(sessions.create()).unwrap();
         session.csrf = SECRETS[5].to_string();
         shows_none("a session", format!("{session:?}"));

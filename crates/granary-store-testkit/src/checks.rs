@@ -19,8 +19,8 @@ use crate::violation::{OrBreak, ensure};
 
 mod server_state;
 pub use server_state::{
-    api_key_revoke, api_key_round_trip, session_banner_take_concurrent,
-    session_banner_take_once, session_expiry, session_round_trip,
+    api_key_revoke, api_key_round_trip, session_banner_take_concurrent, session_banner_take_once,
+    session_expiry, session_round_trip,
 };
 
 /// The result of a check.
