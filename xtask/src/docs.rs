@@ -1,6 +1,7 @@
 //! `cargo xtask test`'s documentation and packaging checks: rustdoc over the whole workspace
 //! with warnings denied (the doc tests themselves run with the other tests), the README
-//! examples kept under doc tests, and `cargo package --list` of every published crate.
+//! examples kept under doc tests, and `cargo package --no-verify` of every published crate
+//! (its file list, then the `.crate` itself).
 //!
 //! Which crates are published is read from one place, the manifests: a workspace member
 //! without `publish = false` is published (`cargo metadata` reports `"publish": null`), and
@@ -106,22 +107,25 @@ fn read(path: &Path) -> Result<String, Failure> {
 
 /// `cargo doc --workspace --no-deps --all-features` with `RUSTDOCFLAGS=-D warnings`.
 fn docs(ctx: &Ctx) -> Result<(), Failure> {
-    let mut command = ctx.cargo(&["doc", "--workspace", "--no-deps", "--all-features"]);
+    let args = ["doc", "--workspace", "--no-deps", "--all-features"];
+    let mut command = ctx.cargo(&args);
     command.env("RUSTDOCFLAGS", RUSTDOCFLAGS);
-    ctx.step("docs", command).map_err(|failure| {
+    ctx.step("docs", command).map_err(|_| {
         Failure::new(format!(
-            "{failure}\n  (with RUSTDOCFLAGS=\"{RUSTDOCFLAGS}\"). rustdoc's warnings above name \
-             the file and line: a link to an item that does not exist or is not in scope \
-             (write its path: [`Name`](crate::module::Name)), a link that names both a \
-             function and a crate or macro (write [`name()`], [`mod@name`] or [`name!`]), \
-             a public item without a doc comment, or a code block rustdoc cannot read"
+            "docs failed: fix the rustdoc warnings above (each names its file and line) and \
+             rerun `RUSTDOCFLAGS=\"{RUSTDOCFLAGS}\" cargo {}`. Usual causes: a link to an \
+             item that is not in scope (write its path: [`Name`](crate::module::Name)), a \
+             link that names both a function and a crate or macro (write [`name()`], \
+             [`mod@name`] or [`name!`]), a public item without a doc comment",
+            args.join(" ")
         ))
     })
 }
 
-/// `cargo package --list --no-verify` of every published crate: the manifest is fit for
-/// packaging (path dependencies carry a version, metadata is valid) and the package holds a
-/// README.md of its own.
+/// For every published crate, `cargo package --list --no-verify` (the files it would ship,
+/// a README.md among them) and `cargo package --no-verify --exclude-lockfile` (the `.crate`
+/// itself, which needs, among others, a version on every path dependency; no lock file, since
+/// the workspace's unpublished crates cannot be resolved from a registry).
 fn package(ctx: &Ctx, crates: &[Published]) -> Result<(), Failure> {
     if crates.is_empty() {
         return Err(Failure::new(
@@ -131,8 +135,16 @@ fn package(ctx: &Ctx, crates: &[Published]) -> Result<(), Failure> {
     }
     let names: Vec<&str> = crates.iter().map(|c| c.name.as_str()).collect();
     eprintln!("==> package: published crates: {}", names.join(", "));
+    let fix = |name: &str, status: std::process::ExitStatus, line: &str| {
+        Failure::new(format!(
+            "package {name} failed ({status}): fix what cargo's error above names in \
+             crates/{name}/Cargo.toml or the workspace's Cargo.toml (a path dependency needs \
+             `version = \"...\"` in [workspace.dependencies]; a crate that is not to be \
+             published gets `publish = false`), then rerun `{line}`"
+        ))
+    };
     for name in names {
-        let command = ctx.cargo(&[
+        let list = ctx.cargo(&[
             "package",
             "--list",
             "--no-verify",
@@ -140,15 +152,9 @@ fn package(ctx: &Ctx, crates: &[Published]) -> Result<(), Failure> {
             "-p",
             name,
         ]);
-        let (output, line) = ctx.output(&format!("package {name}"), command)?;
+        let (output, line) = ctx.output(&format!("package {name} files"), list)?;
         if !output.status.success() {
-            return Err(Failure::new(format!(
-                "package {name} failed ({}); cargo's error above says what in \
-                 crates/{name}/Cargo.toml (or the workspace's) to fix: a path dependency \
-                 needs `version = \"...\"` in [workspace.dependencies], a keyword at most \
-                 20 characters (5 at most), a category from crates.io's list; rerun `{line}`",
-                output.status
-            )));
+            return Err(fix(name, output.status, &line));
         }
         let files = String::from_utf8_lossy(&output.stdout);
         if !files.lines().any(|file| file == "README.md") {
@@ -157,7 +163,23 @@ fn package(ctx: &Ctx, crates: &[Published]) -> Result<(), Failure> {
                  Cargo.toml (what the crate does, a minimal example, its features)"
             )));
         }
-        eprintln!("    {name}: {} files", files.lines().count());
+        let tarball = ctx.cargo(&[
+            "package",
+            "--no-verify",
+            "--allow-dirty",
+            "--exclude-lockfile",
+            "--quiet",
+            "-p",
+            name,
+        ]);
+        let (output, line) = ctx.output(&format!("package {name}"), tarball)?;
+        if !output.status.success() {
+            return Err(fix(name, output.status, &line));
+        }
+        eprintln!(
+            "    {name}: {} files, README.md among them",
+            files.lines().count()
+        );
     }
     Ok(())
 }
