@@ -83,6 +83,28 @@ impl ParseOptions {
 /// Reads an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML) with default options,
 /// which include the default [`Limits`] (64 MiB, 128 levels of nesting).
 ///
+/// ```
+/// let document = granary_openapi::parse(
+///     br#"
+/// swagger: "2.0"
+/// info: {title: Box, version: "1"}
+/// host: api.box.com
+/// paths: {}
+/// securityDefinitions:
+///   OAuth2:
+///     type: oauth2
+///     flow: accessCode
+///     authorizationUrl: https://account.box.com/api/oauth2/authorize
+///     tokenUrl: https://api.box.com/oauth2/token
+///     scopes: {root_readonly: Read all files}
+/// "#,
+/// )?;
+/// assert_eq!(document.schemes[0].name, "OAuth2");
+/// let flows = document.authorization_code_flows()?;
+/// assert_eq!(flows[0].token_url.as_str(), "https://api.box.com/oauth2/token");
+/// # Ok::<(), granary_openapi::Error>(())
+/// ```
+///
 /// # Errors
 /// See [`Error`]: syntax errors carry a line and column, structural ones a JSON pointer.
 pub fn parse(input: &[u8]) -> Result<Document> {

@@ -116,6 +116,20 @@ fn append_change(
 impl SledStore {
     /// Opens (creating when missing) the granary sled database in the folder `path`.
     ///
+    /// ```
+    /// use granary_store::Store;
+    /// use granary_store_sled::SledStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> granary_store::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("granary.sled");
+    /// let store = SledStore::open(&path).await?;
+    /// assert!(store.capabilities().durable);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// Fails with [`Error::Unsupported`] when another process has it open or a newer
     /// granary wrote it, [`Error::Corrupt`] when the folder holds something else or is
     /// damaged, and [`Error::Backend`] when the folder cannot be read or written.

@@ -74,6 +74,20 @@ pub(crate) type Done<T> = std::result::Result<T, Fault>;
 impl SqliteStore {
     /// Opens (creating when missing) the granary database at `path`, with default options.
     ///
+    /// ```
+    /// use granary_store::Store;
+    /// use granary_store_sqlite::SqliteStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> granary_store::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("granary.sqlite");
+    /// let store = SqliteStore::open(&path).await?;
+    /// assert!(store.capabilities().shared_between_processes);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// Fails with [`Error::Corrupt`] when the file is not a granary database, with
     /// [`Error::Unsupported`] when a newer granary wrote it, and with [`Error::Backend`]
     /// when it cannot be opened or written (missing folder, read-only location, full disk).

@@ -43,6 +43,18 @@ struct State {
 
 impl MemoryStore {
     /// An empty store.
+    ///
+    /// ```
+    /// use granary_store::{MemoryStore, Store};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> granary_store::Result<()> {
+    /// let store = MemoryStore::new();
+    /// assert!(!store.capabilities().durable);
+    /// assert!(store.list_instances().await?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }

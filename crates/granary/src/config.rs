@@ -39,6 +39,19 @@ impl StoreConfig {
     /// Reads a store URL: `sqlite:PATH`, `sled:PATH`, `memory:`, or `postgres://...` /
     /// `postgresql://...`. A form whose feature is not built in is refused by name.
     ///
+    /// ```
+    /// use granary::StoreConfig;
+    ///
+    /// assert!(matches!(StoreConfig::from_url("memory:")?, StoreConfig::Memory));
+    /// # #[cfg(feature = "sqlite")]
+    /// assert!(matches!(
+    ///     StoreConfig::from_url("sqlite:/var/lib/granary/granary.sqlite")?,
+    ///     StoreConfig::Sqlite(_)
+    /// ));
+    /// assert!(StoreConfig::from_url("mysql://db.example/granary").is_err());
+    /// # Ok::<(), granary::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Config`] naming the accepted forms when `url` is none of them.
     pub fn from_url(url: &str) -> Result<Self> {

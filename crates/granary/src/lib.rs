@@ -64,6 +64,25 @@ pub struct Granary {
 impl Granary {
     /// Opens the store, loads (or creates) the key, and builds the engine.
     ///
+    /// In memory (gone with the process, with a key that lives as long: tests and demos):
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use granary::{Config, Granary, StoreConfig};
+    ///
+    /// let config = Config::new(StoreConfig::Memory, "http://127.0.0.1:8080".parse()?);
+    /// let granary = Granary::open(config).await?;
+    /// assert!(granary.list_instances().await?.is_empty());
+    /// // No such instance yet: import an integration, create an instance, authorize it.
+    /// assert!(granary.access_token("box").await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// With a SQLite file, the key is kept in a file beside it, made on first use
+    /// (`granary.sqlite.key`, mode 0600): back it up with the database.
+    ///
     /// # Errors
     /// [`Error::Store`] when the store cannot be opened, [`Error::Key`] when the key is
     /// missing or malformed, [`Error::Engine`] when the public URL is unusable.
@@ -153,7 +172,8 @@ impl Deref for Granary {
     }
 }
 
-/// The examples of this crate's README.md, compiled and run as doc tests.
-#[cfg(doctest)]
+/// The examples of this crate's README.md, compiled and run as doc tests (they open a SQLite
+/// file).
+#[cfg(all(doctest, feature = "sqlite"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -305,6 +305,36 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// A builder for an engine over `store`, sealing with `keyring`, reached at `public_url`
     /// (the redirect URI is `{public_url}/admin/oauth/`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use granary_flow::engine::{Engine, Keyring, MasterKey, NewInstance};
+    /// use granary_store::MemoryStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (key, _bytes) = MasterKey::generate(); // keep the bytes: they open the secrets
+    /// let engine = Engine::builder(
+    ///     Arc::new(MemoryStore::new()),
+    ///     Keyring::new(key, Vec::new()),
+    ///     "https://granary.example.com".parse()?,
+    /// )
+    /// .build()?;
+    /// let openapi = br#"{"openapi": "3.0.0", "info": {"title": "Box", "version": "1"},
+    ///   "paths": {}, "components": {"securitySchemes": {"OAuth2": {"type": "oauth2",
+    ///   "flows": {"authorizationCode": {
+    ///     "authorizationUrl": "https://account.box.com/api/oauth2/authorize",
+    ///     "tokenUrl": "https://api.box.com/oauth2/token", "scopes": {}}}}}}}"#;
+    /// engine.import_integration("box", openapi).await?;
+    /// engine.create_instance(NewInstance::new("box-prod", "box", "my-client-id")).await?;
+    /// // Send the user to `start.url`; the provider redirects to
+    /// // https://granary.example.com/admin/oauth/, whose query goes to complete_authorization.
+    /// let start = engine.begin_authorization("box-prod").await?;
+    /// assert_eq!(start.url.host_str(), Some("account.box.com"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder(store: Arc<dyn Store>, keyring: Keyring, public_url: Url) -> EngineBuilder {
         EngineBuilder {
             store,
