@@ -706,3 +706,34 @@ async fn a_waiter_gives_the_holder_its_whole_deadline_before_giving_up() {
     gate.release();
     let _ = holder.await;
 }
+
+#[tokio::test]
+async fn a_reseal_reports_what_it_sealed_again() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    for id in ["inst-2", "inst-3"] {
+        let mut new = granary_flow::engine::NewInstance::new(id, "stub", "client-1");
+        new.client_secret = Some(SecretString::from("client-secret-value"));
+        new.extra_token_params = vec![("audience".into(), "api".into())];
+        new.extra_token_headers = vec![("x-tenant".into(), "t1".into())];
+        a.create_instance(new).await.unwrap();
+    }
+    a.replace_keyring(Keyring::new(
+        MasterKey::from_bytes(&SecretBox::new(Box::new([0x5a; 32]))),
+        vec![MasterKey::from_bytes(&SecretBox::new(Box::new(KEY)))],
+    ));
+    let report = a.reseal_all().await.unwrap();
+    assert_eq!(
+        (
+            report.instances,
+            report.client_secrets,
+            report.extra_values,
+            report.token_records
+        ),
+        (3, 3, 2, 1),
+        "{report:?}"
+    );
+}

@@ -365,3 +365,16 @@ mod tests {
         assert!(!format!("{:?}", old_ring).contains(&hex::encode(old_bytes.expose_secret())));
     }
 }
+
+#[cfg(test)]
+mod key_id_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_id_prints_as_hex_and_debugs_as_its_name() {
+        let id = KeyId([0xab; KEY_ID_LEN]);
+        let hex = "ab".repeat(KEY_ID_LEN);
+        assert_eq!(id.to_string(), hex);
+        assert_eq!(format!("{id:?}"), format!("KeyId({hex})"));
+    }
+}
