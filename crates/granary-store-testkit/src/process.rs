@@ -19,6 +19,9 @@ use crate::fixtures::{T0, at, instance, integration, pending, same_instance, sam
 use crate::violation::{OrBreak, ensure};
 use crate::{Backend, Violation};
 
+mod server_state;
+pub use server_state::{processes_race_banner, reopen_keeps_sessions_and_api_keys};
+
 /// The variable that names a child's role.
 pub(crate) const CHILD_ENV: &str = "GRANARY_TESTKIT_CHILD";
 const DIR_ENV: &str = "GRANARY_TESTKIT_DIR";
@@ -646,6 +649,7 @@ pub(crate) fn run_child(backend: &dyn Backend, role: &str) -> ExitCode {
                 }
                 Ok(())
             }
+            server_state::BANNER_RACE => server_state::banner_race_child(store, &say).await,
             other => Err(Error::unsupported(format!("unknown child role `{other}`"))),
         }
     });

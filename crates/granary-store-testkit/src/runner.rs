@@ -95,10 +95,12 @@ const CHECKS_LIST: &[Check] = &[
     store_check!(api_key_round_trip),
     store_check!(api_key_revoke),
     harness_check!(reopen_keeps_everything, Durable),
+    harness_check!(reopen_keeps_sessions_and_api_keys, Durable),
     harness_check!(processes_race_lease, SharedAndChildren),
     harness_check!(processes_race_token_cas, SharedAndChildren),
     harness_check!(processes_see_changes, SharedAndChildren),
     harness_check!(processes_fence_token_put, SharedAndChildren),
+    harness_check!(processes_race_banner, SharedAndChildren),
     Check {
         name: "durable_after_sigkill",
         needs: Needs::DurableAndChildren,

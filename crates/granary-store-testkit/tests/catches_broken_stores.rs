@@ -78,6 +78,8 @@ bugs![
     BannerTakeNotAtomic,
     ApiKeyCreateOverwrites,
     RevokedKeyStillFound,
+    // Sessions and API keys kept in this process's memory (`own`), not in the store.
+    ServerStateInProcess,
 ];
 
 impl Bug {
@@ -115,6 +117,8 @@ struct Broken {
     written_back: Mutex<BTreeMap<String, TokenRecord>>,
     /// Keys revoked while the bug `RevokedKeyStillFound` is on, by digest.
     revoked: Mutex<BTreeMap<String, ApiKeyRecord>>,
+    /// Where sessions and API keys go under `ServerStateInProcess`.
+    own: Arc<dyn Store>,
 }
 
 #[derive(PartialEq)]
@@ -131,6 +135,17 @@ impl Broken {
             feed: Mutex::new(Feed::default()),
             written_back: Mutex::new(BTreeMap::new()),
             revoked: Mutex::new(BTreeMap::new()),
+            own: Arc::new(MemoryStore::new()),
+        }
+    }
+
+    /// Where this store keeps sessions and API keys: the wrapped store, or (the bug) this
+    /// process's memory.
+    fn server_state(&self) -> &dyn Store {
+        if self.bug == Bug::ServerStateInProcess {
+            self.own.as_ref()
+        } else {
+            self.inner.as_ref()
         }
     }
 
@@ -484,9 +499,9 @@ impl Store for Broken {
     }
     async fn create_session(&self, session: &AdminSession) -> Result<()> {
         if self.bug == Bug::SessionCreateOverwrites {
-            self.inner.delete_session(&session.digest).await?;
+            self.server_state().delete_session(&session.digest).await?;
         }
-        self.inner.create_session(session).await
+        self.server_state().create_session(session).await
     }
     async fn get_session(&self, digest: &str, now: Timestamp) -> Result<Option<AdminSession>> {
         let now = if self.bug == Bug::SessionGetReturnsExpired {
@@ -494,41 +509,47 @@ impl Store for Broken {
         } else {
             now
         };
-        self.inner.get_session(digest, now).await
+        self.server_state().get_session(digest, now).await
     }
     async fn delete_session(&self, digest: &str) -> Result<bool> {
-        self.inner.delete_session(digest).await
+        self.server_state().delete_session(digest).await
     }
     async fn set_session_banner(&self, digest: &str, banner: &str, now: Timestamp) -> Result<bool> {
-        self.inner.set_session_banner(digest, banner, now).await
+        self.server_state()
+            .set_session_banner(digest, banner, now)
+            .await
     }
     async fn take_session_banner(&self, digest: &str, now: Timestamp) -> Result<Option<String>> {
-        let taken = self.inner.take_session_banner(digest, now).await?;
+        let taken = self.server_state().take_session_banner(digest, now).await?;
         match (self.bug, &taken) {
             (Bug::BannerTakeKeeps, Some(banner)) => {
-                self.inner.set_session_banner(digest, banner, now).await?;
+                self.server_state()
+                    .set_session_banner(digest, banner, now)
+                    .await?;
             }
             (Bug::BannerTakeNotAtomic, Some(banner)) => {
                 // Read, let others run, then remove: a check-then-act race.
-                self.inner.set_session_banner(digest, banner, now).await?;
+                self.server_state()
+                    .set_session_banner(digest, banner, now)
+                    .await?;
                 tokio::task::yield_now().await;
-                self.inner.take_session_banner(digest, now).await?;
+                self.server_state().take_session_banner(digest, now).await?;
             }
             _ => {}
         }
         Ok(taken)
     }
     async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
-        self.inner.purge_expired_sessions(now).await
+        self.server_state().purge_expired_sessions(now).await
     }
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         if self.bug == Bug::ApiKeyCreateOverwrites {
-            self.inner.revoke_api_key(&key.id).await?;
+            self.server_state().revoke_api_key(&key.id).await?;
         }
-        self.inner.create_api_key(key).await
+        self.server_state().create_api_key(key).await
     }
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        self.inner.list_api_keys().await
+        self.server_state().list_api_keys().await
     }
     async fn find_api_key(&self, digest: &str) -> Result<Option<ApiKeyRecord>> {
         let revoked = self
@@ -539,12 +560,12 @@ impl Store for Broken {
             .cloned();
         match revoked {
             Some(key) => Ok(Some(key)),
-            None => self.inner.find_api_key(digest).await,
+            None => self.server_state().find_api_key(digest).await,
         }
     }
     async fn revoke_api_key(&self, id: &str) -> Result<bool> {
         if self.bug == Bug::RevokedKeyStillFound {
-            let keys = self.inner.list_api_keys().await?;
+            let keys = self.server_state().list_api_keys().await?;
             if let Some(key) = keys.into_iter().find(|k| k.id == id) {
                 self.revoked
                     .lock()
@@ -552,7 +573,7 @@ impl Store for Broken {
                     .insert(key.digest.clone(), key);
             }
         }
-        self.inner.revoke_api_key(id).await
+        self.server_state().revoke_api_key(id).await
     }
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {
         if !self.bug.own_feed() {
@@ -625,6 +646,8 @@ impl Backend for BrokenBackend {
 /// The checks that need a durable store shared between processes (run on SQLite).
 const PROCESS_CHECKS: &[&str] = &[
     "reopen_keeps_everything",
+    "reopen_keeps_sessions_and_api_keys",
+    "processes_race_banner",
     "processes_race_lease",
     "processes_race_token_cas",
     "processes_see_changes",
@@ -860,6 +883,19 @@ const PROCESS_CASES: &[Case] = &[
         Bug::FenceIgnoresLease,
         &["processes_fence_token_put"],
         "does not hold the live lease writes nothing",
+    ),
+    case(
+        Bug::ServerStateInProcess,
+        &[
+            "reopen_keeps_sessions_and_api_keys",
+            "processes_race_banner",
+        ],
+        "keeps admin sessions, their banners and API keys",
+    ),
+    case(
+        Bug::BannerTakeKeeps,
+        &["processes_race_banner"],
+        "atomic across processes",
     ),
     case(
         Bug::TokenWriteBack,
