@@ -10,6 +10,8 @@ mod support;
 
 use support::{World, token_json};
 
+const STALE_SHA256: &str = "a178631e188ec000f1162e1cfe9fb3433019ccc9be39d75e7f8cbdf3c218c56d";
+
 #[tokio::test]
 async fn without_a_refresh_token_a_forced_refresh_changes_nothing_and_expiry_needs_authorization() {
     let world = World::new().await;
@@ -208,4 +210,111 @@ async fn a_refused_list_of_scopes_mentions_the_separator() {
         },
     };
     assert!(!one.to_string().contains("separat"), "{one}");
+}
+
+#[tokio::test]
+async fn unknown_expiry_refreshes_after_the_default_lifetime_and_only_then() {
+    let world = World::new().await;
+    let engine = world.engine("p1", |b| {
+        b.default_token_lifetime(Some(Duration::from_secs(3600)))
+    });
+    world
+        .authorize(&engine, "access-1", Some("refresh-1"), None)
+        .await;
+    world
+        .on_refresh(ResponseTemplate::new(200).set_body_json(token_json("access-2", None, None)))
+        .await;
+    assert_eq!(
+        engine.access_token("inst").await.unwrap().secret(),
+        "access-1"
+    );
+    world.advance(Duration::from_secs(3599));
+    assert_eq!(
+        engine.access_token("inst").await.unwrap().secret(),
+        "access-1"
+    );
+    assert_eq!(world.refreshes().await, 0);
+    world.advance(Duration::from_secs(2));
+    assert_eq!(
+        engine.access_token("inst").await.unwrap().secret(),
+        "access-2"
+    );
+    assert_eq!(world.refreshes().await, 1);
+    assert_eq!(
+        engine.access_token("inst").await.unwrap().secret(),
+        "access-2"
+    );
+    assert_eq!(world.refreshes().await, 1);
+
+    // Without the setting, a token of unknown expiry is used until it is refused.
+    let other = world.engine("p2", |b| b);
+    world.advance(Duration::from_secs(100 * 24 * 3600));
+    assert_eq!(
+        other.access_token("inst").await.unwrap().secret(),
+        "access-2"
+    );
+    assert_eq!(world.refreshes().await, 1);
+}
+
+#[tokio::test]
+async fn a_rejected_token_reported_by_100_callers_at_once_causes_one_refresh() {
+    let world = World::new().await;
+    let engine = world.engine("p1", |b| b);
+    world
+        .authorize(&engine, "stale-access", Some("refresh-1"), None)
+        .await;
+    world
+        .on_refresh(ResponseTemplate::new(200).set_body_json(token_json(
+            "fresh-access",
+            None,
+            None,
+        )))
+        .await;
+    let stale = engine.access_token("inst").await.unwrap();
+    let digest = stale.sha256_hex();
+    // sha256("stale-access"), as `printf %s stale-access | sha256sum` prints it.
+    assert_eq!(digest, STALE_SHA256);
+    let calls: Vec<_> = (0..100)
+        .map(|i| {
+            let engine = engine.clone();
+            // Either case of hex is accepted.
+            let digest = if i % 2 == 0 {
+                digest.clone()
+            } else {
+                digest.to_ascii_uppercase()
+            };
+            tokio::spawn(async move { engine.token_rejected("inst", &digest).await })
+        })
+        .collect();
+    for call in calls {
+        let token = call.await.unwrap().unwrap();
+        assert_eq!(token.secret(), "fresh-access");
+    }
+    assert_eq!(world.refreshes().await, 1, "100 reports, one refresh");
+
+    // A late report of the replaced token changes nothing and gets the current token.
+    let token = engine.token_rejected("inst", &digest).await.unwrap();
+    assert_eq!(token.secret(), "fresh-access");
+    // Another process that still held the stale token does not refresh again either.
+    let other = world.engine("p2", |b| b);
+    let token = other.token_rejected("inst", &digest).await.unwrap();
+    assert_eq!(token.secret(), "fresh-access");
+    assert_eq!(world.refreshes().await, 1);
+
+    // The current token reported: one more refresh.
+    let current = token.sha256_hex();
+    let token = other.token_rejected("inst", &current).await.unwrap();
+    assert_eq!(
+        token.secret(),
+        "fresh-access",
+        "the provider answered the same"
+    );
+    assert_eq!(world.refreshes().await, 2);
+
+    let error = engine
+        .token_rejected("inst", "not-a-digest")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, EngineError::Invalid(_)), "{error:?}");
+    assert!(error.to_string().contains("SHA-256"), "{error}");
 }

@@ -627,6 +627,35 @@ pub async fn instance_refresh(State(state): State<AppState>, Path(id): Path<Stri
     }
 }
 
+/// The body of `POST /api/v1/instances/{id}/token/rejected`.
+#[derive(serde::Deserialize)]
+pub struct RejectedBody {
+    /// The SHA-256 digest of the refused access token, in hex (never the token itself).
+    sha256: String,
+}
+
+/// `POST /api/v1/instances/{id}/token/rejected` with `{"sha256": "<hex>"}`: an API refused
+/// that token. granary refreshes only if it is still the current token (callers reporting
+/// the same token share one refresh) and answers the token to use from now on.
+pub async fn instance_token_rejected(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<RejectedBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body.map_err(|e| {
+        Problem::bad_request(format!(
+            "the body must be {{\"sha256\": \"<hex SHA-256 of the refused access token>\"}}: {e}"
+        ))
+    })?;
+    match state.engine.token_rejected(&id, &body.sha256).await {
+        Ok(token) => Ok(token_response(&token)),
+        Err(error) => {
+            state.metrics.failed(error.code());
+            Err(engine_problem(&error))
+        }
+    }
+}
+
 /// An engine event as JSON (no secret is in any event).
 pub fn event_json(event: &Event) -> (&'static str, Value) {
     match event {

@@ -279,6 +279,13 @@ fn table() -> RouteTable {
         .add(
             Api,
             post(),
+            "/api/v1/instances/{id}/token/rejected",
+            api::instance_token_rejected,
+        )
+        .tokens()
+        .add(
+            Api,
+            post(),
             "/api/v1/instances/{id}/refresh",
             api::instance_refresh,
         )

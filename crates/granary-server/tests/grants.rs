@@ -293,3 +293,71 @@ async fn the_banner_names_the_data_centre_of_the_callback_and_the_scope_separato
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_rejected_token_reported_over_the_api_is_refreshed_once() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "stale-access", "token_type": "Bearer", "refresh_token": "r-1"
+        })))
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "fresh-access", "token_type": "Bearer"
+        })))
+        .mount(&provider)
+        .await;
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    create_instance(&server, &admin, &csrf, "sf").await;
+    authorize_with(&server, &admin, &csrf, "sf", "code=the-code").await;
+    let key = server.api_key_with_role(&admin, &csrf, "tokens").await;
+    let api = server.client();
+    // sha256("stale-access")
+    let stale = "a178631e188ec000f1162e1cfe9fb3433019ccc9be39d75e7f8cbdf3c218c56d";
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let request = api
+                .post(server.url("/api/v1/instances/sf/token/rejected"))
+                .bearer_auth(&key)
+                .json(&serde_json::json!({ "sha256": stale }));
+            tokio::spawn(async move { request.send().await.unwrap() })
+        })
+        .collect();
+    for call in calls {
+        let answer = call.await.unwrap();
+        assert_eq!(answer.status(), 200);
+        let token: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(token["access_token"], "fresh-access");
+    }
+    assert_eq!(refresh_requests(&provider).await, 1);
+    let bad = api
+        .post(server.url("/api/v1/instances/sf/token/rejected"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({ "sha256": "stale-access" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let missing = api
+        .post(server.url("/api/v1/instances/sf/token/rejected"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    assert!(
+        missing.text().await.unwrap().contains("sha256"),
+        "the problem names the field"
+    );
+    assert_eq!(refresh_requests(&provider).await, 1);
+    server.stop().await;
+}

@@ -121,6 +121,7 @@ const TOKENS_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/instances"),
     ("GET", "/api/v1/instances/{id}"),
     ("GET", "/api/v1/instances/{id}/token"),
+    ("POST", "/api/v1/instances/{id}/token/rejected"),
     ("POST", "/api/v1/instances/{id}/refresh"),
     ("GET", "/api/v1/events"),
 ];

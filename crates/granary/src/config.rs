@@ -257,6 +257,10 @@ pub struct Config {
     /// Whether provider URLs may use plain http to hosts other than loopback (default
     /// false; see `granary_flow::protocol::check_provider_url`).
     pub allow_insecure_http: bool,
+    /// How long a token whose expiry the provider did not state is taken to live when a
+    /// refresh token is held; once that old, it is refreshed (default `None`: used until
+    /// refused and reported, see `Engine::token_rejected`).
+    pub default_token_lifetime: Option<Duration>,
 }
 
 impl Config {
@@ -278,6 +282,7 @@ impl Config {
             clock: None,
             import_limits: granary_openapi::Limits::default(),
             allow_insecure_http: false,
+            default_token_lifetime: None,
         }
     }
 
@@ -290,6 +295,13 @@ impl Config {
     /// Sets the refresh margin.
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
+        self
+    }
+
+    /// Sets the lifetime assumed for a token whose expiry the provider did not state
+    /// (refreshed once that old, when a refresh token is held).
+    pub fn with_default_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_token_lifetime = Some(lifetime);
         self
     }
 

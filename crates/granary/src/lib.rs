@@ -94,6 +94,7 @@ impl Granary {
         let mut builder = Engine::builder(store.clone(), keys.keyring(), config.public_url)
             .refresh_margin(config.refresh_margin)
             .refresh_deadline(config.refresh_deadline)
+            .default_token_lifetime(config.default_token_lifetime)
             .import_limits(config.import_limits)
             .allow_insecure_http(config.allow_insecure_http)
             .key_reloader(Arc::new(move || {

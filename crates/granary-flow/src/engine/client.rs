@@ -36,9 +36,12 @@ impl AuthorizedClient {
         &self.instance
     }
 
-    /// Sends `request` with `Authorization: Bearer <token>`. On a 401 it forces one refresh
-    /// (unless another caller refreshed already) and sends the request once more; a request
-    /// whose body cannot be repeated (a stream) is not retried and its 401 is returned.
+    /// Sends `request` with `Authorization: Bearer <token>`. On a 401 it reports the token
+    /// as rejected, as [`Engine::token_rejected`] does: a refresh only if that token is still
+    /// the current one (any number of clients that got the same 401 share one refresh), and
+    /// sends the request once more with the token to use now; a request whose body cannot
+    /// be repeated (a stream) is not retried and its 401 is returned. This is how a token of
+    /// unknown expiry (no `expires_in`) is replaced when the API stops taking it.
     pub async fn send(&self, request: RequestBuilder) -> EngineResult<Response> {
         let token = self.engine.access_token(&self.instance).await?;
         let retry = request.try_clone();

@@ -116,9 +116,21 @@ pub struct EngineBuilder {
     import_limits: granary_openapi::Limits,
     import_timeout: Duration,
     allow_insecure_http: bool,
+    default_token_lifetime: Option<Duration>,
 }
 
 impl EngineBuilder {
+    /// How long a token whose expiry the provider did not state (no `expires_in`, as
+    /// Salesforce answers) is taken to live when a refresh token is held: once it is this
+    /// old, the next caller (or the background refresher) refreshes it. Default `None`: such
+    /// a token is used until it is refused and a caller reports it
+    /// ([`Engine::token_rejected`], [`Engine::force_refresh`]). Without a refresh token it
+    /// does not apply (there is nothing to refresh).
+    pub fn default_token_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.default_token_lifetime = lifetime.filter(|l| !l.is_zero());
+        self
+    }
+
     /// The limits an imported document must keep (default [`granary_openapi::Limits`]:
     /// 64 MiB, 128 levels), checked before it is parsed.
     pub fn import_limits(mut self, limits: granary_openapi::Limits) -> Self {
@@ -245,6 +257,7 @@ impl EngineBuilder {
                 import_limits: self.import_limits,
                 import_timeout: self.import_timeout,
                 allow_insecure_http: self.allow_insecure_http,
+                default_token_lifetime: self.default_token_lifetime,
                 events,
                 cache: RwLock::new(Cache::default()),
                 flights: Mutex::new(HashMap::new()),
@@ -280,6 +293,7 @@ pub(crate) struct Inner {
     import_limits: granary_openapi::Limits,
     import_timeout: Duration,
     allow_insecure_http: bool,
+    default_token_lifetime: Option<Duration>,
     events: broadcast::Sender<Event>,
     /// The opened access token of each instance, with when to refresh it.
     cache: RwLock<Cache>,
@@ -353,6 +367,7 @@ impl Engine {
             import_limits: granary_openapi::Limits::default(),
             import_timeout: DEFAULT_IMPORT_TIMEOUT,
             allow_insecure_http: false,
+            default_token_lifetime: None,
         }
     }
 

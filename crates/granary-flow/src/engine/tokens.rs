@@ -51,6 +51,19 @@ impl AccessToken {
     pub fn same_token(&self, other: &AccessToken) -> bool {
         self.0.sealed == other.0.sealed
     }
+
+    /// The SHA-256 digest of the token, in lowercase hex: what a caller reports to
+    /// [`Engine::token_rejected`] (or `POST /api/v1/instances/{id}/token/rejected`) when an
+    /// API refused the token, without sending the token itself.
+    pub fn sha256_hex(&self) -> String {
+        sha256_hex(self.secret())
+    }
+}
+
+/// The SHA-256 digest of `text`, in lowercase hex.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 impl fmt::Debug for AccessToken {
@@ -209,6 +222,37 @@ impl Engine {
             forced: false,
         };
         self.slow_path(instance, want).await
+    }
+
+    /// An API refused the access token whose SHA-256 digest (hex, either case) is `sha256`:
+    /// refreshes only if that token is still the current one, so that any number of callers
+    /// reporting the same stale token cause one refresh (the single flight of
+    /// [`Engine::force_refresh`]); a report of a token already replaced gets the current
+    /// token without a request. Returns the token to use from now on.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] when `sha256` is not 64 hex digits; without a refresh token,
+    /// [`EngineError::NeedsAuthorization`] (the provider refused the token and granary
+    /// cannot get another); else as [`Engine::force_refresh`].
+    pub async fn token_rejected(&self, instance: &str, sha256: &str) -> EngineResult<AccessToken> {
+        let reported = sha256.trim().to_ascii_lowercase();
+        if reported.len() != 64 || !reported.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(EngineError::Invalid(
+                "the rejected token's digest must be its SHA-256 in hex (64 digits): send \
+                 sha256(access_token), never the token itself"
+                    .to_string(),
+            ));
+        }
+        let current = self.access_token(instance).await?;
+        let digest = current.sha256_hex();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            digest.as_bytes(),
+            reported.as_bytes(),
+        )) {
+            // Replaced already (or never handed out): the current token is the answer.
+            return Ok(current);
+        }
+        self.force_refresh(instance, &current).await
     }
 
     /// Refreshes now ("Refresh now", `POST .../refresh`): a token other than the one stored
@@ -438,7 +482,13 @@ impl Engine {
     /// half of its lifetime. Without a refresh token nothing can be done before the expiry,
     /// so the token is served from memory until then.
     pub(crate) fn refresh_at(&self, record: &TokenRecord) -> Option<Timestamp> {
-        let expires = record.expires_at?;
+        let Some(expires) = record.expires_at else {
+            // Unknown expiry: with a refresh token and a default lifetime, refresh once the
+            // token is that old; else use it until it is refused.
+            let lifetime = self.inner.default_token_lifetime?;
+            record.refresh_token.as_ref()?;
+            return Some(record.obtained_at.saturating_add(lifetime));
+        };
         if record.refresh_token.is_none() {
             return Some(expires);
         }
