@@ -29,6 +29,9 @@ const CALL: Duration = Duration::from_secs(15);
 const EVENT: Duration = Duration::from_secs(20);
 /// Concurrent forced refreshes in `concurrent_forced_refreshes`.
 const CONCURRENT: usize = 8;
+/// Callers reporting the same refused token at once in
+/// `unknown_expiry_rejected_by_100_callers`.
+const REPORTERS: usize = 100;
 /// Token reads in `expires_in_zero`.
 const READS: usize = 20;
 /// How long `empty_400_refresh_failing` keeps forcing refreshes (through the engine's
@@ -48,6 +51,8 @@ pub const SCENARIOS: &[&str] = &[
     "concurrent_forced_refreshes",
     "empty_400_refresh_failing",
     "key_rotate_while_serving",
+    "no_refresh_token",
+    "unknown_expiry_rejected_by_100_callers",
 ];
 
 /// Runs one scenario by name.
@@ -67,6 +72,10 @@ pub async fn run(name: &str, env: &Env) -> Result<Outcome, String> {
         "concurrent_forced_refreshes" => concurrent_forced_refreshes(env).await,
         "empty_400_refresh_failing" => empty_400_refresh_failing(env).await,
         "key_rotate_while_serving" => key_rotate_while_serving(env).await,
+        "no_refresh_token" => no_refresh_token(env).await,
+        "unknown_expiry_rejected_by_100_callers" => {
+            unknown_expiry_rejected_by_100_callers(env).await
+        }
         other => Err(format!("unknown scenario {other}")),
     }
 }
@@ -658,6 +667,194 @@ async fn key_rotate_while_serving(env: &Env) -> Result<Outcome, String> {
         format!(
             "the server cannot refresh after the rotation: {}",
             describe(&refreshed)
+        ),
+    );
+    Ok(o)
+}
+
+/// A grant without a refresh token (issue 17): the instance asks for no `offline_access`,
+/// so oidc-provider issues none. A forced refresh answers 409 "no-refresh-token" and sends
+/// nothing; the token is served until it expires; then the instance needs authorization,
+/// saying "no refresh token", still without a token request.
+async fn no_refresh_token(env: &Env) -> Result<Outcome, String> {
+    let mut o = Outcome::default();
+    let mut setup = Setup::new(env, "no_refresh_token", &[("i", Lifetime::Short)])?;
+    setup.cli_ok(&[
+        "instance",
+        "update",
+        "i",
+        "--scope",
+        "root_readonly",
+        "--scope",
+        "openid",
+        "--force-scopes",
+    ])?;
+    let serve = setup.serve(0).await?;
+    setup.authorize(&serve, "i").await?;
+    let instance = serve.api.instance("i").await?;
+    let has_refresh = instance.pointer("/token/has_refresh_token").cloned();
+    o.figure("has_refresh_token", format!("{has_refresh:?}"));
+    o.check(
+        has_refresh == Some(Value::Bool(false)),
+        format!("the grant without offline_access holds a refresh token: {instance}"),
+    );
+    o.check(
+        instance
+            .pointer("/token/no_refresh_token")
+            .and_then(Value::as_str)
+            .is_some(),
+        format!("the instance does not say why there is no refresh token: {instance}"),
+    );
+    env.proxy.reset();
+    let forced = serve.api.refresh("i", CALL).await;
+    o.figure("forced_refresh", describe(&forced));
+    o.check(
+        forced.status.as_u16() == 409
+            && forced.body.get("type").and_then(Value::as_str)
+                == Some("/problems/no-refresh-token"),
+        format!("a forced refresh answered {}", describe(&forced)),
+    );
+    let read = serve.api.token("i", CALL).await;
+    o.check(
+        read.ok(),
+        format!(
+            "after the forced refresh the token read answered {}",
+            describe(&read)
+        ),
+    );
+    o.check(
+        serve.api.status("i").await? == "authorized",
+        "the forced refresh changed the instance's status",
+    );
+    until_expired(&serve, "i").await?;
+    let expired = serve.api.token("i", CALL).await;
+    let detail = expired
+        .body
+        .get("detail")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    o.figure("after_expiry", describe(&expired));
+    o.check(
+        expired.status.as_u16() == 409 && detail.contains("no refresh token"),
+        format!(
+            "after expiry the token read answered {}",
+            describe(&expired)
+        ),
+    );
+    let status = serve.api.status("i").await?;
+    o.check(
+        status == "needs_authorization",
+        format!("after expiry the instance is {status}"),
+    );
+    let requests = env.proxy.counts().refreshes;
+    o.figure("token_requests", requests);
+    o.check(
+        requests == 0,
+        format!("{requests} refresh requests were sent for a grant without a refresh token"),
+    );
+    Ok(o)
+}
+
+/// The hex SHA-256 of `text`, by `sha256sum` (the e2e crate keeps few dependencies).
+fn sha256_hex(text: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run sha256sum: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("sha256sum has no stdin")?
+        .write_all(text.as_bytes())
+        .map_err(|e| format!("sha256sum: {e}"))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("sha256sum: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| "sha256sum printed nothing".to_string())
+}
+
+/// A provider that states no expiry (the proxy answers `expires_in: 0`, which granary
+/// reads as unknown): the token is served as is; 100 callers report it refused at once
+/// (`POST .../token/rejected` with its SHA-256): 1 refresh, all get the new token; a
+/// late report of the old token sends nothing.
+async fn unknown_expiry_rejected_by_100_callers(env: &Env) -> Result<Outcome, String> {
+    let mut o = Outcome::default();
+    env.proxy.set(Mode::ExpiresIn(0));
+    let (_setup, serve) = one_server(
+        env,
+        "unknown_expiry_rejected_by_100_callers",
+        Lifetime::Long,
+    )
+    .await?;
+    let first = serve.api.token("i", CALL).await;
+    let stale = first
+        .access_token()
+        .ok_or_else(|| format!("the first token read answered {}", describe(&first)))?
+        .to_string();
+    o.check(
+        first.body.get("expires_at").is_some_and(Value::is_null),
+        format!("the expiry is not unknown: {}", first.body),
+    );
+    let digest = sha256_hex(&stale)?;
+    let before = env.proxy.counts().refreshes;
+    let path = "/instances/i/token/rejected".to_string();
+    let body = json!({ "sha256": digest });
+    let calls: Vec<_> = (0..REPORTERS)
+        .map(|_| {
+            let api = serve.api.clone();
+            let path = path.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                api.call_json(reqwest::Method::POST, &path, &body, CALL)
+                    .await
+            })
+        })
+        .collect();
+    let mut fresh = 0;
+    let mut last = None;
+    for call in calls {
+        match call.await {
+            Ok(answer) if answer.ok() && answer.access_token().is_some_and(|t| t != stale) => {
+                fresh += 1;
+            }
+            Ok(answer) => last = Some(describe(&answer)),
+            Err(error) => last = Some(error.to_string()),
+        }
+    }
+    let refreshes = env.proxy.counts().refreshes - before;
+    o.figure("reporters", REPORTERS);
+    o.figure("answered_new_token", fresh);
+    o.figure("refreshes", refreshes);
+    o.check(
+        refreshes == 1,
+        format!("{REPORTERS} reports of one refused token caused {refreshes} refreshes"),
+    );
+    o.check(
+        fresh == REPORTERS,
+        format!(
+            "{} of {REPORTERS} reporters did not get a new token (last: {})",
+            REPORTERS - fresh,
+            last.unwrap_or_default()
+        ),
+    );
+    let late = serve
+        .api
+        .call_json(reqwest::Method::POST, &path, &body, CALL)
+        .await;
+    let after = env.proxy.counts().refreshes - before;
+    o.check(
+        late.ok() && after == 1,
+        format!(
+            "a late report of the replaced token answered {} and made {} refreshes in all",
+            describe(&late),
+            after
         ),
     );
     Ok(o)
