@@ -740,3 +740,14 @@ async fn a_reseal_reports_what_it_sealed_again() {
         "{report:?}"
     );
 }
+
+#[tokio::test]
+async fn a_token_carries_its_type_and_lifetimes_beyond_ten_years_are_unknown() {
+    assert_eq!(
+        granary_flow::engine::MAX_TOKEN_LIFETIME,
+        Duration::from_secs(316_224_000),
+        "ten years of 366 days"
+    );
+    let (_world, a) = authorized(|b| b).await;
+    assert_eq!(a.access_token("inst").await.unwrap().token_type(), "Bearer");
+}

@@ -377,4 +377,37 @@ mod key_id_tests {
         assert_eq!(id.to_string(), hex);
         assert_eq!(format!("{id:?}"), format!("KeyId({hex})"));
     }
+
+    fn key(byte: u8) -> MasterKey {
+        MasterKey::from_bytes(&secrecy::SecretBox::new(Box::new([byte; 32])))
+    }
+
+    #[test]
+    fn a_master_key_debugs_as_its_id_only() {
+        let shown = format!("{:?}", key(0x41));
+        assert!(shown.starts_with("MasterKey"), "{shown}");
+        assert!(shown.contains(&key(0x41).id().to_string()), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn key_ids_list_the_current_key_first() {
+        let keyring = Keyring::new(key(1), vec![key(2), key(3)]);
+        assert_eq!(
+            keyring.key_ids(),
+            vec![key(1).id(), key(2).id(), key(3).id()]
+        );
+    }
+
+    #[test]
+    fn only_a_whole_header_of_this_format_names_a_key() {
+        let mut value = vec![FORMAT_V1];
+        value.extend_from_slice(&[0xcd; KEY_ID_LEN]);
+        value.resize(HEADER_LEN, 0);
+        assert_eq!(key_id_of(&value), Some(KeyId([0xcd; KEY_ID_LEN])));
+        assert_eq!(key_id_of(&value[..HEADER_LEN - 1]), None, "a cut header");
+        value[0] = FORMAT_V1.wrapping_add(1);
+        assert_eq!(key_id_of(&value), None, "another format");
+        assert_eq!(key_id_of(&[]), None);
+    }
 }
