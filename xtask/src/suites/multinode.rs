@@ -15,6 +15,7 @@
 //! (then only the runner is built).
 
 use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::builds::{Profile, build_granary_and};
@@ -104,6 +105,30 @@ fn with_database(url: &str, database: &str) -> Result<String, Failure> {
     Ok(out)
 }
 
+/// `psql` from the PATH, else from the newest of Debian's PostgreSQL packages.
+fn psql() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join("psql").is_file()))
+        .unwrap_or(false);
+    if on_path {
+        return PathBuf::from("psql");
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let psql = entry.path().join("bin").join("psql");
+            psql.is_file().then_some((version, psql))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map_or_else(|| PathBuf::from("psql"), |(_, psql)| psql)
+}
+
 /// A new empty database `DATABASE` on the server of `url` (dropped first when a previous run
 /// left it), with psql; its URL.
 fn fresh_database(url: &str) -> Result<String, Failure> {
@@ -111,7 +136,7 @@ fn fresh_database(url: &str) -> Result<String, Failure> {
         format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"),
         format!("CREATE DATABASE {DATABASE}"),
     ] {
-        let output = Command::new("psql")
+        let output = Command::new(psql())
             .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", &statement])
             .stdin(Stdio::null())
             .output()
