@@ -173,14 +173,21 @@ async fn a_dead_holders_lease_lapses_and_another_process_takes_over() {
             .await
             .unwrap()
     );
-    let b = world.engine("b", |b| b);
+    let watched = support::FeedFault::new(world.store.clone(), support::Feed::Normal);
+    let b = world.engine_on(watched.clone(), "b", |b| b);
     let caller = spawn_token(&b);
+    // b is waiting: it polls the dead holder's lease.
     eventually("the caller waits for the dead holder", || async {
-        caller.is_finished() || world.refreshes().await == 0
+        watched.lease_reads() > 0
     })
     .await;
+    assert!(!caller.is_finished());
     world.advance(granary_flow::engine::DEFAULT_LEASE_TTL);
-    assert_eq!(caller.await.unwrap().unwrap().secret(), "access-2");
+    // Taken over at b's next poll, long before b would give up (its deadline is 30 s).
+    let served = tokio::time::timeout(Duration::from_secs(10), caller)
+        .await
+        .expect("the waiter takes the lapsed lease over instead of waiting on");
+    assert_eq!(served.unwrap().unwrap().secret(), "access-2");
     assert_eq!(world.refreshes().await, 1);
 }
 

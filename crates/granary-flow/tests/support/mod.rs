@@ -325,6 +325,7 @@ pub struct FeedFault {
     pub inner: Arc<MemoryStore>,
     feed: std::sync::atomic::AtomicU8,
     panic_on_fenced_write: std::sync::atomic::AtomicBool,
+    lease_reads: std::sync::atomic::AtomicUsize,
 }
 
 impl FeedFault {
@@ -333,7 +334,13 @@ impl FeedFault {
             inner,
             feed: std::sync::atomic::AtomicU8::new(feed as u8),
             panic_on_fenced_write: std::sync::atomic::AtomicBool::new(false),
+            lease_reads: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// How many times a lease was read (a waiting process polls it).
+    pub fn lease_reads(&self) -> usize {
+        self.lease_reads.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// From now on a refresh's fenced write panics (a bug in a backend, say).
@@ -454,6 +461,8 @@ impl Store for FeedFault {
         self.inner.release_lease(id, holder).await
     }
     async fn get_lease(&self, id: &str) -> granary_store::Result<Option<granary_store::Lease>> {
+        self.lease_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.get_lease(id).await
     }
     async fn put_key_check(
