@@ -758,3 +758,61 @@ async fn a_token_carries_its_type_and_lifetimes_beyond_ten_years_are_unknown() {
     let (_world, a) = authorized(|b| b).await;
     assert_eq!(a.access_token("inst").await.unwrap().token_type(), "Bearer");
 }
+
+#[tokio::test]
+async fn a_token_handle_says_when_it_expires_and_which_token_it_is() {
+    let (world, a) = authorized(|b| b).await;
+    let first = a.access_token("inst").await.unwrap();
+    let again = a.access_token("inst").await.unwrap();
+    assert!(first.same_token(&again));
+    assert_eq!(
+        first.expires_at(),
+        Some(a.now().saturating_add(HOUR)),
+        "obtained now (the clock has not moved), for an hour"
+    );
+    let shown = format!("{first:?}");
+    assert!(
+        shown.contains("[redacted]") && shown.contains("Bearer") && !shown.contains("access-1"),
+        "{shown}"
+    );
+    world.on_refresh(refreshed("access-2", "refresh-2")).await;
+    let refreshed = a.refresh_now("inst").await.unwrap();
+    assert!(!refreshed.same_token(&first));
+}
+
+#[tokio::test]
+async fn a_token_is_refreshed_from_the_very_moment_its_margin_begins() {
+    let (world, a) = authorized(|b| b).await;
+    world.on_refresh(refreshed("access-2", "refresh-2")).await;
+    // Refresh time: expiry minus the default 60 s margin.
+    world.advance(HOUR - Duration::from_secs(61));
+    assert_eq!(a.access_token("inst").await.unwrap().secret(), "access-1");
+    world.advance(Duration::from_secs(1));
+    assert_eq!(a.access_token("inst").await.unwrap().secret(), "access-2");
+    assert_eq!(world.refreshes().await, 1);
+}
+
+#[tokio::test]
+async fn a_backoff_seen_here_ends_when_another_process_authorizes_again() {
+    let (world, a) = authorized(|b| b).await;
+    world
+        .on_refresh(ResponseTemplate::new(503).set_body_string("down"))
+        .await;
+    world.advance(HOUR + Duration::from_secs(1));
+    assert!(a.access_token("inst").await.is_err());
+    let error = a.access_token("inst").await.unwrap_err();
+    assert!(
+        matches!(error, EngineError::BackingOff { .. }),
+        "this process now answers from its own memory of the backoff: {error}"
+    );
+    let b = world.engine("b", |b| b);
+    world
+        .authorize(&b, "access-9", Some("refresh-9"), Some(3600))
+        .await;
+    eventually("a serves the token b's authorization stored", || async {
+        a.access_token("inst")
+            .await
+            .is_ok_and(|t| t.secret() == "access-9")
+    })
+    .await;
+}

@@ -547,3 +547,22 @@ pub(crate) fn expiry(obtained: Timestamp, expires_in: Option<Duration>) -> Optio
     }
     Some(obtained.saturating_add(lifetime))
 }
+
+#[cfg(test)]
+mod fnv_tests {
+    use std::hash::Hasher as _;
+
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        let mut hasher = super::Fnv1a::default();
+        hasher.write(bytes);
+        hasher.finish()
+    }
+
+    #[test]
+    fn the_cache_hash_is_fnv1a_64() {
+        // The published test vectors of FNV-1a, 64 bits.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}
