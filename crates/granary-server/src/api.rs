@@ -176,7 +176,7 @@ pub async fn healthz() -> Response {
     response
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: OpenMetrics text ([`crate::metrics::CONTENT_TYPE`]).
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut counts = [
         ("new", 0u64),
@@ -209,7 +209,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     response
 }

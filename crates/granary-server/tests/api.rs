@@ -235,21 +235,22 @@ async fn healthz_metrics_and_events() {
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.unwrap(), "ok\n");
     let metrics = client.get(server.url("/metrics")).send().await.unwrap();
-    assert!(
-        metrics.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+    assert_eq!(
+        metrics.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     let text = metrics.text().await.unwrap();
+    // OpenMetrics: a counter family is declared without its `_total` (no failure has been
+    // counted yet, so its declaration is all there is), and the exposition ends with `# EOF`.
     for name in [
         "granary_refreshes_total",
-        "granary_failures_total",
+        "# TYPE granary_failures counter\n",
         "granary_instances{status=\"new\"} 0",
         "granary_http_request_duration_seconds_bucket",
     ] {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
+    assert!(text.ends_with("\n# EOF\n"), "{text}");
 
     // An authorization completed through the admin page shows up on the event stream.
     let provider = MockServer::start().await;
