@@ -46,8 +46,8 @@ pub struct CommonArgs {
     #[arg(long, global = true, env = "GRANARY_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
     /// A TOML configuration file (keys: listen, public_url, data_dir, store, key_file,
-    /// log_level, log_format, refresh_deadline, shutdown_grace, refresh_per_host,
-    /// import_limit, allow_insecure_http).
+    /// log_level, log_format, refresh_deadline, default_token_lifetime, shutdown_grace,
+    /// refresh_per_host, import_limit, allow_insecure_http).
     #[arg(long, global = true, env = "GRANARY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The log filter, e.g. `info` or `granary_server=debug` [default: info].
@@ -72,6 +72,17 @@ pub struct CommonArgs {
         value_name = "SECS"
     )]
     pub refresh_deadline: Option<u64>,
+    /// How long a token whose expiry the provider did not state (no `expires_in`) is taken
+    /// to live, in seconds: once that old it is refreshed, when a refresh token is held
+    /// [default: none: used until an API refuses it and a caller reports it with
+    /// `POST /api/v1/instances/{id}/token/rejected`].
+    #[arg(
+        long,
+        global = true,
+        env = "GRANARY_DEFAULT_TOKEN_LIFETIME",
+        value_name = "SECS"
+    )]
+    pub default_token_lifetime: Option<u64>,
     /// The largest OpenAPI document imported, in bytes or with a unit (`64MiB`, `500KB`)
     /// [default: 64MiB].
     #[arg(long, global = true, env = "GRANARY_IMPORT_LIMIT", value_name = "SIZE")]
@@ -133,6 +144,8 @@ pub struct FileSettings {
     pub log_format: Option<crate::logging::LogFormat>,
     /// The deadline of one refresh, retries included, in seconds.
     pub refresh_deadline: Option<u64>,
+    /// The lifetime taken for a token without a stated expiry, in seconds.
+    pub default_token_lifetime: Option<u64>,
     /// How long `serve` waits at shutdown for refreshes in flight, in seconds.
     pub shutdown_grace: Option<u64>,
     /// How many background refreshes may go to one provider host at once.
@@ -169,6 +182,9 @@ pub struct Settings {
     pub log_format: crate::logging::LogFormat,
     /// The deadline of one refresh, retries included.
     pub refresh_deadline: Duration,
+    /// The lifetime taken for a token without a stated expiry (refreshed once that old
+    /// when a refresh token is held); `None`: used until refused and reported.
+    pub default_token_lifetime: Option<Duration>,
     /// How long `serve` waits at shutdown for refreshes in flight.
     pub shutdown_grace: Duration,
     /// How many background refreshes may go to one provider host at once.
@@ -256,6 +272,17 @@ impl Settings {
                 "the refresh deadline must be at least 1 second".to_string(),
             ));
         }
+        let default_token_lifetime = common
+            .default_token_lifetime
+            .or(file.default_token_lifetime)
+            .map(Duration::from_secs);
+        if default_token_lifetime.is_some_and(|l| l.is_zero()) {
+            return Err(Error::Config(
+                "default_token_lifetime must be at least 1 second (leave it unset to use a \
+                 token of unknown expiry until it is refused)"
+                    .to_string(),
+            ));
+        }
         let shutdown_grace = Duration::from_secs(
             serve
                 .shutdown_grace
@@ -314,6 +341,7 @@ impl Settings {
             log_level,
             log_format,
             refresh_deadline,
+            default_token_lifetime,
             shutdown_grace,
             refresh_per_host,
             request_timeout,
@@ -451,6 +479,7 @@ mod tests {
         assert_eq!(settings.data_dir, PathBuf::from("granary-data"));
         assert!(!settings.secure_cookies());
         assert_eq!(settings.refresh_deadline, Duration::from_secs(30));
+        assert_eq!(settings.default_token_lifetime, None);
         assert_eq!(settings.shutdown_grace, Duration::from_secs(10));
         assert_eq!(settings.refresh_per_host, 2);
         assert_eq!(settings.request_timeout, Duration::from_secs(60));
@@ -494,7 +523,7 @@ mod tests {
         let path = dir.path().join("granary.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://granary.example/\"\ndata_dir = \"data\"\nlog_level = \"debug\"\nrefresh_deadline = 7\nshutdown_grace = 3\nrefresh_per_host = 5\n",
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://granary.example/\"\ndata_dir = \"data\"\nlog_level = \"debug\"\nrefresh_deadline = 7\ndefault_token_lifetime = 7200\nshutdown_grace = 3\nrefresh_per_host = 5\n",
         )
         .unwrap();
         let common = CommonArgs {
@@ -511,6 +540,10 @@ mod tests {
         assert_eq!(settings.log_level, "debug");
         assert!(settings.secure_cookies());
         assert_eq!(settings.refresh_deadline, Duration::from_secs(7));
+        assert_eq!(
+            settings.default_token_lifetime,
+            Some(Duration::from_secs(7200))
+        );
         assert_eq!(settings.shutdown_grace, Duration::from_secs(3));
         assert_eq!(settings.refresh_per_host, 5);
         let refused = Settings::resolve(

@@ -300,8 +300,8 @@ impl Config {
 
     /// Sets the lifetime assumed for a token whose expiry the provider did not state
     /// (refreshed once that old, when a refresh token is held).
-    pub fn with_default_token_lifetime(mut self, lifetime: Duration) -> Self {
-        self.default_token_lifetime = Some(lifetime);
+    pub fn with_default_token_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.default_token_lifetime = lifetime;
         self
     }
 
