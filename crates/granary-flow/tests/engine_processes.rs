@@ -816,3 +816,68 @@ async fn a_backoff_seen_here_ends_when_another_process_authorizes_again() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_hot_path_answers_from_memory_without_reading_the_store() {
+    let world = World::new().await;
+    let watched = support::FeedFault::new(world.store.clone(), support::Feed::Normal);
+    let a = world.engine_on(watched.clone(), "a", |b| b);
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    assert_eq!(a.access_token("inst").await.unwrap().secret(), "access-1");
+    let reads = watched.token_reads();
+    for _ in 0..100 {
+        assert_eq!(a.access_token("inst").await.unwrap().secret(), "access-1");
+    }
+    assert_eq!(watched.token_reads(), reads, "the hot path read the store");
+}
+
+#[tokio::test]
+async fn a_token_without_a_refresh_token_is_not_served_at_its_expiry() {
+    let (world, a) = authorized(|b| b).await;
+    let b = world.engine("b", |b| b);
+    world.authorize(&b, "access-9", None, Some(3600)).await;
+    world.advance(HOUR - Duration::from_secs(1));
+    assert_eq!(b.access_token("inst").await.unwrap().secret(), "access-9");
+    world.advance(Duration::from_secs(1));
+    assert!(
+        b.access_token("inst").await.is_err(),
+        "served at the very moment it expired"
+    );
+    drop(a);
+}
+
+#[tokio::test]
+async fn what_a_slow_path_read_before_another_process_changed_the_instance_is_not_kept() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    let watched = support::FeedFault::new(world.store.clone(), support::Feed::Normal);
+    let c = world.engine_on(watched.clone(), "c", |b| b);
+    let (mut arrived, release) = watched.hold_next_token_read();
+    let reader = spawn_token(&c);
+    (&mut arrived).await.unwrap();
+    // c has read access-1; now another process authorizes again, and c's watcher sees it.
+    world
+        .authorize(&a, "access-9", Some("refresh-9"), Some(3600))
+        .await;
+    let seen_from = watched.feed_reads();
+    eventually("c's watcher read the feed after the change", || async {
+        watched.feed_reads() >= seen_from + 2
+    })
+    .await;
+    release.send(()).unwrap();
+    assert_eq!(
+        reader.await.unwrap().unwrap().secret(),
+        "access-1",
+        "the caller that started before the change gets what it read, once"
+    );
+    assert_eq!(
+        c.access_token("inst").await.unwrap().secret(),
+        "access-9",
+        "what was read before the change is not kept"
+    );
+}

@@ -326,6 +326,15 @@ pub struct FeedFault {
     feed: std::sync::atomic::AtomicU8,
     panic_on_fenced_write: std::sync::atomic::AtomicBool,
     lease_reads: std::sync::atomic::AtomicUsize,
+    token_reads: std::sync::atomic::AtomicUsize,
+    feed_reads: std::sync::atomic::AtomicUsize,
+    #[allow(clippy::type_complexity)]
+    hold_token_reads: std::sync::Mutex<
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            tokio::sync::oneshot::Receiver<()>,
+        )>,
+    >,
 }
 
 impl FeedFault {
@@ -335,7 +344,34 @@ impl FeedFault {
             feed: std::sync::atomic::AtomicU8::new(feed as u8),
             panic_on_fenced_write: std::sync::atomic::AtomicBool::new(false),
             lease_reads: std::sync::atomic::AtomicUsize::new(0),
+            token_reads: std::sync::atomic::AtomicUsize::new(0),
+            feed_reads: std::sync::atomic::AtomicUsize::new(0),
+            hold_token_reads: std::sync::Mutex::new(None),
         })
+    }
+
+    /// How many token records were read.
+    pub fn token_reads(&self) -> usize {
+        self.token_reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many times the change feed was read.
+    pub fn feed_reads(&self) -> usize {
+        self.feed_reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The next token read reads the record, says so on the first channel, and returns it
+    /// only once the second is sent to (or dropped): a reader that read before a change.
+    pub fn hold_next_token_read(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        *self.hold_token_reads.lock().unwrap() = Some((arrived_tx, release_rx));
+        (arrived_rx, release_tx)
     }
 
     /// How many times a lease was read (a waiting process polls it).
@@ -417,7 +453,15 @@ impl Store for FeedFault {
         &self,
         id: &str,
     ) -> granary_store::Result<Option<granary_store::TokenRecord>> {
-        self.inner.get_token(id).await
+        self.token_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let read = self.inner.get_token(id).await;
+        let hold = self.hold_token_reads.lock().unwrap().take();
+        if let Some((arrived, release)) = hold {
+            let _ = arrived.send(());
+            let _ = release.await;
+        }
+        read
     }
     async fn put_token(
         &self,
@@ -486,6 +530,8 @@ impl Store for FeedFault {
         after: u64,
         limit: usize,
     ) -> granary_store::Result<granary_store::Changes> {
+        self.feed_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let feed = self.feed();
         if feed == Feed::Failing as u8 {
             return Err(granary_store::Error::backend(
