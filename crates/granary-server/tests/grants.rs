@@ -317,7 +317,12 @@ async fn a_rejected_token_reported_over_the_api_is_refreshed_once() {
     let (admin, csrf) = server.admin().await;
     import_box(&server, &admin, &csrf, &provider.uri()).await;
     create_instance(&server, &admin, &csrf, "sf").await;
-    authorize_with(&server, &admin, &csrf, "sf", "code=the-code").await;
+    let page = authorize_with(&server, &admin, &csrf, "sf", "code=the-code").await;
+    assert!(
+        page.contains("unknown (the provider did not say): used until an API refuses it")
+            && page.contains("/api/v1/instances/sf/token/rejected"),
+        "{page}"
+    );
     let key = server.api_key_with_role(&admin, &csrf, "tokens").await;
     let api = server.client();
     // sha256("stale-access")

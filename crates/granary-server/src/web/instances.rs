@@ -379,7 +379,14 @@ pub async fn instance_show(
             || "no token".to_string(),
             |t| {
                 t.expires_at.map_or_else(
-                    || "unknown (the provider did not say)".to_string(),
+                    || {
+                        format!(
+                            "unknown (the provider did not say): used until an API refuses it; \
+                             callers report that with POST /api/v1/instances/{}/token/rejected \
+                             and the token's SHA-256",
+                            instance.id
+                        )
+                    },
                     format_time,
                 )
             },
