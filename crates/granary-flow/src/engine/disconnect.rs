@@ -80,7 +80,6 @@ impl Engine {
         // Nothing of the old connection stays in memory: no token, no remembered failure.
         *state = Default::default();
         self.forget(id);
-        self.drop_flight(id);
         drop(state);
 
         self.emit(Event::Disconnected {

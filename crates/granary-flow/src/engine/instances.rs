@@ -446,7 +446,6 @@ impl Engine {
                     if let Some(state) = flight_state.as_mut() {
                         **state = Default::default();
                     }
-                    self.drop_flight(id);
                 }
                 Ok(instance)
             }

@@ -304,12 +304,6 @@ impl Engine {
             .remove(instance);
     }
 
-    /// Drops what this process remembers of `instance` (its token, a failure's backoff):
-    /// the next caller reads the store afresh.
-    pub(super) fn drop_flight(&self, instance: &str) {
-        self.invalidate(instance);
-    }
-
     /// The hot path: a read lock, a hash lookup, a comparison and an `Arc` clone.
     fn cached_fresh(&self, instance: &str) -> Option<AccessToken> {
         let now = self.inner.clock.now();
