@@ -42,7 +42,7 @@ pub(crate) fn status_text(status: InstanceStatus) -> &'static str {
     }
 }
 
-fn status_from(text: &str) -> Option<InstanceStatus> {
+pub(crate) fn status_from(text: &str) -> Option<InstanceStatus> {
     Some(match text {
         "new" => InstanceStatus::New,
         "authorized" => InstanceStatus::Authorized,
@@ -191,15 +191,20 @@ pub(crate) struct RawToken {
 }
 
 pub(crate) fn raw_token(row: &Row<'_>) -> Raw<RawToken> {
+    raw_token_at(row, 0)
+}
+
+/// The token columns ([`TOKEN_COLUMNS`]) from column `first` on.
+pub(crate) fn raw_token_at(row: &Row<'_>, first: usize) -> Raw<RawToken> {
     Ok(RawToken {
-        access_token: row.get(0)?,
-        refresh_token: row.get(1)?,
-        token_type: row.get(2)?,
-        scope: row.get(3)?,
-        expires_at: row.get(4)?,
-        obtained_at: row.get(5)?,
-        last_refresh: row.get(6)?,
-        version: row.get(7)?,
+        access_token: row.get(first)?,
+        refresh_token: row.get(first + 1)?,
+        token_type: row.get(first + 2)?,
+        scope: row.get(first + 3)?,
+        expires_at: row.get(first + 4)?,
+        obtained_at: row.get(first + 5)?,
+        last_refresh: row.get(first + 6)?,
+        version: row.get(first + 7)?,
     })
 }
 

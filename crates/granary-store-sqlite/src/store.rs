@@ -7,7 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use granary_store::{
     AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance,
-    Integration, Lease, PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
+    InstanceCounts, InstanceFilter, InstanceToken, InstanceWithToken, Integration, Lease,
+    PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -15,6 +16,69 @@ use crate::codec::{
     self, INSTANCE_COLUMNS, PENDING_COLUMNS, TOKEN_COLUMNS, client_auth_text, json, status_text,
     version_to,
 };
+
+/// The SQL limit of `limit` (SQLite's is a signed 64-bit integer).
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The due tokens by `column` (`expires_at` or `obtained_at`, each with its index on
+/// (column, instance)): one index range scan, in (column, instance) order.
+fn due_tokens(
+    connection: &Connection,
+    column: &'static str,
+    before: Timestamp,
+    after: Option<(Timestamp, String)>,
+    limit: usize,
+) -> Done<Vec<InstanceToken>> {
+    let columns = format!("instance, {TOKEN_COLUMNS}");
+    let raws = match after {
+        None => {
+            let sql = format!(
+                "SELECT {columns} FROM tokens WHERE {column} < ?1 \
+                 ORDER BY {column}, instance LIMIT ?2"
+            );
+            let mut statement = connection.prepare_cached(&sql)?;
+            statement
+                .query_map(
+                    params![before.as_unix_millis(), sql_limit(limit)],
+                    raw_instance_token,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        }
+        Some((at, instance)) => {
+            // A row-value comparison, which SQLite runs as a range on the index.
+            let sql = format!(
+                "SELECT {columns} FROM tokens WHERE {column} < ?1 AND ({column}, instance) > (?2, ?3) \
+                 ORDER BY {column}, instance LIMIT ?4"
+            );
+            let mut statement = connection.prepare_cached(&sql)?;
+            statement
+                .query_map(
+                    params![
+                        before.as_unix_millis(),
+                        at.as_unix_millis(),
+                        instance,
+                        sql_limit(limit)
+                    ],
+                    raw_instance_token,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        }
+    };
+    Ok(raws
+        .into_iter()
+        .map(|(instance, raw)| {
+            raw.decode(&instance)
+                .map(|token| InstanceToken { instance, token })
+        })
+        .collect::<Result<Vec<_>>>()?)
+}
+
+/// An instance id (column 0) and the token columns after it.
+fn raw_instance_token(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, codec::RawToken)> {
+    Ok((row.get(0)?, codec::raw_token_at(row, 1)?))
+}
 use crate::connection::{self, Job, ThreadStopped};
 use crate::errors::map;
 
@@ -375,6 +439,123 @@ impl Store for SqliteStore {
                 .into_iter()
                 .map(codec::RawInstance::decode)
                 .collect::<Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn tokens_expiring_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        let after = after.map(|(at, id)| (at, id.to_string()));
+        self.call("listing the tokens due", move |connection| {
+            due_tokens(connection, "expires_at", before, after, limit)
+        })
+        .await
+    }
+
+    async fn tokens_obtained_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        let after = after.map(|(at, id)| (at, id.to_string()));
+        self.call("listing the tokens by age", move |connection| {
+            due_tokens(connection, "obtained_at", before, after, limit)
+        })
+        .await
+    }
+
+    async fn list_instances_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<InstanceWithToken>> {
+        let after = after.map(str::to_string);
+        let status = filter.status.map(status_text);
+        let integration = filter.integration.clone();
+        self.call("listing a page of instances", move |connection| {
+            let instance_columns = INSTANCE_COLUMNS
+                .split(", ")
+                .map(|column| format!("i.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let token_columns = TOKEN_COLUMNS
+                .split(", ")
+                .map(|column| format!("t.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // One query: the primary key range of the page, each instance's token joined.
+            // Only the conditions given are written, so that SQLite walks the key from the
+            // cursor on (an `?1 IS NULL OR` would scan from the first row).
+            let mut conditions = Vec::new();
+            let mut values: Vec<rusqlite::types::Value> = Vec::new();
+            for (condition, value) in [
+                ("i.id >", after),
+                ("i.status =", status.map(str::to_string)),
+                ("i.integration =", integration),
+            ] {
+                if let Some(value) = value {
+                    values.push(value.into());
+                    conditions.push(format!("{condition} ?{}", values.len()));
+                }
+            }
+            values.push(sql_limit(limit).into());
+            let filter = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            };
+            let sql = format!(
+                "SELECT {instance_columns}, t.instance, {token_columns} \
+                 FROM instances i LEFT JOIN tokens t ON t.instance = i.id \
+                 {filter} ORDER BY i.id LIMIT ?{}",
+                values.len()
+            );
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement
+                .query_map(rusqlite::params_from_iter(values), |row| {
+                    let instance = codec::raw_instance(row)?;
+                    let has_token: Option<String> = row.get(17)?;
+                    let token = match has_token {
+                        Some(_) => Some(codec::raw_token_at(row, 18)?),
+                        None => None,
+                    };
+                    Ok((instance, token))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut page = Vec::with_capacity(rows.len());
+            for (instance, token) in rows {
+                let instance = instance.decode()?;
+                let token = token.map(|raw| raw.decode(&instance.id)).transpose()?;
+                page.push(InstanceWithToken { instance, token });
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn count_instances_by_status(&self) -> Result<InstanceCounts> {
+        self.call("counting instances", |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT status, count(*) FROM instances GROUP BY status")?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut counts = InstanceCounts::default();
+            for (status, count) in rows {
+                let status = codec::status_from(&status).ok_or_else(|| {
+                    Error::undecodable("the instance counts", format!("unknown status `{status}`"))
+                })?;
+                counts.add(status, u64::try_from(count).unwrap_or(0));
+            }
+            Ok(counts)
         })
         .await
     }

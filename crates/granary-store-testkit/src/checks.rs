@@ -17,7 +17,9 @@ use crate::fixtures::{
 };
 use crate::violation::{OrBreak, ensure};
 
+mod queries;
 mod server_state;
+pub use queries::{instances_page_and_counts, tokens_due_by_expiry, tokens_due_follow_writes};
 pub use server_state::{
     api_key_revoke, api_key_round_trip, session_banner_take_concurrent, session_banner_take_once,
     session_expiry, session_round_trip,

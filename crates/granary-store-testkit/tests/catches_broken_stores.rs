@@ -17,7 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use granary_store::{
     AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance,
-    Integration, Lease, MemoryStore, PendingAuthorization, Result, Store, Timestamp, TokenRecord,
+    InstanceCounts, InstanceFilter, InstanceStatus, InstanceToken, InstanceWithToken, Integration,
+    Lease, MemoryStore, PendingAuthorization, Result, Store, Timestamp, TokenRecord, select_due,
 };
 use granary_store_sqlite::SqliteStore;
 use granary_store_testkit::{Backend, CHECKS, Options, Outcome, Report, run_all};
@@ -71,6 +72,16 @@ bugs![
     FeedInProcess,
     // The key check.
     KeyCheckAlwaysReplaces,
+    // The queries answered from an index.
+    DueIgnoresBefore,
+    DueByInstance,
+    DueIgnoresCursor,
+    DueStaleExpiry,
+    ObtainedByExpiry,
+    PageRepeatsCursor,
+    PageWithoutTokens,
+    PageIgnoresFilter,
+    CountsMissDisabled,
     // Admin sessions, their banners, API keys.
     SessionCreateOverwrites,
     SessionGetReturnsExpired,
@@ -119,6 +130,9 @@ struct Broken {
     revoked: Mutex<BTreeMap<String, ApiKeyRecord>>,
     /// Where sessions and API keys go under `ServerStateInProcess`.
     own: Arc<dyn Store>,
+    /// The expiry of each instance's first token write: a due index never updated
+    /// (`DueStaleExpiry`).
+    first_expiry: Mutex<BTreeMap<String, Option<Timestamp>>>,
 }
 
 #[derive(PartialEq)]
@@ -136,6 +150,7 @@ impl Broken {
             written_back: Mutex::new(BTreeMap::new()),
             revoked: Mutex::new(BTreeMap::new()),
             own: Arc::new(MemoryStore::new()),
+            first_expiry: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -327,6 +342,11 @@ impl Store for Broken {
         token: &TokenRecord,
         expected: Option<u64>,
     ) -> Result<u64> {
+        self.first_expiry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(instance.to_string())
+            .or_insert(token.expires_at);
         let mut token = token.clone();
         let result = match self.bug {
             Bug::TokenLosesRetryAt => {
@@ -575,6 +595,135 @@ impl Store for Broken {
         }
         self.server_state().revoke_api_key(id).await
     }
+    async fn tokens_expiring_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        let far = Timestamp::from_unix_millis(i64::MAX);
+        match self.bug {
+            Bug::DueIgnoresBefore => self.inner.tokens_expiring_before(far, after, limit).await,
+            Bug::DueIgnoresCursor => self.inner.tokens_expiring_before(before, None, limit).await,
+            Bug::DueByInstance => {
+                let mut all = self
+                    .inner
+                    .tokens_expiring_before(before, None, usize::MAX)
+                    .await?;
+                all.sort_by(|a, b| a.instance.cmp(&b.instance));
+                let after = after.map(|(_, id)| id);
+                Ok(all
+                    .into_iter()
+                    .filter(|t| after.is_none_or(|id| t.instance.as_str() > id))
+                    .take(limit)
+                    .collect())
+            }
+            Bug::DueStaleExpiry => {
+                let first = self
+                    .first_expiry
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let stale: Vec<(String, TokenRecord)> = self
+                    .inner
+                    .tokens_obtained_before(far, None, usize::MAX)
+                    .await?
+                    .into_iter()
+                    .map(|t| {
+                        let mut token = t.token;
+                        if let Some(expires) = first.get(&t.instance) {
+                            token.expires_at = *expires;
+                        }
+                        (t.instance, token)
+                    })
+                    .collect();
+                Ok(select_due(
+                    stale.iter().map(|(id, token)| (id.as_str(), token)),
+                    |token| token.expires_at,
+                    before,
+                    after,
+                    limit,
+                ))
+            }
+            _ => {
+                self.inner
+                    .tokens_expiring_before(before, after, limit)
+                    .await
+            }
+        }
+    }
+    async fn tokens_obtained_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        if self.bug == Bug::ObtainedByExpiry {
+            return self
+                .inner
+                .tokens_expiring_before(before, after, limit)
+                .await;
+        }
+        self.inner
+            .tokens_obtained_before(before, after, limit)
+            .await
+    }
+    async fn list_instances_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<InstanceWithToken>> {
+        match self.bug {
+            Bug::PageRepeatsCursor => {
+                // `>=` instead of `>`: the last instance of a page starts the next.
+                let mut page = Vec::new();
+                if let Some(id) = after {
+                    if let Some(instance) = self.inner.get_instance(id).await? {
+                        let token = self.inner.get_token(id).await?;
+                        page.push(InstanceWithToken { instance, token });
+                    }
+                }
+                let rest = self
+                    .inner
+                    .list_instances_page(after, limit.saturating_sub(page.len()), filter)
+                    .await?;
+                page.extend(rest);
+                Ok(page)
+            }
+            Bug::PageWithoutTokens => Ok(self
+                .inner
+                .list_instances_page(after, limit, filter)
+                .await?
+                .into_iter()
+                .map(|entry| InstanceWithToken {
+                    token: None,
+                    ..entry
+                })
+                .collect()),
+            Bug::PageIgnoresFilter => {
+                self.inner
+                    .list_instances_page(after, limit, &InstanceFilter::all())
+                    .await
+            }
+            _ => self.inner.list_instances_page(after, limit, filter).await,
+        }
+    }
+    async fn count_instances_by_status(&self) -> Result<InstanceCounts> {
+        let counts = self.inner.count_instances_by_status().await?;
+        if self.bug == Bug::CountsMissDisabled {
+            let mut without = InstanceCounts::default();
+            for status in [
+                InstanceStatus::New,
+                InstanceStatus::Authorized,
+                InstanceStatus::NeedsAuthorization,
+            ] {
+                without.add(status, counts.get(status));
+            }
+            return Ok(without);
+        }
+        Ok(counts)
+    }
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Changes> {
         if !self.bug.own_feed() {
             return self.inner.changes_since(after, limit).await;
@@ -704,6 +853,7 @@ const STORE_CASES: &[Case] = &[
             "instance_list_and_delete",
             "integration_list_and_delete",
             "changes_every_write",
+            "tokens_due_follow_writes",
         ],
         "also removes",
     ),
@@ -795,6 +945,51 @@ const STORE_CASES: &[Case] = &[
         "unless the holder holds a live lease",
     ),
     case(Bug::OwnFeed, &[], ""),
+    case(
+        Bug::DueIgnoresBefore,
+        &["tokens_due_by_expiry", "tokens_due_follow_writes"],
+        "with expires_at before the time",
+    ),
+    case(
+        Bug::DueByInstance,
+        &["tokens_due_by_expiry", "tokens_due_follow_writes"],
+        "ordered by (expires_at, instance)",
+    ),
+    case(
+        Bug::DueIgnoresCursor,
+        &["tokens_due_by_expiry"],
+        "after the cursor",
+    ),
+    case(
+        Bug::DueStaleExpiry,
+        &["tokens_due_follow_writes"],
+        "reflect every token write and delete at once",
+    ),
+    case(
+        Bug::ObtainedByExpiry,
+        &["tokens_due_by_expiry", "tokens_due_follow_writes"],
+        "likewise by obtained_at",
+    ),
+    case(
+        Bug::PageRepeatsCursor,
+        &["instances_page_and_counts"],
+        "lists each instance once",
+    ),
+    case(
+        Bug::PageWithoutTokens,
+        &["instances_page_and_counts"],
+        "with its token record",
+    ),
+    case(
+        Bug::PageIgnoresFilter,
+        &["instances_page_and_counts"],
+        "only those passing the filter",
+    ),
+    case(
+        Bug::CountsMissDisabled,
+        &["instances_page_and_counts"],
+        "counts every status",
+    ),
     case(
         Bug::FeedSkipsTokenDelete,
         &["changes_every_write"],

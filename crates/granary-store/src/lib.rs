@@ -12,6 +12,7 @@
 
 mod error;
 mod memory;
+mod query;
 mod records;
 mod sealed;
 mod store;
@@ -19,6 +20,9 @@ mod time;
 
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
+pub use query::{
+    InstanceCounts, InstanceFilter, InstanceToken, InstanceWithToken, after_cursor, select_due,
+};
 pub use records::{
     AdminSession, ApiKeyRecord, CHANGES_KEPT, Change, Changes, ClientAuth, ExtraValue, Instance,
     InstanceStatus, Integration, Lease, PendingAuthorization, RefreshErrorKind, RefreshOutcome,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::query::{InstanceCounts, InstanceFilter, InstanceToken, InstanceWithToken, select_due};
 use crate::{
     AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance,
     Integration, Lease, PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
@@ -179,6 +180,71 @@ impl Store for MemoryStore {
 
     async fn list_instances(&self) -> Result<Vec<Instance>> {
         Ok(self.state().instances.values().cloned().collect())
+    }
+
+    async fn tokens_expiring_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        // A filter over the records in memory: no index to keep in step.
+        let state = self.state();
+        let records = state.tokens.iter().map(|(id, token)| (id.as_str(), token));
+        Ok(select_due(
+            records,
+            |token| token.expires_at,
+            before,
+            after,
+            limit,
+        ))
+    }
+
+    async fn tokens_obtained_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        let state = self.state();
+        let records = state.tokens.iter().map(|(id, token)| (id.as_str(), token));
+        Ok(select_due(
+            records,
+            |token| Some(token.obtained_at),
+            before,
+            after,
+            limit,
+        ))
+    }
+
+    async fn list_instances_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<InstanceWithToken>> {
+        use std::ops::Bound;
+        let state = self.state();
+        let start = after.map_or(Bound::Unbounded, |after| Bound::Excluded(after.to_string()));
+        Ok(state
+            .instances
+            .range((start, Bound::Unbounded))
+            .map(|(_, instance)| instance)
+            .filter(|instance| filter.matches(instance))
+            .take(limit)
+            .map(|instance| InstanceWithToken {
+                instance: instance.clone(),
+                token: state.tokens.get(&instance.id).cloned(),
+            })
+            .collect())
+    }
+
+    async fn count_instances_by_status(&self) -> Result<InstanceCounts> {
+        let mut counts = InstanceCounts::default();
+        for instance in self.state().instances.values() {
+            counts.add(instance.status, 1);
+        }
+        Ok(counts)
     }
 
     async fn update_instance(&self, instance: &Instance) -> Result<u64> {

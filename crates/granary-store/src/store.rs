@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::query::{self, InstanceCounts, InstanceFilter, InstanceToken, InstanceWithToken};
 use crate::{
     AdminSession, ApiKeyRecord, Changes, Error, Instance, Integration, Lease, PendingAuthorization,
     Result, Sealed, Timestamp, TokenRecord,
@@ -208,6 +209,80 @@ pub trait Store: Send + Sync {
 
     /// The lease of `instance` as stored (possibly expired), or `None`.
     async fn get_lease(&self, instance: &str) -> Result<Option<Lease>>;
+
+    // Queries that answer from an index, so that their cost follows what they return, not
+    // the number of instances kept. The defaults scan (list every instance, read every
+    // token): correct, so a backend written before them still works, but one read per
+    // instance. Every backend of this workspace answers them from an index or ordered key.
+
+    /// The token records whose access token expires before `before` (`expires_at` known and
+    /// `< before`), ordered by (`expires_at`, instance id), only those after the cursor
+    /// `after` in that order (the expiry and instance of the last record of the previous
+    /// batch; `None`: from the first), at most `limit`. Records of unknown expiry
+    /// (`expires_at: None`) are never listed (see [`Store::tokens_obtained_before`]). Every
+    /// token write and delete is reflected at once: a record is listed under the expiry it
+    /// holds now, and a deleted one (or one of a deleted instance) not at all.
+    ///
+    /// The background refresher asks this for the tokens due in its coming round, in
+    /// batches, instead of reading every token.
+    async fn tokens_expiring_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        query::scan_due(self, |token| token.expires_at, before, after, limit).await
+    }
+
+    /// The token records obtained before `before` (`obtained_at < before`), ordered by
+    /// (`obtained_at`, instance id), after the cursor `after`, at most `limit`, like
+    /// [`Store::tokens_expiring_before`] (whatever their expiry). For the tokens of unknown
+    /// expiry that are refreshed once they are a given age, and for refreshing tokens idle
+    /// for longer than a given time.
+    async fn tokens_obtained_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        query::scan_due(self, |token| Some(token.obtained_at), before, after, limit).await
+    }
+
+    /// One page of instances, each with its token record (or `None`) as stored at the same
+    /// moment: those passing `filter`, ordered by id, with an id above `after` (`None`: from
+    /// the first), at most `limit`. A caller pages by passing the id of the last instance of
+    /// a page as the next `after`, and has seen every instance once when a page holds fewer
+    /// than `limit`.
+    async fn list_instances_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<InstanceWithToken>> {
+        let mut page = Vec::new();
+        for instance in self.list_instances().await? {
+            if page.len() >= limit {
+                break;
+            }
+            if after.is_some_and(|after| instance.id.as_str() <= after)
+                || !filter.matches(&instance)
+            {
+                continue;
+            }
+            let token = self.get_token(&instance.id).await?;
+            page.push(InstanceWithToken { instance, token });
+        }
+        Ok(page)
+    }
+
+    /// How many instances have each status, counted in one step.
+    async fn count_instances_by_status(&self) -> Result<InstanceCounts> {
+        let mut counts = InstanceCounts::default();
+        for instance in self.list_instances().await? {
+            counts.add(instance.status, 1);
+        }
+        Ok(counts)
+    }
 
     /// The number of the newest change in the feed; 0 when nothing changed yet. A reader
     /// starts from it and asks [`Store::changes_since`] for what follows.
