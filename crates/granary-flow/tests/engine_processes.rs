@@ -881,3 +881,35 @@ async fn what_a_slow_path_read_before_another_process_changed_the_instance_is_no
         "what was read before the change is not kept"
     );
 }
+
+#[tokio::test]
+async fn during_a_backoff_callers_read_neither_the_store_nor_the_provider_until_it_ends() {
+    let world = World::new().await;
+    let watched = support::FeedFault::new(world.store.clone(), support::Feed::Normal);
+    let a = world.engine_on(watched.clone(), "a", |b| b);
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    world
+        .on_refresh(ResponseTemplate::new(503).set_body_string("down"))
+        .await;
+    world.advance(HOUR + Duration::from_secs(1));
+    assert!(a.access_token("inst").await.is_err());
+    assert_eq!(world.refreshes().await, 1);
+    assert_eq!(a.flight_entries(), 1, "the refresh left its flight (and backoff)");
+    let reads = watched.token_reads();
+    for _ in 0..10 {
+        let error = a.access_token("inst").await.unwrap_err();
+        assert!(matches!(error, EngineError::BackingOff { .. }), "{error}");
+    }
+    assert_eq!(watched.token_reads(), reads, "a caller read the store");
+    assert_eq!(world.refreshes().await, 1, "a caller asked the provider");
+    // The first backoff lasts BACKOFF_BASE: at its very end the next caller tries again.
+    world.advance(granary_flow::engine::BACKOFF_BASE);
+    assert!(a.access_token("inst").await.is_err());
+    assert_eq!(
+        world.refreshes().await,
+        2,
+        "no new attempt when the backoff ended"
+    );
+}
