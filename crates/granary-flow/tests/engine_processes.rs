@@ -896,7 +896,11 @@ async fn during_a_backoff_callers_read_neither_the_store_nor_the_provider_until_
     world.advance(HOUR + Duration::from_secs(1));
     assert!(a.access_token("inst").await.is_err());
     assert_eq!(world.refreshes().await, 1);
-    assert_eq!(a.flight_entries(), 1, "the refresh left its flight (and backoff)");
+    assert_eq!(
+        a.flight_entries(),
+        1,
+        "the refresh left its flight (and backoff)"
+    );
     let reads = watched.token_reads();
     for _ in 0..10 {
         let error = a.access_token("inst").await.unwrap_err();
@@ -912,4 +916,28 @@ async fn during_a_backoff_callers_read_neither_the_store_nor_the_provider_until_
         2,
         "no new attempt when the backoff ended"
     );
+}
+
+#[tokio::test]
+async fn a_lifetime_of_more_than_ten_years_is_an_unknown_expiry() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b);
+    let max = granary_flow::engine::MAX_TOKEN_LIFETIME.as_secs();
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(max))
+        .await;
+    assert_eq!(
+        a.access_token("inst").await.unwrap().expires_at(),
+        Some(
+            a.now()
+                .saturating_add(granary_flow::engine::MAX_TOKEN_LIFETIME)
+        ),
+        "ten years is taken as given"
+    );
+    world
+        .authorize(&a, "access-2", Some("refresh-2"), Some(2 * max))
+        .await;
+    let token = a.access_token("inst").await.unwrap();
+    assert_eq!(token.secret(), "access-2");
+    assert_eq!(token.expires_at(), None, "twenty years is not");
 }
