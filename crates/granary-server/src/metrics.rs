@@ -51,7 +51,7 @@ fn latency_histogram() -> Histogram {
 
 /// A family whose `# HELP` and `# TYPE` lines are written before its first sample too:
 /// prometheus-client leaves out an empty family, and a scraper should see from the start
-/// that, say, `granary_failures` exists (the registry adds the period that ends each help).
+/// that, say, `granary_failures` exists.
 #[derive(Debug)]
 struct Declared<M>(M);
 
@@ -82,6 +82,7 @@ impl Default for Metrics {
         let authorizations = Counter::default();
         let failures = Family::<CauseLabels, Counter>::default();
         let mut registry = Registry::default();
+        // Help texts without their final period: `Registry::register` adds it.
         registry.register(
             "granary_refreshes",
             "Token refreshes that stored a new token",
