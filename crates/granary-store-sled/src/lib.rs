@@ -33,8 +33,11 @@ mod store;
 
 pub use store::SledStore;
 
-/// The format of a granary sled folder, stored under `format` in the `meta` tree.
-pub const FORMAT_VERSION: u64 = 1;
+/// The format of a granary sled folder, stored under `format` in the `meta` tree. Format 2
+/// adds the ordered keys of the token records by expiry and by the time they were obtained
+/// (built from the tokens when a format 1 folder opens; a granary that knows only format 1
+/// refuses the folder rather than write tokens without them).
+pub const FORMAT_VERSION: u64 = 2;
 
 /// The examples of this crate's README.md, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use granary_store::{
     AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance,
-    Integration, Lease, PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
+    InstanceCounts, InstanceFilter, InstanceToken, InstanceWithToken, Integration, Lease,
+    PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -48,6 +49,12 @@ struct Inner {
     instances: Tree,
     pendings: Tree,
     tokens: Tree,
+    /// The ordered key of each token record by expiry: [`due_key`] of (`expires_at`,
+    /// instance) -> nothing; records of unknown expiry have none. Written in the same
+    /// transaction as the token.
+    tokens_by_expiry: Tree,
+    /// Likewise by `obtained_at`, for every record.
+    tokens_by_obtained: Tree,
     leases: Tree,
     /// The change feed: big-endian change number -> instance id.
     changes: Tree,
@@ -64,12 +71,14 @@ struct Inner {
     writer: Mutex<()>,
 }
 
-const TREES: [&str; 9] = [
+const TREES: [&str; 11] = [
     "meta",
     "integrations",
     "instances",
     "pendings",
     "tokens",
+    "tokens_by_expiry",
+    "tokens_by_obtained",
     "leases",
     "changes",
     "sessions",
@@ -87,6 +96,60 @@ const KEY_CHECK: &str = "key_check";
 const PRUNE_EVERY: u64 = 64;
 
 type TxResult<T> = ConflictableTransactionResult<T, Error>;
+
+/// The ordered key of (`at`, `instance`): the time as 8 big-endian bytes with the sign bit
+/// flipped (so byte order is time order, negative times included), then the id's bytes.
+fn due_key(at: Timestamp, instance: &str) -> Vec<u8> {
+    let mut key = time_prefix(at).to_vec();
+    key.extend_from_slice(instance.as_bytes());
+    key
+}
+
+fn time_prefix(at: Timestamp) -> [u8; 8] {
+    ((at.as_unix_millis() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The instance id of an ordered key.
+fn due_key_instance(key: &[u8]) -> Result<String> {
+    key.get(8..)
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .map(str::to_string)
+        .ok_or_else(|| Error::undecodable("an ordered token key", "not 8 bytes and an id"))
+}
+
+/// Replaces the ordered keys of `instance`'s token record `old` with those of `new` (either
+/// may be missing), inside a transaction over the two index trees.
+fn reindex(
+    by_expiry: &TransactionalTree,
+    by_obtained: &TransactionalTree,
+    instance: &str,
+    old: Option<&TokenRecord>,
+    new: Option<&TokenRecord>,
+) -> TxResult<()> {
+    if let Some(old) = old {
+        if let Some(expires) = old.expires_at {
+            by_expiry.remove(due_key(expires, instance))?;
+        }
+        by_obtained.remove(due_key(old.obtained_at, instance))?;
+    }
+    if let Some(new) = new {
+        if let Some(expires) = new.expires_at {
+            by_expiry.insert(due_key(expires, instance), &[])?;
+        }
+        by_obtained.insert(due_key(new.obtained_at, instance), &[])?;
+    }
+    Ok(())
+}
+
+/// The token record in `raw` (a value of the `tokens` tree), for the transaction's abort.
+fn decode_token(raw: &[u8], instance: &str) -> TxResult<TokenRecord> {
+    serde_json::from_slice(raw).map_err(|e| {
+        ConflictableTransactionError::Abort(Error::undecodable(
+            format!("token of instance `{instance}`"),
+            e,
+        ))
+    })
+}
 
 fn number(raw: &[u8], what: &str) -> Result<u64> {
     <[u8; 8]>::try_from(raw)
@@ -238,11 +301,13 @@ fn open_blocking(path: PathBuf) -> Result<Inner> {
         )
     })?;
     let tree = |name: &str| db.open_tree(name).map_err(fail("opening a tree"));
-    Ok(Inner {
+    Inner {
         integrations: tree("integrations")?,
         instances: tree("instances")?,
         pendings: tree("pendings")?,
         tokens: tree("tokens")?,
+        tokens_by_expiry: tree("tokens_by_expiry")?,
+        tokens_by_obtained: tree("tokens_by_obtained")?,
         leases: tree("leases")?,
         changes: tree("changes")?,
         sessions: tree("sessions")?,
@@ -252,7 +317,8 @@ fn open_blocking(path: PathBuf) -> Result<Inner> {
         log,
         path: path.clone(),
         db,
-    })
+    }
+    .upgraded()
 }
 
 /// How long an open waits for the folder lock: a store dropped a moment ago in this process
@@ -411,14 +477,109 @@ impl Inner {
     ) -> Result<u64> {
         self.require_instance(instance)?;
         let what = || format!("token of instance `{instance}`");
-        let current: Option<TokenRecord> = self.read(&self.tokens, instance, what)?;
-        let current = current.map(|t| t.version);
+        let current_record: Option<TokenRecord> = self.read(&self.tokens, instance, what)?;
+        let current = current_record.as_ref().map(|t| t.version);
         if current != expected_version {
             return Err(Error::version_conflict(what(), expected_version, current));
         }
-        token.version = current.map_or(1, |v| v + 1);
-        self.put_changed("writing a token", &self.tokens, instance, token, instance)?;
+        token.version = current_record.as_ref().map_or(1, |t| t.version + 1);
+        let bytes = encode(&*token)?;
+        let token = &*token;
+        let seq = self.committed(
+            "writing a token",
+            (
+                &self.tokens,
+                &self.tokens_by_expiry,
+                &self.tokens_by_obtained,
+                &self.changes,
+                &self.meta,
+            )
+                .transaction(|(tokens, by_expiry, by_obtained, changes, meta)| {
+                    tokens.insert(instance, bytes.as_slice())?;
+                    reindex(
+                        by_expiry,
+                        by_obtained,
+                        instance,
+                        current_record.as_ref(),
+                        Some(token),
+                    )?;
+                    append_change(changes, meta, instance)
+                }),
+        )?;
+        self.prune(seq)?;
         Ok(token.version)
+    }
+
+    /// A folder of format 1 (no ordered token keys) gets them, built from the tokens, and
+    /// becomes format [`FORMAT_VERSION`]; a current one is returned as it is.
+    fn upgraded(self) -> Result<Self> {
+        let format = self
+            .meta
+            .get("format")
+            .map_err(self.fail("reading the format"))?
+            .and_then(|raw| std::str::from_utf8(&raw).ok()?.parse::<u64>().ok());
+        if format == Some(FORMAT_VERSION) {
+            return Ok(self);
+        }
+        self.tokens_by_expiry
+            .clear()
+            .map_err(self.fail("building the token keys"))?;
+        self.tokens_by_obtained
+            .clear()
+            .map_err(self.fail("building the token keys"))?;
+        for entry in self.tokens.iter() {
+            let (key, raw) = entry.map_err(self.fail("building the token keys"))?;
+            let instance = String::from_utf8_lossy(&key).into_owned();
+            let token: TokenRecord = serde_json::from_slice(&raw)
+                .map_err(|e| Error::undecodable(format!("token of instance `{instance}`"), e))?;
+            if let Some(expires) = token.expires_at {
+                self.tokens_by_expiry
+                    .insert(due_key(expires, &instance), &[])
+                    .map_err(self.fail("building the token keys"))?;
+            }
+            self.tokens_by_obtained
+                .insert(due_key(token.obtained_at, &instance), &[])
+                .map_err(self.fail("building the token keys"))?;
+        }
+        self.meta
+            .insert("format", FORMAT_VERSION.to_string().as_bytes())
+            .map_err(self.fail("writing the format"))?;
+        self.sync("building the token keys")?;
+        Ok(self)
+    }
+
+    /// The token records whose ordered key in `index` is below `before`, after the cursor,
+    /// at most `limit`, each read from the `tokens` tree.
+    fn due(
+        &self,
+        index: &Tree,
+        before: Timestamp,
+        after: Option<(Timestamp, String)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        use std::ops::Bound;
+        let start = match &after {
+            Some((at, id)) => Bound::Excluded(due_key(*at, id)),
+            None => Bound::Unbounded,
+        };
+        let end = Bound::Excluded(time_prefix(before).to_vec());
+        let mut due = Vec::new();
+        for entry in index.range::<Vec<u8>, _>((start, end)) {
+            if due.len() >= limit {
+                break;
+            }
+            let (key, _) = entry.map_err(self.fail("listing the tokens due"))?;
+            let instance = due_key_instance(&key)?;
+            let token: Option<TokenRecord> = self.read(&self.tokens, &instance, || {
+                format!("token of instance `{instance}`")
+            })?;
+            // Written in one transaction with the token, so never missing; a key without
+            // its record would be skipped rather than fail the round.
+            if let Some(token) = token {
+                due.push(InstanceToken { instance, token });
+            }
+        }
+        Ok(due)
     }
 
     fn require_integration(&self, name: &str) -> Result<()> {
@@ -526,6 +687,83 @@ impl Store for SledStore {
         .await
     }
 
+    async fn tokens_expiring_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        let after = after.map(|(at, id)| (at, id.to_string()));
+        self.run("listing the tokens due", move |inner| {
+            inner.due(&inner.tokens_by_expiry, before, after, limit)
+        })
+        .await
+    }
+
+    async fn tokens_obtained_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        let after = after.map(|(at, id)| (at, id.to_string()));
+        self.run("listing the tokens by age", move |inner| {
+            inner.due(&inner.tokens_by_obtained, before, after, limit)
+        })
+        .await
+    }
+
+    async fn list_instances_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<InstanceWithToken>> {
+        use std::ops::Bound;
+        let after = after.map(str::to_string);
+        let filter = filter.clone();
+        self.run("listing a page of instances", move |inner| {
+            let start = match &after {
+                Some(id) => Bound::Excluded(id.as_bytes().to_vec()),
+                None => Bound::Unbounded,
+            };
+            let mut page = Vec::new();
+            for entry in inner
+                .instances
+                .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            {
+                if page.len() >= limit {
+                    break;
+                }
+                let (key, raw) = entry.map_err(inner.fail("listing instances"))?;
+                let instance: Instance = serde_json::from_slice(&raw).map_err(|e| {
+                    Error::undecodable(format!("instance `{}`", String::from_utf8_lossy(&key)), e)
+                })?;
+                if !filter.matches(&instance) {
+                    continue;
+                }
+                let token = inner.read(&inner.tokens, &instance.id, || {
+                    format!("token of instance `{}`", instance.id)
+                })?;
+                page.push(InstanceWithToken { instance, token });
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn count_instances_by_status(&self) -> Result<InstanceCounts> {
+        // sled keeps no counters: one pass over the instances, in one blocking job.
+        self.run("counting instances", |inner| {
+            let mut counts = InstanceCounts::default();
+            for instance in inner.list::<Instance>(&inner.instances, "instance")? {
+                counts.add(instance.status, 1);
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
     async fn update_instance(&self, instance: &Instance) -> Result<u64> {
         let mut instance = instance.clone();
         self.write("updating an instance", move |inner| {
@@ -578,18 +816,34 @@ impl Store for SledStore {
                 &inner.pendings,
                 &inner.changes,
                 &inner.meta,
+                &inner.tokens_by_expiry,
+                &inner.tokens_by_obtained,
             );
             let seq = inner.committed(
                 "deleting an instance",
-                trees.transaction(|(instances, tokens, leases, pendings, changes, meta)| {
-                    instances.remove(id.as_str())?;
-                    tokens.remove(id.as_str())?;
-                    leases.remove(id.as_str())?;
-                    for state in &states {
-                        pendings.remove(state.as_str())?;
-                    }
-                    append_change(changes, meta, &id)
-                }),
+                trees.transaction(
+                    |(
+                        instances,
+                        tokens,
+                        leases,
+                        pendings,
+                        changes,
+                        meta,
+                        by_expiry,
+                        by_obtained,
+                    )| {
+                        instances.remove(id.as_str())?;
+                        if let Some(raw) = tokens.remove(id.as_str())? {
+                            let old = decode_token(&raw, &id)?;
+                            reindex(by_expiry, by_obtained, &id, Some(&old), None)?;
+                        }
+                        leases.remove(id.as_str())?;
+                        for state in &states {
+                            pendings.remove(state.as_str())?;
+                        }
+                        append_change(changes, meta, &id)
+                    },
+                ),
             )?;
             inner.prune(seq)?;
             Ok(true)
@@ -723,12 +977,25 @@ impl Store for SledStore {
             }
             let removed = inner.committed(
                 "deleting a token",
-                (&inner.tokens, &inner.changes, &inner.meta).transaction(
-                    |(tokens, changes, meta)| match tokens.remove(instance.as_str())? {
-                        Some(_) => append_change(changes, meta, &instance).map(Some),
-                        None => Ok(None),
-                    },
-                ),
+                (
+                    &inner.tokens,
+                    &inner.changes,
+                    &inner.meta,
+                    &inner.tokens_by_expiry,
+                    &inner.tokens_by_obtained,
+                )
+                    .transaction(
+                        |(tokens, changes, meta, by_expiry, by_obtained)| match tokens
+                            .remove(instance.as_str())?
+                        {
+                            Some(raw) => {
+                                let old = decode_token(&raw, &instance)?;
+                                reindex(by_expiry, by_obtained, &instance, Some(&old), None)?;
+                                append_change(changes, meta, &instance).map(Some)
+                            }
+                            None => Ok(None),
+                        },
+                    ),
             )?;
             match removed {
                 Some(seq) => inner.prune(seq).map(|()| true),

@@ -132,6 +132,66 @@ async fn a_database_from_a_newer_granary_is_refused() {
     assert!(error.to_string().contains("upgrade granary"), "{error}");
 }
 
+/// A folder of format 1 (no ordered token keys) gets them built from its tokens at open,
+/// and is format 2 from then on.
+#[tokio::test]
+async fn a_format_1_folder_gets_its_token_keys_at_open() {
+    use granary_store::{Sealed, TokenRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("granary.sled");
+    drop(SledStore::open(&path).await.unwrap());
+    let token = |expires: Option<i64>, obtained: i64| TokenRecord {
+        access_token: Sealed::new(vec![1, 2, 3]),
+        refresh_token: None,
+        token_type: "Bearer".to_string(),
+        scope: None,
+        expires_at: expires.map(Timestamp::from_unix_millis),
+        obtained_at: Timestamp::from_unix_millis(obtained),
+        last_refresh: None,
+        version: 1,
+    };
+    {
+        let db = raw_open(&path);
+        let tokens = db.open_tree("tokens").unwrap();
+        for (id, record) in [
+            ("late", token(Some(9_000), 3)),
+            ("early", token(Some(-5), 2)),
+            ("unknown", token(None, 1)),
+        ] {
+            tokens
+                .insert(id, serde_json::to_vec(&record).unwrap())
+                .unwrap();
+        }
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", b"1".as_slice())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(&path).await.unwrap();
+    let due = store
+        .tokens_expiring_before(Timestamp::from_unix_millis(10_000), None, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = due.iter().map(|t| t.instance.as_str()).collect();
+    assert_eq!(ids, ["early", "late"]);
+    let old = store
+        .tokens_obtained_before(Timestamp::from_unix_millis(10), None, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = old.iter().map(|t| t.instance.as_str()).collect();
+    assert_eq!(ids, ["unknown", "early", "late"]);
+    drop(store);
+    let db = raw_open(&path);
+    let format = db
+        .open_tree("meta")
+        .unwrap()
+        .get("format")
+        .unwrap()
+        .unwrap();
+    assert_eq!(format.as_ref(), FORMAT_VERSION.to_string().as_bytes());
+}
+
 /// Set in the child that [`a_folder_it_may_not_read_is_a_clear_error`] starts as an
 /// unprivileged user when the test runs as root: the folder to open.
 const UNREADABLE_ENV: &str = "GRANARY_SLED_UNREADABLE_FOLDER";
