@@ -941,3 +941,53 @@ async fn a_lifetime_of_more_than_ten_years_is_an_unknown_expiry() {
     assert_eq!(token.secret(), "access-2");
     assert_eq!(token.expires_at(), None, "twenty years is not");
 }
+
+#[tokio::test]
+async fn the_token_cache_keeps_what_callers_use_within_its_capacity() {
+    let world = World::new().await;
+    let a = world.engine("a", |b| b.token_cache_capacity(2));
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    for id in ["inst-2", "inst-3", "inst-4"] {
+        world.add_instance(&a, id).await;
+        world
+            .authorize_instance(
+                &a,
+                id,
+                &format!("access-{id}"),
+                Some("refresh-1"),
+                Some(3600),
+            )
+            .await;
+        assert!(a.cached_tokens() <= 2, "{} tokens held", a.cached_tokens());
+    }
+    // Every instance is still served (an evicted token is read from the store again), and
+    // the cache never holds more than its capacity.
+    for round in 0..3 {
+        for id in ["inst", "inst-2", "inst-3", "inst-4"] {
+            let expected = if id == "inst" {
+                "access-1".to_string()
+            } else {
+                format!("access-{id}")
+            };
+            assert_eq!(
+                a.access_token(id).await.unwrap().secret(),
+                expected,
+                "{round}"
+            );
+            assert!(a.cached_tokens() <= 2, "{} tokens held", a.cached_tokens());
+        }
+    }
+    // A token in use stays while others come and go.
+    let watched = support::FeedFault::new(world.store.clone(), support::Feed::Normal);
+    let b = world.engine_on(watched.clone(), "b", |b| b.token_cache_capacity(2));
+    b.access_token("inst").await.unwrap();
+    for id in ["inst-2", "inst-3", "inst-4"] {
+        b.access_token("inst").await.unwrap();
+        b.access_token(id).await.unwrap();
+    }
+    let reads = watched.token_reads();
+    b.access_token("inst").await.unwrap();
+    assert_eq!(watched.token_reads(), reads, "the token in use was evicted");
+}

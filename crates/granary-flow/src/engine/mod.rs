@@ -74,6 +74,10 @@ use changes::Watcher;
 use shutdown::Tasks;
 use tokens::{Cache, Flight};
 
+/// How many opened access tokens an engine keeps in memory by default: those its callers
+/// use, not one per instance kept in the store.
+pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
+
 /// The default refresh margin: a token is refreshed when it has less than this left (but
 /// never earlier than half its lifetime).
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -117,9 +121,18 @@ pub struct EngineBuilder {
     import_timeout: Duration,
     allow_insecure_http: bool,
     default_token_lifetime: Option<Duration>,
+    token_cache_capacity: usize,
 }
 
 impl EngineBuilder {
+    /// How many opened access tokens this engine keeps in memory at most (default
+    /// [`DEFAULT_TOKEN_CACHE_CAPACITY`]). Beyond it, the tokens no caller asked for since the
+    /// last eviction go first; an evicted token is read from the store again when asked for.
+    pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
+        self.token_cache_capacity = capacity.max(1);
+        self
+    }
+
     /// How long a token whose expiry the provider did not state (no `expires_in`, as
     /// Salesforce answers) is taken to live when a refresh token is held: once it is this
     /// old, the next caller (or the background refresher) refreshes it. Default `None`: such
@@ -258,6 +271,7 @@ impl EngineBuilder {
                 import_timeout: self.import_timeout,
                 allow_insecure_http: self.allow_insecure_http,
                 default_token_lifetime: self.default_token_lifetime,
+                token_cache_capacity: self.token_cache_capacity,
                 events,
                 cache: RwLock::new(Cache::default()),
                 flights: Mutex::new(HashMap::new()),
@@ -294,6 +308,7 @@ pub(crate) struct Inner {
     import_timeout: Duration,
     allow_insecure_http: bool,
     default_token_lifetime: Option<Duration>,
+    token_cache_capacity: usize,
     events: broadcast::Sender<Event>,
     /// The opened access token of each instance, with when to refresh it.
     cache: RwLock<Cache>,
@@ -368,6 +383,7 @@ impl Engine {
             import_timeout: DEFAULT_IMPORT_TIMEOUT,
             allow_insecure_http: false,
             default_token_lifetime: None,
+            token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
         }
     }
 

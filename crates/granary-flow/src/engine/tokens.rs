@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -107,6 +107,27 @@ pub(crate) struct Cached {
     token: AccessToken,
     /// From this time on the token is inside the refresh margin; `None`: no expiry known.
     refresh_at: Option<Timestamp>,
+    /// Asked for again since it was cached or since the last eviction (set by the hot path,
+    /// cleared by an eviction).
+    used: AtomicBool,
+}
+
+/// Inserts `cached` for `id`, first making room when the cache holds `capacity` tokens
+/// (second chance): the tokens nobody asked for again since they were cached or since the
+/// last eviction go; if every one was, a tenth of the cache goes (whichever the map yields
+/// first).
+fn insert_bounded(cache: &mut Cache, id: &str, cached: Cached, capacity: usize) {
+    if !cache.contains_key(id) && cache.len() >= capacity {
+        cache.retain(|_, entry| entry.used.swap(false, Ordering::Relaxed));
+        if cache.len() >= capacity {
+            let excess = cache.len() + 1 - capacity + capacity / 10;
+            let evicted: Vec<String> = cache.keys().take(excess).cloned().collect();
+            for key in evicted {
+                cache.remove(&key);
+            }
+        }
+    }
+    cache.insert(id.to_string(), cached);
 }
 
 /// The single-flight state of one instance.
@@ -313,6 +334,9 @@ impl Engine {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         let entry = cache.get(instance)?;
+        if !entry.used.load(Ordering::Relaxed) {
+            entry.used.store(true, Ordering::Relaxed);
+        }
         entry
             .refresh_at
             .is_none_or(|at| now < at)
@@ -397,6 +421,16 @@ impl Engine {
         if idle {
             flights.remove(instance);
         }
+    }
+
+    /// How many opened tokens the cache holds (for tests).
+    #[doc(hidden)]
+    pub fn cached_tokens(&self) -> usize {
+        self.inner
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// How many instances have a single-flight entry (for tests).
@@ -517,12 +551,15 @@ impl Engine {
         let cached = Cached {
             token: token.clone(),
             refresh_at: self.refresh_at(record),
+            // Not yet asked for again: a token read once goes before one callers come back for.
+            used: AtomicBool::new(false),
         };
-        self.inner
+        let mut cache = self
+            .inner
             .cache
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_string(), cached);
+            .unwrap_or_else(PoisonError::into_inner);
+        insert_bounded(&mut cache, id, cached, self.inner.token_cache_capacity);
         token
     }
 }
