@@ -169,6 +169,7 @@ fn rebuild(document: &Document) -> Document {
             .collect(),
         other_schemes: document.other_schemes.clone(),
         warnings: document.warnings.clone(),
+        api_base_url: url(&document.api_base_url),
     }
 }
 

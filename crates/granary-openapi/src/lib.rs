@@ -140,6 +140,14 @@ pub fn parse_with(input: &[u8], options: &ParseOptions) -> Result<Document> {
         _ => v3::schemes(&cx, list)?,
     };
     let warnings = cx.into_warnings();
+    let api_base_url = match family {
+        SpecFamily::Swagger2 => base::swagger2(&top, options.base_url.as_ref()),
+        _ => base::openapi3(&top, options.base_url.as_ref()),
+    };
+    let api_base_url = match api_base_url {
+        base::Base::Found { url, .. } => Some(url),
+        base::Base::Missing(_) => None,
+    };
     let title = match top.as_map_mut().and_then(|m| m.get_mut("info")) {
         Some(Node::Map(info)) => match info.get_mut("title") {
             Some(Node::Str(title)) => Some(std::mem::take(title).into_owned()),
@@ -154,6 +162,7 @@ pub fn parse_with(input: &[u8], options: &ParseOptions) -> Result<Document> {
         schemes,
         other_schemes,
         warnings,
+        api_base_url,
     })
 }
 

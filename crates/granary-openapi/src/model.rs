@@ -24,6 +24,12 @@ pub struct Document {
     pub other_schemes: Vec<OtherScheme>,
     /// What the importer tolerated or changed (resolved relative URLs, ignored flows, ...).
     pub warnings: Vec<Warning>,
+    /// The API's base URL: OpenAPI 3.x's first server URL with its variables replaced by
+    /// their defaults (a relative one resolved against [`crate::ParseOptions::base_url`]),
+    /// Swagger 2.0's `scheme://host/basePath`; `None` when the document names none (or one
+    /// that is no http(s) URL) and no base URL was given.
+    #[serde(default)]
+    pub api_base_url: Option<Url>,
 }
 
 /// An OpenAPI or Swagger version: the family and the exact string of the document.

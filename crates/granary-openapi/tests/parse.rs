@@ -473,3 +473,35 @@ fn unknown_flows_are_skipped_with_a_warning() {
         "/components/securitySchemes/o/flows/deviceAuthorization"
     );
 }
+
+#[test]
+fn the_api_base_url_is_kept_from_servers_or_host_and_base_path() {
+    let flows = r#""components": {"securitySchemes": {"o": {"type": "oauth2", "flows": {
+        "authorizationCode": {"authorizationUrl": "https://p.example/a",
+        "tokenUrl": "https://p.example/t", "scopes": {}}}}}}"#;
+    let v3 = format!(
+        r#"{{"openapi": "3.0.3", "info": {{"title": "t", "version": "1"}},
+        "servers": [{{"url": "https://{{region}}.api.example/v{{v}}",
+        "variables": {{"region": {{"default": "eu"}}, "v": {{"default": "2"}}}}}},
+        {{"url": "https://other.example"}}], "paths": {{}}, {flows}}}"#
+    );
+    let doc = parse(v3.as_bytes()).unwrap();
+    assert_eq!(
+        doc.api_base_url.as_ref().map(Url::as_str),
+        Some("https://eu.api.example/v2")
+    );
+    let v2 = r#"{"swagger": "2.0", "info": {"title": "t", "version": "1"},
+        "host": "api.example:8443", "basePath": "/base", "schemes": ["http", "https"],
+        "paths": {}, "securityDefinitions": {"o": {"type": "oauth2", "flow": "accessCode",
+        "authorizationUrl": "https://p.example/a", "tokenUrl": "https://p.example/t",
+        "scopes": {}}}}"#;
+    let doc = parse(v2.as_bytes()).unwrap();
+    assert_eq!(
+        doc.api_base_url.as_ref().map(Url::as_str),
+        Some("https://api.example:8443/base")
+    );
+    let none = format!(
+        r#"{{"openapi": "3.1.0", "info": {{"title": "t", "version": "1"}}, "paths": {{}}, {flows}}}"#
+    );
+    assert_eq!(parse(none.as_bytes()).unwrap().api_base_url, None);
+}

@@ -25,6 +25,11 @@ pub struct IntegrationFlows {
     /// tokens there when deleted.
     #[serde(default)]
     pub revocation_url: Option<Url>,
+    /// The API's base URL from the document (first server, variables at their defaults;
+    /// Swagger 2.0 `scheme://host/basePath`), where the server's proxy sends requests.
+    /// `None` in records imported before it was kept: import the document again.
+    #[serde(default)]
+    pub api_base_url: Option<Url>,
 }
 
 impl IntegrationFlows {
@@ -83,6 +88,7 @@ impl Engine {
         let flows = IntegrationFlows {
             title: parsed.title,
             schemes: parsed.schemes,
+            api_base_url: parsed.api_base_url,
             issuer: previous.as_ref().and_then(|p| p.issuer.clone()),
             revocation_url: previous.and_then(|p| p.revocation_url),
         };
