@@ -106,6 +106,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created  bigint NOT NULL
     );
     "#,
+    // 3 -> 4: indexes for the queries whose cost must follow what they return, not the
+    // number of instances kept: the tokens due by expiry (the background refresher), by the
+    // time they were obtained (unknown expiry, `max_idle`), and the counts per status.
+    r#"
+    CREATE INDEX tokens_by_expiry ON tokens (expires_at, instance);
+    CREATE INDEX tokens_by_obtained ON tokens (obtained_at, instance);
+    CREATE INDEX instances_by_status ON instances (status);
+    "#,
 ];
 
 /// The schema version this granary writes.

@@ -89,6 +89,31 @@ pub const PURGE_PENDINGS: &str =
 /// The token of an instance.
 pub const GET_TOKEN: &str = "SELECT access_token, refresh_token, token_type, scope, expires_at, \
     obtained_at, last_refresh, version FROM tokens WHERE instance = $1";
+/// The tokens expiring before `$1` after the cursor (`$2`, `$3`; the smallest time and ''
+/// for none), by (expiry, instance), at most `$4`: a range of the index `tokens_by_expiry`.
+pub const TOKENS_EXPIRING_BEFORE: &str = "SELECT access_token, refresh_token, token_type, scope, \
+    expires_at, obtained_at, last_refresh, version, instance FROM tokens \
+    WHERE expires_at < $1 AND (expires_at, instance) > ($2, $3) \
+    ORDER BY expires_at, instance LIMIT $4";
+/// The tokens obtained before `$1` after the cursor (`$2`, `$3`), by (time obtained,
+/// instance), at most `$4`: a range of the index `tokens_by_obtained`.
+pub const TOKENS_OBTAINED_BEFORE: &str = "SELECT access_token, refresh_token, token_type, scope, \
+    expires_at, obtained_at, last_refresh, version, instance FROM tokens \
+    WHERE obtained_at < $1 AND (obtained_at, instance) > ($2, $3) \
+    ORDER BY obtained_at, instance LIMIT $4";
+/// A page of instances with an id above `$1` ('' for the first page), with status `$2` and
+/// integration `$3` when given, by id, at most `$4`, each with its token joined.
+pub const LIST_INSTANCES_PAGE: &str = "SELECT i.id, i.integration, i.scheme, i.client_id, \
+    i.client_secret, i.scopes, i.redirect_uri, i.authorization_url, i.token_url, \
+    i.extra_authorization_params, i.extra_token_params, i.extra_token_headers, i.client_auth, \
+    i.status, i.created, i.updated, i.version, t.access_token, t.refresh_token, t.token_type, \
+    t.scope, t.expires_at, t.obtained_at, t.last_refresh, t.version, t.instance \
+    FROM instances i LEFT JOIN tokens t ON t.instance = i.id \
+    WHERE i.id > $1 AND ($2::text IS NULL OR i.status = $2) \
+    AND ($3::text IS NULL OR i.integration = $3) ORDER BY i.id LIMIT $4";
+/// The number of instances per status.
+pub const COUNT_INSTANCES_BY_STATUS: &str =
+    "SELECT status, count(*) FROM instances GROUP BY status";
 /// Writes the first token of an instance (none may exist), and its change.
 pub const PUT_TOKEN_NEW: &str = with_change!(
     "INSERT INTO tokens (instance, access_token, refresh_token, token_type, scope, expires_at, \

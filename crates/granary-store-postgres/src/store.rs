@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use granary_store::{
     AdminSession, ApiKeyRecord, Capabilities, Change, Changes, ClientAuth, Error, Instance,
-    InstanceStatus, Integration, Lease, PendingAuthorization, RefreshOutcome, Result, Sealed,
-    Store, Timestamp, TokenRecord,
+    InstanceCounts, InstanceFilter, InstanceStatus, InstanceToken, InstanceWithToken, Integration,
+    Lease, PendingAuthorization, RefreshOutcome, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -102,6 +102,35 @@ impl PostgresStore {
         }
     }
 
+    /// The rows of a due query (`statement`: [`sql::TOKENS_EXPIRING_BEFORE`] or
+    /// [`sql::TOKENS_OBTAINED_BEFORE`]), token columns then the instance.
+    async fn due_tokens(
+        &self,
+        statement: &str,
+        doing: &str,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        let (after_at, after_id) =
+            after.map_or((i64::MIN, ""), |(at, id)| (at.as_unix_millis(), id));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .rows(
+                doing,
+                statement,
+                &[&before.as_unix_millis(), &after_at, &after_id, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let instance: String = row.try_get(8).map_err(undecodable_row)?;
+                let token = token(row, &instance)?;
+                Ok(InstanceToken { instance, token })
+            })
+            .collect()
+    }
+
     /// [`Self::query`] with faults mapped to store errors.
     async fn rows(&self, doing: &str, statement: &str, params: &Params<'_>) -> Result<Vec<Row>> {
         self.query(statement, params)
@@ -158,6 +187,17 @@ fn client_auth_text(auth: ClientAuth) -> &'static str {
         ClientAuth::ClientSecretPost => "client_secret_post",
         ClientAuth::None => "none",
     }
+}
+
+fn status_from(text: &str) -> Option<InstanceStatus> {
+    [
+        InstanceStatus::New,
+        InstanceStatus::Authorized,
+        InstanceStatus::NeedsAuthorization,
+        InstanceStatus::Disabled,
+    ]
+    .into_iter()
+    .find(|status| status_text(*status) == text)
 }
 
 fn status_text(status: InstanceStatus) -> &'static str {
@@ -250,28 +290,33 @@ fn pending(row: &Row) -> Result<PendingAuthorization> {
 }
 
 fn token(row: &Row, instance: &str) -> Result<TokenRecord> {
+    token_at(row, 0, instance)
+}
+
+/// The token columns of `row` from column `first` on (in the order of [`sql::GET_TOKEN`]).
+fn token_at(row: &Row, first: usize, instance: &str) -> Result<TokenRecord> {
     let d = undecodable_row;
     let what = format!("token of instance `{instance}`");
-    let last_refresh: Option<String> = row.try_get(6).map_err(d)?;
+    let last_refresh: Option<String> = row.try_get(first + 6).map_err(d)?;
     let last_refresh: Option<RefreshOutcome> = match &last_refresh {
         Some(text) => Some(from_json(text, &what)?),
         None => None,
     };
     Ok(TokenRecord {
-        access_token: Sealed::new(row.try_get::<_, Vec<u8>>(0).map_err(d)?),
+        access_token: Sealed::new(row.try_get::<_, Vec<u8>>(first).map_err(d)?),
         refresh_token: row
-            .try_get::<_, Option<Vec<u8>>>(1)
+            .try_get::<_, Option<Vec<u8>>>(first + 1)
             .map_err(d)?
             .map(Sealed::new),
-        token_type: row.try_get(2).map_err(d)?,
-        scope: row.try_get(3).map_err(d)?,
+        token_type: row.try_get(first + 2).map_err(d)?,
+        scope: row.try_get(first + 3).map_err(d)?,
         expires_at: row
-            .try_get::<_, Option<i64>>(4)
+            .try_get::<_, Option<i64>>(first + 4)
             .map_err(d)?
             .map(Timestamp::from_unix_millis),
-        obtained_at: Timestamp::from_unix_millis(row.try_get(5).map_err(d)?),
+        obtained_at: Timestamp::from_unix_millis(row.try_get(first + 5).map_err(d)?),
         last_refresh,
-        version: version_from(row.try_get(7).map_err(d)?, &what)?,
+        version: version_from(row.try_get(first + 7).map_err(d)?, &what)?,
     })
 }
 
@@ -449,6 +494,84 @@ impl Store for PostgresStore {
             .rows("listing instances", sql::LIST_INSTANCES, &[])
             .await?;
         rows.iter().map(instance).collect()
+    }
+
+    async fn tokens_expiring_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        self.due_tokens(
+            sql::TOKENS_EXPIRING_BEFORE,
+            "listing the tokens due",
+            before,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    async fn tokens_obtained_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        self.due_tokens(
+            sql::TOKENS_OBTAINED_BEFORE,
+            "listing the tokens by age",
+            before,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    async fn list_instances_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<InstanceWithToken>> {
+        // Every id is longer than '', so '' is the cursor of the first page.
+        let after = after.unwrap_or("");
+        let status = filter.status.map(status_text);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .rows(
+                "listing a page of instances",
+                sql::LIST_INSTANCES_PAGE,
+                &[&after, &status, &filter.integration, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let instance = instance(row)?;
+                let joined: Option<String> = row.try_get(25).map_err(undecodable_row)?;
+                let token = match joined {
+                    Some(_) => Some(token_at(row, 17, &instance.id)?),
+                    None => None,
+                };
+                Ok(InstanceWithToken { instance, token })
+            })
+            .collect()
+    }
+
+    async fn count_instances_by_status(&self) -> Result<InstanceCounts> {
+        let rows = self
+            .rows("counting instances", sql::COUNT_INSTANCES_BY_STATUS, &[])
+            .await?;
+        let mut counts = InstanceCounts::default();
+        for row in &rows {
+            let status: String = row.try_get(0).map_err(undecodable_row)?;
+            let count: i64 = row.try_get(1).map_err(undecodable_row)?;
+            let status = status_from(&status).ok_or_else(|| {
+                Error::undecodable("the instance counts", format!("unknown status `{status}`"))
+            })?;
+            counts.add(status, u64::try_from(count).unwrap_or(0));
+        }
+        Ok(counts)
     }
 
     async fn update_instance(&self, instance: &Instance) -> Result<u64> {
