@@ -8,11 +8,11 @@
 //! start the same instance at once meet at the lease: one refreshes, the other reads its
 //! answer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use granary_store::{Instance, InstanceStatus};
+use granary_store::{Instance, InstanceStatus, Timestamp, TokenRecord};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +21,7 @@ use super::{Engine, IntegrationFlows, ShutdownReport};
 /// How the background refresher works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefresherConfig {
-    /// How often it looks at every instance (default 30 s).
+    /// How often it asks the store for the tokens due (default 30 s).
     pub interval: Duration,
     /// How many refreshes run at once (default 4).
     pub concurrency: usize,
@@ -131,7 +131,10 @@ impl Engine {
         self.refresh_round(config, &permits, &stop).await
     }
 
-    /// One round of the refresher.
+    /// One round of the refresher. It asks the store for the token records due in the
+    /// coming round (by expiry; by age for tokens of unknown expiry and for `max_idle`), in
+    /// batches, rather than reading every instance's token: its cost follows the work due,
+    /// not the number of instances kept.
     async fn refresh_round(
         &self,
         config: &RefresherConfig,
@@ -139,24 +142,18 @@ impl Engine {
         stop: &CancellationToken,
     ) -> RefreshRound {
         let mut round = RefreshRound::default();
-        let instances = match self.inner.store.list_instances().await {
-            Ok(instances) => instances,
+        let now = self.now();
+        let until = now.saturating_add(config.interval + config.jitter);
+        let candidates = match self.due_candidates(now, until, config).await {
+            Ok(candidates) => candidates,
             Err(error) => {
-                tracing::warn!(%error, "the background refresher could not list the instances");
+                tracing::warn!(%error, "the background refresher could not list the tokens due");
                 return round;
             }
         };
         let mut tasks = Vec::new();
         let mut hosts = ProviderHosts::default();
-        for instance in instances {
-            if instance.status != InstanceStatus::Authorized {
-                continue;
-            }
-            let Ok(Some(record)) = self.inner.store.get_token(&instance.id).await else {
-                continue;
-            };
-            let now = self.now();
-            let until = now.saturating_add(config.interval + config.jitter);
+        for (id, record) in candidates {
             let due = self.refresh_at(&record).is_some_and(|at| at <= until);
             // Without a refresh token there is nothing to keep alive.
             let idle = record.refresh_token.is_some()
@@ -166,6 +163,11 @@ impl Engine {
             if !due && !idle {
                 continue;
             }
+            // Only authorized instances are refreshed.
+            let instance = match self.inner.store.get_instance(&id).await {
+                Ok(Some(instance)) if instance.status == InstanceStatus::Authorized => instance,
+                _ => continue,
+            };
             round.due += 1;
             if self.leased_elsewhere(&instance.id).await {
                 round.claimed_elsewhere += 1;
@@ -216,6 +218,69 @@ impl Engine {
         round
     }
 
+    /// The token records that may be due by `until` (or idle at `now`), by instance: those
+    /// expiring before `until` plus the margin (a token is due at its expiry less at most
+    /// the margin, so this is a superset; `refresh_at` decides), and, by age, those of
+    /// unknown expiry refreshed after the default lifetime and those past `max_idle`. Read
+    /// from the store's index in batches of [`DUE_BATCH`].
+    async fn due_candidates(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        config: &RefresherConfig,
+    ) -> granary_store::Result<BTreeMap<String, TokenRecord>> {
+        let store = &self.inner.store;
+        let mut candidates = BTreeMap::new();
+        let horizon = until
+            .saturating_add(self.inner.margin)
+            .saturating_add(Duration::from_millis(1));
+        let mut after: Option<(Timestamp, String)> = None;
+        loop {
+            let cursor = after.as_ref().map(|(at, id)| (*at, id.as_str()));
+            let batch = store
+                .tokens_expiring_before(horizon, cursor, DUE_BATCH)
+                .await?;
+            let full = batch.len() == DUE_BATCH;
+            for entry in batch {
+                after = entry
+                    .token
+                    .expires_at
+                    .map(|at| (at, entry.instance.clone()));
+                candidates.insert(entry.instance, entry.token);
+            }
+            if !full || after.is_none() {
+                break;
+            }
+        }
+        // By age: unknown expiry refreshed once as old as the default lifetime, and tokens
+        // idle past `max_idle`.
+        let by_lifetime = self
+            .inner
+            .default_token_lifetime
+            .map(|lifetime| until.saturating_sub(lifetime));
+        let by_idle = config.max_idle.map(|idle| now.saturating_sub(idle));
+        let Some(cutoff) = by_lifetime.into_iter().chain(by_idle).max() else {
+            return Ok(candidates);
+        };
+        let before = cutoff.saturating_add(Duration::from_millis(1));
+        let mut after: Option<(Timestamp, String)> = None;
+        loop {
+            let cursor = after.as_ref().map(|(at, id)| (*at, id.as_str()));
+            let batch = store
+                .tokens_obtained_before(before, cursor, DUE_BATCH)
+                .await?;
+            let full = batch.len() == DUE_BATCH;
+            for entry in batch {
+                after = Some((entry.token.obtained_at, entry.instance.clone()));
+                candidates.entry(entry.instance).or_insert(entry.token);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(candidates)
+    }
+
     /// Whether another process holds the live refresh lease of `instance` (its refresh is
     /// that process's work). A lease that cannot be read counts as free: the refresh then
     /// meets the lease itself.
@@ -227,11 +292,14 @@ impl Engine {
     }
 }
 
+/// How many due token records the refresher reads from the store at a time.
+const DUE_BATCH: usize = 256;
+
 /// How long a refresh may wait before it starts: a token already due (or only idle) within
 /// the jitter, one that becomes due during the round before it does (at most an interval).
 fn start_window(
-    now: granary_store::Timestamp,
-    refresh_at: Option<granary_store::Timestamp>,
+    now: Timestamp,
+    refresh_at: Option<Timestamp>,
     due: bool,
     config: &RefresherConfig,
 ) -> Duration {
