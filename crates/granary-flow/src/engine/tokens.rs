@@ -597,3 +597,55 @@ mod fnv_tests {
         assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
     }
 }
+
+#[cfg(test)]
+mod flight_tests {
+    use std::sync::Arc;
+
+    use crate::engine::{Engine, Keyring, MasterKey};
+
+    fn engine() -> Engine {
+        Engine::builder(
+            Arc::new(granary_store::MemoryStore::new()),
+            Keyring::new(MasterKey::generate().0, Vec::new()),
+            "http://127.0.0.1:8080".parse().unwrap(),
+        )
+        .build()
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_idle_flight_goes_and_one_in_use_stays() {
+        let engine = engine();
+        let flight = engine.flight("x");
+        engine.drop_idle_flight("x", flight);
+        assert_eq!(engine.flight_entries(), 0, "nobody else held it");
+
+        // Another caller holds the flight itself.
+        let flight = engine.flight("x");
+        let other = engine.flight("x");
+        engine.drop_idle_flight("x", flight);
+        assert_eq!(engine.flight_entries(), 1, "removed under another caller");
+        drop(other);
+
+        // Another caller waits on its lock.
+        let flight = engine.flight("x");
+        let waiting = flight.lock.clone();
+        engine.drop_idle_flight("x", flight);
+        assert_eq!(engine.flight_entries(), 1, "removed under a waiter");
+        drop(waiting);
+    }
+
+    #[tokio::test]
+    async fn a_flight_that_was_replaced_does_not_remove_its_successor() {
+        let engine = engine();
+        let old = engine.flight("x");
+        // `old` left the map (as after an idle drop) and a new entry was made for the id.
+        engine.inner.flights.lock().unwrap().remove("x");
+        let successor = engine.flight("x");
+        assert!(!Arc::ptr_eq(&old, &successor));
+        drop(successor);
+        engine.drop_idle_flight("x", old);
+        assert_eq!(engine.flight_entries(), 1, "the successor was removed");
+    }
+}
