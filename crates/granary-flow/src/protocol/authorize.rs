@@ -429,6 +429,8 @@ mod tests {
 
         let err = parse_callback(&q("foo=bar"), &pending, IssuerParameter::IfPresent).unwrap_err();
         assert!(matches!(err, Error::MissingCode), "{err}");
+        let err = parse_callback(&q("code="), &pending, IssuerParameter::IfPresent).unwrap_err();
+        assert!(matches!(err, Error::MissingCode), "an empty code: {err}");
 
         let err =
             parse_callback(&q("code=a&code=b"), &pending, IssuerParameter::IfPresent).unwrap_err();
