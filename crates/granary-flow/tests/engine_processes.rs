@@ -32,6 +32,18 @@ async fn authorized(
     (world, a)
 }
 
+/// Like [`authorized`], with engine "a" working through a [`support::FeedFault`] wrapper of
+/// the shared store (which counts and can hold what "a" reads).
+async fn authorized_watched() -> (World, std::sync::Arc<support::FeedFault>, Engine) {
+    let world = World::new().await;
+    let watched = support::FeedFault::new(world.store.clone(), support::Feed::Normal);
+    let a = world.engine_on(watched.clone(), "a", |b| b);
+    world
+        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
+        .await;
+    (world, watched, a)
+}
+
 fn invalid_grant() -> ResponseTemplate {
     ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"}))
 }
@@ -645,12 +657,7 @@ async fn the_lease_is_released_before_the_caller_has_its_token() {
 
 #[tokio::test]
 async fn a_refresh_that_panics_still_releases_its_lease() {
-    let world = World::new().await;
-    let fault = support::FeedFault::new(world.store.clone(), support::Feed::Normal);
-    let a = world.engine_on(fault.clone(), "a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, fault, a) = authorized_watched().await;
     world.on_refresh(refreshed("access-2", "refresh-2")).await;
     fault.panic_on_fenced_write();
     world.advance(HOUR + Duration::from_secs(1));
@@ -819,12 +826,7 @@ async fn a_backoff_seen_here_ends_when_another_process_authorizes_again() {
 
 #[tokio::test]
 async fn the_hot_path_answers_from_memory_without_reading_the_store() {
-    let world = World::new().await;
-    let watched = support::FeedFault::new(world.store.clone(), support::Feed::Normal);
-    let a = world.engine_on(watched.clone(), "a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, watched, a) = authorized_watched().await;
     assert_eq!(a.access_token("inst").await.unwrap().secret(), "access-1");
     let reads = watched.token_reads();
     for _ in 0..100 {
@@ -884,12 +886,7 @@ async fn what_a_slow_path_read_before_another_process_changed_the_instance_is_no
 
 #[tokio::test]
 async fn during_a_backoff_callers_read_neither_the_store_nor_the_provider_until_it_ends() {
-    let world = World::new().await;
-    let watched = support::FeedFault::new(world.store.clone(), support::Feed::Normal);
-    let a = world.engine_on(watched.clone(), "a", |b| b);
-    world
-        .authorize(&a, "access-1", Some("refresh-1"), Some(3600))
-        .await;
+    let (world, watched, a) = authorized_watched().await;
     world
         .on_refresh(ResponseTemplate::new(503).set_body_string("down"))
         .await;
