@@ -43,6 +43,8 @@ pub enum Operation {
     Refresh,
     /// Revoking a token (RFC 7009).
     Revocation,
+    /// Asking about a token (RFC 7662).
+    Introspection,
 }
 
 impl fmt::Display for Operation {
@@ -51,6 +53,7 @@ impl fmt::Display for Operation {
             Self::CodeExchange => "code exchange",
             Self::Refresh => "refresh",
             Self::Revocation => "revocation",
+            Self::Introspection => "introspection",
         })
     }
 }
@@ -65,6 +68,8 @@ pub enum Endpoint {
     Revocation,
     /// A metadata document (RFC 8414 or OpenID Connect Discovery).
     Discovery,
+    /// The token introspection endpoint (RFC 7662).
+    Introspection,
 }
 
 impl fmt::Display for Endpoint {
@@ -73,6 +78,7 @@ impl fmt::Display for Endpoint {
             Self::Token => "token endpoint",
             Self::Revocation => "revocation endpoint",
             Self::Discovery => "metadata document",
+            Self::Introspection => "introspection endpoint",
         })
     }
 }

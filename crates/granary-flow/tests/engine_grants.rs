@@ -318,3 +318,70 @@ async fn a_rejected_token_reported_by_100_callers_at_once_causes_one_refresh() {
     assert!(matches!(error, EngineError::Invalid(_)), "{error:?}");
     assert!(error.to_string().contains("SHA-256"), "{error}");
 }
+
+#[tokio::test]
+async fn an_unstated_expiry_is_asked_of_the_introspection_endpoint_where_there_is_one() {
+    use wiremock::Mock;
+    use wiremock::matchers::{body_string_contains, header_exists, method, path};
+    let world = World::new().await;
+    let engine = world.engine("p1", |b| b);
+    let base = world.server.uri();
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "issuer": base,
+            "authorization_endpoint": format!("{base}/authorize"),
+            "token_endpoint": format!("{base}/token"),
+            "introspection_endpoint": format!("{base}/introspect"),
+        })))
+        .mount(&world.server)
+        .await;
+    engine
+        .discover_integration_endpoints("stub", &base)
+        .await
+        .unwrap();
+    let start_s = support::START / 1000;
+    let introspection = Mock::given(method("POST"))
+        .and(path("/introspect"))
+        .and(body_string_contains("token=first-access"))
+        .and(body_string_contains("token_type_hint=access_token"))
+        .and(header_exists("authorization"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"active": true, "exp": start_s + 1800, "scope": "read"}),
+        ))
+        .expect(1)
+        .mount_as_scoped(&world.server)
+        .await;
+    world
+        .authorize(&engine, "first-access", Some("refresh-1"), None)
+        .await;
+    drop(introspection);
+    let token = engine.access_token("inst").await.unwrap();
+    assert_eq!(
+        token.expires_at().map(|t| t.as_unix_millis()),
+        Some((start_s + 1800) * 1000),
+        "the expiry the introspection endpoint stated"
+    );
+
+    // A refresh without expires_in asks again; an endpoint that fails leaves it unknown.
+    world
+        .on_refresh(ResponseTemplate::new(200).set_body_json(token_json(
+            "second-access",
+            None,
+            None,
+        )))
+        .await;
+    let _failing = Mock::given(method("POST"))
+        .and(path("/introspect"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount_as_scoped(&world.server)
+        .await;
+    world.advance(Duration::from_secs(1790));
+    let token = engine.access_token("inst").await.unwrap();
+    assert_eq!(token.secret(), "second-access");
+    assert_eq!(
+        token.expires_at(),
+        None,
+        "unknown after a failed introspection"
+    );
+}

@@ -126,6 +126,13 @@ impl Engine {
                 }
             })?;
 
+        let expires_at = match super::tokens::expiry(started, tokens.expires_in) {
+            Some(at) => Some(at),
+            None => {
+                self.introspected_expiry(&instance_id, &config, &tokens.access_token, started)
+                    .await
+            }
+        };
         let keyring = self.keyring();
         let mut record = TokenRecord {
             access_token: keyring.seal_str(
@@ -142,7 +149,7 @@ impl Engine {
                 .clone()
                 .unwrap_or_else(|| "Bearer".to_string()),
             scope: tokens.scope.as_ref().map(|s| s.join(" ")),
-            expires_at: super::tokens::expiry(started, tokens.expires_in),
+            expires_at,
             obtained_at: started,
             last_refresh: None,
             version: 0,

@@ -120,6 +120,44 @@ pub(crate) fn expired_without_refresh_token(
 }
 
 impl Engine {
+    /// The expiry of a token whose response stated none, as the provider's introspection
+    /// endpoint (RFC 7662) tells it, when the integration has one: `None` when there is
+    /// none, it fails (logged; the token is then used until refused), or it says nothing
+    /// usable.
+    pub(crate) async fn introspected_expiry(
+        &self,
+        id: &str,
+        config: &crate::protocol::ClientConfig,
+        access_token: &secrecy::SecretString,
+        obtained: Timestamp,
+    ) -> Option<Timestamp> {
+        config.introspection_url.as_ref()?;
+        let asked = crate::protocol::introspect(&self.inner.http, config, access_token);
+        let answer = match tokio::time::timeout(self.inner.refresh_deadline, asked).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => {
+                tracing::warn!(instance = id, %error, "token introspection failed: the token's expiry stays unknown");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    instance = id,
+                    "token introspection did not answer in time: the token's expiry stays unknown"
+                );
+                return None;
+            }
+        };
+        if !answer.active {
+            tracing::warn!(
+                instance = id,
+                "the introspection endpoint says the new token is not active: its expiry stays unknown"
+            );
+            return None;
+        }
+        let at = Timestamp::from_unix_millis(answer.exp?.checked_mul(1000)?);
+        (at > obtained).then_some(at)
+    }
+
     /// The usual cause of a grant of `instance` without a refresh token (see
     /// [`missing_refresh_token_cause`]), with the authorization URL in force.
     pub async fn no_refresh_token_cause(&self, instance: &Instance) -> String {

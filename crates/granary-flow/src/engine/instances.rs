@@ -565,6 +565,7 @@ impl Engine {
         let mut config =
             ClientConfig::new(instance.client_id.clone(), authorization_url, token_url);
         config.revocation_url = flows.revocation_url.clone();
+        config.introspection_url = flows.introspection_url.clone();
         config.auth_method = match instance.client_auth {
             ClientAuth::ClientSecretBasic => protocol::ClientAuth::ClientSecretBasic,
             ClientAuth::ClientSecretPost => protocol::ClientAuth::ClientSecretPost,

@@ -25,6 +25,10 @@ pub struct IntegrationFlows {
     /// tokens there when deleted.
     #[serde(default)]
     pub revocation_url: Option<Url>,
+    /// The provider's token introspection endpoint (RFC 7662), when discovered: asked when a
+    /// token response states no expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_url: Option<Url>,
     /// The API's base URL from the document (first server, variables at their defaults;
     /// Swagger 2.0 `scheme://host/basePath`), where the server's proxy sends requests.
     /// `None` in records imported before it was kept: import the document again.
@@ -90,6 +94,7 @@ impl Engine {
             schemes: parsed.schemes,
             api_base_url: parsed.api_base_url,
             issuer: previous.as_ref().and_then(|p| p.issuer.clone()),
+            introspection_url: previous.as_ref().and_then(|p| p.introspection_url.clone()),
             revocation_url: previous.and_then(|p| p.revocation_url),
         };
         let integration = Integration {
@@ -213,8 +218,19 @@ impl Engine {
             self.check_provider_url("the issuer", &url)?;
         }
         let metadata = crate::protocol::discover(&self.inner.http, issuer).await?;
+        if let Some(url) = &metadata.introspection_endpoint {
+            self.check_provider_url("the introspection URL", url)?;
+        }
         self.set_integration_endpoints(name, Some(metadata.issuer), metadata.revocation_endpoint)
-            .await
+            .await?;
+        let mut integration = self.integration(name).await?;
+        let mut flows = IntegrationFlows::of(&integration)?;
+        if flows.introspection_url != metadata.introspection_endpoint {
+            flows.introspection_url = metadata.introspection_endpoint;
+            integration.flows = to_value(&flows)?;
+            self.inner.store.put_integration(&integration).await?;
+        }
+        Ok(integration)
     }
 }
 

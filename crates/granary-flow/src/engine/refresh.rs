@@ -158,7 +158,8 @@ impl Engine {
                 instance: id.to_string(),
             }),
             Call::Answered(Ok(refreshed)) => {
-                self.store_refreshed(id, &record, &refreshed, started).await
+                self.store_refreshed(id, &record, &refreshed, started, &config)
+                    .await
             }
             Call::Answered(Err(error)) if error.needs_reauthorization() => {
                 self.refused(id, &record, error).await
@@ -214,9 +215,17 @@ impl Engine {
         record: &TokenRecord,
         refreshed: &Refreshed,
         started: granary_store::Timestamp,
+        config: &ClientConfig,
     ) -> EngineResult<Attempt> {
-        let keyring = self.keyring();
         let tokens = &refreshed.tokens;
+        let expires_at = match expiry(started, tokens.expires_in) {
+            Some(at) => Some(at),
+            None => {
+                let asked = self.introspected_expiry(id, config, &tokens.access_token, started);
+                self.with_heartbeat(id, asked).await
+            }
+        };
+        let keyring = self.keyring();
         let sealed_refresh = match (&record.refresh_token, refreshed.rotated) {
             (Some(kept), false) => kept.clone(),
             _ => keyring.seal_str(id, Field::RefreshToken, &refreshed.refresh_token)?,
@@ -233,7 +242,7 @@ impl Engine {
                 .as_ref()
                 .map(|s| s.join(" "))
                 .or_else(|| record.scope.clone()),
-            expires_at: expiry(started, tokens.expires_in),
+            expires_at,
             obtained_at: started,
             last_refresh: Some(RefreshOutcome {
                 at: self.now(),

@@ -54,6 +54,9 @@ pub struct ClientConfig {
     pub token_url: Url,
     /// The provider's revocation endpoint (RFC 7009), if it has one.
     pub revocation_url: Option<Url>,
+    /// The provider's token introspection endpoint (RFC 7662), if it has one: the engine
+    /// asks it when a token's expiry was not stated.
+    pub introspection_url: Option<Url>,
     /// What joins scopes in the `scope` parameter: a space by default; some providers want `,`.
     pub scope_separator: String,
     /// Whether to send a PKCE S256 challenge (on by default; switch off only for a provider
@@ -79,6 +82,7 @@ impl ClientConfig {
             authorization_url,
             token_url,
             revocation_url: None,
+            introspection_url: None,
             scope_separator: " ".to_string(),
             pkce: true,
             extra_authorization_params: Vec::new(),

@@ -18,6 +18,8 @@ pub struct ProviderMetadata {
     pub token_endpoint: Url,
     /// The revocation endpoint (RFC 7009), if any.
     pub revocation_endpoint: Option<Url>,
+    /// The token introspection endpoint (RFC 7662), if any.
+    pub introspection_endpoint: Option<Url>,
     /// `scopes_supported`, empty when not sent.
     pub scopes_supported: Vec<String>,
     /// `code_challenge_methods_supported`, empty when not sent.
@@ -52,6 +54,7 @@ impl ProviderMetadata {
             self.token_endpoint.clone(),
         );
         config.revocation_url = self.revocation_endpoint.clone();
+        config.introspection_url = self.introspection_endpoint.clone();
         config.pkce = self.code_challenge_methods_supported.is_empty()
             || self
                 .code_challenge_methods_supported
@@ -189,6 +192,7 @@ fn read_metadata(raw: &RawResponse, url: &Url, issuer: &str) -> Result<ProviderM
         token_endpoint: endpoint("token_endpoint")?
             .ok_or_else(|| format!("{url} has no `token_endpoint`"))?,
         revocation_endpoint: endpoint("revocation_endpoint")?,
+        introspection_endpoint: endpoint("introspection_endpoint")?,
         scopes_supported: list("scopes_supported"),
         code_challenge_methods_supported: list("code_challenge_methods_supported"),
         token_endpoint_auth_methods_supported: list("token_endpoint_auth_methods_supported"),

@@ -51,6 +51,7 @@ mod authorize;
 mod config;
 mod discovery;
 mod http;
+mod introspect;
 mod redact;
 mod response;
 mod revoke;
@@ -64,6 +65,7 @@ pub use authorize::{
 pub use config::{ClientAuth, ClientConfig, RetryPolicy, Timeouts};
 pub use discovery::{ProviderMetadata, discover};
 pub use http::http_client;
+pub use introspect::{Introspection, introspect};
 pub use revoke::{TokenTypeHint, revoke};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use token::{Refreshed, TokenResponse, exchange_code, refresh};

@@ -24,7 +24,7 @@ pub(crate) struct RequestContext<'a> {
 }
 
 impl RequestContext<'_> {
-    fn invalid(&self, raw: &RawResponse, problem: impl Into<String>) -> Error {
+    pub(crate) fn invalid(&self, raw: &RawResponse, problem: impl Into<String>) -> Error {
         Error::InvalidResponse {
             endpoint: self.endpoint,
             url: self.url.to_string(),
