@@ -62,6 +62,8 @@ pub fn size_text(bytes: usize) -> String {
 pub async fn body_limits(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = if is_import(request.method(), request.uri().path()) {
         import_body_limit(state.settings.import_limit)
+    } else if crate::proxy::is_proxy(request.uri().path()) {
+        state.settings.proxy_body_limit
     } else {
         SMALL_BODY_LIMIT
     };

@@ -292,6 +292,31 @@ fn table() -> RouteTable {
         .tokens()
         .add(Api, get(), "/api/v1/events", api::events)
         .tokens()
+        .proxy()
+}
+
+/// The path of the proxy (every method it forwards is a route of its own).
+pub const PROXY_PATH: &str = "/api/v1/instances/{id}/proxy/{*path}";
+
+impl RouteTable {
+    /// Adds the proxy ([`crate::proxy`]) for each method it forwards (HEAD through GET), open
+    /// to `tokens` keys.
+    fn proxy(self) -> Self {
+        [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ]
+        .into_iter()
+        .fold(self, |table, method| {
+            table
+                .add(Access::Api, method, PROXY_PATH, crate::proxy::proxy)
+                .tokens()
+        })
+    }
 }
 
 /// Every route of the server with its access level (for tests and docs).

@@ -23,6 +23,11 @@ pub const DEFAULT_IMPORT_LIMIT: usize = granary_openapi::Limits::DEFAULT_MAX_BYT
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 /// How long a request may take by default, in seconds.
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
+/// The largest request body the proxy forwards, by default: 64 MiB.
+pub const DEFAULT_PROXY_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// How long a proxied request may take by default, in seconds (never more than the request
+/// timeout).
+pub const DEFAULT_PROXY_TIMEOUT_SECS: u64 = 30;
 
 /// The options every subcommand shares.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -47,7 +52,8 @@ pub struct CommonArgs {
     pub key_file: Option<PathBuf>,
     /// A TOML configuration file (keys: listen, public_url, data_dir, store, key_file,
     /// log_level, log_format, refresh_deadline, default_token_lifetime, shutdown_grace,
-    /// refresh_per_host, import_limit, allow_insecure_http).
+    /// refresh_per_host, request_timeout, proxy_body_limit, proxy_timeout, import_limit,
+    /// allow_insecure_http).
     #[arg(long, global = true, env = "GRANARY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The log filter, e.g. `info` or `granary_server=debug` [default: info].
@@ -122,6 +128,14 @@ pub struct ServeArgs {
     /// How long a request may take before it is answered 408, in seconds [default: 60].
     #[arg(long, env = "GRANARY_REQUEST_TIMEOUT", value_name = "SECS")]
     pub request_timeout: Option<u64>,
+    /// The largest request body the proxy (`/api/v1/instances/{id}/proxy/...`) forwards, in
+    /// bytes or with a unit (`64MiB`); a larger one is answered 413 [default: 64MiB].
+    #[arg(long, env = "GRANARY_PROXY_BODY_LIMIT", value_name = "SIZE")]
+    pub proxy_body_limit: Option<String>,
+    /// How long a proxied request may take, in seconds: an API that has not answered by then
+    /// is answered 504 [default: 30, at most the request timeout].
+    #[arg(long, env = "GRANARY_PROXY_TIMEOUT", value_name = "SECS")]
+    pub proxy_timeout: Option<u64>,
 }
 
 /// The TOML configuration file; every key is optional.
@@ -152,6 +166,10 @@ pub struct FileSettings {
     pub refresh_per_host: Option<usize>,
     /// How long a request may take before it is answered 408, in seconds.
     pub request_timeout: Option<u64>,
+    /// The largest request body the proxy forwards: bytes, or a text with a unit.
+    pub proxy_body_limit: Option<toml::Value>,
+    /// How long a proxied request may take before it is answered 504, in seconds.
+    pub proxy_timeout: Option<u64>,
     /// The largest OpenAPI document imported: bytes, or a text with a unit (`"64MiB"`).
     pub import_limit: Option<toml::Value>,
     /// Accept plain http provider URLs to hosts other than loopback.
@@ -191,6 +209,10 @@ pub struct Settings {
     pub refresh_per_host: usize,
     /// How long a request may take before it is answered 408.
     pub request_timeout: Duration,
+    /// The largest request body the proxy forwards, in bytes.
+    pub proxy_body_limit: usize,
+    /// How long a proxied request may take before it is answered 504.
+    pub proxy_timeout: Duration,
     /// The largest OpenAPI document imported, in bytes.
     pub import_limit: usize,
     /// Whether provider URLs may use plain http to hosts other than loopback.
@@ -324,6 +346,42 @@ impl Settings {
             }
             (None, None) => DEFAULT_IMPORT_LIMIT,
         };
+        let proxy_size = |text: &str| {
+            parse_size(text).map_err(|_| {
+                Error::Config(format!(
+                    "proxy_body_limit `{text}` is not a size: give bytes, or a number with KiB, \
+                     MiB or GiB (such as 64MiB)"
+                ))
+            })
+        };
+        let proxy_body_limit = match (&serve.proxy_body_limit, &file.proxy_body_limit) {
+            (Some(text), _) => proxy_size(text)?,
+            (None, Some(toml::Value::Integer(n))) => usize::try_from(*n)
+                .map_err(|_| Error::Config(format!("proxy_body_limit = {n} is not a size")))?,
+            (None, Some(toml::Value::String(text))) => proxy_size(text)?,
+            (None, Some(other)) => {
+                return Err(Error::Config(format!(
+                    "proxy_body_limit = {other} is not a size: give bytes or a text such as \"64MiB\""
+                )));
+            }
+            (None, None) => DEFAULT_PROXY_BODY_LIMIT,
+        };
+        let proxy_timeout = match serve.proxy_timeout.or(file.proxy_timeout) {
+            Some(0) => {
+                return Err(Error::Config(
+                    "proxy_timeout must be at least 1 second".to_string(),
+                ));
+            }
+            Some(secs) if Duration::from_secs(secs) > request_timeout => {
+                return Err(Error::Config(format!(
+                    "proxy_timeout ({secs} s) is longer than request_timeout ({} s), which would \
+                     answer first: raise request_timeout too",
+                    request_timeout.as_secs()
+                )));
+            }
+            Some(secs) => Duration::from_secs(secs),
+            None => Duration::from_secs(DEFAULT_PROXY_TIMEOUT_SECS).min(request_timeout),
+        };
         let allow_insecure_http = common
             .allow_insecure_http
             .or(file.allow_insecure_http)
@@ -345,6 +403,8 @@ impl Settings {
             shutdown_grace,
             refresh_per_host,
             request_timeout,
+            proxy_body_limit,
+            proxy_timeout,
         })
     }
 
@@ -485,6 +545,42 @@ mod tests {
         assert_eq!(settings.request_timeout, Duration::from_secs(60));
         assert_eq!(settings.import_limit, 64 * 1024 * 1024);
         assert!(!settings.allow_insecure_http);
+        assert_eq!(settings.proxy_body_limit, 64 * 1024 * 1024);
+        assert_eq!(settings.proxy_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn proxy_limits_from_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("granary.toml");
+        std::fs::write(&path, "proxy_body_limit = \"2MiB\"\nproxy_timeout = 5\n").unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..CommonArgs::default()
+        };
+        let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(settings.proxy_body_limit, 2 << 20);
+        assert_eq!(settings.proxy_timeout, Duration::from_secs(5));
+        let serve = ServeArgs {
+            proxy_body_limit: Some("1000".into()),
+            proxy_timeout: Some(7),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(&common, &serve).unwrap();
+        assert_eq!(settings.proxy_body_limit, 1000);
+        assert_eq!(settings.proxy_timeout, Duration::from_secs(7));
+        let short = ServeArgs {
+            request_timeout: Some(10),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(&CommonArgs::default(), &short).unwrap();
+        assert_eq!(settings.proxy_timeout, Duration::from_secs(10));
+        let longer = ServeArgs {
+            proxy_timeout: Some(11),
+            ..short
+        };
+        let error = Settings::resolve(&CommonArgs::default(), &longer).unwrap_err();
+        assert!(error.to_string().contains("request_timeout"), "{error}");
     }
 
     #[test]

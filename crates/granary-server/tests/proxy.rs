@@ -1,0 +1,495 @@
+//! The proxy (issue 16 item 1): `ANY /api/v1/instances/{id}/proxy/{*path}` sends a request
+//! on to the integration's API (its document's `servers`) with the instance's token.
+//!
+//! A wiremock provider issues the tokens (the instance is authorized through the engine, as
+//! the callback would), a wiremock API on 127.0.0.1 is the document's server, and a second
+//! one ("elsewhere") is where escape attempts try to send the token.
+
+mod common;
+
+use std::sync::Arc;
+
+use granary_flow::engine::{Engine, Keyring, MasterKey, NewInstance};
+use granary_server::api_keys::{ApiKeys, Role};
+use granary_server::app::AppState;
+use granary_server::settings::{CommonArgs, ServeArgs, Settings};
+use granary_store::{MemoryStore, Store};
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use url::Url;
+use wiremock::matchers::{body_string_contains, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A granary server, a provider, the API, and a `tokens` API key; instance `gh` authorized
+/// with access token `access-1` (refresh token `refresh-1`; a refresh gives `access-2`).
+struct Setup {
+    base: String,
+    address: String,
+    key: String,
+    provider: MockServer,
+    api: MockServer,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn start() -> Self {
+        Self::start_with(ServeArgs::default()).await
+    }
+
+    async fn start_with(serve: ServeArgs) -> Self {
+        let provider = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=authorization_code"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": "access-1", "token_type": "bearer", "expires_in": 3600,
+                "refresh_token": "refresh-1"
+            })))
+            .mount(&provider)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=refresh_token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": "access-2", "token_type": "Bearer", "expires_in": 3600
+            })))
+            .mount(&provider)
+            .await;
+        let api = MockServer::start().await;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let base = format!("http://{address}");
+        let data = tempfile::tempdir().unwrap();
+        let common = CommonArgs {
+            data_dir: Some(data.path().to_path_buf()),
+            listen: Some(address),
+            public_url: Some(Url::parse(&base).unwrap()),
+            ..CommonArgs::default()
+        };
+        let settings = Settings::resolve(&common, &serve).unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let keyring = Keyring::new(MasterKey::generate().0, Vec::new());
+        let engine = Engine::builder(Arc::clone(&store), keyring, Url::parse(&base).unwrap())
+            .build()
+            .unwrap();
+        let document = common::box_document(&provider.uri()).replacen(
+            "\"paths\": {}",
+            &format!(
+                "\"servers\": [{{\"url\": \"{}/v2\"}}], \"paths\": {{}}",
+                api.uri()
+            ),
+            1,
+        );
+        engine
+            .import_integration("box", document.as_bytes())
+            .await
+            .unwrap();
+        let mut new = NewInstance::new("gh", "box", "granary-client");
+        new.client_secret = Some(SecretString::from("s3cret".to_string()));
+        new.scopes = vec!["root_readonly".to_string()];
+        engine.create_instance(new).await.unwrap();
+        let start = engine.begin_authorization("gh").await.unwrap();
+        engine
+            .complete_authorization(&format!("code=the-code&state={}", start.state))
+            .await
+            .unwrap();
+        let api_keys = ApiKeys::open(store).await.unwrap();
+        let (_, key) = api_keys.create("proxy tests", Role::Tokens).await.unwrap();
+        let state = AppState::new(
+            engine,
+            settings,
+            SecretString::from("test-admin-token-0123456789".to_string()),
+            api_keys,
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = state.clone();
+        let task = tokio::spawn(async move {
+            granary_server::serve::serve(listener, serving, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            base,
+            address: address.to_string(),
+            key: key.expose_secret().to_string(),
+            provider,
+            api,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+            _data: data,
+        }
+    }
+
+    /// The proxy URL of API path `rest` of instance `gh`.
+    fn url(&self, rest: &str) -> String {
+        format!("{}/api/v1/instances/gh/proxy/{rest}", self.base)
+    }
+
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    async fn refreshes(&self) -> usize {
+        self.provider
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| String::from_utf8_lossy(&r.body).contains("grant_type=refresh_token"))
+            .count()
+    }
+
+    async fn api_requests(&self) -> Vec<wiremock::Request> {
+        self.api.received_requests().await.unwrap()
+    }
+
+    /// Sends `head` (request line and headers, without the blank line) and `body` over a
+    /// plain connection, exactly as written (no client normalizes the path); returns the
+    /// status and the rest of the answer.
+    async fn raw(&self, head: &str, body: &[u8]) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.address).await.unwrap();
+        let request = format!(
+            "{head}\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            self.address, self.key
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        // The server may answer (413) before it has read everything: a failed write is fine.
+        let _ = stream.write_all(body).await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {text:?}"));
+        (status, text)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_request_arrives_with_the_token_query_and_body_and_the_answer_comes_back() {
+    let setup = Setup::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/folders/0/items"))
+        .and(query_param("limit", "5"))
+        .and(header("authorization", "Bearer access-1"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .insert_header("x-api", "yes")
+                .insert_header("content-type", "text/plain")
+                .set_body_string("created by the API"),
+        )
+        .mount(&setup.api)
+        .await;
+    let answer = setup
+        .client()
+        .post(setup.url("folders/0/items?limit=5"))
+        .bearer_auth(&setup.key)
+        .header("x-custom", "passed")
+        .body("the caller's body")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    assert_eq!(answer.headers()["x-api"], "yes");
+    assert_eq!(answer.headers()["content-type"], "text/plain");
+    assert_eq!(answer.text().await.unwrap(), "created by the API");
+    let received = setup.api_requests().await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, b"the caller's body");
+    assert_eq!(received[0].headers["x-custom"], "passed");
+
+    // A body larger than the replay limit is streamed, and arrives whole.
+    Mock::given(method("PUT"))
+        .and(path("/v2/files/1/content"))
+        .and(header("authorization", "Bearer access-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![7u8; 300 * 1024]))
+        .mount(&setup.api)
+        .await;
+    let upload: Vec<u8> = (0..400 * 1024).map(|i| (i % 251) as u8).collect();
+    let answer = setup
+        .client()
+        .put(setup.url("files/1/content"))
+        .bearer_auth(&setup.key)
+        .body(upload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.bytes().await.unwrap().as_ref(),
+        vec![7u8; 300 * 1024]
+    );
+    let received = setup.api_requests().await;
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[1].body, upload);
+    assert_eq!(setup.refreshes().await, 0);
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn a_401_refreshes_once_and_the_retry_succeeds() {
+    let setup = Setup::start().await;
+    Mock::given(path("/v2/users/me"))
+        .and(header("authorization", "Bearer access-1"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("token revoked"))
+        .mount(&setup.api)
+        .await;
+    Mock::given(path("/v2/users/me"))
+        .and(header("authorization", "Bearer access-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("me"))
+        .mount(&setup.api)
+        .await;
+    let answer = setup
+        .client()
+        .post(setup.url("users/me"))
+        .bearer_auth(&setup.key)
+        .body("replayed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "me");
+    assert_eq!(setup.refreshes().await, 1, "exactly one refresh");
+    let received = setup.api_requests().await;
+    assert_eq!(received.len(), 2, "the first try and one retry");
+    assert!(received.iter().all(|r| r.body == b"replayed"));
+    // The next call goes out with the new token at once.
+    let answer = setup
+        .client()
+        .get(setup.url("users/me"))
+        .bearer_auth(&setup.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(setup.refreshes().await, 1);
+    assert_eq!(setup.api_requests().await.len(), 3);
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn every_escape_attempt_is_refused_and_nothing_reaches_any_server() {
+    let setup = Setup::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&setup.api)
+        .await;
+    let host = elsewhere.address().to_string();
+    let attempts = [
+        ("../../admin", "no-dot-segments"),
+        ("./users", "no-dot-segments"),
+        ("users/%2e%2e/%2E%2E/admin", "no-dot-segments"),
+        ("users/.%2e/x", "no-dot-segments"),
+        ("users%2f..%2f..%2fadmin", "no-encoded-slash"),
+        ("users%5C..%5Cadmin", "no-encoded-slash"),
+        (&format!("http://{host}/steal"), "no-absolute-url"),
+        (&format!("http:{host}/steal"), "no-absolute-url"),
+        (&format!("/{host}/steal"), "no-leading-slash"),
+        (&format!("@{host}/steal"), "no-at-sign"),
+        (&format!("x%40{host}/steal"), "no-at-sign"),
+    ];
+    for (rest, rule) in attempts {
+        let (status, text) = setup
+            .raw(
+                &format!("GET /api/v1/instances/gh/proxy/{rest} HTTP/1.1"),
+                b"",
+            )
+            .await;
+        assert_eq!(status, 400, "{rest}: {text}");
+        assert!(text.contains("application/problem+json"), "{rest}: {text}");
+        assert!(
+            text.contains("/problems/proxy-path-refused"),
+            "{rest}: {text}"
+        );
+        assert!(text.contains(&format!("`{rule}`")), "{rest}: {text}");
+    }
+    // A backslash is refused too (by the HTTP parser or by the rule).
+    let (status, text) = setup
+        .raw(
+            "GET /api/v1/instances/gh/proxy/a\\..\\..\\admin HTTP/1.1",
+            b"",
+        )
+        .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(setup.api_requests().await.is_empty());
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
+    // The same connection rules let a plain path through.
+    let (status, text) = setup
+        .raw("GET /api/v1/instances/gh/proxy/users/me HTTP/1.1", b"")
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(setup.api_requests().await.len(), 1);
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_and_the_callers_credentials_are_not_forwarded() {
+    let setup = Setup::start().await;
+    Mock::given(path("/v2/users/me"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-api", "yes")
+                .insert_header("proxy-authenticate", "Basic realm=api")
+                .insert_header("keep-alive", "timeout=99"),
+        )
+        .mount(&setup.api)
+        .await;
+    let answer = setup
+        .client()
+        .get(setup.url("users/me"))
+        .bearer_auth(&setup.key)
+        .header("cookie", "session=the-callers")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("keep-alive", "timeout=5")
+        .header("x-private", "named by connection")
+        .header("connection", "x-private")
+        .header("x-kept", "yes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-api"], "yes");
+    assert!(answer.headers().get("proxy-authenticate").is_none());
+    assert!(answer.headers().get("keep-alive").is_none());
+    let received = setup.api_requests().await;
+    assert_eq!(received.len(), 1);
+    let headers = &received[0].headers;
+    assert_eq!(headers["x-kept"], "yes");
+    assert_eq!(headers["authorization"], "Bearer access-1");
+    let all = format!("{headers:?}");
+    assert!(!all.contains(&setup.key), "the API key went on: {all}");
+    for name in ["cookie", "proxy-authorization", "keep-alive", "x-private"] {
+        assert!(headers.get(name).is_none(), "{name} went on: {all}");
+    }
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_and_a_slow_api_is_504() {
+    let setup = Setup::start_with(ServeArgs {
+        proxy_body_limit: Some("100KiB".to_string()),
+        proxy_timeout: Some(1),
+        ..ServeArgs::default()
+    })
+    .await;
+    Mock::given(path("/v2/upload"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&setup.api)
+        .await;
+    // Said by its length: refused before anything is sent.
+    let answer = setup
+        .client()
+        .post(setup.url("upload"))
+        .bearer_auth(&setup.key)
+        .body(vec![1u8; 200 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 413);
+    let problem: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/proxy-body-too-large");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("100 KiB"),
+        "{problem}"
+    );
+    assert!(setup.api_requests().await.is_empty());
+    // Streamed without a length: refused when the stream passes the limit.
+    let mut chunked = Vec::new();
+    for _ in 0..20 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 10 * 1024).as_bytes());
+        chunked.extend_from_slice(&[2u8; 10 * 1024]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (status, text) = setup
+        .raw(
+            "POST /api/v1/instances/gh/proxy/upload HTTP/1.1\r\nTransfer-Encoding: chunked",
+            &chunked,
+        )
+        .await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("/problems/proxy-body-too-large"), "{text}");
+    // Under the limit, streamed, it goes through.
+    let (status, text) = setup
+        .raw(
+            "POST /api/v1/instances/gh/proxy/upload HTTP/1.1\r\nTransfer-Encoding: chunked",
+            &chunked[chunked.len() - 5 - (10 * 1024 + 8)..],
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let received = setup.api_requests().await;
+    assert_eq!(received.last().unwrap().body, vec![2u8; 10 * 1024]);
+
+    Mock::given(path("/v2/slow"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(5)))
+        .mount(&setup.api)
+        .await;
+    let answer = setup
+        .client()
+        .get(setup.url("slow"))
+        .bearer_auth(&setup.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 504);
+    let problem: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/proxy-timeout");
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn the_proxy_needs_a_known_api_key_and_a_known_instance() {
+    let setup = Setup::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&setup.api)
+        .await;
+    let client = setup.client();
+    let none = client.get(setup.url("users/me")).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let wrong = client
+        .get(setup.url("users/me"))
+        .bearer_auth("gk_not-a-key-of-this-server")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let unknown = client
+        .get(format!(
+            "{}/api/v1/instances/nobody/proxy/users/me",
+            setup.base
+        ))
+        .bearer_auth(&setup.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert!(setup.api_requests().await.is_empty());
+    // The state is the server's: its engine answers the instance.
+    assert!(setup.state.engine.instance("gh").await.is_ok());
+    setup.stop().await;
+}
