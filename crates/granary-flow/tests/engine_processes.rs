@@ -826,7 +826,7 @@ async fn a_backoff_seen_here_ends_when_another_process_authorizes_again() {
 
 #[tokio::test]
 async fn the_hot_path_answers_from_memory_without_reading_the_store() {
-    let (world, watched, a) = authorized_watched().await;
+    let (_world, watched, a) = authorized_watched().await;
     assert_eq!(a.access_token("inst").await.unwrap().secret(), "access-1");
     let reads = watched.token_reads();
     for _ in 0..100 {

@@ -379,7 +379,7 @@ mod key_id_tests {
     }
 
     fn key(byte: u8) -> MasterKey {
-        MasterKey::from_bytes(&secrecy::SecretBox::new(Box::new([byte; 32])))
+        MasterKey::from_bytes(&SecretBox::new(Box::new([byte; 32])))
     }
 
     #[test]
