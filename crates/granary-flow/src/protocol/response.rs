@@ -293,6 +293,49 @@ mod tests {
         }
     }
 
+    fn token_context(url: &Url) -> RequestContext<'_> {
+        RequestContext {
+            operation: Operation::Refresh,
+            endpoint: Endpoint::Token,
+            url,
+            auth_method: ClientAuth::ClientSecretBasic,
+            scopes: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn fields_are_an_answer_only_from_a_2xx() {
+        let url = Url::parse("https://as.example/token").unwrap();
+        let ctx = token_context(&url);
+        let fields = classify(&answer(200, r#"{"access_token":"a"}"#), &ctx).unwrap();
+        assert_eq!(fields["access_token"], "a");
+        for status in [400, 403, 429, 500] {
+            let refused = classify(&answer(status, r#"{"access_token":"a"}"#), &ctx);
+            assert!(refused.is_err(), "HTTP {status} taken as an answer");
+        }
+    }
+
+    #[test]
+    fn a_form_body_is_read_only_when_it_says_so_or_says_nothing() {
+        let form = |content_type: Option<&str>| RawResponse {
+            content_type: content_type.map(str::to_string),
+            ..answer(200, "access_token=a&token_type=bearer")
+        };
+        for content_type in [
+            Some("application/x-www-form-urlencoded"),
+            Some("text/plain; charset=utf-8"),
+            None,
+        ] {
+            let fields = parse_fields(&form(content_type)).expect("a form body");
+            assert_eq!(fields["access_token"], "a", "{content_type:?}");
+        }
+        assert!(
+            parse_fields(&form(Some("application/octet-stream"))).is_none(),
+            "a body of another declared type is not read as a form"
+        );
+    }
+
     /// Found by the `token_response` fuzz target: a provider that echoed the refresh token
     /// in `error_description` had it shown in the error (logs, the admin page, the stored
     /// refresh outcome).
