@@ -37,7 +37,8 @@ commands:
                             (examples/custom-backend) through the conformance suite
   bench [TARGET...]         run benchmarks (default: all) that print a ratio against a
                             baseline measured in the same run:
-                            openapi, store, facade, server, postgres, multinode
+                            openapi, store, facade, server, postgres, multinode,
+                            scale
   demo                      offline demo: oidc-provider and granary with an instance
                             ready to authorize; prints what to open
   mutants [FILE...]         cargo-mutants (installed pinned when missing) over the code

@@ -4,6 +4,7 @@
 mod facade;
 mod multinode;
 mod openapi;
+mod scale;
 mod server;
 mod store;
 
@@ -19,6 +20,7 @@ const BENCHES: &[Bench] = &[
     ("server", server::bench),
     ("postgres", store::bench_postgres),
     ("multinode", multinode::bench),
+    ("scale", scale::bench),
 ];
 
 /// Runs the bench targets named (all when none is), stopping at the first that fails.

@@ -35,6 +35,7 @@ mod ids;
 mod instances;
 mod integrations;
 mod lease;
+mod listing;
 mod refresh;
 mod refresher;
 mod reseal;
@@ -63,6 +64,7 @@ pub use instances::{
     DeleteReport, InstanceReport, InstanceUpdate, NewInstance, RefreshFailure, TokenSummary,
 };
 pub use integrations::IntegrationFlows;
+pub use listing::{DEFAULT_PAGE_SIZE, InstancePage, MAX_PAGE_SIZE, check_page};
 pub use refresher::{RefreshRound, Refresher, RefresherConfig};
 pub use reseal::{KeyReloader, ResealReport};
 pub use seal::{Field, KeyId, Keyring, MasterKey, SealError};
