@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use granary_store::{
-    AdminSession, ApiKeyRecord, Capabilities, Changes, Error, Instance, Integration, Lease,
-    MemoryStore, PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, Capabilities, Changes, Error, Instance, InstanceCounts,
+    InstanceFilter, InstanceToken, InstanceWithToken, Integration, Lease, MemoryStore,
+    PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
 };
 use tokio::sync::Mutex;
 
@@ -141,6 +142,44 @@ impl Store for MapStore {
 
     async fn get_token(&self, instance: &str) -> Result<Option<TokenRecord>> {
         self.records.get_token(instance).await
+    }
+
+    // The queries. `Store` has defaults for these that scan every instance (correct, but
+    // one read per instance); a real backend answers them from an index on the token's
+    // expiry and time obtained, and pages instances by key with their token joined.
+    async fn tokens_expiring_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        self.records
+            .tokens_expiring_before(before, after, limit)
+            .await
+    }
+
+    async fn tokens_obtained_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<InstanceToken>> {
+        self.records
+            .tokens_obtained_before(before, after, limit)
+            .await
+    }
+
+    async fn list_instances_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<InstanceWithToken>> {
+        self.records.list_instances_page(after, limit, filter).await
+    }
+
+    async fn count_instances_by_status(&self) -> Result<InstanceCounts> {
+        self.records.count_instances_by_status().await
     }
 
     async fn put_token(
