@@ -317,6 +317,33 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_or_unreadable_2xx_is_an_answer_only_from_the_revocation_endpoint() {
+        let url = Url::parse("https://as.example/revoke").unwrap();
+        let token = token_context(&url);
+        let revocation = RequestContext {
+            endpoint: Endpoint::Revocation,
+            ..token_context(&url)
+        };
+        let empty = RawResponse {
+            content_type: None,
+            ..answer(200, "")
+        };
+        assert_eq!(classify(&empty, &revocation).unwrap(), Map::new());
+        assert!(
+            classify(&empty, &token).is_err(),
+            "a token endpoint's empty 200"
+        );
+        let failed = RawResponse {
+            content_type: None,
+            ..answer(503, "")
+        };
+        assert!(
+            classify(&failed, &revocation).is_err(),
+            "a revocation's 503"
+        );
+    }
+
+    #[test]
     fn a_form_body_is_read_only_when_it_says_so_or_says_nothing() {
         let form = |content_type: Option<&str>| RawResponse {
             content_type: content_type.map(str::to_string),

@@ -423,3 +423,24 @@ pub(crate) fn form_request(
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_access_token_must_be_a_non_empty_string() {
+        let fields = |value: Value| {
+            let mut map = Map::new();
+            map.insert("access_token".into(), value);
+            map
+        };
+        assert!(TokenResponse::from_fields(fields(Value::from("a")), " ").is_ok());
+        for refused in [Value::from(""), Value::from(7), Value::Null] {
+            let error = TokenResponse::from_fields(fields(refused.clone()), " ").unwrap_err();
+            assert!(error.contains("non-empty string"), "{refused}: {error}");
+        }
+        let error = TokenResponse::from_fields(Map::new(), " ").unwrap_err();
+        assert!(error.contains("no `access_token`"), "{error}");
+    }
+}
