@@ -877,6 +877,126 @@ pub async fn api_key(settings: &Settings, command: &ApiKeyCommand) -> Result<()>
     Ok(())
 }
 
+/// `granary call INSTANCE METHOD PATH`.
+#[derive(Debug, clap::Args)]
+pub struct CallArgs {
+    /// The instance whose token is sent.
+    pub instance: String,
+    /// The HTTP method (GET, POST, PUT, PATCH, DELETE, ...).
+    pub method: String,
+    /// The path under the API's base URL, with its query (`users/me?fields=id`).
+    pub path: String,
+    /// The request body: `@FILE`, `-` for standard input, or the text itself.
+    #[arg(long, short = 'd', value_name = "@FILE|-|TEXT")]
+    pub data: Option<String>,
+    /// A request header `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+}
+
+/// `granary call`: through the engine (data directory) or the server's proxy route
+/// (`--server`); the body is read whole (it is sent again after a refresh).
+pub async fn call(settings: &Settings, remote: &RemoteArgs, args: &CallArgs) -> Result<()> {
+    use crate::proxy;
+    use std::io::Write as _;
+    let method = Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| Error::Config(format!("`{}` is not an HTTP method", args.method)))?;
+    let relative = args.path.trim_start_matches('/');
+    let (path, query) = match relative.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (relative, None),
+    };
+    if let Some((rule, detail)) = proxy::refused(path) {
+        return Err(Error::Config(format!(
+            "the path is refused by the rule `{rule}`: {detail}"
+        )));
+    }
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in &args.headers {
+        let parsed = line.split_once(':').and_then(|(name, value)| {
+            let name = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            let value = reqwest::header::HeaderValue::from_str(value.trim()).ok()?;
+            Some((name, value))
+        });
+        let (name, value) = parsed
+            .ok_or_else(|| Error::Config(format!("the header `{line}` is not `Name: value`")))?;
+        headers.append(name, value);
+    }
+    let body = match args.data.as_deref() {
+        None => Vec::new(),
+        Some("-") => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+                .map_err(|e| Error::io("cannot read the body from standard input", e))?;
+            bytes
+        }
+        Some(text) => match text.strip_prefix('@') {
+            Some(file) => {
+                std::fs::read(file).map_err(|e| Error::io(format!("cannot read {file}"), e))?
+            }
+            None => text.as_bytes().to_vec(),
+        },
+    };
+    let mut response = match target(settings, remote, false).await? {
+        Target::Local(engine, settings) => {
+            let limits = proxy::Limits::of(&settings);
+            if body.len() > limits.body {
+                return Err(Error::Config(
+                    proxy::ProxyError::TooLarge(limits.body).to_string(),
+                ));
+            }
+            let request = proxy::ProxyRequest {
+                instance: args.instance.clone(),
+                method,
+                path: path.to_string(),
+                query: query.map(str::to_string),
+                headers: proxy::outgoing_headers(&headers),
+                body: proxy::Outgoing::Whole(body.into()),
+            };
+            proxy::forward(&engine, &limits, request)
+                .await
+                .map_err(|error| match error {
+                    proxy::ProxyError::Engine(error) => Error::Engine(error),
+                    other => Error::Remote(other.to_string()),
+                })?
+        }
+        Target::Remote(remote) => {
+            let url = format!(
+                "{}/api/v1/instances/{}/proxy/{relative}",
+                remote.base, args.instance
+            );
+            remote
+                .http
+                .request(method, &url)
+                .headers(headers)
+                .bearer_auth(remote.key.expose_secret())
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| {
+                    Error::Remote(format!("cannot reach {}: {e}; check --server", remote.base))
+                })?
+        }
+    };
+    let status = response.status();
+    eprintln!("{status}");
+    let mut out = std::io::stdout();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Error::Remote(format!("the answer broke off: {e}")))?
+    {
+        out.write_all(&chunk)
+            .map_err(|e| Error::io("cannot write the answer to standard output", e))?;
+    }
+    out.flush()
+        .map_err(|e| Error::io("cannot write the answer to standard output", e))?;
+    if status.as_u16() >= 400 {
+        return Err(Error::Remote(format!("the answer's status is {status}")));
+    }
+    Ok(())
+}
+
 /// The subcommands of this module (the binary adds `inspect`).
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -901,6 +1021,9 @@ pub enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Call the API of an instance's integration with its token, as the proxy does: prints
+    /// the answer's body to stdout and its status to stderr; fails on a status of 400 or more.
+    Call(CallArgs),
     /// Manage the master key that seals the stored secrets.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -959,6 +1082,7 @@ pub fn main(
             Command::Token { instance, refresh } => {
                 token(&settings, remote, instance, *refresh).await
             }
+            Command::Call(args) => call(&settings, remote, args).await,
             Command::Key(command) => key(&settings, remote, command).await,
             Command::ApiKey(command) => api_key(&settings, command).await,
         }

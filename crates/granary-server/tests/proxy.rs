@@ -493,3 +493,152 @@ async fn the_proxy_needs_a_known_api_key_and_a_known_instance() {
     assert!(setup.state.engine.instance("gh").await.is_ok());
     setup.stop().await;
 }
+
+/// Runs the `granary` binary with `args` (and no `GRANARY_*` from the environment); returns
+/// whether it succeeded, its stdout and its stderr.
+async fn granary(args: &[&str]) -> (bool, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_granary"))
+        .args(args)
+        .env_remove("GRANARY_SERVER")
+        .env_remove("GRANARY_API_KEY")
+        .env_remove("GRANARY_PUBLIC_URL")
+        .env_remove("GRANARY_CONFIG")
+        .env_remove("GRANARY_MASTER_KEY")
+        .env_remove("GRANARY_DATA_DIR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn granary_call_through_the_server_prints_the_body_and_fails_on_an_error_status() {
+    let setup = Setup::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/items"))
+        .and(query_param("a", "1"))
+        .and(header("authorization", "Bearer access-1"))
+        .and(header("x-trace", "cli"))
+        .respond_with(ResponseTemplate::new(201).set_body_string("made"))
+        .mount(&setup.api)
+        .await;
+    Mock::given(path("/v2/missing"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("no such thing"))
+        .mount(&setup.api)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body.json");
+    std::fs::write(&file, "{\"from\": \"a file\"}").unwrap();
+    let data = format!("@{}", file.display());
+    let remote = [
+        "--server",
+        setup.base.as_str(),
+        "--api-key",
+        setup.key.as_str(),
+    ];
+    let args: Vec<&str> = remote
+        .iter()
+        .copied()
+        .chain([
+            "call",
+            "gh",
+            "post",
+            "/items?a=1",
+            "--data",
+            &data,
+            "-H",
+            "X-Trace: cli",
+        ])
+        .collect();
+    let (ok, stdout, stderr) = granary(&args).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    assert_eq!(stdout, "made");
+    assert!(stderr.contains("201"), "{stderr}");
+    let received = setup.api_requests().await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, b"{\"from\": \"a file\"}");
+
+    let args: Vec<&str> = remote
+        .iter()
+        .copied()
+        .chain(["call", "gh", "GET", "missing"])
+        .collect();
+    let (ok, stdout, stderr) = granary(&args).await;
+    assert!(!ok, "a 404 is a failure: {stderr}");
+    assert_eq!(stdout, "no such thing");
+    assert!(stderr.contains("404"), "{stderr}");
+
+    let args: Vec<&str> = remote
+        .iter()
+        .copied()
+        .chain(["call", "gh", "GET", "a/../../admin"])
+        .collect();
+    let (ok, _, stderr) = granary(&args).await;
+    assert!(!ok);
+    assert!(stderr.contains("no-dot-segments"), "{stderr}");
+    assert_eq!(setup.api_requests().await.len(), 2);
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn granary_call_on_the_data_directory_uses_the_engine() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "local-1", "token_type": "Bearer", "expires_in": 3600,
+            "refresh_token": "refresh-1"
+        })))
+        .mount(&provider)
+        .await;
+    let api = MockServer::start().await;
+    Mock::given(path("/v2/users/me"))
+        .and(header("authorization", "Bearer local-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("local me"))
+        .mount(&api)
+        .await;
+    let data = tempfile::tempdir().unwrap();
+    let common = CommonArgs {
+        data_dir: Some(data.path().to_path_buf()),
+        ..CommonArgs::default()
+    };
+    let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
+    {
+        let engine = granary_server::open::engine(&settings).await.unwrap();
+        let document = common::box_document(&provider.uri()).replacen(
+            "\"paths\": {}",
+            &format!(
+                "\"servers\": [{{\"url\": \"{}/v2/\"}}], \"paths\": {{}}",
+                api.uri()
+            ),
+            1,
+        );
+        engine
+            .import_integration("box", document.as_bytes())
+            .await
+            .unwrap();
+        engine
+            .create_instance(NewInstance::new("gh", "box", "granary-client"))
+            .await
+            .unwrap();
+        let start = engine.begin_authorization("gh").await.unwrap();
+        engine
+            .complete_authorization(&format!("code=c&state={}", start.state))
+            .await
+            .unwrap();
+        engine.shutdown(std::time::Duration::from_secs(1)).await;
+    }
+    let dir = data.path().to_str().unwrap();
+    let (ok, stdout, stderr) = granary(&["--data-dir", dir, "call", "gh", "GET", "users/me"]).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    assert_eq!(stdout, "local me");
+    assert!(stderr.contains("200"), "{stderr}");
+    let (ok, _, stderr) = granary(&["--data-dir", dir, "call", "gh", "GET", "nothing"]).await;
+    assert!(!ok, "wiremock's 404 is a failure: {stderr}");
+    assert_eq!(api.received_requests().await.unwrap().len(), 2);
+}
