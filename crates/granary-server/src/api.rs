@@ -7,17 +7,18 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use granary_flow::engine::{
-    AccessToken, DisconnectReport, EngineError, ErrorKind, Event, IdKind, InstanceReport,
-    InstanceUpdate, IntegrationFlows, NewInstance, TokenSummary, validate_id,
+    AccessToken, DEFAULT_PAGE_SIZE, DisconnectReport, EngineError, ErrorKind, Event, IdKind,
+    InstanceReport, InstanceUpdate, IntegrationFlows, MAX_PAGE_SIZE, NewInstance, TokenSummary,
+    check_page, validate_id,
 };
-use granary_store::{Instance, InstanceStatus, Integration, Timestamp};
+use granary_store::{Instance, InstanceFilter, InstanceStatus, Integration, Timestamp};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -167,6 +168,41 @@ fn engine<T>(result: Result<T, EngineError>) -> ApiResult<T> {
     result.map_err(|error| engine_problem(&error))
 }
 
+/// The authorized instances whose refreshes keep failing: the authorized instances read a
+/// page of [`MAX_PAGE_SIZE`] (with their tokens) per query.
+async fn refresh_failing(state: &AppState) -> u64 {
+    let authorized = InstanceFilter::all().with_status(InstanceStatus::Authorized);
+    let mut failing = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        let page = match state
+            .engine
+            .list_instances_page(after.as_deref(), MAX_PAGE_SIZE, &authorized)
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, "metrics: the instances cannot be listed");
+                return failing;
+            }
+        };
+        failing += page
+            .instances
+            .iter()
+            .filter(|r| {
+                r.token
+                    .as_ref()
+                    .and_then(TokenSummary::refresh_failure)
+                    .is_some()
+            })
+            .count() as u64;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return failing,
+        }
+    }
+}
+
 /// `GET /healthz`.
 pub async fn healthz() -> Response {
     let mut response = (StatusCode::OK, "ok\n").into_response();
@@ -178,33 +214,30 @@ pub async fn healthz() -> Response {
 
 /// `GET /metrics`: OpenMetrics text ([`crate::metrics::CONTENT_TYPE`]).
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // The counts per status: one aggregate query.
     let mut counts = [
         ("new", 0u64),
         ("authorized", 0),
         ("needs_authorization", 0),
         ("disabled", 0),
     ];
-    let mut refresh_failing = 0u64;
-    match state.engine.list_instances().await {
-        Ok(instances) => {
-            for instance in instances {
-                let name = status_name(instance.status);
-                if let Some(entry) = counts.iter_mut().find(|(n, _)| *n == name) {
-                    entry.1 += 1;
-                }
-                if instance.status == InstanceStatus::Authorized {
-                    let failing = state.engine.status(&instance.id).await.is_ok_and(|r| {
-                        r.token
-                            .as_ref()
-                            .and_then(TokenSummary::refresh_failure)
-                            .is_some()
-                    });
-                    refresh_failing += u64::from(failing);
-                }
+    match state.engine.count_instances_by_status().await {
+        Ok(counted) => {
+            for (name, count) in &mut counts {
+                *count = [
+                    InstanceStatus::New,
+                    InstanceStatus::Authorized,
+                    InstanceStatus::NeedsAuthorization,
+                    InstanceStatus::Disabled,
+                ]
+                .into_iter()
+                .find(|s| status_name(*s) == *name)
+                .map_or(0, |s| counted.get(s));
             }
         }
-        Err(error) => tracing::warn!(%error, "metrics: the instances cannot be listed"),
+        Err(error) => tracing::warn!(%error, "metrics: the instances cannot be counted"),
     }
+    let refresh_failing = refresh_failing(&state).await;
     let body = state.metrics.render(&counts, refresh_failing);
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
@@ -462,15 +495,85 @@ fn client_auth(text: Option<&str>) -> ApiResult<Option<granary_store::ClientAuth
     }
 }
 
-/// `GET /api/v1/instances`.
-pub async fn instances_list(State(state): State<AppState>) -> ApiResult {
-    let list = engine(state.engine.list_instances().await)?;
-    let mut out = Vec::with_capacity(list.len());
-    for instance in &list {
-        let report = state.engine.status(&instance.id).await.ok();
-        out.push(instance_json(instance, report.as_ref()));
+/// The query of `GET /api/v1/instances`: every value as text, read by [`page_request`].
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<String>,
+    status: Option<String>,
+    integration: Option<String>,
+}
+
+/// A page request read from a query: the cursor, the page size (default
+/// [`DEFAULT_PAGE_SIZE`]) and the filter; the message of a wrong value names the fix.
+pub fn page_request(
+    after: Option<&str>,
+    limit: Option<&str>,
+    status: Option<&str>,
+    integration: Option<&str>,
+) -> Result<(Option<String>, usize, InstanceFilter), String> {
+    let after = after.map(str::trim).filter(|a| !a.is_empty());
+    let limit = match limit.map(str::trim).filter(|l| !l.is_empty()) {
+        None => DEFAULT_PAGE_SIZE,
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            format!(
+                "limit `{text}` is not a number: ask for 1 to {MAX_PAGE_SIZE} instances a page \
+                 (default {DEFAULT_PAGE_SIZE})"
+            )
+        })?,
+    };
+    check_page(after, limit).map_err(|error| error.to_string())?;
+    let mut filter = InstanceFilter::all();
+    if let Some(text) = status.map(str::trim).filter(|s| !s.is_empty()) {
+        let status = [
+            InstanceStatus::New,
+            InstanceStatus::Authorized,
+            InstanceStatus::NeedsAuthorization,
+            InstanceStatus::Disabled,
+        ]
+        .into_iter()
+        .find(|s| status_name(*s) == text)
+        .ok_or_else(|| {
+            format!(
+                "status `{text}` is unknown: use new, authorized, needs_authorization or disabled"
+            )
+        })?;
+        filter = filter.with_status(status);
     }
-    Ok(Json(json!({ "instances": out })).into_response())
+    if let Some(integration) = integration.map(str::trim).filter(|i| !i.is_empty()) {
+        filter = filter.with_integration(integration);
+    }
+    Ok((after.map(str::to_string), limit, filter))
+}
+
+/// `GET /api/v1/instances?after=ID&limit=N&status=S&integration=I`: one page of instances
+/// by id (default 100, at most 1,000) and `next`, the `after` of the following page (`null`
+/// on the last page).
+pub async fn instances_list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(query) =
+        query.map_err(|e| Problem::bad_request(format!("the query cannot be read: {e}")))?;
+    let (after, limit, filter) = page_request(
+        query.after.as_deref(),
+        query.limit.as_deref(),
+        query.status.as_deref(),
+        query.integration.as_deref(),
+    )
+    .map_err(Problem::bad_request)?;
+    let page = engine(
+        state
+            .engine
+            .list_instances_page(after.as_deref(), limit, &filter)
+            .await,
+    )?;
+    let out: Vec<Value> = page
+        .instances
+        .iter()
+        .map(|report| instance_json(&report.instance, Some(report)))
+        .collect();
+    Ok(Json(json!({ "instances": out, "next": page.next })).into_response())
 }
 
 /// `POST /api/v1/instances`.

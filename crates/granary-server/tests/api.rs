@@ -363,3 +363,121 @@ async fn healthz_metrics_and_events() {
     server.stop().await;
     drop(events);
 }
+
+/// `GET /api/v1/instances` pages by id after a cursor: following `next` lists every
+/// instance exactly once; a filter by status and integration; a wrong limit, cursor or
+/// status is a 400 that names the fix.
+#[tokio::test]
+async fn the_instance_list_pages_by_cursor_and_names_the_fix_of_a_wrong_page() {
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    let api = Api {
+        server: &server,
+        key: server.api_key(&admin, &csrf).await,
+        http: server.client(),
+    };
+    use reqwest::Method as M;
+    let document = box_document("http://127.0.0.1:9");
+    let (status, _, _) = api
+        .call(
+            M::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "box", "document": document})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut ids: Vec<String> = (0..23).map(|n| format!("inst-{n:02}")).collect();
+    for id in &ids {
+        let (status, body, _) = api
+            .call(
+                M::POST,
+                "/api/v1/instances",
+                Some(json!({"id": id, "integration": "box", "client_id": "cid"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    ids.sort();
+
+    // Pages of 5: every instance once, in id order, and `next` null on the last page.
+    let mut seen: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let query = match &after {
+            Some(after) => format!("/api/v1/instances?limit=5&after={after}"),
+            None => "/api/v1/instances?limit=5".to_string(),
+        };
+        let (status, page, _) = api.call(M::GET, &query, None).await;
+        assert_eq!(status, 200, "{page}");
+        let listed = page["instances"].as_array().unwrap();
+        assert!(listed.len() <= 5, "{page}");
+        seen.extend(listed.iter().map(|i| i["id"].as_str().unwrap().to_string()));
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => {
+                assert_eq!(Some(next), seen.last().map(String::as_str), "{page}");
+                after = Some(next.to_string());
+            }
+            None => {
+                assert!(page["next"].is_null(), "{page}");
+                break;
+            }
+        }
+        assert!(pages < 10, "paging never ended: {seen:?}");
+    }
+    assert_eq!(seen, ids, "every instance exactly once, by id");
+    assert_eq!(pages, 5);
+
+    // Without a limit: the default page (100) holds them all.
+    let (status, page, _) = api.call(M::GET, "/api/v1/instances", None).await;
+    assert_eq!(
+        (status, page["instances"].as_array().unwrap().len()),
+        (200, 23)
+    );
+    assert!(page["next"].is_null(), "{page}");
+    // A filter by status and integration.
+    let (status, page, _) = api
+        .call(
+            M::GET,
+            "/api/v1/instances?status=new&integration=box&limit=1000",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, page["instances"].as_array().unwrap().len()),
+        (200, 23)
+    );
+    let (_, page, _) = api
+        .call(M::GET, "/api/v1/instances?status=authorized", None)
+        .await;
+    assert_eq!(page["instances"].as_array().unwrap().len(), 0, "{page}");
+    let (_, page, _) = api
+        .call(M::GET, "/api/v1/instances?integration=other", None)
+        .await;
+    assert_eq!(page["instances"].as_array().unwrap().len(), 0, "{page}");
+
+    for (query, fix) in [
+        ("limit=0", "must be 1 to 1000, not 0"),
+        ("limit=1001", "follow `next`"),
+        ("limit=many", "is not a number: ask for 1 to 1000"),
+        (
+            "after=not%20an%20id",
+            "pass the `next` of the previous page",
+        ),
+        (
+            "status=sleeping",
+            "use new, authorized, needs_authorization or disabled",
+        ),
+    ] {
+        let (status, problem, content_type) = api
+            .call(M::GET, &format!("/api/v1/instances?{query}"), None)
+            .await;
+        assert_eq!(status, 400, "{query}: {problem}");
+        assert_eq!(content_type, "application/problem+json");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(fix),
+            "{query}: {problem}"
+        );
+    }
+}
