@@ -300,7 +300,7 @@ pub const PROXY_PATH: &str = "/api/v1/instances/{id}/proxy/{*path}";
 
 impl RouteTable {
     /// Adds the proxy ([`crate::proxy`]) for each method it forwards (HEAD through GET), open
-    /// to `tokens` keys.
+    /// to `tokens` keys. Not OPTIONS: like every route, the proxy answers it 405.
     fn proxy(self) -> Self {
         [
             Method::GET,
@@ -308,7 +308,6 @@ impl RouteTable {
             Method::PUT,
             Method::PATCH,
             Method::DELETE,
-            Method::OPTIONS,
         ]
         .into_iter()
         .fold(self, |table, method| {

@@ -129,7 +129,6 @@ const TOKENS_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/instances/{id}/proxy/{*path}"),
     ("PATCH", "/api/v1/instances/{id}/proxy/{*path}"),
     ("DELETE", "/api/v1/instances/{id}/proxy/{*path}"),
-    ("OPTIONS", "/api/v1/instances/{id}/proxy/{*path}"),
 ];
 
 #[tokio::test]
