@@ -958,3 +958,56 @@ async fn pages_allow_only_granarys_script_and_forms_to_granary_and_the_provider(
     }
     server.stop().await;
 }
+
+/// The home page counts the instances per status, shows them a page at a time with a
+/// "Next" link that keeps the filter, filters by status and integration, and names the fix
+/// of a wrong page.
+#[tokio::test]
+async fn the_home_page_pages_counts_and_filters_the_instances() {
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    import_box(&server, &admin, &csrf, "http://127.0.0.1:9").await;
+    let ids: Vec<String> = (0..7).map(|n| format!("box-{n}")).collect();
+    for id in &ids {
+        create_instance(&server, &admin, &csrf, id, "http://127.0.0.1:9/token").await;
+    }
+    let row = |id: &str| format!("<a href=\"/admin/instances/{id}\">{id}</a>");
+
+    let home = page(&admin, server.url("/admin/")).await;
+    assert!(home.contains("7 instances:"), "{home}");
+    assert!(ids.iter().all(|id| home.contains(&row(id))), "{home}");
+    assert!(!home.contains(">Next<"), "one page holds 7: {home}");
+
+    // Pages of 3: every instance once, then no "Next".
+    let mut seen = Vec::new();
+    let mut url = server.url("/admin/?limit=3&integration=box");
+    for _ in 0..5 {
+        let html = page(&admin, url.clone()).await;
+        seen.extend(ids.iter().filter(|id| html.contains(&row(id))).cloned());
+        let next = html
+            .split("<a class=\"button\" href=\"")
+            .nth(1)
+            .filter(|rest| rest.contains("\">Next</a>"))
+            .map(|rest| rest.split('"').next().unwrap().replace("&amp;", "&"));
+        match next {
+            Some(next) => {
+                assert!(
+                    next.contains("integration=box"),
+                    "the filter is kept: {next}"
+                );
+                url = server.url(&next);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every instance exactly once, in id order");
+
+    let none = page(&admin, server.url("/admin/?status=authorized")).await;
+    assert!(none.contains("matches the filter"), "{none}");
+    assert!(!none.contains(&row("box-0")), "{none}");
+    let all_new = page(&admin, server.url("/admin/?status=new&integration=box")).await;
+    assert!(ids.iter().all(|id| all_new.contains(&row(id))), "{all_new}");
+
+    let wrong = page(&admin, server.url("/admin/?limit=5000")).await;
+    assert!(wrong.contains("must be 1 to 1000, not 5000"), "{wrong}");
+}

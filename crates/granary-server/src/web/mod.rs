@@ -32,7 +32,8 @@ use crate::sessions::{
     Banner, LOGIN_CSRF_COOKIE, NewBanner, SESSION_COOKIE, SESSION_TTL, Session, clear_cookie,
     cookie, set_cookie,
 };
-use crate::views::{format_time, format_unix_seconds, state_name, state_text};
+use crate::views::{format_time, format_unix_seconds, state_name, state_text, status_name};
+use granary_store::InstanceStatus;
 
 /// The pages' Content-Security-Policy, with the origins besides granary's own that its forms
 /// may lead to (`form-action`).
@@ -375,40 +376,116 @@ pub async fn logout(
     response
 }
 
-/// `GET /admin/`: instances and integrations.
+/// The query of `GET /admin/`: a page of instances and its filter (see
+/// [`crate::api::page_request`]).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct HomeQuery {
+    after: Option<String>,
+    limit: Option<String>,
+    status: Option<String>,
+    integration: Option<String>,
+}
+
+/// `GET /admin/?after=ID&limit=N&status=S&integration=I`: the counts per status (one
+/// aggregate query), a page of instances (one query; "next" links to the following page),
+/// filtered by status and integration, and the integrations.
 pub async fn home(
     State(state): State<AppState>,
     headers: HeaderMap,
     Extension(session): Extension<Session>,
+    query: Result<axum::extract::Query<HomeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let engine = &state.engine;
     let mut layout = layout(&state, &headers, &session);
+    // A query that cannot be read shows the first page.
+    let query = query.map(|q| q.0).unwrap_or_default();
     let mut instances = Vec::new();
-    match engine.list_instances().await {
-        Ok(list) => {
-            for instance in list {
-                let token = engine.status(&instance.id).await.ok().and_then(|r| r.token);
-                let expires = token
-                    .as_ref()
-                    .and_then(|t| t.expires_at)
-                    .map_or_else(|| "-".to_string(), format_time);
-                let failing = token
-                    .as_ref()
-                    .and_then(granary_flow::engine::TokenSummary::refresh_failure)
-                    .is_some();
-                instances.push(InstanceRow {
-                    status: state_name(instance.status, failing),
-                    status_text: state_text(instance.status, failing),
-                    id: instance.id,
-                    integration: instance.integration,
-                    expires,
-                });
+    let mut next_link = None;
+    let statuses = [
+        InstanceStatus::New,
+        InstanceStatus::Authorized,
+        InstanceStatus::NeedsAuthorization,
+        InstanceStatus::Disabled,
+    ];
+    let counts = match engine.count_instances_by_status().await {
+        Ok(counts) => statuses
+            .iter()
+            .map(|s| StatusCount {
+                status: status_name(*s).to_string(),
+                text: state_text(*s, false).to_string(),
+                count: counts.get(*s),
+            })
+            .collect(),
+        Err(error) => {
+            layout.banner = Some(failure_banner("The instances cannot be counted", &error));
+            Vec::new()
+        }
+    };
+    let total = counts.iter().map(|c: &StatusCount| c.count).sum();
+    let request = crate::api::page_request(
+        query.after.as_deref(),
+        query.limit.as_deref(),
+        query.status.as_deref(),
+        query.integration.as_deref(),
+    );
+    let filter_status = query.status.clone().unwrap_or_default();
+    let filter_integration = query.integration.clone().unwrap_or_default();
+    match request {
+        Err(message) => {
+            layout.banner = Some(Banner::error(
+                "This page of instances cannot be shown",
+                message,
+                "Follow the links of the page, or open /admin/ for the first page.",
+            ));
+        }
+        Ok((after, limit, filter)) => {
+            match engine
+                .list_instances_page(after.as_deref(), limit, &filter)
+                .await
+            {
+                Ok(page) => {
+                    for report in page.instances {
+                        let token = report.token;
+                        let instance = report.instance;
+                        let expires = token
+                            .as_ref()
+                            .and_then(|t| t.expires_at)
+                            .map_or_else(|| "-".to_string(), format_time);
+                        let failing = token
+                            .as_ref()
+                            .and_then(granary_flow::engine::TokenSummary::refresh_failure)
+                            .is_some();
+                        instances.push(InstanceRow {
+                            status: state_name(instance.status, failing),
+                            status_text: state_text(instance.status, failing),
+                            id: instance.id,
+                            integration: instance.integration,
+                            expires,
+                        });
+                    }
+                    next_link = page.next.map(|next| {
+                        home_link(
+                            Some(&next),
+                            query.limit.as_deref(),
+                            &filter_status,
+                            &filter_integration,
+                        )
+                    });
+                }
+                Err(error) => {
+                    layout.banner = Some(failure_banner("The instances cannot be listed", &error))
+                }
             }
         }
-        Err(error) => {
-            layout.banner = Some(failure_banner("The instances cannot be listed", &error))
-        }
     }
+    let first_link = query.after.as_deref().filter(|a| !a.is_empty()).map(|_| {
+        home_link(
+            None,
+            query.limit.as_deref(),
+            &filter_status,
+            &filter_integration,
+        )
+    });
     let integrations = match engine.list_integrations().await {
         Ok(list) => list
             .into_iter()
@@ -432,8 +509,38 @@ pub async fn home(
             layout,
             instances,
             integrations,
+            counts,
+            total,
+            filtered: !filter_status.is_empty() || !filter_integration.is_empty(),
+            filter_status,
+            filter_integration,
+            next_link,
+            first_link,
         },
     )
+}
+
+/// The link of a page of the home page, with the filter kept.
+fn home_link(after: Option<&str>, limit: Option<&str>, status: &str, integration: &str) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(after) = after {
+        query.append_pair("after", after);
+    }
+    if let Some(limit) = limit.filter(|l| !l.is_empty()) {
+        query.append_pair("limit", limit);
+    }
+    if !status.is_empty() {
+        query.append_pair("status", status);
+    }
+    if !integration.is_empty() {
+        query.append_pair("integration", integration);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        "/admin/".to_string()
+    } else {
+        format!("/admin/?{query}")
+    }
 }
 
 /// `GET /admin/integrations/new`.

@@ -66,10 +66,34 @@ pub struct IntegrationRow {
 pub struct HomePage {
     /// The layout.
     pub layout: Layout,
-    /// The instances.
+    /// The instances of this page.
     pub instances: Vec<InstanceRow>,
     /// The integrations.
     pub integrations: Vec<IntegrationRow>,
+    /// How many instances have each status (every status, in order).
+    pub counts: Vec<StatusCount>,
+    /// Every instance.
+    pub total: u64,
+    /// Whether a filter is set.
+    pub filtered: bool,
+    /// The status filtered by (its name), or empty.
+    pub filter_status: String,
+    /// The integration filtered by, or empty.
+    pub filter_integration: String,
+    /// The link of the next page, when there is one.
+    pub next_link: Option<String>,
+    /// The link of the first page, when this is a later one.
+    pub first_link: Option<String>,
+}
+
+/// A status and how many instances have it, for the home page.
+pub struct StatusCount {
+    /// Its name (`authorized`), the filter's value.
+    pub status: String,
+    /// Its words.
+    pub text: String,
+    /// How many instances have it.
+    pub count: u64,
 }
 
 /// The import form.
