@@ -4,7 +4,10 @@
 use std::io::BufRead as _;
 use std::path::PathBuf;
 
-use granary_flow::engine::{Engine, IdKind, InstanceUpdate, NewInstance, validate_id};
+use granary_flow::engine::{
+    Engine, IdKind, InstanceUpdate, MAX_PAGE_SIZE, NewInstance, check_page, validate_id,
+};
+use granary_store::InstanceFilter;
 use reqwest::Method;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
@@ -112,11 +115,19 @@ pub enum InstanceCommand {
         #[command(flatten)]
         fields: InstanceFields,
     },
-    /// List the instances.
+    /// List the instances, by id: every one (read a page of 1,000 at a time and printed as
+    /// it comes), or one page with `--limit`.
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Print one page of at most this many instances (1 to 1,000); the cursor of the next
+        /// page is printed on stderr.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Start after this instance id (the cursor a previous page printed).
+        #[arg(long)]
+        after: Option<String>,
     },
     /// Show an instance and its token's state.
     Show {
@@ -551,39 +562,85 @@ pub async fn instance(
             println!("updated instance {id}");
             Ok(())
         }
-        InstanceCommand::List { json } => {
-            let list = match target {
-                Target::Local(engine, _) => {
-                    let mut out = Vec::new();
-                    for instance in engine.list_instances().await? {
-                        let report = engine.status(&instance.id).await.ok();
-                        out.push(instance_json(&instance, report.as_ref()));
+        InstanceCommand::List { json, limit, after } => {
+            // One page with --limit; else every page, printed as it comes (JSON once all
+            // are read, as one array).
+            let page_size = limit.unwrap_or(MAX_PAGE_SIZE);
+            check_page(after.as_deref(), page_size).map_err(|e| {
+                Error::Config(format!(
+                    "{e} (--limit and --after of `granary instance list`)"
+                ))
+            })?;
+            let mut cursor = after.clone();
+            let mut all = Vec::new();
+            let mut printed = 0usize;
+            loop {
+                let (items, next) = match &target {
+                    Target::Local(engine, _) => {
+                        let page = engine
+                            .list_instances_page(
+                                cursor.as_deref(),
+                                page_size,
+                                &InstanceFilter::all(),
+                            )
+                            .await?;
+                        let items: Vec<Value> = page
+                            .instances
+                            .iter()
+                            .map(|report| instance_json(&report.instance, Some(report)))
+                            .collect();
+                        (items, page.next)
                     }
-                    out
-                }
-                Target::Remote(remote) => remote
-                    .call(Method::GET, "/instances", None)
-                    .await?
-                    .get("instances")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-            };
-            if *json {
-                print_json(&Value::Array(list));
-            } else if list.is_empty() {
-                println!("no instance");
-            } else {
-                for item in list {
-                    println!(
-                        "{}\t{}\t{}",
-                        item.get("id").and_then(Value::as_str).unwrap_or("?"),
-                        item.get("integration")
+                    Target::Remote(remote) => {
+                        let mut path = format!("/instances?limit={page_size}");
+                        if let Some(cursor) = &cursor {
+                            path.push_str("&after=");
+                            path.push_str(
+                                &url::form_urlencoded::byte_serialize(cursor.as_bytes())
+                                    .collect::<String>(),
+                            );
+                        }
+                        let answer = remote.call(Method::GET, &path, None).await?;
+                        let items = answer
+                            .get("instances")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        let next = answer
+                            .get("next")
                             .and_then(Value::as_str)
-                            .unwrap_or("?"),
-                        item.get("status").and_then(Value::as_str).unwrap_or("?"),
-                    );
+                            .map(str::to_string);
+                        (items, next)
+                    }
+                };
+                if *json {
+                    all.extend(items);
+                } else {
+                    for item in &items {
+                        println!(
+                            "{}\t{}\t{}",
+                            item.get("id").and_then(Value::as_str).unwrap_or("?"),
+                            item.get("integration")
+                                .and_then(Value::as_str)
+                                .unwrap_or("?"),
+                            item.get("status").and_then(Value::as_str).unwrap_or("?"),
+                        );
+                    }
+                    printed += items.len();
                 }
+                match next {
+                    Some(next) if limit.is_some() => {
+                        eprintln!("next page: --after {next}");
+                        break;
+                    }
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            if *json {
+                print_json(&Value::Array(all));
+            } else if printed == 0 {
+                println!("no instance");
             }
             Ok(())
         }

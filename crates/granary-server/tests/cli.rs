@@ -414,3 +414,91 @@ fn the_cli_links_under_the_public_url_serve_runs_at() {
     );
     drop(server);
 }
+
+/// `granary instance list` prints every instance (read a page at a time), or one page with
+/// `--limit` (the next cursor on stderr) after `--after`, locally and against a server; a
+/// wrong page size names the fix.
+#[test]
+fn instance_list_pages_with_limit_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let document = box_file(dir.path());
+    ok(&granary(
+        &data,
+        &["import", document.to_str().unwrap()],
+        None,
+    ));
+    for n in 0..5 {
+        ok(&granary(
+            &data,
+            &[
+                "instance",
+                "create",
+                &format!("box-{n}"),
+                "--integration",
+                "box",
+                "--client-id",
+                "cid",
+                "--scope",
+                "root_readonly",
+            ],
+            None,
+        ));
+    }
+    let ids = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect()
+    };
+    let all = ok(&granary(&data, &["instance", "list"], None));
+    assert_eq!(ids(&all), ["box-0", "box-1", "box-2", "box-3", "box-4"]);
+    let first = granary(&data, &["instance", "list", "--limit", "2"], None);
+    assert_eq!(ids(&ok(&first)), ["box-0", "box-1"]);
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("next page: --after box-1"),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let last = granary(
+        &data,
+        &["instance", "list", "--limit", "2", "--after", "box-3"],
+        None,
+    );
+    assert_eq!(ids(&ok(&last)), ["box-4"]);
+    assert!(!String::from_utf8_lossy(&last.stderr).contains("next page"));
+    let wrong = granary(&data, &["instance", "list", "--limit", "0"], None);
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("must be 1 to 1000, not 0"), "{stderr}");
+    assert!(stderr.contains("--limit"), "{stderr}");
+
+    // Against a server: the same pages through the API.
+    let key = ok(&granary(
+        &data,
+        &["api-key", "create", "lister", "--role", "admin"],
+        None,
+    ))
+    .trim()
+    .to_string();
+    let server = serve(&data);
+    let remote = |extra: &[&str]| {
+        let mut args = vec![
+            "instance",
+            "list",
+            "--server",
+            &server.base,
+            "--api-key",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        granary(&data, &args, None)
+    };
+    assert_eq!(
+        ids(&ok(&remote(&[]))),
+        ["box-0", "box-1", "box-2", "box-3", "box-4"]
+    );
+    let page = remote(&["--limit", "3", "--after", "box-0"]);
+    assert_eq!(ids(&ok(&page)), ["box-1", "box-2", "box-3"]);
+    assert!(String::from_utf8_lossy(&page.stderr).contains("next page: --after box-3"));
+}
