@@ -488,6 +488,44 @@ async fn the_proxy_needs_a_known_api_key_and_a_known_instance() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    // An integration whose document names no server (or one imported before granary kept
+    // it), and one whose server is plain http to another host: nothing is sent.
+    let engine = &setup.state.engine;
+    let plain = common::box_document(&setup.provider.uri());
+    let insecure = plain.replacen(
+        "\"paths\": {}",
+        "\"servers\": [{\"url\": \"http://api.example.com/v2\"}], \"paths\": {}",
+        1,
+    );
+    for (name, document, problem) in [
+        ("plain", plain.as_str(), "/problems/no-api-base-url"),
+        (
+            "insecure",
+            insecure.as_str(),
+            "/problems/insecure-api-base-url",
+        ),
+    ] {
+        engine
+            .import_integration(name, document.as_bytes())
+            .await
+            .unwrap();
+        engine
+            .create_instance(NewInstance::new(name, name, "granary-client"))
+            .await
+            .unwrap();
+        let answer = client
+            .get(format!(
+                "{}/api/v1/instances/{name}/proxy/users/me",
+                setup.base
+            ))
+            .bearer_auth(&setup.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 409, "{name}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["type"], problem, "{body}");
+    }
     assert!(setup.api_requests().await.is_empty());
     // The state is the server's: its engine answers the instance.
     assert!(setup.state.engine.instance("gh").await.is_ok());
