@@ -1008,6 +1008,14 @@ async fn the_home_page_pages_counts_and_filters_the_instances() {
     let all_new = page(&admin, server.url("/admin/?status=new&integration=box")).await;
     assert!(ids.iter().all(|id| all_new.contains(&row(id))), "{all_new}");
 
+    // The integration's page lists its instances (its first page).
+    let integration = page(&admin, server.url("/admin/integrations/box")).await;
+    assert!(
+        ids.iter().all(|id| integration.contains(&row(id))),
+        "{integration}"
+    );
+    assert!(!integration.contains("All its instances"), "{integration}");
+
     let wrong = page(&admin, server.url("/admin/?limit=5000")).await;
     assert!(wrong.contains("must be 1 to 1000, not 5000"), "{wrong}");
 }

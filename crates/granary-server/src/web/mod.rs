@@ -13,7 +13,7 @@ use axum::extract::{Multipart, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use granary_flow::engine::{IdKind, IntegrationFlows, validate_id};
+use granary_flow::engine::{DEFAULT_PAGE_SIZE, IdKind, IntegrationFlows, validate_id};
 use secrecy::ExposeSecret as _;
 
 pub use assets::{SCRIPT_PATH, script, script_url};
@@ -33,7 +33,7 @@ use crate::sessions::{
     cookie, set_cookie,
 };
 use crate::views::{format_time, format_unix_seconds, state_name, state_text, status_name};
-use granary_store::InstanceStatus;
+use granary_store::{InstanceFilter, InstanceStatus};
 
 /// The pages' Content-Security-Policy, with the origins besides granary's own that its forms
 /// may lead to (`form-action`).
@@ -743,15 +743,26 @@ pub async fn integration_show(
                 .collect(),
         })
         .collect();
-    let instances = state
+    // Its first page of instances, in one query; the home page filtered by this
+    // integration pages through the rest.
+    let (instances, more_instances) = match state
         .engine
-        .list_instances()
+        .list_instances_page(
+            None,
+            DEFAULT_PAGE_SIZE,
+            &InstanceFilter::all().with_integration(name.as_str()),
+        )
         .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|i| i.integration == name)
-        .map(|i| i.id)
-        .collect();
+    {
+        Ok(page) => (
+            page.instances
+                .into_iter()
+                .map(|report| report.instance.id)
+                .collect(),
+            page.next.is_some(),
+        ),
+        Err(_) => (Vec::new(), false),
+    };
     let page = IntegrationPage {
         issuer: flows.issuer.clone().unwrap_or_else(|| "-".to_string()),
         revocation_url: flows
@@ -765,6 +776,7 @@ pub async fn integration_show(
         name,
         schemes,
         instances,
+        more_instances,
     };
     render(StatusCode::OK, &page)
 }

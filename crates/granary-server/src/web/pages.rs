@@ -148,8 +148,10 @@ pub struct IntegrationPage {
     pub digest: String,
     /// Its OAuth2 schemes.
     pub schemes: Vec<SchemeView>,
-    /// The ids of its instances.
+    /// The ids of its instances (the first page).
     pub instances: Vec<String>,
+    /// Whether it has more instances than that page (the home page, filtered, lists them).
+    pub more_instances: bool,
     /// The provider's issuer, or a dash.
     pub issuer: String,
     /// The provider's revocation endpoint, or a dash.
