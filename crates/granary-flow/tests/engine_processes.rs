@@ -988,3 +988,32 @@ async fn the_token_cache_keeps_what_callers_use_within_its_capacity() {
     b.access_token("inst").await.unwrap();
     assert_eq!(watched.token_reads(), reads, "the token in use was evicted");
 }
+
+/// A round asks the store for the tokens due instead of reading every token: with 20 other
+/// authorized instances whose tokens are fresh, it reads the due one's token, not theirs.
+#[tokio::test]
+async fn a_refresher_round_reads_the_tokens_due_not_every_token() {
+    let (world, watched, a) = authorized_watched().await;
+    for n in 0..20 {
+        let id = format!("fresh-{n}");
+        world.add_instance(&a, &id).await;
+        world
+            .authorize_instance(&a, &id, "access-f", Some("refresh-f"), Some(10 * 3600))
+            .await;
+    }
+    let _arrivals = world.on_refresh(refreshed("access-2", "refresh-2")).await;
+    world.advance(HOUR - Duration::from_secs(10));
+    let config = granary_flow::engine::RefresherConfig {
+        jitter: Duration::ZERO,
+        ..Default::default()
+    };
+    let before = watched.token_reads();
+    let round = a.run_refresh_round(&config).await;
+    let reads = watched.token_reads() - before;
+    assert_eq!((round.due, round.refreshed), (1, 1), "{round:?}");
+    assert_eq!(world.refreshes().await, 1);
+    assert!(
+        reads < 10,
+        "the round read {reads} token records for 1 due among 21 authorized instances"
+    );
+}

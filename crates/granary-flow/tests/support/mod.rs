@@ -400,6 +400,28 @@ impl Store for FeedFault {
     fn capabilities(&self) -> granary_store::Capabilities {
         self.inner.capabilities()
     }
+    // The queries go to the store's own (not the trait's scanning defaults, whose token
+    // reads would be counted).
+    async fn tokens_expiring_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> granary_store::Result<Vec<granary_store::InstanceToken>> {
+        self.inner
+            .tokens_expiring_before(before, after, limit)
+            .await
+    }
+    async fn tokens_obtained_before(
+        &self,
+        before: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> granary_store::Result<Vec<granary_store::InstanceToken>> {
+        self.inner
+            .tokens_obtained_before(before, after, limit)
+            .await
+    }
     async fn put_integration(&self, i: &granary_store::Integration) -> granary_store::Result<()> {
         self.inner.put_integration(i).await
     }
