@@ -443,4 +443,31 @@ mod tests {
         let error = TokenResponse::from_fields(Map::new(), " ").unwrap_err();
         assert!(error.contains("no `access_token`"), "{error}");
     }
+
+    #[test]
+    fn an_answer_over_the_body_limit_is_refused_and_one_at_it_is_read() {
+        let config = ClientConfig::new(
+            "client",
+            url::Url::parse("https://as.example/authorize").unwrap(),
+            url::Url::parse("https://as.example/token").unwrap(),
+        );
+        let padded = |len: usize| {
+            let mut body = br#"{"access_token":"a"}"#.to_vec();
+            body.resize(len, b' ');
+            body
+        };
+        let limit = crate::protocol::http::MAX_BODY;
+        let read = |len: usize| {
+            TokenResponse::read_answer(
+                &config,
+                200,
+                Some("application/json"),
+                &padded(len),
+                true,
+                &[],
+            )
+        };
+        assert!(read(limit).is_ok(), "an answer of exactly the limit");
+        assert!(read(limit + 1).is_err(), "an answer over the limit");
+    }
 }
