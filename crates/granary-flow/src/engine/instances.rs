@@ -566,15 +566,11 @@ impl Engine {
             ClientConfig::new(instance.client_id.clone(), authorization_url, token_url);
         config.revocation_url = flows.revocation_url.clone();
         config.introspection_url = flows.introspection_url.clone();
-        config.auth_method = match instance.client_auth {
-            ClientAuth::ClientSecretBasic => protocol::ClientAuth::ClientSecretBasic,
-            ClientAuth::ClientSecretPost => protocol::ClientAuth::ClientSecretPost,
-            ClientAuth::None => protocol::ClientAuth::None,
-        };
+        config.auth_method = instance.client_auth;
         if let Some(sealed) = &instance.client_secret {
             config.client_secret =
                 Some(self.open_secret(&instance.id, Field::ClientSecret, sealed)?);
-        } else if config.auth_method != protocol::ClientAuth::None {
+        } else if config.auth_method != ClientAuth::None {
             return Err(EngineError::Invalid(format!(
                 "instance `{}` authenticates with {} but has no client secret: set the secret, \
                  or switch the method to none for a public client",

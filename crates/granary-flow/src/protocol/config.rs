@@ -8,33 +8,9 @@ use url::Url;
 
 use super::REDACTED;
 
-/// How the client authenticates at the token and revocation endpoints (RFC 6749 2.3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClientAuth {
-    /// HTTP Basic with the form-urlencoded client id and secret (the RFC's default).
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-    /// A public client: `client_id` in the form body, no secret (use PKCE).
-    None,
-}
-
-impl ClientAuth {
-    /// The name used in provider metadata (`token_endpoint_auth_method`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::ClientSecretPost => "client_secret_post",
-            Self::None => "none",
-        }
-    }
-}
-
-impl fmt::Display for ClientAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How the client authenticates at the token and revocation endpoints (RFC 6749 2.3.1):
+/// the store's type, so that an instance's setting is the protocol's without a mapping.
+pub use granary_store::ClientAuth;
 
 /// One client at one provider: what every request of the grant needs.
 ///

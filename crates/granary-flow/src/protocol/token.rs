@@ -448,8 +448,8 @@ mod tests {
     fn an_answer_over_the_body_limit_is_refused_and_one_at_it_is_read() {
         let config = ClientConfig::new(
             "client",
-            url::Url::parse("https://as.example/authorize").unwrap(),
-            url::Url::parse("https://as.example/token").unwrap(),
+            Url::parse("https://as.example/authorize").unwrap(),
+            Url::parse("https://as.example/token").unwrap(),
         );
         let padded = |len: usize| {
             let mut body = br#"{"access_token":"a"}"#.to_vec();
