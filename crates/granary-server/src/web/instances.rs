@@ -49,16 +49,12 @@ pub async fn instance_new(
         client_auth: "client_secret_basic".to_string(),
         ..InstanceFormValues::default()
     };
-    form_page(
-        &state,
-        layout,
-        StatusCode::OK,
-        false,
+    let form = InstanceForm {
+        mode: FormMode::Create,
         values,
-        &[],
-        &Stored::default(),
-    )
-    .await
+        chosen_scopes: &[],
+    };
+    form_page(&state, layout, StatusCode::OK, form).await
 }
 
 /// Renders the instance form for `values`, with the scope checkboxes of its scheme.
@@ -66,11 +62,18 @@ async fn form_page(
     state: &AppState,
     mut layout: Layout,
     status: StatusCode,
-    editing: bool,
-    mut values: InstanceFormValues,
-    chosen_scopes: &[String],
-    stored: &Stored,
+    form: InstanceForm<'_>,
 ) -> Response {
+    let InstanceForm {
+        mode,
+        mut values,
+        chosen_scopes,
+    } = form;
+    let editing = matches!(mode, FormMode::Edit(_));
+    let stored = match mode {
+        FormMode::Edit(stored) => stored,
+        FormMode::Create => Stored::default(),
+    };
     let flows = match state.engine.integration(&values.integration).await {
         Ok(integration) => match IntegrationFlows::of(&integration) {
             Ok(flows) => flows,
@@ -160,6 +163,20 @@ async fn form_page(
         default_token_url,
     };
     render(status, &page)
+}
+
+/// The instance form to show: which form, what it says, and the scopes ticked.
+struct InstanceForm<'a> {
+    mode: FormMode,
+    values: InstanceFormValues,
+    chosen_scopes: &'a [String],
+}
+
+/// A form for a new instance, or the edit form of a stored one (which says which of its
+/// write-only values are set).
+enum FormMode {
+    Create,
+    Edit(Stored),
 }
 
 /// What an instance holds of its write-only values: whether a client secret is set, and the
@@ -287,16 +304,12 @@ pub async fn instance_create(
             &session,
             Banner::error("The instance was not created", cause, fix.to_string()),
         );
-        form_page(
-            &state,
-            layout,
-            StatusCode::BAD_REQUEST,
-            false,
+        let form = InstanceForm {
+            mode: FormMode::Create,
             values,
-            &scopes,
-            &Stored::default(),
-        )
-        .await
+            chosen_scopes: &scopes,
+        };
+        form_page(&state, layout, StatusCode::BAD_REQUEST, form).await
     };
     if let Some(cause) = invalid_id {
         return rejected(cause, "Choose another id.").await;
@@ -495,16 +508,12 @@ pub async fn instance_edit(
         extra_token_params: SecretString::default(),
         extra_token_headers: SecretString::default(),
     };
-    form_page(
-        &state,
-        layout,
-        StatusCode::OK,
-        true,
+    let form = InstanceForm {
+        mode: FormMode::Edit(Stored::of(&instance)),
         values,
-        &instance.scopes,
-        &Stored::of(&instance),
-    )
-    .await
+        chosen_scopes: &instance.scopes,
+    };
+    form_page(&state, layout, StatusCode::OK, form).await
 }
 
 /// `POST /admin/instances/{id}`: saves the edit form.
@@ -532,16 +541,12 @@ pub async fn instance_update(
                 "Correct the form and save again.",
             ),
         );
-        form_page(
-            &state,
-            layout,
-            StatusCode::BAD_REQUEST,
-            true,
+        let form = InstanceForm {
+            mode: FormMode::Edit(stored),
             values,
-            &scopes,
-            &stored,
-        )
-        .await
+            chosen_scopes: &scopes,
+        };
+        form_page(&state, layout, StatusCode::BAD_REQUEST, form).await
     };
     let parsed = match parsed {
         Ok(parsed) => parsed,
