@@ -7,21 +7,8 @@ use common::{Server, box_document, hidden};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-async fn import_box(server: &Server, admin: &reqwest::Client, csrf: &str, provider: &str) {
-    let form = reqwest::multipart::Form::new()
-        .text("csrf", csrf.to_string())
-        .text("name", "box")
-        .text("document", box_document(provider));
-    let response = admin
-        .post(server.url("/admin/integrations"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303);
-    assert_eq!(response.headers()["location"], "/admin/integrations/box");
-}
-
+/// Creates the instance `id` of `box` with a token URL override (none when empty) and the
+/// extra parameter and header the tests look for.
 async fn create_instance(
     server: &Server,
     admin: &reqwest::Client,
@@ -29,26 +16,12 @@ async fn create_instance(
     id: &str,
     token_url: &str,
 ) {
-    let response = admin
-        .post(server.url("/admin/instances"))
-        .form(&[
-            ("csrf", csrf),
-            ("id", id),
-            ("integration", "box"),
-            ("scheme", "OAuth2Security"),
-            ("client_id", "granary-client"),
-            ("client_secret", "s3cret-value-never-shown"),
-            ("client_auth", "client_secret_basic"),
-            ("scope", "root_readonly"),
-            ("scope", "manage_groups"),
-            ("token_url", token_url),
-            ("extra_authorization_params", "prompt=consent"),
-            ("extra_token_headers", "X-Trace: granary"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    let more = [
+        ("token_url", token_url),
+        ("extra_authorization_params", "prompt=consent"),
+        ("extra_token_headers", "X-Trace: granary"),
+    ];
+    server.create_box_instance(admin, csrf, id, &more).await;
 }
 
 /// Clicks "Get access token": returns the state of the provider URL.
@@ -98,7 +71,7 @@ async fn import_create_authorize_refresh_disconnect_delete() {
         .await;
     let server = Server::start().await;
     let (admin, csrf) = server.admin().await;
-    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    server.import_box(&admin, &csrf, &provider.uri()).await;
 
     let integration = page(&admin, server.url("/admin/integrations/box")).await;
     assert!(
@@ -322,7 +295,7 @@ async fn failure_banners_name_the_cause_and_the_fix() {
         .await;
     let server = Server::start().await;
     let (admin, csrf) = server.admin().await;
-    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    server.import_box(&admin, &csrf, &provider.uri()).await;
 
     let cases = [
         (
@@ -541,7 +514,7 @@ async fn discovery_sets_the_issuer_and_disconnect_revokes() {
         .await;
     let server = Server::start().await;
     let (admin, csrf) = server.admin().await;
-    import_box(&server, &admin, &csrf, &issuer).await;
+    server.import_box(&admin, &csrf, &issuer).await;
     let discovered = admin
         .post(server.url("/admin/integrations/box/discover"))
         .form(&[("csrf", csrf.as_str()), ("issuer", issuer.as_str())])
@@ -616,7 +589,7 @@ async fn disable_stops_tokens_and_enable_restores_the_status() {
     let server = Server::start().await;
     let (admin, csrf) = server.admin().await;
     let key = server.api_key(&admin, &csrf).await;
-    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    server.import_box(&admin, &csrf, &provider.uri()).await;
     create_instance(
         &server,
         &admin,
@@ -699,7 +672,7 @@ async fn extra_token_values_are_write_only_scopes_granted_otherwise_warn_and_ano
         .await;
     let server = Server::start().await;
     let (admin, csrf) = server.admin().await;
-    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    server.import_box(&admin, &csrf, &provider.uri()).await;
     create_instance(&server, &admin, &csrf, "box", "").await;
     let edit = |extra_headers: &'static str, token_url: String| {
         let admin = admin.clone();
@@ -908,7 +881,7 @@ async fn pages_allow_only_granarys_script_and_forms_to_granary_and_the_provider(
     // every other page to granary only.
     let (admin, csrf) = server.admin().await;
     let provider = MockServer::start().await;
-    import_box(&server, &admin, &csrf, &provider.uri()).await;
+    server.import_box(&admin, &csrf, &provider.uri()).await;
     create_instance(
         &server,
         &admin,
@@ -966,7 +939,7 @@ async fn pages_allow_only_granarys_script_and_forms_to_granary_and_the_provider(
 async fn the_home_page_pages_counts_and_filters_the_instances() {
     let server = Server::start().await;
     let (admin, csrf) = server.admin().await;
-    import_box(&server, &admin, &csrf, "http://127.0.0.1:9").await;
+    server.import_box(&admin, &csrf, "http://127.0.0.1:9").await;
     let ids: Vec<String> = (0..7).map(|n| format!("box-{n}")).collect();
     for id in &ids {
         create_instance(&server, &admin, &csrf, id, "http://127.0.0.1:9/token").await;

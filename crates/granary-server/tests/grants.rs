@@ -6,40 +6,6 @@ use common::{Server, box_document};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-async fn import_box(server: &Server, admin: &reqwest::Client, csrf: &str, provider: &str) {
-    let form = reqwest::multipart::Form::new()
-        .text("csrf", csrf.to_string())
-        .text("name", "box")
-        .text("document", box_document(provider));
-    let response = admin
-        .post(server.url("/admin/integrations"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303);
-}
-
-async fn create_instance(server: &Server, admin: &reqwest::Client, csrf: &str, id: &str) {
-    let response = admin
-        .post(server.url("/admin/instances"))
-        .form(&[
-            ("csrf", csrf),
-            ("id", id),
-            ("integration", "box"),
-            ("scheme", "OAuth2Security"),
-            ("client_id", "granary-client"),
-            ("client_secret", "s3cret-value-never-shown"),
-            ("client_auth", "client_secret_basic"),
-            ("scope", "root_readonly"),
-            ("scope", "manage_groups"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
-}
-
 /// Clicks "Get access token" and comes back through the callback with `query` (the state
 /// is appended); returns the instance page after it.
 pub async fn authorize_with(
@@ -106,8 +72,8 @@ async fn a_grant_without_a_refresh_token_is_told_and_a_forced_refresh_changes_no
         .await;
     let server = Server::start().await;
     let (admin, csrf) = server.admin().await;
-    import_box(&server, &admin, &csrf, &provider.uri()).await;
-    create_instance(&server, &admin, &csrf, "gh").await;
+    server.import_box(&admin, &csrf, &provider.uri()).await;
+    server.create_box_instance(&admin, &csrf, "gh", &[]).await;
 
     let instance = authorize_with(&server, &admin, &csrf, "gh", "code=the-code").await;
     assert!(
@@ -214,8 +180,10 @@ async fn a_failed_exchange_quotes_the_providers_error_body_and_points_at_the_rea
     let provider = MockServer::start().await;
     let server = Server::start().await;
     let (admin, csrf) = server.admin().await;
-    import_box(&server, &admin, &csrf, &provider.uri()).await;
-    create_instance(&server, &admin, &csrf, "notion").await;
+    server.import_box(&admin, &csrf, &provider.uri()).await;
+    server
+        .create_box_instance(&admin, &csrf, "notion", &[])
+        .await;
     for (body, quoted, client_hint) in [
         (
             serde_json::json!({"object": "error", "status": 400, "code": "invalid_json",
@@ -262,8 +230,8 @@ async fn the_banner_names_the_data_centre_of_the_callback_and_the_scope_separato
         .await;
     let server = Server::start().await;
     let (admin, csrf) = server.admin().await;
-    import_box(&server, &admin, &csrf, &provider.uri()).await;
-    create_instance(&server, &admin, &csrf, "zoho").await;
+    server.import_box(&admin, &csrf, &provider.uri()).await;
+    server.create_box_instance(&admin, &csrf, "zoho", &[]).await;
     let page = authorize_with(
         &server,
         &admin,
@@ -315,8 +283,8 @@ async fn a_rejected_token_reported_over_the_api_is_refreshed_once() {
         .await;
     let server = Server::start().await;
     let (admin, csrf) = server.admin().await;
-    import_box(&server, &admin, &csrf, &provider.uri()).await;
-    create_instance(&server, &admin, &csrf, "sf").await;
+    server.import_box(&admin, &csrf, &provider.uri()).await;
+    server.create_box_instance(&admin, &csrf, "sf", &[]).await;
     let page = authorize_with(&server, &admin, &csrf, "sf", "code=the-code").await;
     assert!(
         page.contains("unknown (the provider did not say): used until an API refuses it")

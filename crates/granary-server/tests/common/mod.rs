@@ -96,6 +96,54 @@ impl Server {
         }
     }
 
+    /// Imports the Box document (its URLs at `provider`) as the integration `box` through
+    /// the admin page.
+    #[allow(dead_code)]
+    pub async fn import_box(&self, admin: &reqwest::Client, csrf: &str, provider: &str) {
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.to_string())
+            .text("name", "box")
+            .text("document", box_document(provider));
+        let response = admin
+            .post(self.url("/admin/integrations"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        assert_eq!(response.headers()["location"], "/admin/integrations/box");
+    }
+
+    /// Creates the instance `id` of `box` through the admin form, with `more` fields.
+    #[allow(dead_code)]
+    pub async fn create_box_instance(
+        &self,
+        admin: &reqwest::Client,
+        csrf: &str,
+        id: &str,
+        more: &[(&str, &str)],
+    ) {
+        let mut fields = vec![
+            ("csrf", csrf),
+            ("id", id),
+            ("integration", "box"),
+            ("scheme", "OAuth2Security"),
+            ("client_id", "granary-client"),
+            ("client_secret", "s3cret-value-never-shown"),
+            ("client_auth", "client_secret_basic"),
+            ("scope", "root_readonly"),
+            ("scope", "manage_groups"),
+        ];
+        fields.extend_from_slice(more);
+        let response = admin
+            .post(self.url("/admin/instances"))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
