@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, box_document};
+use common::Server;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
