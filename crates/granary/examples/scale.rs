@@ -12,8 +12,11 @@
 //! fill is not timed. Each figure is the median of `ROUNDS` measurements after one warm-up;
 //! between rounds the 100 due tokens are written back as due (not timed).
 //!
-//! Usage: `scale [--work-dir DIR] [--sizes 1000,100000]` (the work directory defaults to a
-//! temporary folder under /dev/shm when it exists, so that filling does not wait on fsync).
+//! Usage: `scale [--work-dir DIR] [--sizes 1000,100000] [--postgres URL]` (the work
+//! directory defaults to a temporary folder under /dev/shm when it exists, so that filling
+//! does not wait on fsync). With `--postgres` (built with the `postgres` feature) the same
+//! runs on PostgreSQL too, each size in a schema of its own, and prints `store=postgres`
+//! lines with the same goals.
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -143,11 +146,54 @@ fn token(keyring: &Keyring, i: usize, now: Timestamp) -> TokenRecord {
     }
 }
 
+/// Where a run keeps its stores.
+#[derive(Clone)]
+enum Backend {
+    Sqlite(PathBuf),
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres(String),
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A new, empty store for `size` instances.
+    async fn open(&self, size: usize) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(dir) => {
+                let path = dir.join(format!("scale-{size}.db"));
+                let _ = std::fs::remove_file(&path);
+                Arc::new(SqliteStore::open(&path).await.expect("the store opens"))
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(url) => {
+                use granary::postgres::{PostgresOptions, PostgresStore};
+                let schema = format!("scale_{size}_{}", std::process::id());
+                let options = PostgresOptions::default()
+                    .with_schema(schema)
+                    .with_max_connections(16);
+                Arc::new(
+                    PostgresStore::open_with(url, options)
+                        .await
+                        .expect("the PostgreSQL store opens"),
+                )
+            }
+            #[cfg(not(feature = "postgres"))]
+            Backend::Postgres(_) => {
+                panic!("--postgres needs the runner built with `--features postgres`")
+            }
+        }
+    }
+}
+
 /// A store of `size` authorized instances with tokens, and an engine over it.
-async fn filled(dir: &Path, size: usize, token_url: &Url) -> (Arc<dyn Store>, Engine) {
-    let path = dir.join(format!("scale-{size}.db"));
-    let _ = std::fs::remove_file(&path);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.expect("the store opens"));
+async fn filled(backend: &Backend, size: usize, token_url: &Url) -> (Arc<dyn Store>, Engine) {
+    let store = backend.open(size).await;
     let engine = Engine::builder(
         store.clone(),
         keyring(),
@@ -216,7 +262,8 @@ async fn filled(dir: &Path, size: usize, token_url: &Url) -> (Arc<dyn Store>, En
         while tasks.join_next().await.is_some() {}
     }
     eprintln!(
-        "scale: filled {size} instances in {:.1} s (not timed)",
+        "scale: {} filled with {size} instances in {:.1} s (not timed)",
+        backend.name(),
         started.elapsed().as_secs_f64()
     );
     (store, engine)
@@ -247,6 +294,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 struct Measured {
+    store: &'static str,
     size: usize,
     round_ms: f64,
     page_ms: f64,
@@ -254,8 +302,13 @@ struct Measured {
     requests: u64,
 }
 
-async fn measure(dir: &Path, size: usize, token_url: &Url, requests: &AtomicU64) -> Measured {
-    let (store, engine) = filled(dir, size, token_url).await;
+async fn measure(
+    backend: &Backend,
+    size: usize,
+    token_url: &Url,
+    requests: &AtomicU64,
+) -> Measured {
+    let (store, engine) = filled(backend, size, token_url).await;
     let config = RefresherConfig {
         jitter: Duration::ZERO,
         concurrency: 8,
@@ -290,6 +343,7 @@ async fn measure(dir: &Path, size: usize, token_url: &Url, requests: &AtomicU64)
     let requests = (requests.load(Ordering::SeqCst) - before) / (ROUNDS as u64 + 1);
     engine.shutdown(Duration::from_secs(5)).await;
     Measured {
+        store: backend.name(),
         size,
         round_ms: median(rounds),
         page_ms: median(pages),
@@ -355,59 +409,29 @@ fn main() -> ExitCode {
         .build()
         .expect("a tokio runtime");
     let (token_url, requests) = token_endpoint();
-    let mut results = Vec::new();
-    let mut rss = f64::NAN;
-    for size in sizes {
-        let measured = runtime.block_on(measure(&dir, size, &token_url, &requests));
-        rss = rss_mb();
-        println!(
-            "bench scale: store=sqlite instances={} due={DUE} round_ms={:.1} page_ms={:.2} refreshed={} token_requests={} rss_mb={rss:.0}",
-            measured.size,
-            measured.round_ms,
-            measured.page_ms,
-            measured.refreshed,
-            measured.requests
-        );
-        results.push(measured);
+    let mut backends = vec![Backend::Sqlite(dir.clone())];
+    if let Some(url) = value("--postgres") {
+        backends.push(Backend::Postgres(url));
     }
     let mut missed = Vec::new();
-    for m in &results {
-        if m.refreshed != DUE {
-            missed.push(format!(
-                "{} instances: the round refreshed {} of the {DUE} due",
-                m.size, m.refreshed
-            ));
+    for backend in &backends {
+        let mut results = Vec::new();
+        let mut rss = f64::NAN;
+        for &size in &sizes {
+            let measured = runtime.block_on(measure(backend, size, &token_url, &requests));
+            rss = rss_mb();
+            println!(
+                "bench scale: store={} instances={} due={DUE} round_ms={:.1} page_ms={:.2} refreshed={} token_requests={} rss_mb={rss:.0}",
+                measured.store,
+                measured.size,
+                measured.round_ms,
+                measured.page_ms,
+                measured.refreshed,
+                measured.requests
+            );
+            results.push(measured);
         }
-    }
-    if let [small, .., large] = results.as_slice() {
-        let round_ratio = large.round_ms / small.round_ms;
-        let list_ratio = large.page_ms / small.page_ms;
-        println!(
-            "bench scale: store=sqlite instances={} due={DUE} round_ms={:.1} round_ms_small={:.1} round_ratio={round_ratio:.2} list_page_ms={:.2} list_ratio={list_ratio:.2} rss_mb={rss:.0}",
-            large.size, large.round_ms, small.round_ms, large.page_ms
-        );
-        println!(
-            "bench scale: goal round_ratio <= {RATIO_GOAL} and list_ratio <= {RATIO_GOAL} ({} against {} instances), rss_mb < {RSS_GOAL_MB}",
-            large.size, small.size
-        );
-        if round_ratio.is_nan() || round_ratio > RATIO_GOAL {
-            missed.push(format!(
-                "round_ratio {round_ratio:.2}: a round at {} instances costs more than {RATIO_GOAL}x one at {}",
-                large.size, small.size
-            ));
-        }
-        if list_ratio.is_nan() || list_ratio > RATIO_GOAL {
-            missed.push(format!(
-                "list_ratio {list_ratio:.2}: a page at {} instances costs more than {RATIO_GOAL}x one at {}",
-                large.size, small.size
-            ));
-        }
-        if rss.is_nan() || rss >= RSS_GOAL_MB {
-            missed.push(format!(
-                "rss_mb {rss:.0} at {} instances, the goal is under {RSS_GOAL_MB}",
-                large.size
-            ));
-        }
+        judge(&results, rss, &mut missed);
     }
     if missed.is_empty() {
         println!("bench scale: goals met");
@@ -417,5 +441,49 @@ fn main() -> ExitCode {
             println!("GOAL MISSED {line}");
         }
         ExitCode::FAILURE
+    }
+}
+
+/// Prints the line of the ratios of one store and adds its missed goals to `missed`.
+fn judge(results: &[Measured], rss: f64, missed: &mut Vec<String>) {
+    for m in results {
+        if m.refreshed != DUE {
+            missed.push(format!(
+                "{}: {} instances: the round refreshed {} of the {DUE} due",
+                m.store, m.size, m.refreshed
+            ));
+        }
+    }
+    let [small, .., large] = results else {
+        return;
+    };
+    let store = large.store;
+    let round_ratio = large.round_ms / small.round_ms;
+    let list_ratio = large.page_ms / small.page_ms;
+    println!(
+        "bench scale: store={store} instances={} due={DUE} round_ms={:.1} round_ms_small={:.1} round_ratio={round_ratio:.2} list_page_ms={:.2} list_ratio={list_ratio:.2} rss_mb={rss:.0}",
+        large.size, large.round_ms, small.round_ms, large.page_ms
+    );
+    println!(
+        "bench scale: store={store} goal round_ratio <= {RATIO_GOAL} and list_ratio <= {RATIO_GOAL} ({} against {} instances), rss_mb < {RSS_GOAL_MB}",
+        large.size, small.size
+    );
+    if round_ratio.is_nan() || round_ratio > RATIO_GOAL {
+        missed.push(format!(
+            "{store}: round_ratio {round_ratio:.2}: a round at {} instances costs more than {RATIO_GOAL}x one at {}",
+            large.size, small.size
+        ));
+    }
+    if list_ratio.is_nan() || list_ratio > RATIO_GOAL {
+        missed.push(format!(
+            "{store}: list_ratio {list_ratio:.2}: a page at {} instances costs more than {RATIO_GOAL}x one at {}",
+            large.size, small.size
+        ));
+    }
+    if rss.is_nan() || rss >= RSS_GOAL_MB {
+        missed.push(format!(
+            "{store}: rss_mb {rss:.0} at {} instances, the goal is under {RSS_GOAL_MB}",
+            large.size
+        ));
     }
 }
