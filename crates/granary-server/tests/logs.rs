@@ -7,26 +7,39 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_granary");
 
+/// The server process, killed when the test ends however it ends (an assertion that fails
+/// before the SIGTERM included).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `granary serve` on a free port with `format` (and request spans logged), waits
 /// for the line that says it listens, sends one request with the id `request_id`, stops it
 /// with SIGTERM, and returns everything it logged.
 fn serve_logs(format: &str, request_id: &str) -> Vec<String> {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", format])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env(
-            "GRANARY_ADMIN_TOKEN",
-            "logs-test-admin-token-0123456789abcdef",
-        )
-        .env("GRANARY_LOG", "info,tower_http=debug")
-        .env_remove("GRANARY_LOG_FORMAT")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the granary binary runs");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut child = Running(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", format])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env(
+                "GRANARY_ADMIN_TOKEN",
+                "logs-test-admin-token-0123456789abcdef",
+            )
+            .env("GRANARY_LOG", "info,tower_http=debug")
+            .env_remove("GRANARY_LOG_FORMAT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the granary binary runs"),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let mut logged = Vec::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
@@ -61,12 +74,12 @@ fn serve_logs(format: &str, request_id: &str) -> Vec<String> {
         "{answer}"
     );
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     logged.extend(lines.map(Result::unwrap));
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
     logged
 }
 
