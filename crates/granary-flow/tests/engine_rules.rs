@@ -93,3 +93,31 @@ async fn a_started_authorization_carries_the_state_of_its_url() {
     }
     assert_ne!(first.state, second.state);
 }
+
+#[tokio::test]
+async fn the_authorization_link_opens_the_instance_on_the_admin_page() {
+    let world = World::new().await;
+    let engine = world.engine("a", |b| b);
+    assert_eq!(
+        engine.authorization_link("inst").await.unwrap().as_str(),
+        "https://granary.test/admin/instances/inst/authorize"
+    );
+    assert_eq!(
+        engine.redirect_uri().as_str(),
+        "https://granary.test/admin/oauth/",
+        "the link and the redirect URI share the admin page's base"
+    );
+    assert!(matches!(
+        engine.authorization_link("missing").await,
+        Err(EngineError::NotFound { .. })
+    ));
+    let disable = granary_flow::engine::InstanceUpdate {
+        enabled: Some(false),
+        ..Default::default()
+    };
+    engine.update_instance("inst", disable).await.unwrap();
+    assert!(matches!(
+        engine.authorization_link("inst").await,
+        Err(EngineError::Disabled { .. })
+    ));
+}

@@ -666,11 +666,6 @@ pub async fn instance_delete(State(state): State<AppState>, Path(id): Path<Strin
     Ok(Json(json!({ "deleted": true, "revoked": report.revoked, "revocation_note": report.revocation_note })).into_response())
 }
 
-/// The link that starts the authorization of `id` in a signed-in admin's browser.
-pub fn authorization_link(state: &AppState, id: &str) -> String {
-    format!("{}/admin/instances/{id}/authorize", state.settings.base())
-}
-
 /// `POST /api/v1/instances/{id}/authorize`: the link an admin opens to connect the instance.
 ///
 /// The provider's URL itself is not handed out: its state is bound to the browser that
@@ -679,12 +674,10 @@ pub async fn instance_authorize(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult {
+    let link = engine(state.engine.authorization_link(&id).await)?;
     let instance = engine(state.engine.instance(&id).await)?;
-    if instance.status == InstanceStatus::Disabled {
-        return Err(engine_problem(&EngineError::Disabled { instance: id }));
-    }
     Ok(Json(json!({
-        "authorization_url": authorization_link(&state, &id),
+        "authorization_url": link.as_str(),
         "redirect_uri": instance.redirect_uri,
         "note": "open this URL in a browser signed in to granary's admin page and press \"Get access token\"; the state of the authorization is bound to that browser",
     }))

@@ -802,10 +802,7 @@ fn auth(text: &str) -> Result<granary_store::ClientAuth> {
 /// `granary authorize INSTANCE`: prints the link that starts the authorization.
 pub async fn authorize(settings: &Settings, remote: &RemoteArgs, id: &str) -> Result<()> {
     let link = match target(settings, remote, false).await? {
-        Target::Local(engine, settings) => {
-            engine.instance(id).await?;
-            format!("{}/admin/instances/{id}/authorize", settings.base())
-        }
+        Target::Local(engine, _) => engine.authorization_link(id).await?.to_string(),
         Target::Remote(remote) => remote
             .call(Method::POST, &format!("/instances/{id}/authorize"), None)
             .await?

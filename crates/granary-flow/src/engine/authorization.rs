@@ -28,6 +28,24 @@ pub struct AuthorizationStart {
 }
 
 impl Engine {
+    /// The link an admin opens to connect `instance`:
+    /// `{public_url}/admin/instances/{instance}/authorize`, the admin page whose "Get access
+    /// token" starts the authorization in that browser (its state is bound to the browser
+    /// that starts it, so the provider's URL itself is never handed out). An unknown
+    /// instance is [`EngineError::NotFound`], a disabled one [`EngineError::Disabled`].
+    pub async fn authorization_link(&self, instance: &str) -> EngineResult<Url> {
+        let record = self.instance(instance).await?;
+        if record.status == InstanceStatus::Disabled {
+            return Err(EngineError::Disabled {
+                instance: instance.to_string(),
+            });
+        }
+        let mut link = self.inner.admin_url.clone();
+        let path = format!("{}instances/{instance}/authorize", link.path());
+        link.set_path(&path);
+        Ok(link)
+    }
+
     /// Starts an authorization of `instance`: stores a pending authorization (single use,
     /// expiring after 10 minutes, its PKCE verifier sealed) and returns the provider URL to
     /// send the user to, with its state.
@@ -170,7 +188,8 @@ impl Engine {
         // A disabled instance stays disabled: the token waits in the store until it is
         // enabled again, and is not handed out meanwhile.
         if self.mark_authorized(&instance_id).await? {
-            self.cache_record(&instance_id, &record, tokens.access_token.expose_secret());
+            self.cache_record(&instance_id, &record, tokens.access_token.expose_secret())
+                .await?;
         }
         self.emit(Event::Authorized {
             instance: instance_id.clone(),

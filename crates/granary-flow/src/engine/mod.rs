@@ -248,6 +248,7 @@ impl EngineBuilder {
             )));
         }
         let redirect_uri = redirect_uri(&self.public_url);
+        let admin_url = admin_url(&self.public_url);
         let http = match self.http {
             Some(http) => http,
             None => crate::protocol::http_client(&Timeouts::default())?,
@@ -260,6 +261,7 @@ impl EngineBuilder {
                 keyring: RwLock::new(Arc::new(self.keyring)),
                 http,
                 redirect_uri,
+                admin_url,
                 clock: self.clock,
                 margin: self.margin,
                 holder,
@@ -297,6 +299,8 @@ pub(crate) struct Inner {
     keyring: RwLock<Arc<Keyring>>,
     http: reqwest::Client,
     redirect_uri: Url,
+    /// `{public_url}/admin/`, where the links of the admin page start.
+    admin_url: Url,
     clock: Arc<dyn Clock>,
     margin: Duration,
     holder: String,
@@ -446,13 +450,21 @@ impl Engine {
     }
 }
 
-fn redirect_uri(public_url: &Url) -> Url {
+/// `{public_url}/admin/`: where the admin page, its callback and its links live.
+fn admin_url(public_url: &Url) -> Url {
     let mut base = public_url.clone();
     base.set_query(None);
     base.set_fragment(None);
-    let path = format!("{}/admin/oauth/", base.path().trim_end_matches('/'));
+    let path = format!("{}/admin/", base.path().trim_end_matches('/'));
     base.set_path(&path);
     base
+}
+
+fn redirect_uri(public_url: &Url) -> Url {
+    let mut uri = admin_url(public_url);
+    let path = format!("{}oauth/", uri.path());
+    uri.set_path(&path);
+    uri
 }
 
 fn random_holder() -> String {
