@@ -261,6 +261,7 @@ pub fn integration_json(integration: &Integration) -> Value {
         "created": time(Some(integration.created)),
         "issuer": flows.as_ref().and_then(|f| f.issuer.clone()),
         "revocation_url": flows.as_ref().and_then(|f| f.revocation_url.as_ref().map(ToString::to_string)),
+        "token_lifetime": flows.as_ref().and_then(|f| f.token_lifetime),
         "schemes": flows.as_ref().map(|f| serde_json::to_value(&f.schemes).unwrap_or(Value::Null)),
     })
 }
@@ -303,6 +304,7 @@ pub fn instance_json(instance: &Instance, report: Option<&InstanceReport>) -> Va
         "redirect_uri": instance.redirect_uri,
         "authorization_url": instance.authorization_url,
         "token_url": instance.token_url,
+        "token_lifetime": instance.token_lifetime,
         "extra_authorization_params": instance.extra_authorization_params,
         // Write-only (sealed in the store, often API keys): the names, never the values.
         "extra_token_param_names": instance.extra_token_params.iter().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -326,6 +328,10 @@ pub struct IntegrationBody {
     pub name: Option<String>,
     /// The OpenAPI document, JSON or YAML, as a string.
     pub document: String,
+    /// The lifetime, in seconds, of a token of unknown expiry of its instances that have
+    /// none of their own; absent: kept (none at a first import); 0: none.
+    #[serde(default)]
+    pub token_lifetime: Option<u64>,
 }
 
 /// `GET /api/v1/integrations`.
@@ -350,7 +356,14 @@ pub async fn integration_create(
         })
     })?;
     let name = body.name.unwrap_or_default();
-    import(&state, &name, &body.document, StatusCode::CREATED).await
+    import(
+        &state,
+        &name,
+        &body.document,
+        body.token_lifetime,
+        StatusCode::CREATED,
+    )
+    .await
 }
 
 /// `PUT /api/v1/integrations/{name}`: `{document}` (a re-import).
@@ -364,7 +377,14 @@ pub async fn integration_put(
             Problem::bad_request(format!("the body is not {{\"document\"}} JSON: {e}"))
         })
     })?;
-    import(&state, &name, &body.document, StatusCode::OK).await
+    import(
+        &state,
+        &name,
+        &body.document,
+        body.token_lifetime,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// The 413 problem of an import body over the limit (`None` for any other rejection).
@@ -382,7 +402,13 @@ fn import_rejection(
     })
 }
 
-async fn import(state: &AppState, name: &str, document: &str, status: StatusCode) -> ApiResult {
+async fn import(
+    state: &AppState,
+    name: &str,
+    document: &str,
+    token_lifetime: Option<u64>,
+    status: StatusCode,
+) -> ApiResult {
     if let Err(error) = validate_id(IdKind::Integration, name) {
         return Err(Problem::bad_request(error.to_string()));
     }
@@ -392,6 +418,15 @@ async fn import(state: &AppState, name: &str, document: &str, status: StatusCode
             .import_integration(name, document.as_bytes())
             .await,
     )?;
+    let integration = match token_lifetime {
+        Some(secs) => engine(
+            state
+                .engine
+                .set_integration_token_lifetime(name, lifetime(Some(secs)))
+                .await,
+        )?,
+        None => integration,
+    };
     Ok((status, Json(integration_json(&integration))).into_response())
 }
 
@@ -462,7 +497,15 @@ pub struct InstanceBody {
     extra_authorization_params: Option<Vec<(String, String)>>,
     extra_token_params: Option<Vec<(String, SecretString)>>,
     extra_token_headers: Option<Vec<(String, SecretString)>>,
+    /// Seconds; `null` (or 0) in a PATCH: the integration's, else the server's default.
+    #[serde(default, deserialize_with = "some")]
+    token_lifetime: Option<Option<u64>>,
     enabled: Option<bool>,
+}
+
+/// A lifetime in seconds of the API, for the engine (0 is none).
+fn lifetime(secs: Option<u64>) -> Option<Duration> {
+    secs.filter(|s| *s > 0).map(Duration::from_secs)
 }
 
 /// The values of extra token parameters or headers, for the engine (which seals them).
@@ -607,6 +650,7 @@ pub async fn instance_create(
         extra_authorization_params: body.extra_authorization_params.clone().unwrap_or_default(),
         extra_token_params: exposed(body.extra_token_params.as_deref()).unwrap_or_default(),
         extra_token_headers: exposed(body.extra_token_headers.as_deref()).unwrap_or_default(),
+        token_lifetime: lifetime(body.token_lifetime.flatten()),
     };
     let instance = engine(state.engine.create_instance(new).await)?;
     let report = state.engine.status(&instance.id).await.ok();
@@ -648,6 +692,7 @@ pub async fn instance_patch(
         extra_authorization_params: body.extra_authorization_params,
         extra_token_params: exposed(body.extra_token_params.as_deref()),
         extra_token_headers: exposed(body.extra_token_headers.as_deref()),
+        token_lifetime: body.token_lifetime.map(lifetime),
         enabled: body.enabled,
     };
     engine(state.engine.update_instance(&id, update).await)?;

@@ -49,6 +49,10 @@ pub struct ImportArgs {
     /// callback's `iss` and the revocation endpoint (a document names neither).
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,
+    /// The lifetime, in seconds, of a token of unknown expiry of its instances that have
+    /// none of their own [default: kept on a re-import; else the server's]; 0: none.
+    #[arg(long, value_name = "SECONDS")]
+    pub token_lifetime: Option<u64>,
 }
 
 /// The fields of `granary instance create` and `update`.
@@ -91,6 +95,16 @@ pub struct InstanceFields {
     /// An extra token request header `Name: value` (repeatable).
     #[arg(long = "token-header")]
     pub token_headers: Vec<SecretString>,
+    /// The lifetime, in seconds, of a token whose expiry the provider does not state
+    /// (refreshed once that old) [default: the integration's, else the server's]; 0 on
+    /// update: back to that default.
+    #[arg(long, value_name = "SECONDS")]
+    pub token_lifetime: Option<u64>,
+}
+
+/// A lifetime in seconds of the command line, for the engine (0 is none).
+fn lifetime(secs: Option<u64>) -> Option<std::time::Duration> {
+    secs.filter(|s| *s > 0).map(std::time::Duration::from_secs)
 }
 
 /// `granary instance ...`.
@@ -335,7 +349,13 @@ pub async fn import(settings: &Settings, remote: &RemoteArgs, args: &ImportArgs)
         .map_err(|e| Error::io(format!("cannot read {}", args.file.display()), e))?;
     let value = match target(settings, remote, true).await? {
         Target::Local(engine, _) => {
-            integration_json(&engine.import_integration(&name, &document).await?)
+            let mut integration = engine.import_integration(&name, &document).await?;
+            if let Some(secs) = args.token_lifetime {
+                integration = engine
+                    .set_integration_token_lifetime(&name, lifetime(Some(secs)))
+                    .await?;
+            }
+            integration_json(&integration)
         }
         Target::Remote(remote) => {
             let text = String::from_utf8(document)
@@ -344,7 +364,9 @@ pub async fn import(settings: &Settings, remote: &RemoteArgs, args: &ImportArgs)
                 .call(
                     Method::POST,
                     "/integrations",
-                    Some(json!({ "name": name, "document": text })),
+                    Some(json!({
+                        "name": name, "document": text, "token_lifetime": args.token_lifetime,
+                    })),
                 )
                 .await?
         }
@@ -425,6 +447,7 @@ pub async fn instance(
                         extra_authorization_params: pairs(&fields.auth_params, '=')?,
                         extra_token_params: secret_pairs(&fields.token_params, '=')?,
                         extra_token_headers: secret_pairs(&fields.token_headers, ':')?,
+                        token_lifetime: lifetime(fields.token_lifetime),
                     };
                     instance_json(&engine.create_instance(new).await?, None)
                 }
@@ -460,6 +483,11 @@ pub async fn instance(
                         "token_url",
                         fields.token_url.as_ref().map(|u| Value::from(u.as_str())),
                     );
+                    set(
+                        &mut body,
+                        "token_lifetime",
+                        fields.token_lifetime.map(Value::from),
+                    );
                     remote.call(Method::POST, "/instances", Some(body)).await?
                 }
             };
@@ -494,6 +522,7 @@ pub async fn instance(
                             .filter(|p| !p.is_empty()),
                         extra_token_headers: Some(secret_pairs(&fields.token_headers, ':')?)
                             .filter(|p| !p.is_empty()),
+                        token_lifetime: fields.token_lifetime.map(|secs| lifetime(Some(secs))),
                         enabled: None,
                     };
                     engine.update_instance(id, update).await?;
@@ -533,6 +562,11 @@ pub async fn instance(
                         &mut body,
                         "token_url",
                         fields.token_url.as_ref().map(|u| Value::from(u.as_str())),
+                    );
+                    set(
+                        &mut body,
+                        "token_lifetime",
+                        fields.token_lifetime.map(Value::from),
                     );
                     for (name, parsed) in [
                         (

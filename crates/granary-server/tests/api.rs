@@ -481,3 +481,117 @@ async fn the_instance_list_pages_by_cursor_and_names_the_fix_of_a_wrong_page() {
         );
     }
 }
+
+/// The lifetime of a token of unknown expiry (issue 17 item 2): set on an integration at
+/// import, and on an instance at creation and by PATCH (`null` clears it), shown in both.
+#[tokio::test]
+async fn the_token_lifetime_round_trips_on_integrations_and_instances() {
+    let server = Server::start().await;
+    let (admin, csrf) = server.admin().await;
+    let api = Api {
+        server: &server,
+        key: server.api_key(&admin, &csrf).await,
+        http: server.client(),
+    };
+    use reqwest::Method as M;
+
+    let document = box_document("http://127.0.0.1:9");
+    let (status, created, _) = api
+        .call(
+            M::POST,
+            "/api/v1/integrations",
+            Some(json!({"name": "box", "document": document, "token_lifetime": 7200})),
+        )
+        .await;
+    assert_eq!(
+        (status, &created["token_lifetime"]),
+        (201, &json!(7200)),
+        "{created}"
+    );
+    // A re-import without the field keeps it.
+    let (status, again, _) = api
+        .call(
+            M::PUT,
+            "/api/v1/integrations/box",
+            Some(json!({"document": document})),
+        )
+        .await;
+    assert_eq!(
+        (status, &again["token_lifetime"]),
+        (200, &json!(7200)),
+        "{again}"
+    );
+    let (_, one, _) = api.call(M::GET, "/api/v1/integrations/box", None).await;
+    assert_eq!(one["token_lifetime"], 7200, "{one}");
+
+    let (status, instance, _) = api
+        .call(
+            M::POST,
+            "/api/v1/instances",
+            Some(json!({
+                "id": "box-api", "integration": "box", "client_id": "cid",
+                "scopes": ["root_readonly"], "token_lifetime": 3600
+            })),
+        )
+        .await;
+    assert_eq!(
+        (status, &instance["token_lifetime"]),
+        (201, &json!(3600)),
+        "{instance}"
+    );
+    let (_, got, _) = api.call(M::GET, "/api/v1/instances/box-api", None).await;
+    assert_eq!(got["token_lifetime"], 3600, "{got}");
+
+    // A PATCH without the field keeps it; with a value changes it; `null` clears it.
+    let (status, kept, _) = api
+        .call(
+            M::PATCH,
+            "/api/v1/instances/box-api",
+            Some(json!({"client_id": "cid-2"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &kept["token_lifetime"]),
+        (200, &json!(3600)),
+        "{kept}"
+    );
+    let (status, changed, _) = api
+        .call(
+            M::PATCH,
+            "/api/v1/instances/box-api",
+            Some(json!({"token_lifetime": 60})),
+        )
+        .await;
+    assert_eq!(
+        (status, &changed["token_lifetime"]),
+        (200, &json!(60)),
+        "{changed}"
+    );
+    let (status, cleared, _) = api
+        .call(
+            M::PATCH,
+            "/api/v1/instances/box-api",
+            Some(json!({"token_lifetime": null})),
+        )
+        .await;
+    assert_eq!(
+        (status, &cleared["token_lifetime"]),
+        (200, &Value::Null),
+        "{cleared}"
+    );
+    let (_, listed, _) = api.call(M::GET, "/api/v1/instances", None).await;
+    assert_eq!(
+        listed["instances"][0]["token_lifetime"],
+        Value::Null,
+        "{listed}"
+    );
+
+    let (status, problem, _) = api
+        .call(
+            M::PATCH,
+            "/api/v1/instances/box-api",
+            Some(json!({"token_lifetime": "an hour"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+}

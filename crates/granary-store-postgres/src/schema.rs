@@ -114,6 +114,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX tokens_by_obtained ON tokens (obtained_at, instance);
     CREATE INDEX instances_by_status ON instances (status);
     "#,
+    // 4 -> 5: an instance's lifetime, in seconds, of a token without a stated expiry
+    // (`Instance::token_lifetime`); NULL in the rows written before.
+    r#"
+    ALTER TABLE instances ADD COLUMN token_lifetime bigint;
+    "#,
 ];
 
 /// The schema version this granary writes.

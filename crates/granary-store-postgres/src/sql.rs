@@ -30,7 +30,7 @@ macro_rules! with_change {
 /// The columns of an instance, in the order of every statement below.
 pub const INSTANCE_COLUMNS: &str = "id, integration, scheme, client_id, client_secret, scopes, \
     redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
-    extra_token_headers, client_auth, status, created, updated, version";
+    extra_token_headers, client_auth, status, created, updated, version, token_lifetime";
 
 /// Inserts or replaces an integration.
 pub const PUT_INTEGRATION: &str = "INSERT INTO integrations (name, source_digest, flows, created) \
@@ -49,24 +49,28 @@ pub const DELETE_INTEGRATION: &str = "DELETE FROM integrations WHERE name = $1 R
 pub const CREATE_INSTANCE: &str = with_change!(
     "INSERT INTO instances (id, integration, scheme, client_id, client_secret, scopes, \
      redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
-     extra_token_headers, client_auth, status, created, updated, version) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1) RETURNING version",
+     extra_token_headers, client_auth, status, created, updated, version, token_lifetime) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1, $17) \
+     RETURNING version",
     "version"
 );
 /// One instance.
 pub const GET_INSTANCE: &str = "SELECT id, integration, scheme, client_id, client_secret, scopes, \
     redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
-    extra_token_headers, client_auth, status, created, updated, version FROM instances WHERE id = $1";
+    extra_token_headers, client_auth, status, created, updated, version, token_lifetime FROM instances \
+    WHERE id = $1";
 /// Every instance, by id.
 pub const LIST_INSTANCES: &str = "SELECT id, integration, scheme, client_id, client_secret, scopes, \
     redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
-    extra_token_headers, client_auth, status, created, updated, version FROM instances ORDER BY id";
+    extra_token_headers, client_auth, status, created, updated, version, token_lifetime FROM instances \
+    ORDER BY id";
 /// Replaces an instance while it has version `$17`, and appends its change.
 pub const UPDATE_INSTANCE: &str = with_change!(
     "UPDATE instances SET integration = $2, scheme = $3, client_id = $4, client_secret = $5, \
      scopes = $6, redirect_uri = $7, authorization_url = $8, token_url = $9, \
      extra_authorization_params = $10, extra_token_params = $11, extra_token_headers = $12, \
-     client_auth = $13, status = $14, created = $15, updated = $16, version = version + 1 \
+     client_auth = $13, status = $14, created = $15, updated = $16, version = version + 1, \
+     token_lifetime = $18 \
      WHERE id = $1 AND version = $17 RETURNING version",
     "version"
 );
@@ -107,8 +111,8 @@ pub const LIST_INSTANCES_PAGE: &str = "SELECT i.id, i.integration, i.scheme, i.c
     i.client_secret, i.scopes, i.redirect_uri, i.authorization_url, i.token_url, \
     i.extra_authorization_params, i.extra_token_params, i.extra_token_headers, i.client_auth, \
     i.status, i.created, i.updated, i.version, t.access_token, t.refresh_token, t.token_type, \
-    t.scope, t.expires_at, t.obtained_at, t.last_refresh, t.version, t.instance \
-    FROM instances i LEFT JOIN tokens t ON t.instance = i.id \
+    t.scope, t.expires_at, t.obtained_at, t.last_refresh, t.version, t.instance, \
+    i.token_lifetime FROM instances i LEFT JOIN tokens t ON t.instance = i.id \
     WHERE i.id > $1 AND ($2::text IS NULL OR i.status = $2) \
     AND ($3::text IS NULL OR i.integration = $3) ORDER BY i.id LIMIT $4";
 /// The number of instances per status.

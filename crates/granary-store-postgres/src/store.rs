@@ -272,6 +272,16 @@ fn instance(row: &Row) -> Result<Instance> {
         created: Timestamp::from_unix_millis(row.try_get(14).map_err(undecodable_row)?),
         updated: Timestamp::from_unix_millis(row.try_get(15).map_err(undecodable_row)?),
         version: version_from(row.try_get(16).map_err(undecodable_row)?, &what)?,
+        // By name: the page query joins the token's columns before it.
+        token_lifetime: row
+            .try_get::<_, Option<i64>>("token_lifetime")
+            .map_err(undecodable_row)?
+            .map(|secs| {
+                u64::try_from(secs).map_err(|_| {
+                    Error::undecodable(&what, format!("negative token_lifetime {secs}"))
+                })
+            })
+            .transpose()?,
         id,
     })
 }
@@ -372,6 +382,7 @@ struct InstanceColumns {
     status: &'static str,
     created: i64,
     updated: i64,
+    token_lifetime: Option<i64>,
 }
 
 impl InstanceColumns {
@@ -389,6 +400,9 @@ impl InstanceColumns {
             status: status_text(instance.status),
             created: instance.created.as_unix_millis(),
             updated: instance.updated.as_unix_millis(),
+            token_lifetime: instance
+                .token_lifetime
+                .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX)),
         })
     }
 }
@@ -465,6 +479,7 @@ impl Store for PostgresStore {
                     &c.status,
                     &c.created,
                     &c.updated,
+                    &c.token_lifetime,
                 ],
             )
             .await;
@@ -599,6 +614,7 @@ impl Store for PostgresStore {
                     &c.created,
                     &c.updated,
                     &expected,
+                    &c.token_lifetime,
                 ],
             )
             .await;

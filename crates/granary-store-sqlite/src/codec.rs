@@ -9,7 +9,7 @@ use rusqlite::Row;
 
 pub(crate) const INSTANCE_COLUMNS: &str = "id, integration, scheme, client_id, client_secret, scopes, \
     redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
-    extra_token_headers, client_auth, status, created, updated, version";
+    extra_token_headers, client_auth, status, created, updated, version, token_lifetime";
 
 pub(crate) const PENDING_COLUMNS: &str =
     "state, instance, pkce_verifier, redirect_uri, expected_issuer, created, expires";
@@ -114,6 +114,7 @@ pub(crate) struct RawInstance {
     created: i64,
     updated: i64,
     version: i64,
+    token_lifetime: Option<i64>,
 }
 
 pub(crate) fn raw_instance(row: &Row<'_>) -> Raw<RawInstance> {
@@ -135,6 +136,7 @@ pub(crate) fn raw_instance(row: &Row<'_>) -> Raw<RawInstance> {
         created: row.get(14)?,
         updated: row.get(15)?,
         version: row.get(16)?,
+        token_lifetime: row.get(17)?,
     })
 }
 
@@ -153,6 +155,14 @@ impl RawInstance {
             extra_token_params: from_json(&self.extra_token_params, &what)?,
             extra_token_headers: from_json(&self.extra_token_headers, &what)?,
             version: version_from(self.version, &what)?,
+            token_lifetime: self
+                .token_lifetime
+                .map(|secs| {
+                    u64::try_from(secs).map_err(|_| {
+                        Error::undecodable(&what, format!("negative token_lifetime {secs}"))
+                    })
+                })
+                .transpose()?,
             id: self.id,
             integration: self.integration,
             scheme: self.scheme,

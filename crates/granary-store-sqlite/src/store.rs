@@ -290,7 +290,7 @@ fn write_token(
 /// Writes every column of `instance` with `version` (insert or replace).
 fn write_instance(tx: &Transaction<'_>, instance: &Instance, version: u64) -> Done<()> {
     let sql = format!(
-        "INSERT OR REPLACE INTO instances ({INSTANCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        "INSERT OR REPLACE INTO instances ({INSTANCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
     );
     tx.prepare_cached(&sql)?.execute(params![
         instance.id,
@@ -310,6 +310,9 @@ fn write_instance(tx: &Transaction<'_>, instance: &Instance, version: u64) -> Do
         instance.created.as_unix_millis(),
         instance.updated.as_unix_millis(),
         version_to(version)?,
+        instance
+            .token_lifetime
+            .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX)),
     ])?;
     Ok(())
 }
@@ -520,9 +523,9 @@ impl Store for SqliteStore {
             let rows = statement
                 .query_map(rusqlite::params_from_iter(values), |row| {
                     let instance = codec::raw_instance(row)?;
-                    let has_token: Option<String> = row.get(17)?;
+                    let has_token: Option<String> = row.get(18)?;
                     let token = match has_token {
-                        Some(_) => Some(codec::raw_token_at(row, 18)?),
+                        Some(_) => Some(codec::raw_token_at(row, 19)?),
                         None => None,
                     };
                     Ok((instance, token))

@@ -31,6 +31,7 @@ fn instance(id: &str) -> Instance {
         extra_token_params: Vec::new(),
         extra_token_headers: Vec::new(),
         client_auth: ClientAuth::ClientSecretPost,
+        token_lifetime: None,
         status: InstanceStatus::New,
         created: Timestamp::EPOCH,
         updated: Timestamp::EPOCH,

@@ -71,6 +71,7 @@ pub fn seed(runtime: &Runtime, store: &impl Store) {
             extra_token_params: Vec::new(),
             extra_token_headers: Vec::new(),
             client_auth: ClientAuth::ClientSecretBasic,
+            token_lifetime: None,
             status: InstanceStatus::Authorized,
             created: NOW,
             updated: NOW,

@@ -76,6 +76,7 @@ pub(crate) fn instance(id: &str, integration: &str) -> Instance {
             ),
         ],
         client_auth: ClientAuth::ClientSecretBasic,
+        token_lifetime: Some(3_600),
         status: InstanceStatus::New,
         created: T0,
         updated: T0,
@@ -94,6 +95,7 @@ pub(crate) fn public_instance(id: &str, integration: &str) -> Instance {
         extra_token_params: Vec::new(),
         extra_token_headers: Vec::new(),
         client_auth: ClientAuth::None,
+        token_lifetime: None,
         status: InstanceStatus::NeedsAuthorization,
         ..instance(id, integration)
     }

@@ -39,6 +39,7 @@ bugs![
     IntegrationPutKeepsFirst,
     IntegrationsListedReversed,
     InstanceDropsHeaders,
+    InstanceDropsTokenLifetime,
     CreateOverwrites,
     UpdateIgnoresVersion,
     DeleteDoesNothing,
@@ -239,6 +240,7 @@ impl Store for Broken {
         let mut instance = instance.clone();
         match self.bug {
             Bug::InstanceDropsHeaders => instance.extra_token_headers.clear(),
+            Bug::InstanceDropsTokenLifetime => instance.token_lifetime = None,
             Bug::SecretTruncated => {
                 if let Some(secret) = &instance.client_secret {
                     let bytes = secret.as_bytes();
@@ -834,6 +836,11 @@ const STORE_CASES: &[Case] = &[
     ),
     case(
         Bug::InstanceDropsHeaders,
+        &["instance_round_trip", "instance_create_rules"],
+        "stores every field",
+    ),
+    case(
+        Bug::InstanceDropsTokenLifetime,
         &["instance_round_trip", "instance_create_rules"],
         "stores every field",
     ),

@@ -95,6 +95,11 @@ pub struct Instance {
     pub extra_token_headers: Vec<(String, ExtraValue)>,
     /// How the client authenticates at the token endpoint.
     pub client_auth: ClientAuth,
+    /// The lifetime, in seconds, of a token whose expiry the provider did not state (it is
+    /// refreshed once that old); `None`: the integration's, else the engine's default.
+    /// Records written before it was kept read as `None`.
+    #[serde(default)]
+    pub token_lifetime: Option<u64>,
     /// Where the instance stands.
     pub status: InstanceStatus,
     /// When it was created (the caller's clock).
@@ -373,6 +378,44 @@ mod tests {
                 message: "timeout".to_string(),
                 failures: 1,
                 retry_at: None,
+            }
+        );
+    }
+    /// As the sled backend stores it: JSON, so a record of an older granary (without
+    /// `token_lifetime`) must still read.
+    #[test]
+    fn an_instance_written_before_token_lifetime_was_kept_still_decodes() {
+        let instance = Instance {
+            id: "old".to_string(),
+            integration: "api".to_string(),
+            scheme: "oauth".to_string(),
+            client_id: "client".to_string(),
+            client_secret: None,
+            scopes: Vec::new(),
+            redirect_uri: "http://127.0.0.1/admin/oauth/".to_string(),
+            authorization_url: None,
+            token_url: None,
+            extra_authorization_params: Vec::new(),
+            extra_token_params: Vec::new(),
+            extra_token_headers: Vec::new(),
+            client_auth: ClientAuth::None,
+            token_lifetime: Some(60),
+            status: InstanceStatus::New,
+            created: Timestamp::EPOCH,
+            updated: Timestamp::EPOCH,
+            version: 1,
+        };
+        let mut json = serde_json::to_value(&instance).expect("encodes");
+        assert_eq!(json["token_lifetime"], 60);
+        json.as_object_mut()
+            .expect("an object")
+            .remove("token_lifetime");
+        let decoded: Instance = serde_json::from_value(json).expect("old records decode");
+        assert_eq!(
+            decoded,
+            Instance {
+                token_lifetime: None,
+                ..instance
             }
         );
     }

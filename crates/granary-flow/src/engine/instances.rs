@@ -45,6 +45,11 @@ pub struct NewInstance {
     pub extra_token_params: Vec<(String, String)>,
     /// Extra headers of every token request.
     pub extra_token_headers: Vec<(String, String)>,
+    /// The lifetime of a token whose expiry the provider does not state (refreshed once
+    /// that old, when a refresh token is held); `None`: the integration's, else the
+    /// engine's default (see [`Engine::unknown_expiry_lifetime`]). Whole seconds; zero is
+    /// none.
+    pub token_lifetime: Option<std::time::Duration>,
 }
 
 impl NewInstance {
@@ -104,6 +109,9 @@ pub struct InstanceUpdate {
     pub extra_token_params: Option<Vec<(String, String)>>,
     /// New extra token headers.
     pub extra_token_headers: Option<Vec<(String, String)>>,
+    /// A new lifetime of a token of unknown expiry (`Some(None)`: the integration's, else
+    /// the engine's default).
+    pub token_lifetime: Option<Option<std::time::Duration>>,
     /// `Some(false)` disables the instance; `Some(true)` enables it again.
     pub enabled: Option<bool>,
 }
@@ -118,6 +126,7 @@ impl fmt::Debug for InstanceUpdate {
             )
             .field("scopes", &self.scopes)
             .field("token_url", &self.token_url)
+            .field("token_lifetime", &self.token_lifetime)
             .field("enabled", &self.enabled)
             .finish_non_exhaustive()
     }
@@ -283,6 +292,7 @@ impl Engine {
             extra_token_params,
             extra_token_headers,
             client_auth,
+            token_lifetime: lifetime_secs(new.token_lifetime),
             status: InstanceStatus::New,
             created: now,
             updated: now,
@@ -290,6 +300,7 @@ impl Engine {
         };
         self.client_config_with(&instance, &flows)?;
         instance.version = self.inner.store.create_instance(&instance).await?;
+        self.note_instance_lifetime(instance.token_lifetime);
         Ok(instance)
     }
 
@@ -406,6 +417,9 @@ impl Engine {
                 if let Some(headers) = &headers {
                     instance.extra_token_headers.clone_from(headers);
                 }
+                if let Some(lifetime) = update.token_lifetime {
+                    instance.token_lifetime = lifetime_secs(lifetime);
+                }
                 // Values stored in plaintext by an older granary are sealed on every write.
                 self.seal_plain_extras(&mut instance)?;
                 match update.enabled {
@@ -438,6 +452,7 @@ impl Engine {
                 }
                 instance.updated = self.now();
                 instance.version = self.inner.store.update_instance(&instance).await?;
+                self.note_instance_lifetime(instance.token_lifetime);
                 if instance.status == InstanceStatus::Disabled || moved {
                     self.forget(id);
                 }
@@ -803,4 +818,9 @@ fn missing_url(instance: &Instance, what: &str) -> EngineError {
         "the flow of instance `{}` has no {what}: set one on the instance",
         instance.id
     ))
+}
+
+/// A lifetime as the store keeps it: whole seconds, zero as none.
+fn lifetime_secs(lifetime: Option<std::time::Duration>) -> Option<u64> {
+    lifetime.map(|l| l.as_secs()).filter(|secs| *secs > 0)
 }

@@ -34,6 +34,11 @@ pub struct IntegrationFlows {
     /// `None` in records imported before it was kept: import the document again.
     #[serde(default)]
     pub api_base_url: Option<Url>,
+    /// The lifetime, in seconds, of a token of its instances whose expiry the provider does
+    /// not state, for the instances without their own (see
+    /// [`Engine::unknown_expiry_lifetime`]). `None` in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifetime: Option<u64>,
 }
 
 impl IntegrationFlows {
@@ -95,6 +100,7 @@ impl Engine {
             api_base_url: parsed.api_base_url,
             issuer: previous.as_ref().and_then(|p| p.issuer.clone()),
             introspection_url: previous.as_ref().and_then(|p| p.introspection_url.clone()),
+            token_lifetime: previous.as_ref().and_then(|p| p.token_lifetime),
             revocation_url: previous.and_then(|p| p.revocation_url),
         };
         let integration = Integration {
@@ -202,6 +208,21 @@ impl Engine {
         let mut flows = IntegrationFlows::of(&integration)?;
         flows.issuer = issuer;
         flows.revocation_url = revocation_url;
+        integration.flows = to_value(&flows)?;
+        self.inner.store.put_integration(&integration).await?;
+        Ok(integration)
+    }
+
+    /// Sets the lifetime of a token of unknown expiry of integration `name`'s instances that
+    /// have none of their own (`None` or zero: the engine's default); a re-import keeps it.
+    pub async fn set_integration_token_lifetime(
+        &self,
+        name: &str,
+        lifetime: Option<std::time::Duration>,
+    ) -> EngineResult<Integration> {
+        let mut integration = self.integration(name).await?;
+        let mut flows = IntegrationFlows::of(&integration)?;
+        flows.token_lifetime = lifetime.map(|l| l.as_secs()).filter(|secs| *secs > 0);
         integration.flows = to_value(&flows)?;
         self.inner.store.put_integration(&integration).await?;
         Ok(integration)

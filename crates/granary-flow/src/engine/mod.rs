@@ -275,6 +275,7 @@ impl EngineBuilder {
                 import_timeout: self.import_timeout,
                 allow_insecure_http: self.allow_insecure_http,
                 default_token_lifetime: self.default_token_lifetime,
+                lifetime_floor: Mutex::new(refresher::LifetimeFloor::default()),
                 token_cache_capacity: self.token_cache_capacity,
                 events,
                 cache: RwLock::new(Cache::default()),
@@ -314,6 +315,9 @@ pub(crate) struct Inner {
     import_timeout: Duration,
     allow_insecure_http: bool,
     default_token_lifetime: Option<Duration>,
+    /// The shortest token lifetime of an instance (`Instance::token_lifetime`), for the
+    /// background refresher's scan by age (see `refresher.rs`).
+    lifetime_floor: Mutex<refresher::LifetimeFloor>,
     token_cache_capacity: usize,
     events: broadcast::Sender<Event>,
     /// The opened access token of each instance, with when to refresh it.

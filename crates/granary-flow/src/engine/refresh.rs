@@ -90,12 +90,13 @@ impl Engine {
         state: &mut FlightState,
     ) -> EngineResult<Option<AccessToken>> {
         let now = self.now();
-        if want.accepts(&record.access_token, self.refresh_at(record)) {
-            return self.open_and_cache(id, record).map(Some);
+        let lifetime = self.lifetime_for(id, record).await?;
+        if want.accepts(&record.access_token, self.refresh_at(record, lifetime)) {
+            return self.open_and_cache(id, record).await.map(Some);
         }
         if record.refresh_token.is_none() {
             if want.valid(&record.access_token, record.expires_at, now) {
-                return self.open_and_cache(id, record).map(Some);
+                return self.open_and_cache(id, record).await.map(Some);
             }
             let instance = self.instance(id).await?;
             let cause = self.no_refresh_token_cause(&instance).await;
@@ -123,7 +124,7 @@ impl Engine {
             generation: flight.generation(),
         });
         if want.valid(&record.access_token, record.expires_at, now) {
-            return self.open_and_cache(id, record).map(Some);
+            return self.open_and_cache(id, record).await.map(Some);
         }
         Err(self.backing_off(id, &reason, retry_at))
     }
@@ -276,7 +277,7 @@ impl Engine {
                     "another process stored a newer token while this refresh ran; keeping the newer one"
                 );
                 let latest = self.authorized_record(id).await?;
-                return self.open_and_cache(id, &latest).map(Attempt::Token);
+                return self.open_and_cache(id, &latest).await.map(Attempt::Token);
             }
             if !fenced {
                 continue;
@@ -297,7 +298,9 @@ impl Engine {
                 fenced = false;
             }
         }
-        let token = self.cache_record(id, &new, tokens.access_token.expose_secret());
+        let token = self
+            .cache_record(id, &new, tokens.access_token.expose_secret())
+            .await?;
         self.emit(Event::Refreshed {
             instance: id.to_string(),
             expires_at: new.expires_at,
@@ -324,7 +327,7 @@ impl Engine {
                     "the provider refused a refresh token that another process had just rotated; using the token it stored"
                 );
                 let latest = self.authorized_record(id).await?;
-                return self.open_and_cache(id, &latest).map(Attempt::Token);
+                return self.open_and_cache(id, &latest).await.map(Attempt::Token);
             }
         }
         if !store
@@ -389,7 +392,7 @@ impl Engine {
             transient: error.is_transient(),
         });
         // Cache the current token so that callers get it while it is valid.
-        if let Err(open) = self.open_and_cache(id, record) {
+        if let Err(open) = self.open_and_cache(id, record).await {
             tracing::warn!(instance = id, error = %open, "the current token does not open");
         }
         if refusal.is_some() {
@@ -418,7 +421,7 @@ impl Engine {
         loop {
             if Instant::now() >= give_up_at {
                 if want.valid(&record.access_token, record.expires_at, self.now()) {
-                    return self.open_and_cache(id, record).map(Some);
+                    return self.open_and_cache(id, record).await.map(Some);
                 }
                 return Err(EngineError::RefreshTimedOut {
                     instance: id.to_string(),
@@ -434,8 +437,9 @@ impl Engine {
                 return Ok(None);
             };
             if latest.version != record.version {
-                if want.accepts(&latest.access_token, self.refresh_at(&latest)) {
-                    return self.open_and_cache(id, &latest).map(Some);
+                let lifetime = self.lifetime_for(id, &latest).await?;
+                if want.accepts(&latest.access_token, self.refresh_at(&latest, lifetime)) {
+                    return self.open_and_cache(id, &latest).await.map(Some);
                 }
                 return Ok(None);
             }

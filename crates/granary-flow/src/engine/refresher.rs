@@ -18,6 +18,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, IntegrationFlows, ShutdownReport};
 
+/// How often the background refresher reads every instance's own token lifetime again
+/// (an instance given a shorter one through another process is scanned for from then on;
+/// token reads honour it at once).
+pub(crate) const LIFETIME_RESCAN: Duration = Duration::from_secs(600);
+
+/// The shortest instance token lifetime, in seconds, as the refresher last knew it.
+#[derive(Debug, Default)]
+pub(crate) struct LifetimeFloor {
+    /// When every instance was last read; `None`: not yet.
+    scanned: Option<Timestamp>,
+    shortest: Option<u64>,
+}
+
 /// How the background refresher works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefresherConfig {
@@ -154,7 +167,16 @@ impl Engine {
         let mut tasks = Vec::new();
         let mut hosts = ProviderHosts::default();
         for (id, record) in candidates {
-            let due = self.refresh_at(&record).is_some_and(|at| at <= until);
+            let lifetime = match self.lifetime_for(&id, &record).await {
+                Ok(lifetime) => lifetime,
+                Err(error) => {
+                    tracing::warn!(instance = %id, %error, "the background refresher could not read the token lifetime");
+                    continue;
+                }
+            };
+            let due = self
+                .refresh_at(&record, lifetime)
+                .is_some_and(|at| at <= until);
             // Without a refresh token there is nothing to keep alive.
             let idle = record.refresh_token.is_some()
                 && config
@@ -176,7 +198,12 @@ impl Engine {
             let engine = self.clone();
             let permits = permits.clone();
             let host_permits = hosts.permits(self, &instance, config).await;
-            let delay = random_below(start_window(now, self.refresh_at(&record), due, config));
+            let delay = random_below(start_window(
+                now,
+                self.refresh_at(&record, lifetime),
+                due,
+                config,
+            ));
             let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
                 let ready = async {
@@ -252,11 +279,12 @@ impl Engine {
                 break;
             }
         }
-        // By age: unknown expiry refreshed once as old as the default lifetime, and tokens
-        // idle past `max_idle`.
+        // By age: unknown expiry refreshed once as old as the shortest lifetime in use (the
+        // engine's default, an integration's, an instance's; `refresh_at` decides each),
+        // and tokens idle past `max_idle`.
         let by_lifetime = self
-            .inner
-            .default_token_lifetime
+            .shortest_lifetime(now)
+            .await?
             .map(|lifetime| until.saturating_sub(lifetime));
         let by_idle = config.max_idle.map(|idle| now.saturating_sub(idle));
         let Some(cutoff) = by_lifetime.into_iter().chain(by_idle).max() else {
@@ -279,6 +307,69 @@ impl Engine {
             }
         }
         Ok(candidates)
+    }
+
+    /// The shortest lifetime of a token of unknown expiry any instance may have: the
+    /// engine's default, every integration's (there are few), and the shortest instance's
+    /// (kept in memory: read from every instance at the first round and every
+    /// [`LIFETIME_RESCAN`] after, lowered at once by this engine's own writes).
+    async fn shortest_lifetime(&self, now: Timestamp) -> granary_store::Result<Option<Duration>> {
+        let store = &self.inner.store;
+        let mut shortest = self.inner.default_token_lifetime;
+        let mut take = |secs: Option<u64>| {
+            if let Some(lifetime) = secs.filter(|s| *s > 0).map(Duration::from_secs) {
+                shortest = Some(shortest.map_or(lifetime, |s| s.min(lifetime)));
+            }
+        };
+        for integration in store.list_integrations().await? {
+            if let Ok(flows) = IntegrationFlows::of(&integration) {
+                take(flows.token_lifetime);
+            }
+        }
+        let scanned = self
+            .inner
+            .lifetime_floor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .scanned;
+        let stale = scanned.is_none_or(|at| at.saturating_add(LIFETIME_RESCAN) <= now);
+        if stale {
+            let instances = store.list_instances().await?;
+            let floor = instances
+                .iter()
+                .filter_map(|i| i.token_lifetime)
+                .filter(|s| *s > 0)
+                .min();
+            let mut kept = self
+                .inner
+                .lifetime_floor
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            kept.scanned = Some(now);
+            kept.shortest = floor;
+        }
+        take(
+            self.inner
+                .lifetime_floor
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .shortest,
+        );
+        Ok(shortest)
+    }
+
+    /// Lowers the shortest instance lifetime the refresher scans by, when an instance of
+    /// this engine is given `secs`.
+    pub(crate) fn note_instance_lifetime(&self, secs: Option<u64>) {
+        let Some(secs) = secs.filter(|s| *s > 0) else {
+            return;
+        };
+        let mut kept = self
+            .inner
+            .lifetime_floor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.shortest = Some(kept.shortest.map_or(secs, |s| s.min(secs)));
     }
 
     /// Whether another process holds the live refresh lease of `instance` (its refresh is

@@ -191,7 +191,7 @@ impl Engine {
             // keeps its (same) token.
             let secret = std::str::from_utf8(access.expose_secret()).unwrap_or_default();
             if self.cached_matching(id, |_| true).is_some() {
-                self.cache_record(id, &record, secret);
+                self.cache_record(id, &record, secret).await?;
             }
             Ok(true)
         })

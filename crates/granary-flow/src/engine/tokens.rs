@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use granary_store::{Sealed, Timestamp, TokenRecord};
+use granary_store::{Instance, Sealed, Timestamp, TokenRecord};
+
+use super::integrations::IntegrationFlows;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::seal::Field;
@@ -509,11 +511,17 @@ impl Engine {
     /// When the token enters the refresh margin: `margin` before expiry, but never before
     /// half of its lifetime. Without a refresh token nothing can be done before the expiry,
     /// so the token is served from memory until then.
-    pub(crate) fn refresh_at(&self, record: &TokenRecord) -> Option<Timestamp> {
+    ///
+    /// `lifetime` is what [`Engine::lifetime_for`] answers for the record's instance.
+    pub(crate) fn refresh_at(
+        &self,
+        record: &TokenRecord,
+        lifetime: Option<Duration>,
+    ) -> Option<Timestamp> {
         let Some(expires) = record.expires_at else {
-            // Unknown expiry: with a refresh token and a default lifetime, refresh once the
-            // token is that old; else use it until it is refused.
-            let lifetime = self.inner.default_token_lifetime?;
+            // Unknown expiry: with a refresh token and a lifetime, refresh once the token is
+            // that old; else use it until it is refused.
+            let lifetime = lifetime?;
             record.refresh_token.as_ref()?;
             return Some(record.obtained_at.saturating_add(lifetime));
         };
@@ -531,16 +539,68 @@ impl Engine {
         ))
     }
 
-    pub(super) fn open_and_cache(
+    pub(super) async fn open_and_cache(
         &self,
         id: &str,
         record: &TokenRecord,
     ) -> EngineResult<AccessToken> {
         let secret = self.open_secret(id, Field::AccessToken, &record.access_token)?;
-        Ok(self.cache_record(id, record, secret.expose_secret()))
+        self.cache_record(id, record, secret.expose_secret()).await
     }
 
-    pub(crate) fn cache_record(&self, id: &str, record: &TokenRecord, secret: &str) -> AccessToken {
+    /// The lifetime of a token of unknown expiry of `instance`: the instance's own
+    /// (`Instance::token_lifetime`), else its integration's
+    /// ([`IntegrationFlows::token_lifetime`]), else the engine's default
+    /// ([`EngineBuilder::default_token_lifetime`](super::EngineBuilder::default_token_lifetime)),
+    /// else none: the token is used until it is refused. The one place this rule is
+    /// decided.
+    pub fn unknown_expiry_lifetime(
+        &self,
+        instance: &Instance,
+        integration: Option<&IntegrationFlows>,
+    ) -> Option<Duration> {
+        instance
+            .token_lifetime
+            .filter(|secs| *secs > 0)
+            .or_else(|| integration.and_then(|flows| flows.token_lifetime))
+            .filter(|secs| *secs > 0)
+            .map(Duration::from_secs)
+            .or(self.inner.default_token_lifetime)
+    }
+
+    /// The lifetime [`Engine::refresh_at`] uses for `record` of instance `id`: read (with
+    /// the instance and its integration) only for a record without an expiry and with a
+    /// refresh token, the only one it matters for.
+    pub(crate) async fn lifetime_for(
+        &self,
+        id: &str,
+        record: &TokenRecord,
+    ) -> EngineResult<Option<Duration>> {
+        if record.expires_at.is_some() || record.refresh_token.is_none() {
+            return Ok(None);
+        }
+        let Some(instance) = self.inner.store.get_instance(id).await? else {
+            return Ok(self.inner.default_token_lifetime);
+        };
+        let flows = match self
+            .inner
+            .store
+            .get_integration(&instance.integration)
+            .await?
+        {
+            Some(integration) => Some(IntegrationFlows::of(&integration)?),
+            None => None,
+        };
+        Ok(self.unknown_expiry_lifetime(&instance, flows.as_ref()))
+    }
+
+    pub(crate) async fn cache_record(
+        &self,
+        id: &str,
+        record: &TokenRecord,
+        secret: &str,
+    ) -> EngineResult<AccessToken> {
+        let lifetime = self.lifetime_for(id, record).await?;
         self.ensure_watcher();
         let token = AccessToken(Arc::new(TokenInner {
             secret: SecretString::from(secret.to_string()),
@@ -550,7 +610,7 @@ impl Engine {
         }));
         let cached = Cached {
             token: token.clone(),
-            refresh_at: self.refresh_at(record),
+            refresh_at: self.refresh_at(record, lifetime),
             // Not yet asked for again: a token read once goes before one callers come back for.
             used: AtomicBool::new(false),
         };
@@ -560,7 +620,7 @@ impl Engine {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         insert_bounded(&mut cache, id, cached, self.inner.token_cache_capacity);
-        token
+        Ok(token)
     }
 }
 

@@ -211,6 +211,7 @@ struct Parsed {
     extra_authorization_params: Vec<(String, String)>,
     extra_token_params: Vec<(String, String)>,
     extra_token_headers: Vec<(String, String)>,
+    token_lifetime: Option<std::time::Duration>,
 }
 
 fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parsed, String>) {
@@ -227,6 +228,7 @@ fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parse
         extra_authorization_params: form.get("extra_authorization_params"),
         extra_token_params: SecretString::from(form.get("extra_token_params")),
         extra_token_headers: SecretString::from(form.get("extra_token_headers")),
+        token_lifetime: form.get("token_lifetime"),
     };
     let mut scopes: Vec<String> = form.all("scope");
     for scope in values.extra_scopes.split_whitespace() {
@@ -249,7 +251,17 @@ fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parse
                 .map(Some)
                 .map_err(|e| format!("the {what} `{text}` is not an absolute URL ({e})"))
         };
+        let lifetime = values.token_lifetime.trim();
+        let token_lifetime = if lifetime.is_empty() {
+            None
+        } else {
+            let secs: u64 = lifetime.parse().map_err(|_| {
+                format!("the token lifetime `{lifetime}` is not a whole number of seconds")
+            })?;
+            Some(std::time::Duration::from_secs(secs)).filter(|l| !l.is_zero())
+        };
         Ok(Parsed {
+            token_lifetime,
             authorization_url: url(&values.authorization_url, "authorization URL")?,
             token_url: url(&values.token_url, "token URL")?,
             extra_authorization_params: parse_pairs(&values.extra_authorization_params, '=')
@@ -332,6 +344,7 @@ pub async fn instance_create(
         extra_authorization_params: parsed.extra_authorization_params,
         extra_token_params: parsed.extra_token_params,
         extra_token_headers: parsed.extra_token_headers,
+        token_lifetime: parsed.token_lifetime,
     };
     match state.engine.create_instance(new).await {
         Ok(instance) => {
@@ -507,6 +520,10 @@ pub async fn instance_edit(
         // Write-only: the form says which are set, never their values.
         extra_token_params: SecretString::default(),
         extra_token_headers: SecretString::default(),
+        token_lifetime: instance
+            .token_lifetime
+            .map(|secs| secs.to_string())
+            .unwrap_or_default(),
     };
     let form = InstanceForm {
         mode: FormMode::Edit(Stored::of(&instance)),
@@ -576,6 +593,7 @@ pub async fn instance_update(
             parsed.extra_token_headers,
             form.checked("clear_extra_token_headers"),
         ),
+        token_lifetime: Some(parsed.token_lifetime),
         enabled: None,
     };
     let had_token = before.as_ref().is_some_and(|r| r.token.is_some());

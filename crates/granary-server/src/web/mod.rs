@@ -605,6 +605,7 @@ pub async fn integration_import(
     let mut name = String::new();
     let mut file = Vec::new();
     let mut pasted = String::new();
+    let mut token_lifetime = String::new();
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -627,6 +628,9 @@ pub async fn integration_import(
             "name" => name = String::from_utf8_lossy(&bytes).trim().to_string(),
             "file" => file = bytes.to_vec(),
             "document" => pasted = String::from_utf8_lossy(&bytes).into_owned(),
+            "token_lifetime" => {
+                token_lifetime = String::from_utf8_lossy(&bytes).trim().to_string();
+            }
             _ => {}
         }
     }
@@ -663,7 +667,34 @@ pub async fn integration_import(
             &state,
         );
     }
-    match state.engine.import_integration(&name, &document).await {
+    // Empty: kept (none at a first import); 0: none.
+    let token_lifetime = if token_lifetime.is_empty() {
+        None
+    } else if let Ok(secs) = token_lifetime.parse::<u64>() {
+        Some(std::time::Duration::from_secs(secs))
+    } else {
+        return failure(
+            Banner::error(
+                "Not imported",
+                format!("The token lifetime `{token_lifetime}` is not a whole number of seconds."),
+                "Give it in seconds, or leave it empty.",
+            ),
+            &state,
+        );
+    };
+    let imported = match state.engine.import_integration(&name, &document).await {
+        Ok(integration) => match token_lifetime {
+            Some(lifetime) => {
+                state
+                    .engine
+                    .set_integration_token_lifetime(&name, Some(lifetime))
+                    .await
+            }
+            None => Ok(integration),
+        },
+        Err(error) => Err(error),
+    };
+    match imported {
         Ok(_) => {
             tracing::info!(integration = %name, "integration imported");
             flash_to(

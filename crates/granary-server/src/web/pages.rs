@@ -195,6 +195,8 @@ pub struct InstanceFormValues {
     pub extra_token_params: SecretString,
     /// `Name: value` lines (write-only: never shown again).
     pub extra_token_headers: SecretString,
+    /// The lifetime, in seconds, of a token of unknown expiry (empty: the default).
+    pub token_lifetime: String,
 }
 
 /// The instance form (new or edit).
