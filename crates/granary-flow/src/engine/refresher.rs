@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use granary_store::{Instance, InstanceStatus, Timestamp, TokenRecord};
+use granary_store::{Instance, InstanceFilter, InstanceStatus, Timestamp, TokenRecord};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -334,12 +334,26 @@ impl Engine {
             .scanned;
         let stale = scanned.is_none_or(|at| at.saturating_add(LIFETIME_RESCAN) <= now);
         if stale {
-            let instances = store.list_instances().await?;
-            let floor = instances
-                .iter()
-                .filter_map(|i| i.token_lifetime)
-                .filter(|s| *s > 0)
-                .min();
+            // A page at a time, authorized instances only: never every record in memory at
+            // once.
+            let authorized = InstanceFilter::all().with_status(InstanceStatus::Authorized);
+            let mut floor: Option<u64> = None;
+            let mut after: Option<String> = None;
+            loop {
+                let page = store
+                    .list_instances_page(after.as_deref(), LIFETIME_SCAN_PAGE, &authorized)
+                    .await?;
+                let full = page.len() == LIFETIME_SCAN_PAGE;
+                for entry in &page {
+                    if let Some(secs) = entry.instance.token_lifetime.filter(|s| *s > 0) {
+                        floor = Some(floor.map_or(secs, |f| f.min(secs)));
+                    }
+                }
+                after = page.last().map(|entry| entry.instance.id.clone());
+                if !full || after.is_none() {
+                    break;
+                }
+            }
             let mut kept = self
                 .inner
                 .lifetime_floor
@@ -382,6 +396,9 @@ impl Engine {
         }
     }
 }
+
+/// How many instances the scan for the shortest instance token lifetime reads at a time.
+const LIFETIME_SCAN_PAGE: usize = 1000;
 
 /// How many due token records the refresher reads from the store at a time.
 const DUE_BATCH: usize = 256;

@@ -422,6 +422,14 @@ impl Store for FeedFault {
             .tokens_obtained_before(before, after, limit)
             .await
     }
+    async fn list_instances_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        filter: &granary_store::InstanceFilter,
+    ) -> granary_store::Result<Vec<granary_store::InstanceWithToken>> {
+        self.inner.list_instances_page(after, limit, filter).await
+    }
     async fn put_integration(&self, i: &granary_store::Integration) -> granary_store::Result<()> {
         self.inner.put_integration(i).await
     }
