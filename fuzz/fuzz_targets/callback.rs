@@ -46,6 +46,7 @@ fn check_success(code: &AuthorizationCode, expected: Option<&str>, required: boo
     let other = AuthorizationCode {
         code: SecretString::from("another code"),
         issuer: code.issuer.clone(),
+        kept: code.kept.clone(),
     };
     assert_eq!(
         format!("{code:?}"),

@@ -46,6 +46,7 @@ fn code() -> AuthorizationCode {
     AuthorizationCode {
         code: SecretString::from(CODE),
         issuer: None,
+        kept: Default::default(),
     }
 }
 

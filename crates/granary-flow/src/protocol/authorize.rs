@@ -1,6 +1,6 @@
 //! The authorization request (state, PKCE S256) and the callback check (state, RFC 9207 `iss`, errors).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::SystemTime;
 
@@ -82,6 +82,9 @@ pub struct AuthorizationCode {
     pub code: SecretString,
     /// The `iss` of the callback, when sent (already checked).
     pub issuer: Option<String>,
+    /// The values of the configured kept callback parameters that the callback carried
+    /// ([`ClientConfig::kept_callback_params`]); an absent or empty one is left out.
+    pub kept: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for AuthorizationCode {
@@ -89,6 +92,7 @@ impl fmt::Debug for AuthorizationCode {
         f.debug_struct("AuthorizationCode")
             .field("code", &REDACTED)
             .field("issuer", &self.issuer)
+            .field("kept", &self.kept)
             .finish()
     }
 }
@@ -244,6 +248,7 @@ pub fn parse_callback(
         Some(code) if !code.is_empty() => Ok(AuthorizationCode {
             code: SecretString::from(code),
             issuer: iss,
+            kept: BTreeMap::new(),
         }),
         _ => Err(Error::MissingCode),
     }
@@ -454,6 +459,7 @@ mod tests {
         let code = AuthorizationCode {
             code: SecretString::from("the-code-123"),
             issuer: None,
+            kept: BTreeMap::new(),
         };
         let shown = format!("{code:?}");
         assert!(

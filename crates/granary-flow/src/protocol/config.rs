@@ -46,6 +46,104 @@ pub struct ClientConfig {
     pub extra_token_params: Vec<(String, String)>,
     /// Extra headers of every token request.
     pub extra_token_headers: Vec<(String, String)>,
+    /// Standard authorization parameters the provider knows by another name, as
+    /// `(standard, provider's)` pairs: TikTok's `client_id` -> `client_key`, Printful's
+    /// `redirect_uri` -> `redirect_url`.
+    pub authorization_param_renames: Vec<(String, String)>,
+    /// Standard authorization parameters the provider refuses and that are left out
+    /// (Monday: `response_type`). `state` and the PKCE parameters cannot be dropped.
+    pub dropped_authorization_params: Vec<String>,
+    /// Whether the `scope` value of the authorization URL is percent-encoded.
+    pub scope_encoding: ScopeEncoding,
+    /// The callback parameter that carries the code: `code` by default (Amazon Selling
+    /// Partner: `spapi_oauth_code`).
+    pub code_param: String,
+    /// Callback parameters whose values later requests need, returned in
+    /// [`super::AuthorizationCode::kept`] (QuickBooks `realmId`, Zoho `accounts-server`).
+    pub kept_callback_params: Vec<String>,
+    /// The format of token request bodies (code exchange, refresh, revocation, introspection).
+    pub token_body: TokenBody,
+    /// Extra parameters of the code exchange only (Basecamp `type=web_server`).
+    pub exchange_params: Vec<(String, String)>,
+    /// Extra parameters of the refresh only (Basecamp `type=refresh`).
+    pub refresh_params: Vec<(String, String)>,
+    /// Where refresh requests go, when not to the token endpoint (Figma, TikTok).
+    pub refresh_url: Option<Url>,
+    /// The dotted path of the JSON object of a token response that holds `access_token`,
+    /// `refresh_token`, `expires_in`, `token_type` and `scope` (Slack user tokens:
+    /// `authed_user`); `None` for the top level.
+    pub token_location: Option<String>,
+    /// Dotted paths of token response fields to keep, read from the whole response
+    /// (Salesforce `instance_url`, Slack `team.id`); returned in
+    /// [`super::TokenResponse::kept`]. A path may not name a secret.
+    pub kept_token_fields: Vec<String>,
+    /// The dotted path of a boolean that, when `false` in a 2xx answer, makes the answer an
+    /// error read like a 400 (Slack `ok`).
+    pub error_flag: Option<String>,
+    /// How tokens are renewed.
+    pub refresh_strategy: RefreshStrategy,
+}
+
+/// How the `scope` value is put in the authorization URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScopeEncoding {
+    /// Percent-encoded like every other parameter (the standard).
+    #[default]
+    Encoded,
+    /// As is: a `+` separator stays a literal `+` (Pennylane). Scope names and the separator
+    /// may then not hold `&`, `#`, `%`, whitespace or control characters (a whitespace
+    /// separator is sent as `%20`).
+    Raw,
+}
+
+/// The format of a token request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenBody {
+    /// `application/x-www-form-urlencoded` (RFC 6749).
+    #[default]
+    Form,
+    /// `application/json` with the same members as strings (Notion, Clover); client
+    /// credentials of `client_secret_basic` stay in the `Authorization` header.
+    Json,
+}
+
+/// How tokens are renewed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RefreshStrategy {
+    /// With the refresh token (RFC 6749 6): [`super::refresh`].
+    #[default]
+    RefreshToken,
+    /// By exchanging the access token itself for a new one (Facebook, Instagram):
+    /// [`super::exchange_access_token`].
+    AccessTokenExchange(AccessTokenExchange),
+    /// Never: the provider's tokens do not expire (GitHub OAuth Apps), or cannot be renewed
+    /// without the user.
+    None,
+}
+
+/// The request that exchanges an access token for a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenExchange {
+    /// Where the exchange goes; `None` for the token endpoint.
+    pub url: Option<Url>,
+    /// GET (parameters in the query) or POST (parameters in the body).
+    pub method: ExchangeMethod,
+    /// The `grant_type` sent, if any (`fb_exchange_token`, `ig_refresh_token`).
+    pub grant_type: Option<String>,
+    /// The parameter that carries the access token (`fb_exchange_token`, `access_token`).
+    pub token_param: String,
+    /// Whether `client_id` and `client_secret` are sent: as parameters with GET, by the
+    /// configured client authentication with POST.
+    pub send_client_credentials: bool,
+}
+
+/// The HTTP method of an access-token exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeMethod {
+    /// Parameters in the query string (Facebook, Instagram).
+    Get,
+    /// Parameters in the body, in the configured [`TokenBody`] format.
+    Post,
 }
 
 impl ClientConfig {
@@ -64,6 +162,19 @@ impl ClientConfig {
             extra_authorization_params: Vec::new(),
             extra_token_params: Vec::new(),
             extra_token_headers: Vec::new(),
+            authorization_param_renames: Vec::new(),
+            dropped_authorization_params: Vec::new(),
+            scope_encoding: ScopeEncoding::Encoded,
+            code_param: "code".to_string(),
+            kept_callback_params: Vec::new(),
+            token_body: TokenBody::Form,
+            exchange_params: Vec::new(),
+            refresh_params: Vec::new(),
+            refresh_url: None,
+            token_location: None,
+            kept_token_fields: Vec::new(),
+            error_flag: None,
+            refresh_strategy: RefreshStrategy::RefreshToken,
         }
     }
 
@@ -120,6 +231,98 @@ impl ClientConfig {
         self.extra_token_headers.push((name.into(), value.into()));
         self
     }
+
+    /// Sends the standard authorization parameter `standard` under the name `provider`.
+    pub fn with_authorization_param_rename(
+        mut self,
+        standard: impl Into<String>,
+        provider: impl Into<String>,
+    ) -> Self {
+        self.authorization_param_renames
+            .push((standard.into(), provider.into()));
+        self
+    }
+
+    /// Leaves the standard authorization parameter `name` out.
+    pub fn with_dropped_authorization_param(mut self, name: impl Into<String>) -> Self {
+        self.dropped_authorization_params.push(name.into());
+        self
+    }
+
+    /// Sets whether the scope value is percent-encoded.
+    pub fn with_scope_encoding(mut self, encoding: ScopeEncoding) -> Self {
+        self.scope_encoding = encoding;
+        self
+    }
+
+    /// Sets the callback parameter that carries the code.
+    pub fn with_code_param(mut self, name: impl Into<String>) -> Self {
+        self.code_param = name.into();
+        self
+    }
+
+    /// Keeps the value of a callback parameter.
+    pub fn with_kept_callback_param(mut self, name: impl Into<String>) -> Self {
+        self.kept_callback_params.push(name.into());
+        self
+    }
+
+    /// Sets the format of token request bodies.
+    pub fn with_token_body(mut self, body: TokenBody) -> Self {
+        self.token_body = body;
+        self
+    }
+
+    /// Adds a parameter to the code exchange only.
+    pub fn with_exchange_param(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.exchange_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a parameter to the refresh only.
+    pub fn with_refresh_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.refresh_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends refresh requests to `url` instead of the token endpoint.
+    pub fn with_refresh_url(mut self, url: Url) -> Self {
+        self.refresh_url = Some(url);
+        self
+    }
+
+    /// Reads the token fields from the JSON object at a dotted path of the response.
+    pub fn with_token_location(mut self, path: impl Into<String>) -> Self {
+        self.token_location = Some(path.into());
+        self
+    }
+
+    /// Keeps the token response field at a dotted path.
+    pub fn with_kept_token_field(mut self, path: impl Into<String>) -> Self {
+        self.kept_token_fields.push(path.into());
+        self
+    }
+
+    /// Reads a 2xx answer whose boolean at a dotted path is `false` as an error.
+    pub fn with_error_flag(mut self, path: impl Into<String>) -> Self {
+        self.error_flag = Some(path.into());
+        self
+    }
+
+    /// Sets how tokens are renewed.
+    pub fn with_refresh_strategy(mut self, strategy: RefreshStrategy) -> Self {
+        self.refresh_strategy = strategy;
+        self
+    }
+
+    /// Where refresh requests go: the refresh URL, else the token endpoint.
+    pub fn refresh_endpoint(&self) -> &Url {
+        self.refresh_url.as_ref().unwrap_or(&self.token_url)
+    }
 }
 
 impl fmt::Debug for ClientConfig {
@@ -152,6 +355,25 @@ impl fmt::Debug for ClientConfig {
             )
             .field("extra_token_params", &names(&self.extra_token_params))
             .field("extra_token_headers", &names(&self.extra_token_headers))
+            .field(
+                "authorization_param_renames",
+                &self.authorization_param_renames,
+            )
+            .field(
+                "dropped_authorization_params",
+                &self.dropped_authorization_params,
+            )
+            .field("scope_encoding", &self.scope_encoding)
+            .field("code_param", &self.code_param)
+            .field("kept_callback_params", &self.kept_callback_params)
+            .field("token_body", &self.token_body)
+            .field("exchange_params", &names(&self.exchange_params))
+            .field("refresh_params", &names(&self.refresh_params))
+            .field("refresh_url", &self.refresh_url.as_ref().map(Url::as_str))
+            .field("token_location", &self.token_location)
+            .field("kept_token_fields", &self.kept_token_fields)
+            .field("error_flag", &self.error_flag)
+            .field("refresh_strategy", &self.refresh_strategy)
             .finish()
     }
 }

@@ -62,7 +62,10 @@ pub use authorize::{
     AuthorizationCode, IssuerParameter, PendingAuthorization, authorization_request,
     callback_state, parse_callback,
 };
-pub use config::{ClientAuth, ClientConfig, RetryPolicy, Timeouts};
+pub use config::{
+    AccessTokenExchange, ClientAuth, ClientConfig, ExchangeMethod, RefreshStrategy, RetryPolicy,
+    ScopeEncoding, Timeouts, TokenBody,
+};
 pub use discovery::{ProviderMetadata, discover};
 pub use http::http_client;
 pub use introspect::{Introspection, introspect};

@@ -1,5 +1,6 @@
 //! Token requests: the code exchange (never retried), the refresh (retried on transient faults), and token responses as real providers send them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ pub struct TokenResponse {
     pub id_token: Option<SecretString>,
     /// Every other field, as sent (Salesforce's `instance_url`, Slack's `authed_user`, ...).
     pub raw: Map<String, Value>,
+    /// The configured kept fields ([`ClientConfig::kept_token_fields`]) by dotted path: a
+    /// string as is, a number or boolean as its JSON text; an absent one is left out.
+    pub kept: BTreeMap<String, String>,
 }
 
 impl TokenResponse {
@@ -104,6 +108,7 @@ impl TokenResponse {
             scope,
             id_token,
             raw: fields,
+            kept: BTreeMap::new(),
         })
     }
 }
@@ -123,6 +128,7 @@ impl fmt::Debug for TokenResponse {
             .field("scope", &self.scope)
             .field("id_token", &self.id_token.as_ref().map(|_| REDACTED))
             .field("raw", &raw)
+            .field("kept", &self.kept)
             .finish()
     }
 }
