@@ -26,6 +26,7 @@ type TokenRow = (
     i64,
     Option<String>,
     i64,
+    Option<String>,
 );
 
 /// The raw baseline: one connection, the statements prepared once, its own schema (made and
@@ -83,6 +84,7 @@ impl Baseline for Raw {
             .last_refresh
             .as_ref()
             .map(|l| serde_json::to_string(l).unwrap());
+        let kept = (!token.kept.is_empty()).then(|| serde_json::to_string(&token.kept).unwrap());
         self.handle.block_on(async {
             let rows = match expected {
                 None => {
@@ -98,6 +100,7 @@ impl Baseline for Raw {
                                 &expires,
                                 &obtained,
                                 &last,
+                                &kept,
                             ],
                         )
                         .await
@@ -116,6 +119,7 @@ impl Baseline for Raw {
                                 &obtained,
                                 &last,
                                 &expected,
+                                &kept,
                             ],
                         )
                         .await
@@ -138,6 +142,7 @@ impl Baseline for Raw {
                 row.get(5),
                 row.get(6),
                 row.get(7),
+                row.get(8),
             )
         })
     }

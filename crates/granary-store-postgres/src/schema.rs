@@ -119,6 +119,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE instances ADD COLUMN token_lifetime bigint;
     "#,
+    // 5 -> 6: provider profiles. An instance's connection fields (`Instance::connection`, a
+    // JSON object) and its own profile settings (`Instance::profile`, JSON); the values kept
+    // with a token (`TokenRecord::kept`, a JSON object). JSON text, as the other JSON
+    // columns (the profile is kept byte for byte); NULL (in the rows written before) is
+    // empty, or none.
+    r#"
+    ALTER TABLE instances ADD COLUMN connection text, ADD COLUMN profile text;
+    ALTER TABLE tokens ADD COLUMN kept text;
+    "#,
 ];
 
 /// The schema version this granary writes.

@@ -30,7 +30,8 @@ macro_rules! with_change {
 /// The columns of an instance, in the order of every statement below.
 pub const INSTANCE_COLUMNS: &str = "id, integration, scheme, client_id, client_secret, scopes, \
     redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
-    extra_token_headers, client_auth, status, created, updated, version, token_lifetime";
+    extra_token_headers, client_auth, status, created, updated, version, token_lifetime, connection, \
+    profile";
 
 /// Inserts or replaces an integration.
 pub const PUT_INTEGRATION: &str = "INSERT INTO integrations (name, source_digest, flows, created) \
@@ -49,28 +50,30 @@ pub const DELETE_INTEGRATION: &str = "DELETE FROM integrations WHERE name = $1 R
 pub const CREATE_INSTANCE: &str = with_change!(
     "INSERT INTO instances (id, integration, scheme, client_id, client_secret, scopes, \
      redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
-     extra_token_headers, client_auth, status, created, updated, version, token_lifetime) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1, $17) \
+     extra_token_headers, client_auth, status, created, updated, version, token_lifetime, \
+     connection, profile) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1, $17, $18, \
+     $19) \
      RETURNING version",
     "version"
 );
 /// One instance.
 pub const GET_INSTANCE: &str = "SELECT id, integration, scheme, client_id, client_secret, scopes, \
     redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
-    extra_token_headers, client_auth, status, created, updated, version, token_lifetime FROM instances \
-    WHERE id = $1";
+    extra_token_headers, client_auth, status, created, updated, version, token_lifetime, connection, \
+    profile FROM instances WHERE id = $1";
 /// Every instance, by id.
 pub const LIST_INSTANCES: &str = "SELECT id, integration, scheme, client_id, client_secret, scopes, \
     redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
-    extra_token_headers, client_auth, status, created, updated, version, token_lifetime FROM instances \
-    ORDER BY id";
+    extra_token_headers, client_auth, status, created, updated, version, token_lifetime, connection, \
+    profile FROM instances ORDER BY id";
 /// Replaces an instance while it has version `$17`, and appends its change.
 pub const UPDATE_INSTANCE: &str = with_change!(
     "UPDATE instances SET integration = $2, scheme = $3, client_id = $4, client_secret = $5, \
      scopes = $6, redirect_uri = $7, authorization_url = $8, token_url = $9, \
      extra_authorization_params = $10, extra_token_params = $11, extra_token_headers = $12, \
      client_auth = $13, status = $14, created = $15, updated = $16, version = version + 1, \
-     token_lifetime = $18 \
+     token_lifetime = $18, connection = $19, profile = $20 \
      WHERE id = $1 AND version = $17 RETURNING version",
     "version"
 );
@@ -92,17 +95,17 @@ pub const PURGE_PENDINGS: &str =
 
 /// The token of an instance.
 pub const GET_TOKEN: &str = "SELECT access_token, refresh_token, token_type, scope, expires_at, \
-    obtained_at, last_refresh, version FROM tokens WHERE instance = $1";
+    obtained_at, last_refresh, version, kept FROM tokens WHERE instance = $1";
 /// The tokens expiring before `$1` after the cursor (`$2`, `$3`; the smallest time and ''
 /// for none), by (expiry, instance), at most `$4`: a range of the index `tokens_by_expiry`.
 pub const TOKENS_EXPIRING_BEFORE: &str = "SELECT access_token, refresh_token, token_type, scope, \
-    expires_at, obtained_at, last_refresh, version, instance FROM tokens \
+    expires_at, obtained_at, last_refresh, version, instance, kept FROM tokens \
     WHERE expires_at < $1 AND (expires_at, instance) > ($2, $3) \
     ORDER BY expires_at, instance LIMIT $4";
 /// The tokens obtained before `$1` after the cursor (`$2`, `$3`), by (time obtained,
 /// instance), at most `$4`: a range of the index `tokens_by_obtained`.
 pub const TOKENS_OBTAINED_BEFORE: &str = "SELECT access_token, refresh_token, token_type, scope, \
-    expires_at, obtained_at, last_refresh, version, instance FROM tokens \
+    expires_at, obtained_at, last_refresh, version, instance, kept FROM tokens \
     WHERE obtained_at < $1 AND (obtained_at, instance) > ($2, $3) \
     ORDER BY obtained_at, instance LIMIT $4";
 /// A page of instances with an id above `$1` ('' for the first page), with status `$2` and
@@ -112,7 +115,8 @@ pub const LIST_INSTANCES_PAGE: &str = "SELECT i.id, i.integration, i.scheme, i.c
     i.extra_authorization_params, i.extra_token_params, i.extra_token_headers, i.client_auth, \
     i.status, i.created, i.updated, i.version, t.access_token, t.refresh_token, t.token_type, \
     t.scope, t.expires_at, t.obtained_at, t.last_refresh, t.version, t.instance, \
-    i.token_lifetime FROM instances i LEFT JOIN tokens t ON t.instance = i.id \
+    i.token_lifetime, i.connection, i.profile, t.kept \
+    FROM instances i LEFT JOIN tokens t ON t.instance = i.id \
     WHERE i.id > $1 AND ($2::text IS NULL OR i.status = $2) \
     AND ($3::text IS NULL OR i.integration = $3) ORDER BY i.id LIMIT $4";
 /// The number of instances per status.
@@ -121,23 +125,24 @@ pub const COUNT_INSTANCES_BY_STATUS: &str =
 /// Writes the first token of an instance (none may exist), and its change.
 pub const PUT_TOKEN_NEW: &str = with_change!(
     "INSERT INTO tokens (instance, access_token, refresh_token, token_type, scope, expires_at, \
-     obtained_at, last_refresh, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) \
+     obtained_at, last_refresh, version, kept) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9) \
      ON CONFLICT (instance) DO NOTHING RETURNING version",
     "version"
 );
-/// Replaces the token of an instance while it has version `$9`, and appends its change.
+/// Replaces the token of an instance (`$10`: its kept values) while it has version `$9`, and
+/// appends its change.
 pub const PUT_TOKEN_CAS: &str = with_change!(
     "UPDATE tokens SET access_token = $2, refresh_token = $3, token_type = $4, scope = $5, \
-     expires_at = $6, obtained_at = $7, last_refresh = $8, version = version + 1 \
+     expires_at = $6, obtained_at = $7, last_refresh = $8, version = version + 1, kept = $10 \
      WHERE instance = $1 AND version = $9 RETURNING version",
     "version"
 );
-/// `PUT_TOKEN_CAS` only while `$10` holds the lease unexpired at `$11` (`expires > now`). The
-/// lease row is locked `FOR SHARE` until the write commits, so no takeover slips between the
-/// check and the write.
+/// `PUT_TOKEN_CAS` (`$12`: the kept values) only while `$10` holds the lease unexpired at `$11`
+/// (`expires > now`). The lease row is locked `FOR SHARE` until the write commits, so no
+/// takeover slips between the check and the write.
 pub const PUT_TOKEN_FENCED: &str = with_change!(
     "UPDATE tokens SET access_token = $2, refresh_token = $3, token_type = $4, scope = $5, \
-     expires_at = $6, obtained_at = $7, last_refresh = $8, version = version + 1 \
+     expires_at = $6, obtained_at = $7, last_refresh = $8, version = version + 1, kept = $12 \
      WHERE instance = $1 AND version = $9 AND EXISTS (SELECT 1 FROM leases \
      WHERE instance = $1 AND holder = $10 AND expires > $11 FOR SHARE) RETURNING version",
     "version"

@@ -1,6 +1,7 @@
 //! [`PostgresStore`]: each [`Store`] method as one statement of [`crate::sql`] on a pooled
 //! connection.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -181,6 +182,29 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T
     serde_json::from_str(text).map_err(|e| Error::undecodable(what, e))
 }
 
+/// The JSON text of a map of a nullable column: NULL when it is empty (as in the rows
+/// written before the column existed).
+fn map_json(map: &BTreeMap<String, String>) -> Result<Option<String>> {
+    if map.is_empty() {
+        Ok(None)
+    } else {
+        json(map).map(Some)
+    }
+}
+
+/// The JSON text column `column` of `row` (read by name, wherever the query put it) decoded;
+/// NULL is `None`.
+fn nullable_json<T: serde::de::DeserializeOwned>(
+    row: &Row,
+    column: &str,
+    what: &str,
+) -> Result<Option<T>> {
+    row.try_get::<_, Option<String>>(column)
+        .map_err(undecodable_row)?
+        .map(|text| from_json(&text, what))
+        .transpose()
+}
+
 fn client_auth_text(auth: ClientAuth) -> &'static str {
     match auth {
         ClientAuth::ClientSecretBasic => "client_secret_basic",
@@ -282,6 +306,8 @@ fn instance(row: &Row) -> Result<Instance> {
                 })
             })
             .transpose()?,
+        connection: nullable_json(row, "connection", &what)?.unwrap_or_default(),
+        profile: nullable_json(row, "profile", &what)?,
         id,
     })
 }
@@ -327,6 +353,9 @@ fn token_at(row: &Row, first: usize, instance: &str) -> Result<TokenRecord> {
         obtained_at: Timestamp::from_unix_millis(row.try_get(first + 5).map_err(d)?),
         last_refresh,
         version: version_from(row.try_get(first + 7).map_err(d)?, &what)?,
+        // By name: the due queries put the instance before it, the page query the
+        // instance's columns.
+        kept: nullable_json(row, "kept", &what)?.unwrap_or_default(),
     })
 }
 
@@ -346,7 +375,7 @@ fn returned_version(rows: &[Row], what: &str) -> Result<Option<u64>> {
         .transpose()
 }
 
-/// The columns of a token write after the instance (`$2` to `$8`).
+/// The columns of a token write after the instance (`$2` to `$8`, then `kept`).
 struct TokenColumns {
     access_token: Vec<u8>,
     refresh_token: Option<Vec<u8>>,
@@ -355,6 +384,7 @@ struct TokenColumns {
     expires_at: Option<i64>,
     obtained_at: i64,
     last_refresh: Option<String>,
+    kept: Option<String>,
 }
 
 impl TokenColumns {
@@ -367,11 +397,13 @@ impl TokenColumns {
             expires_at: token.expires_at.map(Timestamp::as_unix_millis),
             obtained_at: token.obtained_at.as_unix_millis(),
             last_refresh: token.last_refresh.as_ref().map(json).transpose()?,
+            kept: map_json(&token.kept)?,
         })
     }
 }
 
-/// The columns of an instance after the id (`$2` to `$16`).
+/// The columns of an instance after the id (`$2` to `$16`, then `token_lifetime`,
+/// `connection` and `profile`).
 struct InstanceColumns {
     client_secret: Option<Vec<u8>>,
     scopes: String,
@@ -383,6 +415,8 @@ struct InstanceColumns {
     created: i64,
     updated: i64,
     token_lifetime: Option<i64>,
+    connection: Option<String>,
+    profile: Option<String>,
 }
 
 impl InstanceColumns {
@@ -403,6 +437,8 @@ impl InstanceColumns {
             token_lifetime: instance
                 .token_lifetime
                 .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX)),
+            connection: map_json(&instance.connection)?,
+            profile: instance.profile.as_ref().map(json).transpose()?,
         })
     }
 }
@@ -480,6 +516,8 @@ impl Store for PostgresStore {
                     &c.created,
                     &c.updated,
                     &c.token_lifetime,
+                    &c.connection,
+                    &c.profile,
                 ],
             )
             .await;
@@ -615,6 +653,8 @@ impl Store for PostgresStore {
                     &c.updated,
                     &expected,
                     &c.token_lifetime,
+                    &c.connection,
+                    &c.profile,
                 ],
             )
             .await;
@@ -739,6 +779,7 @@ impl Store for PostgresStore {
                         &c.expires_at,
                         &c.obtained_at,
                         &c.last_refresh,
+                        &c.kept,
                     ],
                 )
                 .await
@@ -757,6 +798,7 @@ impl Store for PostgresStore {
                         &c.obtained_at,
                         &c.last_refresh,
                         &expected,
+                        &c.kept,
                     ],
                 )
                 .await
@@ -802,6 +844,7 @@ impl Store for PostgresStore {
                     &expected,
                     &holder,
                     &now.as_unix_millis(),
+                    &c.kept,
                 ],
             )
             .await?;

@@ -148,6 +148,7 @@ async fn a_format_1_folder_gets_its_token_keys_at_open() {
         expires_at: expires.map(Timestamp::from_unix_millis),
         obtained_at: Timestamp::from_unix_millis(obtained),
         last_refresh: None,
+        kept: Default::default(),
         version: 1,
     };
     {

@@ -6,15 +6,17 @@ use granary_store::{
     RefreshOutcome, Result, Sealed, Timestamp, TokenRecord,
 };
 use rusqlite::Row;
+use std::collections::BTreeMap;
 
 pub(crate) const INSTANCE_COLUMNS: &str = "id, integration, scheme, client_id, client_secret, scopes, \
     redirect_uri, authorization_url, token_url, extra_authorization_params, extra_token_params, \
-    extra_token_headers, client_auth, status, created, updated, version, token_lifetime";
+    extra_token_headers, client_auth, status, created, updated, version, token_lifetime, connection, \
+    profile";
 
 pub(crate) const PENDING_COLUMNS: &str =
     "state, instance, pkce_verifier, redirect_uri, expected_issuer, created, expires";
 
-pub(crate) const TOKEN_COLUMNS: &str = "access_token, refresh_token, token_type, scope, expires_at, obtained_at, last_refresh, version";
+pub(crate) const TOKEN_COLUMNS: &str = "access_token, refresh_token, token_type, scope, expires_at, obtained_at, last_refresh, version, kept";
 
 pub(crate) fn client_auth_text(auth: ClientAuth) -> &'static str {
     match auth {
@@ -59,6 +61,21 @@ pub(crate) fn json<T: serde::Serialize>(value: &T) -> Result<String> {
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| Error::undecodable(what, e))
+}
+
+/// The JSON text of a map of a nullable column: NULL when it is empty (as in the rows
+/// written before the column existed).
+pub(crate) fn map_json(map: &BTreeMap<String, String>) -> Result<Option<String>> {
+    if map.is_empty() {
+        Ok(None)
+    } else {
+        json(map).map(Some)
+    }
+}
+
+/// A map of a nullable JSON text column: NULL is empty.
+fn map_from(text: Option<&str>, what: &str) -> Result<BTreeMap<String, String>> {
+    text.map_or(Ok(BTreeMap::new()), |text| from_json(text, what))
 }
 
 pub(crate) fn version_from(raw: i64, what: &str) -> Result<u64> {
@@ -115,6 +132,8 @@ pub(crate) struct RawInstance {
     updated: i64,
     version: i64,
     token_lifetime: Option<i64>,
+    connection: Option<String>,
+    profile: Option<String>,
 }
 
 pub(crate) fn raw_instance(row: &Row<'_>) -> Raw<RawInstance> {
@@ -137,6 +156,8 @@ pub(crate) fn raw_instance(row: &Row<'_>) -> Raw<RawInstance> {
         updated: row.get(15)?,
         version: row.get(16)?,
         token_lifetime: row.get(17)?,
+        connection: row.get(18)?,
+        profile: row.get(19)?,
     })
 }
 
@@ -162,6 +183,12 @@ impl RawInstance {
                         Error::undecodable(&what, format!("negative token_lifetime {secs}"))
                     })
                 })
+                .transpose()?,
+            connection: map_from(self.connection.as_deref(), &what)?,
+            profile: self
+                .profile
+                .as_deref()
+                .map(|text| from_json(text, &what))
                 .transpose()?,
             id: self.id,
             integration: self.integration,
@@ -198,6 +225,7 @@ pub(crate) struct RawToken {
     obtained_at: i64,
     last_refresh: Option<String>,
     version: i64,
+    kept: Option<String>,
 }
 
 pub(crate) fn raw_token(row: &Row<'_>) -> Raw<RawToken> {
@@ -215,6 +243,7 @@ pub(crate) fn raw_token_at(row: &Row<'_>, first: usize) -> Raw<RawToken> {
         obtained_at: row.get(first + 5)?,
         last_refresh: row.get(first + 6)?,
         version: row.get(first + 7)?,
+        kept: row.get(first + 8)?,
     })
 }
 
@@ -233,6 +262,7 @@ impl RawToken {
             expires_at: self.expires_at.map(Timestamp::from_unix_millis),
             obtained_at: Timestamp::from_unix_millis(self.obtained_at),
             last_refresh,
+            kept: map_from(self.kept.as_deref(), &what)?,
             version: version_from(self.version, &what)?,
         })
     }

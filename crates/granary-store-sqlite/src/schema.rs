@@ -111,6 +111,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE instances ADD COLUMN token_lifetime INTEGER;
     ",
+    // 6 -> 7: provider profiles. An instance's connection fields (`Instance::connection`, a
+    // JSON object) and its own profile settings (`Instance::profile`, JSON); the values kept
+    // with a token (`TokenRecord::kept`, a JSON object). NULL (in the rows written before)
+    // is empty, or none.
+    "
+    ALTER TABLE instances ADD COLUMN connection TEXT;
+    ALTER TABLE instances ADD COLUMN profile TEXT;
+    ALTER TABLE tokens ADD COLUMN kept TEXT;
+    ",
 ];
 
 #[cfg(test)]

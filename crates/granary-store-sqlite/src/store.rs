@@ -13,8 +13,8 @@ use granary_store::{
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::codec::{
-    self, INSTANCE_COLUMNS, PENDING_COLUMNS, TOKEN_COLUMNS, client_auth_text, json, status_text,
-    version_to,
+    self, INSTANCE_COLUMNS, PENDING_COLUMNS, TOKEN_COLUMNS, client_auth_text, json, map_json,
+    status_text, version_to,
 };
 
 /// The SQL limit of `limit` (SQLite's is a signed 64-bit integer).
@@ -270,7 +270,7 @@ fn write_token(
     let version = current.map_or(1, |v| v + 1);
     let last_refresh = token.last_refresh.as_ref().map(json).transpose()?;
     let sql = format!(
-        "INSERT OR REPLACE INTO tokens (instance, {TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        "INSERT OR REPLACE INTO tokens (instance, {TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     );
     tx.prepare_cached(&sql)?.execute(params![
         instance,
@@ -282,6 +282,7 @@ fn write_token(
         token.obtained_at.as_unix_millis(),
         last_refresh,
         version_to(version)?,
+        map_json(&token.kept)?,
     ])?;
     append_change(tx, instance)?;
     Ok(version)
@@ -290,7 +291,7 @@ fn write_token(
 /// Writes every column of `instance` with `version` (insert or replace).
 fn write_instance(tx: &Transaction<'_>, instance: &Instance, version: u64) -> Done<()> {
     let sql = format!(
-        "INSERT OR REPLACE INTO instances ({INSTANCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        "INSERT OR REPLACE INTO instances ({INSTANCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
     );
     tx.prepare_cached(&sql)?.execute(params![
         instance.id,
@@ -313,6 +314,8 @@ fn write_instance(tx: &Transaction<'_>, instance: &Instance, version: u64) -> Do
         instance
             .token_lifetime
             .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX)),
+        map_json(&instance.connection)?,
+        instance.profile.as_ref().map(json).transpose()?,
     ])?;
     Ok(())
 }
@@ -523,9 +526,9 @@ impl Store for SqliteStore {
             let rows = statement
                 .query_map(rusqlite::params_from_iter(values), |row| {
                     let instance = codec::raw_instance(row)?;
-                    let has_token: Option<String> = row.get(18)?;
+                    let has_token: Option<String> = row.get(20)?;
                     let token = match has_token {
-                        Some(_) => Some(codec::raw_token_at(row, 19)?),
+                        Some(_) => Some(codec::raw_token_at(row, 21)?),
                         None => None,
                     };
                     Ok((instance, token))

@@ -32,6 +32,8 @@ fn instance(id: &str) -> Instance {
         extra_token_headers: Vec::new(),
         client_auth: ClientAuth::ClientSecretPost,
         token_lifetime: None,
+        connection: Default::default(),
+        profile: None,
         status: InstanceStatus::New,
         created: Timestamp::EPOCH,
         updated: Timestamp::EPOCH,
@@ -48,6 +50,7 @@ fn token(size: usize) -> TokenRecord {
         expires_at: None,
         obtained_at: Timestamp::EPOCH,
         last_refresh: None,
+        kept: Default::default(),
         version: 0,
     }
 }

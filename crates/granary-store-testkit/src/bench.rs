@@ -30,6 +30,7 @@ pub fn token() -> TokenRecord {
         expires_at: Some(NOW),
         obtained_at: NOW,
         last_refresh: None,
+        kept: Default::default(),
         version: 0,
     }
 }
@@ -72,6 +73,8 @@ pub fn seed(runtime: &Runtime, store: &impl Store) {
             extra_token_headers: Vec::new(),
             client_auth: ClientAuth::ClientSecretBasic,
             token_lifetime: None,
+            connection: Default::default(),
+            profile: None,
             status: InstanceStatus::Authorized,
             created: NOW,
             updated: NOW,

@@ -1,5 +1,7 @@
 //! Records for the checks: every field set, including binary sealed bytes and unicode.
 
+use std::collections::BTreeMap;
+
 use granary_store::{
     ClientAuth, ExtraValue, Instance, InstanceStatus, Integration, PendingAuthorization,
     RefreshErrorKind, RefreshOutcome, RefreshResult, Sealed, Timestamp, TokenRecord,
@@ -77,6 +79,18 @@ pub(crate) fn instance(id: &str, integration: &str) -> Instance {
         ],
         client_auth: ClientAuth::ClientSecretBasic,
         token_lifetime: Some(3_600),
+        connection: BTreeMap::from([
+            ("subdomain".to_string(), format!("acme-{id}")),
+            ("tenant".to_string(), "ünï côdé ✓".to_string()),
+        ]),
+        profile: Some(serde_json::json!({
+            "scope_separator": ",",
+            "pkce": false,
+            "authorization_params": { "access_type": "offline", "prompt": "consent" },
+            "urls": { "token": "https://{subdomain}.provider.example/token" },
+            "keep": ["instance_url", "team.id"],
+            "note": "ünï côdé ✓",
+        })),
         status: InstanceStatus::New,
         created: T0,
         updated: T0,
@@ -96,6 +110,8 @@ pub(crate) fn public_instance(id: &str, integration: &str) -> Instance {
         extra_token_headers: Vec::new(),
         client_auth: ClientAuth::None,
         token_lifetime: None,
+        connection: BTreeMap::new(),
+        profile: None,
         status: InstanceStatus::NeedsAuthorization,
         ..instance(id, integration)
     }
@@ -130,6 +146,14 @@ pub(crate) fn token(tag: &str) -> TokenRecord {
                 retry_at: Some(at(30_000)),
             },
         }),
+        kept: BTreeMap::from([
+            ("realmId".to_string(), format!("realm-{tag}")),
+            (
+                "instance_url".to_string(),
+                "https://acme.my.salesforce.example".to_string(),
+            ),
+            ("team.id".to_string(), "T0 ünï côdé ✓".to_string()),
+        ]),
         version: 0,
     }
 }
@@ -144,6 +168,7 @@ pub(crate) fn bare_token(tag: &str) -> TokenRecord {
             at: T0,
             result: RefreshResult::Ok,
         }),
+        kept: BTreeMap::new(),
         ..token(tag)
     }
 }

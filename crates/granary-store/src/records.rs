@@ -2,6 +2,8 @@
 //! token records, refresh leases, the change feed's entries, and the server's admin
 //! sessions and API keys.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Sealed, Timestamp};
@@ -100,6 +102,16 @@ pub struct Instance {
     /// Records written before it was kept read as `None`.
     #[serde(default)]
     pub token_lifetime: Option<u64>,
+    /// The connection fields of the instance, by name: the values its provider's URL
+    /// templates need (e.g. `subdomain`, `tenant`, `hostname`). The store keeps them as
+    /// given; records written before they were kept read as empty.
+    #[serde(default)]
+    pub connection: BTreeMap<String, String>,
+    /// The instance's own provider-profile settings, as the engine serializes them; the
+    /// store keeps this value as is (as JSON text). `None`: the instance has none. Records
+    /// written before it was kept read as `None`.
+    #[serde(default)]
+    pub profile: Option<serde_json::Value>,
     /// Where the instance stands.
     pub status: InstanceStatus,
     /// When it was created (the caller's clock).
@@ -226,6 +238,13 @@ pub struct TokenRecord {
     pub obtained_at: Timestamp,
     /// How the last refresh ended, if there was one.
     pub last_refresh: Option<RefreshOutcome>,
+    /// The values kept with the connection, by name: parameters of the authorization
+    /// callback (e.g. QuickBooks `realmId`) and fields of the token response (e.g.
+    /// Salesforce `instance_url`, Slack `team.id`) that callers of the API need. Not
+    /// secrets: stored as plain text, as given. Records written before they were kept read
+    /// as empty.
+    #[serde(default)]
+    pub kept: BTreeMap<String, String>,
     /// The version the store holds: 1 for the first record, one more after each write. The
     /// store sets it; the value passed to `put_token` is ignored.
     pub version: u64,
@@ -400,6 +419,8 @@ mod tests {
             extra_token_headers: Vec::new(),
             client_auth: ClientAuth::None,
             token_lifetime: Some(60),
+            connection: BTreeMap::from([("subdomain".to_string(), "acme".to_string())]),
+            profile: Some(serde_json::json!({ "pkce": false })),
             status: InstanceStatus::New,
             created: Timestamp::EPOCH,
             updated: Timestamp::EPOCH,
@@ -407,15 +428,48 @@ mod tests {
         };
         let mut json = serde_json::to_value(&instance).expect("encodes");
         assert_eq!(json["token_lifetime"], 60);
-        json.as_object_mut()
-            .expect("an object")
-            .remove("token_lifetime");
+        assert_eq!(json["connection"]["subdomain"], "acme");
+        assert_eq!(json["profile"]["pkce"], false);
+        let object = json.as_object_mut().expect("an object");
+        for field in ["token_lifetime", "connection", "profile"] {
+            object.remove(field);
+        }
         let decoded: Instance = serde_json::from_value(json).expect("old records decode");
         assert_eq!(
             decoded,
             Instance {
                 token_lifetime: None,
+                connection: BTreeMap::new(),
+                profile: None,
                 ..instance
+            }
+        );
+    }
+
+    /// As the sled backend stores it: a token record of an older granary (without `kept`)
+    /// must still read.
+    #[test]
+    fn a_token_written_before_kept_values_still_decodes() {
+        let token = TokenRecord {
+            access_token: Sealed::new(vec![1, 2, 3]),
+            refresh_token: None,
+            token_type: "Bearer".to_string(),
+            scope: None,
+            expires_at: None,
+            obtained_at: Timestamp::EPOCH,
+            last_refresh: None,
+            kept: BTreeMap::from([("realmId".to_string(), "123".to_string())]),
+            version: 1,
+        };
+        let mut json = serde_json::to_value(&token).expect("encodes");
+        assert_eq!(json["kept"]["realmId"], "123");
+        json.as_object_mut().expect("an object").remove("kept");
+        let decoded: TokenRecord = serde_json::from_value(json).expect("old records decode");
+        assert_eq!(
+            decoded,
+            TokenRecord {
+                kept: BTreeMap::new(),
+                ..token
             }
         );
     }

@@ -66,6 +66,7 @@ fn granary(runtime: &tokio::runtime::Runtime) -> Granary {
             expires_at: Some(now.saturating_add(Duration::from_secs(24 * 3600))),
             obtained_at: now,
             last_refresh: None,
+            kept: Default::default(),
             version: 0,
         };
         granary

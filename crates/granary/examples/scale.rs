@@ -142,6 +142,7 @@ fn token(keyring: &Keyring, i: usize, now: Timestamp) -> TokenRecord {
         expires_at: Some(expires),
         obtained_at: obtained,
         last_refresh: None,
+        kept: Default::default(),
         version: 0,
     }
 }

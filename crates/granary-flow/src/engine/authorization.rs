@@ -168,6 +168,7 @@ impl Engine {
                 .unwrap_or_else(|| "Bearer".to_string()),
             scope: tokens.scope.as_ref().map(|s| s.join(" ")),
             expires_at,
+            kept: Default::default(),
             obtained_at: started,
             last_refresh: None,
             version: 0,

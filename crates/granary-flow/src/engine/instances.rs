@@ -293,6 +293,8 @@ impl Engine {
             extra_token_headers,
             client_auth,
             token_lifetime: lifetime_secs(new.token_lifetime),
+            connection: Default::default(),
+            profile: None,
             status: InstanceStatus::New,
             created: now,
             updated: now,

@@ -249,6 +249,7 @@ impl Engine {
                 at: self.now(),
                 result: RefreshResult::Ok,
             }),
+            kept: Default::default(),
             version: 0,
         };
         let store = &self.inner.store;
