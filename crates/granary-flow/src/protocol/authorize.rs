@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use url::Url;
 
+use super::quirks::{append_query, authorization_params, check_callback_settings};
 use super::{ClientConfig, REDACTED};
 use crate::error::{Error, OAuthError, Result};
 
@@ -102,7 +103,12 @@ impl fmt::Debug for AuthorizationCode {
 /// The URL has `response_type=code`, `client_id`, `redirect_uri`, `scope` (joined with the
 /// configured separator), a fresh `state`, the PKCE S256 challenge when PKCE is on, and the
 /// extra authorization parameters; query parameters already in the configured
-/// authorization URL are kept. Fails when an extra parameter would override one of these.
+/// authorization URL are kept. The provider's quirks apply: standard parameters renamed
+/// ([`ClientConfig::authorization_param_renames`]) or dropped
+/// ([`ClientConfig::dropped_authorization_params`]), the scope sent unencoded
+/// ([`ClientConfig::scope_encoding`]). Fails when an extra parameter would override one of
+/// these, when two parameters would share a name, when a raw scope would break the URL, and
+/// when the callback settings cannot work.
 pub fn authorization_request<S: AsRef<str>>(
     config: &ClientConfig,
     redirect_uri: &Url,
@@ -126,30 +132,27 @@ pub fn authorization_request<S: AsRef<str>>(
             )));
         }
     }
+    check_callback_settings(config)?;
     let scopes: Vec<String> = scopes.iter().map(|s| s.as_ref().to_string()).collect();
     let state = random_base64url();
     let code_verifier = config.pkce.then(|| SecretString::from(random_base64url()));
 
-    let mut url = config.authorization_url.clone();
-    {
-        let mut query = url.query_pairs_mut();
-        query
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &config.client_id)
-            .append_pair("redirect_uri", redirect_uri.as_str());
-        if !scopes.is_empty() {
-            query.append_pair("scope", &scopes.join(&config.scope_separator));
-        }
-        query.append_pair("state", &state);
-        if let Some(verifier) = &code_verifier {
-            query
-                .append_pair("code_challenge", &pkce_challenge(verifier.expose_secret()))
-                .append_pair("code_challenge_method", "S256");
-        }
-        for (name, value) in &config.extra_authorization_params {
-            query.append_pair(name, value);
-        }
+    let mut standard = vec![
+        ("response_type", "code".to_string()),
+        ("client_id", config.client_id.clone()),
+        ("redirect_uri", redirect_uri.to_string()),
+    ];
+    if !scopes.is_empty() {
+        standard.push(("scope", scopes.join(&config.scope_separator)));
     }
+    standard.push(("state", state.clone()));
+    if let Some(verifier) = &code_verifier {
+        standard.push(("code_challenge", pkce_challenge(verifier.expose_secret())));
+        standard.push(("code_challenge_method", "S256".to_string()));
+    }
+    let params = authorization_params(config, standard, &scopes)?;
+    let mut url = config.authorization_url.clone();
+    append_query(&mut url, &params);
     let pending = PendingAuthorization {
         state,
         code_verifier,
@@ -192,6 +195,35 @@ pub fn parse_callback(
     query: &str,
     pending: &PendingAuthorization,
     issuer: IssuerParameter,
+) -> Result<AuthorizationCode> {
+    read_callback(query, pending, issuer, "code", &[])
+}
+
+/// [`parse_callback`] with the provider's callback quirks: the code read from
+/// [`ClientConfig::code_param`], and the values of [`ClientConfig::kept_callback_params`]
+/// returned in [`AuthorizationCode::kept`] (an absent or empty one is left out, not an error).
+pub fn parse_callback_with(
+    config: &ClientConfig,
+    query: &str,
+    pending: &PendingAuthorization,
+    issuer: IssuerParameter,
+) -> Result<AuthorizationCode> {
+    check_callback_settings(config)?;
+    read_callback(
+        query,
+        pending,
+        issuer,
+        &config.code_param,
+        &config.kept_callback_params,
+    )
+}
+
+fn read_callback(
+    query: &str,
+    pending: &PendingAuthorization,
+    issuer: IssuerParameter,
+    code_param: &str,
+    kept_params: &[String],
 ) -> Result<AuthorizationCode> {
     let mut params: HashMap<String, String> = HashMap::new();
     for (name, value) in url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes()) {
@@ -244,11 +276,18 @@ pub fn parse_callback(
         });
     }
 
-    match params.remove("code") {
+    let kept = kept_params
+        .iter()
+        .filter_map(|name| {
+            let value = params.get(name).filter(|v| !v.is_empty())?;
+            Some((name.clone(), value.clone()))
+        })
+        .collect();
+    match params.remove(code_param) {
         Some(code) if !code.is_empty() => Ok(AuthorizationCode {
             code: SecretString::from(code),
             issuer: iss,
-            kept: BTreeMap::new(),
+            kept,
         }),
         _ => Err(Error::MissingCode),
     }

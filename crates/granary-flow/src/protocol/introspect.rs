@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::ClientConfig;
 use super::http::send;
+use super::request::form_request;
 use super::response::{RequestContext, classify};
-use super::token::form_request;
 use crate::error::{Endpoint, Error, Operation, Result};
 
 /// What an introspection endpoint said of an access token.
@@ -51,6 +51,7 @@ pub async fn introspect(
         auth_method: config.auth_method,
         scopes: Vec::new(),
         secrets: vec![token.expose_secret()],
+        error_flag: None,
     };
     tracing::debug!(url = %url, "introspecting a token");
     let raw = send(client, request, Endpoint::Introspection, url).await?;

@@ -8,9 +8,19 @@
 //!    per RFC 9207, `error` fields) and returns the [`AuthorizationCode`].
 //! 3. [`exchange_code`] trades the code for a [`TokenResponse`] (never retried: a code is
 //!    single use); [`refresh`] renews tokens (retried on transient faults by a
-//!    [`RetryPolicy`]) and keeps the old refresh token when none is returned.
+//!    [`RetryPolicy`]) and keeps the old refresh token when none is returned;
+//!    [`exchange_access_token`] renews tokens of providers that exchange the access token
+//!    itself instead ([`RefreshStrategy::AccessTokenExchange`]).
 //! 4. [`revoke`] revokes a token (RFC 7009); [`discover`] reads the endpoints from the
 //!    provider's metadata (RFC 8414, then OpenID Connect Discovery).
+//!
+//! A provider's departures from the standard are settings of [`ClientConfig`], standard by
+//! default: authorization parameters renamed or dropped and scopes sent unencoded
+//! ([`authorization_request`]); the code under another name and callback values kept
+//! ([`parse_callback_with`]); a JSON token body ([`TokenBody`]), exchange-only and
+//! refresh-only parameters, a separate refresh URL; the token nested in the answer, answer
+//! fields kept, errors flagged inside a 200 ([`TokenResponse::kept`]); how tokens are
+//! renewed ([`RefreshStrategy`]).
 //!
 //! Every request goes through a client made by [`http_client`]: timeouts on connect and in
 //! total, no redirects followed, rustls. Every secret is a [`SecretString`] whose `Debug`
@@ -50,9 +60,12 @@
 mod authorize;
 mod config;
 mod discovery;
+mod exchange;
 mod http;
 mod introspect;
+mod quirks;
 mod redact;
+mod request;
 mod response;
 mod revoke;
 mod token;
@@ -60,13 +73,14 @@ mod url_rule;
 
 pub use authorize::{
     AuthorizationCode, IssuerParameter, PendingAuthorization, authorization_request,
-    callback_state, parse_callback,
+    callback_state, parse_callback, parse_callback_with,
 };
 pub use config::{
     AccessTokenExchange, ClientAuth, ClientConfig, ExchangeMethod, RefreshStrategy, RetryPolicy,
     ScopeEncoding, Timeouts, TokenBody,
 };
 pub use discovery::{ProviderMetadata, discover};
+pub use exchange::exchange_access_token;
 pub use http::http_client;
 pub use introspect::{Introspection, introspect};
 pub use revoke::{TokenTypeHint, revoke};

@@ -5,6 +5,7 @@ use url::Url;
 
 use super::ClientAuth;
 use super::http::RawResponse;
+use super::quirks::flagged_as_error;
 use super::redact::{excerpt, looks_like_form};
 use crate::error::{Endpoint, EndpointProblem, Error, OAuthError, Operation};
 
@@ -21,6 +22,9 @@ pub(crate) struct RequestContext<'a> {
     pub scopes: Vec<String>,
     /// What the request sent that must never show in an excerpt.
     pub secrets: Vec<&'a str>,
+    /// The dotted path of a boolean that, `false` in a 2xx answer, makes it an error
+    /// ([`super::ClientConfig::error_flag`]).
+    pub error_flag: Option<&'a str>,
 }
 
 impl RequestContext<'_> {
@@ -202,10 +206,23 @@ pub(crate) fn classify(
         return Err(ctx.invalid(raw, format!("a body over {} bytes", super::http::MAX_BODY)));
     }
     let fields = parse_fields(raw);
-    let answered_ok = (200..300).contains(&status);
-    let details = fields
+    let flagged = fields
+        .as_ref()
+        .is_some_and(|f| flagged_as_error(f, ctx.error_flag));
+    let answered_ok = (200..300).contains(&status) && !flagged;
+    let mut details = fields
         .as_ref()
         .and_then(|f| oauth_error(f, &ctx.secrets, answered_ok));
+    if flagged && details.is_none() {
+        details = Some(OAuthError {
+            error: "unknown_error".to_string(),
+            description: Some(format!(
+                "the answer's `{}` is false, without an `error` field",
+                ctx.error_flag.unwrap_or_default()
+            )),
+            uri: None,
+        });
+    }
     let transient_code = details
         .as_ref()
         .is_some_and(|d| matches!(d.error.as_str(), "temporarily_unavailable" | "server_error"));
@@ -255,8 +272,30 @@ pub(crate) fn classify(
     }
 }
 
+/// Error codes that mean what `invalid_client` means, as providers spell them (Slack).
+const CLIENT_ERRORS: &[&str] = &["invalid_client", "invalid_client_id", "bad_client_secret"];
+
+/// Error codes that mean what `invalid_grant` means: the code or the refresh token is dead,
+/// as providers spell them (Slack: `invalid_refresh_token`, `invalid_code`,
+/// `code_already_used`, `token_revoked`).
+const GRANT_ERRORS: &[&str] = &[
+    "invalid_grant",
+    "invalid_refresh_token",
+    "invalid_code",
+    "code_already_used",
+    "token_revoked",
+];
+
 fn oauth_failure(details: OAuthError, status: u16, ctx: &RequestContext<'_>) -> Error {
-    match (details.error.as_str(), ctx.operation) {
+    let error = details.error.as_str();
+    let error = if CLIENT_ERRORS.contains(&error) {
+        "invalid_client"
+    } else if GRANT_ERRORS.contains(&error) {
+        "invalid_grant"
+    } else {
+        error
+    };
+    match (error, ctx.operation) {
         ("invalid_client", _) => Error::InvalidClient {
             url: ctx.url.to_string(),
             status,
@@ -301,6 +340,7 @@ mod tests {
             auth_method: ClientAuth::ClientSecretBasic,
             scopes: Vec::new(),
             secrets: Vec::new(),
+            error_flag: None,
         }
     }
 
@@ -377,6 +417,7 @@ mod tests {
             auth_method: ClientAuth::ClientSecretBasic,
             scopes: Vec::new(),
             secrets: vec![refresh_token],
+            error_flag: None,
         };
         let long = "x".repeat(DESCRIPTION_CHARS - 5);
         for (status, body) in [

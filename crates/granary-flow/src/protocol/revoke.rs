@@ -4,8 +4,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::ClientConfig;
 use super::http::send;
+use super::request::form_request;
 use super::response::{RequestContext, classify};
-use super::token::form_request;
 use crate::error::{Endpoint, Error, Operation, Result};
 
 /// Which kind of token is revoked (`token_type_hint`).
@@ -53,6 +53,7 @@ pub async fn revoke(
         auth_method: config.auth_method,
         scopes: Vec::new(),
         secrets: vec![token.expose_secret()],
+        error_flag: None,
     };
     tracing::debug!(url = %url, "revoking a token");
     let raw = send(client, request, Endpoint::Revocation, url).await?;

@@ -4,33 +4,17 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
-use url::Url;
 
 use super::authorize::{AuthorizationCode, PendingAuthorization};
 use super::http::{RawResponse, send};
+use super::quirks::{at_path, check_token_settings, kept_fields};
 use super::redact::redact_json;
+use super::request::{Credentials, TokenCall, build};
 use super::response::{RequestContext, classify};
-use super::{ClientAuth, ClientConfig, REDACTED, RetryPolicy};
+use super::{ClientConfig, ExchangeMethod, REDACTED, RefreshStrategy, RetryPolicy};
 use crate::error::{Endpoint, Error, Operation, Result};
-
-/// Form parameters the protocol sets itself; extra token parameters may not override them.
-const RESERVED_TOKEN_PARAMS: &[&str] = &[
-    "grant_type",
-    "code",
-    "redirect_uri",
-    "code_verifier",
-    "refresh_token",
-    "scope",
-    "client_id",
-    "client_secret",
-    "token",
-    "token_type_hint",
-];
 
 /// Fields of a token response that have their own place in [`TokenResponse`].
 const KNOWN_FIELDS: &[&str] = &[
@@ -182,13 +166,16 @@ pub struct Refreshed {
 
 /// Exchanges an authorization code for tokens (RFC 6749 4.1.3, with the PKCE verifier of
 /// RFC 7636 4.5). Never retried: a code is single use, and a provider may revoke what it
-/// issued when a code is replayed.
+/// issued when a code is replayed. Sends the extra token parameters and the exchange-only
+/// parameters ([`ClientConfig::exchange_params`]), in the configured body format; reads the
+/// answer with the configured token location, kept fields and error flag.
 pub async fn exchange_code(
     client: &reqwest::Client,
     config: &ClientConfig,
     code: &AuthorizationCode,
     pending: &PendingAuthorization,
 ) -> Result<TokenResponse> {
+    check_token_settings(config)?;
     let mut params = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", code.code.expose_secret().to_string()),
@@ -208,8 +195,20 @@ pub async fn exchange_code(
         auth_method: config.auth_method,
         scopes: pending.scopes.clone(),
         secrets,
+        error_flag: config.error_flag.as_deref(),
     };
-    let request = form_request(client, config, &config.token_url, params, true)?;
+    let request = build(
+        client,
+        config,
+        TokenCall {
+            url: &config.token_url,
+            method: ExchangeMethod::Post,
+            params,
+            call_params: &config.exchange_params,
+            extra_params: true,
+            credentials: Credentials::Configured,
+        },
+    )?;
     tracing::debug!(url = %config.token_url, "exchanging an authorization code");
     let raw = send(client, request, Endpoint::Token, &config.token_url).await?;
     token_response(&raw, &ctx, config)
@@ -217,7 +216,13 @@ pub async fn exchange_code(
 
 /// Refreshes tokens with a refresh token (RFC 6749 6), optionally asking for a narrower
 /// scope. Retried by `retry` on transient faults (connect errors, timeouts, 5xx, 429 with
-/// `Retry-After`). A response without a refresh token keeps the old one.
+/// `Retry-After`). A response without a refresh token keeps the old one. Goes to the refresh
+/// URL when one is set ([`ClientConfig::refresh_url`]), with the extra token parameters and
+/// the refresh-only parameters ([`ClientConfig::refresh_params`]).
+///
+/// # Errors
+/// [`Error::Config`] when the refresh strategy is not [`RefreshStrategy::RefreshToken`]
+/// (tokens that are not refreshed, or refreshed by [`super::exchange_access_token`]).
 pub async fn refresh<S: AsRef<str>>(
     client: &reqwest::Client,
     config: &ClientConfig,
@@ -225,6 +230,25 @@ pub async fn refresh<S: AsRef<str>>(
     narrower_scope: Option<&[S]>,
     retry: &RetryPolicy,
 ) -> Result<Refreshed> {
+    match &config.refresh_strategy {
+        RefreshStrategy::RefreshToken => {}
+        RefreshStrategy::None => {
+            return Err(Error::Config(
+                "this provider's tokens are not refreshed (refresh strategy `none`): authorize \
+                 the instance again when its token stops working"
+                    .to_string(),
+            ));
+        }
+        RefreshStrategy::AccessTokenExchange(_) => {
+            return Err(Error::Config(
+                "this provider renews tokens by exchanging the access token (refresh strategy \
+                 `access token exchange`), not with a refresh token: use exchange_access_token"
+                    .to_string(),
+            ));
+        }
+    }
+    check_token_settings(config)?;
+    let url = config.refresh_endpoint();
     let scopes: Vec<String> = narrower_scope
         .map(|s| s.iter().map(|s| s.as_ref().to_string()).collect())
         .unwrap_or_default();
@@ -238,35 +262,25 @@ pub async fn refresh<S: AsRef<str>>(
     let ctx = RequestContext {
         operation: Operation::Refresh,
         endpoint: Endpoint::Token,
-        url: &config.token_url,
+        url,
         auth_method: config.auth_method,
         scopes,
         secrets: vec![refresh_token.expose_secret()],
+        error_flag: config.error_flag.as_deref(),
     };
-    let request = form_request(client, config, &config.token_url, params, true)?;
-    let mut attempt = 1;
-    let tokens = loop {
-        let this_try = request
-            .try_clone()
-            .ok_or_else(|| Error::Config("the refresh request cannot be repeated".to_string()))?;
-        tracing::debug!(url = %config.token_url, attempt, "refreshing tokens");
-        let result = match send(client, this_try, Endpoint::Token, &config.token_url).await {
-            Ok(raw) => token_response(&raw, &ctx, config),
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(tokens) => break tokens,
-            Err(error) if error.is_transient() && attempt < retry.max_attempts.max(1) => {
-                let Some(wait) = retry.delay(attempt, error.retry_after()) else {
-                    return Err(error);
-                };
-                tracing::warn!(url = %config.token_url, attempt, wait_ms = wait.as_millis() as u64, %error, "refresh failed, retrying");
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-            Err(error) => return Err(error),
-        }
-    };
+    let request = build(
+        client,
+        config,
+        TokenCall {
+            url,
+            method: ExchangeMethod::Post,
+            params,
+            call_params: &config.refresh_params,
+            extra_params: true,
+            credentials: Credentials::Configured,
+        },
+    )?;
+    let tokens = send_retried(client, &request, &ctx, config, retry, "refreshing tokens").await?;
     let rotated = tokens
         .refresh_token
         .as_ref()
@@ -280,6 +294,41 @@ pub async fn refresh<S: AsRef<str>>(
         refresh_token: kept,
         rotated,
     })
+}
+
+/// Sends a renewal request until it succeeds, fails for good, or `retry` gives up on
+/// transient faults; logs name `ctx.url` only (never a query that holds secrets).
+pub(crate) async fn send_retried(
+    client: &reqwest::Client,
+    request: &reqwest::Request,
+    ctx: &RequestContext<'_>,
+    config: &ClientConfig,
+    retry: &RetryPolicy,
+    what: &'static str,
+) -> Result<TokenResponse> {
+    let mut attempt = 1;
+    loop {
+        let this_try = request
+            .try_clone()
+            .ok_or_else(|| Error::Config("the refresh request cannot be repeated".to_string()))?;
+        tracing::debug!(url = %ctx.url, attempt, "{what}");
+        let result = match send(client, this_try, ctx.endpoint, ctx.url).await {
+            Ok(raw) => token_response(&raw, ctx, config),
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(tokens) => return Ok(tokens),
+            Err(error) if error.is_transient() && attempt < retry.max_attempts.max(1) => {
+                let Some(wait) = retry.delay(attempt, error.retry_after()) else {
+                    return Err(error);
+                };
+                tracing::warn!(url = %ctx.url, attempt, wait_ms = wait.as_millis() as u64, %error, "{what} failed, retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 impl TokenResponse {
@@ -315,124 +364,73 @@ impl TokenResponse {
             auth_method: config.auth_method,
             scopes: Vec::new(),
             secrets: sent.to_vec(),
+            error_flag: config.error_flag.as_deref(),
         };
         token_response(&raw, &ctx, config)
     }
 }
 
-fn token_response(
+/// Reads a token answer: the error it means, or the token fields at the configured location
+/// and the kept fields of the whole response.
+pub(crate) fn token_response(
     raw: &RawResponse,
     ctx: &RequestContext<'_>,
     config: &ClientConfig,
 ) -> Result<TokenResponse> {
     let fields = classify(raw, ctx)?;
-    TokenResponse::from_fields(fields, &config.scope_separator).map_err(|problem| {
-        Error::InvalidResponse {
-            endpoint: ctx.endpoint,
-            url: ctx.url.to_string(),
-            status: raw.status,
-            content_type: raw.content_type_text(),
-            problem,
-            excerpt: super::redact::excerpt(&raw.body, &ctx.secrets),
+    let kept = kept_fields(&fields, &config.kept_token_fields);
+    let invalid = |problem: String| Error::InvalidResponse {
+        endpoint: ctx.endpoint,
+        url: ctx.url.to_string(),
+        status: raw.status,
+        content_type: raw.content_type_text(),
+        problem,
+        excerpt: super::redact::excerpt(&raw.body, &ctx.secrets),
+    };
+    let mut tokens = match config.token_location.as_deref() {
+        None => TokenResponse::from_fields(fields, &config.scope_separator).map_err(invalid)?,
+        Some(path) => {
+            let Some(Value::Object(inner)) = at_path(&fields, path) else {
+                return Err(invalid(format!(
+                    "no object at `{path}`, where the token is configured to be"
+                )));
+            };
+            let mut tokens = TokenResponse::from_fields(inner.clone(), &config.scope_separator)
+                .map_err(|problem| invalid(format!("at `{path}`: {problem}")))?;
+            let mut whole = fields;
+            replace_at_path(
+                &mut whole,
+                path,
+                Value::Object(std::mem::take(&mut tokens.raw)),
+            );
+            tokens.raw = whole;
+            tokens
         }
-    })
+    };
+    tokens.kept = kept;
+    Ok(tokens)
 }
 
-/// A form POST to a token or revocation endpoint with client authentication, the extra
-/// token headers, the extra token parameters when `extra_params`, and `Accept: application/json`.
-pub(crate) fn form_request(
-    client: &reqwest::Client,
-    config: &ClientConfig,
-    url: &Url,
-    params: Vec<(&str, String)>,
-    extra_params: bool,
-) -> Result<reqwest::Request> {
-    let mut body = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in &params {
-        body.append_pair(name, value);
-    }
-    let secret = || {
-        config.client_secret.as_ref().ok_or_else(|| {
-            Error::Config(format!(
-                "the authentication method {} needs a client secret: set client_secret, or use \
-                 the method `none` for a public client",
-                config.auth_method
-            ))
-        })
+/// Puts `value` at an existing dotted path.
+fn replace_at_path(fields: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut segments: Vec<&str> = path.split('.').collect();
+    let Some(last) = segments.pop() else {
+        return;
     };
-    let mut builder = client
-        .post(url.clone())
-        .header(ACCEPT, "application/json")
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-    match config.auth_method {
-        ClientAuth::ClientSecretBasic => {
-            let id: String =
-                url::form_urlencoded::byte_serialize(config.client_id.as_bytes()).collect();
-            let secret: String =
-                url::form_urlencoded::byte_serialize(secret()?.expose_secret().as_bytes())
-                    .collect();
-            let mut value = HeaderValue::from_str(&format!(
-                "Basic {}",
-                STANDARD.encode(format!("{id}:{secret}"))
-            ))
-            .map_err(|_| {
-                Error::Config("the client credentials cannot form a header".to_string())
-            })?;
-            value.set_sensitive(true);
-            builder = builder.header(AUTHORIZATION, value);
-        }
-        ClientAuth::ClientSecretPost => {
-            body.append_pair("client_id", &config.client_id);
-            body.append_pair("client_secret", secret()?.expose_secret());
-        }
-        ClientAuth::None => {
-            body.append_pair("client_id", &config.client_id);
+    let mut map = fields;
+    for segment in segments {
+        match map.get_mut(segment) {
+            Some(Value::Object(inner)) => map = inner,
+            _ => return,
         }
     }
-    for (name, value) in &config.extra_token_params {
-        if RESERVED_TOKEN_PARAMS.contains(&name.as_str()) {
-            return Err(Error::Config(format!(
-                "the extra token parameter `{name}` would override one that granary sets itself: remove it"
-            )));
-        }
-        if extra_params {
-            body.append_pair(name, value);
-        }
-    }
-    {
-        for (name, value) in &config.extra_token_headers {
-            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                Error::Config(format!(
-                    "the extra token header name `{name}` is not a valid HTTP header name"
-                ))
-            })?;
-            if header == AUTHORIZATION && config.auth_method == ClientAuth::ClientSecretBasic {
-                return Err(Error::Config(
-                    "the extra token header `Authorization` would replace client_secret_basic: remove it or \
-                     choose another authentication method"
-                        .to_string(),
-                ));
-            }
-            let mut value = HeaderValue::from_str(value).map_err(|_| {
-                Error::Config(format!(
-                    "the value of the extra token header `{name}` is not a valid header value"
-                ))
-            })?;
-            value.set_sensitive(true);
-            builder = builder.header(header, value);
-        }
-    }
-    builder.body(body.finish()).build().map_err(|e| {
-        Error::Config(format!(
-            "the request to {url} cannot be built: {}",
-            super::http::source_chain(&e)
-        ))
-    })
+    map.insert(last.to_string(), value);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use url::Url;
 
     #[test]
     fn an_access_token_must_be_a_non_empty_string() {
