@@ -13,6 +13,7 @@
 
 pub mod engine;
 mod error;
+pub mod profile;
 pub mod protocol;
 
 pub use error::{Endpoint, EndpointProblem, Error, OAuthError, Operation, Result};
