@@ -98,7 +98,7 @@ pub(crate) fn authorize(ctx: &Ctx<'_>) -> Reply {
     for required in b.required_scopes {
         if !all_scopes.iter().any(|s| s.as_str() == *required) {
             problems.push(format!(
-                "invalid_scope: this provider requires the scope {required:?} in every request"
+                "the scope {required:?} is required in every request by this provider"
             ));
         }
     }
@@ -131,7 +131,7 @@ pub(crate) fn authorize(ctx: &Ctx<'_>) -> Reply {
         return ctx.bad_request(
             if problems
                 .iter()
-                .any(|p| p.starts_with("invalid_scope") || p.contains("unknown scope"))
+                .any(|p| p.contains("unknown scope") || p.contains("the scope"))
             {
                 "invalid_scope"
             } else {

@@ -227,7 +227,8 @@ pub struct Behaviour {
     pub token_client_id_param: &'static str,
     pub client_auth: ClientAuth,
     pub body_format: BodyFormat,
-    /// The token URL also answers GET with the parameters in the query (Facebook).
+    /// The token URL also answers GET with the parameters in the query, and a code exchange
+    /// may leave out `grant_type` (Facebook).
     pub token_get: bool,
     /// Parameters the code exchange must carry (`request=token`).
     pub exchange_params: &'static [(&'static str, &'static str)],

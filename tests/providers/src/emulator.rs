@@ -259,13 +259,28 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         parts.method.clone(),
         parts.uri.path(),
         parts.uri.query(),
-        parts.headers,
+        parts.headers.clone(),
         &bytes,
     );
     let req = match read {
         Ok(req) => req,
         Err(reason) => {
             let mut inner = shared.lock();
+            inner.log.push(RequestRecord {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_owned(),
+                query: parts
+                    .uri
+                    .query()
+                    .map(crate::request::form_pairs)
+                    .unwrap_or_default(),
+                headers: parts
+                    .headers
+                    .keys()
+                    .map(|k| k.as_str().to_owned())
+                    .collect(),
+                body: Vec::new(),
+            });
             inner.refusals.push(Refusal {
                 endpoint: "unknown",
                 status: 400,

@@ -9,7 +9,7 @@ use rand::Rng as _;
 pub const CODE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// One request as the emulator saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RequestRecord {
     pub method: String,
     /// `/HOST/PATH`.
@@ -22,7 +22,7 @@ pub struct RequestRecord {
 }
 
 /// One refused request and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Refusal {
     /// `authorize`, `token`, `refresh`, `revoke`, or `unknown` (no endpoint at that URL).
     pub endpoint: &'static str,

@@ -36,6 +36,8 @@ fn token_steps(ctx: &Ctx<'_>) -> Step<Reply> {
     let grant_type = ctx.req.param("grant_type");
     match (grant_type, b.refresh) {
         (Some("authorization_code"), _) => exchange(ctx),
+        // Facebook's code exchange (a GET) carries no grant_type.
+        (None, _) if b.token_get && ctx.req.param("code").is_some() => exchange(ctx),
         (Some("refresh_token"), _) if !b.refresh_urls.is_empty() => Err(ctx.bad_request(
             "unsupported_grant_type",
             format!(
