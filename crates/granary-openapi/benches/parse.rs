@@ -163,8 +163,10 @@ fn rebuild(document: &Document) -> Document {
                             .iter()
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect(),
+                        profile_extension: flow.profile_extension.clone(),
                     })
                     .collect(),
+                profile_extension: scheme.profile_extension.clone(),
             })
             .collect(),
         other_schemes: document.other_schemes.clone(),

@@ -28,6 +28,7 @@
 mod base;
 mod context;
 mod error;
+mod extension;
 mod limits;
 mod model;
 mod node;
@@ -40,6 +41,7 @@ mod v3;
 use url::Url;
 
 pub use error::{Error, Result, SchemeSummary};
+pub use extension::PROFILE_EXTENSION;
 pub use limits::Limits;
 pub use model::{
     AuthorizationCodeFlow, Document, Flow, FlowKind, Format, OAuth2Scheme, OtherScheme, SpecFamily,

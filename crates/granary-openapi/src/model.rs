@@ -96,6 +96,13 @@ pub struct OAuth2Scheme {
     pub description: Option<String>,
     /// Its flows, in document order.
     pub flows: Vec<Flow>,
+    /// The scheme's `x-granary-profile` (on a Swagger 2.0 security definition too): the
+    /// provider profile the document asks for, as written: a string naming a profile of
+    /// granary's catalogue, or an object in granary's profile format. This crate does not
+    /// read it; granary's engine does, and a flow's own [`Flow::profile_extension`] wins over
+    /// this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_extension: Option<serde_json::Value>,
 }
 
 /// One OAuth 2.0 flow of a scheme.
@@ -115,12 +122,28 @@ pub struct Flow {
     pub refresh_url: Option<Url>,
     /// The scopes, name to description, in document order.
     pub scopes: IndexMap<String, String>,
+    /// The flow's `x-granary-profile` (OpenAPI 3.x flow objects only), as written: a string
+    /// naming a profile of granary's catalogue, or an object in granary's profile format.
+    /// It wins over its scheme's [`OAuth2Scheme::profile_extension`]; see
+    /// [`Flow::profile_extension_or`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_extension: Option<serde_json::Value>,
 }
 
 impl Flow {
     /// Checks an admin's space-separated scope string against this flow; see [`crate::check_scopes`].
     pub fn check_scopes(&self, input: &str) -> ScopeCheck {
         crate::check_scopes(self, input)
+    }
+
+    /// The `x-granary-profile` that applies to this flow: its own, else its scheme's.
+    pub fn profile_extension_or<'a>(
+        &'a self,
+        scheme: &'a OAuth2Scheme,
+    ) -> Option<&'a serde_json::Value> {
+        self.profile_extension
+            .as_ref()
+            .or(scheme.profile_extension.as_ref())
     }
 }
 

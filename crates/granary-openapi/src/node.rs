@@ -86,6 +86,27 @@ impl<'a> Node<'a> {
         self.as_map().and_then(|m| m.get(key))
     }
 
+    /// This value as JSON (object members sorted by name, as `serde_json::Value` keeps
+    /// them; a float that JSON cannot hold, such as NaN, becomes `null`).
+    pub(crate) fn into_json(self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(b),
+            Node::Int(i) => Value::from(i),
+            Node::UInt(u) => Value::from(u),
+            Node::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+            Node::Str(s) => Value::String(s.into_owned()),
+            Node::Seq(items) => Value::Array(items.into_iter().map(Node::into_json).collect()),
+            Node::Map(members) => Value::Object(
+                members
+                    .into_iter()
+                    .map(|(name, value)| (name.into_owned(), value.into_json()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The text of a scalar: strings as they are, numbers and booleans as written.
     pub(crate) fn scalar_text(&self) -> Option<String> {
         match self {

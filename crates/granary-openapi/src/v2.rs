@@ -4,6 +4,7 @@
 //! `implicit` and `password` as they are. Swagger 2.0 has no refresh URL.
 
 use crate::context::{Context, member, required};
+use crate::extension::take_profile;
 use crate::node::Node;
 use crate::{Error, Flow, FlowKind, OAuth2Scheme, OtherScheme, Result, pointer};
 
@@ -32,6 +33,7 @@ fn read_oauth2<'a>(
     scheme: Node<'a>,
 ) -> Result<OAuth2Scheme> {
     let mut members = scheme.into_members(|| at.to_owned(), "a security scheme object")?;
+    let profile_extension = take_profile(&mut members, || at.to_owned())?;
     let flow_at = pointer::join(at, "flow");
     let flow_node = required(&members, at, "flow")?;
     let Some(flow_name) = flow_node.as_str() else {
@@ -91,6 +93,8 @@ fn read_oauth2<'a>(
             token_url: token_url.filter(|_| kind.needs_token_url()),
             refresh_url: None,
             scopes,
+            profile_extension: None,
         }],
+        profile_extension,
     })
 }

@@ -12,6 +12,7 @@ use openapiv3::{
 };
 
 use crate::context::{Context, missing};
+use crate::extension::{PROFILE_EXTENSION, take_profile};
 use crate::node::{Members, Node};
 use crate::{Error, Flow, FlowKind, OAuth2Scheme, OtherScheme, Result, pointer};
 
@@ -54,6 +55,7 @@ fn read_oauth2<'a>(
     scheme: Node<'a>,
 ) -> Result<OAuth2Scheme> {
     let mut members = scheme.into_members(|| at.to_owned(), "a security scheme object")?;
+    let profile_extension = take_profile(&mut members, || at.to_owned())?;
     let flows = match members.take("flows") {
         Some(flows) => flows.into_members(|| pointer::join(at, "flows"), "an object of flows")?,
         None => return Err(missing(pointer::join(at, "flows"))),
@@ -91,6 +93,7 @@ fn read_oauth2<'a>(
         name,
         description,
         flows: map_flows(cx, at, typed, order.get(..count).unwrap_or_default())?,
+        profile_extension,
     })
 }
 
@@ -136,7 +139,11 @@ fn add_flow(
         &|| pointer::join_all(at, &["flows", name, "scopes"]),
         flow.take("scopes"),
     )?;
-    let extensions = IndexMap::new();
+    // The flow's `x-granary-profile` rides in openapiv3's extensions to `map_flows`.
+    let mut extensions = IndexMap::new();
+    if let Some(profile) = take_profile(&mut flow, || pointer::join_all(at, &["flows", name]))? {
+        extensions.insert(PROFILE_EXTENSION.to_owned(), profile);
+    }
     match (kind, authorization_url, token_url) {
         (FlowKind::AuthorizationCode, Some(authorization_url), Some(token_url)) => {
             typed.authorization_code = Some(AuthorizationCodeOAuth2Flow {
@@ -186,26 +193,45 @@ fn map_flows(
 ) -> Result<Vec<Flow>> {
     let mut out = Vec::with_capacity(order.len());
     for &kind in order {
-        let (authorization, token, refresh, scopes) = match kind {
+        let (authorization, token, refresh, scopes, mut extensions) = match kind {
             FlowKind::AuthorizationCode => match flows.authorization_code.take() {
                 Some(f) => (
                     Some(f.authorization_url),
                     Some(f.token_url),
                     f.refresh_url,
                     f.scopes,
+                    f.extensions,
                 ),
                 None => continue,
             },
             FlowKind::ClientCredentials => match flows.client_credentials.take() {
-                Some(f) => (None, Some(f.token_url), f.refresh_url, f.scopes),
+                Some(f) => (
+                    None,
+                    Some(f.token_url),
+                    f.refresh_url,
+                    f.scopes,
+                    f.extensions,
+                ),
                 None => continue,
             },
             FlowKind::Implicit => match flows.implicit.take() {
-                Some(f) => (Some(f.authorization_url), None, f.refresh_url, f.scopes),
+                Some(f) => (
+                    Some(f.authorization_url),
+                    None,
+                    f.refresh_url,
+                    f.scopes,
+                    f.extensions,
+                ),
                 None => continue,
             },
             FlowKind::Password => match flows.password.take() {
-                Some(f) => (None, Some(f.token_url), f.refresh_url, f.scopes),
+                Some(f) => (
+                    None,
+                    Some(f.token_url),
+                    f.refresh_url,
+                    f.scopes,
+                    f.extensions,
+                ),
                 None => continue,
             },
         };
@@ -224,6 +250,7 @@ fn map_flows(
             token_url: resolve("tokenUrl", token)?,
             refresh_url: resolve("refreshUrl", refresh)?,
             scopes,
+            profile_extension: extensions.swap_remove(PROFILE_EXTENSION),
         });
     }
     Ok(out)
