@@ -651,6 +651,8 @@ pub async fn instance_create(
         extra_token_params: exposed(body.extra_token_params.as_deref()).unwrap_or_default(),
         extra_token_headers: exposed(body.extra_token_headers.as_deref()).unwrap_or_default(),
         token_lifetime: lifetime(body.token_lifetime.flatten()),
+        connection: Default::default(),
+        profile: None,
     };
     let instance = engine(state.engine.create_instance(new).await)?;
     let report = state.engine.status(&instance.id).await.ok();
@@ -694,6 +696,8 @@ pub async fn instance_patch(
         extra_token_headers: exposed(body.extra_token_headers.as_deref()),
         token_lifetime: body.token_lifetime.map(lifetime),
         enabled: body.enabled,
+        connection: Default::default(),
+        profile: None,
     };
     engine(state.engine.update_instance(&id, update).await)?;
     let report = engine(state.engine.status(&id).await)?;

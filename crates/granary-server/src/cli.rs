@@ -448,6 +448,8 @@ pub async fn instance(
                         extra_token_params: secret_pairs(&fields.token_params, '=')?,
                         extra_token_headers: secret_pairs(&fields.token_headers, ':')?,
                         token_lifetime: lifetime(fields.token_lifetime),
+                        connection: Default::default(),
+                        profile: None,
                     };
                     instance_json(&engine.create_instance(new).await?, None)
                 }
@@ -524,6 +526,8 @@ pub async fn instance(
                             .filter(|p| !p.is_empty()),
                         token_lifetime: fields.token_lifetime.map(|secs| lifetime(Some(secs))),
                         enabled: None,
+                        connection: Default::default(),
+                        profile: None,
                     };
                     engine.update_instance(id, update).await?;
                 }

@@ -4,13 +4,14 @@
 use std::time::{Duration, SystemTime};
 
 use granary_store::{InstanceStatus, PendingAuthorization, TokenRecord};
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
 use super::integrations::IntegrationFlows;
 use super::seal::Field;
+use super::setup::InstanceSetup;
 use super::{Engine, EngineError, EngineResult, Event};
-use crate::protocol::{self, IssuerParameter};
+use crate::protocol::{self, IssuerParameter, RefreshStrategy};
 
 /// How long a pending authorization can be completed: 10 minutes.
 pub const AUTHORIZATION_LIFETIME: Duration = Duration::from_secs(600);
@@ -58,7 +59,7 @@ impl Engine {
         }
         let integration = self.integration(&record.integration).await?;
         let flows = IntegrationFlows::of(&integration)?;
-        let config = self.client_config_with(&record, &flows)?;
+        let setup = self.instance_setup_with(&record, &flows, &Default::default())?;
         // The redirect URI follows the current public URL; the instance records the one
         // last sent, so that a change of public URL can be reported (see
         // `instances_registered_elsewhere`).
@@ -68,14 +69,14 @@ impl Engine {
                 .await?;
         }
         let (url, pending) = protocol::authorization_request(
-            &config,
+            &setup.config,
             &redirect_uri,
-            &record.scopes,
+            &setup.scopes(&record),
             flows.issuer.as_deref(),
         )?;
-        let verifier = pending.code_verifier.as_ref().ok_or_else(|| {
-            EngineError::Internal("PKCE is off, but the engine always uses it".to_string())
-        })?;
+        // Without PKCE (a provider that rejects it) the stored verifier is empty.
+        let no_verifier = SecretString::from(String::new());
+        let verifier = pending.code_verifier.as_ref().unwrap_or(&no_verifier);
         let now = self.now();
         // Expired pendings of any instance are dead weight; their removal is best effort.
         if let Err(error) = self.inner.store.purge_expired_pendings(now).await {
@@ -114,23 +115,34 @@ impl Engine {
             .ok_or(EngineError::UnknownAuthorization)?;
         let instance_id = stored.instance.clone();
         let instance = self.instance(&instance_id).await?;
-        let config = self.client_config(&instance).await?;
+        let integration = self.integration(&instance.integration).await?;
+        let flows = IntegrationFlows::of(&integration)?;
+        let before_callback = self.instance_setup_with(&instance, &flows, &Default::default())?;
         let verifier =
             self.open_secret(&instance_id, Field::PkceVerifier, &stored.pkce_verifier)?;
+        let verifier = (!verifier.expose_secret().is_empty()).then_some(verifier);
         let redirect_uri = Url::parse(&stored.redirect_uri).map_err(|e| {
             EngineError::Internal(format!("the stored redirect URI is not a URL ({e})"))
         })?;
         let pending = protocol::PendingAuthorization {
             state: stored.state,
-            code_verifier: Some(verifier),
+            code_verifier: verifier,
             redirect_uri,
-            scopes: instance.scopes.clone(),
+            scopes: before_callback.scopes(&instance),
             expected_issuer: stored.expected_issuer,
             created: SystemTime::now(),
         };
-        let code = protocol::parse_callback(query, &pending, IssuerParameter::IfPresent)?;
+        let code = protocol::parse_callback_with(
+            &before_callback.config,
+            query,
+            &pending,
+            IssuerParameter::IfPresent,
+        )?;
+        // Values the callback sent (Zoho's accounts-server) may be part of the token URL.
+        let setup = self.instance_setup_with(&instance, &flows, &code.kept)?;
+        let config = &setup.config;
         let started = self.now();
-        let tokens = protocol::exchange_code(&self.inner.http, &config, &code, &pending)
+        let tokens = protocol::exchange_code(&self.inner.http, config, &code, &pending)
             .await
             .map_err(|error| {
                 let callback = naming_a_host_or_region(query);
@@ -144,10 +156,11 @@ impl Engine {
                 }
             })?;
 
-        let expires_at = match super::tokens::expiry(started, tokens.expires_in) {
+        let expires_in = tokens.expires_in.or(setup.stated_lifetime());
+        let expires_at = match super::tokens::expiry(started, expires_in) {
             Some(at) => Some(at),
             None => {
-                self.introspected_expiry(&instance_id, &config, &tokens.access_token, started)
+                self.introspected_expiry(&instance_id, config, &tokens.access_token, started)
                     .await
             }
         };
@@ -158,9 +171,18 @@ impl Engine {
                 Field::AccessToken,
                 &tokens.access_token,
             )?,
-            refresh_token: match &tokens.refresh_token {
-                Some(token) => Some(keyring.seal_str(&instance_id, Field::RefreshToken, token)?),
-                None => None,
+            refresh_token: match (&tokens.refresh_token, &config.refresh_strategy) {
+                (Some(token), _) => {
+                    Some(keyring.seal_str(&instance_id, Field::RefreshToken, token)?)
+                }
+                // A provider that renews by exchanging the access token: that token is
+                // what renews it (see `Engine::refresh_under_lease`).
+                (None, RefreshStrategy::AccessTokenExchange(_)) => Some(keyring.seal_str(
+                    &instance_id,
+                    Field::RefreshToken,
+                    &tokens.access_token,
+                )?),
+                (None, _) => None,
             },
             token_type: tokens
                 .token_type
@@ -168,7 +190,7 @@ impl Engine {
                 .unwrap_or_else(|| "Bearer".to_string()),
             scope: tokens.scope.as_ref().map(|s| s.join(" ")),
             expires_at,
-            kept: Default::default(),
+            kept: InstanceSetup::kept_after(&code.kept, &tokens.kept),
             obtained_at: started,
             last_refresh: None,
             version: 0,

@@ -1,6 +1,7 @@
 //! Instances: a configured client of an integration's scheme, created with checked scopes,
 //! editable afterwards, deleted with its tokens revoked where the provider allows.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use granary_store::{
@@ -13,6 +14,7 @@ use url::Url;
 use super::cas::retry_on_conflict;
 use super::integrations::IntegrationFlows;
 use super::seal::Field;
+use super::setup::no_flow;
 use super::{Engine, EngineError, EngineResult};
 use crate::protocol::{self, ClientConfig, TokenTypeHint};
 
@@ -50,6 +52,11 @@ pub struct NewInstance {
     /// engine's default (see [`Engine::unknown_expiry_lifetime`]). Whole seconds; zero is
     /// none.
     pub token_lifetime: Option<std::time::Duration>,
+    /// Connection fields the provider profile asks for (`shop`, `tenant`), by name.
+    pub connection: BTreeMap<String, String>,
+    /// The instance's own provider-profile settings (a profile object, or a catalogue id
+    /// as a string; `{"use": "none"}` for none), over the document's and the catalogue's.
+    pub profile: Option<serde_json::Value>,
 }
 
 impl NewInstance {
@@ -112,6 +119,10 @@ pub struct InstanceUpdate {
     /// A new lifetime of a token of unknown expiry (`Some(None)`: the integration's, else
     /// the engine's default).
     pub token_lifetime: Option<Option<std::time::Duration>>,
+    /// New connection fields (all of them: a name left out is cleared).
+    pub connection: Option<BTreeMap<String, String>>,
+    /// New provider-profile settings of the instance (`Some(None)`: none of its own).
+    pub profile: Option<Option<serde_json::Value>>,
     /// `Some(false)` disables the instance; `Some(true)` enables it again.
     pub enabled: Option<bool>,
 }
@@ -160,6 +171,8 @@ pub struct TokenSummary {
     /// for one (a new authorization is needed when the token expires). `None` while one is
     /// held.
     pub no_refresh_token: Option<String>,
+    /// Values kept with the connection (callback values, token-answer fields), by name.
+    pub kept: BTreeMap<String, String>,
 }
 
 /// A refresh that keeps failing while the instance is still authorized: shown as "refresh
@@ -207,6 +220,7 @@ impl From<&TokenRecord> for TokenSummary {
             last_refresh: record.last_refresh.clone(),
             version: record.version,
             no_refresh_token: None,
+            kept: record.kept.clone(),
         }
     }
 }
@@ -223,6 +237,23 @@ pub struct DeleteReport {
 }
 
 impl Engine {
+    /// The origins of the authorization and token URLs `instance` uses (its overrides, its
+    /// profile's templates filled with its connection fields, or its flow's); `None` for a
+    /// configuration that does not build.
+    fn endpoint_origins(
+        &self,
+        instance: &Instance,
+        flows: &IntegrationFlows,
+    ) -> Option<(url::Origin, url::Origin)> {
+        let setup = self
+            .instance_setup_with(instance, flows, &BTreeMap::new())
+            .ok()?;
+        Some((
+            setup.config.authorization_url.origin(),
+            setup.config.token_url.origin(),
+        ))
+    }
+
     /// Applies the URL rule to an instance's authorization and token URL overrides.
     fn check_overrides(
         &self,
@@ -269,11 +300,6 @@ impl Engine {
             ),
             None => None,
         };
-        let client_auth = new.client_auth.unwrap_or(if client_secret.is_some() {
-            ClientAuth::ClientSecretBasic
-        } else {
-            ClientAuth::None
-        });
         let extra_token_params =
             self.seal_extras(&new.id, Field::ExtraTokenParam, &new.extra_token_params)?;
         let extra_token_headers =
@@ -291,14 +317,18 @@ impl Engine {
             extra_authorization_params: new.extra_authorization_params,
             extra_token_params,
             extra_token_headers,
-            client_auth,
+            client_auth: ClientAuth::None,
             token_lifetime: lifetime_secs(new.token_lifetime),
-            connection: Default::default(),
-            profile: None,
+            connection: new.connection,
+            profile: new.profile,
             status: InstanceStatus::New,
             created: now,
             updated: now,
             version: 0,
+        };
+        instance.client_auth = match new.client_auth {
+            Some(auth) => auth,
+            None => Self::default_client_auth(&instance, &flows, instance.client_secret.is_some())?,
         };
         self.client_config_with(&instance, &flows)?;
         instance.version = self.inner.store.create_instance(&instance).await?;
@@ -364,7 +394,9 @@ impl Engine {
         // process finishes first and no refresh starts with the old token meanwhile.
         let moves = update.scheme.is_some()
             || update.authorization_url.is_some()
-            || update.token_url.is_some();
+            || update.token_url.is_some()
+            || update.connection.is_some()
+            || update.profile.is_some();
         let flight = moves.then(|| self.flight(id));
         let mut flight_state = match &flight {
             Some(flight) => Some(flight.lock.lock().await),
@@ -422,6 +454,12 @@ impl Engine {
                 if let Some(lifetime) = update.token_lifetime {
                     instance.token_lifetime = lifetime_secs(lifetime);
                 }
+                if let Some(connection) = &update.connection {
+                    instance.connection.clone_from(connection);
+                }
+                if let Some(profile) = &update.profile {
+                    instance.profile.clone_from(profile);
+                }
                 // Values stored in plaintext by an older granary are sealed on every write.
                 self.seal_plain_extras(&mut instance)?;
                 match update.enabled {
@@ -441,8 +479,8 @@ impl Engine {
                 // (the refresh token never goes to the new origin; a new authorization is
                 // needed), in the status write itself, so that no process hands the token out
                 // or refreshes it from then on.
-                let moved =
-                    endpoint_origins(&before, &flows) != endpoint_origins(&instance, &flows);
+                let moved = self.endpoint_origins(&before, &flows)
+                    != self.endpoint_origins(&instance, &flows);
                 if moved {
                     instance.status = match instance.status {
                         InstanceStatus::Disabled => InstanceStatus::Disabled,
@@ -549,65 +587,6 @@ impl Engine {
         .map_err(|e| e.to_string())
     }
 
-    /// The protocol configuration of an instance: its integration's flow, its overrides, its
-    /// opened client secret.
-    pub(crate) async fn client_config(&self, instance: &Instance) -> EngineResult<ClientConfig> {
-        let integration = self.integration(&instance.integration).await?;
-        let flows = IntegrationFlows::of(&integration)?;
-        self.client_config_with(instance, &flows)
-    }
-
-    pub(crate) fn client_config_with(
-        &self,
-        instance: &Instance,
-        flows: &IntegrationFlows,
-    ) -> EngineResult<ClientConfig> {
-        let (_, flow) = flows
-            .authorization_code_flow(Some(&instance.scheme))
-            .ok_or_else(|| no_flow(&instance.integration, Some(&instance.scheme)))?;
-        let authorization_url = match &instance.authorization_url {
-            Some(url) => parse_url(url, "authorization URL")?,
-            None => flow
-                .authorization_url
-                .clone()
-                .ok_or_else(|| missing_url(instance, "authorization URL"))?,
-        };
-        let token_url = match &instance.token_url {
-            Some(url) => parse_url(url, "token URL")?,
-            None => flow
-                .token_url
-                .clone()
-                .ok_or_else(|| missing_url(instance, "token URL"))?,
-        };
-        let mut config =
-            ClientConfig::new(instance.client_id.clone(), authorization_url, token_url);
-        config.revocation_url = flows.revocation_url.clone();
-        config.introspection_url = flows.introspection_url.clone();
-        config.auth_method = instance.client_auth;
-        if let Some(sealed) = &instance.client_secret {
-            config.client_secret =
-                Some(self.open_secret(&instance.id, Field::ClientSecret, sealed)?);
-        } else if config.auth_method != ClientAuth::None {
-            return Err(EngineError::Invalid(format!(
-                "instance `{}` authenticates with {} but has no client secret: set the secret, \
-                 or switch the method to none for a public client",
-                instance.id, config.auth_method
-            )));
-        }
-        config.extra_authorization_params = instance.extra_authorization_params.clone();
-        config.extra_token_params = self.open_extras(
-            &instance.id,
-            Field::ExtraTokenParam,
-            &instance.extra_token_params,
-        )?;
-        config.extra_token_headers = self.open_extras(
-            &instance.id,
-            Field::ExtraTokenHeader,
-            &instance.extra_token_headers,
-        )?;
-        Ok(config)
-    }
-
     /// Seals the values of extra token parameters or headers.
     fn seal_extras(
         &self,
@@ -646,7 +625,7 @@ impl Engine {
 
     /// Opens the values of extra token parameters or headers (a plaintext value of an older
     /// granary as it is).
-    fn open_extras(
+    pub(super) fn open_extras(
         &self,
         id: &str,
         field: Field,
@@ -770,56 +749,6 @@ fn check_scopes(
     let mut all = check.known;
     all.extend(check.unknown.into_iter().map(|u| u.name));
     Ok(all)
-}
-
-/// The origins of the authorization and token URLs in force for `instance` (its overrides,
-/// else its scheme's flow); `None` for a URL that is missing or unreadable.
-fn endpoint_origins(
-    instance: &Instance,
-    flows: &IntegrationFlows,
-) -> (Option<url::Origin>, Option<url::Origin>) {
-    let flow = flows
-        .authorization_code_flow(Some(&instance.scheme))
-        .map(|(_, flow)| flow);
-    let origin = |override_url: &Option<String>, flow_url: Option<&Url>| match override_url {
-        Some(url) => Url::parse(url).ok().map(|u| u.origin()),
-        None => flow_url.map(Url::origin),
-    };
-    (
-        origin(
-            &instance.authorization_url,
-            flow.and_then(|f| f.authorization_url.as_ref()),
-        ),
-        origin(&instance.token_url, flow.and_then(|f| f.token_url.as_ref())),
-    )
-}
-
-fn no_flow(integration: &str, scheme: Option<&str>) -> EngineError {
-    match scheme {
-        Some(scheme) => EngineError::Invalid(format!(
-            "integration `{integration}` has no authorization-code flow in scheme `{scheme}`: \
-             choose one of its schemes that has one"
-        )),
-        None => EngineError::Invalid(format!(
-            "integration `{integration}` has no authorization-code flow: import a document that \
-             declares one"
-        )),
-    }
-}
-
-fn parse_url(url: &str, what: &str) -> EngineResult<Url> {
-    Url::parse(url).map_err(|e| {
-        EngineError::Invalid(format!(
-            "the {what} `{url}` is not an absolute URL ({e}): fix it"
-        ))
-    })
-}
-
-fn missing_url(instance: &Instance, what: &str) -> EngineError {
-    EngineError::Invalid(format!(
-        "the flow of instance `{}` has no {what}: set one on the instance",
-        instance.id
-    ))
 }
 
 /// A lifetime as the store keeps it: whole seconds, zero as none.

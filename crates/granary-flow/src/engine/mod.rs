@@ -40,6 +40,7 @@ mod refresh;
 mod refresher;
 mod reseal;
 pub mod seal;
+mod setup;
 mod shutdown;
 mod tokens;
 
@@ -68,6 +69,7 @@ pub use listing::{DEFAULT_PAGE_SIZE, InstancePage, MAX_PAGE_SIZE, check_page};
 pub use refresher::{RefreshRound, Refresher, RefresherConfig};
 pub use reseal::{KeyReloader, ResealReport};
 pub use seal::{Field, KeyId, Keyring, MasterKey, SealError};
+pub use setup::ApiTarget;
 pub use shutdown::ShutdownReport;
 pub use tokens::{AccessToken, MAX_TOKEN_LIFETIME};
 

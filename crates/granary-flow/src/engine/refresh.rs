@@ -15,10 +15,11 @@ use super::backoff::{
 use super::grant::expired_without_refresh_token;
 use super::lease::HeldLease;
 use super::seal::Field;
+use super::setup::InstanceSetup;
 use super::tokens::{Backoff, Flight, FlightState, Want, expiry};
 use super::{AccessToken, Engine, EngineError, EngineResult, Event};
 use crate::error::Endpoint;
-use crate::protocol::{self, ClientConfig, Refreshed};
+use crate::protocol::{self, ClientConfig, RefreshStrategy, Refreshed};
 
 /// How one refresh under the lease ended.
 enum Attempt {
@@ -26,6 +27,14 @@ enum Attempt {
     Token(AccessToken),
     /// The lease went to another process before this one could decide: wait for it.
     LostLease,
+}
+
+/// What a renewal presents to the provider.
+enum Renewal {
+    /// The refresh token (RFC 6749 section 6).
+    RefreshToken(SecretString),
+    /// The access token, exchanged for a new one (Facebook, Instagram).
+    Exchange(SecretString),
 }
 
 /// How the call to the provider ended.
@@ -145,21 +154,38 @@ impl Engine {
         {
             return Ok(Attempt::Token(token));
         }
-        let Some(sealed_refresh) = &record.refresh_token else {
-            return Err(self
-                .needs_authorization(id, "the provider issued no refresh token")
-                .await);
-        };
         let instance = self.instance(id).await?;
-        let config = self.client_config(&instance).await?;
-        let refresh_token = self.open_secret(id, Field::RefreshToken, sealed_refresh)?;
+        let setup = self.instance_setup(&instance, &record.kept).await?;
+        let renewal = match &setup.config.refresh_strategy {
+            RefreshStrategy::RefreshToken => {
+                let Some(sealed_refresh) = &record.refresh_token else {
+                    return Err(self
+                        .needs_authorization(id, "the provider issued no refresh token")
+                        .await);
+                };
+                Renewal::RefreshToken(self.open_secret(id, Field::RefreshToken, sealed_refresh)?)
+            }
+            RefreshStrategy::AccessTokenExchange(_) => {
+                if record.expires_at.is_some_and(|at| at <= self.now()) {
+                    let reason = "the access token expired, and this provider renews only an \
+                                  unexpired access token (by exchanging it): authorize again";
+                    return Err(self.needs_authorization(id, reason).await);
+                }
+                Renewal::Exchange(self.open_secret(id, Field::AccessToken, &record.access_token)?)
+            }
+            RefreshStrategy::None => {
+                let reason = "the provider profile says this provider's tokens are never \
+                              renewed: authorize again";
+                return Err(self.needs_authorization(id, reason).await);
+            }
+        };
         let started = self.now();
-        match self.call_provider(id, &config, &refresh_token).await {
+        match self.call_provider(id, &setup.config, &renewal).await {
             Call::Cancelled => Err(EngineError::ShuttingDown {
                 instance: id.to_string(),
             }),
             Call::Answered(Ok(refreshed)) => {
-                self.store_refreshed(id, &record, &refreshed, started, &config)
+                self.store_refreshed(id, &record, &refreshed, started, &setup)
                     .await
             }
             Call::Answered(Err(error)) if error.needs_reauthorization() => {
@@ -171,20 +197,20 @@ impl Engine {
 
     /// The refresh request, within the refresh deadline (retries included), renewing the
     /// lease while it waits, and cut short by the end of a shutdown's grace period.
-    async fn call_provider(
-        &self,
-        id: &str,
-        config: &ClientConfig,
-        refresh_token: &SecretString,
-    ) -> Call {
+    async fn call_provider(&self, id: &str, config: &ClientConfig, renewal: &Renewal) -> Call {
         let deadline = self.inner.refresh_deadline;
-        let request = protocol::refresh(
-            &self.inner.http,
-            config,
-            refresh_token,
-            None::<&[&str]>,
-            &self.inner.retry,
-        );
+        let http = &self.inner.http;
+        let retry = &self.inner.retry;
+        let request = async {
+            match renewal {
+                Renewal::RefreshToken(token) => {
+                    protocol::refresh(http, config, token, None::<&[&str]>, retry).await
+                }
+                Renewal::Exchange(token) => {
+                    protocol::exchange_access_token(http, config, token, retry).await
+                }
+            }
+        };
         let bounded = async {
             match tokio::time::timeout(deadline, request).await {
                 Ok(result) => result,
@@ -216,10 +242,11 @@ impl Engine {
         record: &TokenRecord,
         refreshed: &Refreshed,
         started: granary_store::Timestamp,
-        config: &ClientConfig,
+        setup: &InstanceSetup,
     ) -> EngineResult<Attempt> {
+        let config = &setup.config;
         let tokens = &refreshed.tokens;
-        let expires_at = match expiry(started, tokens.expires_in) {
+        let expires_at = match expiry(started, tokens.expires_in.or(setup.stated_lifetime())) {
             Some(at) => Some(at),
             None => {
                 let asked = self.introspected_expiry(id, config, &tokens.access_token, started);
@@ -227,8 +254,14 @@ impl Engine {
             }
         };
         let keyring = self.keyring();
+        let exchanged = matches!(
+            config.refresh_strategy,
+            RefreshStrategy::AccessTokenExchange(_)
+        );
+        // An exchange's renewal credential is the new access token (or the refresh token
+        // the provider sent): always the one just received.
         let sealed_refresh = match (&record.refresh_token, refreshed.rotated) {
-            (Some(kept), false) => kept.clone(),
+            (Some(kept), false) if !exchanged => kept.clone(),
             _ => keyring.seal_str(id, Field::RefreshToken, &refreshed.refresh_token)?,
         };
         let mut new = TokenRecord {
@@ -249,7 +282,7 @@ impl Engine {
                 at: self.now(),
                 result: RefreshResult::Ok,
             }),
-            kept: Default::default(),
+            kept: InstanceSetup::kept_after(&record.kept, &tokens.kept),
             version: 0,
         };
         let store = &self.inner.store;

@@ -1,6 +1,7 @@
 //! `access_token`: the in-memory hot path, and the single flight per instance behind it
 //! (the refresh itself is in `refresh.rs`).
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -31,6 +32,8 @@ struct TokenInner {
     expires_at: Option<Timestamp>,
     /// The sealed form it was read from: tells a refreshed token from this one.
     sealed: Sealed,
+    /// Values kept with the connection (callback values, token-answer fields).
+    kept: BTreeMap<String, String>,
 }
 
 impl AccessToken {
@@ -47,6 +50,13 @@ impl AccessToken {
     /// When it expires; `None` when the provider did not say (valid until refused).
     pub fn expires_at(&self) -> Option<Timestamp> {
         self.0.expires_at
+    }
+
+    /// The values kept with the connection, by name: callback parameters and token-answer
+    /// fields a provider profile keeps (Salesforce `instance_url`, Slack `team.id`,
+    /// QuickBooks `realmId`). Not secret.
+    pub fn kept(&self) -> &BTreeMap<String, String> {
+        &self.0.kept
     }
 
     /// Whether two handles hold the same token.
@@ -607,6 +617,7 @@ impl Engine {
             token_type: record.token_type.clone(),
             expires_at: record.expires_at,
             sealed: record.access_token.clone(),
+            kept: record.kept.clone(),
         }));
         let cached = Cached {
             token: token.clone(),

@@ -1,7 +1,8 @@
 //! What an applied profile changes, in sentences for the integration and instance pages.
 
-use super::model::{BodyFormat, ExchangeMethod, ProviderProfile, RefreshKind};
+use super::model::{ProviderProfile, RefreshKind};
 use super::resolve::{ProfileSource, ResolvedProfile};
+use crate::protocol::{ExchangeMethod, TokenBody};
 
 impl ResolvedProfile {
     /// One line on where the profile came from and why it is needed
@@ -81,7 +82,7 @@ impl ProviderProfile {
         if let Some(auth) = t.client_auth {
             lines.push(format!("client authentication {auth}"));
         }
-        if t.body == Some(BodyFormat::Json) {
+        if t.body == Some(TokenBody::Json) {
             lines.push("JSON token requests".to_string());
         }
         if !t.params.is_empty() {

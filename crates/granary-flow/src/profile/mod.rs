@@ -19,8 +19,8 @@ mod template;
 pub use catalogue::{Catalogue, catalogue};
 pub use error::ProfileError;
 pub use model::{
-    ApiQuirks, AuthorizationQuirks, BodyFormat, ConnectionField, ExchangeMethod, ExchangeRequest,
-    FieldKind, ProviderProfile, RefreshKind, RefreshQuirks, RevocationQuirks, TokenQuirks,
+    ApiQuirks, AuthorizationQuirks, ConnectionField, ExchangeRequest, FieldKind, ProviderProfile,
+    RefreshKind, RefreshQuirks, RevocationQuirks, TokenQuirks,
 };
 pub use resolve::{NO_PROFILE, ProfileSource, ResolvedProfile};
 pub use template::{Values, expand, expand_url, host_matches};

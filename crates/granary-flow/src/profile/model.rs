@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::ClientAuth;
+use crate::protocol::{ClientAuth, ExchangeMethod, TokenBody};
 
 /// How one provider departs from the standard, as data.
 ///
@@ -149,7 +149,7 @@ pub struct TokenQuirks {
     pub client_auth: Option<ClientAuth>,
     /// The request body's format.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<BodyFormat>,
+    pub body: Option<TokenBody>,
     /// Parameters of every token request, code exchange and refresh (`expires_in=1800`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
@@ -173,17 +173,6 @@ pub struct TokenQuirks {
     /// The access token's lifetime in seconds when the answer states none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifetime: Option<u64>,
-}
-
-/// A token request body's format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BodyFormat {
-    /// `application/x-www-form-urlencoded` (RFC 6749).
-    #[default]
-    Form,
-    /// `application/json` with the same members.
-    Json,
 }
 
 /// How tokens are renewed.
@@ -243,17 +232,6 @@ pub struct ExchangeRequest {
     /// Whether `client_id` and `client_secret` are sent too.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub client_credentials: bool,
-}
-
-/// The HTTP method of an access-token exchange.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum ExchangeMethod {
-    /// Parameters in the query string.
-    #[default]
-    Get,
-    /// Parameters in a form body.
-    Post,
 }
 
 /// How token revocation departs from the standard.

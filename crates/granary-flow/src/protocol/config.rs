@@ -97,7 +97,8 @@ pub enum ScopeEncoding {
 }
 
 /// The format of a token request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TokenBody {
     /// `application/x-www-form-urlencoded` (RFC 6749).
     #[default]
@@ -138,8 +139,10 @@ pub struct AccessTokenExchange {
 }
 
 /// The HTTP method of an access-token exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum ExchangeMethod {
+    #[default]
     /// Parameters in the query string (Facebook, Instagram).
     Get,
     /// Parameters in the body, in the configured [`TokenBody`] format.

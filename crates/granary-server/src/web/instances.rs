@@ -345,6 +345,8 @@ pub async fn instance_create(
         extra_token_params: parsed.extra_token_params,
         extra_token_headers: parsed.extra_token_headers,
         token_lifetime: parsed.token_lifetime,
+        connection: Default::default(),
+        profile: None,
     };
     match state.engine.create_instance(new).await {
         Ok(instance) => {
@@ -595,6 +597,8 @@ pub async fn instance_update(
         ),
         token_lifetime: Some(parsed.token_lifetime),
         enabled: None,
+        connection: Default::default(),
+        profile: None,
     };
     let had_token = before.as_ref().is_some_and(|r| r.token.is_some());
     match state.engine.update_instance(&id, update).await {

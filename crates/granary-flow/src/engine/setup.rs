@@ -1,0 +1,429 @@
+//! What an instance's requests are made of: its integration's flow, the provider profile
+//! that applies (catalogue, document, instance), its connection values and its own
+//! overrides, turned into one protocol [`ClientConfig`].
+
+use std::collections::BTreeMap;
+
+use granary_store::{ClientAuth, Instance};
+use url::Url;
+
+use super::integrations::IntegrationFlows;
+use super::seal::Field;
+use super::{Engine, EngineError, EngineResult};
+use crate::profile::{
+    self, ProfileError, ProviderProfile, RefreshKind, ResolvedProfile, Values, catalogue,
+};
+use crate::protocol::{AccessTokenExchange, ClientConfig, RefreshStrategy, ScopeEncoding};
+
+/// An instance ready for requests: the protocol configuration, the profile it came from
+/// and the connection's values (fields, kept callback values and token-answer fields).
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceSetup {
+    /// The protocol configuration.
+    pub config: ClientConfig,
+    /// The provider profile applied.
+    pub profile: ResolvedProfile,
+    /// The values templates were filled with.
+    pub values: Values,
+}
+
+impl InstanceSetup {
+    /// The scopes of an authorization request: the instance's, then the profile's
+    /// always-requested ones it lacks.
+    pub fn scopes(&self, instance: &Instance) -> Vec<String> {
+        let mut scopes = instance.scopes.clone();
+        for scope in self
+            .profile
+            .profile
+            .authorization
+            .always_scopes
+            .iter()
+            .flatten()
+        {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
+        scopes
+    }
+
+    /// The profile's lifetime of a token whose answer states none.
+    pub fn stated_lifetime(&self) -> Option<std::time::Duration> {
+        self.profile
+            .profile
+            .token
+            .lifetime
+            .filter(|secs| *secs > 0)
+            .map(std::time::Duration::from_secs)
+    }
+
+    /// The values to keep with a new token: `earlier` (kept before), then what the
+    /// callback and the answer gave now.
+    pub fn kept_after(
+        earlier: &BTreeMap<String, String>,
+        now: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut kept = earlier.clone();
+        kept.extend(now.iter().map(|(k, v)| (k.clone(), v.clone())));
+        kept
+    }
+}
+
+/// Where an instance's API is and how it takes the token: for the server's proxy and the
+/// [`super::AuthorizedClient`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTarget {
+    /// The API's base URL: the provider profile's (filled with the connection's values and
+    /// what was kept from the token answer, such as Salesforce's `instance_url`), else the
+    /// document's first server; `None` when neither says.
+    pub base_url: Option<Url>,
+    /// The header that carries the token (`Authorization` unless the profile names another).
+    pub token_header: String,
+    /// What precedes the token in it (`Bearer ` for `Authorization`).
+    pub token_prefix: String,
+}
+
+impl ApiTarget {
+    /// The header value for `token`.
+    pub fn header_value(&self, token: &str) -> String {
+        format!("{}{token}", self.token_prefix)
+    }
+}
+
+impl Engine {
+    /// Where the API of `instance` is and how it takes the token (see [`ApiTarget`]).
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`] for an unknown instance; [`EngineError::Invalid`] when the
+    /// profile's base URL template names a value the connection does not have yet (authorize
+    /// first) or does not give a URL.
+    pub async fn api_target(&self, instance: &str) -> EngineResult<ApiTarget> {
+        let record = self.instance(instance).await?;
+        let kept = self
+            .inner
+            .store
+            .get_token(instance)
+            .await?
+            .map(|token| token.kept)
+            .unwrap_or_default();
+        let integration = self.integration(&record.integration).await?;
+        let flows = IntegrationFlows::of(&integration)?;
+        let setup = self.instance_setup_with(&record, &flows, &kept)?;
+        let api = &setup.profile.profile.api;
+        let base_url = match &api.base_url {
+            Some(template) => Some(
+                profile::expand_url("API base URL", template, &setup.values)
+                    .map_err(|e| profile_error(&record, e))?,
+            ),
+            None => flows.api_base_url.clone(),
+        };
+        let token_header = api
+            .token_header
+            .clone()
+            .unwrap_or_else(|| "Authorization".to_string());
+        let token_prefix = match &api.token_prefix {
+            Some(prefix) => prefix.clone(),
+            None if token_header.eq_ignore_ascii_case("authorization") => "Bearer ".to_string(),
+            None => String::new(),
+        };
+        Ok(ApiTarget {
+            base_url,
+            token_header,
+            token_prefix,
+        })
+    }
+
+    /// The provider profile that applies to `instance`: its own settings over its
+    /// integration document's `x-granary-profile` (the flow's over the scheme's) over the
+    /// catalogue profile it names or that its URLs' host recognises.
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`] for an unknown integration, [`EngineError::Invalid`] when a
+    /// layer does not decode or names no catalogue profile.
+    pub async fn instance_profile(&self, instance: &Instance) -> EngineResult<ResolvedProfile> {
+        let integration = self.integration(&instance.integration).await?;
+        let flows = IntegrationFlows::of(&integration)?;
+        resolve_profile(instance, &flows)
+    }
+
+    /// The protocol configuration of an instance: its integration's flow, its overrides, its
+    /// opened client secret.
+    pub(crate) async fn client_config(&self, instance: &Instance) -> EngineResult<ClientConfig> {
+        Ok(self
+            .instance_setup(instance, &BTreeMap::new())
+            .await?
+            .config)
+    }
+
+    /// [`Engine::instance_setup_with`] after reading the instance's integration.
+    pub(crate) async fn instance_setup(
+        &self,
+        instance: &Instance,
+        kept: &BTreeMap<String, String>,
+    ) -> EngineResult<InstanceSetup> {
+        let integration = self.integration(&instance.integration).await?;
+        let flows = IntegrationFlows::of(&integration)?;
+        self.instance_setup_with(instance, &flows, kept)
+    }
+
+    pub(crate) fn client_config_with(
+        &self,
+        instance: &Instance,
+        flows: &IntegrationFlows,
+    ) -> EngineResult<ClientConfig> {
+        Ok(self
+            .instance_setup_with(instance, flows, &BTreeMap::new())?
+            .config)
+    }
+
+    /// Everything an instance's requests are made of, with `kept` the values kept with its
+    /// connection so far (callback values, token-answer fields).
+    ///
+    /// URLs, in order: the instance's own override, the profile's template, the flow's.
+    /// Parameters and headers: the instance's over the profile's of the same name.
+    pub(crate) fn instance_setup_with(
+        &self,
+        instance: &Instance,
+        flows: &IntegrationFlows,
+        kept: &BTreeMap<String, String>,
+    ) -> EngineResult<InstanceSetup> {
+        let (_, flow) = flows
+            .authorization_code_flow(Some(&instance.scheme))
+            .ok_or_else(|| no_flow(&instance.integration, Some(&instance.scheme)))?;
+        let resolved = resolve_profile(instance, flows)?;
+        let profile = &resolved.profile;
+        let values = profile
+            .connection_values(&instance.connection, kept)
+            .map_err(|e| profile_error(instance, e))?;
+        let template_url = |what: &str, template: &Option<String>| -> EngineResult<Option<Url>> {
+            template
+                .as_deref()
+                .map(|t| profile::expand_url(what, t, &values))
+                .transpose()
+                .map_err(|e| profile_error(instance, e))
+        };
+
+        let authorization_url = match &instance.authorization_url {
+            Some(url) => parse_url(url, "authorization URL")?,
+            None => match template_url("authorization URL", &profile.authorization.url)? {
+                Some(url) => url,
+                None => flow
+                    .authorization_url
+                    .clone()
+                    .ok_or_else(|| missing_url(instance, "authorization URL"))?,
+            },
+        };
+        let token_url = match &instance.token_url {
+            Some(url) => parse_url(url, "token URL")?,
+            None => match template_url("token URL", &profile.token.url)? {
+                Some(url) => url,
+                None => flow
+                    .token_url
+                    .clone()
+                    .ok_or_else(|| missing_url(instance, "token URL"))?,
+            },
+        };
+        let mut config =
+            ClientConfig::new(instance.client_id.clone(), authorization_url, token_url);
+        config.revocation_url = match template_url("revocation URL", &profile.revocation.url)? {
+            Some(url) => Some(url),
+            None => flows.revocation_url.clone(),
+        };
+        config.introspection_url = flows.introspection_url.clone();
+        config.auth_method = instance.client_auth;
+        if let Some(sealed) = &instance.client_secret {
+            config.client_secret =
+                Some(self.open_secret(&instance.id, Field::ClientSecret, sealed)?);
+        } else if config.auth_method != ClientAuth::None {
+            return Err(EngineError::Invalid(format!(
+                "instance `{}` authenticates with {} but has no client secret: set the secret, \
+                 or switch the method to none for a public client",
+                instance.id, config.auth_method
+            )));
+        }
+
+        let a = &profile.authorization;
+        let mut authorization_params = Vec::new();
+        for (name, value) in &a.params {
+            let value = profile::expand(value, &values).map_err(|e| profile_error(instance, e))?;
+            authorization_params.push((name.clone(), value));
+        }
+        config.extra_authorization_params = overlay(
+            authorization_params,
+            instance.extra_authorization_params.clone(),
+        );
+        config.authorization_param_renames = pairs(&a.rename);
+        config.dropped_authorization_params = a.drop.clone().unwrap_or_default();
+        if let Some(separator) = &a.scope_separator {
+            config.scope_separator = separator.clone();
+        }
+        if a.encode_scopes == Some(false) {
+            config.scope_encoding = ScopeEncoding::Raw;
+        }
+        if let Some(pkce) = a.pkce {
+            config.pkce = pkce;
+        }
+        if let Some(code) = &a.code_param {
+            config.code_param = code.clone();
+        }
+        config.kept_callback_params = a.keep.clone().unwrap_or_default();
+        for field in profile.fields.iter().filter(|f| f.from_callback) {
+            if !config.kept_callback_params.contains(&field.name) {
+                config.kept_callback_params.push(field.name.clone());
+            }
+        }
+
+        let t = &profile.token;
+        if let Some(body) = t.body {
+            config.token_body = body;
+        }
+        config.extra_token_params = overlay(
+            pairs(&t.params),
+            self.open_extras(
+                &instance.id,
+                Field::ExtraTokenParam,
+                &instance.extra_token_params,
+            )?,
+        );
+        config.extra_token_headers = overlay(
+            pairs(&t.headers),
+            self.open_extras(
+                &instance.id,
+                Field::ExtraTokenHeader,
+                &instance.extra_token_headers,
+            )?,
+        );
+        config.exchange_params = pairs(&t.exchange_params);
+        config.token_location = t.location.clone();
+        config.kept_token_fields = t.keep.clone().unwrap_or_default();
+        config.error_flag = t.error_flag.clone();
+
+        let r = &profile.refresh;
+        config.refresh_url = template_url("refresh URL", &r.url)?;
+        config.refresh_params = pairs(&r.params);
+        config.refresh_strategy = match r.strategy.unwrap_or_default() {
+            RefreshKind::RefreshToken => RefreshStrategy::RefreshToken,
+            RefreshKind::None => RefreshStrategy::None,
+            RefreshKind::AccessTokenExchange => {
+                let exchange = r.exchange.as_ref().ok_or_else(|| {
+                    profile_error(
+                        instance,
+                        ProfileError::Invalid {
+                            source_name: "that applies".to_string(),
+                            reason: "refresh.strategy is access_token_exchange but refresh.exchange is not set: say which request trades the token".to_string(),
+                        },
+                    )
+                })?;
+                RefreshStrategy::AccessTokenExchange(AccessTokenExchange {
+                    url: template_url("exchange URL", &exchange.url)?,
+                    method: exchange.method,
+                    grant_type: exchange.grant_type.clone(),
+                    token_param: exchange.token_param.clone(),
+                    send_client_credentials: exchange.client_credentials,
+                })
+            }
+        };
+        Ok(InstanceSetup {
+            config,
+            values,
+            profile: resolved,
+        })
+    }
+
+    /// The client authentication a new instance gets when none is given: the profile's,
+    /// else HTTP Basic with a secret and `none` without.
+    pub(crate) fn default_client_auth(
+        instance: &Instance,
+        flows: &IntegrationFlows,
+        has_secret: bool,
+    ) -> EngineResult<ClientAuth> {
+        let profile = resolve_profile(instance, flows)?;
+        Ok(match (profile.profile.token.client_auth, has_secret) {
+            (Some(auth), true) => auth,
+            (_, false) => ClientAuth::None,
+            (None, true) => ClientAuth::ClientSecretBasic,
+        })
+    }
+}
+
+/// The profile of `instance` of `flows` (see [`Engine::instance_profile`]).
+pub(crate) fn resolve_profile(
+    instance: &Instance,
+    flows: &IntegrationFlows,
+) -> EngineResult<ResolvedProfile> {
+    let (scheme, flow) = flows
+        .authorization_code_flow(Some(&instance.scheme))
+        .ok_or_else(|| no_flow(&instance.integration, Some(&instance.scheme)))?;
+    let layer = |value: &Option<serde_json::Value>, source: String| {
+        value
+            .as_ref()
+            .map(|v| ProviderProfile::from_json(v, &source))
+            .transpose()
+            .map_err(|e| profile_error(instance, e))
+    };
+    let scheme_layer = layer(
+        &scheme.profile_extension,
+        format!("x-granary-profile of scheme `{}`", scheme.name),
+    )?;
+    let flow_layer = layer(
+        &flow.profile_extension,
+        format!("x-granary-profile of the flow of scheme `{}`", scheme.name),
+    )?;
+    let document = match (scheme_layer, flow_layer) {
+        (Some(s), Some(f)) => Some(s.merged_with(&f)),
+        (s, f) => f.or(s),
+    };
+    let own = layer(&instance.profile, format!("of instance `{}`", instance.id))?;
+    let mut urls: Vec<&Url> = Vec::new();
+    urls.extend(flow.authorization_url.iter());
+    urls.extend(flow.token_url.iter());
+    catalogue()
+        .resolve(document.as_ref(), own.as_ref(), &urls)
+        .map_err(|e| profile_error(instance, e))
+}
+
+fn profile_error(instance: &Instance, error: ProfileError) -> EngineError {
+    EngineError::Invalid(format!("instance `{}`: {error}", instance.id))
+}
+
+fn pairs(map: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// `under` with `over`'s pairs replacing those of the same name, then `over`'s others.
+fn overlay(under: Vec<(String, String)>, over: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut merged: Vec<(String, String)> = under
+        .into_iter()
+        .filter(|(name, _)| !over.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
+        .collect();
+    merged.extend(over);
+    merged
+}
+
+pub(crate) fn no_flow(integration: &str, scheme: Option<&str>) -> EngineError {
+    match scheme {
+        Some(scheme) => EngineError::Invalid(format!(
+            "integration `{integration}` has no authorization-code flow in scheme `{scheme}`: \
+             choose one of its schemes that has one"
+        )),
+        None => EngineError::Invalid(format!(
+            "integration `{integration}` has no authorization-code flow: import a document that \
+             declares one"
+        )),
+    }
+}
+
+pub(crate) fn parse_url(url: &str, what: &str) -> EngineResult<Url> {
+    Url::parse(url).map_err(|e| {
+        EngineError::Invalid(format!(
+            "the {what} `{url}` is not an absolute URL ({e}): fix it"
+        ))
+    })
+}
+
+fn missing_url(instance: &Instance, what: &str) -> EngineError {
+    EngineError::Invalid(format!(
+        "the flow of instance `{}` has no {what}: set one on the instance",
+        instance.id
+    ))
+}
