@@ -346,40 +346,82 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The provider profile an instance of `scheme` (`None`: the first with an
+    /// authorization-code flow) of `integration` gets without settings of its own: what
+    /// the integration page shows, and the connection fields a new instance's form asks
+    /// for.
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`] for an unknown integration; [`EngineError::Invalid`] when
+    /// the scheme has no authorization-code flow or the document's layer is not valid.
+    pub async fn integration_profile(
+        &self,
+        integration: &str,
+        scheme: Option<&str>,
+    ) -> EngineResult<ResolvedProfile> {
+        let record = self.integration(integration).await?;
+        let flows = IntegrationFlows::of(&record)?;
+        let (found, _) = flows
+            .authorization_code_flow(scheme)
+            .ok_or_else(|| no_flow(integration, scheme))?;
+        resolve_layers(&flows, &found.name, integration, None, "")
+    }
+}
+
 /// The profile of `instance` of `flows` (see [`Engine::instance_profile`]).
 pub(crate) fn resolve_profile(
     instance: &Instance,
     flows: &IntegrationFlows,
 ) -> EngineResult<ResolvedProfile> {
+    resolve_layers(
+        flows,
+        &instance.scheme,
+        &instance.integration,
+        instance.profile.as_ref(),
+        &instance.id,
+    )
+}
+
+/// The profile of scheme `scheme` of `flows`, with `own` the instance's layer (of instance
+/// `owner`, for messages).
+fn resolve_layers(
+    flows: &IntegrationFlows,
+    scheme: &str,
+    integration: &str,
+    own: Option<&serde_json::Value>,
+    owner: &str,
+) -> EngineResult<ResolvedProfile> {
     let (scheme, flow) = flows
-        .authorization_code_flow(Some(&instance.scheme))
-        .ok_or_else(|| no_flow(&instance.integration, Some(&instance.scheme)))?;
-    let layer = |value: &Option<serde_json::Value>, source: String| {
+        .authorization_code_flow(Some(scheme))
+        .ok_or_else(|| no_flow(integration, Some(scheme)))?;
+    let invalid =
+        |e: ProfileError| EngineError::Invalid(format!("integration `{integration}`: {e}"));
+    let layer = |value: Option<&serde_json::Value>, source: String| {
         value
-            .as_ref()
             .map(|v| ProviderProfile::from_json(v, &source))
             .transpose()
-            .map_err(|e| profile_error(instance, e))
+            .map_err(invalid)
     };
     let scheme_layer = layer(
-        &scheme.profile_extension,
+        scheme.profile_extension.as_ref(),
         format!("x-granary-profile of scheme `{}`", scheme.name),
     )?;
     let flow_layer = layer(
-        &flow.profile_extension,
+        flow.profile_extension.as_ref(),
         format!("x-granary-profile of the flow of scheme `{}`", scheme.name),
     )?;
     let document = match (scheme_layer, flow_layer) {
         (Some(s), Some(f)) => Some(s.merged_with(&f)),
         (s, f) => f.or(s),
     };
-    let own = layer(&instance.profile, format!("of instance `{}`", instance.id))?;
+    let own = layer(own, format!("of instance `{owner}`"))?;
     let mut urls: Vec<&Url> = Vec::new();
     urls.extend(flow.authorization_url.iter());
     urls.extend(flow.token_url.iter());
     catalogue()
         .resolve(document.as_ref(), own.as_ref(), &urls)
-        .map_err(|e| profile_error(instance, e))
+        .map_err(invalid)
 }
 
 fn profile_error(instance: &Instance, error: ProfileError) -> EngineError {
