@@ -171,6 +171,17 @@ pub enum Revocation {
     Bearer,
 }
 
+/// How the API takes the access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiAuth {
+    /// `Authorization: Bearer TOKEN` (RFC 6750).
+    Bearer,
+    /// `Authorization: SCHEME TOKEN` (Zoho `Zoho-oauthtoken`).
+    Scheme(&'static str),
+    /// The bare token in this header (Shopify `X-Shopify-Access-Token`, Amazon `x-amz-access-token`).
+    Header(&'static str),
+}
+
 /// Everything that makes the emulator behave like one provider.
 #[derive(Clone, Debug)]
 pub struct Behaviour {
@@ -247,6 +258,14 @@ pub struct Behaviour {
     /// Access token lifetime in seconds (also when not sent).
     pub lifetime: u64,
     pub refresh: Refresh,
+
+    // --- the API
+    /// A "who am I" API endpoint that answers 200 to a valid token. Its template may name
+    /// connection fields and callback values (`{realmId}`); a callback value in the path must
+    /// be the one the callback gave. Its host may be one the token response names
+    /// (Salesforce `instance_url`, Zoho `api_domain`).
+    pub api_urls: &'static [&'static str],
+    pub api_auth: ApiAuth,
 }
 
 impl Behaviour {
@@ -275,6 +294,11 @@ impl Behaviour {
             .first()
             .copied()
             .unwrap_or_else(|| self.token_url())
+    }
+
+    /// The API endpoint template, where the behaviour has one.
+    pub fn api_url(&self) -> Option<&'static str> {
+        self.api_urls.first().copied()
     }
 
     pub fn revocation_url(&self) -> Option<&'static str> {
@@ -347,6 +371,8 @@ impl Behaviour {
                 rotating: false,
                 repeated: true,
             },
+            api_urls: &[],
+            api_auth: ApiAuth::Bearer,
         }
     }
 }

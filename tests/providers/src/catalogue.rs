@@ -1,8 +1,8 @@
 //! The behaviours of the ~50 most used providers, from their published documentation.
 
 use crate::behaviour::{
-    Behaviour, BodyFormat, CallbackValue, ClientAuth, ExpiringParam, ExpiringValue, Expiry, Field,
-    FieldKind, FieldValue, Pkce, Refresh, ResponseType, Revocation, Separator,
+    ApiAuth, Behaviour, BodyFormat, CallbackValue, ClientAuth, ExpiringParam, ExpiringValue,
+    Expiry, Field, FieldKind, FieldValue, Pkce, Refresh, ResponseType, Revocation, Separator,
 };
 
 const OFFLINE_ACCESS: &[&str] = &["offline_access"];
@@ -59,6 +59,7 @@ const ALL: &[Behaviour] = &[
         constrained_params: &[("access_type", &["online", "offline"])],
         lifetime: 3599,
         refresh: NOT_REPEATED,
+        api_urls: &["https://www.googleapis.com/oauth2/v3/userinfo"],
         ..B::standard(
             "google",
             "Google",
@@ -73,6 +74,7 @@ const ALL: &[Behaviour] = &[
         constrained_params: QUERY_ONLY,
         pkce: Pkce::Refused,
         lifetime: 3599,
+        api_urls: &["https://graph.microsoft.com/v1.0/me"],
         ..B::standard(
             "microsoft",
             "Microsoft",
@@ -106,6 +108,7 @@ const ALL: &[Behaviour] = &[
         expiry: Expiry::NotSent,
         lifetime: 7200,
         refresh: NOT_REPEATED,
+        api_urls: &["https://acme.my.salesforce.com/services/data/v60.0/"],
         ..B::standard(
             "salesforce",
             "Salesforce",
@@ -125,6 +128,7 @@ const ALL: &[Behaviour] = &[
     B {
         client_auth: ClientAuth::Post,
         lifetime: 1800,
+        api_urls: &["https://api.hubapi.com/crm/v3/objects/contacts"],
         ..B::standard(
             "hubspot",
             "HubSpot",
@@ -147,6 +151,7 @@ const ALL: &[Behaviour] = &[
         ],
         expiry: Expiry::NotSent,
         lifetime: 10 * 365 * 24 * 3600,
+        api_urls: &["https://api.stripe.com/v1/account"],
         ..B::standard(
             "stripe-connect",
             "Stripe Connect",
@@ -158,6 +163,7 @@ const ALL: &[Behaviour] = &[
     B {
         lifetime: 7200,
         refresh: ROTATING,
+        api_urls: &["https://api.gusto.com/v1/me"],
         ..B::standard(
             "gusto",
             "Gusto",
@@ -171,6 +177,7 @@ const ALL: &[Behaviour] = &[
         revocation: AUTHENTICATED,
         lifetime: 7200,
         refresh: ROTATING,
+        api_urls: &["https://gitlab.com/api/v4/user"],
         ..B::standard(
             "gitlab",
             "GitLab",
@@ -181,6 +188,7 @@ const ALL: &[Behaviour] = &[
     },
     B {
         lifetime: 7200,
+        api_urls: &["https://api.bitbucket.org/2.0/user"],
         ..B::standard(
             "bitbucket",
             "Bitbucket",
@@ -192,6 +200,7 @@ const ALL: &[Behaviour] = &[
     // ClickUp: "access tokens do not expire at this time"; no refresh token.
     B {
         refresh: Refresh::NonExpiring,
+        api_urls: &["https://api.clickup.com/api/v2/user"],
         ..B::standard(
             "clickup",
             "ClickUp",
@@ -201,6 +210,7 @@ const ALL: &[Behaviour] = &[
         )
     },
     B {
+        api_urls: &["https://api2.frontapp.com/me"],
         ..B::standard(
             "front",
             "Front",
@@ -211,6 +221,7 @@ const ALL: &[Behaviour] = &[
     },
     B {
         lifetime: 7200,
+        api_urls: &["https://api.salesloft.com/v2/me"],
         ..B::standard(
             "salesloft",
             "Salesloft",
@@ -222,6 +233,7 @@ const ALL: &[Behaviour] = &[
     B {
         lifetime: 3599,
         refresh: ROTATING,
+        api_urls: &["https://api.miro.com/v1/oauth-token"],
         ..B::standard(
             "miro",
             "Miro",
@@ -232,6 +244,7 @@ const ALL: &[Behaviour] = &[
     },
     B {
         refresh: NOT_REPEATED,
+        api_urls: &["https://api.spotify.com/v1/me"],
         ..B::standard(
             "spotify",
             "Spotify",
@@ -245,6 +258,7 @@ const ALL: &[Behaviour] = &[
         revocation: AUTHENTICATED,
         lifetime: 604_800,
         refresh: ROTATING,
+        api_urls: &["https://discord.com/api/users/@me"],
         ..B::standard(
             "discord",
             "Discord",
@@ -258,6 +272,7 @@ const ALL: &[Behaviour] = &[
     },
     B {
         lifetime: 7200,
+        api_urls: &["https://api.outreach.io/api/v2/users"],
         ..B::standard(
             "outreach",
             "Outreach",
@@ -283,6 +298,7 @@ const ALL: &[Behaviour] = &[
             ("authed_user.id", FieldValue::Text("U0EMULATOR")),
         ],
         lifetime: 43_200,
+        api_urls: &["https://slack.com/api/auth.test"],
         ..B::standard(
             "slack",
             "Slack",
@@ -296,6 +312,7 @@ const ALL: &[Behaviour] = &[
     B {
         refresh: Refresh::NonExpiring,
         form_response_unless_json_accepted: true,
+        api_urls: &["https://api.github.com/user"],
         ..B::standard(
             "github",
             "GitHub",
@@ -309,6 +326,7 @@ const ALL: &[Behaviour] = &[
         offline_scopes: OFFLINE_ACCESS,
         body_format: BodyFormat::Either,
         refresh: ROTATING,
+        api_urls: &["https://api.atlassian.com/oauth/token/accessible-resources"],
         ..B::standard(
             "atlassian",
             "Atlassian",
@@ -323,6 +341,7 @@ const ALL: &[Behaviour] = &[
         scope_separator: Separator::Comma,
         lifetime: 3599,
         refresh: ROTATING,
+        api_urls: &["https://api.zoom.us/v2/users/me"],
         ..B::standard(
             "zoom",
             "Zoom",
@@ -338,6 +357,7 @@ const ALL: &[Behaviour] = &[
         constrained_params: &[("token_access_type", &["online", "offline", "legacy"])],
         lifetime: 14_400,
         refresh: NOT_REPEATED,
+        api_urls: &["https://api.dropboxapi.com/2/users/get_current_account"],
         ..B::standard(
             "dropbox",
             "Dropbox",
@@ -351,6 +371,7 @@ const ALL: &[Behaviour] = &[
         revocation: AUTHENTICATED,
         client_auth: ClientAuth::Post,
         refresh: ROTATING,
+        api_urls: &["https://api.box.com/2.0/users/me"],
         ..B::standard(
             "box",
             "Box",
@@ -371,6 +392,7 @@ const ALL: &[Behaviour] = &[
         ],
         expiry: Expiry::NotSent,
         lifetime: 10 * 365 * 24 * 3600,
+        api_urls: &["https://api.notion.com/v1/users/me"],
         ..B::standard(
             "notion",
             "Notion",
@@ -392,6 +414,8 @@ const ALL: &[Behaviour] = &[
             on_refresh: false,
         }),
         refresh: ROTATING,
+        api_urls: &["https://{shop}.myshopify.com/admin/api/2024-10/shop.json"],
+        api_auth: ApiAuth::Header("X-Shopify-Access-Token"),
         ..B::standard(
             "shopify",
             "Shopify",
@@ -406,6 +430,7 @@ const ALL: &[Behaviour] = &[
         offline_scopes: OFFLINE_ACCESS,
         lifetime: 1800,
         refresh: ROTATING,
+        api_urls: &["https://api.xero.com/connections"],
         ..B::standard(
             "xero",
             "Xero",
@@ -420,6 +445,7 @@ const ALL: &[Behaviour] = &[
         callback_values: &[("realmId", CallbackValue::Text("9130355555555555"))],
         body_format: BodyFormat::Either,
         refresh: ROTATING,
+        api_urls: &["https://quickbooks.api.intuit.com/v3/company/{realmId}/companyinfo/{realmId}"],
         ..B::standard(
             "quickbooks",
             "QuickBooks (Intuit)",
@@ -442,6 +468,7 @@ const ALL: &[Behaviour] = &[
             on_refresh: true,
         }),
         refresh: ROTATING,
+        api_urls: &["https://{subdomain}.zendesk.com/api/v2/users/me.json"],
         ..B::standard(
             "zendesk",
             "Zendesk",
@@ -458,6 +485,7 @@ const ALL: &[Behaviour] = &[
         pkce: Pkce::Refused,
         lifetime: 86_399,
         refresh: ROTATING,
+        api_urls: &["https://api.linear.app/graphql"],
         ..B::standard(
             "linear",
             "Linear",
@@ -472,6 +500,7 @@ const ALL: &[Behaviour] = &[
         revocation: AUTHENTICATED,
         required_scopes: &["default"],
         refresh: NOT_REPEATED,
+        api_urls: &["https://app.asana.com/api/1.0/users/me"],
         ..B::standard(
             "asana",
             "Asana",
@@ -484,6 +513,7 @@ const ALL: &[Behaviour] = &[
         client_auth: ClientAuth::Basic,
         pkce: Pkce::Required,
         refresh: ROTATING,
+        api_urls: &["https://api.airtable.com/v0/meta/whoami"],
         ..B::standard(
             "airtable",
             "Airtable",
@@ -498,6 +528,7 @@ const ALL: &[Behaviour] = &[
         pkce: Pkce::Refused,
         client_auth: ClientAuth::Post,
         lifetime: 5_184_000,
+        api_urls: &["https://api.linkedin.com/v2/userinfo"],
         ..B::standard(
             "linkedin",
             "LinkedIn",
@@ -518,6 +549,10 @@ const ALL: &[Behaviour] = &[
         client_auth: ClientAuth::Basic,
         lifetime: 7200,
         refresh: ROTATING,
+        api_urls: &[
+            "https://api.x.com/2/users/me",
+            "https://api.twitter.com/2/users/me",
+        ],
         ..B::standard(
             "x",
             "X (Twitter)",
@@ -541,6 +576,7 @@ const ALL: &[Behaviour] = &[
             grant_type: "fb_exchange_token",
             param: "fb_exchange_token",
         },
+        api_urls: &["https://graph.facebook.com/v21.0/me"],
         ..B::standard(
             "facebook",
             "Facebook / Meta",
@@ -559,6 +595,10 @@ const ALL: &[Behaviour] = &[
             grant_type: "ig_refresh_token",
             param: "access_token",
         },
+        api_urls: &[
+            "https://graph.instagram.com/v21.0/me",
+            "https://graph.instagram.com/me",
+        ],
         ..B::standard(
             "instagram",
             "Instagram / Threads",
@@ -576,6 +616,10 @@ const ALL: &[Behaviour] = &[
     B {
         client_auth: ClientAuth::Basic,
         lifetime: 28_800,
+        api_urls: &[
+            "https://account.docusign.com/oauth/userinfo",
+            "https://account-d.docusign.com/oauth/userinfo",
+        ],
         ..B::standard(
             "docusign",
             "DocuSign",
@@ -605,6 +649,7 @@ const ALL: &[Behaviour] = &[
         ],
         lifetime: 7200,
         refresh: ROTATING,
+        api_urls: &["https://api.calendly.com/users/me"],
         ..B::standard(
             "calendly",
             "Calendly",
@@ -618,6 +663,7 @@ const ALL: &[Behaviour] = &[
         client_auth: ClientAuth::Basic,
         extra_fields: &[("api_domain", FieldValue::Url("https://acme.pipedrive.com"))],
         lifetime: 3599,
+        api_urls: &["https://acme.pipedrive.com/api/v1/users/me"],
         ..B::standard(
             "pipedrive",
             "Pipedrive",
@@ -631,6 +677,10 @@ const ALL: &[Behaviour] = &[
         fields: &[label("region", "eu")],
         client_auth: ClientAuth::Post,
         refresh: Refresh::NonExpiring,
+        api_urls: &[
+            "https://api.intercom.io/me",
+            "https://api.{region}.intercom.io/me",
+        ],
         ..B::standard(
             "intercom",
             "Intercom",
@@ -650,6 +700,7 @@ const ALL: &[Behaviour] = &[
         response_type: ResponseType::Refused,
         pkce: Pkce::Refused,
         refresh: Refresh::NonExpiring,
+        api_urls: &["https://api.monday.com/v2"],
         ..B::standard(
             "monday",
             "monday.com",
@@ -663,6 +714,7 @@ const ALL: &[Behaviour] = &[
         pkce: Pkce::Refused,
         lifetime: 604_800,
         refresh: ROTATING,
+        api_urls: &["https://api.typeform.com/me"],
         ..B::standard(
             "typeform",
             "Typeform",
@@ -680,6 +732,7 @@ const ALL: &[Behaviour] = &[
         extra_fields: &[("user_id_string", FieldValue::Text("1234567890"))],
         lifetime: 7_776_000,
         refresh: NOT_REPEATED,
+        api_urls: &["https://api.figma.com/v1/me"],
         ..B::standard(
             "figma",
             "Figma",
@@ -707,6 +760,8 @@ const ALL: &[Behaviour] = &[
         client_auth: ClientAuth::Post,
         extra_fields: &[("api_domain", FieldValue::Url("https://www.zohoapis.eu"))],
         refresh: NOT_REPEATED,
+        api_urls: &["https://www.zohoapis.eu/crm/v2/users"],
+        api_auth: ApiAuth::Scheme("Zoho-oauthtoken"),
         ..B::standard(
             "zoho",
             "Zoho",
@@ -723,6 +778,9 @@ const ALL: &[Behaviour] = &[
         revocation: AUTHENTICATED,
         constrained_params: &[("prompt", &["login", "consent", "none", "login consent"])],
         refresh: NOT_REPEATED,
+        api_urls: &[
+            "https://{accountId}.suitetalk.api.netsuite.com/services/rest/record/v1/metadata-catalog",
+        ],
         ..B::standard(
             "netsuite",
             "NetSuite",
@@ -736,6 +794,7 @@ const ALL: &[Behaviour] = &[
         revocation_urls: &["https://{instance}.service-now.com/oauth_revoke_token.do"],
         revocation: AUTHENTICATED,
         lifetime: 1800,
+        api_urls: &["https://{instance}.service-now.com/api/now/table/sys_user"],
         ..B::standard(
             "servicenow",
             "ServiceNow",
@@ -754,6 +813,10 @@ const ALL: &[Behaviour] = &[
         revocation: AUTHENTICATED,
         offline_scopes: OFFLINE_ACCESS,
         constrained_params: &[("response_mode", &["query", "form_post"])],
+        api_urls: &[
+            "https://{subdomain}.okta.com/oauth2/v1/userinfo",
+            "https://{subdomain}.okta.com/oauth2/default/v1/userinfo",
+        ],
         ..B::standard(
             "okta",
             "Okta",
@@ -777,6 +840,7 @@ const ALL: &[Behaviour] = &[
         body_format: BodyFormat::Either,
         lifetime: 86_400,
         refresh: NOT_REPEATED,
+        api_urls: &["https://{subdomain}.auth0.com/userinfo"],
         ..B::standard(
             "auth0",
             "Auth0",
@@ -788,6 +852,7 @@ const ALL: &[Behaviour] = &[
     B {
         fields: &[label("subdomain", "acme")],
         body_format: BodyFormat::Either,
+        api_urls: &["https://api.bamboohr.com/api/gateway.php/{subdomain}/v1/employees/directory"],
         ..B::standard(
             "bamboohr",
             "BambooHR",
@@ -803,6 +868,7 @@ const ALL: &[Behaviour] = &[
         ],
         client_auth: ClientAuth::Basic,
         refresh: NOT_REPEATED,
+        api_urls: &["https://{hostname}/ccx/api/common/v1/{tenant}/workers/me"],
         ..B::standard(
             "workday",
             "Workday",
@@ -819,6 +885,7 @@ const ALL: &[Behaviour] = &[
         scope_separator: Separator::Any,
         client_auth: ClientAuth::Basic,
         lifetime: 86_400,
+        api_urls: &["https://oauth.reddit.com/api/v1/me"],
         ..B::standard(
             "reddit",
             "Reddit",
@@ -834,6 +901,10 @@ const ALL: &[Behaviour] = &[
         client_auth: ClientAuth::Basic,
         lifetime: 28_800,
         refresh: NOT_REPEATED,
+        api_urls: &[
+            "https://api-m.paypal.com/v1/identity/oauth2/userinfo",
+            "https://api.paypal.com/v1/identity/oauth2/userinfo",
+        ],
         ..B::standard(
             "paypal",
             "PayPal",
@@ -855,6 +926,7 @@ const ALL: &[Behaviour] = &[
         client_auth: ClientAuth::Basic,
         lifetime: 14_400,
         refresh: ROTATING,
+        api_urls: &["https://api.canva.com/rest/v1/users/me"],
         ..B::standard(
             "canva",
             "Canva",
@@ -865,6 +937,7 @@ const ALL: &[Behaviour] = &[
     },
     B {
         client_auth: ClientAuth::Basic,
+        api_urls: &["https://api.letsdeel.com/rest/v2/people"],
         ..B::standard(
             "deel",
             "Deel",
@@ -881,6 +954,7 @@ const ALL: &[Behaviour] = &[
             FieldValue::Url("https://acme.api.gong.io"),
         )],
         lifetime: 86_400,
+        api_urls: &["https://acme.api.gong.io/v2/users"],
         ..B::standard(
             "gong",
             "Gong",
@@ -898,6 +972,7 @@ const ALL: &[Behaviour] = &[
         extra_fields: &[("merchant_id", FieldValue::Text("MEMULATOR0001"))],
         expiry: Expiry::ExpiresAt,
         lifetime: 30 * 24 * 3600,
+        api_urls: &["https://connect.squareup.com/v2/merchants/me"],
         ..B::standard(
             "square",
             "Square",
@@ -910,6 +985,7 @@ const ALL: &[Behaviour] = &[
         scope_separator: Separator::Comma,
         client_auth: ClientAuth::Post,
         extra_fields: &[("host", FieldValue::Text("www.wrike.com"))],
+        api_urls: &["https://www.wrike.com/api/v4/account"],
         ..B::standard(
             "wrike",
             "Wrike",
@@ -928,6 +1004,7 @@ const ALL: &[Behaviour] = &[
         client_auth: ClientAuth::Post,
         extra_fields: &[("open_id", FieldValue::Text("emulator-open-id"))],
         lifetime: 86_400,
+        api_urls: &["https://open.tiktokapis.com/v2/user/info/"],
         ..B::standard(
             "tiktok",
             "TikTok",
@@ -942,6 +1019,7 @@ const ALL: &[Behaviour] = &[
         offline_scopes: OFFLINE_ACCESS,
         scope_separator: Separator::Any,
         lifetime: 86_399,
+        api_urls: &["https://ims-na1.adobelogin.com/ims/userinfo/v2"],
         ..B::standard(
             "adobe",
             "Adobe",
@@ -955,6 +1033,7 @@ const ALL: &[Behaviour] = &[
         revocation: AUTHENTICATED,
         offline_scopes: OFFLINE_ACCESS,
         refresh: ROTATING,
+        api_urls: &["https://api.close.com/api/v1/me/"],
         ..B::standard(
             "close",
             "Close",
@@ -973,6 +1052,8 @@ const ALL: &[Behaviour] = &[
         code_param: "spapi_oauth_code",
         callback_values: &[("selling_partner_id", CallbackValue::Text("A3EMULATOR0001"))],
         client_auth: ClientAuth::Post,
+        api_urls: &["https://sellingpartnerapi-na.amazon.com/sellers/v1/marketplaceParticipations"],
+        api_auth: ApiAuth::Header("x-amz-access-token"),
         ..B::standard(
             "amazon",
             "Amazon (Selling Partner API)",

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::behaviour::{Behaviour, rewrite};
 use crate::request::Incoming;
 use crate::state::{Inner, Refusal, RequestRecord};
-use crate::{authorize, template, token};
+use crate::{api, authorize, template, token};
 
 /// The client the emulator knows (every behaviour registers the same one).
 pub const CLIENT_ID: &str = "granary-test-client";
@@ -58,6 +58,7 @@ pub(crate) enum Endpoint {
     Token,
     Refresh,
     Revoke,
+    Api,
 }
 
 impl Endpoint {
@@ -67,6 +68,7 @@ impl Endpoint {
             Endpoint::Token => "token",
             Endpoint::Refresh => "refresh",
             Endpoint::Revoke => "revoke",
+            Endpoint::Api => "api",
         }
     }
 }
@@ -307,11 +309,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
 /// Finds the endpoint whose template matches the request's `HOST/PATH` and runs it.
 fn route(shared: &Shared, req: &Incoming) -> Response {
     let b = &shared.behaviour;
-    let candidates: [(Endpoint, &[&str]); 4] = [
+    let candidates: [(Endpoint, &[&str]); 5] = [
         (Endpoint::Authorize, b.authorization_urls),
         (Endpoint::Token, b.token_urls),
         (Endpoint::Refresh, b.refresh_urls),
         (Endpoint::Revoke, b.revocation_urls),
+        (Endpoint::Api, b.api_urls),
     ];
     let host = template::host(&req.host_path).to_owned();
     for (endpoint, templates) in candidates {
@@ -362,6 +365,7 @@ fn served_hosts(b: &Behaviour) -> Vec<String> {
         b.token_urls,
         b.refresh_urls,
         b.revocation_urls,
+        b.api_urls,
     ]
     .iter()
     .flat_map(|ts| ts.iter())
@@ -388,5 +392,6 @@ fn run(ctx: &Ctx<'_>) -> Reply {
         Endpoint::Token => token::token(ctx),
         Endpoint::Refresh => token::refresh_endpoint(ctx),
         Endpoint::Revoke => token::revoke(ctx),
+        Endpoint::Api => api::api(ctx),
     }
 }

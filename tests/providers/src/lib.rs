@@ -11,6 +11,7 @@
 //! The behaviours are data ([`Behaviour`], one struct; the catalogue in [`Behaviour::all`]),
 //! written from the providers' published documentation, independently of granary's profiles.
 
+mod api;
 mod authorize;
 mod behaviour;
 mod catalogue;
@@ -21,8 +22,9 @@ mod template;
 mod token;
 
 pub use behaviour::{
-    Behaviour, BodyFormat, CallbackValue, ClientAuth, ExpiringParam, ExpiringValue, Expiry, Field,
-    FieldKind, FieldValue, Pkce, Refresh, ResponseType, Revocation, Separator, rewrite,
+    ApiAuth, Behaviour, BodyFormat, CallbackValue, ClientAuth, ExpiringParam, ExpiringValue,
+    Expiry, Field, FieldKind, FieldValue, Pkce, Refresh, ResponseType, Revocation, Separator,
+    rewrite,
 };
 pub use emulator::{CLIENT_ID, CLIENT_SECRET, Emulator};
 pub use state::{CODE_LIFETIME, Refusal, RequestRecord};

@@ -81,6 +81,7 @@ enum Stage {
     Authorize,
     Callback,
     Exchange,
+    Api,
     Refresh,
     Revoke,
 }
@@ -180,8 +181,9 @@ fn why(status: u16, body: &Value) -> String {
 /// A plain RFC 6749 client: PKCE S256, space-separated scopes, `client_secret_post` (the
 /// default of most integration platforms' generic OAuth clients, Nango's catalogue among
 /// them; RFC 6749 only requires servers to support Basic), a form body, the token at the top
-/// level, refresh at the token URL with the refresh token, and RFC 7009 revocation. The
-/// URLs are the provider's published ones with the connection's fields filled in.
+/// level, a bearer token at the API, refresh at the token URL with the refresh token, and
+/// RFC 7009 revocation. The URLs are the provider's published ones with the connection's
+/// fields filled in.
 async fn plain_client(emu: &Emulator) -> Outcome {
     let b = emu.behaviour().clone();
     let fail = |stage, reason: String| Outcome::Failed { stage, reason };
@@ -244,6 +246,20 @@ async fn plain_client(emu: &Emulator) -> Outcome {
     };
     if !emu.is_valid_access_token(&access) {
         return fail(Stage::Exchange, "the API refuses the access token".into());
+    }
+    if let Some(url) = b.api_url() {
+        let response = http()
+            .get(emu.example_url(url))
+            .bearer_auth(&access)
+            .send()
+            .await;
+        let (status, body) = match response {
+            Ok(r) => answer(r).await,
+            Err(e) => return fail(Stage::Api, e.to_string()),
+        };
+        if status != 200 {
+            return fail(Stage::Api, why(status, &body));
+        }
     }
     let Some(refresh) = text(&body, "refresh_token") else {
         return fail(Stage::Exchange, "no refresh token".into());
@@ -311,8 +327,8 @@ fn expected(id: &str) -> Option<(Stage, &'static str)> {
     const BASIC: &str = "HTTP Basic only";
     match id {
         "hubspot" | "stripe-connect" | "gusto" | "gitlab" | "bitbucket" | "front" | "salesloft"
-        | "miro" | "spotify" | "discord" | "outreach" | "box" | "quickbooks" | "calendly"
-        | "netsuite" | "servicenow" | "bamboohr" => None,
+        | "miro" | "spotify" | "discord" | "outreach" | "box" | "calendly" | "netsuite"
+        | "servicenow" | "bamboohr" => None,
         "google" | "salesforce" | "clickup" | "github" | "dropbox" | "xero" | "zendesk"
         | "facebook" | "intercom" | "okta" | "auth0" | "adobe" | "close" => {
             Some((Exchange, NO_REFRESH))
@@ -328,6 +344,8 @@ fn expected(id: &str) -> Option<(Stage, &'static str)> {
         "monday" => Some((Authorize, "response_type is not accepted")),
         "tiktok" => Some((Authorize, "client_key is missing")),
         "amazon" => Some((Authorize, "application_id is missing")),
+        // The API path needs the realmId the callback gave.
+        "quickbooks" => Some((Api, "realmId")),
         _ => Some((Revoke, "no expectation written for this behaviour")),
     }
 }
@@ -390,6 +408,12 @@ async fn a_plain_client_fails_where_the_provider_has_quirks_that_matter() {
         "unexpected outcomes:\n{}",
         wrong.join("\n")
     );
+}
+
+/// The API's answer status to a GET with this header.
+async fn api_status(url: &str, header: &str, value: &str) -> u16 {
+    let response = http().get(url).header(header, value).send().await;
+    response.expect("answered").status().as_u16()
 }
 
 /// Posts a form, with HTTP Basic when `basic`.
@@ -548,6 +572,10 @@ async fn salesforce_served_right_keeps_instance_url_and_sends_no_expiry() {
         "Salesforce sends no expires_in: {body}"
     );
     let refresh = text(&body, "refresh_token").expect("refresh_token scope asked");
+    let instance = text(&body, "instance_url").expect("instance_url");
+    let bearer = format!("Bearer {}", text(&body, "access_token").expect("token"));
+    let api = format!("{instance}/services/data/v60.0/");
+    assert_eq!(api_status(&api, "authorization", &bearer).await, 200);
     let (status, body) = post_form(
         &token_url,
         &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
@@ -726,8 +754,20 @@ async fn shopify_served_right_needs_the_shop_and_expiring_1() {
     let (status, body) = refresh(first).await;
     assert_eq!(status, 400, "a rotated refresh token is single use: {body}");
     assert!(why(status, &body).contains("already used"), "{body}");
-    let (status, _) = refresh(second).await;
-    assert_eq!(status, 200);
+    let (status, body) = refresh(second).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The API takes the token in X-Shopify-Access-Token, not as a bearer token.
+    let token = text(&body, "access_token").expect("token");
+    let api = emu.example_url(emu.behaviour().api_url().expect("api"));
+    assert_eq!(
+        api_status(&api, "authorization", &format!("Bearer {token}")).await,
+        401
+    );
+    assert_eq!(
+        api_status(&api, "x-shopify-access-token", &token).await,
+        200
+    );
 
     // Basic is refused; another shop's host cannot redeem the code; {shop} is no host.
     let callback = authorize(&emu, &authorize_url, &params)
@@ -808,6 +848,24 @@ async fn zoho_served_right_redeems_the_code_at_the_accounts_server_of_the_callba
     assert!(
         text(&body, "refresh_token").is_some(),
         "access_type=offline was sent"
+    );
+    // The API is at the kept api_domain and takes `Zoho-oauthtoken TOKEN`.
+    let token = text(&body, "access_token").expect("token");
+    let domain = text(&body, "api_domain").expect("api_domain");
+    let zoho = format!("Zoho-oauthtoken {token}");
+    assert_eq!(
+        api_status(&format!("{domain}/crm/v2/users"), "authorization", &zoho).await,
+        200
+    );
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        api_status(&format!("{domain}/crm/v2/users"), "authorization", &bearer).await,
+        401
+    );
+    let default_domain = emu.rewrite("https://www.zohoapis.com/crm/v2/users");
+    assert_eq!(
+        api_status(&default_domain, "authorization", &zoho).await,
+        404
     );
     emu.stop().await;
 }
@@ -927,5 +985,56 @@ async fn bad_input_is_answered_400_not_a_crash() {
         .await;
     assert_eq!(response.expect("answered").status().as_u16(), 404);
     assert!(emu.log().len() >= 9);
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn quickbooks_served_right_calls_the_api_with_the_realm_id_of_the_callback() {
+    let emu = Emulator::start(Behaviour::named("quickbooks").expect("qb"))
+        .await
+        .expect("start");
+    let callback = authorize(
+        &emu,
+        &emu.example_url(emu.behaviour().authorization_url()),
+        &[
+            ("client_id", CLIENT_ID),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT_URI),
+            ("scope", "com.intuit.quickbooks.accounting"),
+            ("state", "q1"),
+        ],
+    )
+    .await
+    .expect("authorized");
+    let realm = callback
+        .get("realmId")
+        .expect("realmId in the callback")
+        .clone();
+    let (status, body) = post_form(
+        &emu.example_url(emu.behaviour().token_url()),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &callback["code"]),
+            ("redirect_uri", REDIRECT_URI),
+        ],
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let bearer = format!("Bearer {}", text(&body, "access_token").expect("token"));
+    let api = |realm: &str| {
+        emu.rewrite(&format!(
+            "https://quickbooks.api.intuit.com/v3/company/{realm}/companyinfo/{realm}"
+        ))
+    };
+    assert_eq!(
+        api_status(&api(&realm), "authorization", &bearer).await,
+        200
+    );
+    assert_eq!(api_status(&api("123"), "authorization", &bearer).await, 404);
+    assert_eq!(
+        api_status(&api(&realm), "authorization", "Bearer nope").await,
+        401
+    );
     emu.stop().await;
 }
