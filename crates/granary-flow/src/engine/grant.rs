@@ -160,15 +160,34 @@ impl Engine {
 
     /// The usual cause of a grant of `instance` without a refresh token (see
     /// [`missing_refresh_token_cause`]), with the authorization URL in force.
+    ///
+    /// The request judged is the one the instance sends: its provider profile's parameters
+    /// and always-requested scopes included. A profile whose refresh strategy is `none`
+    /// says so instead: the provider's tokens do not expire.
     pub async fn no_refresh_token_cause(&self, instance: &Instance) -> String {
-        let url = match self.client_config(instance).await {
-            Ok(config) => Some(config.authorization_url.to_string()),
-            Err(_) => instance.authorization_url.clone(),
+        let Ok(setup) = self.instance_setup(instance, &Default::default()).await else {
+            return missing_refresh_token_cause(
+                instance.authorization_url.as_deref(),
+                &instance.scopes,
+                &instance.extra_authorization_params,
+            );
         };
+        if setup.profile.profile.refresh.strategy == Some(crate::profile::RefreshKind::None) {
+            let title = setup
+                .profile
+                .profile
+                .title
+                .as_deref()
+                .unwrap_or("this provider");
+            return format!(
+                "the provider profile says {title} issues tokens that do not expire and no \
+                 refresh token: the token is used until it is refused or revoked"
+            );
+        }
         missing_refresh_token_cause(
-            url.as_deref(),
-            &instance.scopes,
-            &instance.extra_authorization_params,
+            Some(setup.config.authorization_url.as_str()),
+            &setup.scopes(instance),
+            &setup.config.extra_authorization_params,
         )
     }
 }
