@@ -28,6 +28,7 @@ use url::Url;
 use crate::api_keys::{ApiKey, Role};
 use crate::app::AppState;
 use crate::problem::Problem;
+use crate::profiles::{ProfileLookup, instance_json_with_profile, integration_json_with_profiles};
 use crate::routes::Roles;
 use crate::views::{client_auth_name, parse_client_auth, state_name, status_name};
 
@@ -275,6 +276,7 @@ pub fn instance_json(instance: &Instance, report: Option<&InstanceReport>) -> Va
             "has_refresh_token": t.has_refresh_token,
             "no_refresh_token": t.no_refresh_token,
             "scope": t.scope,
+            "kept": t.kept,
             "last_refresh": t.last_refresh.as_ref().map(|o| json!({
                 "at": time(Some(o.at)),
                 "result": serde_json::to_value(&o.result).unwrap_or(Value::Null),
@@ -305,6 +307,8 @@ pub fn instance_json(instance: &Instance, report: Option<&InstanceReport>) -> Va
         "authorization_url": instance.authorization_url,
         "token_url": instance.token_url,
         "token_lifetime": instance.token_lifetime,
+        "connection": instance.connection,
+        "profile": instance.profile,
         "extra_authorization_params": instance.extra_authorization_params,
         // Write-only (sealed in the store, often API keys): the names, never the values.
         "extra_token_param_names": instance.extra_token_params.iter().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -337,10 +341,11 @@ pub struct IntegrationBody {
 /// `GET /api/v1/integrations`.
 pub async fn integrations_list(State(state): State<AppState>) -> ApiResult {
     let list = engine(state.engine.list_integrations().await)?;
-    Ok(
-        Json(json!({ "integrations": list.iter().map(integration_json).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let mut out = Vec::with_capacity(list.len());
+    for integration in &list {
+        out.push(integration_json_with_profiles(&state.engine, integration).await);
+    }
+    Ok(Json(json!({ "integrations": out })).into_response())
 }
 
 /// `POST /api/v1/integrations`: `{name, document}`.
@@ -427,13 +432,17 @@ async fn import(
         )?,
         None => integration,
     };
-    Ok((status, Json(integration_json(&integration))).into_response())
+    Ok((
+        status,
+        Json(integration_json_with_profiles(&state.engine, &integration).await),
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/integrations/{name}`.
 pub async fn integration_get(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
     let integration = engine(state.engine.integration(&name).await)?;
-    Ok(Json(integration_json(&integration)).into_response())
+    Ok(Json(integration_json_with_profiles(&state.engine, &integration).await).into_response())
 }
 
 /// The body of `POST /api/v1/integrations/{name}/discover`.
@@ -459,7 +468,7 @@ pub async fn integration_discover(
             .discover_integration_endpoints(&name, &body.issuer)
             .await,
     )?;
-    Ok(Json(integration_json(&integration)).into_response())
+    Ok(Json(integration_json_with_profiles(&state.engine, &integration).await).into_response())
 }
 
 /// `DELETE /api/v1/integrations/{name}`.
@@ -500,7 +509,27 @@ pub struct InstanceBody {
     /// Seconds; `null` (or 0) in a PATCH: the integration's, else the server's default.
     #[serde(default, deserialize_with = "some")]
     token_lifetime: Option<Option<u64>>,
+    /// Connection fields by name (all of them in a PATCH: a name left out is cleared).
+    connection: Option<std::collections::BTreeMap<String, String>>,
+    /// The instance's own provider-profile layer: an object, or a catalogue id as a
+    /// string; `null` in a PATCH: none of its own.
+    #[serde(default, deserialize_with = "some")]
+    profile: Option<Option<Value>>,
     enabled: Option<bool>,
+}
+
+/// An instance's own profile layer of a body: an object or a catalogue id; anything else
+/// is a 400 that says what to send (the engine checks the layer's members).
+fn own_profile(value: Option<Value>) -> ApiResult<Option<Value>> {
+    match value {
+        None => Ok(None),
+        Some(value @ (Value::Object(_) | Value::String(_))) => Ok(Some(value)),
+        Some(other) => Err(Problem::bad_request(format!(
+            "`profile` is {other}: send an object in the provider profile format (see \
+             docs/guides/providers.md), a catalogue id such as \"shopify\", \
+             {{\"use\": \"none\"}}, or null in a PATCH to remove the instance's own settings"
+        ))),
+    }
 }
 
 /// A lifetime in seconds of the API, for the engine (0 is none).
@@ -611,11 +640,11 @@ pub async fn instances_list(
             .list_instances_page(after.as_deref(), limit, &filter)
             .await,
     )?;
-    let out: Vec<Value> = page
-        .instances
-        .iter()
-        .map(|report| instance_json(&report.instance, Some(report)))
-        .collect();
+    let mut profiles = ProfileLookup::new(&state.engine);
+    let mut out: Vec<Value> = Vec::with_capacity(page.instances.len());
+    for report in &page.instances {
+        out.push(profiles.instance_json(&report.instance, Some(report)).await);
+    }
     Ok(Json(json!({ "instances": out, "next": page.next })).into_response())
 }
 
@@ -651,14 +680,14 @@ pub async fn instance_create(
         extra_token_params: exposed(body.extra_token_params.as_deref()).unwrap_or_default(),
         extra_token_headers: exposed(body.extra_token_headers.as_deref()).unwrap_or_default(),
         token_lifetime: lifetime(body.token_lifetime.flatten()),
-        connection: Default::default(),
-        profile: None,
+        connection: body.connection.clone().unwrap_or_default(),
+        profile: own_profile(body.profile.clone().flatten())?,
     };
     let instance = engine(state.engine.create_instance(new).await)?;
     let report = state.engine.status(&instance.id).await.ok();
     Ok((
         StatusCode::CREATED,
-        Json(instance_json(&instance, report.as_ref())),
+        Json(instance_json_with_profile(&state.engine, &instance, report.as_ref()).await),
     )
         .into_response())
 }
@@ -666,7 +695,10 @@ pub async fn instance_create(
 /// `GET /api/v1/instances/{id}`.
 pub async fn instance_get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let report = engine(state.engine.status(&id).await)?;
-    Ok(Json(instance_json(&report.instance, Some(&report))).into_response())
+    Ok(
+        Json(instance_json_with_profile(&state.engine, &report.instance, Some(&report)).await)
+            .into_response(),
+    )
 }
 
 /// `PATCH /api/v1/instances/{id}`.
@@ -696,12 +728,15 @@ pub async fn instance_patch(
         extra_token_headers: exposed(body.extra_token_headers.as_deref()),
         token_lifetime: body.token_lifetime.map(lifetime),
         enabled: body.enabled,
-        connection: Default::default(),
-        profile: None,
+        connection: body.connection,
+        profile: body.profile.map(own_profile).transpose()?,
     };
     engine(state.engine.update_instance(&id, update).await)?;
     let report = engine(state.engine.status(&id).await)?;
-    Ok(Json(instance_json(&report.instance, Some(&report))).into_response())
+    Ok(
+        Json(instance_json_with_profile(&state.engine, &report.instance, Some(&report)).await)
+            .into_response(),
+    )
 }
 
 /// `DELETE /api/v1/instances/{id}`: revokes where possible, then deletes.
@@ -738,6 +773,9 @@ fn token_json(token: &AccessToken) -> Value {
         "access_token": token.secret(),
         "token_type": token.token_type(),
         "expires_at": time(token.expires_at()),
+        // Values the provider gave with the grant that callers need (Salesforce's
+        // instance_url, QuickBooks' realmId); not secrets.
+        "kept": token.kept(),
     })
 }
 

@@ -24,6 +24,7 @@ pub mod logging;
 pub mod metrics;
 pub mod open;
 pub mod problem;
+pub mod profiles;
 pub mod proxy;
 pub mod routes;
 pub mod secrets;

@@ -240,6 +240,13 @@ fn table() -> RouteTable {
             "/api/v1/integrations/{name}/discover",
             api::integration_discover,
         )
+        .add(
+            Api,
+            get(),
+            "/api/v1/providers",
+            crate::profiles::providers_list,
+        )
+        .tokens()
         .add(Api, get(), "/api/v1/instances", api::instances_list)
         .tokens()
         .add(Api, post(), "/api/v1/instances", api::instance_create)
