@@ -1038,3 +1038,298 @@ async fn quickbooks_served_right_calls_the_api_with_the_realm_id_of_the_callback
     );
     emu.stop().await;
 }
+
+/// A client that follows everything the behaviour says (the way a correct profile would):
+/// the emulator must serve the whole lifecycle for every behaviour, so that no behaviour is
+/// impossible to satisfy.
+async fn following_client(emu: &Emulator) -> Outcome {
+    use granary_providers_conformance::{
+        ApiAuth, BodyFormat, CallbackValue, ClientAuth, ExpiringValue, Expiry, Pkce, Refresh,
+        ResponseType, Revocation, Separator,
+    };
+    let b = emu.behaviour().clone();
+    let fail = |stage, reason: String| Outcome::Failed { stage, reason };
+    let (verifier, challenge) = pkce_pair();
+
+    let mut params: Vec<(String, String)> = vec![
+        (b.client_id_param.into(), CLIENT_ID.into()),
+        ("redirect_uri".into(), REDIRECT_URI.into()),
+        ("state".into(), "following-state".into()),
+    ];
+    if b.response_type != ResponseType::Refused {
+        params.push(("response_type".into(), "code".into()));
+    }
+    for (name, value) in b.required_params.iter().chain(b.offline_params) {
+        if !params.iter().any(|(n, _)| n == name) {
+            params.push(((*name).into(), (*value).into()));
+        }
+    }
+    let mut scopes: Vec<&str> = b.scopes.to_vec();
+    scopes.extend(b.required_scopes);
+    scopes.extend(b.offline_scopes.first());
+    let scope_param = b
+        .nested_token
+        .map(|(param, _)| param)
+        .or_else(|| b.scope_params.first().copied());
+    if let (Some(param), false) = (scope_param, scopes.is_empty()) {
+        let sep = if b.scope_separator == Separator::Comma {
+            ","
+        } else {
+            " "
+        };
+        params.push((param.into(), scopes.join(sep)));
+    }
+    if b.pkce != Pkce::Refused {
+        params.push(("code_challenge".into(), challenge.clone()));
+        params.push(("code_challenge_method".into(), "S256".into()));
+    }
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let callback = match authorize(emu, &emu.example_url(b.authorization_url()), &pairs).await {
+        Ok(callback) => callback,
+        Err((status, body)) => return fail(Stage::Authorize, format!("HTTP {status}: {body}")),
+    };
+    let Some(code) = callback.get(b.code_param).cloned() else {
+        return fail(
+            Stage::Callback,
+            format!("no {} in the callback", b.code_param),
+        );
+    };
+    for (name, _) in b.callback_values {
+        if !callback.contains_key(*name) {
+            return fail(Stage::Callback, format!("no {name} in the callback"));
+        }
+    }
+
+    // The token URL, on the server the callback named where it names one.
+    let mut token_url = emu.example_url(b.token_url());
+    for (name, value) in b.callback_values {
+        if let CallbackValue::Url(_) = value {
+            let example_origin = emu
+                .example_url(&b.token_url()[..b.token_url()[8..].find('/').map_or(0, |i| i + 8)]);
+            token_url = token_url.replacen(&example_origin, &callback[*name], 1);
+        }
+    }
+    let basic = b.client_auth != ClientAuth::Post;
+    let send = |url: String, mut form: Vec<(String, String)>| {
+        let b = b.clone();
+        async move {
+            if !basic {
+                form.push((b.token_client_id_param.into(), CLIENT_ID.into()));
+                form.push(("client_secret".into(), CLIENT_SECRET.into()));
+            }
+            let mut request = http().post(&url).header("accept", "application/json");
+            if basic {
+                request = request.basic_auth(CLIENT_ID, Some(CLIENT_SECRET));
+            }
+            request = if b.body_format == BodyFormat::Json {
+                let map: serde_json::Map<String, Value> = form
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
+                request.json(&map)
+            } else {
+                request.form(&form)
+            };
+            answer(request.send().await.expect("sent")).await
+        }
+    };
+    let expiring = |on_refresh: bool| -> Option<(String, String)> {
+        let p = b.expiring_param?;
+        if on_refresh && !p.on_refresh {
+            return None;
+        }
+        let value = match p.value {
+            ExpiringValue::Exactly(v) => v.to_owned(),
+            ExpiringValue::Seconds { min, max } => 1800.clamp(min, max).to_string(),
+        };
+        Some((p.name.to_owned(), value))
+    };
+
+    let mut form: Vec<(String, String)> = vec![
+        ("grant_type".into(), "authorization_code".into()),
+        ("code".into(), code),
+        ("redirect_uri".into(), REDIRECT_URI.into()),
+    ];
+    if b.pkce != Pkce::Refused {
+        form.push(("code_verifier".into(), verifier));
+    }
+    form.extend(
+        b.exchange_params
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into())),
+    );
+    form.extend(expiring(false));
+    let (status, body) = send(token_url.clone(), form).await;
+    if status != 200 || body.get("ok") == Some(&Value::Bool(false)) {
+        return fail(Stage::Exchange, why(status, &body));
+    }
+    for (path, _) in b.extra_fields {
+        if path.split('.').try_fold(&body, |v, p| v.get(p)).is_none() {
+            return fail(Stage::Exchange, format!("no {path} in the token response"));
+        }
+    }
+    let token = match b.nested_token {
+        Some((_, key)) => body.get(key).cloned().unwrap_or(Value::Null),
+        None => body.clone(),
+    };
+    let Some(access) = text(&token, "access_token") else {
+        return fail(Stage::Exchange, format!("no access token in {body}"));
+    };
+    let sends_expiry = match b.expiry {
+        Expiry::ExpiresIn => token.get("expires_in").is_some(),
+        Expiry::ExpiresAt => token.get("expires_at").is_some(),
+        Expiry::NotSent => false,
+    };
+    let expires = !matches!(b.refresh, Refresh::NonExpiring) && b.expiry != Expiry::NotSent;
+    if sends_expiry != expires {
+        return fail(
+            Stage::Exchange,
+            format!("expiry field sent: {sends_expiry}: {token}"),
+        );
+    }
+
+    if let Some(url) = b.api_url() {
+        let mut values = b.example_connection();
+        values.extend(callback.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let url = emu.rewrite(&granary_providers_conformance::fill(url, &values));
+        let request = match b.api_auth {
+            ApiAuth::Bearer => http().get(&url).bearer_auth(&access),
+            ApiAuth::Scheme(s) => http()
+                .get(&url)
+                .header("authorization", format!("{s} {access}")),
+            ApiAuth::Header(h) => http().get(&url).header(h, &access),
+        };
+        let (status, body) = answer(request.send().await.expect("sent")).await;
+        if status != 200 {
+            return fail(Stage::Api, why(status, &body));
+        }
+    }
+
+    let refresh_url = emu.example_url(b.refresh_url());
+    let latest = match b.refresh {
+        Refresh::NonExpiring => {
+            if token.get("refresh_token").is_some() {
+                return fail(
+                    Stage::Refresh,
+                    "a non-expiring token came with a refresh token".into(),
+                );
+            }
+            access
+        }
+        Refresh::RefreshToken { rotating, .. } => {
+            let Some(refresh) = text(&token, "refresh_token") else {
+                return fail(Stage::Exchange, "no refresh token".into());
+            };
+            let mut form: Vec<(String, String)> = vec![
+                ("grant_type".into(), "refresh_token".into()),
+                ("refresh_token".into(), refresh.clone()),
+            ];
+            form.extend(
+                b.refresh_params
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into())),
+            );
+            form.extend(expiring(true));
+            let (status, body) = send(refresh_url.clone(), form.clone()).await;
+            if status != 200 || body.get("ok") == Some(&Value::Bool(false)) {
+                return fail(Stage::Refresh, why(status, &body));
+            }
+            if rotating {
+                if text(&body, "refresh_token").is_none_or(|r| r == refresh) {
+                    return fail(
+                        Stage::Refresh,
+                        "a rotating provider sent no new refresh token".into(),
+                    );
+                }
+                let (status, _) = send(refresh_url.clone(), form).await;
+                if status == 200 {
+                    return fail(Stage::Refresh, "a used refresh token worked again".into());
+                }
+            }
+            text(&body, "access_token").unwrap_or_default()
+        }
+        Refresh::ExchangeAccessToken { grant_type, param }
+        | Refresh::AccessTokenRefresh { grant_type, param } => {
+            let url = if matches!(b.refresh, Refresh::ExchangeAccessToken { .. }) {
+                token_url.clone()
+            } else {
+                refresh_url.clone()
+            };
+            let response = http()
+                .get(&url)
+                .query(&[
+                    ("grant_type", grant_type),
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", CLIENT_SECRET),
+                    (param, access.as_str()),
+                ])
+                .send()
+                .await
+                .expect("sent");
+            let (status, body) = answer(response).await;
+            if status != 200 {
+                return fail(Stage::Refresh, why(status, &body));
+            }
+            text(&body, "access_token").unwrap_or_default()
+        }
+    };
+    if !emu.is_valid_access_token(&latest) {
+        return fail(Stage::Refresh, "the API refuses the renewed token".into());
+    }
+
+    if let Some(url) = b.revocation_url() {
+        let url = emu.example_url(url);
+        let (status, body) = match b.revocation {
+            Revocation::Bearer => {
+                let r = http()
+                    .post(&url)
+                    .bearer_auth(&latest)
+                    .send()
+                    .await
+                    .expect("sent");
+                answer(r).await
+            }
+            Revocation::Token {
+                authenticated: true,
+            } => send(url, vec![("token".into(), latest.clone())]).await,
+            Revocation::Token {
+                authenticated: false,
+            }
+            | Revocation::None => post_form(&url, &[("token", &latest)], false).await,
+        };
+        if status != 200 {
+            return fail(Stage::Revoke, why(status, &body));
+        }
+        if emu.is_valid_access_token(&latest) {
+            return fail(
+                Stage::Revoke,
+                "the token still works after revocation".into(),
+            );
+        }
+    }
+    Outcome::Ok
+}
+
+#[tokio::test]
+async fn a_client_following_each_behaviour_completes_the_lifecycle() {
+    let mut wrong = Vec::new();
+    for behaviour in Behaviour::all() {
+        let id = behaviour.id;
+        let emu = Emulator::start(behaviour).await.expect("emulator starts");
+        if let Outcome::Failed { stage, reason } = following_client(&emu).await {
+            wrong.push(format!(
+                "{id}: {stage:?}: {reason}\n  refusals: {:?}",
+                emu.refusals()
+            ));
+        }
+        emu.stop().await;
+    }
+    assert!(
+        wrong.is_empty(),
+        "behaviours a correct client cannot satisfy:\n{}",
+        wrong.join("\n")
+    );
+}
