@@ -13,8 +13,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::api::{instance_json, integration_json};
+use crate::api::instance_json;
 use crate::api_keys::ApiKeys;
+use crate::cli_profiles::{connection_arg, profile_arg, profile_lines};
+use crate::profiles::{ProfileLookup, instance_json_with_profile, integration_json_with_profiles};
 use crate::settings::Settings;
 use crate::views::{parse_client_auth, parse_pairs};
 use crate::{Error, Result, open};
@@ -100,6 +102,15 @@ pub struct InstanceFields {
     /// update: back to that default.
     #[arg(long, value_name = "SECONDS")]
     pub token_lifetime: Option<u64>,
+    /// A connection field the provider profile needs, `NAME=VALUE` (`shop=acme`;
+    /// repeatable; on update, the given ones replace them all).
+    #[arg(long = "connection", value_name = "NAME=VALUE")]
+    pub connection: Vec<String>,
+    /// The instance's own provider-profile settings: a JSON object, `@FILE` holding one, a
+    /// catalogue id (`granary providers` lists them), or `none` for no catalogue profile;
+    /// on update, an empty value removes the instance's own settings.
+    #[arg(long, value_name = "JSON|@FILE|ID|none")]
+    pub profile: Option<String>,
 }
 
 /// A lifetime in seconds of the command line, for the engine (0 is none).
@@ -210,14 +221,19 @@ enum Target {
     Remote(Remote),
 }
 
-struct Remote {
+pub(crate) struct Remote {
     base: String,
     key: SecretString,
     http: reqwest::Client,
 }
 
 impl Remote {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let url = format!("{}/api/v1{path}", self.base);
         let mut request = self
             .http
@@ -260,28 +276,7 @@ impl Remote {
 /// an empty granary).
 async fn target(settings: &Settings, remote: &RemoteArgs, create: bool) -> Result<Target> {
     match &remote.server {
-        Some(server) => {
-            let key = remote.api_key.clone().ok_or_else(|| {
-                Error::Config(
-                    "--server needs an API key: pass --api-key or set GRANARY_API_KEY".into(),
-                )
-            })?;
-            if !ApiKeys::looks_like_key(&key) {
-                return Err(Error::Config(format!(
-                    "the API key does not start with `{}`: copy it from the admin page",
-                    crate::api_keys::PREFIX
-                )));
-            }
-            let http = reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .build()
-                .map_err(|e| Error::Remote(format!("cannot build the HTTP client: {e}")))?;
-            Ok(Target::Remote(Remote {
-                base: server.as_str().trim_end_matches('/').to_string(),
-                key,
-                http,
-            }))
-        }
+        Some(_) => Ok(Target::Remote(self::remote(remote)?)),
         None if !create && !open::store_exists(settings) => Err(Error::Config(format!(
             "{} holds no granary data: pass the --data-dir of your server (or --server URL with an API key), or import a document first",
             settings.data_dir.display()
@@ -291,6 +286,32 @@ async fn target(settings: &Settings, remote: &RemoteArgs, create: bool) -> Resul
             Box::new(settings.clone()),
         )),
     }
+}
+
+/// The server of `--server` with the API key of `--api-key`.
+pub(crate) fn remote(remote: &RemoteArgs) -> Result<Remote> {
+    let server = remote
+        .server
+        .as_ref()
+        .ok_or_else(|| Error::Config("pass --server URL".into()))?;
+    let key = remote.api_key.clone().ok_or_else(|| {
+        Error::Config("--server needs an API key: pass --api-key or set GRANARY_API_KEY".into())
+    })?;
+    if !ApiKeys::looks_like_key(&key) {
+        return Err(Error::Config(format!(
+            "the API key does not start with `{}`: copy it from the admin page",
+            crate::api_keys::PREFIX
+        )));
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| Error::Remote(format!("cannot build the HTTP client: {e}")))?;
+    Ok(Remote {
+        base: server.as_str().trim_end_matches('/').to_string(),
+        key,
+        http,
+    })
 }
 
 fn print_json(value: &Value) {
@@ -355,7 +376,7 @@ pub async fn import(settings: &Settings, remote: &RemoteArgs, args: &ImportArgs)
                     .set_integration_token_lifetime(&name, lifetime(Some(secs)))
                     .await?;
             }
-            integration_json(&integration)
+            integration_json_with_profiles(&engine, &integration).await
         }
         Target::Remote(remote) => {
             let text = String::from_utf8(document)
@@ -375,7 +396,8 @@ pub async fn import(settings: &Settings, remote: &RemoteArgs, args: &ImportArgs)
         None => value,
         Some(issuer) => match target(settings, remote, false).await? {
             Target::Local(engine, _) => {
-                integration_json(&engine.discover_integration_endpoints(&name, issuer).await?)
+                let integration = engine.discover_integration_endpoints(&name, issuer).await?;
+                integration_json_with_profiles(&engine, &integration).await
             }
             Target::Remote(remote) => {
                 remote
@@ -404,6 +426,13 @@ pub async fn import(settings: &Settings, remote: &RemoteArgs, args: &ImportArgs)
                 "  scheme {}",
                 scheme.get("name").and_then(Value::as_str).unwrap_or("?")
             );
+            if let Some(headline) = scheme
+                .get("provider_profile")
+                .and_then(|p| p.get("headline"))
+                .and_then(Value::as_str)
+            {
+                println!("    provider profile: {headline}");
+            }
         }
     }
     Ok(())
@@ -448,8 +477,8 @@ pub async fn instance(
                         extra_token_params: secret_pairs(&fields.token_params, '=')?,
                         extra_token_headers: secret_pairs(&fields.token_headers, ':')?,
                         token_lifetime: lifetime(fields.token_lifetime),
-                        connection: Default::default(),
-                        profile: None,
+                        connection: connection_arg(&fields.connection)?,
+                        profile: own_profile(fields)?.flatten(),
                     };
                     instance_json(&engine.create_instance(new).await?, None)
                 }
@@ -490,6 +519,7 @@ pub async fn instance(
                         "token_lifetime",
                         fields.token_lifetime.map(Value::from),
                     );
+                    set_profile_fields(&mut body, fields)?;
                     remote.call(Method::POST, "/instances", Some(body)).await?
                 }
             };
@@ -526,8 +556,9 @@ pub async fn instance(
                             .filter(|p| !p.is_empty()),
                         token_lifetime: fields.token_lifetime.map(|secs| lifetime(Some(secs))),
                         enabled: None,
-                        connection: Default::default(),
-                        profile: None,
+                        connection: Some(connection_arg(&fields.connection)?)
+                            .filter(|c| !c.is_empty()),
+                        profile: own_profile(fields)?,
                     };
                     engine.update_instance(id, update).await?;
                 }
@@ -572,6 +603,7 @@ pub async fn instance(
                         "token_lifetime",
                         fields.token_lifetime.map(Value::from),
                     );
+                    set_profile_fields(&mut body, fields)?;
                     for (name, parsed) in [
                         (
                             "extra_authorization_params",
@@ -622,11 +654,12 @@ pub async fn instance(
                                 &InstanceFilter::all(),
                             )
                             .await?;
-                        let items: Vec<Value> = page
-                            .instances
-                            .iter()
-                            .map(|report| instance_json(&report.instance, Some(report)))
-                            .collect();
+                        let mut profiles = ProfileLookup::new(engine);
+                        let mut items: Vec<Value> = Vec::with_capacity(page.instances.len());
+                        for report in &page.instances {
+                            items
+                                .push(profiles.instance_json(&report.instance, Some(report)).await);
+                        }
                         (items, page.next)
                     }
                     Target::Remote(remote) => {
@@ -686,7 +719,7 @@ pub async fn instance(
             let value = match target {
                 Target::Local(engine, _) => {
                     let report = engine.status(id).await?;
-                    instance_json(&report.instance, Some(&report))
+                    instance_json_with_profile(&engine, &report.instance, Some(&report)).await
                 }
                 Target::Remote(remote) => {
                     remote
@@ -745,6 +778,9 @@ pub async fn instance(
                         );
                     }
                     None => println!("token: none"),
+                }
+                for line in profile_lines(&value) {
+                    println!("{line}");
                 }
             }
             Ok(())
@@ -812,6 +848,29 @@ pub async fn instance(
             Ok(())
         }
     }
+}
+
+/// The instance's own profile layer of `--profile`: `None` when not given, `Some(None)`
+/// for an empty value.
+fn own_profile(fields: &InstanceFields) -> Result<Option<Option<Value>>> {
+    fields.profile.as_deref().map(profile_arg).transpose()
+}
+
+/// `connection` and `profile` of a create or update body (`profile: null` for an empty
+/// `--profile`: removes the instance's own settings).
+fn set_profile_fields(body: &mut Value, fields: &InstanceFields) -> Result<()> {
+    let connection = connection_arg(&fields.connection)?;
+    set(
+        body,
+        "connection",
+        Some(json!(connection)).filter(|_| !connection.is_empty()),
+    );
+    set(
+        body,
+        "profile",
+        own_profile(fields)?.map(|p| p.unwrap_or(Value::Null)),
+    );
+    Ok(())
 }
 
 fn set(body: &mut Value, key: &str, value: Option<Value>) {
@@ -1122,6 +1181,13 @@ pub enum Command {
     /// Manage the REST API's keys (in the store of the data directory or --store).
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// List the built-in provider profiles: id, title, what each changes (see
+    /// docs/guides/providers.md); with --server, the server's.
+    Providers {
+        /// Print JSON (with hosts, why and connection fields).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a subcommand: sets up logging and the runtime, prints the error, and returns the
@@ -1177,6 +1243,7 @@ pub fn main(
             Command::Call(args) => call(&settings, remote, args).await,
             Command::Key(command) => key(&settings, remote, command).await,
             Command::ApiKey(command) => api_key(&settings, command).await,
+            Command::Providers { json } => crate::cli_profiles::providers(remote, *json).await,
         }
     });
     match result {

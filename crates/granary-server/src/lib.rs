@@ -17,6 +17,7 @@ pub mod api;
 pub mod api_keys;
 pub mod app;
 pub mod cli;
+mod cli_profiles;
 mod error;
 pub mod layers;
 pub mod limits;
