@@ -11,7 +11,8 @@ use super::integrations::IntegrationFlows;
 use super::seal::Field;
 use super::{Engine, EngineError, EngineResult};
 use crate::profile::{
-    self, ProfileError, ProviderProfile, RefreshKind, ResolvedProfile, Values, catalogue,
+    self, ProfileError, ProfileSource, ProviderProfile, RefreshKind, ResolvedProfile, Values,
+    catalogue,
 };
 use crate::protocol::{AccessTokenExchange, ClientConfig, RefreshStrategy, ScopeEncoding};
 
@@ -109,10 +110,12 @@ impl Engine {
         let integration = self.integration(&record.integration).await?;
         let flows = IntegrationFlows::of(&integration)?;
         let setup = self.instance_setup_with(&record, &flows, &kept)?;
-        let api = &setup.profile.profile.api;
-        let base_url = match &api.base_url {
+        let api_profile = &setup.profile.profile;
+        let api = &api_profile.api;
+        let base_url = match &None::<String> {
             Some(template) => Some(
-                profile::expand_url("API base URL", template, &setup.values)
+                api_profile
+                    .fill("API base URL", template, &setup.values)
                     .map_err(|e| profile_error(&record, e))?,
             ),
             None => flows.api_base_url.clone(),
@@ -192,37 +195,63 @@ impl Engine {
             .ok_or_else(|| no_flow(&instance.integration, Some(&instance.scheme)))?;
         let resolved = resolve_profile(instance, flows)?;
         let profile = &resolved.profile;
+        let entered = with_values_of_flow_urls(profile, flow, &instance.connection);
         let values = profile
-            .connection_values(&instance.connection, kept)
+            .connection_values(&entered, kept)
             .map_err(|e| profile_error(instance, e))?;
+        // Before the callback, templates that name a value only the callback sends (Zoho's
+        // accounts-server) cannot be filled: the flow's URLs stand in until then.
+        let ready = without_templates_awaiting_the_callback(profile, &values);
+        let profile = &ready;
         let template_url = |what: &str, template: &Option<String>| -> EngineResult<Option<Url>> {
             template
                 .as_deref()
-                .map(|t| profile::expand_url(what, t, &values))
+                .map(|t| profile.fill(what, t, &values))
                 .transpose()
                 .map_err(|e| profile_error(instance, e))
         };
 
-        let authorization_url = match &instance.authorization_url {
-            Some(url) => parse_url(url, "authorization URL")?,
-            None => match template_url("authorization URL", &profile.authorization.url)? {
-                Some(url) => url,
-                None => flow
-                    .authorization_url
+        // A concrete URL of the document wins over a URL only the catalogue gives: the
+        // document is about this API, the catalogue about the provider in general.
+        let catalogue_base = resolved.sources.iter().find_map(|source| match source {
+            ProfileSource::Catalogue { id, .. } => catalogue().get(id),
+            _ => None,
+        });
+        let endpoint = |what: &str,
+                        own: &Option<String>,
+                        template: &Option<String>,
+                        from_catalogue: Option<&Option<String>>,
+                        documented: &Option<Url>|
+         -> EngineResult<Url> {
+            if let Some(url) = own {
+                return parse_url(url, what);
+            }
+            let concrete = documented.as_ref().filter(|url| is_concrete(url));
+            let catalogue_only = from_catalogue.is_some_and(|base| base == template);
+            match (template, concrete) {
+                (Some(_), Some(url)) if catalogue_only => Ok(url.clone()),
+                (Some(template), _) => profile
+                    .fill(what, template, &values)
+                    .map_err(|e| profile_error(instance, e)),
+                (None, _) => documented
                     .clone()
-                    .ok_or_else(|| missing_url(instance, "authorization URL"))?,
-            },
+                    .ok_or_else(|| missing_url(instance, what)),
+            }
         };
-        let token_url = match &instance.token_url {
-            Some(url) => parse_url(url, "token URL")?,
-            None => match template_url("token URL", &profile.token.url)? {
-                Some(url) => url,
-                None => flow
-                    .token_url
-                    .clone()
-                    .ok_or_else(|| missing_url(instance, "token URL"))?,
-            },
-        };
+        let authorization_url = endpoint(
+            "authorization URL",
+            &instance.authorization_url,
+            &profile.authorization.url,
+            catalogue_base.map(|base| &base.authorization.url),
+            &flow.authorization_url,
+        )?;
+        let token_url = endpoint(
+            "token URL",
+            &instance.token_url,
+            &profile.token.url,
+            catalogue_base.map(|base| &base.token.url),
+            &flow.token_url,
+        )?;
         let mut config =
             ClientConfig::new(instance.client_id.clone(), authorization_url, token_url);
         config.revocation_url = match template_url("revocation URL", &profile.revocation.url)? {
@@ -424,8 +453,86 @@ fn resolve_layers(
         .map_err(invalid)
 }
 
+/// The connection fields `entered`, and below them the values that make the profile's
+/// authorization and token URL templates give the flow's own URLs (a document naming
+/// `https://acme.my.salesforce.com/...` fills `hostname`), so that a recognised profile
+/// keeps a document's concrete host instead of its template's default.
+fn with_values_of_flow_urls(
+    profile: &ProviderProfile,
+    flow: &granary_openapi::Flow,
+    entered: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::new();
+    let pairs = [
+        (&profile.authorization.url, &flow.authorization_url),
+        (&profile.token.url, &flow.token_url),
+    ];
+    for (template, url) in pairs {
+        let (Some(template), Some(url)) = (template, url) else {
+            continue;
+        };
+        for (name, value) in profile::match_template(template, url.as_str()).unwrap_or_default() {
+            let admin_field = profile
+                .fields
+                .iter()
+                .any(|f| f.name == name && !f.from_callback);
+            if admin_field
+                && profile
+                    .fields
+                    .iter()
+                    .any(|f| f.name == name && f.check(&value).is_ok())
+            {
+                values.entry(name).or_insert(value);
+            }
+        }
+    }
+    for (name, value) in entered.iter().filter(|(_, v)| !v.is_empty()) {
+        values.insert(name.clone(), value.clone());
+    }
+    values
+}
+
+/// Whether a document's URL names a real endpoint rather than a template left in it
+/// (`https://%7Bshop%7D.myshopify.com/...`).
+fn is_concrete(url: &Url) -> bool {
+    !url.as_str().contains("%7B") && !url.as_str().contains('{')
+}
+
 fn profile_error(instance: &Instance, error: ProfileError) -> EngineError {
     EngineError::Invalid(format!("instance `{}`: {error}", instance.id))
+}
+
+/// `profile` without its token, refresh, exchange and revocation URL templates that name a
+/// callback value `values` does not hold yet (authorization URLs need theirs at once).
+fn without_templates_awaiting_the_callback(
+    profile: &ProviderProfile,
+    values: &Values,
+) -> ProviderProfile {
+    let awaits = |template: &Option<String>| {
+        template.as_deref().is_some_and(|t| {
+            profile.fields.iter().any(|f| {
+                f.from_callback
+                    && !values.contains_key(&f.name)
+                    && t.contains(&format!("{{{}}}", f.name))
+            })
+        })
+    };
+    let mut ready = profile.clone();
+    for url in [
+        &mut ready.token.url,
+        &mut ready.revocation.url,
+        &mut ready.refresh.url,
+    ] {
+        if awaits(url) {
+            *url = None;
+        }
+    }
+    if let Some(exchange) = ready.refresh.exchange.as_mut() {
+        if awaits(&exchange.url) {
+            exchange.url = None;
+        }
+    }
+    ready
 }
 
 fn pairs(map: &BTreeMap<String, String>) -> Vec<(String, String)> {

@@ -23,4 +23,4 @@ pub use model::{
     RefreshKind, RefreshQuirks, RevocationQuirks, TokenQuirks,
 };
 pub use resolve::{NO_PROFILE, ProfileSource, ResolvedProfile};
-pub use template::{Values, expand, expand_url, host_matches};
+pub use template::{Values, expand, expand_url, host_matches, match_template};

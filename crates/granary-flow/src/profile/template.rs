@@ -35,6 +35,43 @@ pub fn expand(template: &str, values: &Values) -> Result<String, ProfileError> {
     Ok(out)
 }
 
+/// The values that make `template` expand to `url`, when it does: each `{name}` matches a
+/// non-empty run of characters up to the next literal part (and never a `/`, `?` or `#`),
+/// and a value holding `{` or `}` (a template left in a document) matches nothing.
+pub fn match_template(template: &str, url: &str) -> Option<Values> {
+    let mut values = Values::new();
+    let mut rest_t = template;
+    let mut rest_u = url;
+    loop {
+        let Some(open) = rest_t.find('{') else {
+            return rest_t.eq_ignore_ascii_case(rest_u).then_some(values);
+        };
+        let literal = &rest_t[..open];
+        if !rest_u.get(..literal.len())?.eq_ignore_ascii_case(literal) {
+            return None;
+        }
+        rest_u = &rest_u[literal.len()..];
+        let after = &rest_t[open + 1..];
+        let close = after.find('}')?;
+        let name = &after[..close];
+        rest_t = &after[close + 1..];
+        let next_literal = &rest_t[..rest_t.find('{').unwrap_or(rest_t.len())];
+        let end = if next_literal.is_empty() {
+            rest_u.find(['/', '?', '#']).unwrap_or(rest_u.len())
+        } else {
+            rest_u
+                .to_ascii_lowercase()
+                .find(&next_literal.to_ascii_lowercase())?
+        };
+        let value = &rest_u[..end];
+        if value.is_empty() || value.contains(['/', '?', '#', '{', '}', '%']) {
+            return None;
+        }
+        values.insert(name.to_string(), value.to_string());
+        rest_u = &rest_u[end..];
+    }
+}
+
 /// Fills a URL template and parses the result.
 pub fn expand_url(what: &str, template: &str, values: &Values) -> Result<Url, ProfileError> {
     let expanded = expand(template, values)?;
@@ -48,11 +85,12 @@ pub fn expand_url(what: &str, template: &str, values: &Values) -> Result<Url, Pr
 impl ProviderProfile {
     /// The values of one connection: each field's value (from `entered` for the admin's
     /// fields, from `kept` for the callback's, else its default), checked against its kind,
-    /// then every other kept value (token-answer fields such as `instance_url`).
+    /// then every other kept value (token-answer fields such as `instance_url`). A field
+    /// with no value is left out: it is an error only where a template needs it.
     ///
     /// # Errors
-    /// A required field without a value, a value not of its field's kind, or an entered
-    /// name that is not a field of the profile.
+    /// A value not of its field's kind, or an entered name that is not a field of the
+    /// profile.
     pub fn connection_values(
         &self,
         entered: &BTreeMap<String, String>,
@@ -80,17 +118,33 @@ impl ProviderProfile {
                     field.check(&value)?;
                     values.insert(field.name.clone(), value);
                 }
-                // A callback value is only there once the provider sent it.
-                None if field.from_callback => {}
-                None => {
-                    return Err(ProfileError::MissingField {
-                        field: field.name.clone(),
-                        label: field.label.clone().unwrap_or_else(|| field.name.clone()),
-                    });
-                }
+                // A callback value is only there once the provider sent it; a field without
+                // a value is an error where a template needs it ([`ProviderProfile::fill`]).
+                None => {}
             }
         }
         Ok(values)
+    }
+
+    /// Fills the URL template `template` (the profile's `what`) with `values`; a name
+    /// without a value that is one of the profile's fields is
+    /// [`ProfileError::MissingField`], naming the field to set.
+    ///
+    /// # Errors
+    /// A missing value, or a result that is not a URL.
+    pub fn fill(&self, what: &str, template: &str, values: &Values) -> Result<Url, ProfileError> {
+        expand_url(what, template, values).map_err(|error| match error {
+            ProfileError::Template { name, .. } if self.fields.iter().any(|f| f.name == name) => {
+                let field = self.fields.iter().find(|f| f.name == name);
+                ProfileError::MissingField {
+                    label: field
+                        .and_then(|f| f.label.clone())
+                        .unwrap_or_else(|| name.clone()),
+                    field: name,
+                }
+            }
+            other => other,
+        })
     }
 
     /// Checks what an admin entered: every name is a field the admin fills, every value of
@@ -229,6 +283,44 @@ mod tests {
     }
 
     #[test]
+    fn a_concrete_url_gives_the_values_of_its_template() {
+        let template = "https://{hostname}/services/oauth2/token";
+        let got = match_template(
+            template,
+            "https://acme.my.salesforce.com/services/oauth2/token",
+        )
+        .expect("matches");
+        assert_eq!(got["hostname"], "acme.my.salesforce.com");
+        let shop = match_template(
+            "https://{shop}.myshopify.com/admin/oauth/authorize",
+            "https://acme.myshopify.com/admin/oauth/authorize",
+        )
+        .expect("matches");
+        assert_eq!(shop["shop"], "acme");
+        for unmatched in [
+            "https://%7Bshop%7D.myshopify.com/admin/oauth/authorize",
+            "https://acme.myshopify.com/admin/oauth/other",
+            "https://acme.example.com/admin/oauth/authorize",
+            "https://a/b.myshopify.com/admin/oauth/authorize",
+        ] {
+            assert_eq!(
+                match_template(
+                    "https://{shop}.myshopify.com/admin/oauth/authorize",
+                    unmatched
+                ),
+                None,
+                "{unmatched}"
+            );
+        }
+        let tenant = match_template(
+            "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize",
+        )
+        .expect("matches");
+        assert_eq!(tenant["tenant"], "contoso.onmicrosoft.com");
+    }
+
+    #[test]
     fn expands_every_name_and_refuses_a_missing_one() {
         let v = values(&[("shop", "acme"), ("version", "2024-01")]);
         assert_eq!(
@@ -294,10 +386,21 @@ mod tests {
             ],
             ..ProviderProfile::default()
         };
-        let error = profile
+        let none = profile
             .connection_values(&BTreeMap::new(), &BTreeMap::new())
+            .unwrap();
+        let error = profile
+            .fill(
+                "token URL",
+                "https://{shop}.myshopify.com/admin/oauth/access_token",
+                &none,
+            )
             .unwrap_err();
         assert!(matches!(error, ProfileError::MissingField { ref field, .. } if field == "shop"));
+        assert!(
+            error.to_string().contains("set it on the instance"),
+            "{error}"
+        );
         let got = profile
             .connection_values(
                 &values(&[("shop", "acme")]),
