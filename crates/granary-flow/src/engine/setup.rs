@@ -112,7 +112,7 @@ impl Engine {
         let setup = self.instance_setup_with(&record, &flows, &kept)?;
         let api_profile = &setup.profile.profile;
         let api = &api_profile.api;
-        let base_url = match &None::<String> {
+        let base_url = match &api.base_url {
             Some(template) => Some(
                 api_profile
                     .fill("API base URL", template, &setup.values)
