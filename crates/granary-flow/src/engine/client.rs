@@ -1,9 +1,10 @@
-//! An HTTP client that calls an API as an instance: `Authorization: Bearer`, and on a 401 one
-//! forced refresh and one retry.
+//! An HTTP client that calls an instance's API as that instance: requests built under the
+//! API's base URL by the one path rule ([`super::api_path`]), the token in the header the
+//! provider takes it in, and on a 401 one forced refresh and one retry.
 
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
-use super::{Engine, EngineError, EngineResult};
+use super::{AccessToken, ApiTarget, Engine, EngineError, EngineResult};
 
 /// Calls an API with the access token of one instance; see [`Engine::authorized_client`].
 #[derive(Debug, Clone)]
@@ -36,16 +37,61 @@ impl AuthorizedClient {
         &self.instance
     }
 
-    /// Sends `request` with `Authorization: Bearer <token>`. On a 401 it reports the token
-    /// as rejected, as [`Engine::token_rejected`] does: a refresh only if that token is still
+    /// A request to the instance's API: `path` (raw, percent-encoded, relative to the API's
+    /// base URL, optionally with `?query`) under the base URL of [`Engine::api_target`] (the
+    /// provider profile's, filled with the connection's kept values, else the document's
+    /// server). Send it with [`AuthorizedClient::send`].
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] when the path would leave the base URL (`..`, `%2e%2e`,
+    /// `//host`, `@`, an absolute URL: see [`super::api_path`]), when there is no base URL,
+    /// or when it breaks the provider URL rule (https, or http to loopback); nothing is sent.
+    pub async fn request(&self, method: Method, path: &str) -> EngineResult<RequestBuilder> {
+        let target = self.engine.api_target(&self.instance).await?;
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        let url = target.url_for(path, query)?;
+        if let Some(base) = &target.base_url {
+            self.engine.check_provider_url("the API base URL", base)?;
+        }
+        Ok(self.http.request(method, url))
+    }
+
+    /// [`AuthorizedClient::request`] with `GET`.
+    ///
+    /// # Errors
+    /// As [`AuthorizedClient::request`].
+    pub async fn get(&self, path: &str) -> EngineResult<RequestBuilder> {
+        self.request(Method::GET, path).await
+    }
+
+    /// [`AuthorizedClient::request`] with `POST`.
+    ///
+    /// # Errors
+    /// As [`AuthorizedClient::request`].
+    pub async fn post(&self, path: &str) -> EngineResult<RequestBuilder> {
+        self.request(Method::POST, path).await
+    }
+
+    /// Sends `request` with the access token in the header of [`Engine::api_target`]
+    /// (`Authorization: Bearer <token>` unless a provider profile names another header,
+    /// such as Shopify's `X-Shopify-Access-Token`). On a 401 it reports the token as
+    /// rejected, as [`Engine::token_rejected`] does: a refresh only if that token is still
     /// the current one (any number of clients that got the same 401 share one refresh), and
     /// sends the request once more with the token to use now; a request whose body cannot
     /// be repeated (a stream) is not retried and its 401 is returned. This is how a token of
     /// unknown expiry (no `expires_in`) is replaced when the API stops taking it.
+    ///
+    /// # Errors
+    /// The engine's (no token, needs authorization, ...), or [`EngineError::Request`] when
+    /// the API could not be reached.
     pub async fn send(&self, request: RequestBuilder) -> EngineResult<Response> {
+        let target = self.engine.api_target(&self.instance).await?;
         let token = self.engine.access_token(&self.instance).await?;
         let retry = request.try_clone();
-        let response = send(request.bearer_auth(token.secret())).await?;
+        let response = send(with_token(request, &target, &token)?).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -54,8 +100,20 @@ impl AuthorizedClient {
         };
         tracing::info!(instance = %self.instance, "the API refused the access token (401): refreshing once");
         let fresh = self.engine.force_refresh(&self.instance, &token).await?;
-        send(retry.bearer_auth(fresh.secret())).await
+        send(with_token(retry, &target, &fresh)?).await
     }
+}
+
+/// `request` with the token in the target's header (replacing one of that name).
+fn with_token(
+    request: RequestBuilder,
+    target: &ApiTarget,
+    token: &AccessToken,
+) -> EngineResult<RequestBuilder> {
+    let (name, value) = target.token_header_for(token)?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(name, value);
+    Ok(request.headers(headers))
 }
 
 async fn send(request: RequestBuilder) -> EngineResult<Response> {

@@ -21,6 +21,7 @@
 //! within a second. [`Engine::shutdown`] lets refreshes in flight finish and store their
 //! result, up to a grace period.
 
+pub mod api_path;
 mod authorization;
 mod backoff;
 mod cas;
@@ -52,6 +53,7 @@ use granary_store::{Store, Timestamp};
 use tokio::sync::broadcast;
 use url::Url;
 
+pub use api_path::{ApiUrlError, PathRefused};
 pub use authorization::{AUTHORIZATION_LIFETIME, AuthorizationStart};
 pub use backoff::{BACKOFF_BASE, BACKOFF_CAP, DEFINITIVE_FAILURES_BEFORE_REAUTHORIZATION};
 pub use client::AuthorizedClient;
