@@ -258,6 +258,9 @@ pub struct Behaviour {
     /// Access token lifetime in seconds (also when not sent).
     pub lifetime: u64,
     pub refresh: Refresh,
+    /// Seconds after which a refresh token not used lapses (Google: 6 months; Box, Xero: 60
+    /// days); `None`: it does not.
+    pub refresh_token_lapse: Option<u64>,
 
     // --- the API
     /// A "who am I" API endpoint that answers 200 to a valid token. Its template may name
@@ -371,6 +374,7 @@ impl Behaviour {
                 rotating: false,
                 repeated: true,
             },
+            refresh_token_lapse: None,
             api_urls: &[],
             api_auth: ApiAuth::Bearer,
         }

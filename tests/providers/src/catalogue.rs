@@ -5,6 +5,7 @@ use crate::behaviour::{
     Expiry, Field, FieldKind, FieldValue, Pkce, Refresh, ResponseType, Revocation, Separator,
 };
 
+const DAY: u64 = 24 * 3600;
 const OFFLINE_ACCESS: &[&str] = &["offline_access"];
 const QUERY_ONLY: &[(&str, &[&str])] = &[("response_mode", &["query"])];
 const ROTATING: Refresh = Refresh::RefreshToken {
@@ -60,6 +61,7 @@ const ALL: &[Behaviour] = &[
         lifetime: 3599,
         refresh: NOT_REPEATED,
         api_urls: &["https://www.googleapis.com/oauth2/v3/userinfo"],
+        refresh_token_lapse: Some(180 * DAY),
         ..B::standard(
             "google",
             "Google",
@@ -327,6 +329,7 @@ const ALL: &[Behaviour] = &[
         body_format: BodyFormat::Either,
         refresh: ROTATING,
         api_urls: &["https://api.atlassian.com/oauth/token/accessible-resources"],
+        refresh_token_lapse: Some(90 * DAY),
         ..B::standard(
             "atlassian",
             "Atlassian",
@@ -342,6 +345,7 @@ const ALL: &[Behaviour] = &[
         lifetime: 3599,
         refresh: ROTATING,
         api_urls: &["https://api.zoom.us/v2/users/me"],
+        refresh_token_lapse: Some(90 * DAY),
         ..B::standard(
             "zoom",
             "Zoom",
@@ -372,6 +376,7 @@ const ALL: &[Behaviour] = &[
         client_auth: ClientAuth::Post,
         refresh: ROTATING,
         api_urls: &["https://api.box.com/2.0/users/me"],
+        refresh_token_lapse: Some(60 * DAY),
         ..B::standard(
             "box",
             "Box",
@@ -431,6 +436,7 @@ const ALL: &[Behaviour] = &[
         lifetime: 1800,
         refresh: ROTATING,
         api_urls: &["https://api.xero.com/connections"],
+        refresh_token_lapse: Some(60 * DAY),
         ..B::standard(
             "xero",
             "Xero",
@@ -446,6 +452,7 @@ const ALL: &[Behaviour] = &[
         body_format: BodyFormat::Either,
         refresh: ROTATING,
         api_urls: &["https://quickbooks.api.intuit.com/v3/company/{realmId}/companyinfo/{realmId}"],
+        refresh_token_lapse: Some(100 * DAY),
         ..B::standard(
             "quickbooks",
             "QuickBooks (Intuit)",

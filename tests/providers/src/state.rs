@@ -72,6 +72,8 @@ pub struct RefreshToken {
     pub revoked: bool,
     /// The scopes of the token it renews.
     pub scopes: Vec<String>,
+    /// When it was issued or last used (for providers whose unused refresh tokens lapse).
+    pub last_used: Instant,
 }
 
 /// Everything mutable, behind one mutex.
@@ -128,6 +130,7 @@ impl Inner {
 
     pub fn issue_refresh(&mut self, grant: u64, scopes: Vec<String>) -> String {
         let token = random_token("rt");
+        let now = self.now();
         self.refresh.insert(
             token.clone(),
             RefreshToken {
@@ -135,6 +138,7 @@ impl Inner {
                 used: false,
                 revoked: false,
                 scopes,
+                last_used: now,
             },
         );
         token

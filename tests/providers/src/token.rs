@@ -361,8 +361,17 @@ fn refresh_with_token(ctx: &Ctx<'_>) -> Step<Reply> {
         .refresh
         .get(token)
         .map(|r| (r.grant, r.used, r.revoked, r.scopes.clone()));
+    let lapsed = b.refresh_token_lapse.is_some_and(|secs| {
+        inner.refresh.get(token).is_some_and(|r| {
+            inner.now().duration_since(r.last_used) > std::time::Duration::from_secs(secs)
+        })
+    });
     let problem = match found {
         None => Some("unknown refresh token"),
+        Some(_) if lapsed => Some(
+            "the refresh token lapsed: it was not used for longer than this provider keeps unused \
+             refresh tokens; authorize again (refresh periodically to keep it alive)",
+        ),
         Some((grant, _, revoked, _)) if revoked || !inner.grant_live(grant) => {
             Some("the refresh token was revoked")
         }
@@ -382,6 +391,10 @@ fn refresh_with_token(ctx: &Ctx<'_>) -> Step<Reply> {
         None => (Some(b.lifetime), true),
     };
     let access = inner.issue_access(grant, lifetime);
+    let now = inner.now();
+    if let Some(r) = inner.refresh.get_mut(token) {
+        r.last_used = now;
+    }
     let refresh = if rotating && keep_refreshing {
         if let Some(r) = inner.refresh.get_mut(token) {
             r.used = true;

@@ -1333,3 +1333,121 @@ async fn a_client_following_each_behaviour_completes_the_lifecycle() {
         wrong.join("\n")
     );
 }
+
+/// Authorizes at a behaviour the right way and exchanges the code (form, Basic); the token answer.
+async fn authorized(emu: &Emulator, extra: &[(&str, &str)]) -> Value {
+    let mut params = vec![
+        ("client_id", CLIENT_ID),
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT_URI),
+    ];
+    params.extend(extra);
+    let callback = authorize(
+        emu,
+        &emu.example_url(emu.behaviour().authorization_url()),
+        &params,
+    )
+    .await
+    .expect("authorized");
+    let (status, body) = post_form(
+        &emu.example_url(emu.behaviour().token_url()),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &callback["code"]),
+            ("redirect_uri", REDIRECT_URI),
+        ],
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn refresh_at(emu: &Emulator, refresh_token: &str) -> (u16, Value) {
+    post_form(
+        &emu.example_url(emu.behaviour().refresh_url()),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+        true,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn google_refresh_tokens_lapse_when_unused_for_six_months() {
+    let emu = Emulator::start(Behaviour::named("google").expect("google"))
+        .await
+        .expect("start");
+    let body = authorized(
+        &emu,
+        &[
+            ("scope", "openid"),
+            ("access_type", "offline"),
+            ("prompt", "consent"),
+        ],
+    )
+    .await;
+    let refresh = text(&body, "refresh_token").expect("offline asked");
+    emu.advance(Duration::from_secs(150 * 24 * 3600));
+    let (status, body) = refresh_at(&emu, &refresh).await;
+    assert_eq!(status, 200, "used within six months: {body}");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "Google keeps the refresh token: {body}"
+    );
+    emu.advance(Duration::from_secs(150 * 24 * 3600));
+    let (status, _) = refresh_at(&emu, &refresh).await;
+    assert_eq!(status, 200, "the last use counts, not the issue");
+    emu.advance(Duration::from_secs(181 * 24 * 3600));
+    let (status, body) = refresh_at(&emu, &refresh).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(why(status, &body).contains("lapsed"), "{body}");
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_with_one_rotating_refresh_token_leave_one_winner() {
+    let emu = Emulator::start(Behaviour::named("atlassian").expect("atlassian"))
+        .await
+        .expect("start");
+    let body = authorized(
+        &emu,
+        &[
+            ("scope", "read:jira-work offline_access"),
+            ("audience", "api.atlassian.com"),
+            ("prompt", "consent"),
+        ],
+    )
+    .await;
+    let refresh = text(&body, "refresh_token").expect("offline_access asked");
+    let origin = emu.origin().to_owned();
+    let url = emu.example_url(emu.behaviour().refresh_url());
+    assert!(url.starts_with(&origin));
+    let tries: Vec<_> = (0..16)
+        .map(|_| {
+            let (url, refresh) = (url.clone(), refresh.clone());
+            tokio::spawn(async move {
+                post_form(
+                    &url,
+                    &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+                    true,
+                )
+                .await
+                .0
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tries {
+        if t.await.expect("task") == 200 {
+            won += 1;
+        }
+    }
+    assert_eq!(
+        won, 1,
+        "a rotating refresh token is single use, even under concurrency"
+    );
+    emu.stop().await;
+}
