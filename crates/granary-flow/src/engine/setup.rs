@@ -227,7 +227,16 @@ impl Engine {
                 return parse_url(url, what);
             }
             let concrete = documented.as_ref().filter(|url| is_concrete(url));
-            let catalogue_only = from_catalogue.is_some_and(|base| base == template);
+            // A value the provider sent to the callback (Zoho's data centre) belongs to this
+            // connection: a template naming one wins over the document's URL.
+            let names_callback_value = template.as_deref().is_some_and(|t| {
+                profile
+                    .fields
+                    .iter()
+                    .any(|f| f.from_callback && t.contains(&format!("{{{}}}", f.name)))
+            });
+            let catalogue_only =
+                from_catalogue.is_some_and(|base| base == template) && !names_callback_value;
             match (template, concrete) {
                 (Some(_), Some(url)) if catalogue_only => Ok(url.clone()),
                 (Some(template), _) => profile
