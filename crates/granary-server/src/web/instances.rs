@@ -20,6 +20,7 @@ use super::{
     failure_banner, flash_to, layout, layout_with, message, not_found, render, see_other,
 };
 use crate::app::AppState;
+use crate::profiles::{parse_profile_text, profile_text};
 use crate::secrets::{constant_time_eq, sha256_hex};
 use crate::sessions::{Banner, STATE_COOKIE, STATE_TTL, Session, clear_cookie, cookie, set_cookie};
 use crate::views::{
@@ -143,6 +144,15 @@ async fn form_page(
             )
         });
     }
+    let provider = super::profile::form_profile(
+        state,
+        &values.id,
+        &values.integration,
+        &values.scheme,
+        &values.connection,
+        &values.profile,
+    )
+    .await;
     let action = if editing {
         format!("/admin/instances/{}", values.id)
     } else {
@@ -161,6 +171,7 @@ async fn form_page(
         redirect_uri: state.engine.redirect_uri().to_string(),
         default_authorization_url,
         default_token_url,
+        provider,
     };
     render(status, &page)
 }
@@ -212,6 +223,8 @@ struct Parsed {
     extra_token_params: Vec<(String, String)>,
     extra_token_headers: Vec<(String, String)>,
     token_lifetime: Option<std::time::Duration>,
+    connection: std::collections::BTreeMap<String, String>,
+    profile: Option<serde_json::Value>,
 }
 
 fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parsed, String>) {
@@ -229,6 +242,8 @@ fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parse
         extra_token_params: SecretString::from(form.get("extra_token_params")),
         extra_token_headers: SecretString::from(form.get("extra_token_headers")),
         token_lifetime: form.get("token_lifetime"),
+        connection: super::profile::posted_connection(form),
+        profile: form.get("profile"),
     };
     let mut scopes: Vec<String> = form.all("scope");
     for scope in values.extra_scopes.split_whitespace() {
@@ -261,6 +276,8 @@ fn parse_form(form: &FormData) -> (InstanceFormValues, Vec<String>, Result<Parse
             Some(std::time::Duration::from_secs(secs)).filter(|l| !l.is_zero())
         };
         Ok(Parsed {
+            connection: values.connection.clone(),
+            profile: parse_profile_text(&values.profile)?,
             token_lifetime,
             authorization_url: url(&values.authorization_url, "authorization URL")?,
             token_url: url(&values.token_url, "token URL")?,
@@ -345,8 +362,8 @@ pub async fn instance_create(
         extra_token_params: parsed.extra_token_params,
         extra_token_headers: parsed.extra_token_headers,
         token_lifetime: parsed.token_lifetime,
-        connection: Default::default(),
-        profile: None,
+        connection: parsed.connection,
+        profile: parsed.profile,
     };
     match state.engine.create_instance(new).await {
         Ok(instance) => {
@@ -382,6 +399,7 @@ pub async fn instance_show(
     };
     let (authorization_url, token_url) = effective_urls(&state, &report).await;
     let instance = &report.instance;
+    let profile = super::profile::instance_profile(&state, instance).await;
     let token = report.token.as_ref();
     let failing = token.and_then(|t| t.refresh_failure()).is_some();
     let page = InstancePage {
@@ -437,6 +455,10 @@ pub async fn instance_show(
         authorization_url,
         token_url,
         redirect_uri: state.engine.redirect_uri().to_string(),
+        connection: super::profile::connection_rows(&profile, &instance.connection),
+        kept: super::profile::kept_rows(token.map(|t| &t.kept)),
+        own_profile: profile_text(instance.profile.as_ref()),
+        profile,
     };
     let targets: Vec<String> = authorization_origin(&state, instance)
         .await
@@ -526,6 +548,8 @@ pub async fn instance_edit(
             .token_lifetime
             .map(|secs| secs.to_string())
             .unwrap_or_default(),
+        connection: instance.connection.clone(),
+        profile: profile_text(instance.profile.as_ref()),
     };
     let form = InstanceForm {
         mode: FormMode::Edit(Stored::of(&instance)),
@@ -597,8 +621,8 @@ pub async fn instance_update(
         ),
         token_lifetime: Some(parsed.token_lifetime),
         enabled: None,
-        connection: Default::default(),
-        profile: None,
+        connection: Some(parsed.connection),
+        profile: Some(parsed.profile),
     };
     let had_token = before.as_ref().is_some_and(|r| r.token.is_some());
     match state.engine.update_instance(&id, update).await {

@@ -6,6 +6,7 @@ mod diagnose;
 mod form;
 mod instances;
 mod pages;
+mod profile;
 
 use askama::Template;
 use axum::Extension;
@@ -739,7 +740,7 @@ pub async fn integration_show(
             );
         }
     };
-    let schemes = flows
+    let mut schemes = flows
         .schemes
         .iter()
         .map(|scheme| SchemeView {
@@ -772,8 +773,17 @@ pub async fn integration_show(
                         .collect(),
                 })
                 .collect(),
+            profile: None,
         })
-        .collect();
+        .collect::<Vec<_>>();
+    for (view, scheme) in schemes.iter_mut().zip(&flows.schemes) {
+        if scheme
+            .flow(granary_openapi::FlowKind::AuthorizationCode)
+            .is_some()
+        {
+            view.profile = Some(profile::scheme_profile(&state, &name, &scheme.name).await);
+        }
+    }
     // Its first page of instances, in one query; the home page filtered by this
     // integration pages through the rest.
     let (instances, more_instances) = match state

@@ -3,6 +3,7 @@
 use askama::Template;
 use secrecy::SecretString;
 
+use super::profile::{ConnectionInput, FormProfile, ProfileShown};
 use crate::sessions::Banner;
 
 /// What the layout of every page needs.
@@ -130,6 +131,8 @@ pub struct SchemeView {
     pub description: String,
     /// Its flows.
     pub flows: Vec<FlowView>,
+    /// The provider profile its instances get (schemes with an authorization-code flow).
+    pub profile: Option<ProfileShown>,
 }
 
 /// An integration's page.
@@ -197,6 +200,10 @@ pub struct InstanceFormValues {
     pub extra_token_headers: SecretString,
     /// The lifetime, in seconds, of a token of unknown expiry (empty: the default).
     pub token_lifetime: String,
+    /// Connection fields by name, as typed or stored.
+    pub connection: std::collections::BTreeMap<String, String>,
+    /// The instance's own provider-profile settings as typed (JSON, or a catalogue id).
+    pub profile: String,
 }
 
 /// The instance form (new or edit).
@@ -227,6 +234,15 @@ pub struct InstanceFormPage {
     pub default_authorization_url: String,
     /// The flow's token URL (placeholder).
     pub default_token_url: String,
+    /// The provider profile the instance gets and its connection inputs.
+    pub provider: FormProfile,
+}
+
+impl InstanceFormPage {
+    /// The connection inputs (for the template).
+    pub fn connection_inputs(&self) -> &[ConnectionInput] {
+        &self.provider.inputs
+    }
 }
 
 /// An instance's page.
@@ -273,6 +289,14 @@ pub struct InstancePage {
     pub token_url: String,
     /// The redirect URI.
     pub redirect_uri: String,
+    /// The provider profile that applies.
+    pub profile: ProfileShown,
+    /// Its connection fields: label and value.
+    pub connection: Vec<(String, String)>,
+    /// The values kept with the token, by name.
+    pub kept: Vec<(String, String)>,
+    /// The instance's own profile settings as text, or empty.
+    pub own_profile: String,
 }
 
 /// A key in the list.
