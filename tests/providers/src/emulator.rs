@@ -337,7 +337,14 @@ fn route(shared: &Shared, req: &Incoming) -> Response {
         let parsed = template::parse(t);
         template::matches(template::host(&parsed.host_path), &host, b.fields).is_some()
     });
-    let reason = if known_host {
+    let unfilled = req.host_path.contains('{') || req.host_path.contains("%7B");
+    let reason = if unfilled {
+        format!(
+            "the URL /{} still holds a template part ({{...}}): fill it in from the connection \
+             or from the callback",
+            req.host_path
+        )
+    } else if known_host {
         format!(
             "no {} endpoint at /{}: check the path of the URL",
             b.name, req.host_path
