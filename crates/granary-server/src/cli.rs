@@ -1057,9 +1057,10 @@ pub async fn call(settings: &Settings, remote: &RemoteArgs, args: &CallArgs) -> 
         Some((path, query)) => (path, Some(query)),
         None => (relative, None),
     };
-    if let Some((rule, detail)) = proxy::refused(path) {
+    if let Some(refused) = granary_flow::engine::api_path::refused(path) {
         return Err(Error::Config(format!(
-            "the path is refused by the rule `{rule}`: {detail}"
+            "the path is refused by the rule `{}`: {}",
+            refused.rule, refused.detail
         )));
     }
     let mut headers = reqwest::header::HeaderMap::new();

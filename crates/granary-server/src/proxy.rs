@@ -2,22 +2,28 @@
 //! request on to the API of the instance's integration with the instance's access token,
 //! and its answer back; `granary call` does the same from the CLI ([`forward`]).
 //!
-//! - **Where.** The integration's API base URL, kept at import from its document (OpenAPI
+//! - **Where.** The instance's API base URL, as [`Engine::api_target`] resolves it: the
+//!   provider profile's `api.base_url` template (filled with the connection's fields and the
+//!   values kept from the token answer, such as Salesforce's `instance_url`; an instance may
+//!   set its own in its profile layer), else the integration's document's server (OpenAPI
 //!   3.x: the first server, variables at their defaults; Swagger 2.0:
 //!   `scheme://host/basePath`). The caller's path is appended to the base path and its query
 //!   kept. The base URL follows the provider URL rule (https, or http to loopback unless
 //!   `allow_insecure_http`).
-//! - **Only there.** A path that could leave the base (scheme, host, port and base path) is
-//!   refused with a 400 problem naming the rule, before anything is sent ([`refused`]): `.`
-//!   and `..` segments (also `%2e`), an encoded `/` or `\` (`%2f`, `%5c`), a backslash, an
-//!   `@` (also `%40`), an absolute URL (`scheme://`, `http:`), a leading `/` (`//host`). The
-//!   URL built is then checked once more to be under the base ([`target`]).
+//! - **Only there.** The engine's one path rule ([`granary_flow::engine::api_path`]): a
+//!   path that could leave the base (scheme, host, port and base path) is refused with a 400
+//!   problem naming the rule, before anything is sent: `.` and `..` segments (also `%2e`),
+//!   an encoded `/` or `\` (`%2f`, `%5c`), a backslash, an `@` (also `%40`), an absolute URL
+//!   (`scheme://`, `http:`), a leading `/` (`//host`); the URL built is then checked once
+//!   more to be under the base.
 //! - **What.** The method, the query, the headers minus hop-by-hop ones (`Connection` and
 //!   those it names, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`,
-//!   `Upgrade`), `Host`, `Expect`, and the caller's own `Authorization` and `Cookie`; the
-//!   access token goes in `Authorization: <token type> <token>` (`Bearer` unless the
-//!   provider gave another type). The answer's status and headers come back minus
-//!   hop-by-hop ones.
+//!   `Upgrade`), `Host`, `Expect`, and the caller's own `Authorization`, `Cookie` and header
+//!   of the token's name; the access token goes in the header the target names
+//!   ([`granary_flow::engine::ApiTarget::token_header_for`]): `Authorization: <token type>
+//!   <token>` (`Bearer` unless the provider gave another type) by default, the profile's
+//!   header with its prefix otherwise (Shopify's `X-Shopify-Access-Token: <token>`). The
+//!   answer's status and headers come back minus hop-by-hop ones.
 //! - **Streams.** A request body with a known length of at most [`REPLAY_LIMIT`] (64 KiB),
 //!   or none, is read whole and can be sent twice; any other body is streamed to the API as
 //!   it arrives, and the answer's body is streamed back: neither is held whole.
@@ -40,7 +46,8 @@ use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use granary_flow::engine::{AccessToken, Engine, EngineError, IntegrationFlows};
+use granary_flow::engine::api_path::{self, PathRefused};
+use granary_flow::engine::{AccessToken, ApiTarget, Engine, EngineError};
 use http_body_util::{BodyExt as _, LengthLimitError};
 use url::Url;
 
@@ -67,69 +74,6 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
 /// Whether a request path goes through the proxy (its body limit is `proxy_body_limit`).
 pub fn is_proxy(path: &str) -> bool {
     split_path(path).is_some()
-}
-
-/// The rule a raw API path breaks, with what it says, or `None` when it stays under the
-/// base URL.
-pub fn refused(path: &str) -> Option<(&'static str, &'static str)> {
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("://") || lower.starts_with("http:") || lower.starts_with("https:") {
-        return Some((
-            "no-absolute-url",
-            "the path is an absolute URL: give a path under the API's base URL",
-        ));
-    }
-    if path.starts_with('/') {
-        return Some((
-            "no-leading-slash",
-            "the path starts with `/` (`//host` names another host): give the path without it",
-        ));
-    }
-    if path.contains('\\') {
-        return Some(("no-backslash", "the path holds a backslash"));
-    }
-    if lower.contains("%2f") || lower.contains("%5c") {
-        return Some((
-            "no-encoded-slash",
-            "the path holds an encoded `/` or `\\` (%2F, %5C), which an API may read as a \
-             separator",
-        ));
-    }
-    if path.contains('@') || lower.contains("%40") {
-        return Some((
-            "no-at-sign",
-            "the path holds an `@` (or %40), which could name a user and host",
-        ));
-    }
-    let dot = |segment: &str| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    };
-    if path.split('/').any(dot) {
-        return Some((
-            "no-dot-segments",
-            "the path has a `.` or `..` segment (also as %2E), which would leave the API's \
-             base path",
-        ));
-    }
-    None
-}
-
-/// The URL a raw API path and query go to under `base`, or `None` when it would not be
-/// under `base` (same scheme, host and port, path under the base path).
-pub fn target(base: &Url, path: &str, query: Option<&str>) -> Option<Url> {
-    let base_path = base.path().trim_end_matches('/');
-    let mut url = base.clone();
-    url.set_path(&format!("{base_path}/{path}"));
-    url.set_query(query);
-    url.set_fragment(None);
-    let inside = url.scheme() == base.scheme()
-        && url.host() == base.host()
-        && url.port_or_known_default() == base.port_or_known_default()
-        && url.username() == base.username()
-        && url.password() == base.password()
-        && url.path().starts_with(&format!("{base_path}/"));
-    inside.then_some(url)
 }
 
 /// What bounds the proxy (from the settings).
@@ -207,6 +151,15 @@ pub enum ProxyError {
     Unreachable(String),
     /// The caller's body could not be read (400).
     BadBody(String),
+}
+
+impl From<PathRefused> for ProxyError {
+    fn from(refused: PathRefused) -> Self {
+        Self::Refused {
+            rule: refused.rule,
+            detail: refused.detail,
+        }
+    }
 }
 
 impl From<EngineError> for ProxyError {
@@ -389,35 +342,19 @@ fn stream(body: Body, over_limit: Arc<AtomicBool>) -> reqwest::Body {
     )))
 }
 
-/// `Authorization` for `token`: its type as the provider gave it (`Bearer` when it gave
-/// none or `bearer`), then the token.
-fn authorization(token: &AccessToken) -> Result<HeaderValue, ProxyError> {
-    let kind = match token.token_type().trim() {
-        "" => "Bearer",
-        kind if kind.eq_ignore_ascii_case("bearer") => "Bearer",
-        kind => kind,
-    };
-    let mut value = HeaderValue::from_str(&format!("{kind} {}", token.secret())).map_err(|_| {
-        ProxyError::Engine(EngineError::Internal(
-            "the access token cannot be sent in a header (it holds characters a header \
-             cannot)"
-                .to_string(),
-        ))
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
 /// Sends one try.
 async fn send(
     method: &Method,
     url: &Url,
     headers: &HeaderMap,
+    target: &ApiTarget,
     token: &AccessToken,
     body: reqwest::Body,
 ) -> Result<reqwest::Response, ProxyError> {
     let mut headers = headers.clone();
-    headers.insert(header::AUTHORIZATION, authorization(token)?);
+    let (name, value) = target.token_header_for(token)?;
+    // `insert` replaces whatever the caller sent under that name.
+    headers.insert(name, value);
     client()?
         .request(method.clone(), url.clone())
         .headers(headers)
@@ -453,59 +390,60 @@ pub async fn forward(
         headers,
         body,
     } = request;
-    if let Some((rule, detail)) = refused(&path) {
-        return Err(ProxyError::Refused {
-            rule,
-            detail: detail.to_string(),
-        });
+    if let Some(refused) = api_path::refused(&path) {
+        return Err(refused.into());
     }
-    let record = engine.instance(&instance).await?;
-    let integration = engine.integration(&record.integration).await?;
-    let base = IntegrationFlows::of(&integration)?
-        .api_base_url
-        .ok_or_else(|| {
-            ProxyError::NoBaseUrl(format!(
-                "integration `{}` has no API base URL: its document names no server (OpenAPI \
-             `servers`, Swagger `host`), or it was imported before granary kept it; import \
-             a document that names its server",
-                integration.name
-            ))
-        })?;
+    let target = engine.api_target(&instance).await?;
+    let base = target.base_url.as_ref().ok_or_else(|| {
+        ProxyError::NoBaseUrl(format!(
+            "instance `{instance}`: {}",
+            granary_flow::engine::ApiUrlError::NoBaseUrl
+        ))
+    })?;
     granary_flow::protocol::check_provider_url(
         "the API base URL",
-        &base,
+        base,
         limits.allow_insecure_http,
     )
     .map_err(ProxyError::Insecure)?;
-    let url = target(&base, &path, query.as_deref()).ok_or_else(|| ProxyError::Refused {
-        rule: "under-base-url",
-        detail: format!("the path does not stay under the API's base URL {base}"),
-    })?;
+    let url = api_path::url_under(base, &path, query.as_deref())?;
+    // The caller's own header of the token's name never goes on.
+    let mut headers = headers;
+    if let Ok(name) = HeaderName::from_bytes(target.token_header.as_bytes()) {
+        headers.remove(name);
+    }
     let deadline = tokio::time::Instant::now() + limits.timeout;
     let tries = async {
         let token = engine.access_token(&instance).await?;
         match body {
             Outgoing::Whole(bytes) => {
-                let first = send(&method, &url, &headers, &token, bytes.clone().into()).await?;
+                let first = send(
+                    &method,
+                    &url,
+                    &headers,
+                    &target,
+                    &token,
+                    bytes.clone().into(),
+                )
+                .await?;
                 if first.status() != StatusCode::UNAUTHORIZED {
                     return Ok(first);
                 }
                 drop(first);
                 tracing::info!(%instance, "the API refused the access token (401): refreshing once and sending again");
                 let fresh = engine.force_refresh(&instance, &token).await?;
-                send(&method, &url, &headers, &fresh, bytes.into()).await
+                send(&method, &url, &headers, &target, &fresh, bytes.into()).await
             }
             Outgoing::Stream { body, over_limit } => {
-                let answer =
-                    send(&method, &url, &headers, &token, body)
-                        .await
-                        .map_err(|error| {
-                            if over_limit.load(Ordering::SeqCst) {
-                                ProxyError::TooLarge(limits.body)
-                            } else {
-                                error
-                            }
-                        })?;
+                let answer = send(&method, &url, &headers, &target, &token, body)
+                    .await
+                    .map_err(|error| {
+                        if over_limit.load(Ordering::SeqCst) {
+                            ProxyError::TooLarge(limits.body)
+                        } else {
+                            error
+                        }
+                    })?;
                 if answer.status() == StatusCode::UNAUTHORIZED {
                     // Not sent again (the body is gone); the next call has the new token.
                     tracing::info!(%instance, "the API refused the access token (401) of a streamed request: refreshing, not sending again");
@@ -593,57 +531,6 @@ pub async fn proxy(State(state): State<AppState>, request: Request) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_that_leave_the_base_are_refused_by_name() {
-        for (path, rule) in [
-            ("../admin", "no-dot-segments"),
-            ("a/../../x", "no-dot-segments"),
-            ("a/%2e%2e/x", "no-dot-segments"),
-            ("a/.%2E/x", "no-dot-segments"),
-            ("./x", "no-dot-segments"),
-            ("a%2f..%2fb", "no-encoded-slash"),
-            ("a%5Cb", "no-encoded-slash"),
-            ("a\\b", "no-backslash"),
-            ("http://evil.example/x", "no-absolute-url"),
-            ("HTTPS:evil.example", "no-absolute-url"),
-            ("x/https://evil.example", "no-absolute-url"),
-            ("/evil.example/x", "no-leading-slash"),
-            ("user@evil.example", "no-at-sign"),
-            ("a%40b", "no-at-sign"),
-        ] {
-            assert_eq!(refused(path).map(|(rule, _)| rule), Some(rule), "{path}");
-        }
-        for path in [
-            "users/me",
-            "v1/spreadsheets/x:batchUpdate",
-            "a/...",
-            "a/.b",
-            "a%20b",
-        ] {
-            assert_eq!(refused(path), None, "{path}");
-        }
-    }
-
-    #[test]
-    fn the_target_stays_under_the_base() {
-        let base = Url::parse("https://api.example/v2/").unwrap();
-        let url = target(&base, "users/me", Some("a=1&b=%2F")).unwrap();
-        assert_eq!(url.as_str(), "https://api.example/v2/users/me?a=1&b=%2F");
-        let base = Url::parse("https://api.example/v2").unwrap();
-        assert_eq!(
-            target(&base, "x", None).unwrap().as_str(),
-            "https://api.example/v2/x"
-        );
-        // What the rules refuse first is refused here too.
-        assert_eq!(target(&base, "%2e%2e/admin", None), None);
-        assert_eq!(target(&base, "../admin", None), None);
-        let root = Url::parse("http://127.0.0.1:9/").unwrap();
-        assert_eq!(
-            target(&root, "a/b", None).unwrap().as_str(),
-            "http://127.0.0.1:9/a/b"
-        );
-    }
 
     #[test]
     fn hop_by_hop_and_the_callers_credentials_stay_behind() {

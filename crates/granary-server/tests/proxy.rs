@@ -680,3 +680,59 @@ async fn granary_call_on_the_data_directory_uses_the_engine() {
     assert!(!ok, "wiremock's 404 is a failure: {stderr}");
     assert_eq!(api.received_requests().await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn the_instances_api_target_gives_the_base_url_and_the_token_header() {
+    let setup = Setup::start().await;
+    let engine = &setup.state.engine;
+    // The instance's own profile layer: another base URL (the instance-level override) and
+    // the header a Shopify-like API takes the token in.
+    let mut new = NewInstance::new("shop", "box", "granary-client");
+    new.client_secret = Some(SecretString::from("s3cret".to_string()));
+    new.scopes = vec!["root_readonly".to_string()];
+    new.profile = Some(serde_json::json!({"api": {
+        "base_url": format!("{}/admin/api/2024-01", setup.api.uri()),
+        "token_header": "X-Shopify-Access-Token"
+    }}));
+    engine.create_instance(new).await.unwrap();
+    let start = engine.begin_authorization("shop").await.unwrap();
+    engine
+        .complete_authorization(&format!("code=the-code&state={}", start.state))
+        .await
+        .unwrap();
+    Mock::given(method("GET"))
+        .and(path("/admin/api/2024-01/products.json"))
+        .and(header("x-shopify-access-token", "access-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("products"))
+        .mount(&setup.api)
+        .await;
+    let answer = setup
+        .client()
+        .get(format!(
+            "{}/api/v1/instances/shop/proxy/products.json",
+            setup.base
+        ))
+        .bearer_auth(&setup.key)
+        .header("x-shopify-access-token", "the-callers-own")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "products");
+    let received = setup.api_requests().await;
+    assert_eq!(received.len(), 1);
+    let values: Vec<&str> = received[0]
+        .headers
+        .get_all("x-shopify-access-token")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(values, ["access-1"], "the caller's own token header went on");
+    assert!(!received[0].headers.contains_key("authorization"));
+    // The document's server is not where this instance's calls go.
+    assert!(
+        received.iter().all(|r| !r.url.path().starts_with("/v2/")),
+        "a call went to the document's server"
+    );
+    setup.stop().await;
+}
