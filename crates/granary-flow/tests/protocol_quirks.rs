@@ -343,6 +343,18 @@ async fn a_json_token_body_with_basic_or_post_credentials() {
     assert_eq!(posted["client_secret"], SECRET);
     assert!(header(&sent[3], "authorization").is_none());
 
+    // A JSON object cannot hold a member twice; a form body can (RFC 8707 `resource`).
+    let twice = post
+        .clone()
+        .with_token_param("resource", "https://a.example/")
+        .with_token_param("resource", "https://b.example/");
+    let err = exchange(&twice).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ref m) if m.contains("`resource` would be sent twice")),
+        "{err}"
+    );
+    assert_eq!(requests(&server).await.len(), 4, "refused before sending");
+
     // A form body stays the default.
     let server = MockServer::start().await;
     stub(&server, "POST", "/token", token_answer()).await;
@@ -852,6 +864,8 @@ async fn the_error_flag_makes_a_200_with_a_token_an_error() {
         json!({"ok": true, "access_token": "a"}),
         json!({"access_token": "a"}),
         json!({"ok": "yes", "access_token": "a"}),
+        json!({"ok": 0, "access_token": "a"}),
+        json!({"ok": null, "access_token": "a"}),
     ] {
         let (exchanged, _) = errors_of(200, body.clone(), Some("ok")).await;
         assert!(exchanged.is_ok(), "{body}");
