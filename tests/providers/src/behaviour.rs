@@ -255,6 +255,8 @@ pub struct Behaviour {
     /// Extra fields of the code exchange response, by dotted path (`team.id`).
     pub extra_fields: &'static [(&'static str, FieldValue)],
     pub expiry: Expiry,
+    /// `token_type` of the top-level token (`Bearer`; Slack `bot`).
+    pub token_type: &'static str,
     /// Access token lifetime in seconds (also when not sent).
     pub lifetime: u64,
     pub refresh: Refresh,
@@ -369,6 +371,7 @@ impl Behaviour {
             errors_in_200: false,
             extra_fields: &[],
             expiry: Expiry::ExpiresIn,
+            token_type: "Bearer",
             lifetime: 3600,
             refresh: Refresh::RefreshToken {
                 rotating: false,

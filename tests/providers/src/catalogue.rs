@@ -154,6 +154,7 @@ const ALL: &[Behaviour] = &[
         expiry: Expiry::NotSent,
         lifetime: 10 * 365 * 24 * 3600,
         api_urls: &["https://api.stripe.com/v1/account"],
+        token_type: "bearer",
         ..B::standard(
             "stripe-connect",
             "Stripe Connect",
@@ -301,6 +302,7 @@ const ALL: &[Behaviour] = &[
         ],
         lifetime: 43_200,
         api_urls: &["https://slack.com/api/auth.test"],
+        token_type: "bot",
         ..B::standard(
             "slack",
             "Slack",
@@ -315,6 +317,7 @@ const ALL: &[Behaviour] = &[
         refresh: Refresh::NonExpiring,
         form_response_unless_json_accepted: true,
         api_urls: &["https://api.github.com/user"],
+        token_type: "bearer",
         ..B::standard(
             "github",
             "GitHub",
@@ -584,6 +587,7 @@ const ALL: &[Behaviour] = &[
             param: "fb_exchange_token",
         },
         api_urls: &["https://graph.facebook.com/v21.0/me"],
+        token_type: "bearer",
         ..B::standard(
             "facebook",
             "Facebook / Meta",
@@ -980,6 +984,7 @@ const ALL: &[Behaviour] = &[
         expiry: Expiry::ExpiresAt,
         lifetime: 30 * 24 * 3600,
         api_urls: &["https://connect.squareup.com/v2/merchants/me"],
+        token_type: "bearer",
         ..B::standard(
             "square",
             "Square",

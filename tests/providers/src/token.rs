@@ -452,7 +452,7 @@ fn token_fields(
     let b = ctx.behaviour();
     let mut m = Map::new();
     m.insert("access_token".into(), json!(access));
-    m.insert("token_type".into(), json!("Bearer"));
+    m.insert("token_type".into(), json!(b.token_type));
     if let Some(secs) = lifetime {
         match b.expiry {
             Expiry::ExpiresIn => {

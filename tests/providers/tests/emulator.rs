@@ -572,6 +572,26 @@ async fn slack_served_right_nests_the_user_token_and_errors_inside_a_200() {
     );
     assert!(!emu.is_valid_access_token(&renewed));
     assert_eq!(emu.revoked(), vec![renewed]);
+
+    // Bot scopes in `scope`: the bot token at the top level.
+    let callback = authorize(
+        &emu,
+        &emu.example_url(emu.behaviour().authorization_url()),
+        &[
+            ("client_id", CLIENT_ID),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT_URI),
+            ("scope", "channels:read,chat:write"),
+        ],
+    )
+    .await
+    .expect("authorized");
+    let mut form = exchange.to_vec();
+    form[1] = ("code", callback["code"].as_str());
+    let (_, body) = post_form(&token_url, &form, false).await;
+    assert_eq!(text(&body, "token_type").as_deref(), Some("bot"), "{body}");
+    assert!(emu.is_valid_access_token(&text(&body, "access_token").expect("bot token")));
+    assert!(body["authed_user"].get("access_token").is_none(), "{body}");
     emu.stop().await;
 }
 
