@@ -198,6 +198,94 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
     }
 
+    /// A file written before provider profiles (schema version 6, an instance and its token
+    /// without connection fields, profile or kept values) opens, is migrated, its records
+    /// decode with them empty, and the new fields are kept from then on.
+    #[tokio::test]
+    async fn a_version_6_database_migrates_and_keeps_profile_fields() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("granary.db");
+        {
+            let old = rusqlite::Connection::open(&path).expect("sqlite opens");
+            for migration in &MIGRATIONS[..6] {
+                old.execute_batch(migration)
+                    .expect("schema up to version 6");
+            }
+            old.pragma_update(None, "user_version", 6)
+                .expect("user_version");
+            old.pragma_update(None, "application_id", APPLICATION_ID)
+                .expect("application_id");
+            old.execute_batch(
+                r#"
+                INSERT INTO integrations VALUES ('api', 'sha256:0', '{}', 0);
+                INSERT INTO instances VALUES ('old', 'api', 'oauth', 'client', NULL, '["read"]',
+                    'http://127.0.0.1/admin/oauth/', NULL, NULL, '[]', '[]', '[]', 'none',
+                    'authorized', 0, 0, 4, 600);
+                INSERT INTO tokens VALUES ('old', x'0102', NULL, 'Bearer', NULL, NULL, 5, NULL, 3);
+                "#,
+            )
+            .expect("records of version 6");
+        }
+
+        let store = SqliteStore::open(&path)
+            .await
+            .expect("a version 6 file opens");
+        let mut instance = store
+            .get_instance("old")
+            .await
+            .expect("the old instance decodes")
+            .expect("the old instance is there");
+        assert_eq!(instance.version, 4);
+        assert_eq!(instance.token_lifetime, Some(600));
+        assert!(instance.connection.is_empty());
+        assert_eq!(instance.profile, None);
+        let mut token = store
+            .get_token("old")
+            .await
+            .expect("the old token decodes")
+            .expect("the old token is there");
+        assert_eq!(token.version, 3);
+        assert!(token.kept.is_empty());
+
+        instance
+            .connection
+            .insert("subdomain".to_string(), "acme".to_string());
+        instance.profile = Some(serde_json::json!({ "pkce": false }));
+        assert_eq!(
+            store.update_instance(&instance).await.expect("an update"),
+            5
+        );
+        token.kept.insert("realmId".to_string(), "123".to_string());
+        store
+            .put_token("old", &token_without_version(token.clone()), Some(3))
+            .await
+            .expect("a token write after the migration");
+        drop(store);
+
+        let store = SqliteStore::open(&path).await.expect("it opens again");
+        let read = store
+            .get_instance("old")
+            .await
+            .expect("get_instance")
+            .expect("the instance");
+        assert_eq!(read.connection, instance.connection);
+        assert_eq!(read.profile, instance.profile);
+        let read = store
+            .get_token("old")
+            .await
+            .expect("get_token")
+            .expect("the token");
+        assert_eq!(read.kept, token.kept);
+        drop(store);
+
+        let check = rusqlite::Connection::open(&path).expect("sqlite opens");
+        let version: i64 = check
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("user_version");
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(SCHEMA_VERSION, 7);
+    }
+
     fn token_without_version(mut token: granary_store::TokenRecord) -> granary_store::TokenRecord {
         token.version = 0;
         token

@@ -254,6 +254,10 @@ pub async fn instance_update_cas(store: &dyn Store) -> CheckResult {
     read.status = InstanceStatus::Authorized;
     read.scopes = vec!["read".to_string()];
     read.token_url = None;
+    read.connection
+        .insert("hostname".to_string(), "eu.provider.example".to_string());
+    read.connection.remove("tenant");
+    read.profile = Some(serde_json::json!({ "refresh": "none", "pkce": true }));
     read.updated = at(1_000);
     let version = store
         .update_instance(&read)
@@ -693,7 +697,7 @@ pub async fn token_round_trip(store: &dyn Store) -> CheckResult {
 
 /// Token writes are compare-and-swap: a stale writer gets `Conflict` and never overwrites.
 pub async fn token_cas(store: &dyn Store) -> CheckResult {
-    const C: &str = "put_token writes only over the expected version and returns version + 1";
+    const C: &str = "put_token writes only over the expected version, stores the record as given (its kept values included), and returns version + 1";
     seed(store, C, &["x", "y"]).await?;
     store
         .put_token("x", &token("v1"), None)
@@ -706,6 +710,12 @@ pub async fn token_cas(store: &dyn Store) -> CheckResult {
     ensure(version == 2, C, || {
         format!("returned version {version} after version 1")
     })?;
+    let got = store.get_token("x").await.or_break(C, "get_token")?;
+    ensure(
+        got.as_ref().is_some_and(|g| same_token(g, &token("v2"), 2)),
+        C,
+        || format!("wrote v2 over v1, read {got:?}"),
+    )?;
 
     const STALE: &str =
         "put_token with a stale version fails with Conflict and never overwrites a newer token";

@@ -40,6 +40,9 @@ bugs![
     IntegrationsListedReversed,
     InstanceDropsHeaders,
     InstanceDropsTokenLifetime,
+    InstanceDropsConnection,
+    InstanceDropsProfile,
+    UpdateKeepsConnectionAndProfile,
     CreateOverwrites,
     UpdateIgnoresVersion,
     DeleteDoesNothing,
@@ -51,6 +54,8 @@ bugs![
     TakeNotAtomic,
     // Tokens.
     TokenLosesRetryAt,
+    TokenDropsKept,
+    TokenCasKeepsKept,
     TokenIgnoresVersion,
     TokenDeleteIgnoresVersion,
     TokenCasNotAtomic,
@@ -241,6 +246,8 @@ impl Store for Broken {
         match self.bug {
             Bug::InstanceDropsHeaders => instance.extra_token_headers.clear(),
             Bug::InstanceDropsTokenLifetime => instance.token_lifetime = None,
+            Bug::InstanceDropsConnection => instance.connection.clear(),
+            Bug::InstanceDropsProfile => instance.profile = None,
             Bug::SecretTruncated => {
                 if let Some(secret) = &instance.client_secret {
                     let bytes = secret.as_bytes();
@@ -272,10 +279,22 @@ impl Store for Broken {
     }
     async fn update_instance(&self, instance: &Instance) -> Result<u64> {
         let mut instance = instance.clone();
-        if self.bug == Bug::UpdateIgnoresVersion {
-            if let Some(current) = self.inner.get_instance(&instance.id).await? {
-                instance.version = current.version;
+        match self.bug {
+            Bug::UpdateIgnoresVersion => {
+                if let Some(current) = self.inner.get_instance(&instance.id).await? {
+                    instance.version = current.version;
+                }
             }
+            Bug::InstanceDropsConnection => instance.connection.clear(),
+            Bug::InstanceDropsProfile => instance.profile = None,
+            Bug::UpdateKeepsConnectionAndProfile => {
+                // An UPDATE statement that leaves the new columns out.
+                if let Some(current) = self.inner.get_instance(&instance.id).await? {
+                    instance.connection = current.connection;
+                    instance.profile = current.profile;
+                }
+            }
+            _ => {}
         }
         let result = self.inner.update_instance(&instance).await;
         self.record_result(&instance.id, &result, Write::Record)
@@ -350,6 +369,16 @@ impl Store for Broken {
             .entry(instance.to_string())
             .or_insert(token.expires_at);
         let mut token = token.clone();
+        match self.bug {
+            Bug::TokenDropsKept => token.kept.clear(),
+            Bug::TokenCasKeepsKept if expected.is_some() => {
+                // A compare-and-swap UPDATE that leaves the kept values out.
+                if let Some(current) = self.inner.get_token(instance).await? {
+                    token.kept = current.kept;
+                }
+            }
+            _ => {}
+        }
         let result = match self.bug {
             Bug::TokenLosesRetryAt => {
                 if let Some(outcome) = &mut token.last_refresh {
@@ -407,6 +436,17 @@ impl Store for Broken {
         holder: &str,
         now: Timestamp,
     ) -> Result<u64> {
+        let mut token = token.clone();
+        match self.bug {
+            Bug::TokenDropsKept => token.kept.clear(),
+            Bug::TokenCasKeepsKept => {
+                if let Some(current) = self.inner.get_token(instance).await? {
+                    token.kept = current.kept;
+                }
+            }
+            _ => {}
+        }
+        let token = &token;
         let result = match self.bug {
             Bug::FenceIgnoresLease => {
                 self.inner
@@ -845,6 +885,29 @@ const STORE_CASES: &[Case] = &[
         "stores every field",
     ),
     case(
+        Bug::InstanceDropsConnection,
+        &[
+            "instance_round_trip",
+            "instance_create_rules",
+            "instance_update_cas",
+        ],
+        "stores every field",
+    ),
+    case(
+        Bug::InstanceDropsProfile,
+        &[
+            "instance_round_trip",
+            "instance_create_rules",
+            "instance_update_cas",
+        ],
+        "stores every field",
+    ),
+    case(
+        Bug::UpdateKeepsConnectionAndProfile,
+        &["instance_update_cas"],
+        "update_instance writes only over the version",
+    ),
+    case(
         Bug::CreateOverwrites,
         &["instance_create_rules", "changes_not_on_failed_writes"],
         "AlreadyExists on a taken id",
@@ -903,6 +966,27 @@ const STORE_CASES: &[Case] = &[
             "token_put_fenced",
         ],
         "returns the record unchanged",
+    ),
+    case(
+        Bug::TokenDropsKept,
+        &[
+            "token_round_trip",
+            "token_cas",
+            "token_delete_is_compare_and_swap",
+            "token_cas_concurrent",
+            "token_put_fenced",
+        ],
+        "returns the record unchanged",
+    ),
+    case(
+        Bug::TokenCasKeepsKept,
+        &[
+            "token_cas",
+            "token_delete_is_compare_and_swap",
+            "token_cas_concurrent",
+            "token_put_fenced",
+        ],
+        "stores the record as given (its kept values included)",
     ),
     case(
         Bug::TokenIgnoresVersion,
