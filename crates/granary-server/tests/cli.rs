@@ -502,3 +502,159 @@ fn instance_list_pages_with_limit_and_after() {
     assert_eq!(ids(&ok(&page)), ["box-1", "box-2", "box-3"]);
     assert!(String::from_utf8_lossy(&page.stderr).contains("next page: --after box-3"));
 }
+
+/// The Box document with its URLs on a shop's host, as Shopify's are: the catalogue's
+/// Shopify profile recognises it.
+fn shopify_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("shop.json");
+    let text = std::fs::read_to_string(box_file(dir))
+        .unwrap()
+        .replace(
+            "https://account.box.com/api/oauth2/authorize",
+            "https://shop.myshopify.com/admin/oauth/authorize",
+        )
+        .replace(
+            "https://api.box.com/oauth2/token",
+            "https://shop.myshopify.com/admin/oauth/access_token",
+        );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn instances_take_connection_fields_and_profiles_and_show_the_applied_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let document = shopify_file(dir.path());
+    let imported = ok(&granary(
+        &data,
+        &["import", document.to_str().unwrap(), "--name", "shop"],
+        None,
+    ));
+    assert!(
+        imported.contains("provider profile: Recognised Shopify"),
+        "{imported}"
+    );
+    let create = |id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "instance",
+            "create",
+            id,
+            "--integration",
+            "shop",
+            "--client-id",
+            "cid",
+        ];
+        args.extend_from_slice(extra);
+        granary(&data, &args, None)
+    };
+    let refused = create("bad", &["--connection", "shop=no!"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("`shop`") && stderr.contains("no!"),
+        "{stderr}"
+    );
+    let refused = create("bad", &["--connection", "shop"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("NAME=VALUE"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    ok(&create("acme", &["--connection", "shop=acme"]));
+    let shown = ok(&granary(&data, &["instance", "show", "acme"], None));
+    assert!(shown.contains("connection: shop=acme"), "{shown}");
+    assert!(
+        shown.contains("provider profile: Recognised Shopify"),
+        "{shown}"
+    );
+    assert!(shown.contains("  - joins scopes with `,`"), "{shown}");
+    assert!(shown.contains("kept: -"), "{shown}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&granary(
+        &data,
+        &["instance", "show", "acme", "--json"],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(json["connection"]["shop"], "acme");
+    assert_eq!(json["provider_profile"]["fields"][0]["name"], "shop");
+
+    // `--profile none`: no catalogue profile; the shop is then no field of the instance.
+    let refused = granary(
+        &data,
+        &["instance", "update", "acme", "--profile", "none"],
+        None,
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("`shop` is not a connection field"),
+        "{stderr}"
+    );
+    ok(&create("plain", &["--profile", "none"]));
+    let shown = ok(&granary(&data, &["instance", "show", "plain"], None));
+    assert!(shown.contains("own profile settings: \"none\""), "{shown}");
+    assert!(
+        shown.contains("provider profile: none: the standard applies"),
+        "{shown}"
+    );
+    let listed = ok(&granary(&data, &["providers"], None));
+    assert!(
+        listed.lines().any(|l| l.starts_with("shopify\tShopify\t")),
+        "{listed}"
+    );
+
+    // Against a server: the same through the API, with a profile object from a file.
+    let key = ok(&granary(
+        &data,
+        &["api-key", "create", "profiles", "--role", "admin"],
+        None,
+    ))
+    .trim()
+    .to_string();
+    let profile_file = dir.path().join("profile.json");
+    std::fs::write(&profile_file, r#"{"authorization": {"pkce": false}}"#).unwrap();
+    let server = serve(&data);
+    let remote = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--server", &server.base, "--api-key", &key]);
+        granary(&data, &all, None)
+    };
+    let profile_arg = format!("@{}", profile_file.display());
+    ok(&remote(&[
+        "instance",
+        "create",
+        "remote",
+        "--integration",
+        "shop",
+        "--client-id",
+        "cid",
+        "--connection",
+        "shop=remote-shop",
+        "--profile",
+        &profile_arg,
+    ]));
+    let shown = ok(&remote(&["instance", "show", "remote"]));
+    assert!(shown.contains("connection: shop=remote-shop"), "{shown}");
+    assert!(
+        shown.contains("Recognised Shopify") && shown.contains("then the instance's own settings"),
+        "{shown}"
+    );
+    assert!(shown.contains("  - no PKCE"), "{shown}");
+    let refused = remote(&["instance", "update", "remote", "--profile", "none"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("`shop` is not a connection field"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    ok(&remote(&["instance", "update", "remote", "--profile", ""]));
+    let shown = ok(&remote(&["instance", "show", "remote"]));
+    assert!(!shown.contains("own profile settings"), "{shown}");
+    assert!(!shown.contains("no PKCE"), "{shown}");
+    let listed = ok(&remote(&["providers"]));
+    assert!(
+        listed.lines().any(|l| l.starts_with("shopify\tShopify\t")),
+        "{listed}"
+    );
+}
