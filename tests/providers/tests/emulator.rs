@@ -1524,3 +1524,103 @@ async fn concurrent_refreshes_with_one_rotating_refresh_token_leave_one_winner()
     );
     emu.stop().await;
 }
+
+#[tokio::test]
+async fn exchange_and_refresh_parameters_and_the_body_format_are_required_where_the_provider_wants_them()
+ {
+    // A Basecamp-like behaviour: type=web_server on the exchange, type=refresh on refresh.
+    let basecamp = Behaviour {
+        exchange_params: &[("type", "web_server")],
+        refresh_params: &[("type", "refresh")],
+        ..Behaviour::named("gitlab").expect("gitlab")
+    };
+    let emu = Emulator::start(basecamp).await.expect("start");
+    let token_url = emu.example_url(emu.behaviour().token_url());
+    let callback = authorize(
+        &emu,
+        &emu.example_url(emu.behaviour().authorization_url()),
+        &[
+            ("client_id", CLIENT_ID),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT_URI),
+        ],
+    )
+    .await
+    .expect("authorized");
+    let first = callback["code"].clone();
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", first.as_str()),
+        ("redirect_uri", REDIRECT_URI),
+    ];
+    let (status, body) = post_form(&token_url, &form, true).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        why(status, &body).contains("type=web_server is required"),
+        "{body}"
+    );
+    form.push(("type", "web_server"));
+    let (status, body) = post_form(&token_url, &form, true).await;
+    assert_eq!(
+        status, 200,
+        "a refused exchange leaves the code usable: {body}"
+    );
+    let refresh = text(&body, "refresh_token").expect("refresh token");
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let (status, body) = post_form(&token_url, &form, true).await;
+    assert!(
+        why(status, &body).contains("type=refresh is required"),
+        "{body}"
+    );
+    form.push(("type", "refresh"));
+    let (status, body) = post_form(&token_url, &form, true).await;
+    assert_eq!(status, 200, "{body}");
+    emu.stop().await;
+
+    // Notion takes JSON only, and Basic only.
+    let emu = Emulator::start(Behaviour::named("notion").expect("notion"))
+        .await
+        .expect("start");
+    let callback = authorize(
+        &emu,
+        &emu.example_url(emu.behaviour().authorization_url()),
+        &[
+            ("client_id", CLIENT_ID),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT_URI),
+            ("owner", "user"),
+        ],
+    )
+    .await
+    .expect("authorized");
+    let token_url = emu.example_url(emu.behaviour().token_url());
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("code", callback["code"].as_str()),
+        ("redirect_uri", REDIRECT_URI),
+    ];
+    let (status, body) = post_form(&token_url, &fields, true).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(why(status, &body).contains("takes a JSON body"), "{body}");
+    let json: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+        .collect();
+    let response = http()
+        .post(&token_url)
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .json(&json)
+        .send()
+        .await
+        .expect("sent");
+    let (status, body) = answer(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        text(&body, "workspace_id").as_deref(),
+        Some("ws-emulator-0001")
+    );
+    emu.stop().await;
+}
