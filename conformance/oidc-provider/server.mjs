@@ -26,6 +26,13 @@
 //   POST /__granary/stats/reset  -> 204, counters back to zero
 //   ANY  /__granary/page         -> 200, an HTML page (what a token URL that points at a web
 //                                   page, such as a sign-in or documentation page, answers)
+//   POST /__granary/revoke-access-token (form token=...)
+//                                -> 204 when that access token existed and is now revoked, 404
+//                                   otherwise; unlike /token/revocation (which revokes the whole
+//                                   grant, refresh token included), the grant stays usable: a
+//                                   provider that revoked one access token
+// Token introspection (RFC 7662) is on at /token/introspection: a resource server of the run
+// authenticates as a client of the clients file.
 // Refresh tokens are issued when the scope has offline_access and the request prompt=consent.
 
 import { randomBytes } from 'node:crypto';
@@ -154,6 +161,7 @@ server.listen(options.port, '127.0.0.1', () => {
     features: {
       devInteractions: { enabled: true },
       revocation: { enabled: true },
+      introspection: { enabled: true },
       userinfo: { enabled: true },
     },
     async findAccount(_ctx, id) {
@@ -175,6 +183,19 @@ server.listen(options.port, '127.0.0.1', () => {
       ctx.type = 'html';
       ctx.body = '<!DOCTYPE html><html><head><title>Developer documentation</title></head>'
         + '<body><h1>Sign in to continue</h1><p>This is a web page, not an API endpoint.</p></body></html>';
+      return;
+    }
+    if (ctx.path === '/__granary/revoke-access-token' && ctx.method === 'POST') {
+      const form = new URLSearchParams(await new Promise((resolve, reject) => {
+        let text = '';
+        ctx.req.setEncoding('utf8');
+        ctx.req.on('data', (chunk) => { text += chunk; });
+        ctx.req.on('end', () => resolve(text));
+        ctx.req.on('error', reject);
+      }));
+      const token = await provider.AccessToken.find(form.get('token') ?? '');
+      if (token) await token.destroy();
+      ctx.status = token ? 204 : 404;
       return;
     }
     if (ctx.path === '/__granary/stats/reset' && ctx.method === 'POST') {

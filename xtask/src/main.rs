@@ -29,7 +29,7 @@ commands:
                             with no optional features, all tests, the example
                             backend, every conformance suite
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
-                            facade, browser, lifecycle, multinode
+                            facade, browser, lifecycle, multinode, proxy
   docs                      the docs and packaging steps of `test` alone: rustdoc
                             with warnings denied, every README example a doc test,
                             `cargo package --list` of each published crate
@@ -38,7 +38,7 @@ commands:
   bench [TARGET...]         run benchmarks (default: all) that print a ratio against a
                             baseline measured in the same run:
                             openapi, store, facade, server, postgres, multinode,
-                            scale
+                            scale, proxy
   demo                      offline demo: oidc-provider and granary with an instance
                             ready to authorize; prints what to open
   mutants [FILE...]         cargo-mutants (installed pinned when missing) over the code

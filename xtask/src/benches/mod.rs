@@ -4,6 +4,7 @@
 mod facade;
 mod multinode;
 mod openapi;
+mod proxy;
 mod scale;
 mod server;
 mod store;
@@ -21,6 +22,7 @@ const BENCHES: &[Bench] = &[
     ("postgres", store::bench_postgres),
     ("multinode", multinode::bench),
     ("scale", scale::bench),
+    ("proxy", proxy::bench),
 ];
 
 /// Runs the bench targets named (all when none is), stopping at the first that fails.

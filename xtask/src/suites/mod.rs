@@ -7,6 +7,7 @@ pub mod flow;
 pub mod lifecycle;
 pub mod multinode;
 pub mod openapi;
+pub mod proxy;
 pub mod store;
 
 use crate::cmd::{Ctx, Failure};
@@ -22,6 +23,7 @@ const SUITES: &[Suite] = &[
     ("browser", browser::conformance),
     ("lifecycle", lifecycle::conformance),
     ("multinode", multinode::conformance),
+    ("proxy", proxy::conformance),
 ];
 
 /// Runs the suites named (all when none is), each to its end; fails naming those that failed.
