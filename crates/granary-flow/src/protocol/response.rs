@@ -275,25 +275,19 @@ pub(crate) fn classify(
 /// Error codes that mean what `invalid_client` means, as providers spell them (Slack).
 const CLIENT_ERRORS: &[&str] = &["invalid_client", "invalid_client_id", "bad_client_secret"];
 
-/// Error codes that mean what `invalid_grant` means: the code or the refresh token is dead,
-/// as providers spell them (Slack: `invalid_refresh_token`, `invalid_code`,
-/// `code_already_used`, `token_revoked`).
-const GRANT_ERRORS: &[&str] = &[
-    "invalid_grant",
-    "invalid_refresh_token",
-    "invalid_code",
-    "code_already_used",
-    "token_revoked",
-];
+/// Error codes of a refresh that mean what `invalid_grant` means there: the refresh token is
+/// dead, as providers spell it (Slack: `invalid_refresh_token`, `token_revoked`). Only at
+/// refresh: at a code exchange such codes say other things (Zoho answers `invalid_code` from
+/// the wrong data centre).
+const REFRESH_TOKEN_ERRORS: &[&str] = &["invalid_grant", "invalid_refresh_token", "token_revoked"];
 
 fn oauth_failure(details: OAuthError, status: u16, ctx: &RequestContext<'_>) -> Error {
-    let error = details.error.as_str();
-    let error = if CLIENT_ERRORS.contains(&error) {
-        "invalid_client"
-    } else if GRANT_ERRORS.contains(&error) {
-        "invalid_grant"
-    } else {
-        error
+    let error = match details.error.as_str() {
+        error if CLIENT_ERRORS.contains(&error) => "invalid_client",
+        error if ctx.operation == Operation::Refresh && REFRESH_TOKEN_ERRORS.contains(&error) => {
+            "invalid_grant"
+        }
+        error => error,
     };
     match (error, ctx.operation) {
         ("invalid_client", _) => Error::InvalidClient {
