@@ -17,6 +17,7 @@ mod records;
 mod sealed;
 mod store;
 mod time;
+mod webhooks;
 
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
@@ -31,6 +32,10 @@ pub use records::{
 pub use sealed::Sealed;
 pub use store::{Capabilities, Store};
 pub use time::Timestamp;
+pub use webhooks::{
+    DELIVERY_ATTEMPTS_KEPT, DeliveryAttempt, DeliveryOutcome, DeliveryState, ReconnectLink,
+    WebhookDelivery, WebhookEndpoint, keep_newest_attempts,
+};
 
 /// The examples of this crate's README.md, compiled and run as doc tests.
 #[cfg(doctest)]

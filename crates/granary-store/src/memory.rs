@@ -8,8 +8,9 @@ use async_trait::async_trait;
 
 use crate::query::{InstanceCounts, InstanceFilter, InstanceToken, InstanceWithToken, select_due};
 use crate::{
-    AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance,
-    Integration, Lease, PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, DeliveryAttempt,
+    DeliveryOutcome, Error, Instance, Integration, Lease, PendingAuthorization, ReconnectLink,
+    Result, Sealed, Store, Timestamp, TokenRecord, WebhookDelivery, WebhookEndpoint,
 };
 
 /// A store in the memory of one process: for tests, demos and single-run tools.
@@ -40,6 +41,12 @@ struct State {
     sessions: BTreeMap<String, (AdminSession, Option<String>)>,
     /// API keys by id.
     api_keys: BTreeMap<String, ApiKeyRecord>,
+    /// Webhook endpoints by id.
+    webhook_endpoints: BTreeMap<String, WebhookEndpoint>,
+    /// Webhook deliveries by id.
+    deliveries: BTreeMap<String, WebhookDelivery>,
+    /// Reconnect links by digest (taking one removes it).
+    reconnect_links: BTreeMap<String, ReconnectLink>,
 }
 
 impl MemoryStore {
@@ -508,5 +515,155 @@ impl Store for MemoryStore {
 
     async fn revoke_api_key(&self, id: &str) -> Result<bool> {
         Ok(self.state().api_keys.remove(id).is_some())
+    }
+
+    async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<()> {
+        self.state()
+            .webhook_endpoints
+            .insert(endpoint.id.clone(), endpoint.clone());
+        Ok(())
+    }
+
+    async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>> {
+        Ok(self.state().webhook_endpoints.values().cloned().collect())
+    }
+
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<bool> {
+        let mut state = self.state();
+        let existed = state.webhook_endpoints.remove(id).is_some();
+        state.deliveries.retain(|_, d| d.endpoint != id);
+        Ok(existed)
+    }
+
+    async fn enqueue_deliveries(&self, deliveries: &[WebhookDelivery]) -> Result<()> {
+        let mut state = self.state();
+        let mut ids = std::collections::BTreeSet::new();
+        for delivery in deliveries {
+            if state.deliveries.contains_key(&delivery.id) || !ids.insert(delivery.id.as_str()) {
+                return Err(Error::already_exists(format!(
+                    "webhook delivery `{}`",
+                    delivery.id
+                )));
+            }
+            if !state.webhook_endpoints.contains_key(&delivery.endpoint) {
+                return Err(Error::not_found(format!(
+                    "webhook endpoint `{}`",
+                    delivery.endpoint
+                )));
+            }
+        }
+        for delivery in deliveries {
+            state
+                .deliveries
+                .insert(delivery.id.clone(), delivery.clone());
+        }
+        Ok(())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        holder: &str,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let mut state = self.state();
+        let mut due: Vec<(Timestamp, String)> = state
+            .deliveries
+            .values()
+            .filter(|d| d.is_claimable(now))
+            .map(|d| (d.next_attempt, d.id.clone()))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        let mut claimed = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            if let Some(delivery) = state.deliveries.get_mut(&id) {
+                delivery.claim(holder, until);
+                claimed.push(delivery.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn finish_delivery_attempt(
+        &self,
+        id: &str,
+        holder: &str,
+        now: Timestamp,
+        attempt: DeliveryAttempt,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool> {
+        let mut state = self.state();
+        match state.deliveries.get_mut(id) {
+            Some(delivery) if delivery.is_claimed_by(holder, now) => {
+                delivery.finish_attempt(now, attempt, outcome);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn list_deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<WebhookDelivery>> {
+        let state = self.state();
+        let mut listed: Vec<&WebhookDelivery> = state
+            .deliveries
+            .values()
+            .filter(|d| d.endpoint == endpoint)
+            .collect();
+        listed.sort_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
+        Ok(listed.into_iter().take(limit).cloned().collect())
+    }
+
+    async fn purge_finished_deliveries(&self, before: Timestamp) -> Result<u64> {
+        let mut state = self.state();
+        let count = state.deliveries.len();
+        state.deliveries.retain(|_, d| !d.is_purgeable(before));
+        Ok(u64::try_from(count - state.deliveries.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn create_reconnect_link(&self, link: &ReconnectLink) -> Result<()> {
+        let mut state = self.state();
+        if state.reconnect_links.contains_key(&link.digest) {
+            return Err(Error::already_exists("reconnect link with this digest"));
+        }
+        state
+            .reconnect_links
+            .insert(link.digest.clone(), link.clone());
+        Ok(())
+    }
+
+    async fn find_reconnect_link(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ReconnectLink>> {
+        Ok(self
+            .state()
+            .reconnect_links
+            .get(digest)
+            .filter(|link| !link.is_expired(now))
+            .cloned())
+    }
+
+    async fn take_reconnect_link(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ReconnectLink>> {
+        let mut state = self.state();
+        match state.reconnect_links.get(digest) {
+            Some(link) if !link.is_expired(now) => Ok(state.reconnect_links.remove(digest)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn purge_expired_reconnect_links(&self, now: Timestamp) -> Result<u64> {
+        let mut state = self.state();
+        let count = state.reconnect_links.len();
+        state
+            .reconnect_links
+            .retain(|_, link| !link.is_expired(now));
+        Ok(u64::try_from(count - state.reconnect_links.len()).unwrap_or(u64::MAX))
     }
 }

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 
 use crate::query::{self, InstanceCounts, InstanceFilter, InstanceToken, InstanceWithToken};
 use crate::{
-    AdminSession, ApiKeyRecord, Changes, Error, Instance, Integration, Lease, PendingAuthorization,
-    Result, Sealed, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, Changes, DeliveryAttempt, DeliveryOutcome, Error, Instance,
+    Integration, Lease, PendingAuthorization, ReconnectLink, Result, Sealed, Timestamp,
+    TokenRecord, WebhookDelivery, WebhookEndpoint,
 };
 
 /// What a backend promises beyond the contracts every backend keeps.
@@ -394,6 +395,125 @@ pub trait Store: Send + Sync {
         let _ = id;
         Err(unsupported_api_keys())
     }
+
+    // Webhooks and reconnect links (issue 16): kept in the store so that every node sees
+    // them and a restart loses no pending delivery. The defaults answer `Unsupported`, like
+    // the server's state above; every backend of this workspace implements them.
+
+    /// Stores `endpoint` under its id, creating it or replacing the one stored (its
+    /// deliveries stay).
+    async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<()> {
+        let _ = endpoint;
+        Err(unsupported_webhooks())
+    }
+
+    /// Every webhook endpoint, ordered by id.
+    async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>> {
+        Err(unsupported_webhooks())
+    }
+
+    /// Removes the endpoint `id` and every delivery to it, atomically (no reader sees the
+    /// deliveries without the endpoint); returns whether the endpoint existed.
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<bool> {
+        let _ = id;
+        Err(unsupported_webhooks())
+    }
+
+    /// Stores `deliveries` as given, all or none: when one's id is taken (or appears twice)
+    /// the answer is `AlreadyExists`, when one's endpoint does not exist `NotFound`, and
+    /// nothing is stored.
+    async fn enqueue_deliveries(&self, deliveries: &[WebhookDelivery]) -> Result<()> {
+        let _ = deliveries;
+        Err(unsupported_webhooks())
+    }
+
+    /// Claims up to `limit` deliveries for `holder` until `until`, atomically, and returns
+    /// them as claimed: those that are `Pending`, due (`next_attempt <= now`) and unclaimed
+    /// or with an expired claim (`claimed_until <= now`), the oldest `next_attempt` first
+    /// (then by id). Each gets `claimed_by = holder` and `claimed_until = until`.
+    ///
+    /// Of any number of concurrent claimers (tasks, processes, nodes on a shared store), no
+    /// two ever get the same delivery while its claim lives: this is how each delivery is
+    /// sent once. A claim that expired (its holder died) is handed out again.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        holder: &str,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let _ = (now, holder, until, limit);
+        Err(unsupported_webhooks())
+    }
+
+    /// Records an attempt on delivery `id` by `holder`, only when `holder` holds a live
+    /// claim on it at `now` (`claimed_by == holder`, `claimed_until > now`); otherwise
+    /// (missing, unclaimed, claimed by another, expired) answers `Ok(false)` and changes
+    /// nothing. Appends `attempt` (keeping the newest
+    /// [`DELIVERY_ATTEMPTS_KEPT`](crate::DELIVERY_ATTEMPTS_KEPT)), sets the state and
+    /// `next_attempt` from `outcome` (`RetryAt(t)`: `Pending` due at `t`; `Delivered` and
+    /// `GaveUp`: finished, `next_attempt = now`) and clears the claim, atomically.
+    async fn finish_delivery_attempt(
+        &self,
+        id: &str,
+        holder: &str,
+        now: Timestamp,
+        attempt: DeliveryAttempt,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool> {
+        let _ = (id, holder, now, attempt, outcome);
+        Err(unsupported_webhooks())
+    }
+
+    /// The deliveries to endpoint `endpoint` (the delivery log), newest `created` first
+    /// (then by id, descending), at most `limit`.
+    async fn list_deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<WebhookDelivery>> {
+        let _ = (endpoint, limit);
+        Err(unsupported_webhooks())
+    }
+
+    /// Removes every `Delivered` or `Failed` delivery with `created < before` (never a
+    /// pending one); returns how many.
+    async fn purge_finished_deliveries(&self, before: Timestamp) -> Result<u64> {
+        let _ = before;
+        Err(unsupported_webhooks())
+    }
+
+    /// Stores `link` under its digest. Fails with `AlreadyExists` (and changes nothing) when
+    /// the digest is taken.
+    async fn create_reconnect_link(&self, link: &ReconnectLink) -> Result<()> {
+        let _ = link;
+        Err(unsupported_reconnect_links())
+    }
+
+    /// The link with this digest, unexpired at `now` (`expires > now`) and not taken, or
+    /// `None`. Does not take it.
+    async fn find_reconnect_link(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ReconnectLink>> {
+        let _ = (digest, now);
+        Err(unsupported_reconnect_links())
+    }
+
+    /// Removes the link with this digest and returns it, atomically and at most once: of any
+    /// number of concurrent takers (in any process sharing the store), one gets it and the
+    /// others get `None`. An expired link (`expires <= now`) is never returned.
+    async fn take_reconnect_link(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ReconnectLink>> {
+        let _ = (digest, now);
+        Err(unsupported_reconnect_links())
+    }
+
+    /// Removes every link with `expires <= now`; returns how many.
+    async fn purge_expired_reconnect_links(&self, now: Timestamp) -> Result<u64> {
+        let _ = now;
+        Err(unsupported_reconnect_links())
+    }
 }
 
 fn unsupported_sessions() -> Error {
@@ -407,5 +527,19 @@ fn unsupported_api_keys() -> Error {
     Error::unsupported(
         "this store keeps no API keys: use a backend that implements the API key methods of \
          `Store` (every backend of granary does)",
+    )
+}
+
+fn unsupported_webhooks() -> Error {
+    Error::unsupported(
+        "this store keeps no webhooks: use a backend that implements the webhook methods of \
+         `Store` (every backend of granary does)",
+    )
+}
+
+fn unsupported_reconnect_links() -> Error {
+    Error::unsupported(
+        "this store keeps no reconnect links: use a backend that implements the reconnect \
+         link methods of `Store` (every backend of granary does)",
     )
 }
