@@ -106,7 +106,13 @@ fn match_tokens(tokens: &[Token], actual: &[u8], values: &mut Vec<(String, Strin
                 && match_tokens(rest, &actual[lit.len()..], values)
         }
         Token::Field(name, kind) => {
-            let allowed = actual.iter().take_while(|b| allowed(*kind, **b)).count();
+            // A hostname is at most 253 characters, a path segment here at most 255: the cap
+            // keeps a hostile long path from making the backtracking quadratic.
+            let allowed = actual
+                .iter()
+                .take_while(|b| allowed(*kind, **b))
+                .take(255)
+                .count();
             // Longest first, so that `{hostname}` takes all of `acme.my.salesforce.com`.
             for end in (1..=allowed).rev() {
                 let candidate = &actual[..end];
@@ -201,6 +207,20 @@ mod tests {
         );
         assert_eq!(
             matches(t, ".myshopify.com/admin/oauth/authorize", SHOP),
+            None
+        );
+    }
+
+    #[test]
+    fn a_long_hostile_path_is_refused_quickly() {
+        let long = format!("{}.auth0.com/authorize", "a".repeat(1 << 20));
+        let fields = [Field {
+            name: "subdomain",
+            kind: FieldKind::Labels,
+            example: "acme.us",
+        }];
+        assert_eq!(
+            matches("{subdomain}.auth0.com/authorize", &long, &fields),
             None
         );
     }
