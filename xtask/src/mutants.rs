@@ -6,7 +6,8 @@
 //! root) only those. Each mutant is built and the tests of its package run against it.
 //! A missed mutant fails the run unless `xtask/mutants-accepted.txt` lists it (one line
 //! each: `FILE: MUTATION # why it is equivalent`, the mutation as cargo-mutants names it,
-//! without its line and column, so that edits elsewhere in the file keep the entry). The
+//! without its line and column, so that edits elsewhere in the file keep the entry; an
+//! entry accepts one missed mutant, so two of the same name need two entries). The
 //! last line is `mutants: tested=N caught=N missed=N unviable=N timeout=N`, where `missed`
 //! counts the missed mutants that are not listed; accepted ones are reported above it.
 //! Not part of `cargo xtask test`: it builds and tests once per mutant (see the README for
@@ -106,9 +107,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
         )));
     }
 
-    let (listed, unlisted): (Vec<&String>, Vec<&String>) = missed
-        .iter()
-        .partition(|line| accepted.iter().any(|(key, _)| *key == key_of(line)));
+    let (listed, unlisted, unused) = judge(&missed, &accepted);
     for line in &listed {
         println!("accepted as equivalent (listed in {ACCEPTED}): {line}");
     }
@@ -119,9 +118,8 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
         println!("timeout (the tests hung, which fails them): {line}");
     }
     // Entries of the list this run mutated but did not miss: killed by a test now, or gone.
-    for (key, why) in &accepted {
-        let in_scope = files.iter().any(|f| key.starts_with(&format!("{f}:")));
-        if in_scope && !missed.iter().any(|line| key_of(line) == *key) {
+    for (key, why) in unused {
+        if files.iter().any(|f| key.starts_with(&format!("{f}:"))) {
             println!("stale entry in {ACCEPTED} (not missed in this run): {key} # {why}");
         }
     }
@@ -142,6 +140,35 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
             unlisted.len()
         )))
     }
+}
+
+/// The missed mutants an entry of the list accepts, those none accepts, and the entries
+/// that accepted none. Each entry accepts one missed mutant: cargo-mutants gives two
+/// mutations the same name when they are of the same operator in one function (the two `<`
+/// of `a < b && c < d`), so an entry for one of them must not hide the other.
+fn judge<'a>(
+    missed: &'a [String],
+    accepted: &'a [(String, String)],
+) -> (Vec<&'a String>, Vec<&'a String>, Vec<&'a (String, String)>) {
+    let mut used = vec![false; accepted.len()];
+    let (mut listed, mut unlisted) = (Vec::new(), Vec::new());
+    for line in missed {
+        let key = key_of(line);
+        match (0..accepted.len()).find(|&i| !used[i] && accepted[i].0 == key) {
+            Some(i) => {
+                used[i] = true;
+                listed.push(line);
+            }
+            None => unlisted.push(line),
+        }
+    }
+    let unused = accepted
+        .iter()
+        .zip(used)
+        .filter(|(_, used)| !used)
+        .map(|(entry, _)| entry)
+        .collect();
+    (listed, unlisted, unused)
 }
 
 /// `FILE:LINE:COL: MUTATION` as cargo-mutants prints it -> `FILE: MUTATION`.
@@ -201,4 +228,33 @@ fn ensure_cargo_mutants(ctx: &Ctx) -> Result<(), Failure> {
         &format!("install cargo-mutants {VERSION}"),
         ctx.cargo(&["install", "cargo-mutants", "--version", VERSION, "--locked"]),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry accepts one missed mutant of its name: a second one of the same name (the
+    /// other `<` of the line) is reported, and an entry that accepted nothing is returned.
+    #[test]
+    fn an_entry_accepts_one_missed_mutant() {
+        let missed = [
+            "a.rs:10:5: replace < with <= in f".to_string(),
+            "a.rs:10:20: replace < with <= in f".to_string(),
+        ];
+        let accepted = [
+            (
+                "a.rs: replace < with <= in f".to_string(),
+                "why".to_string(),
+            ),
+            ("a.rs: delete ! in g".to_string(), "why".to_string()),
+        ];
+        let (listed, unlisted, unused) = judge(&missed, &accepted);
+        assert_eq!(listed, [&missed[0]]);
+        assert_eq!(unlisted, [&missed[1]]);
+        assert_eq!(unused, [&accepted[1]]);
+        let twice = [accepted[0].clone(), accepted[0].clone()];
+        let (listed, unlisted, unused) = judge(&missed, &twice);
+        assert_eq!((listed.len(), unlisted.len(), unused.len()), (2, 0, 0));
+    }
 }

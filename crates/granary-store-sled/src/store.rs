@@ -1161,3 +1161,95 @@ impl Store for SledStore {
         self.api_keys_revoke(id).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store on a new folder in `dir`, and its `Inner` to write changes without syncing.
+    fn store(dir: &tempfile::TempDir) -> SledStore {
+        let inner = open_blocking(dir.path().join("granary.sled")).expect("the store opens");
+        SledStore {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Appends `n` changes, each in its own write (and prune), as the store's writes do.
+    fn append(store: &SledStore, n: u64) {
+        let inner = &store.inner;
+        let scratch = inner.db.open_tree("scratch").expect("a tree");
+        for _ in 0..n {
+            inner
+                .put_changed("testing", &scratch, "x", &"record", "x")
+                .expect("a change");
+        }
+    }
+
+    /// The change numbers in the feed, oldest first.
+    fn feed(store: &SledStore) -> Vec<u64> {
+        store
+            .inner
+            .changes
+            .iter()
+            .map(|entry| number(&entry.expect("a row").0, "a change number").expect("a number"))
+            .collect()
+    }
+
+    async fn since(store: &SledStore, after: u64) -> Changes {
+        store
+            .changes_since(after, 10)
+            .await
+            .expect("the feed reads")
+    }
+
+    /// Every [`PRUNE_EVERY`] changes the feed drops the changes older than the newest
+    /// [`CHANGES_KEPT`], and only those; the counter keeps counting; a reader is told
+    /// `missed` exactly when a change after its cursor is gone.
+    #[tokio::test]
+    async fn the_feed_keeps_a_suffix_and_readers_see_what_they_missed() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = store(&dir);
+        let total = 2 * CHANGES_KEPT + 10;
+        append(&store, total);
+        assert_eq!(store.inner.last_change().expect("the counter"), total);
+        // Pruned last at the 2048th change, to its newest 1024: 1025..=2058 are kept.
+        let last_prune = total / PRUNE_EVERY * PRUNE_EVERY;
+        let oldest = last_prune - CHANGES_KEPT + 1;
+        assert_eq!(feed(&store), (oldest..=total).collect::<Vec<u64>>());
+
+        let missed = since(&store, oldest - 2).await;
+        assert!(missed.missed, "change {} is gone", oldest - 1);
+        assert_eq!(missed.changes.first().map(|c| c.seq), Some(oldest));
+        let whole = since(&store, oldest - 1).await;
+        assert!(!whole.missed, "every change after {} is kept", oldest - 1);
+        assert_eq!(whole.changes.first().map(|c| c.seq), Some(oldest));
+        assert!(since(&store, 0).await.missed);
+        for after in [total - 1, total, total + 1, u64::MAX] {
+            let tail = since(&store, after).await;
+            assert!(!tail.missed, "after {after}");
+            assert_eq!(
+                tail.changes.len(),
+                usize::from(after < total),
+                "after {after}"
+            );
+        }
+    }
+
+    /// With every row of the feed gone and the counter at N, every change up to N was
+    /// dropped: a reader before N missed one, a reader at N did not.
+    #[tokio::test]
+    async fn an_empty_feed_after_changes_means_they_were_dropped() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = store(&dir);
+        let empty = since(&store, 0).await;
+        assert!(!empty.missed && empty.changes.is_empty());
+        append(&store, 5);
+        store.inner.changes.clear().expect("the feed clears");
+        for after in [0, 3, 4] {
+            let read = since(&store, after).await;
+            assert!(read.missed && read.changes.is_empty(), "after {after}");
+        }
+        let read = since(&store, 5).await;
+        assert!(!read.missed && read.changes.is_empty());
+    }
+}

@@ -27,7 +27,15 @@ async fn a_second_open_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("granary.sled");
     let first = SledStore::open(&path).await.unwrap();
+    let started = std::time::Instant::now();
     let error = open_error(&path).await;
+    // A store dropped a moment ago releases the lock a moment later, so an open waits up to
+    // 2 s for it before it refuses.
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(2),
+        "refused after {waited:?}, without waiting 2 s for the lock"
+    );
     assert!(matches!(error, Error::Unsupported { .. }), "{error:?}");
     let message = error.to_string();
     assert!(
@@ -103,6 +111,46 @@ async fn a_sled_database_of_another_application_is_refused() {
     assert!(
         db.get("photo-1").unwrap().is_some(),
         "the other database was changed"
+    );
+}
+
+/// Trees of another application, even with granary's default tree empty, are refused
+/// (and left as they were).
+#[tokio::test]
+async fn a_sled_database_with_other_trees_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.sled");
+    {
+        let db = sled::open(&path).unwrap();
+        db.open_tree("photos")
+            .unwrap()
+            .insert("photo-1", "jpeg")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let error = open_error(&path).await;
+    assert!(matches!(error, Error::Corrupt { .. }), "{error:?}");
+    assert!(error.to_string().contains("not a granary one"), "{error}");
+    let db = raw_open(&path);
+    assert!(
+        db.open_tree("photos")
+            .unwrap()
+            .get("photo-1")
+            .unwrap()
+            .is_some(),
+        "the other database was changed"
+    );
+}
+
+/// `{:?}` names the store and its folder (and nothing of its contents).
+#[tokio::test]
+async fn debug_shows_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("granary.sled");
+    let store = SledStore::open(&path).await.unwrap();
+    assert_eq!(
+        format!("{store:?}"),
+        format!("SledStore {{ path: {path:?}, .. }}")
     );
 }
 
@@ -255,5 +303,84 @@ async fn assert_unreadable_is_a_clear_error(path: &std::path::Path) {
     assert!(
         error.to_string().contains("may not read or write"),
         "{error}"
+    );
+}
+
+/// Set in the child that [`a_write_survives_a_sigkill_right_after_it_returns`] starts: the
+/// folder to write to.
+const KILLED_ENV: &str = "GRANARY_SLED_KILLED_WRITER_FOLDER";
+
+/// What that child prints once its write returned (libtest may print other words before it
+/// on the same line).
+const WRITTEN: &str = "<the sled write returned>";
+
+/// A write is on disk when it returns: a child process writes an integration, says so, and
+/// is killed with SIGKILL at once (before sled's own flusher, every 500 ms, could write its
+/// buffers); the reopened folder holds the integration.
+#[tokio::test]
+async fn a_write_survives_a_sigkill_right_after_it_returns() {
+    use std::io::{BufRead, Write};
+    let integration = Integration {
+        name: "api".to_string(),
+        source_digest: "sha256:0".to_string(),
+        flows: serde_json::json!({"written": "before the kill"}),
+        created: Timestamp::EPOCH,
+    };
+    if let Some(path) = std::env::var_os(KILLED_ENV) {
+        // The child: write, say so, then wait for the kill (or for stdin to close).
+        let store = SledStore::open(std::path::Path::new(&path)).await.unwrap();
+        store.put_integration(&integration).await.unwrap();
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{WRITTEN}").unwrap();
+        out.flush().unwrap();
+        let _ = std::io::stdin().lock().read_line(&mut String::new());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("granary.sled");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_write_survives_a_sigkill_right_after_it_returns",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(KILLED_ENV, &path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting this test again as the writer");
+    // The child's lines, read on a thread so that a child that never says it wrote fails
+    // the test instead of hanging it.
+    let (lines, said) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut heard = Vec::new();
+    let written = loop {
+        match said.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) if line.contains(WRITTEN) => break true,
+            Ok(line) => heard.push(line),
+            Err(_) => break false,
+        }
+    };
+    // SIGKILL: no destructor, no flush at exit.
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        written,
+        "the writer did not say it wrote ({status}); it said: {heard:?}"
+    );
+    let store = SledStore::open(&path).await.unwrap();
+    let stored = store.get_integration("api").await.unwrap();
+    assert_eq!(
+        stored,
+        Some(integration),
+        "the write returned, then was lost"
     );
 }
