@@ -952,8 +952,9 @@ mod tests {
             .expect("count")
     }
 
-    /// The feed is pruned to between CHANGES_KEPT and CHANGES_KEPT + PRUNE_EVERY rows, and
-    /// its counter never goes back, even once every row is gone.
+    /// Every PRUNE_EVERY changes the feed drops those older than the newest CHANGES_KEPT,
+    /// and only those (so it holds between CHANGES_KEPT and CHANGES_KEPT + PRUNE_EVERY
+    /// rows), and its counter never goes back, even once every row is gone.
     #[test]
     fn the_feed_is_pruned_and_its_numbers_never_go_back() {
         let mut connection = Connection::open_in_memory().expect("sqlite opens");
@@ -961,16 +962,18 @@ mod tests {
             connection.execute_batch(sql).expect("migrations");
         }
         let kept = i64::try_from(CHANGES_KEPT).expect("small");
+        let total = kept * 2 + 10;
         let tx = immediate(&mut connection).expect("a transaction");
-        for _ in 0..kept * 2 + 10 {
+        for _ in 0..total {
             assert!(append_change(&tx, "x").is_ok());
         }
         tx.commit().expect("commit");
-        let rows = count(&connection);
-        assert!(
-            (kept..=kept + PRUNE_EVERY).contains(&rows),
-            "{rows} rows kept"
-        );
+        // Pruned last at the 2048th change, to its newest 1024: 1025..=2058 are kept.
+        let oldest = total / PRUNE_EVERY * PRUNE_EVERY - kept + 1;
+        let first: i64 = connection
+            .query_row("SELECT min(seq) FROM changes", [], |row| row.get(0))
+            .expect("the oldest row");
+        assert_eq!((first, count(&connection)), (oldest, total - oldest + 1));
         let latest = u64::try_from(kept * 2 + 10).expect("small");
         assert!(matches!(latest_change(&connection), Ok(n) if n == latest));
         connection
@@ -984,5 +987,46 @@ mod tests {
             .query_row("SELECT seq FROM changes", [], |row| row.get(0))
             .expect("the new row");
         assert_eq!(u64::try_from(seq).ok(), Some(latest + 1));
+    }
+
+    /// A reader is told `missed` exactly when a change after its cursor is gone: with
+    /// changes 1 and 2 pruned of 1..=5, and then with every row gone (the counter at 5).
+    #[tokio::test]
+    async fn readers_are_told_exactly_what_they_missed() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let path = dir.path().join("granary.sqlite");
+        let store = SqliteStore::open(&path).await.expect("the store opens");
+        let since = |after: u64| {
+            let store = &store;
+            async move {
+                let read = store
+                    .changes_since(after, 10)
+                    .await
+                    .expect("the feed reads");
+                let seqs: Vec<u64> = read.changes.iter().map(|c| c.seq).collect();
+                (read.missed, seqs)
+            }
+        };
+        let connection = Connection::open(&path).expect("a second connection");
+        for _ in 0..5 {
+            connection
+                .execute("INSERT INTO changes (instance) VALUES ('x')", [])
+                .expect("a change");
+        }
+        connection
+            .execute("DELETE FROM changes WHERE seq <= 2", [])
+            .expect("pruning");
+        assert_eq!(since(0).await, (true, vec![3, 4, 5]));
+        assert_eq!(since(1).await, (true, vec![3, 4, 5]));
+        assert_eq!(since(2).await, (false, vec![3, 4, 5]));
+        assert_eq!(since(4).await, (false, vec![5]));
+        assert_eq!(since(5).await, (false, vec![]));
+        assert_eq!(since(u64::MAX).await, (false, vec![]));
+        connection
+            .execute("DELETE FROM changes", [])
+            .expect("pruning every row");
+        assert_eq!(since(3).await, (true, vec![]));
+        assert_eq!(since(4).await, (true, vec![]));
+        assert_eq!(since(5).await, (false, vec![]));
     }
 }
