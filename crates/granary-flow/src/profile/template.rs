@@ -113,14 +113,11 @@ impl ProviderProfile {
                 (None, Some(default)) => Some(expand(default, &values)?),
                 (None, None) => None,
             };
-            match value {
-                Some(value) => {
-                    field.check(&value)?;
-                    values.insert(field.name.clone(), value);
-                }
-                // A callback value is only there once the provider sent it; a field without
-                // a value is an error where a template needs it ([`ProviderProfile::fill`]).
-                None => {}
+            // A callback value is only there once the provider sent it; a field without a
+            // value is an error where a template needs it ([`ProviderProfile::fill`]).
+            if let Some(value) = value {
+                field.check(&value)?;
+                values.insert(field.name.clone(), value);
             }
         }
         Ok(values)
