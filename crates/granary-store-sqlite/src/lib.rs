@@ -40,6 +40,7 @@ mod errors;
 mod schema;
 mod server_state;
 mod store;
+mod webhooks;
 
 pub use store::{SqliteOptions, SqliteStore};
 

@@ -120,6 +120,42 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE instances ADD COLUMN profile TEXT;
     ALTER TABLE tokens ADD COLUMN kept TEXT;
     ",
+    // 7 -> 8: webhooks and reconnect links (issue 16). A delivery's attempts are a JSON
+    // array; the claim query reads `webhook_deliveries_due`, the delivery log
+    // `webhook_deliveries_by_endpoint`.
+    "
+    CREATE TABLE webhook_endpoints (
+        id       TEXT PRIMARY KEY NOT NULL,
+        url      TEXT NOT NULL,
+        secret   BLOB NOT NULL,
+        events   TEXT NOT NULL,
+        enabled  INTEGER NOT NULL,
+        created  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE webhook_deliveries (
+        id             TEXT PRIMARY KEY NOT NULL,
+        endpoint       TEXT NOT NULL,
+        event_type     TEXT NOT NULL,
+        payload        TEXT NOT NULL,
+        created        INTEGER NOT NULL,
+        state          TEXT NOT NULL,
+        attempts       TEXT NOT NULL,
+        next_attempt   INTEGER NOT NULL,
+        claimed_by     TEXT,
+        claimed_until  INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt);
+    CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint, created);
+
+    CREATE TABLE reconnect_links (
+        digest   TEXT PRIMARY KEY NOT NULL,
+        instance TEXT NOT NULL,
+        created  INTEGER NOT NULL,
+        expires  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX reconnect_links_by_expiry ON reconnect_links (expires);
+    ",
 ];
 
 #[cfg(test)]
@@ -283,7 +319,7 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .expect("user_version");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(SCHEMA_VERSION, 7);
+        assert_eq!(SCHEMA_VERSION, 8);
     }
 
     fn token_without_version(mut token: granary_store::TokenRecord) -> granary_store::TokenRecord {
