@@ -19,10 +19,17 @@ use crate::violation::{OrBreak, ensure};
 
 mod queries;
 mod server_state;
+pub(crate) mod webhooks;
 pub use queries::{instances_page_and_counts, tokens_due_by_expiry, tokens_due_follow_writes};
 pub use server_state::{
     api_key_revoke, api_key_round_trip, session_banner_take_concurrent, session_banner_take_once,
     session_expiry, session_round_trip,
+};
+pub use webhooks::{
+    delivery_claim_concurrent, delivery_claim_rules, delivery_enqueue_all_or_none,
+    delivery_finish_attempt, delivery_log_and_purge, reconnect_link_expiry,
+    reconnect_link_round_trip, reconnect_link_take_concurrent, webhook_endpoint_delete_cascades,
+    webhook_endpoint_round_trip,
 };
 
 /// The result of a check.

@@ -47,9 +47,9 @@ mod runner;
 mod violation;
 
 pub use process::{
-    durable_after_sigkill, processes_fence_token_put, processes_race_banner, processes_race_lease,
-    processes_race_token_cas, processes_see_changes, reopen_keeps_everything,
-    reopen_keeps_sessions_and_api_keys,
+    durable_after_sigkill, processes_fence_token_put, processes_race_banner, processes_race_claims,
+    processes_race_lease, processes_race_token_cas, processes_see_changes, reopen_keeps_everything,
+    reopen_keeps_sessions_and_api_keys, reopen_keeps_webhooks,
 };
 pub use runner::{CHECKS, CheckResult, Options, Outcome, Report, is_child_process, main, run_all};
 pub use violation::Violation;

@@ -20,7 +20,9 @@ use crate::violation::{OrBreak, ensure};
 use crate::{Backend, Violation};
 
 mod server_state;
+mod webhooks;
 pub use server_state::{processes_race_banner, reopen_keeps_sessions_and_api_keys};
+pub use webhooks::{processes_race_claims, reopen_keeps_webhooks};
 
 /// The variable that names a child's role.
 pub(crate) const CHILD_ENV: &str = "GRANARY_TESTKIT_CHILD";
@@ -650,6 +652,7 @@ pub(crate) fn run_child(backend: &dyn Backend, role: &str) -> ExitCode {
                 Ok(())
             }
             server_state::BANNER_RACE => server_state::banner_race_child(store, &say).await,
+            webhooks::CLAIM_RACE => webhooks::claim_race_child(store, &id, &say).await,
             other => Err(Error::unsupported(format!("unknown child role `{other}`"))),
         }
     });

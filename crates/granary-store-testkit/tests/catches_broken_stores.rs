@@ -16,9 +16,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use granary_store::{
-    AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, Error, Instance,
-    InstanceCounts, InstanceFilter, InstanceStatus, InstanceToken, InstanceWithToken, Integration,
-    Lease, MemoryStore, PendingAuthorization, Result, Store, Timestamp, TokenRecord, select_due,
+    AdminSession, ApiKeyRecord, CHANGES_KEPT, Capabilities, Change, Changes, DeliveryAttempt,
+    DeliveryOutcome, Error, Instance, InstanceCounts, InstanceFilter, InstanceStatus,
+    InstanceToken, InstanceWithToken, Integration, Lease, MemoryStore, PendingAuthorization,
+    ReconnectLink, Result, Store, Timestamp, TokenRecord, WebhookDelivery, WebhookEndpoint,
+    select_due,
 };
 use granary_store_sqlite::SqliteStore;
 use granary_store_testkit::{Backend, CHECKS, Options, Outcome, Report, run_all};
@@ -97,6 +99,22 @@ bugs![
     RevokedKeyStillFound,
     // Sessions and API keys kept in this process's memory (`own`), not in the store.
     ServerStateInProcess,
+    // Webhooks and reconnect links.
+    EndpointPutKeepsFirst,
+    EndpointDeleteKeepsDeliveries,
+    EnqueueNotAllOrNone,
+    ClaimTwice,
+    ClaimNotAtomic,
+    FinishIgnoresHolder,
+    FinishAcceptsExpiredClaim,
+    LogOldestFirst,
+    PurgeIgnoresBefore,
+    LinkFindTakes,
+    LinkCreateOverwrites,
+    LinkTakeReturnsExpired,
+    LinkTakeNotAtomic,
+    // Webhooks and reconnect links kept in this process's memory (`own`), not in the store.
+    WebhooksInProcess,
 ];
 
 impl Bug {
@@ -139,6 +157,10 @@ struct Broken {
     /// The expiry of each instance's first token write: a due index never updated
     /// (`DueStaleExpiry`).
     first_expiry: Mutex<BTreeMap<String, Option<Timestamp>>>,
+    /// The deliveries of deleted endpoints, still listed (`EndpointDeleteKeepsDeliveries`).
+    orphans: Mutex<BTreeMap<String, Vec<WebhookDelivery>>>,
+    /// The deliveries handed out by the last claim, handed out once more (`ClaimTwice`).
+    handed: Mutex<Vec<WebhookDelivery>>,
 }
 
 #[derive(PartialEq)]
@@ -157,7 +179,32 @@ impl Broken {
             revoked: Mutex::new(BTreeMap::new()),
             own: Arc::new(MemoryStore::new()),
             first_expiry: Mutex::new(BTreeMap::new()),
+            orphans: Mutex::new(BTreeMap::new()),
+            handed: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Where this store keeps webhooks and reconnect links: the wrapped store, or (the bug)
+    /// this process's memory.
+    fn webhooks(&self) -> &dyn Store {
+        if self.bug == Bug::WebhooksInProcess {
+            self.own.as_ref()
+        } else {
+            self.inner.as_ref()
+        }
+    }
+
+    /// Every delivery of every endpoint.
+    async fn every_delivery(&self) -> Result<Vec<WebhookDelivery>> {
+        let mut all = Vec::new();
+        for endpoint in self.webhooks().list_webhook_endpoints().await? {
+            all.extend(
+                self.webhooks()
+                    .list_deliveries(&endpoint.id, usize::MAX)
+                    .await?,
+            );
+        }
+        Ok(all)
     }
 
     /// Where this store keeps sessions and API keys: the wrapped store, or (the bug) this
@@ -637,6 +684,181 @@ impl Store for Broken {
         }
         self.server_state().revoke_api_key(id).await
     }
+
+    async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<()> {
+        if self.bug == Bug::EndpointPutKeepsFirst {
+            let listed = self.webhooks().list_webhook_endpoints().await?;
+            if listed.iter().any(|e| e.id == endpoint.id) {
+                return Ok(());
+            }
+        }
+        self.webhooks().put_webhook_endpoint(endpoint).await
+    }
+    async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>> {
+        self.webhooks().list_webhook_endpoints().await
+    }
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<bool> {
+        if self.bug == Bug::EndpointDeleteKeepsDeliveries {
+            let kept = self.webhooks().list_deliveries(id, usize::MAX).await?;
+            self.orphans
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(id.to_string())
+                .or_default()
+                .extend(kept);
+        }
+        self.webhooks().delete_webhook_endpoint(id).await
+    }
+    async fn enqueue_deliveries(&self, deliveries: &[WebhookDelivery]) -> Result<()> {
+        if self.bug == Bug::EnqueueNotAllOrNone {
+            for delivery in deliveries {
+                self.webhooks()
+                    .enqueue_deliveries(std::slice::from_ref(delivery))
+                    .await?;
+            }
+            return Ok(());
+        }
+        self.webhooks().enqueue_deliveries(deliveries).await
+    }
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        holder: &str,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>> {
+        match self.bug {
+            Bug::ClaimNotAtomic => {
+                // Read the claimable ones, let others run, then claim: a check-then-act race.
+                let mut due: Vec<WebhookDelivery> = self
+                    .every_delivery()
+                    .await?
+                    .into_iter()
+                    .filter(|d| d.is_claimable(now))
+                    .collect();
+                due.sort_by(|a, b| (a.next_attempt, &a.id).cmp(&(b.next_attempt, &b.id)));
+                due.truncate(limit);
+                tokio::task::yield_now().await;
+                self.webhooks()
+                    .claim_deliveries(now, holder, until, limit)
+                    .await?;
+                for d in &mut due {
+                    d.claim(holder, until);
+                }
+                Ok(due)
+            }
+            Bug::ClaimTwice => {
+                let mut claimed = self
+                    .webhooks()
+                    .claim_deliveries(now, holder, until, limit)
+                    .await?;
+                let before = std::mem::replace(
+                    &mut *self.handed.lock().unwrap_or_else(|p| p.into_inner()),
+                    claimed.clone(),
+                );
+                claimed.extend(before);
+                Ok(claimed)
+            }
+            _ => {
+                self.webhooks()
+                    .claim_deliveries(now, holder, until, limit)
+                    .await
+            }
+        }
+    }
+    async fn finish_delivery_attempt(
+        &self,
+        id: &str,
+        holder: &str,
+        now: Timestamp,
+        attempt: DeliveryAttempt,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool> {
+        let mut holder = holder.to_string();
+        let mut now = now;
+        match self.bug {
+            Bug::FinishIgnoresHolder => {
+                let all = self.every_delivery().await?;
+                if let Some(by) = all
+                    .iter()
+                    .find(|d| d.id == id)
+                    .and_then(|d| d.claimed_by.clone())
+                {
+                    holder = by;
+                }
+            }
+            Bug::FinishAcceptsExpiredClaim => now = Timestamp::EPOCH,
+            _ => {}
+        }
+        self.webhooks()
+            .finish_delivery_attempt(id, &holder, now, attempt, outcome)
+            .await
+    }
+    async fn list_deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<WebhookDelivery>> {
+        let mut listed = self.webhooks().list_deliveries(endpoint, limit).await?;
+        if let Some(orphans) = self
+            .orphans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(endpoint)
+        {
+            listed.extend(orphans.iter().cloned());
+        }
+        if self.bug == Bug::LogOldestFirst {
+            listed.reverse();
+        }
+        Ok(listed)
+    }
+    async fn purge_finished_deliveries(&self, before: Timestamp) -> Result<u64> {
+        let before = if self.bug == Bug::PurgeIgnoresBefore {
+            Timestamp::from_unix_millis(i64::MAX)
+        } else {
+            before
+        };
+        self.webhooks().purge_finished_deliveries(before).await
+    }
+    async fn create_reconnect_link(&self, link: &ReconnectLink) -> Result<()> {
+        if self.bug == Bug::LinkCreateOverwrites {
+            self.webhooks()
+                .take_reconnect_link(&link.digest, Timestamp::EPOCH)
+                .await?;
+        }
+        self.webhooks().create_reconnect_link(link).await
+    }
+    async fn find_reconnect_link(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ReconnectLink>> {
+        if self.bug == Bug::LinkFindTakes {
+            return self.webhooks().take_reconnect_link(digest, now).await;
+        }
+        self.webhooks().find_reconnect_link(digest, now).await
+    }
+    async fn take_reconnect_link(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ReconnectLink>> {
+        match self.bug {
+            Bug::LinkTakeReturnsExpired => {
+                self.webhooks()
+                    .take_reconnect_link(digest, Timestamp::EPOCH)
+                    .await
+            }
+            Bug::LinkTakeNotAtomic => {
+                // Read, let others run, then remove: a check-then-act race.
+                let found = self.webhooks().find_reconnect_link(digest, now).await?;
+                tokio::task::yield_now().await;
+                self.webhooks().take_reconnect_link(digest, now).await?;
+                Ok(found)
+            }
+            _ => self.webhooks().take_reconnect_link(digest, now).await,
+        }
+    }
+    async fn purge_expired_reconnect_links(&self, now: Timestamp) -> Result<u64> {
+        self.webhooks().purge_expired_reconnect_links(now).await
+    }
     async fn tokens_expiring_before(
         &self,
         before: Timestamp,
@@ -839,6 +1061,8 @@ const PROCESS_CHECKS: &[&str] = &[
     "reopen_keeps_everything",
     "reopen_keeps_sessions_and_api_keys",
     "processes_race_banner",
+    "reopen_keeps_webhooks",
+    "processes_race_claims",
     "processes_race_lease",
     "processes_race_token_cas",
     "processes_see_changes",
@@ -1141,6 +1365,75 @@ const STORE_CASES: &[Case] = &[
         &["api_key_revoke"],
         "no longer finds it by digest",
     ),
+    case(
+        Bug::EndpointPutKeepsFirst,
+        &["webhook_endpoint_round_trip"],
+        "a put with a stored id replaces it",
+    ),
+    case(
+        Bug::EndpointDeleteKeepsDeliveries,
+        &["webhook_endpoint_delete_cascades"],
+        "deletes the endpoint's deliveries with it",
+    ),
+    case(
+        Bug::EnqueueNotAllOrNone,
+        &["delivery_enqueue_all_or_none"],
+        "all or none",
+    ),
+    case(
+        Bug::ClaimTwice,
+        &[
+            "delivery_claim_rules",
+            "delivery_claim_concurrent",
+            "delivery_finish_attempt",
+        ],
+        "whose claim is none or expired",
+    ),
+    case(
+        Bug::ClaimNotAtomic,
+        &["delivery_claim_concurrent"],
+        "claimed by exactly one",
+    ),
+    case(
+        Bug::FinishIgnoresHolder,
+        &["delivery_finish_attempt"],
+        "unless holder holds a live claim",
+    ),
+    case(
+        Bug::FinishAcceptsExpiredClaim,
+        &["delivery_finish_attempt"],
+        "unless holder holds a live claim",
+    ),
+    case(
+        Bug::LogOldestFirst,
+        &["delivery_log_and_purge"],
+        "newest created first",
+    ),
+    case(
+        Bug::PurgeIgnoresBefore,
+        &["delivery_log_and_purge"],
+        "created before `before`",
+    ),
+    case(
+        Bug::LinkFindTakes,
+        &["reconnect_link_round_trip", "reconnect_link_expiry"],
+        "does not take it",
+    ),
+    case(
+        Bug::LinkCreateOverwrites,
+        &["reconnect_link_round_trip", "reconnect_link_expiry"],
+        "AlreadyExists on a taken digest",
+    ),
+    case(
+        Bug::LinkTakeReturnsExpired,
+        &["reconnect_link_expiry"],
+        "never found nor taken",
+    ),
+    case(
+        Bug::LinkTakeNotAtomic,
+        &["reconnect_link_take_concurrent"],
+        "exactly one gets the link",
+    ),
 ];
 
 /// Bugs for the checks with reopening and child processes (on SQLite, children included).
@@ -1193,6 +1486,11 @@ const PROCESS_CASES: &[Case] = &[
             "processes_fence_token_put",
         ],
         "last committed version",
+    ),
+    case(
+        Bug::WebhooksInProcess,
+        &["reopen_keeps_webhooks", "processes_race_claims"],
+        "keeps webhook endpoints, deliveries",
     ),
 ];
 
