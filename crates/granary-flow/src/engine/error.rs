@@ -101,6 +101,11 @@ pub enum EngineError {
     )]
     UnknownAuthorization,
 
+    /// A reconnect link that is unknown, used already or expired: one error for the three,
+    /// so that it tells nothing about which.
+    #[error("this link was used or has expired: ask your admin for a new one")]
+    LinkGone,
+
     /// A refresh failed and the current token is no longer valid.
     #[error("refreshing the token of instance `{instance}` failed: {source}")]
     Refresh {
@@ -226,6 +231,8 @@ pub enum ErrorKind {
     UnknownAuthorization,
     /// The instance is disabled.
     Disabled,
+    /// A reconnect link that is unknown, used already or expired.
+    LinkGone,
     /// Someone else changed or created the record meanwhile (a lost compare-and-swap, an
     /// existing key, contention that gave up).
     Conflict,
@@ -261,6 +268,7 @@ impl EngineError {
         }
         match self {
             Self::UnknownAuthorization => "unknown_state",
+            Self::LinkGone => "link_gone",
             Self::NeedsAuthorization { .. } => "needs_authorization",
             Self::NotAuthorized { .. } => "not_authorized",
             Self::NothingToRefresh { .. } => "no_refresh_token",
@@ -298,6 +306,7 @@ impl EngineError {
                 ErrorKind::NeedsAuthorization
             }
             Self::UnknownAuthorization => ErrorKind::UnknownAuthorization,
+            Self::LinkGone => ErrorKind::LinkGone,
             Self::Disabled { .. } => ErrorKind::Disabled,
             Self::Contention { .. }
             | Self::NothingToRefresh { .. }

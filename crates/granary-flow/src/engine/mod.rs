@@ -37,6 +37,7 @@ mod instances;
 mod integrations;
 mod lease;
 mod listing;
+mod reconnect;
 mod refresh;
 mod refresher;
 mod reseal;
@@ -68,6 +69,10 @@ pub use instances::{
 };
 pub use integrations::IntegrationFlows;
 pub use listing::{DEFAULT_PAGE_SIZE, InstancePage, MAX_PAGE_SIZE, check_page};
+pub use reconnect::{
+    MAX_RECONNECT_LINK_TTL, ReconnectLinkCreated, ReconnectTarget,
+    secret_digest as reconnect_secret_digest,
+};
 pub use refresher::{RefreshRound, Refresher, RefresherConfig};
 pub use reseal::{KeyReloader, ResealReport};
 pub use seal::{Field, KeyId, Keyring, MasterKey, SealError};
