@@ -216,7 +216,7 @@ pub enum ApiKeyCommand {
 }
 
 /// Where the commands run.
-enum Target {
+pub(crate) enum Target {
     Local(Engine, Box<Settings>),
     Remote(Remote),
 }
@@ -274,7 +274,11 @@ impl Remote {
 /// Where the commands run: the server of `--server`, or the data directory (`create`: it may
 /// be new; otherwise it must hold a store, so that a mistyped `--data-dir` is not taken for
 /// an empty granary).
-async fn target(settings: &Settings, remote: &RemoteArgs, create: bool) -> Result<Target> {
+pub(crate) async fn target(
+    settings: &Settings,
+    remote: &RemoteArgs,
+    create: bool,
+) -> Result<Target> {
     match &remote.server {
         Some(_) => Ok(Target::Remote(self::remote(remote)?)),
         None if !create && !open::store_exists(settings) => Err(Error::Config(format!(
@@ -1189,6 +1193,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage webhook endpoints and read their delivery logs (see docs/guides/webhooks.md).
+    #[command(subcommand)]
+    Webhook(crate::cli_webhooks::WebhookCommand),
 }
 
 /// Runs a subcommand: sets up logging and the runtime, prints the error, and returns the
@@ -1245,6 +1252,9 @@ pub fn main(
             Command::Key(command) => key(&settings, remote, command).await,
             Command::ApiKey(command) => api_key(&settings, command).await,
             Command::Providers { json } => crate::cli_profiles::providers(remote, *json).await,
+            Command::Webhook(command) => {
+                crate::cli_webhooks::webhook(&settings, remote, command).await
+            }
         }
     });
     match result {

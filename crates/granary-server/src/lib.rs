@@ -18,6 +18,7 @@ pub mod api_keys;
 pub mod app;
 pub mod cli;
 mod cli_profiles;
+mod cli_webhooks;
 mod error;
 pub mod layers;
 pub mod limits;
@@ -35,5 +36,6 @@ pub mod settings;
 pub mod throttle;
 pub mod views;
 pub mod web;
+pub mod webhooks;
 
 pub use error::{Error, Result};

@@ -300,6 +300,51 @@ fn table() -> RouteTable {
         .add(Api, get(), "/api/v1/events", api::events)
         .tokens()
         .proxy()
+        .webhooks()
+}
+
+impl RouteTable {
+    /// Adds the webhook pages and API ([`crate::webhooks`]); the API needs `admin` keys.
+    fn webhooks(self) -> Self {
+        use crate::webhooks::api as hooks;
+        use Access::{Admin, Api};
+        self.add(Admin, Method::GET, "/admin/webhooks", web::webhooks::list)
+            .add(Admin, Method::POST, "/admin/webhooks", web::webhooks::create)
+            .add(
+                Admin,
+                Method::GET,
+                "/admin/webhooks/{id}",
+                web::webhooks::show,
+            )
+            .add(
+                Admin,
+                Method::POST,
+                "/admin/webhooks/{id}/enable",
+                web::webhooks::enable,
+            )
+            .add(
+                Admin,
+                Method::POST,
+                "/admin/webhooks/{id}/disable",
+                web::webhooks::disable,
+            )
+            .add(
+                Admin,
+                Method::POST,
+                "/admin/webhooks/{id}/delete",
+                web::webhooks::delete,
+            )
+            .add(Api, Method::GET, "/api/v1/webhooks", hooks::list)
+            .add(Api, Method::POST, "/api/v1/webhooks", hooks::create)
+            .add(Api, Method::PATCH, "/api/v1/webhooks/{id}", hooks::patch)
+            .add(Api, Method::DELETE, "/api/v1/webhooks/{id}", hooks::delete)
+            .add(
+                Api,
+                Method::GET,
+                "/api/v1/webhooks/{id}/deliveries",
+                hooks::deliveries,
+            )
+    }
 }
 
 /// The path of the proxy (every method it forwards is a route of its own).

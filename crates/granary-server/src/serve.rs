@@ -76,6 +76,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let public = settings.base().to_string();
     let redirect_uri = settings.redirect_uri();
     let grace = settings.shutdown_grace;
+    let webhooks = crate::webhooks::Webhooks::spawn(&engine, &settings.webhooks);
     let state = AppState::new(engine, settings, token, api_keys);
     tracing::info!(
         %address,
@@ -97,7 +98,11 @@ pub async fn run(settings: Settings) -> Result<()> {
     // Requests in flight finish and background refreshes store their answer; whatever still
     // waits for a provider at the end of the grace period is cut short (leases released).
     let finished = tokio::time::timeout(grace + SHUTDOWN_SLACK, async {
-        let (served, report) = tokio::join!(&mut server, refresher.shutdown(grace));
+        let (served, report, ()) = tokio::join!(
+            &mut server,
+            refresher.shutdown(grace),
+            webhooks.shutdown(grace)
+        );
         (served, report)
     })
     .await;

@@ -53,7 +53,8 @@ pub struct CommonArgs {
     /// A TOML configuration file (keys: listen, public_url, data_dir, store, key_file,
     /// log_level, log_format, refresh_deadline, default_token_lifetime, shutdown_grace,
     /// refresh_per_host, request_timeout, proxy_body_limit, proxy_timeout, import_limit,
-    /// allow_insecure_http).
+    /// allow_insecure_http, webhook_timeout, webhook_max_attempts, webhook_backoff,
+    /// webhook_backoff_max, webhook_retention, webhook_poll).
     #[arg(long, global = true, env = "GRANARY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The log filter, e.g. `info` or `granary_server=debug` [default: info].
@@ -136,6 +137,29 @@ pub struct ServeArgs {
     /// is answered 504 [default: 30, at most the request timeout].
     #[arg(long, env = "GRANARY_PROXY_TIMEOUT", value_name = "SECS")]
     pub proxy_timeout: Option<u64>,
+    /// How long a webhook receiver may take to answer a delivery, in seconds [default: 10].
+    #[arg(long, env = "GRANARY_WEBHOOK_TIMEOUT", value_name = "SECS")]
+    pub webhook_timeout: Option<u64>,
+    /// How many attempts a webhook delivery gets before it is given up, 1 to 10 (the
+    /// delivery log keeps 10) [default: 10].
+    #[arg(long, env = "GRANARY_WEBHOOK_MAX_ATTEMPTS", value_name = "N")]
+    pub webhook_max_attempts: Option<u32>,
+    /// The wait before the first retry of a failed webhook delivery, in seconds; it doubles
+    /// at each retry (with ±20% jitter) [default: 10].
+    #[arg(long, env = "GRANARY_WEBHOOK_BACKOFF", value_name = "SECS")]
+    pub webhook_backoff: Option<u64>,
+    /// The longest wait between two attempts of a webhook delivery, in seconds [default:
+    /// 3600].
+    #[arg(long, env = "GRANARY_WEBHOOK_BACKOFF_MAX", value_name = "SECS")]
+    pub webhook_backoff_max: Option<u64>,
+    /// How long finished (delivered or failed) webhook deliveries stay in the delivery log,
+    /// in seconds [default: 604800, 7 days].
+    #[arg(long, env = "GRANARY_WEBHOOK_RETENTION", value_name = "SECS")]
+    pub webhook_retention: Option<u64>,
+    /// How often the webhook worker looks for deliveries other nodes enqueued, in seconds
+    /// (its own node's wake it at once) [default: 2].
+    #[arg(long, env = "GRANARY_WEBHOOK_POLL", value_name = "SECS")]
+    pub webhook_poll: Option<u64>,
 }
 
 /// The TOML configuration file; every key is optional.
@@ -174,6 +198,18 @@ pub struct FileSettings {
     pub import_limit: Option<toml::Value>,
     /// Accept plain http provider URLs to hosts other than loopback.
     pub allow_insecure_http: Option<bool>,
+    /// How long a webhook receiver may take to answer, in seconds.
+    pub webhook_timeout: Option<u64>,
+    /// How many attempts a webhook delivery gets (1 to 10).
+    pub webhook_max_attempts: Option<u32>,
+    /// The wait before the first retry of a webhook delivery, in seconds.
+    pub webhook_backoff: Option<u64>,
+    /// The longest wait between two attempts of a webhook delivery, in seconds.
+    pub webhook_backoff_max: Option<u64>,
+    /// How long finished webhook deliveries are kept, in seconds.
+    pub webhook_retention: Option<u64>,
+    /// How often the webhook worker looks for other nodes' deliveries, in seconds.
+    pub webhook_poll: Option<u64>,
 }
 
 /// The settings in force.
@@ -217,6 +253,103 @@ pub struct Settings {
     pub import_limit: usize,
     /// Whether provider URLs may use plain http to hosts other than loopback.
     pub allow_insecure_http: bool,
+    /// How webhooks are delivered.
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhooks are delivered (see `crate::webhooks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// How long a receiver may take to answer one delivery.
+    pub timeout: Duration,
+    /// How many attempts a delivery gets before it is given up (1 to
+    /// [`granary_store::DELIVERY_ATTEMPTS_KEPT`]).
+    pub max_attempts: u32,
+    /// The wait before the first retry; it doubles at each retry, with jitter.
+    pub backoff: Duration,
+    /// The longest wait between two attempts.
+    pub backoff_max: Duration,
+    /// How long finished deliveries stay in the log.
+    pub retention: Duration,
+    /// How often the worker looks for deliveries enqueued by other nodes.
+    pub poll: Duration,
+    /// How long a reconnect link in a `needs_authorization` payload lives.
+    pub reconnect_link_ttl: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            max_attempts: 10,
+            backoff: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            poll: Duration::from_secs(2),
+            reconnect_link_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// Merges flags and variables (first), the configuration file, and the defaults.
+    fn resolve(serve: &ServeArgs, file: &FileSettings) -> Result<Self> {
+        let defaults = Self::default();
+        let secs = |name: &str, given: Option<u64>, default: Duration| match given {
+            Some(0) => Err(Error::Config(format!("{name} must be at least 1 second"))),
+            Some(secs) => Ok(Duration::from_secs(secs)),
+            None => Ok(default),
+        };
+        let max_attempts = serve
+            .webhook_max_attempts
+            .or(file.webhook_max_attempts)
+            .unwrap_or(defaults.max_attempts);
+        let kept = granary_store::DELIVERY_ATTEMPTS_KEPT;
+        if max_attempts == 0 || max_attempts as usize > kept {
+            return Err(Error::Config(format!(
+                "webhook_max_attempts = {max_attempts}: give 1 to {kept} (the delivery log keeps \
+                 {kept} attempts)"
+            )));
+        }
+        let backoff = secs(
+            "webhook_backoff",
+            serve.webhook_backoff.or(file.webhook_backoff),
+            defaults.backoff,
+        )?;
+        let backoff_max = secs(
+            "webhook_backoff_max",
+            serve.webhook_backoff_max.or(file.webhook_backoff_max),
+            defaults.backoff_max,
+        )?;
+        if backoff_max < backoff {
+            return Err(Error::Config(format!(
+                "webhook_backoff_max ({} s) is shorter than webhook_backoff ({} s): raise it",
+                backoff_max.as_secs(),
+                backoff.as_secs()
+            )));
+        }
+        Ok(Self {
+            timeout: secs(
+                "webhook_timeout",
+                serve.webhook_timeout.or(file.webhook_timeout),
+                defaults.timeout,
+            )?,
+            max_attempts,
+            backoff,
+            backoff_max,
+            retention: secs(
+                "webhook_retention",
+                serve.webhook_retention.or(file.webhook_retention),
+                defaults.retention,
+            )?,
+            poll: secs(
+                "webhook_poll",
+                serve.webhook_poll.or(file.webhook_poll),
+                defaults.poll,
+            )?,
+            reconnect_link_ttl: defaults.reconnect_link_ttl,
+        })
+    }
 }
 
 impl FileSettings {
@@ -255,6 +388,7 @@ impl Settings {
             Some(path) => FileSettings::load(path)?,
             None => FileSettings::default(),
         };
+        let webhooks = WebhookSettings::resolve(serve, &file)?;
         let listen = match common.listen.or(file.listen) {
             Some(listen) => listen,
             None => DEFAULT_LISTEN
@@ -387,6 +521,7 @@ impl Settings {
             .or(file.allow_insecure_http)
             .unwrap_or(false);
         Ok(Self {
+            webhooks,
             import_limit,
             allow_insecure_http,
             listen,
@@ -547,6 +682,74 @@ mod tests {
         assert!(!settings.allow_insecure_http);
         assert_eq!(settings.proxy_body_limit, 64 * 1024 * 1024);
         assert_eq!(settings.proxy_timeout, Duration::from_secs(30));
+        assert_eq!(settings.webhooks, WebhookSettings::default());
+    }
+
+    #[test]
+    fn webhook_settings_from_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("granary.toml");
+        std::fs::write(
+            &path,
+            "webhook_timeout = 3\nwebhook_max_attempts = 4\nwebhook_backoff = 2\nwebhook_backoff_max = 60\nwebhook_retention = 3600\nwebhook_poll = 5\n",
+        )
+        .unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..CommonArgs::default()
+        };
+        let settings = Settings::resolve(&common, &ServeArgs::default()).unwrap();
+        let w = &settings.webhooks;
+        assert_eq!(
+            (
+                w.timeout,
+                w.max_attempts,
+                w.backoff,
+                w.backoff_max,
+                w.retention,
+                w.poll
+            ),
+            (
+                Duration::from_secs(3),
+                4,
+                Duration::from_secs(2),
+                Duration::from_secs(60),
+                Duration::from_secs(3600),
+                Duration::from_secs(5)
+            )
+        );
+        let serve = ServeArgs {
+            webhook_max_attempts: Some(7),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(&common, &serve)
+                .unwrap()
+                .webhooks
+                .max_attempts,
+            7
+        );
+        for bad in [
+            ServeArgs {
+                webhook_max_attempts: Some(11),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                webhook_max_attempts: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                webhook_timeout: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                webhook_backoff_max: Some(1),
+                ..ServeArgs::default()
+            },
+        ] {
+            let error = Settings::resolve(&common, &bad).unwrap_err().to_string();
+            assert!(error.contains("webhook_"), "{error}");
+        }
     }
 
     #[test]

@@ -18,6 +18,13 @@ pub fn format_time(time: Timestamp) -> String {
     )
 }
 
+/// A timestamp as RFC 3339 in UTC, to the second: `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_rfc3339(time: Timestamp) -> String {
+    let text = format_time(time);
+    let text = text.strip_suffix(" UTC").unwrap_or(&text);
+    format!("{}Z", text.replacen(' ', "T", 1))
+}
+
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn format_unix_seconds(seconds: u64) -> String {
     format_time(Timestamp::from_unix_millis(
@@ -171,6 +178,10 @@ mod tests {
             "2000-02-29 00:00:00 UTC"
         );
         assert_eq!(format_unix_seconds(86_400), "1970-01-02 00:00:00 UTC");
+        assert_eq!(
+            format_rfc3339(Timestamp::from_unix_millis(1_700_000_000_123)),
+            "2023-11-14T22:13:20Z"
+        );
     }
 
     #[test]

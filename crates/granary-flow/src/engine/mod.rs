@@ -41,6 +41,7 @@ mod reconnect;
 mod refresh;
 mod refresher;
 mod reseal;
+mod webhook_secret;
 pub mod seal;
 mod setup;
 mod shutdown;

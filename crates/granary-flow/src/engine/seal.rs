@@ -34,6 +34,9 @@ pub enum Field {
     /// The store's key check (sealed with instance id `""`), which tells at open whether
     /// this key opens the store's secrets.
     KeyCheck,
+    /// A webhook endpoint's signing secret (sealed with the endpoint's id in place of an
+    /// instance id).
+    WebhookSecret,
 }
 
 impl Field {
@@ -47,6 +50,7 @@ impl Field {
             Self::ExtraTokenParam => "extra_token_param",
             Self::ExtraTokenHeader => "extra_token_header",
             Self::KeyCheck => "key_check",
+            Self::WebhookSecret => "webhook_secret",
         }
     }
 }

@@ -1,0 +1,139 @@
+//! The enqueuer: a task subscribed to the engine's events that turns each one into one
+//! delivery per enabled endpoint subscribed to its type (one payload, one event id, a
+//! delivery id per endpoint), stored in one `enqueue_deliveries` call, then wakes the local
+//! worker. Each process enqueues the events it emitted itself (the engine emits an event in
+//! the process that made the change), so no event is enqueued twice across nodes.
+
+use std::sync::Arc;
+
+use granary_flow::engine::{Engine, Event};
+use granary_store::{DeliveryState, WebhookDelivery};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::{Notify, watch};
+
+use super::endpoints::random_id;
+use super::payload::{Payload, ReconnectLink, event_type};
+use crate::settings::WebhookSettings;
+
+/// Runs until `stop` turns true or the engine's event channel closes.
+pub(super) async fn run(
+    engine: Engine,
+    settings: WebhookSettings,
+    mut events: broadcast::Receiver<Event>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let event = tokio::select! {
+            received = events.recv() => received,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        match event {
+            Ok(event) => match enqueue(&engine, &settings, &event).await {
+                Ok(0) => {}
+                Ok(_) => wake.notify_one(),
+                Err(error) => tracing::error!(
+                    %error,
+                    instance = event.instance(),
+                    ?event,
+                    "the webhook deliveries of an event could not be stored: they are lost"
+                ),
+            },
+            Err(RecvError::Lagged(missed)) => tracing::warn!(
+                missed,
+                "the webhook enqueuer fell behind the engine's events: {missed} events were \
+                 missed and get no webhook delivery"
+            ),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Stores the deliveries of `event`; returns how many.
+///
+/// # Errors
+/// A store failure (listing the endpoints, storing the deliveries).
+pub async fn enqueue(
+    engine: &Engine,
+    settings: &WebhookSettings,
+    event: &Event,
+) -> Result<usize, granary_store::Error> {
+    let Some(kind) = event_type(event) else {
+        return Ok(0);
+    };
+    let endpoints: Vec<_> = engine
+        .store()
+        .list_webhook_endpoints()
+        .await?
+        .into_iter()
+        .filter(|e| e.enabled && e.events.iter().any(|t| t == kind))
+        .collect();
+    if endpoints.is_empty() {
+        return Ok(0);
+    }
+    let now = engine.now();
+    let integration = match engine.store().get_instance(event.instance()).await {
+        Ok(found) => found.map(|instance| instance.integration),
+        Err(error) => {
+            tracing::warn!(%error, "the instance of an event could not be read for its webhook");
+            None
+        }
+    };
+    let reconnect = match event {
+        Event::NeedsAuthorization { instance, .. } => {
+            reconnect_link(engine, instance, settings).await
+        }
+        _ => None,
+    };
+    let payload = Payload::new(
+        random_id("evt_", 16),
+        event,
+        kind,
+        now,
+        integration,
+        reconnect.as_ref(),
+    );
+    let body = serde_json::to_string(&payload)
+        .map_err(|e| granary_store::Error::undecodable("a webhook payload", e.to_string()))?;
+    let deliveries: Vec<WebhookDelivery> = endpoints
+        .iter()
+        .map(|endpoint| WebhookDelivery {
+            id: random_id("dlv_", 16),
+            endpoint: endpoint.id.clone(),
+            event_type: kind.to_string(),
+            payload: body.clone(),
+            created: now,
+            state: DeliveryState::Pending,
+            attempts: Vec::new(),
+            next_attempt: now,
+            claimed_by: None,
+            claimed_until: None,
+        })
+        .collect();
+    engine.store().enqueue_deliveries(&deliveries).await?;
+    tracing::debug!(event = %payload.id, kind, deliveries = deliveries.len(), "webhook deliveries enqueued");
+    Ok(deliveries.len())
+}
+
+/// The reconnect link of a `needs_authorization` payload: a new single-use link to
+/// "Get access token" for `instance`, valid for the setting's time; `None` (the payload
+/// goes without it) when the link cannot be made (a disabled instance, a store failure).
+async fn reconnect_link(
+    engine: &Engine,
+    instance: &str,
+    settings: &WebhookSettings,
+) -> Option<ReconnectLink> {
+    match engine
+        .create_reconnect_link(instance, settings.reconnect_link_ttl)
+        .await
+    {
+        Ok(created) => Some(ReconnectLink {
+            url: created.url.to_string(),
+            expires: created.expires,
+        }),
+        Err(error) => {
+            tracing::warn!(%error, instance, "no reconnect link for the needs_authorization webhook");
+            None
+        }
+    }
+}
