@@ -261,7 +261,11 @@ const ALL: &[Behaviour] = &[
         revocation: AUTHENTICATED,
         lifetime: 604_800,
         refresh: ROTATING,
-        api_urls: &["https://discord.com/api/users/@me"],
+        // The versioned API (v10, what clients should use) and the unversioned one.
+        api_urls: &[
+            "https://discord.com/api/v10/users/@me",
+            "https://discord.com/api/users/@me",
+        ],
         ..B::standard(
             "discord",
             "Discord",
@@ -669,9 +673,12 @@ const ALL: &[Behaviour] = &[
             &[],
         )
     },
+    // Revocation: POST /oauth/revoke with HTTP Basic (Pipedrive's "Revoking a token").
     B {
         pkce: Pkce::Refused,
         client_auth: ClientAuth::Basic,
+        revocation_urls: &["https://oauth.pipedrive.com/oauth/revoke"],
+        revocation: AUTHENTICATED,
         extra_fields: &[("api_domain", FieldValue::Url("https://acme.pipedrive.com"))],
         lifetime: 3599,
         api_urls: &["https://acme.pipedrive.com/api/v1/users/me"],
@@ -824,7 +831,10 @@ const ALL: &[Behaviour] = &[
         revocation: AUTHENTICATED,
         offline_scopes: OFFLINE_ACCESS,
         constrained_params: &[("response_mode", &["query", "form_post"])],
+        // The management API takes the org authorization server's tokens
+        // (okta.users.read.self); userinfo takes any.
         api_urls: &[
+            "https://{subdomain}.okta.com/api/v1/users/me",
             "https://{subdomain}.okta.com/oauth2/v1/userinfo",
             "https://{subdomain}.okta.com/oauth2/default/v1/userinfo",
         ],

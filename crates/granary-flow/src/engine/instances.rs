@@ -540,10 +540,17 @@ impl Engine {
         &self,
         instance: &Instance,
     ) -> Result<ClientConfig, String> {
+        // With the values kept with the connection: a revocation URL may name one the
+        // callback gave (Zoho's accounts-server).
+        let kept = match self.inner.store.get_token(&instance.id).await {
+            Ok(Some(record)) => record.kept,
+            _ => BTreeMap::new(),
+        };
         let config = self
-            .client_config(instance)
+            .instance_setup(instance, &kept)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .config;
         if config.revocation_url.is_none() {
             return Err("the integration has no revocation endpoint: the tokens were not revoked at the provider".into());
         }
@@ -561,6 +568,7 @@ impl Engine {
     ) -> Result<(), String> {
         // Revoking the refresh token ends the whole grant at most providers; the access
         // token is revoked too for those that keep them apart.
+        let mut grant_revoked = false;
         if let Some(sealed) = &record.refresh_token {
             let token = self
                 .open_secret(&instance.id, Field::RefreshToken, sealed)
@@ -573,18 +581,29 @@ impl Engine {
             )
             .await
             .map_err(|e| e.to_string())?;
+            grant_revoked = true;
         }
         let token = self
             .open_secret(&instance.id, Field::AccessToken, &record.access_token)
             .map_err(|e| e.to_string())?;
-        protocol::revoke(
+        match protocol::revoke(
             &self.inner.http,
             config,
             &token,
             Some(TokenTypeHint::AccessToken),
         )
         .await
-        .map_err(|e| e.to_string())
+        {
+            Ok(()) => Ok(()),
+            // The access token went with the grant (Google and others answer 400
+            // `invalid_token` for a token already revoked, where RFC 7009 says 200).
+            Err(e)
+                if grant_revoked && e.oauth_error().is_some_and(|o| o.error == "invalid_token") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Seals the values of extra token parameters or headers.

@@ -149,15 +149,6 @@ impl Engine {
         resolve_profile(instance, &flows)
     }
 
-    /// The protocol configuration of an instance: its integration's flow, its overrides, its
-    /// opened client secret.
-    pub(crate) async fn client_config(&self, instance: &Instance) -> EngineResult<ClientConfig> {
-        Ok(self
-            .instance_setup(instance, &BTreeMap::new())
-            .await?
-            .config)
-    }
-
     /// [`Engine::instance_setup_with`] after reading the instance's integration.
     pub(crate) async fn instance_setup(
         &self,
@@ -315,8 +306,23 @@ impl Engine {
         if let Some(body) = t.body {
             config.token_body = body;
         }
+        // Token request parameters may name the connection's values and `{client_id}`
+        // (TikTok's `client_key = "{client_id}"`).
+        let mut token_values = values.clone();
+        token_values
+            .entry("client_id".to_string())
+            .or_insert_with(|| instance.client_id.clone());
+        let token_pairs = |map: &BTreeMap<String, String>| -> EngineResult<Vec<(String, String)>> {
+            map.iter()
+                .map(|(name, value)| {
+                    profile::expand(value, &token_values)
+                        .map(|value| (name.clone(), value))
+                        .map_err(|e| profile_error(instance, e))
+                })
+                .collect()
+        };
         config.extra_token_params = overlay(
-            pairs(&t.params),
+            token_pairs(&t.params)?,
             self.open_extras(
                 &instance.id,
                 Field::ExtraTokenParam,
@@ -331,14 +337,15 @@ impl Engine {
                 &instance.extra_token_headers,
             )?,
         );
-        config.exchange_params = pairs(&t.exchange_params);
+        config.exchange_params = token_pairs(&t.exchange_params)?;
         config.token_location = t.location.clone();
         config.kept_token_fields = t.keep.clone().unwrap_or_default();
         config.error_flag = t.error_flag.clone();
 
+        config.revocation_params = token_pairs(&profile.revocation.params)?;
         let r = &profile.refresh;
         config.refresh_url = template_url("refresh URL", &r.url)?;
-        config.refresh_params = pairs(&r.params);
+        config.refresh_params = token_pairs(&r.params)?;
         config.refresh_strategy = match r.strategy.unwrap_or_default() {
             RefreshKind::RefreshToken => RefreshStrategy::RefreshToken,
             RefreshKind::None => RefreshStrategy::None,

@@ -28,6 +28,7 @@ impl ProviderProfile {
             refresh: merge_refresh(&self.refresh, &over.refresh),
             revocation: RevocationQuirks {
                 url: pick(&over.revocation.url, &self.revocation.url),
+                params: merge_map(&self.revocation.params, &over.revocation.params),
             },
             api: ApiQuirks {
                 base_url: pick(&over.api.base_url, &self.api.base_url),

@@ -151,6 +151,8 @@ pub struct TokenQuirks {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<TokenBody>,
     /// Parameters of every token request, code exchange and refresh (`expires_in=1800`).
+    /// Values may name connection values and `{client_id}` (TikTok `client_key`), as may
+    /// `exchange_params` and `refresh.params`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
     /// Parameters of the code exchange only (`type=web_server`, `expiring=1`).
@@ -241,6 +243,10 @@ pub struct RevocationQuirks {
     /// The revocation endpoint, a URL template.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Parameters of revocation requests; values may name `{client_id}` (TikTok
+    /// `client_key = "{client_id}"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
 }
 
 /// How the provider's API takes the access token.

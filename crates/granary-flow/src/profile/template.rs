@@ -239,10 +239,13 @@ impl ConnectionField {
         let Ok(url) = Url::parse(value) else {
             return false;
         };
-        let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+        let loopback = url.scheme() == "http" && crate::protocol::is_loopback(&url);
+        // A loopback origin may have a path: a local stand-in serving many hosts under one
+        // origin (the providers conformance suite's emulator at `http://127.0.0.1:PORT/HOST`).
+        let bare =
+            (url.path() == "/" || loopback) && url.query().is_none() && url.fragment().is_none();
         let plain = url.username().is_empty() && url.password().is_none();
-        let secure = url.scheme() == "https"
-            || (url.scheme() == "http" && crate::protocol::is_loopback(&url));
+        let secure = url.scheme() == "https" || loopback;
         bare && plain
             && secure
             && url

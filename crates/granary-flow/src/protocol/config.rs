@@ -30,6 +30,8 @@ pub struct ClientConfig {
     pub token_url: Url,
     /// The provider's revocation endpoint (RFC 7009), if it has one.
     pub revocation_url: Option<Url>,
+    /// Extra parameters of revocation requests (TikTok `client_key`).
+    pub revocation_params: Vec<(String, String)>,
     /// The provider's token introspection endpoint (RFC 7662), if it has one: the engine
     /// asks it when a token's expiry was not stated.
     pub introspection_url: Option<Url>,
@@ -159,6 +161,7 @@ impl ClientConfig {
             authorization_url,
             token_url,
             revocation_url: None,
+            revocation_params: Vec::new(),
             introspection_url: None,
             scope_separator: " ".to_string(),
             pkce: true,
@@ -350,6 +353,7 @@ impl fmt::Debug for ClientConfig {
                 "revocation_url",
                 &self.revocation_url.as_ref().map(Url::as_str),
             )
+            .field("revocation_params", &self.revocation_params)
             .field("scope_separator", &self.scope_separator)
             .field("pkce", &self.pkce)
             .field(

@@ -45,7 +45,17 @@ pub async fn revoke(
     if let Some(hint) = hint {
         params.push(("token_type_hint", hint.as_str().to_string()));
     }
-    let request = form_request(client, config, url, params, false)?;
+    for (name, value) in &config.revocation_params {
+        if !params.iter().any(|(own, _)| own == name) {
+            params.push((name.as_str(), value.clone()));
+        }
+    }
+    // Token request parameters are not sent here, so they cannot clash with these.
+    let mut config = config.clone();
+    config.extra_token_params.clear();
+    config.exchange_params.clear();
+    config.refresh_params.clear();
+    let request = form_request(client, &config, url, params, false)?;
     let ctx = RequestContext {
         operation: Operation::Revocation,
         endpoint: Endpoint::Revocation,

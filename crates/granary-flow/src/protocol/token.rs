@@ -387,7 +387,17 @@ pub(crate) fn token_response(
         problem,
         excerpt: super::redact::excerpt(&raw.body, &ctx.secrets),
     };
-    let mut tokens = match config.token_location.as_deref() {
+    // A refresh answer whose configured location holds no token but whose top level does
+    // is read at the top level: Slack puts a user token under `authed_user` in the code
+    // exchange answer and at the top level when it is refreshed. (A code exchange answer
+    // without the nested token stays an error: the token it has is another one.)
+    let location = config.token_location.as_deref().filter(|path| {
+        let nested = matches!(at_path(&fields, path), Some(Value::Object(inner)) if inner.contains_key("access_token"));
+        nested
+            || ctx.operation != Operation::Refresh
+            || !fields.contains_key("access_token")
+    });
+    let mut tokens = match location {
         None => TokenResponse::from_fields(fields, &config.scope_separator).map_err(invalid)?,
         Some(path) => {
             let Some(Value::Object(inner)) = at_path(&fields, path) else {

@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 
 use granary_flow::profile::{ProviderProfile, match_template};
-use granary_providers_conformance::Behaviour;
+use granary_providers_conformance::{Behaviour, CLIENT_ID};
 
 /// Values no URL of the behaviour gives: `(profile id, profile field, value)`. Each names
 /// why in a comment.
 const TABLE: &[(&str, &str, &str)] = &[
-    // The emulator's Intercom example connection is region `eu`; its default URLs are the
-    // US hosts, which is what the profile's defaults are: nothing to add.
+    // Seller Central's consent page takes the app's application_id; the emulator registers
+    // one client, whose application id is its client id.
+    ("amazon", "application_id", CLIENT_ID),
 ];
 
 /// The profile's connection fields (those an admin enters) with the values that make its
@@ -34,7 +35,12 @@ pub fn connection(profile: &ProviderProfile, b: &Behaviour) -> BTreeMap<String, 
         let (Some(template), Some(url)) = (template, url) else {
             continue;
         };
-        let url = b.example_url(url);
+        let mut url = b.example_url(url);
+        // A query the provider's URL carries (`?request=token`) the profile sends as a
+        // parameter.
+        if !template.contains('?') {
+            url.truncate(url.find('?').unwrap_or(url.len()));
+        }
         for (name, value) in match_template(template, &url).unwrap_or_default() {
             if admin_field(&name) {
                 values.entry(name).or_insert(value);

@@ -5,14 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use granary_flow::engine::{
-    AccessToken, Engine, Keyring, ManualClock, MasterKey, NewInstance,
-};
+use granary_flow::engine::{AccessToken, Engine, Keyring, ManualClock, MasterKey, NewInstance};
 use granary_flow::profile::{ProviderProfile, RefreshKind};
 use granary_flow::protocol::RetryPolicy;
-use granary_providers_conformance::{
-    Behaviour, CLIENT_ID, CLIENT_SECRET, Emulator, Refusal, fill,
-};
+use granary_providers_conformance::{Behaviour, CLIENT_ID, CLIENT_SECRET, Emulator, Refusal, fill};
 use granary_store::{MemoryStore, Timestamp};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -86,7 +82,10 @@ pub async fn run(profile: &ProviderProfile, b: &Behaviour, mode: Mode) -> Outcom
         Ok(emu) => emu,
         Err(e) => {
             return Outcome {
-                result: Err(fail(Stage::Setup, format!("the emulator did not start: {e}"))),
+                result: Err(fail(
+                    Stage::Setup,
+                    format!("the emulator did not start: {e}"),
+                )),
                 refusals: Vec::new(),
             };
         }
@@ -95,7 +94,7 @@ pub async fn run(profile: &ProviderProfile, b: &Behaviour, mode: Mode) -> Outcom
     let refusals = emu.refusals();
     // Where the emulator refused, its words say best why the step failed.
     if let (Err(failure), Some(last)) = (&mut result, refusals.last()) {
-        if failure.stage != Stage::Setup {
+        if failure.stage != Stage::Setup && !failure.reason.contains(&last.reason) {
             failure.reason = format!(
                 "{} (the provider refused at its {} endpoint: HTTP {} {}: {})",
                 failure.reason, last.endpoint, last.status, last.error, last.reason
@@ -206,7 +205,10 @@ async fn steps(
         ));
     };
     let callback = Url::parse(&location).map_err(|e| fail(Stage::Authorize, e))?;
-    if !callback.as_str().starts_with(engine.redirect_uri().as_str()) {
+    if !callback
+        .as_str()
+        .starts_with(engine.redirect_uri().as_str())
+    {
         return Err(fail(
             Stage::Authorize,
             format!("redirected to {callback}, not granary's callback"),
@@ -255,7 +257,10 @@ async fn steps(
                 .await
                 .map_err(|e| fail(Stage::Refresh, e))?;
             if renewed.same_token(&token) || renewed.secret() == token.secret() {
-                return Err(fail(Stage::Refresh, "the refresh gave the same access token"));
+                return Err(fail(
+                    Stage::Refresh,
+                    "the refresh gave the same access token",
+                ));
             }
             if emu.log().len() == before {
                 return Err(fail(Stage::Refresh, "no request reached the provider"));
@@ -378,16 +383,24 @@ async fn call_api(
             .as_ref()
             .map(|u| u.as_str().trim_end_matches('/').to_owned())
             .unwrap_or_default();
-        if !url.to_ascii_lowercase().starts_with(&base.to_ascii_lowercase()) {
+        if !url
+            .to_ascii_lowercase()
+            .starts_with(&base.to_ascii_lowercase())
+        {
             return Err(fail(
                 Stage::Api,
-                format!("the profile's API base URL {base} is not where the provider's API is ({url})"),
+                format!(
+                    "the profile's API base URL {base} is not where the provider's API is ({url})"
+                ),
             ));
         }
     }
     let response = http
         .get(&url)
-        .header(target.token_header.as_str(), target.header_value(token.secret()))
+        .header(
+            target.token_header.as_str(),
+            target.header_value(token.secret()),
+        )
         .send()
         .await
         .map_err(|e| fail(Stage::Api, e))?;
@@ -396,7 +409,10 @@ async fn call_api(
         let body = response.text().await.unwrap_or_default();
         return Err(fail(
             Stage::Api,
-            format!("HTTP {status} from the API with the token in {}: {body}", target.token_header),
+            format!(
+                "HTTP {status} from the API with the token in {}: {body}",
+                target.token_header
+            ),
         ));
     }
     notes.push("API called".to_owned());
