@@ -128,6 +128,41 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE instances ADD COLUMN connection text, ADD COLUMN profile text;
     ALTER TABLE tokens ADD COLUMN kept text;
     "#,
+    // 6 -> 7: webhooks and reconnect links (issue 16). A delivery's attempts are JSON text;
+    // deleting an endpoint cascades to its deliveries. The claim reads
+    // `webhook_deliveries_due`, the delivery log `webhook_deliveries_by_endpoint`.
+    r#"
+    CREATE TABLE webhook_endpoints (
+        id       text COLLATE "C" PRIMARY KEY,
+        url      text NOT NULL,
+        secret   bytea NOT NULL,
+        events   text NOT NULL,
+        enabled  boolean NOT NULL,
+        created  bigint NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        id             text COLLATE "C" PRIMARY KEY,
+        endpoint       text COLLATE "C" NOT NULL
+                       REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+        event_type     text NOT NULL,
+        payload        text NOT NULL,
+        created        bigint NOT NULL,
+        state          text NOT NULL,
+        attempts       text NOT NULL,
+        next_attempt   bigint NOT NULL,
+        claimed_by     text,
+        claimed_until  bigint
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt);
+    CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint, created);
+    CREATE TABLE reconnect_links (
+        digest    text COLLATE "C" PRIMARY KEY,
+        instance  text NOT NULL,
+        created   bigint NOT NULL,
+        expires   bigint NOT NULL
+    );
+    CREATE INDEX reconnect_links_by_expiry ON reconnect_links (expires);
+    "#,
 ];
 
 /// The schema version this granary writes.

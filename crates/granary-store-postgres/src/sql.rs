@@ -221,6 +221,66 @@ pub const FIND_API_KEY: &str =
 /// Revokes (removes) an API key.
 pub const REVOKE_API_KEY: &str = "DELETE FROM api_keys WHERE id = $1 RETURNING 1";
 
+/// Stores a webhook endpoint, replacing the one with its id.
+pub const PUT_WEBHOOK_ENDPOINT: &str = "INSERT INTO webhook_endpoints \
+    (id, url, secret, events, enabled, created) VALUES ($1, $2, $3, $4, $5, $6) \
+    ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret, \
+    events = EXCLUDED.events, enabled = EXCLUDED.enabled, created = EXCLUDED.created";
+/// Every webhook endpoint, by id.
+pub const LIST_WEBHOOK_ENDPOINTS: &str =
+    "SELECT id, url, secret, events, enabled, created FROM webhook_endpoints ORDER BY id";
+/// Removes a webhook endpoint; the foreign key cascades to its deliveries.
+pub const DELETE_WEBHOOK_ENDPOINT: &str = "DELETE FROM webhook_endpoints WHERE id = $1 RETURNING 1";
+
+/// Stores deliveries given as one array per column, all in one statement: a taken id (or
+/// one twice) fails it with a unique violation, an unknown endpoint with a foreign key
+/// violation, and then none is stored.
+pub const ENQUEUE_DELIVERIES: &str = "INSERT INTO webhook_deliveries (id, endpoint, event_type, \
+    payload, created, state, attempts, next_attempt, claimed_by, claimed_until) \
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+    $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[])";
+/// Claims for `$2` until `$3` at most `$4` deliveries pending, due at `$1` and without a live
+/// claim, oldest due first: rows another claimer holds locked are skipped, and a row claimed
+/// and committed meanwhile is checked again against the condition, so no two claimers get
+/// one delivery. The rows come back in no order.
+pub const CLAIM_DELIVERIES: &str = "UPDATE webhook_deliveries SET claimed_by = $2, \
+    claimed_until = $3 WHERE id IN (SELECT id FROM webhook_deliveries \
+    WHERE state = 'pending' AND next_attempt <= $1 \
+    AND (claimed_until IS NULL OR claimed_until <= $1) \
+    ORDER BY next_attempt, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+    RETURNING id, endpoint, event_type, payload, created, state, attempts, next_attempt, \
+    claimed_by, claimed_until";
+/// One delivery.
+pub const GET_DELIVERY: &str = "SELECT id, endpoint, event_type, payload, created, state, \
+    attempts, next_attempt, claimed_by, claimed_until FROM webhook_deliveries WHERE id = $1";
+/// Records an attempt on delivery `$1` (state `$4`, attempts `$5`, due `$6`, claim cleared)
+/// only while `$2` holds a live claim at `$3` and the attempts are still `$7` (as read).
+pub const FINISH_DELIVERY_ATTEMPT: &str = "UPDATE webhook_deliveries SET state = $4, \
+    attempts = $5, next_attempt = $6, claimed_by = NULL, claimed_until = NULL \
+    WHERE id = $1 AND state = 'pending' AND claimed_by = $2 AND claimed_until > $3 \
+    AND attempts = $7 RETURNING 1";
+/// The deliveries of endpoint `$1`, newest first, at most `$2`.
+pub const LIST_DELIVERIES: &str = "SELECT id, endpoint, event_type, payload, created, state, \
+    attempts, next_attempt, claimed_by, claimed_until FROM webhook_deliveries \
+    WHERE endpoint = $1 ORDER BY created DESC, id DESC LIMIT $2";
+/// Removes the delivered and failed deliveries created before `$1`.
+pub const PURGE_FINISHED_DELIVERIES: &str = "WITH d AS (DELETE FROM webhook_deliveries \
+    WHERE state IN ('delivered', 'failed') AND created < $1 RETURNING 1) SELECT count(*) FROM d";
+
+/// Stores a reconnect link; no row back when the digest is taken.
+pub const CREATE_RECONNECT_LINK: &str = "INSERT INTO reconnect_links \
+    (digest, instance, created, expires) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1";
+/// The reconnect link of a digest, unexpired at `$2`.
+pub const FIND_RECONNECT_LINK: &str = "SELECT digest, instance, created, expires \
+    FROM reconnect_links WHERE digest = $1 AND expires > $2";
+/// Removes the reconnect link of a digest, unexpired at `$2`, and returns it: at most one
+/// taker gets the row.
+pub const TAKE_RECONNECT_LINK: &str = "DELETE FROM reconnect_links \
+    WHERE digest = $1 AND expires > $2 RETURNING digest, instance, created, expires";
+/// Removes the reconnect links expired at `$1`.
+pub const PURGE_RECONNECT_LINKS: &str = "WITH d AS (DELETE FROM reconnect_links \
+    WHERE expires <= $1 RETURNING 1) SELECT count(*) FROM d";
+
 #[cfg(test)]
 mod tests {
     #[test]

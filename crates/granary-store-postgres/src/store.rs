@@ -8,9 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use granary_store::{
-    AdminSession, ApiKeyRecord, Capabilities, Change, Changes, ClientAuth, Error, Instance,
-    InstanceCounts, InstanceFilter, InstanceStatus, InstanceToken, InstanceWithToken, Integration,
-    Lease, PendingAuthorization, RefreshOutcome, Result, Sealed, Store, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, Capabilities, Change, Changes, ClientAuth, DeliveryAttempt,
+    DeliveryOutcome, Error, Instance, InstanceCounts, InstanceFilter, InstanceStatus,
+    InstanceToken, InstanceWithToken, Integration, Lease, PendingAuthorization, ReconnectLink,
+    RefreshOutcome, Result, Sealed, Store, Timestamp, TokenRecord, WebhookDelivery,
+    WebhookEndpoint,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -20,6 +22,7 @@ use crate::errors::{Fault, map};
 use crate::{PostgresOptions, connect, schema, sql};
 
 mod server_state;
+mod webhooks;
 
 /// A granary store in a PostgreSQL database, shared by every node that opens it.
 ///
@@ -1043,5 +1046,75 @@ impl Store for PostgresStore {
 
     async fn revoke_api_key(&self, id: &str) -> Result<bool> {
         self.api_keys_revoke(id).await
+    }
+
+    async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<()> {
+        self.webhook_endpoint_put(endpoint).await
+    }
+
+    async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>> {
+        self.webhook_endpoints_list().await
+    }
+
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<bool> {
+        self.webhook_endpoint_delete(id).await
+    }
+
+    async fn enqueue_deliveries(&self, deliveries: &[WebhookDelivery]) -> Result<()> {
+        self.deliveries_enqueue(deliveries).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        holder: &str,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>> {
+        self.deliveries_claim(now, holder, until, limit).await
+    }
+
+    async fn finish_delivery_attempt(
+        &self,
+        id: &str,
+        holder: &str,
+        now: Timestamp,
+        attempt: DeliveryAttempt,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool> {
+        self.delivery_finish_attempt(id, holder, now, attempt, outcome)
+            .await
+    }
+
+    async fn list_deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<WebhookDelivery>> {
+        self.deliveries_list(endpoint, limit).await
+    }
+
+    async fn purge_finished_deliveries(&self, before: Timestamp) -> Result<u64> {
+        self.deliveries_purge(before).await
+    }
+
+    async fn create_reconnect_link(&self, link: &ReconnectLink) -> Result<()> {
+        self.reconnect_link_create(link).await
+    }
+
+    async fn find_reconnect_link(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ReconnectLink>> {
+        self.reconnect_link_find(digest, now).await
+    }
+
+    async fn take_reconnect_link(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ReconnectLink>> {
+        self.reconnect_link_take(digest, now).await
+    }
+
+    async fn purge_expired_reconnect_links(&self, now: Timestamp) -> Result<u64> {
+        self.reconnect_links_purge(now).await
     }
 }
