@@ -29,7 +29,7 @@ commands:
                             with no optional features, all tests, the example
                             backend, every conformance suite
   conformance [SUITE...]    run conformance suites (default: all): openapi, store, flow,
-                            facade, browser, lifecycle, multinode, proxy
+                            facade, browser, lifecycle, multinode, proxy, providers
   docs                      the docs and packaging steps of `test` alone: rustdoc
                             with warnings denied, every README example a doc test,
                             `cargo package --list` of each published crate

@@ -7,6 +7,7 @@ pub mod flow;
 pub mod lifecycle;
 pub mod multinode;
 pub mod openapi;
+pub mod providers;
 pub mod proxy;
 pub mod store;
 
@@ -24,6 +25,7 @@ const SUITES: &[Suite] = &[
     ("lifecycle", lifecycle::conformance),
     ("multinode", multinode::conformance),
     ("proxy", proxy::conformance),
+    ("providers", providers::conformance),
 ];
 
 /// Runs the suites named (all when none is), each to its end; fails naming those that failed.
