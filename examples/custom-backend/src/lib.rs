@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use granary_store::{
-    AdminSession, ApiKeyRecord, Capabilities, Changes, Error, Instance, InstanceCounts,
-    InstanceFilter, InstanceToken, InstanceWithToken, Integration, Lease, MemoryStore,
-    PendingAuthorization, Result, Sealed, Store, Timestamp, TokenRecord,
+    AdminSession, ApiKeyRecord, Capabilities, Changes, DeliveryAttempt, DeliveryOutcome, Error,
+    Instance, InstanceCounts, InstanceFilter, InstanceToken, InstanceWithToken, Integration, Lease,
+    MemoryStore, PendingAuthorization, ReconnectLink, Result, Sealed, Store, Timestamp,
+    TokenRecord, WebhookDelivery, WebhookEndpoint,
 };
 use tokio::sync::Mutex;
 
@@ -28,8 +29,8 @@ use tokio::sync::Mutex;
 /// by the callback) live in `pendings`, a map of this crate, to show what a backend writes
 /// itself: the take-once rule, expiry judged by the caller's `now`, `NotFound` for an
 /// unknown instance, and the cascade when an instance is deleted. Integrations, instances,
-/// tokens, leases, the change feed, the key check, and the server's admin sessions and API
-/// keys are delegated to `records`, a [`MemoryStore`]; a real backend writes those methods
+/// tokens, leases, the change feed, the key check, the server's admin sessions and API
+/// keys, webhooks and reconnect links are delegated to `records`, a [`MemoryStore`]; a real backend writes those methods
 /// the same way, against its own storage.
 #[derive(Default)]
 pub struct MapStore {
@@ -280,5 +281,78 @@ impl Store for MapStore {
 
     async fn revoke_api_key(&self, id: &str) -> Result<bool> {
         self.records.revoke_api_key(id).await
+    }
+
+    async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<()> {
+        self.records.put_webhook_endpoint(endpoint).await
+    }
+
+    async fn list_webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>> {
+        self.records.list_webhook_endpoints().await
+    }
+
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<bool> {
+        self.records.delete_webhook_endpoint(id).await
+    }
+
+    async fn enqueue_deliveries(&self, deliveries: &[WebhookDelivery]) -> Result<()> {
+        self.records.enqueue_deliveries(deliveries).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        holder: &str,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>> {
+        self.records
+            .claim_deliveries(now, holder, until, limit)
+            .await
+    }
+
+    async fn finish_delivery_attempt(
+        &self,
+        id: &str,
+        holder: &str,
+        now: Timestamp,
+        attempt: DeliveryAttempt,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool> {
+        self.records
+            .finish_delivery_attempt(id, holder, now, attempt, outcome)
+            .await
+    }
+
+    async fn list_deliveries(&self, endpoint: &str, limit: usize) -> Result<Vec<WebhookDelivery>> {
+        self.records.list_deliveries(endpoint, limit).await
+    }
+
+    async fn purge_finished_deliveries(&self, before: Timestamp) -> Result<u64> {
+        self.records.purge_finished_deliveries(before).await
+    }
+
+    async fn create_reconnect_link(&self, link: &ReconnectLink) -> Result<()> {
+        self.records.create_reconnect_link(link).await
+    }
+
+    async fn find_reconnect_link(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ReconnectLink>> {
+        self.records.find_reconnect_link(digest, now).await
+    }
+
+    async fn take_reconnect_link(
+        &self,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<Option<ReconnectLink>> {
+        self.records.take_reconnect_link(digest, now).await
+    }
+
+    async fn purge_expired_reconnect_links(&self, now: Timestamp) -> Result<u64> {
+        self.records.purge_expired_reconnect_links(now).await
     }
 }
