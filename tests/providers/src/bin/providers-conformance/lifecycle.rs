@@ -94,7 +94,12 @@ pub async fn run(profile: &ProviderProfile, b: &Behaviour, mode: Mode) -> Outcom
     let refusals = emu.refusals();
     // Where the emulator refused, its words say best why the step failed.
     if let (Err(failure), Some(last)) = (&mut result, refusals.last()) {
-        if failure.stage != Stage::Setup && !failure.reason.contains(&last.reason) {
+        if failure.stage == Stage::Authorize {
+            failure.reason = format!(
+                "the provider refused the authorization request (HTTP {} {}: {})",
+                last.status, last.error, last.reason
+            );
+        } else if failure.stage != Stage::Setup && !failure.reason.contains(&last.reason) {
             failure.reason = format!(
                 "{} (the provider refused at its {} endpoint: HTTP {} {}: {})",
                 failure.reason, last.endpoint, last.status, last.error, last.reason
