@@ -140,9 +140,6 @@ impl ProviderProfile {
         if !r.params.is_empty() {
             lines.push(format!("adds {} to refresh requests", pairs(&r.params)));
         }
-        if let Some(margin) = r.margin {
-            lines.push(format!("renews {margin} s before expiry"));
-        }
         if r.rotating == Some(true) {
             lines.push("rotates refresh tokens (each is used once)".to_string());
         }

@@ -109,7 +109,6 @@ fn merge_refresh(under: &RefreshQuirks, over: &RefreshQuirks) -> RefreshQuirks {
         url: pick(&over.url, &under.url),
         params: merge_map(&under.params, &over.params),
         exchange: pick(&over.exchange, &under.exchange),
-        margin: pick(&over.margin, &under.margin),
         rotating: pick(&over.rotating, &under.rotating),
     }
 }

@@ -193,10 +193,6 @@ pub struct RefreshQuirks {
     /// For [`RefreshKind::AccessTokenExchange`]: the request that trades the access token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exchange: Option<ExchangeRequest>,
-    /// Seconds before expiry at which a token is renewed, when the engine's default does
-    /// not suit the provider.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub margin: Option<u64>,
     /// Whether the provider rotates refresh tokens (each is single use). The engine always
     /// stores the refresh token returned and refreshes one at a time; this is shown to the
     /// admin and checked by the conformance suite.
