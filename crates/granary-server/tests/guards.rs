@@ -124,6 +124,7 @@ const TOKENS_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/instances/{id}/token/rejected"),
     ("POST", "/api/v1/instances/{id}/refresh"),
     ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/providers"),
     ("GET", "/api/v1/instances/{id}/proxy/{*path}"),
     ("POST", "/api/v1/instances/{id}/proxy/{*path}"),
     ("PUT", "/api/v1/instances/{id}/proxy/{*path}"),
