@@ -121,6 +121,11 @@ pub fn engine_problem(error: &EngineError) -> Problem {
             "unknown-state",
             "Unknown authorization",
         ),
+        ErrorKind::LinkGone => (
+            StatusCode::GONE,
+            "link-gone",
+            "The link was used or has expired",
+        ),
         ErrorKind::Conflict => match code {
             "already_exists" => (StatusCode::CONFLICT, "already-exists", "Already exists"),
             "no_refresh_token" => (

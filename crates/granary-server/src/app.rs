@@ -38,6 +38,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Failed sign-ins by client address (per node: see `throttle`).
     pub sign_in: SignInThrottle,
+    /// Unusable reconnect links opened, by client address (per node, like `sign_in`).
+    pub reconnect: SignInThrottle,
     /// When the server started.
     pub started: Instant,
     /// Turns true when the server shuts down: long-lived responses (events) end then.
@@ -69,6 +71,7 @@ impl AppState {
             api_keys,
             metrics: Metrics::default(),
             sign_in: SignInThrottle::default(),
+            reconnect: SignInThrottle::default(),
             started: Instant::now(),
             closing: tokio::sync::watch::Sender::new(false),
         }));

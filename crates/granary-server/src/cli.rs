@@ -184,6 +184,16 @@ pub enum InstanceCommand {
         /// The instance id.
         id: String,
     },
+    /// Create a single-use link that opens "Get access token" for this instance without the
+    /// admin page, for whoever owns the account at the provider; prints it (only now).
+    ReconnectLink {
+        /// The instance id.
+        id: String,
+        /// How long the link works: seconds, or a number with s, m, h or d (`3d`), at most
+        /// 90 days [default: the reconnect_link_ttl setting, 7d].
+        #[arg(long)]
+        ttl: Option<String>,
+    },
 }
 
 /// `granary key ...`.
@@ -812,6 +822,50 @@ pub async fn instance(
             println!(
                 "{} instance {id}",
                 if enabled { "enabled" } else { "disabled" }
+            );
+            Ok(())
+        }
+        InstanceCommand::ReconnectLink { id, ttl } => {
+            let ttl = ttl
+                .as_deref()
+                .map(crate::reconnect::parse_ttl)
+                .transpose()
+                .map_err(|reason| Error::Config(format!("--ttl: {reason}")))?;
+            let (url, expires) = match target {
+                Target::Local(engine, settings) => {
+                    let ttl = ttl.unwrap_or(settings.reconnect_link_ttl);
+                    let created = engine.create_reconnect_link(id, ttl).await?;
+                    (
+                        created.url.to_string(),
+                        crate::views::format_rfc3339(created.expires),
+                    )
+                }
+                Target::Remote(remote) => {
+                    let body = ttl.map(|ttl| json!({ "ttl": ttl.as_secs() }));
+                    let value = remote
+                        .call(
+                            Method::POST,
+                            &format!("/instances/{id}/reconnect-link"),
+                            body,
+                        )
+                        .await?;
+                    let field = |name: &str| {
+                        value
+                            .get(name)
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                            .ok_or_else(|| {
+                                Error::Config(format!(
+                                    "the server's answer has no `{name}`: {value}"
+                                ))
+                            })
+                    };
+                    (field("url")?, field("expires_at")?)
+                }
+            };
+            println!("{url}");
+            eprintln!(
+                "works once, until {expires}: hand it to whoever owns the account at the provider"
             );
             Ok(())
         }

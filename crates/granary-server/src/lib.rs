@@ -28,6 +28,7 @@ pub mod open;
 pub mod problem;
 pub mod profiles;
 pub mod proxy;
+pub mod reconnect;
 pub mod routes;
 pub mod secrets;
 pub mod serve;

@@ -119,6 +119,8 @@ fn table() -> RouteTable {
         .add(Public, get(), "/admin/login", web::login_form)
         .add(Public, post(), "/admin/login", web::login)
         .add(Public, get(), web::SCRIPT_PATH, web::script)
+        .add(Public, get(), "/reconnect/{secret}", web::reconnect::page)
+        .add(Public, post(), "/reconnect/{secret}", web::reconnect::start)
         .add(Admin, post(), "/admin/logout", web::logout)
         .add(Admin, get(), "/admin/", web::home)
         .add(Admin, get(), "/admin", web::admin_slash)
@@ -204,6 +206,12 @@ fn table() -> RouteTable {
             "/admin/instances/{id}/delete",
             web::instance_delete,
         )
+        .add(
+            Admin,
+            post(),
+            "/admin/instances/{id}/reconnect-link",
+            web::reconnect::create,
+        )
         .add(Admin, get(), "/admin/oauth/", web::callback)
         .add(Admin, get(), "/admin/oauth", web::callback_slash)
         .add(Admin, get(), "/admin/api-keys", web::api_keys)
@@ -275,6 +283,12 @@ fn table() -> RouteTable {
             post(),
             "/api/v1/instances/{id}/disconnect",
             api::instance_disconnect,
+        )
+        .add(
+            Api,
+            post(),
+            "/api/v1/instances/{id}/reconnect-link",
+            crate::reconnect::create,
         )
         .add(
             Api,
@@ -387,10 +401,18 @@ pub fn router(state: AppState) -> Router {
             .map(|info| ((info.method.clone(), info.path), info.role))
             .collect(),
     );
-    let admin = table.admin.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        web::require_admin,
-    ));
+    // The callback of an authorization a reconnect link started is answered before the
+    // guard (see `web::reconnect`); every other admin request meets the guard.
+    let admin = table
+        .admin
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::require_admin,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::reconnect::intercept_callback,
+        ));
     let api = table.api.route_layer(middleware::from_fn_with_state(
         (state.clone(), roles),
         api::require_api_key,

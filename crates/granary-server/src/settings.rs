@@ -54,7 +54,7 @@ pub struct CommonArgs {
     /// log_level, log_format, refresh_deadline, default_token_lifetime, shutdown_grace,
     /// refresh_per_host, request_timeout, proxy_body_limit, proxy_timeout, import_limit,
     /// allow_insecure_http, webhook_timeout, webhook_max_attempts, webhook_backoff,
-    /// webhook_backoff_max, webhook_retention, webhook_poll).
+    /// webhook_backoff_max, webhook_retention, webhook_poll, reconnect_link_ttl).
     #[arg(long, global = true, env = "GRANARY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The log filter, e.g. `info` or `granary_server=debug` [default: info].
@@ -160,6 +160,10 @@ pub struct ServeArgs {
     /// (its own node's wake it at once) [default: 2].
     #[arg(long, env = "GRANARY_WEBHOOK_POLL", value_name = "SECS")]
     pub webhook_poll: Option<u64>,
+    /// How long a reconnect link lives unless a ttl is given when it is created: seconds, or
+    /// a number with `s`, `m`, `h` or `d` (`7d`), at most 90 days [default: 7d].
+    #[arg(long, env = "GRANARY_RECONNECT_LINK_TTL", value_name = "DURATION")]
+    pub reconnect_link_ttl: Option<String>,
 }
 
 /// The TOML configuration file; every key is optional.
@@ -210,6 +214,8 @@ pub struct FileSettings {
     pub webhook_retention: Option<u64>,
     /// How often the webhook worker looks for other nodes' deliveries, in seconds.
     pub webhook_poll: Option<u64>,
+    /// How long a reconnect link lives by default: seconds, or a text such as `"7d"`.
+    pub reconnect_link_ttl: Option<toml::Value>,
 }
 
 /// The settings in force.
@@ -255,6 +261,8 @@ pub struct Settings {
     pub allow_insecure_http: bool,
     /// How webhooks are delivered.
     pub webhooks: WebhookSettings,
+    /// How long a reconnect link lives unless its creator says otherwise.
+    pub reconnect_link_ttl: Duration,
 }
 
 /// How webhooks are delivered (see `crate::webhooks`).
@@ -520,8 +528,13 @@ impl Settings {
             .allow_insecure_http
             .or(file.allow_insecure_http)
             .unwrap_or(false);
+        let reconnect_link_ttl = crate::reconnect::ttl_setting(
+            serve.reconnect_link_ttl.as_deref(),
+            file.reconnect_link_ttl.as_ref(),
+        )?;
         Ok(Self {
             webhooks,
+            reconnect_link_ttl,
             import_limit,
             allow_insecure_http,
             listen,

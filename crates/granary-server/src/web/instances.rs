@@ -469,7 +469,7 @@ pub async fn instance_show(
 
 /// The origin of the authorization URL in force (the override, else the flow's), as a CSP
 /// source: "Get access token" posts to granary, which redirects there.
-async fn authorization_origin(
+pub(super) async fn authorization_origin(
     state: &AppState,
     instance: &granary_store::Instance,
 ) -> Option<String> {

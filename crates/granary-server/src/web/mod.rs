@@ -7,6 +7,7 @@ mod form;
 mod instances;
 mod pages;
 mod profile;
+pub mod reconnect;
 pub mod webhooks;
 
 use askama::Template;
