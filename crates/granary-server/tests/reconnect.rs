@@ -255,6 +255,25 @@ async fn expired_and_unknown_links_get_the_same_answer() {
 }
 
 #[tokio::test]
+async fn an_address_that_opens_many_unusable_links_waits() {
+    let provider = MockServer::start().await;
+    let (server, admin, csrf) = setup(&provider).await;
+    let link = create_link(&server, &admin, &csrf).await;
+    let browser = server.client();
+    for n in 0..granary_server::throttle::FREE_FAILURES - 1 {
+        let unknown = server.url(&format!("/reconnect/{}", format!("{n:0>43}")));
+        assert_eq!(open(&browser, &unknown).await.0, 410);
+    }
+    let unknown = server.url(&format!("/reconnect/{}", "W".repeat(43)));
+    assert_eq!(open(&browser, &unknown).await.0, 410, "the last free one");
+    // Now this address waits, even for a good link.
+    let throttled = browser.get(&link).send().await.unwrap();
+    assert_eq!(throttled.status(), 429);
+    assert!(throttled.headers().contains_key("retry-after"));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_disabled_instance_gets_no_button_and_no_link() {
     let provider = MockServer::start().await;
     let (server, admin, csrf) = setup(&provider).await;
