@@ -4,15 +4,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use granary_store::{
-    ClientAuth, ExtraValue, Instance, InstanceStatus, RefreshErrorKind, RefreshOutcome,
-    RefreshResult, Timestamp, TokenRecord,
-};
-use secrecy::{ExposeSecret as _, SecretString};
+use granary_store::{ClientAuth, Instance, InstanceStatus, TokenRecord};
+use secrecy::SecretString;
 use url::Url;
 
 use super::cas::retry_on_conflict;
 use super::integrations::IntegrationFlows;
+use super::reports::{DeleteReport, InstanceReport, TokenSummary};
 use super::seal::Field;
 use super::setup::no_flow;
 use super::{Engine, EngineError, EngineResult};
@@ -141,99 +139,6 @@ impl fmt::Debug for InstanceUpdate {
             .field("enabled", &self.enabled)
             .finish_non_exhaustive()
     }
-}
-
-/// An instance and the state of its token, for an admin page. No secret is in it.
-#[derive(Debug, Clone)]
-pub struct InstanceReport {
-    /// The instance as stored (its secrets sealed).
-    pub instance: Instance,
-    /// Its token, if it has one.
-    pub token: Option<TokenSummary>,
-}
-
-/// What can be shown of a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenSummary {
-    /// When the access token expires, if known.
-    pub expires_at: Option<Timestamp>,
-    /// When it was obtained.
-    pub obtained_at: Timestamp,
-    /// Whether a refresh token is held.
-    pub has_refresh_token: bool,
-    /// The granted scope, if the provider said.
-    pub scope: Option<String>,
-    /// How the last refresh ended.
-    pub last_refresh: Option<RefreshOutcome>,
-    /// The record's version.
-    pub version: u64,
-    /// Without a refresh token: the usual cause for this provider and the setting that asks
-    /// for one (a new authorization is needed when the token expires). `None` while one is
-    /// held.
-    pub no_refresh_token: Option<String>,
-    /// Values kept with the connection (callback values, token-answer fields), by name.
-    pub kept: BTreeMap<String, String>,
-}
-
-/// A refresh that keeps failing while the instance is still authorized: shown as "refresh
-/// failing" with the provider's answer, until a refresh works (or it needs authorization).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshFailure {
-    /// Why the last refresh failed (the provider's answer; never a secret).
-    pub message: String,
-    /// How many refreshes in a row failed.
-    pub failures: u32,
-    /// No process asks the provider again before this time, if set.
-    pub retry_at: Option<Timestamp>,
-    /// Whether the failure may pass by itself (timeout, 5xx, 429).
-    pub transient: bool,
-}
-
-impl TokenSummary {
-    /// The failure of the last refresh, unless it ended in "needs authorization" (then the
-    /// instance's status says so).
-    pub fn refresh_failure(&self) -> Option<RefreshFailure> {
-        match &self.last_refresh.as_ref()?.result {
-            RefreshResult::Failed {
-                kind,
-                message,
-                failures,
-                retry_at,
-            } if *kind != RefreshErrorKind::InvalidGrant => Some(RefreshFailure {
-                message: message.clone(),
-                failures: *failures,
-                retry_at: *retry_at,
-                transient: *kind == RefreshErrorKind::Transient,
-            }),
-            _ => None,
-        }
-    }
-}
-
-impl From<&TokenRecord> for TokenSummary {
-    fn from(record: &TokenRecord) -> Self {
-        Self {
-            expires_at: record.expires_at,
-            obtained_at: record.obtained_at,
-            has_refresh_token: record.refresh_token.is_some(),
-            scope: record.scope.clone(),
-            last_refresh: record.last_refresh.clone(),
-            version: record.version,
-            no_refresh_token: None,
-            kept: record.kept.clone(),
-        }
-    }
-}
-
-/// What [`Engine::delete_instance`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteReport {
-    /// Whether the instance existed and was deleted.
-    pub deleted: bool,
-    /// Whether its tokens were revoked at the provider.
-    pub revoked: bool,
-    /// Why revocation failed or was skipped, if it was (the instance is deleted anyway).
-    pub revocation_note: Option<String>,
 }
 
 impl Engine {
@@ -604,65 +509,6 @@ impl Engine {
             }
             Err(e) => Err(e.to_string()),
         }
-    }
-
-    /// Seals the values of extra token parameters or headers.
-    fn seal_extras(
-        &self,
-        id: &str,
-        field: Field,
-        pairs: &[(String, String)],
-    ) -> EngineResult<Vec<(String, ExtraValue)>> {
-        let keyring = self.keyring();
-        pairs
-            .iter()
-            .map(|(name, value)| {
-                let sealed = keyring.seal(id, field, value.as_bytes())?;
-                Ok((name.clone(), ExtraValue::Sealed { sealed }))
-            })
-            .collect()
-    }
-
-    /// Seals the values an older granary stored in plaintext; whether there were any.
-    pub(super) fn seal_plain_extras(&self, instance: &mut Instance) -> EngineResult<bool> {
-        let keyring = self.keyring();
-        let mut sealed_any = false;
-        for (pairs, field) in [
-            (&mut instance.extra_token_params, Field::ExtraTokenParam),
-            (&mut instance.extra_token_headers, Field::ExtraTokenHeader),
-        ] {
-            for (_, value) in pairs.iter_mut() {
-                if let ExtraValue::Plain(plain) = value {
-                    let sealed = keyring.seal(&instance.id, field, plain.as_bytes())?;
-                    *value = ExtraValue::Sealed { sealed };
-                    sealed_any = true;
-                }
-            }
-        }
-        Ok(sealed_any)
-    }
-
-    /// Opens the values of extra token parameters or headers (a plaintext value of an older
-    /// granary as it is).
-    pub(super) fn open_extras(
-        &self,
-        id: &str,
-        field: Field,
-        pairs: &[(String, ExtraValue)],
-    ) -> EngineResult<Vec<(String, String)>> {
-        pairs
-            .iter()
-            .map(|(name, value)| {
-                let plain = match value {
-                    ExtraValue::Sealed { sealed } => self
-                        .open_secret(id, field, sealed)?
-                        .expose_secret()
-                        .to_string(),
-                    ExtraValue::Plain(plain) => plain.clone(),
-                };
-                Ok((name.clone(), plain))
-            })
-            .collect()
     }
 
     /// Deletes the tokens of an instance whose token or authorization URL moved to another

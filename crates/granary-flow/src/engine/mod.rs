@@ -31,6 +31,7 @@ mod clock;
 mod disconnect;
 mod error;
 mod events;
+mod extras;
 mod grant;
 mod ids;
 mod instances;
@@ -40,6 +41,7 @@ mod listing;
 mod reconnect;
 mod refresh;
 mod refresher;
+mod reports;
 mod reseal;
 mod webhook_secret;
 pub mod seal;
@@ -65,9 +67,7 @@ pub use error::{EngineError, EngineResult, ErrorKind};
 pub use events::Event;
 pub use grant::missing_refresh_token_cause;
 pub use ids::{IdKind, is_valid_id, validate_id};
-pub use instances::{
-    DeleteReport, InstanceReport, InstanceUpdate, NewInstance, RefreshFailure, TokenSummary,
-};
+pub use instances::{InstanceUpdate, NewInstance};
 pub use integrations::IntegrationFlows;
 pub use listing::{DEFAULT_PAGE_SIZE, InstancePage, MAX_PAGE_SIZE, check_page};
 pub use reconnect::{
@@ -75,6 +75,7 @@ pub use reconnect::{
     secret_digest as reconnect_secret_digest,
 };
 pub use refresher::{RefreshRound, Refresher, RefresherConfig};
+pub use reports::{DeleteReport, InstanceReport, RefreshFailure, TokenSummary};
 pub use reseal::{KeyReloader, ResealReport};
 pub use seal::{Field, KeyId, Keyring, MasterKey, SealError};
 pub use setup::ApiTarget;
