@@ -51,7 +51,10 @@ async fn every_admin_and_api_route_refuses_anonymous_and_wrong_credentials() {
                         || path == "/healthz"
                         || path == "/metrics"
                         || path == "/admin/login"
-                        || path == "/admin/static/admin.js",
+                        || path == "/admin/static/admin.js"
+                        // A reconnect link's page and form: the link's secret is the
+                        // credential (tests/reconnect.rs).
+                        || path == "/reconnect/x",
                     "unexpected public route {} {}: make it an admin or API route",
                     route.method,
                     route.path
