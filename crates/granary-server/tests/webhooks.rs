@@ -198,6 +198,13 @@ fn a_signature_verifies_and_a_tampered_body_or_old_time_is_refused() {
         Ok(())
     );
     assert_eq!(DEFAULT_REPLAY_WINDOW, Duration::from_secs(300));
+    // The guide's example, computed with Python's hmac and openssl: code and docs agree.
+    let body = br#"{"a":1}"#;
+    let secret = "ab".repeat(32);
+    assert_eq!(
+        sign(secret.as_bytes(), 1_796_165_546, body),
+        "t=1796165546,v1=454a63b81b736f18a07fd3432e73ae7c9d223db6196d7dee3b381b9c3f255e01"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -311,6 +318,42 @@ async fn a_failing_receiver_gets_retries_with_backoff_and_the_log_shows_them() {
         "{page}"
     );
 
+    hooks.shutdown(Duration::from_secs(2)).await;
+    receiver.stop();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_needs_authorization_payload_carries_a_working_reconnect_link() {
+    let (server, api) = setup().await;
+    let mut receiver = Receiver::start(&[], 200).await;
+    let (_, secret) = api.register(&receiver.url, &["needs_authorization"]).await;
+    let settings = fast();
+    let hooks = Webhooks::spawn(&server.state.engine, &settings);
+    let event = Event::NeedsAuthorization {
+        instance: "box-1".into(),
+        reason: "the provider answered invalid_grant".into(),
+    };
+    let enqueued = enqueue::enqueue(&server.state.engine, &settings, &event)
+        .await
+        .unwrap();
+    assert_eq!(enqueued, 1);
+    let payload = checked(&secret, &receiver.next().await);
+    assert_eq!(payload["type"], "needs_authorization");
+    let data = &payload["data"];
+    assert_eq!(data["reason"], "the provider answered invalid_grant");
+    let link = data["reconnect_url"].as_str().expect("a reconnect link");
+    assert!(link.starts_with(&server.url("/reconnect/")), "{link}");
+    assert!(
+        data["reconnect_expires_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'),
+        "{data}"
+    );
+    // The link opens without a session.
+    let page = reqwest::Client::new().get(link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
     hooks.shutdown(Duration::from_secs(2)).await;
     receiver.stop();
     server.stop().await;
