@@ -165,6 +165,36 @@ mod tests {
     }
 
     #[test]
+    fn the_setting_reaches_the_webhooks_too() {
+        use crate::settings::{CommonArgs, ServeArgs, Settings};
+        let defaults = Settings::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(defaults.reconnect_link_ttl, DEFAULT_RECONNECT_LINK_TTL);
+        assert_eq!(
+            defaults.webhooks.reconnect_link_ttl,
+            DEFAULT_RECONNECT_LINK_TTL
+        );
+        let serve = ServeArgs {
+            reconnect_link_ttl: Some("2d".to_string()),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(&CommonArgs::default(), &serve).unwrap();
+        assert_eq!(settings.reconnect_link_ttl, Duration::from_secs(172_800));
+        assert_eq!(
+            settings.webhooks.reconnect_link_ttl,
+            Duration::from_secs(172_800)
+        );
+        let bad = ServeArgs {
+            reconnect_link_ttl: Some("1y".to_string()),
+            ..ServeArgs::default()
+        };
+        let refused = Settings::resolve(&CommonArgs::default(), &bad).unwrap_err();
+        assert!(
+            refused.to_string().contains("reconnect_link_ttl"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn a_body_may_give_a_ttl() {
         assert_eq!(requested_ttl(b""), Ok(None));
         assert_eq!(requested_ttl(b"{}"), Ok(None));

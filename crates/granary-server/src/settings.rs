@@ -532,6 +532,11 @@ impl Settings {
             serve.reconnect_link_ttl.as_deref(),
             file.reconnect_link_ttl.as_ref(),
         )?;
+        // One setting: the links of needs_authorization webhooks live as long as others.
+        let webhooks = WebhookSettings {
+            reconnect_link_ttl,
+            ..webhooks
+        };
         Ok(Self {
             webhooks,
             reconnect_link_ttl,
