@@ -1012,3 +1012,41 @@ async fn a_connection_change_that_moves_the_token_url_forgets_the_tokens_and_one
         InstanceStatus::NeedsAuthorization
     );
 }
+
+/// A document's concrete URL wins over a catalogue template (a document about one shop),
+/// unless the admin entered the connection field the template names: then the admin's
+/// shop is the host. `Engine::instance_endpoints` gives the URLs the engine uses.
+#[tokio::test]
+async fn a_documents_url_wins_over_the_catalogue_template_unless_the_admin_entered_the_field() {
+    let world = World::new().await;
+    let engine = world.engine("p1", |b| b);
+    let flows = json!({"authorizationCode": {
+        "authorizationUrl": "https://docshop.myshopify.com/admin/oauth/authorize",
+        "tokenUrl": "https://docshop.myshopify.com/admin/oauth/access_token",
+        "scopes": {"read": "Read"}
+    }});
+    import(&engine, flows, None).await;
+    create(&engine, instance("from-document", None)).await;
+    let mut typed = instance("typed", None);
+    typed.connection.insert("shop".into(), "acme".into());
+    create(&engine, typed).await;
+
+    let from_document = engine.instance("from-document").await.unwrap();
+    let endpoints = engine.instance_endpoints(&from_document).await.unwrap();
+    assert_eq!(
+        endpoints.authorization_url.host_str(),
+        Some("docshop.myshopify.com")
+    );
+    assert_eq!(
+        endpoints.token_url.host_str(),
+        Some("docshop.myshopify.com")
+    );
+
+    let typed = engine.instance("typed").await.unwrap();
+    let endpoints = engine.instance_endpoints(&typed).await.unwrap();
+    assert_eq!(
+        endpoints.authorization_url.host_str(),
+        Some("acme.myshopify.com")
+    );
+    assert_eq!(endpoints.token_url.host_str(), Some("acme.myshopify.com"));
+}

@@ -78,7 +78,7 @@ pub use refresher::{RefreshRound, Refresher, RefresherConfig};
 pub use reports::{DeleteReport, InstanceReport, RefreshFailure, TokenSummary};
 pub use reseal::{KeyReloader, ResealReport};
 pub use seal::{Field, KeyId, Keyring, MasterKey, SealError};
-pub use setup::ApiTarget;
+pub use setup::{ApiTarget, InstanceEndpoints};
 pub use shutdown::ShutdownReport;
 pub use tokens::{AccessToken, MAX_TOKEN_LIFETIME};
 

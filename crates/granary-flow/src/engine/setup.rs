@@ -91,7 +91,44 @@ impl ApiTarget {
     }
 }
 
+/// The provider endpoints an instance uses, as the engine builds them: for pages that show
+/// them and for the admin page's form targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceEndpoints {
+    /// Where the user approves.
+    pub authorization_url: Url,
+    /// Where codes are exchanged.
+    pub token_url: Url,
+    /// Where tokens are refreshed, when not the token URL.
+    pub refresh_url: Option<Url>,
+    /// Where tokens are revoked, if anywhere.
+    pub revocation_url: Option<Url>,
+}
+
 impl Engine {
+    /// The endpoints `instance` uses now: its overrides, its profile's templates filled with
+    /// its connection (and the values kept from its last authorization), or its flow's.
+    ///
+    /// # Errors
+    /// As [`Engine::instance_profile`], and [`EngineError::Invalid`] when a template needs
+    /// a connection field that is not set.
+    pub async fn instance_endpoints(&self, instance: &Instance) -> EngineResult<InstanceEndpoints> {
+        let kept = self
+            .inner
+            .store
+            .get_token(&instance.id)
+            .await?
+            .map(|token| token.kept)
+            .unwrap_or_default();
+        let config = self.instance_setup(instance, &kept).await?.config;
+        Ok(InstanceEndpoints {
+            refresh_url: config.refresh_url.clone(),
+            revocation_url: config.revocation_url.clone(),
+            authorization_url: config.authorization_url,
+            token_url: config.token_url,
+        })
+    }
+
     /// Where the API of `instance` is and how it takes the token (see [`ApiTarget`]).
     ///
     /// # Errors
@@ -220,14 +257,20 @@ impl Engine {
             let concrete = documented.as_ref().filter(|url| is_concrete(url));
             // A value the provider sent to the callback (Zoho's data centre) belongs to this
             // connection: a template naming one wins over the document's URL.
-            let names_callback_value = template.as_deref().is_some_and(|t| {
-                profile
-                    .fields
-                    .iter()
-                    .any(|f| f.from_callback && t.contains(&format!("{{{}}}", f.name)))
+            // So does a field the admin entered on the instance (a Shopify shop): the admin
+            // chose this connection's host.
+            let names_connection_value = template.as_deref().is_some_and(|t| {
+                profile.fields.iter().any(|f| {
+                    let named = t.contains(&format!("{{{}}}", f.name));
+                    let entered = instance
+                        .connection
+                        .get(&f.name)
+                        .is_some_and(|v| !v.is_empty());
+                    named && (f.from_callback || entered)
+                })
             });
             let catalogue_only =
-                from_catalogue.is_some_and(|base| base == template) && !names_callback_value;
+                from_catalogue.is_some_and(|base| base == template) && !names_connection_value;
             match (template, concrete) {
                 (Some(_), Some(url)) if catalogue_only => Ok(url.clone()),
                 (Some(template), _) => profile

@@ -467,54 +467,35 @@ pub async fn instance_show(
     super::render_with_form_targets(StatusCode::OK, &page, &targets)
 }
 
-/// The origin of the authorization URL in force (the override, else the flow's), as a CSP
-/// source: "Get access token" posts to granary, which redirects there.
+/// The origin of the authorization URL in force (as the engine builds it: the override,
+/// the profile's template with the connection, or the flow's), as a CSP source: "Get
+/// access token" posts to granary, which redirects there.
 pub(super) async fn authorization_origin(
     state: &AppState,
     instance: &granary_store::Instance,
 ) -> Option<String> {
-    let url = match &instance.authorization_url {
-        Some(url) => url.to_string(),
-        None => {
-            let integration = state.engine.integration(&instance.integration).await.ok()?;
-            let flows = IntegrationFlows::of(&integration).ok()?;
-            let (_, flow) = flows.authorization_code_flow(Some(&instance.scheme))?;
-            flow.authorization_url.as_ref()?.to_string()
-        }
-    };
-    super::csp_origin(&Url::parse(&url).ok()?)
+    let endpoints = state.engine.instance_endpoints(instance).await.ok()?;
+    super::csp_origin(&endpoints.authorization_url)
 }
 
-/// The authorization and token URLs in force: the overrides, else the flow's.
+/// The authorization and token URLs in force, as the engine builds them, each marked when
+/// the instance overrides it; the engine's words when they cannot be built.
 async fn effective_urls(state: &AppState, report: &InstanceReport) -> (String, String) {
     let instance = &report.instance;
-    let flow_urls = match state.engine.integration(&instance.integration).await {
-        Ok(integration) => IntegrationFlows::of(&integration).ok().and_then(|flows| {
-            flows
-                .authorization_code_flow(Some(&instance.scheme))
-                .map(|(_, flow)| {
-                    (
-                        flow.authorization_url
-                            .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                        flow.token_url
-                            .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                    )
-                })
-        }),
-        Err(_) => None,
+    let endpoints = match state.engine.instance_endpoints(instance).await {
+        Ok(endpoints) => endpoints,
+        Err(error) => {
+            let why = format!("cannot be built: {error}");
+            return (why.clone(), why);
+        }
     };
-    let (flow_authorization, flow_token) = flow_urls.unwrap_or_default();
-    let pick = |override_url: &Option<String>, flow: String| match override_url {
-        Some(url) => format!("{url} (override)"),
-        None => flow,
+    let mark = |url: &Url, own: &Option<String>| match own {
+        Some(_) => format!("{url} (override)"),
+        None => url.to_string(),
     };
     (
-        pick(&instance.authorization_url, flow_authorization),
-        pick(&instance.token_url, flow_token),
+        mark(&endpoints.authorization_url, &instance.authorization_url),
+        mark(&endpoints.token_url, &instance.token_url),
     )
 }
 
