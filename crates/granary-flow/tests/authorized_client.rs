@@ -5,10 +5,12 @@
 
 mod support;
 
-use granary_flow::engine::{Engine, EngineError, NewInstance};
+use std::sync::Arc;
+
+use granary_flow::engine::{Engine, EngineError, InstanceUpdate, NewInstance};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use support::{World, token_json};
+use support::{Feed, FeedFault, World, eventually, token_json};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -198,4 +200,64 @@ async fn an_instance_without_a_base_url_is_told_so() {
     let client = engine.authorized_client("inst", reqwest::Client::new());
     let error = client.get("x").await.unwrap_err();
     assert!(error.to_string().contains("no base URL"), "{error}");
+}
+
+#[tokio::test]
+async fn calls_with_one_token_read_no_record_and_a_changed_profile_is_used() {
+    let world = World::new().await;
+    let store = FeedFault::new(Arc::clone(&world.store), Feed::Normal);
+    let engine = world.engine_on(store.clone(), "a", |b| b.allow_insecure_http(true));
+    instance(&world, &engine, "plain", None).await;
+    authorize(&world, &engine, "plain", token_json("plain-1", None, None)).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/x"))
+        .and(header("authorization", "Bearer plain-1"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&world.server)
+        .await;
+    let client = engine.authorized_client("plain", reqwest::Client::new());
+    let call = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let request = client.get(path).await.unwrap();
+            client.send(request).await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(call("x").await, 200);
+    let reads = store.token_reads();
+    for _ in 0..20 {
+        assert_eq!(call("x").await, 200);
+    }
+    // Without the target cache each call reads the token record (20 reads); with it none,
+    // but for one invalidation when the change feed brings this engine the authorization's
+    // own write (then the token and the target are read once more: 2 reads).
+    let extra = store.token_reads() - reads;
+    assert!(
+        extra <= 2,
+        "20 calls with one token read {extra} token records: the API target is read from the \
+         store on every call"
+    );
+    // A change of the instance's profile reaches the engine through the change feed, and
+    // the next calls use it.
+    engine
+        .update_instance(
+            "plain",
+            InstanceUpdate {
+                profile: Some(Some(json!({"api": {"token_header": "X-Token"}}))),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    Mock::given(method("GET"))
+        .and(path("/v1/y"))
+        .and(header("x-token", "plain-1"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&world.server)
+        .await;
+    eventually("the changed profile's header is used", || {
+        let answer = call("y");
+        async move { answer.await == 200 }
+    })
+    .await;
 }

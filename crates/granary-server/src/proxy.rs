@@ -353,7 +353,8 @@ async fn send(
 ) -> Result<reqwest::Response, ProxyError> {
     let mut headers = headers.clone();
     let (name, value) = target.token_header_for(token)?;
-    // `insert` replaces whatever the caller sent under that name.
+    // `insert` replaces whatever the caller sent under that name: the caller's own header
+    // of the token's name never goes on.
     headers.insert(name, value);
     client()?
         .request(method.clone(), url.clone())
@@ -393,28 +394,14 @@ pub async fn forward(
     if let Some(refused) = api_path::refused(&path) {
         return Err(refused.into());
     }
-    let target = engine.api_target(&instance).await?;
-    let base = target.base_url.as_ref().ok_or_else(|| {
-        ProxyError::NoBaseUrl(format!(
-            "instance `{instance}`: {}",
-            granary_flow::engine::ApiUrlError::NoBaseUrl
-        ))
-    })?;
-    granary_flow::protocol::check_provider_url(
-        "the API base URL",
-        base,
-        limits.allow_insecure_http,
-    )
-    .map_err(ProxyError::Insecure)?;
-    let url = api_path::url_under(base, &path, query.as_deref())?;
-    // The caller's own header of the token's name never goes on.
-    let mut headers = headers;
-    if let Ok(name) = HeaderName::from_bytes(target.token_header.as_bytes()) {
-        headers.remove(name);
-    }
     let deadline = tokio::time::Instant::now() + limits.timeout;
     let tries = async {
-        let token = engine.access_token(&instance).await?;
+        let token = match engine.access_token(&instance).await {
+            Ok(token) => token,
+            Err(error) => return Err(configuration_problem(engine, limits, &instance, error).await),
+        };
+        let (target, url) =
+            resolve(engine, limits, &instance, &token, &path, query.as_deref()).await?;
         match body {
             Outgoing::Whole(bytes) => {
                 let first = send(
@@ -432,6 +419,9 @@ pub async fn forward(
                 drop(first);
                 tracing::info!(%instance, "the API refused the access token (401): refreshing once and sending again");
                 let fresh = engine.force_refresh(&instance, &token).await?;
+                // The new token's kept values may move the base URL (Salesforce's instance_url).
+                let (target, url) =
+                    resolve(engine, limits, &instance, &fresh, &path, query.as_deref()).await?;
                 send(&method, &url, &headers, &target, &fresh, bytes.into()).await
             }
             Outgoing::Stream { body, over_limit } => {
@@ -458,6 +448,64 @@ pub async fn forward(
     tokio::time::timeout_at(deadline, tries)
         .await
         .unwrap_or(Err(ProxyError::Timeout(limits.timeout)))
+}
+
+/// Why a call of `instance` cannot be made when no token came (`error`): a base URL that is
+/// missing or not allowed comes first (authorizing would not help), else `error`.
+async fn configuration_problem(
+    engine: &Engine,
+    limits: &Limits,
+    instance: &str,
+    error: EngineError,
+) -> ProxyError {
+    if let Ok(target) = engine.api_target(instance).await {
+        match &target.base_url {
+            None => {
+                return ProxyError::NoBaseUrl(format!(
+                    "instance `{instance}`: {}",
+                    granary_flow::engine::ApiUrlError::NoBaseUrl
+                ));
+            }
+            Some(base) => {
+                if let Err(detail) = granary_flow::protocol::check_provider_url(
+                    "the API base URL",
+                    base,
+                    limits.allow_insecure_http,
+                ) {
+                    return ProxyError::Insecure(detail);
+                }
+            }
+        }
+    }
+    ProxyError::Engine(error)
+}
+
+/// Where a call of `instance` with `token` goes: its API target
+/// ([`Engine::api_target_for`]: no store read while the same token is used, for a second)
+/// and the URL of `path` and `query` under its base URL, by the engine's path rule.
+async fn resolve(
+    engine: &Engine,
+    limits: &Limits,
+    instance: &str,
+    token: &AccessToken,
+    path: &str,
+    query: Option<&str>,
+) -> Result<(ApiTarget, Url), ProxyError> {
+    let target = engine.api_target_for(instance, token).await?;
+    let base = target.base_url.as_ref().ok_or_else(|| {
+        ProxyError::NoBaseUrl(format!(
+            "instance `{instance}`: {}",
+            granary_flow::engine::ApiUrlError::NoBaseUrl
+        ))
+    })?;
+    granary_flow::protocol::check_provider_url(
+        "the API base URL",
+        base,
+        limits.allow_insecure_http,
+    )
+    .map_err(ProxyError::Insecure)?;
+    let url = api_path::url_under(base, path, query)?;
+    Ok((target, url))
 }
 
 /// The caller's answer from the API's.

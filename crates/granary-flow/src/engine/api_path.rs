@@ -8,11 +8,87 @@
 //! `http:`), a leading `/` (`//host`). The URL built is then checked once more to be under
 //! the base ([`url_under`]), so an API key can never send a token elsewhere.
 
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
 use reqwest::header::{HeaderName, HeaderValue};
 use url::Url;
 
 use super::setup::ApiTarget;
-use super::{AccessToken, EngineError};
+use super::{AccessToken, Engine, EngineError, EngineResult};
+
+/// How long an instance's [`ApiTarget`] is used without being read again from its records
+/// (the same bound as a change made by another process).
+pub const API_TARGET_FRESH: Duration = Duration::from_secs(1);
+
+/// An instance's [`ApiTarget`] as the proxy and the authorized client last resolved it.
+pub(crate) struct CachedTarget {
+    /// The token it was resolved with (its kept values fill the base URL).
+    token: AccessToken,
+    /// When.
+    at: Instant,
+    target: ApiTarget,
+}
+
+impl Engine {
+    /// [`Engine::api_target`] for a call made with `token`, without reading the store on
+    /// every call: the target resolved for the same token within [`API_TARGET_FRESH`] is
+    /// used again. A new token (refreshed: its kept values may move the base URL), a change
+    /// of the instance seen by this process (`forget`), or the time passing make it resolve
+    /// again, so a change of the instance's profile or of its integration's document is
+    /// used within a second.
+    ///
+    /// # Errors
+    /// As [`Engine::api_target`].
+    pub async fn api_target_for(
+        &self,
+        instance: &str,
+        token: &AccessToken,
+    ) -> EngineResult<ApiTarget> {
+        let cached = self
+            .inner
+            .api_targets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(instance)
+            .filter(|c| c.token.same_token(token) && c.at.elapsed() < API_TARGET_FRESH)
+            .map(|c| c.target.clone());
+        if let Some(target) = cached {
+            return Ok(target);
+        }
+        let target = self.api_target(instance).await?;
+        let mut targets = self
+            .inner
+            .api_targets
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Bounded like the token cache: the stale ones go first, then all.
+        if targets.len() >= self.inner.token_cache_capacity && !targets.contains_key(instance) {
+            targets.retain(|_, c| c.at.elapsed() < API_TARGET_FRESH);
+            if targets.len() >= self.inner.token_cache_capacity {
+                targets.clear();
+            }
+        }
+        targets.insert(
+            instance.to_string(),
+            CachedTarget {
+                token: token.clone(),
+                at: Instant::now(),
+                target: target.clone(),
+            },
+        );
+        Ok(target)
+    }
+
+    /// Drops the resolved target of `instance`.
+    pub(crate) fn forget_api_target(&self, instance: &str) {
+        self.inner
+            .api_targets
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(instance);
+    }
+}
 
 /// A path refused by the rule: the rule's name and what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,7 +38,7 @@ impl AuthorizedClient {
     }
 
     /// A request to the instance's API: `path` (raw, percent-encoded, relative to the API's
-    /// base URL, optionally with `?query`) under the base URL of [`Engine::api_target`] (the
+    /// base URL, optionally with `?query`) under the base URL of [`Engine::api_target_for`] (the
     /// provider profile's, filled with the connection's kept values, else the document's
     /// server). Send it with [`AuthorizedClient::send`].
     ///
@@ -47,7 +47,8 @@ impl AuthorizedClient {
     /// `//host`, `@`, an absolute URL: see [`super::api_path`]), when there is no base URL,
     /// or when it breaks the provider URL rule (https, or http to loopback); nothing is sent.
     pub async fn request(&self, method: Method, path: &str) -> EngineResult<RequestBuilder> {
-        let target = self.engine.api_target(&self.instance).await?;
+        let token = self.engine.access_token(&self.instance).await?;
+        let target = self.engine.api_target_for(&self.instance, &token).await?;
         let (path, query) = match path.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (path, None),
@@ -75,7 +76,7 @@ impl AuthorizedClient {
         self.request(Method::POST, path).await
     }
 
-    /// Sends `request` with the access token in the header of [`Engine::api_target`]
+    /// Sends `request` with the access token in the header of [`Engine::api_target_for`]
     /// (`Authorization: Bearer <token>` unless a provider profile names another header,
     /// such as Shopify's `X-Shopify-Access-Token`). On a 401 it reports the token as
     /// rejected, as [`Engine::token_rejected`] does: a refresh only if that token is still
@@ -88,8 +89,8 @@ impl AuthorizedClient {
     /// The engine's (no token, needs authorization, ...), or [`EngineError::Request`] when
     /// the API could not be reached.
     pub async fn send(&self, request: RequestBuilder) -> EngineResult<Response> {
-        let target = self.engine.api_target(&self.instance).await?;
         let token = self.engine.access_token(&self.instance).await?;
+        let target = self.engine.api_target_for(&self.instance, &token).await?;
         let retry = request.try_clone();
         let response = send(with_token(request, &target, &token)?).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
@@ -100,6 +101,7 @@ impl AuthorizedClient {
         };
         tracing::info!(instance = %self.instance, "the API refused the access token (401): refreshing once");
         let fresh = self.engine.force_refresh(&self.instance, &token).await?;
+        let target = self.engine.api_target_for(&self.instance, &fresh).await?;
         send(with_token(retry, &target, &fresh)?).await
     }
 }

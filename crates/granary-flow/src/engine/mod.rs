@@ -290,6 +290,7 @@ impl EngineBuilder {
                 token_cache_capacity: self.token_cache_capacity,
                 events,
                 cache: RwLock::new(Cache::default()),
+                api_targets: RwLock::new(HashMap::new()),
                 flights: Mutex::new(HashMap::new()),
                 watcher: Watcher::default(),
                 tasks: Tasks::default(),
@@ -333,6 +334,9 @@ pub(crate) struct Inner {
     events: broadcast::Sender<Event>,
     /// The opened access token of each instance, with when to refresh it.
     cache: RwLock<Cache>,
+    /// The API targets of the proxy and the authorized client, by instance
+    /// (`api_path::CachedTarget`).
+    api_targets: RwLock<HashMap<String, api_path::CachedTarget>>,
     /// The single-flight state of each instance.
     flights: Mutex<HashMap<String, Arc<Flight>>>,
     /// The reader of the store's change feed.

@@ -335,6 +335,7 @@ impl Engine {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(instance);
+        self.forget_api_target(instance);
     }
 
     /// The hot path: a read lock, a hash lookup, a comparison and an `Arc` clone.
