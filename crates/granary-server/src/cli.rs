@@ -1023,12 +1023,13 @@ pub async fn key(settings: &Settings, remote: &RemoteArgs, command: &KeyCommand)
         KeyCommand::Rotate => {
             let rotation = open::rotate_key(settings).await?;
             println!(
-                "rotated the master key {} -> {}: {} instances, {} client secrets and {} token records re-sealed",
+                "rotated the master key {} -> {}: {} instances, {} client secrets, {} token records and {} webhook secrets re-sealed",
                 rotation.previous_key_id,
                 rotation.new_key_id,
                 rotation.report.instances,
                 rotation.report.client_secrets,
-                rotation.report.token_records
+                rotation.report.token_records,
+                rotation.report.webhook_secrets
             );
             match &rotation.key_file {
                 Some(file) => println!(

@@ -27,6 +27,8 @@ pub struct ResealReport {
     /// Instances whose extra token parameter or header values were re-sealed under the
     /// current key (or sealed for the first time: stored in plaintext by an older granary).
     pub extra_values: usize,
+    /// Webhook signing secrets re-sealed under the current key.
+    pub webhook_secrets: usize,
 }
 
 impl Engine {
@@ -78,9 +80,9 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(keyring);
     }
 
-    /// Re-seals every client secret and token under the current key, so that the previous
-    /// keys can be dropped. Pending authorizations are not re-sealed: they expire within
-    /// 10 minutes, so keep the previous key loaded that long.
+    /// Re-seals every client secret, token and webhook secret under the current key, so
+    /// that the previous keys can be dropped. Pending authorizations are not re-sealed: they
+    /// expire within 10 minutes, so keep the previous key loaded that long.
     pub async fn reseal_all(&self) -> EngineResult<ResealReport> {
         let mut report = ResealReport::default();
         for listed in self.inner.store.list_instances().await? {
@@ -92,6 +94,7 @@ impl Engine {
                 report.token_records += 1;
             }
         }
+        report.webhook_secrets = self.reseal_webhook_secrets().await?;
         Ok(report)
     }
 
