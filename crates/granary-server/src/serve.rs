@@ -76,7 +76,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let public = settings.base().to_string();
     let redirect_uri = settings.redirect_uri();
     let grace = settings.shutdown_grace;
-    let webhooks = crate::webhooks::Webhooks::spawn(&engine, &settings.webhooks);
+    let mut webhooks = crate::webhooks::Webhooks::spawn(&engine, &settings.webhooks);
     let state = AppState::new(engine, settings, token, api_keys);
     tracing::info!(
         %address,
@@ -101,8 +101,11 @@ pub async fn run(settings: Settings) -> Result<()> {
         let (served, report, ()) = tokio::join!(
             &mut server,
             refresher.shutdown(grace),
-            webhooks.shutdown(grace)
+            webhooks.stop_worker(grace)
         );
+        // The events of the refreshes that finished meanwhile become deliveries, kept in the
+        // store for the next start.
+        webhooks.shutdown(SHUTDOWN_SLACK).await;
         (served, report)
     })
     .await;

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use granary_flow::engine::{Engine, Event};
 use granary_store::{DeliveryState, WebhookDelivery};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 use tokio::sync::{Notify, watch};
 
 use super::endpoints::random_id;
@@ -24,9 +27,13 @@ pub(super) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let event = tokio::select! {
-            received = events.recv() => received,
-            _ = stop.wait_for(|stop| *stop) => return,
+        let received = tokio::select! {
+            received = events.recv() => Some(received),
+            _ = stop.wait_for(|stop| *stop) => None,
+        };
+        let Some(event) = received else {
+            drain(&engine, &settings, &mut events).await;
+            return;
         };
         match event {
             Ok(event) => match enqueue(&engine, &settings, &event).await {
@@ -45,6 +52,30 @@ pub(super) async fn run(
                  missed and get no webhook delivery"
             ),
             Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// At shutdown: stores the deliveries of the events already emitted (the worker of the next
+/// start, or another node, sends them).
+async fn drain(
+    engine: &Engine,
+    settings: &WebhookSettings,
+    events: &mut broadcast::Receiver<Event>,
+) {
+    loop {
+        match events.try_recv() {
+            Ok(event) => {
+                if let Err(error) = enqueue(engine, settings, &event).await {
+                    tracing::error!(%error, instance = event.instance(), ?event, "the webhook deliveries of an event could not be stored: they are lost");
+                }
+            }
+            Err(TryRecvError::Lagged(missed)) => tracing::warn!(
+                missed,
+                "the webhook enqueuer fell behind the engine's events: {missed} events were \
+                 missed and get no webhook delivery"
+            ),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => return,
         }
     }
 }
@@ -135,5 +166,47 @@ async fn reconnect_link(
             tracing::warn!(%error, instance, "no reconnect link for the needs_authorization webhook");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use granary_flow::engine::{Keyring, MasterKey};
+    use granary_store::{MemoryStore, Store as _};
+
+    use super::*;
+    use crate::webhooks::endpoints;
+
+    #[tokio::test]
+    async fn at_shutdown_the_events_already_emitted_become_deliveries() {
+        let store = Arc::new(MemoryStore::new());
+        let engine = Engine::builder(
+            store.clone(),
+            Keyring::new(MasterKey::generate().0, Vec::new()),
+            url::Url::parse("http://127.0.0.1:1").expect("a URL"),
+        )
+        .build()
+        .expect("an engine");
+        let created = endpoints::create(&engine, false, "https://h.example/", &["disconnected"])
+            .await
+            .expect("created");
+        let (sender, mut events) = broadcast::channel(4);
+        for n in 0..2 {
+            sender
+                .send(Event::Disconnected {
+                    instance: format!("i{n}"),
+                    revoked: false,
+                })
+                .expect("sent");
+        }
+        drain(&engine, &WebhookSettings::default(), &mut events).await;
+        let log = store
+            .list_deliveries(&created.endpoint.id, 10)
+            .await
+            .expect("listed");
+        assert_eq!(log.len(), 2, "{log:?}");
+        assert!(log.iter().all(|d| d.state == DeliveryState::Pending));
     }
 }

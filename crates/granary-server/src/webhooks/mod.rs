@@ -42,8 +42,10 @@ use crate::settings::WebhookSettings;
 /// The running webhook tasks of a node (enqueuer and worker). Dropping it stops them.
 #[derive(Debug)]
 pub struct Webhooks {
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    stop_worker: watch::Sender<bool>,
+    stop_enqueuer: watch::Sender<bool>,
+    worker: Option<JoinHandle<()>>,
+    enqueuer: Option<JoinHandle<()>>,
 }
 
 impl Webhooks {
@@ -58,51 +60,77 @@ impl Webhooks {
     /// [`spawn`](Self::spawn) with claims held as `holder` (tests run two workers in one
     /// process).
     pub fn spawn_as(engine: &Engine, settings: &WebhookSettings, holder: String) -> Self {
-        let (stop, stopped) = watch::channel(false);
+        let (stop_worker, worker_stopped) = watch::channel(false);
+        let (stop_enqueuer, enqueuer_stopped) = watch::channel(false);
         let wake = Arc::new(Notify::new());
         let enqueuer = tokio::spawn(enqueue::run(
             engine.clone(),
             settings.clone(),
             engine.subscribe(),
             Arc::clone(&wake),
-            stopped.clone(),
+            enqueuer_stopped,
         ));
         let worker = tokio::spawn(worker::run(
             engine.clone(),
             settings.clone(),
             holder,
             wake,
-            stopped,
+            worker_stopped,
         ));
         Self {
-            stop,
-            tasks: vec![enqueuer, worker],
+            stop_worker,
+            stop_enqueuer,
+            worker: Some(worker),
+            enqueuer: Some(enqueuer),
         }
     }
 
-    /// Stops the tasks: no new claim; posts in flight finish and are recorded for up to
+    /// Stops the worker: no new claim; posts in flight finish and are recorded for up to
     /// `grace`, then are cut short (their claims expire and the deliveries are sent again,
-    /// by this node after a restart or by another).
-    pub async fn shutdown(mut self, grace: Duration) {
-        let _ = self.stop.send(true);
-        let tasks = std::mem::take(&mut self.tasks);
-        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
-        if tokio::time::timeout(grace, futures::future::join_all(tasks))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "webhook posts still running at the end of the grace period were cut short"
-            );
-            for abort in aborts {
-                abort.abort();
-            }
+    /// by this node after a restart or by another). The enqueuer keeps storing deliveries
+    /// (they are sent after a restart): `serve` stops the worker with the refresher, and the
+    /// enqueuer after it, so that the events of refreshes finishing in the grace period are
+    /// kept.
+    pub async fn stop_worker(&mut self, grace: Duration) {
+        let _ = self.stop_worker.send(true);
+        if let Some(worker) = self.worker.take() {
+            stop_within(
+                worker,
+                grace,
+                "webhook posts still running at the end of the grace period were cut short",
+            )
+            .await;
         }
+    }
+
+    /// Stops both tasks: the worker as [`stop_worker`](Self::stop_worker), then the
+    /// enqueuer, which stores the deliveries of the events already emitted first.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.stop_worker(grace).await;
+        let _ = self.stop_enqueuer.send(true);
+        if let Some(enqueuer) = self.enqueuer.take() {
+            stop_within(
+                enqueuer,
+                grace,
+                "the last events could not be stored as webhook deliveries in time",
+            )
+            .await;
+        }
+    }
+}
+
+/// Waits up to `grace` for `task`, then aborts it with a warning.
+async fn stop_within(task: JoinHandle<()>, grace: Duration, warning: &str) {
+    let abort = task.abort_handle();
+    if tokio::time::timeout(grace, task).await.is_err() {
+        tracing::warn!("{warning}");
+        abort.abort();
     }
 }
 
 impl Drop for Webhooks {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop_worker.send(true);
+        let _ = self.stop_enqueuer.send(true);
     }
 }
