@@ -261,7 +261,7 @@ async fn an_address_that_opens_many_unusable_links_waits() {
     let link = create_link(&server, &admin, &csrf).await;
     let browser = server.client();
     for n in 0..granary_server::throttle::FREE_FAILURES - 1 {
-        let unknown = server.url(&format!("/reconnect/{}", format!("{n:0>43}")));
+        let unknown = server.url(&format!("/reconnect/{n:0>43}"));
         assert_eq!(open(&browser, &unknown).await.0, 410);
     }
     let unknown = server.url(&format!("/reconnect/{}", "W".repeat(43)));
