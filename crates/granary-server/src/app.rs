@@ -98,6 +98,14 @@ impl AppState {
                 every.tick().await;
                 let Some(shared) = weak.upgrade() else { return };
                 shared.sign_in.log_due();
+                if let Some(summary) = shared.reconnect.take_summary() {
+                    tracing::warn!(
+                        refused = summary.refused,
+                        throttled = summary.throttled,
+                        addresses = summary.addresses,
+                        "reconnect links that were unknown, used or expired were opened (one line per minute)"
+                    );
+                }
                 if let Err(error) = shared.api_keys.reload_if_changed().await {
                     tracing::warn!(%error, "cannot reload the API keys; keeping the ones loaded");
                 }

@@ -126,6 +126,12 @@ impl SignInThrottle {
         }
     }
 
+    /// The refusals of the logging interval that ended, if any, for a caller that logs them
+    /// in its own words (the reconnect links' throttle).
+    pub fn take_summary(&self) -> Option<Summary> {
+        self.take_due(Instant::now())
+    }
+
     fn check_at(&self, address: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
         let Some(address) = address else {
             return Ok(());
