@@ -51,12 +51,13 @@ pub fn apply(router: Router, timeout: Duration) -> Router {
                 .get(REQUEST_ID)
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or("");
-            // The path only: a query may hold an authorization code or a state.
+            // The path only: a query may hold an authorization code or a state; and a
+            // reconnect link's secret is left out of its path.
             tracing::info_span!(
                 "request",
                 request_id = %id,
                 method = %request.method(),
-                path = %request.uri().path(),
+                path = %crate::reconnect::loggable_path(request.uri().path()),
             )
         })
         .on_response(DefaultOnResponse::new().level(Level::DEBUG));

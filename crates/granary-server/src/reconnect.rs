@@ -18,6 +18,16 @@ use crate::views::format_rfc3339;
 /// How long a reconnect link lives by default: 7 days.
 pub const DEFAULT_RECONNECT_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// `path` as logs may show it: a reconnect link's path without its secret
+/// (`/reconnect/{secret}`), any other path as it is.
+pub fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/reconnect/") {
+        "/reconnect/{secret}"
+    } else {
+        path
+    }
+}
+
 /// Reads a link lifetime: whole seconds (`3600`), or a number with a unit `s`, `m`, `h` or
 /// `d` (`90m`, `3d`); between 1 second and 90 days.
 pub fn parse_ttl(text: &str) -> std::result::Result<Duration, String> {
@@ -115,6 +125,15 @@ fn requested_ttl(body: &[u8]) -> std::result::Result<Option<Duration>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_never_show_a_links_secret() {
+        assert_eq!(
+            loggable_path("/reconnect/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            "/reconnect/{secret}"
+        );
+        assert_eq!(loggable_path("/admin/instances/x"), "/admin/instances/x");
+    }
 
     #[test]
     fn durations_read_with_their_unit() {

@@ -103,6 +103,8 @@ async fn a_link_connects_a_browser_without_a_session_once() {
     // and no admin navigation.
     let owner = server.client();
     let other = server.client();
+    let first = owner.get(&link).send().await.unwrap();
+    assert_eq!(first.headers()["referrer-policy"], "no-referrer");
     let (status, html) = open(&owner, &link).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("id=\"instance\">box-1<"), "{html}");
@@ -489,4 +491,81 @@ async fn the_cli_prints_a_link_from_a_server() {
     assert_eq!(status, 200);
     assert!(html.contains("id=\"instance\">box-1<"));
     server.stop().await;
+}
+
+/// Kills the child when dropped (a failed assertion never leaves a server behind).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn logs_never_show_a_links_secret() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Child(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env(
+                "GRANARY_ADMIN_TOKEN",
+                "reconnect-test-admin-token-0123456789",
+            )
+            .env("GRANARY_LOG", "debug")
+            .env_remove("GRANARY_LOG_FORMAT")
+            .env_remove("GRANARY_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let listening = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("granary listens"))
+        .expect("serve listens");
+    let port: String = listening
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let secret = "S".repeat(43);
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    write!(
+        stream,
+        "GET /reconnect/{secret} HTTP/1.1\r\nHost: x\r\nx-request-id: reconnect-log-1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 410"), "{answer}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let logged: Vec<String> = lines.map(Result::unwrap).collect();
+    let of_the_request: Vec<&String> = logged
+        .iter()
+        .filter(|line| line.contains("reconnect-log-1"))
+        .collect();
+    assert!(!of_the_request.is_empty(), "{logged:#?}");
+    assert!(
+        of_the_request
+            .iter()
+            .all(|line| line.contains("\"path\":\"/reconnect/{secret}\"")),
+        "{of_the_request:#?}"
+    );
+    assert!(
+        logged.iter().all(|line| !line.contains(&secret)),
+        "{logged:#?}"
+    );
 }

@@ -185,7 +185,12 @@ pub async fn page(
         expires: format_time(target.expires),
         secret,
     };
-    let response = render_with_form_targets(StatusCode::OK, &page, &targets);
+    let mut response = render_with_form_targets(StatusCode::OK, &page, &targets);
+    // The page's URL holds the secret: no other site is told it.
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     with_cookie(
         response,
         &set_cookie(
