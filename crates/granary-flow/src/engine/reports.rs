@@ -89,7 +89,7 @@ impl From<&TokenRecord> for TokenSummary {
     }
 }
 
-/// What [`Engine::delete_instance`] did.
+/// What [`Engine::delete_instance`](super::Engine::delete_instance) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteReport {
     /// Whether the instance existed and was deleted.
