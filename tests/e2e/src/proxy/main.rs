@@ -27,18 +27,21 @@
 
 mod api;
 mod bench;
+mod granary;
+mod receiver;
 mod scenarios;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output, Stdio};
 use std::time::Duration;
 
-use granary_e2e::server::Serve;
 use granary_e2e::{Authorization, Flags, box_document, scenario, sign_in};
 use reqwest::Client;
 use reqwest::redirect::Policy;
 
 use api::{Api, Elsewhere};
+use granary::{Granary, Launch};
 
 /// The admin token of the server (a test value on 127.0.0.1).
 const ADMIN_TOKEN: &str = "proxy-suite-admin-token-0123456789abcdef";
@@ -117,6 +120,8 @@ pub struct Env {
     pub address: String,
     /// A `tokens` API key of granary.
     pub api_key: String,
+    /// An `admin` API key of granary (webhooks, disconnect).
+    pub admin_key: String,
     /// The provider's issuer.
     pub issuer: String,
     /// The API behind the proxy.
@@ -125,19 +130,24 @@ pub struct Env {
     pub elsewhere: Elsewhere,
     /// A client that follows no redirects.
     pub http: Client,
-    /// The granary process (stopped when dropped).
-    pub serve: Serve,
+    /// The granary process (stopped when dropped; stopped and started again by a scenario).
+    pub serve: Granary,
 }
 
 /// A `granary` command on the data directory `data`, with the public URL of `port`.
 fn granary_command(args: &Args, data: &Path, cli: &[&str]) -> Command {
-    let mut command = Command::new(&args.granary);
+    command_of(&args.granary, args.port, &args.client_secret, data, cli)
+}
+
+/// [`granary_command`] of the binary `granary`.
+fn command_of(granary: &Path, port: u16, secret: &str, data: &Path, cli: &[&str]) -> Command {
+    let mut command = Command::new(granary);
     command
         .args(cli)
         .arg("--data-dir")
         .arg(data)
-        .args(["--public-url", &format!("http://127.0.0.1:{}", args.port)])
-        .env("GRANARY_CLIENT_SECRET", &args.client_secret)
+        .args(["--public-url", &format!("http://127.0.0.1:{port}")])
+        .env("GRANARY_CLIENT_SECRET", secret)
         .env("GRANARY_LOG", "warn")
         .env_remove("GRANARY_SERVER")
         .env_remove("GRANARY_API_KEY")
@@ -230,20 +240,38 @@ async fn setup(args: &Args) -> Result<Env, String> {
     let api_key = cli(args, &data, &["api-key", "create", "proxy-suite"])?
         .trim()
         .to_string();
+    let admin_key = cli(
+        args,
+        &data,
+        &["api-key", "create", "proxy-suite-admin", "--role", "admin"],
+    )?
+    .trim()
+    .to_string();
 
     let address = format!("127.0.0.1:{}", args.port);
     let base = format!("http://{address}");
-    let mut command = granary_command(args, &data, &["serve", "--listen", &address]);
-    command
-        .env("GRANARY_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env_remove("GRANARY_CLIENT_SECRET");
-    let serve = Serve::spawn(
-        command,
-        args.port,
-        &base,
-        &api_key,
-        args.out.join("serve.log"),
-    )
+    let (granary, port, serve_address) = (args.granary.clone(), args.port, address.clone());
+    let serve = Granary::start(Launch {
+        command: Box::new(move || {
+            let mut command = command_of(
+                &granary,
+                port,
+                "",
+                &data,
+                &["serve", "--listen", &serve_address],
+            );
+            // Webhook retries after 1 s (not 10): a refused delivery is due again soon.
+            command
+                .env("GRANARY_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env("GRANARY_WEBHOOK_BACKOFF", "1")
+                .env_remove("GRANARY_CLIENT_SECRET");
+            command
+        }),
+        port: args.port,
+        base: base.clone(),
+        api_key: api_key.clone(),
+        out: args.out.clone(),
+    })
     .await?;
     authorize(&base, &args.issuer).await?;
     let status = serve.api.status(INSTANCE).await?;
@@ -256,6 +284,7 @@ async fn setup(args: &Args) -> Result<Env, String> {
         base,
         address,
         api_key,
+        admin_key,
         issuer: args.issuer.clone(),
         api,
         elsewhere,
@@ -347,7 +376,7 @@ fn main() -> ExitCode {
                 }
             }
         };
-        let Env { mut serve, api, .. } = env;
+        let Env { serve, api, .. } = env;
         serve.terminate(Duration::from_secs(10)).await;
         api.stop().await;
         code

@@ -27,6 +27,12 @@ pub const SCENARIOS: &[(&str, Run)] = &[
     ("escape_refused_nothing_sent", |env| {
         Box::pin(escape_refused(env))
     }),
+    ("webhooks_signed_once", |env| {
+        Box::pin(crate::webhooks::signed_once_scenario(env))
+    }),
+    ("webhooks_pending_survive_restart", |env| {
+        Box::pin(crate::webhooks::pending_survive_restart_scenario(env))
+    }),
 ];
 
 /// The names of the scenarios.
