@@ -68,6 +68,9 @@ struct Shared {
     progress: watch::Sender<u64>,
     /// Active tokens and until when they are trusted, when caching is on.
     cache: Option<Mutex<HashMap<String, Instant>>>,
+    /// How long `GET /v1/hello` works before it answers: the time a real API takes to
+    /// serve a request (zero in the conformance scenarios).
+    service_time: Duration,
 }
 
 /// A running API; stopped by [`Api::stop`] or when dropped.
@@ -88,6 +91,7 @@ impl Api {
         client_id: &str,
         client_secret: &str,
         cache: bool,
+        service_time: Duration,
     ) -> Result<Api, String> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -104,6 +108,7 @@ impl Api {
             counts: Counts::default(),
             progress: watch::channel(0).0,
             cache: cache.then(|| Mutex::new(HashMap::new())),
+            service_time,
         });
         let app = Router::new()
             .route("/v1/hello", get(hello))
@@ -244,13 +249,22 @@ async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<String, Re
 
 async fn hello(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     match authenticate(&shared, request.headers()).await {
-        Ok(sub) => axum::Json(json!({
-            "hello": sub,
-            "query": request.uri().query().unwrap_or(""),
-        }))
-        .into_response(),
+        Ok(sub) => {
+            if !shared.service_time.is_zero() {
+                tokio::time::sleep(shared.service_time).await;
+            }
+            hello_answer(&sub, &request)
+        }
         Err(refused) => refused,
     }
+}
+
+fn hello_answer(sub: &str, request: &Request) -> Response {
+    axum::Json(json!({
+        "hello": sub,
+        "query": request.uri().query().unwrap_or(""),
+    }))
+    .into_response()
 }
 
 async fn upload(State(shared): State<Arc<Shared>>, request: Request) -> Response {

@@ -184,6 +184,11 @@ async fn setup(args: &Args) -> Result<Env, String> {
         &args.api_client_id,
         &args.api_client_secret,
         args.bench.is_some(),
+        if args.bench.is_some() {
+            bench::API_SERVICE_TIME
+        } else {
+            Duration::ZERO
+        },
     )
     .await?;
     let elsewhere = Elsewhere::start().await?;
