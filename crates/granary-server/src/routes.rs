@@ -323,7 +323,12 @@ impl RouteTable {
         use crate::webhooks::api as hooks;
         use Access::{Admin, Api};
         self.add(Admin, Method::GET, "/admin/webhooks", web::webhooks::list)
-            .add(Admin, Method::POST, "/admin/webhooks", web::webhooks::create)
+            .add(
+                Admin,
+                Method::POST,
+                "/admin/webhooks",
+                web::webhooks::create,
+            )
             .add(
                 Admin,
                 Method::GET,

@@ -727,7 +727,11 @@ async fn the_instances_api_target_gives_the_base_url_and_the_token_header() {
         .iter()
         .map(|v| v.to_str().unwrap())
         .collect();
-    assert_eq!(values, ["access-1"], "the caller's own token header went on");
+    assert_eq!(
+        values,
+        ["access-1"],
+        "the caller's own token header went on"
+    );
     assert!(!received[0].headers.contains_key("authorization"));
     // The document's server is not where this instance's calls go.
     assert!(

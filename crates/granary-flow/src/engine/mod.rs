@@ -43,11 +43,11 @@ mod refresh;
 mod refresher;
 mod reports;
 mod reseal;
-mod webhook_secret;
 pub mod seal;
 mod setup;
 mod shutdown;
 mod tokens;
+mod webhook_secret;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
