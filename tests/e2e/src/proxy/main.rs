@@ -17,8 +17,10 @@
 //! Setup, once: the API and "elsewhere" (a listener standing for any other host) start on
 //! 127.0.0.1; the Box fixture, its URLs pointed at the provider and its `servers` at the
 //! API's `/v1`, is imported into a fresh data directory with the real `granary` CLI, with
-//! instance `i` and an API key; `granary serve` starts on `--port` and `i` is authorized
-//! through the admin page and the provider's login and consent forms.
+//! instance `i`, a `tokens` API key and an `admin` one (webhooks); `granary serve` starts on
+//! `--port` ([`granary`], which the webhook restart scenario uses to stop it and start it
+//! again) and `i` is authorized through the admin page and the provider's login and consent
+//! forms.
 //!
 //! Conformance prints one line per scenario ([`scenarios::SCENARIOS`], each one function),
 //! `proxy NAME: passed|failed (figures)[: why]`, then
