@@ -31,8 +31,11 @@
 //                                   otherwise; unlike /token/revocation (which revokes the whole
 //                                   grant, refresh token included), the grant stays usable: a
 //                                   provider that revoked one access token
-// Token introspection (RFC 7662) is on at /token/introspection: a resource server of the run
-// authenticates as a client of the clients file.
+// With --introspection, token introspection (RFC 7662) is on at /token/introspection: a
+// resource server of the run authenticates as a client of the clients file. It is off
+// otherwise: a provider without it is what the suites that need a token of unknown expiry
+// (no expires_in, nothing to ask) test against, since granary asks an introspection endpoint
+// it discovers.
 // Refresh tokens are issued when the scope has offline_access and the request prompt=consent.
 
 import { randomBytes } from 'node:crypto';
@@ -48,6 +51,7 @@ function parseArgs(argv) {
     accessTokenTtl: 3600,
     refreshTokenTtl: 14 * 24 * 3600,
     rotateRefreshToken: 'default',
+    introspection: false,
     verbose: false,
   };
   for (let i = 0; i < argv.length; i += 1) {
@@ -68,6 +72,7 @@ function parseArgs(argv) {
       case '--access-token-ttl': options.accessTokenTtl = seconds(); break;
       case '--refresh-token-ttl': options.refreshTokenTtl = seconds(); break;
       case '--rotate-refresh-token': options.rotateRefreshToken = value(); break;
+      case '--introspection': options.introspection = true; break;
       case '--verbose': options.verbose = true; break;
       default: fail(`unknown argument ${arg}`);
     }
@@ -161,7 +166,7 @@ server.listen(options.port, '127.0.0.1', () => {
     features: {
       devInteractions: { enabled: true },
       revocation: { enabled: true },
-      introspection: { enabled: true },
+      introspection: { enabled: options.introspection },
       userinfo: { enabled: true },
     },
     async findAccount(_ctx, id) {

@@ -29,6 +29,10 @@ pub struct Options {
     pub access_token_ttl: Option<u32>,
     /// `default` (public clients rotate), `always` or `never`.
     pub rotate_refresh_token: Option<&'static str>,
+    /// Token introspection (RFC 7662) on: off by default, since granary asks an
+    /// introspection endpoint it discovers for the expiry of a token whose answer states
+    /// none, and some suites need that expiry to stay unknown.
+    pub introspection: bool,
     /// 0 = any free port.
     pub port: u16,
 }
@@ -40,6 +44,7 @@ impl Default for Options {
             log_file: PathBuf::from("oidc-provider.log"),
             access_token_ttl: None,
             rotate_refresh_token: None,
+            introspection: false,
             port: 0,
         }
     }
@@ -127,6 +132,9 @@ pub fn start(ctx: &Ctx, options: &Options) -> Result<Server, Failure> {
     }
     if let Some(rotation) = options.rotate_refresh_token {
         command.args(["--rotate-refresh-token", rotation]);
+    }
+    if options.introspection {
+        command.arg("--introspection");
     }
     let mut child = command.spawn().map_err(|e| {
         Failure::new(format!(

@@ -70,6 +70,8 @@ pub fn start_peers(ctx: &Ctx, dir: &Path, profile: Profile) -> Result<Peers, Fai
         &oidc::Options {
             clients_file,
             log_file: dir.join("oidc-provider.log"),
+            // The suite's API checks tokens by introspection.
+            introspection: true,
             ..oidc::Options::default()
         },
     )?;
