@@ -90,9 +90,20 @@ async fn without_a_refresh_token_a_forced_refresh_changes_nothing_and_expiry_nee
         "{reason}"
     );
     match events.recv().await.unwrap() {
-        Event::NeedsAuthorization { instance, reason } => {
+        Event::NeedsAuthorization {
+            instance,
+            reason,
+            reconnect,
+        } => {
             assert_eq!(instance, "inst");
             assert!(reason.starts_with("no refresh token"), "{reason}");
+            // The event carries a reconnect link that opens this instance's authorization.
+            let link = reconnect.expect("a reconnect link in the event");
+            let secret = link.url.path().rsplit('/').next().unwrap().to_string();
+            assert_eq!(
+                engine.reconnect_link(&secret).await.unwrap().instance,
+                "inst"
+            );
         }
         other => panic!("{other:?}"),
     }

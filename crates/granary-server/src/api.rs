@@ -864,10 +864,18 @@ pub fn event_json(event: &Event) -> (&'static str, Value) {
             "refresh_failed",
             json!({ "instance": instance, "message": message, "transient": transient }),
         ),
-        Event::NeedsAuthorization { instance, reason } => (
-            "needs_authorization",
-            json!({ "instance": instance, "reason": reason }),
-        ),
+        Event::NeedsAuthorization {
+            instance,
+            reason,
+            reconnect,
+        } => {
+            let mut data = json!({ "instance": instance, "reason": reason });
+            if let (Some(link), Some(object)) = (reconnect, data.as_object_mut()) {
+                object.insert("reconnect_url".into(), json!(link.url.as_str()));
+                object.insert("reconnect_expires_at".into(), time(Some(link.expires)));
+            }
+            ("needs_authorization", data)
+        }
         Event::Disconnected { instance, revoked } => (
             "disconnected",
             json!({ "instance": instance, "revoked": revoked }),

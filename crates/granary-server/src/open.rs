@@ -39,6 +39,7 @@ pub async fn granary(settings: &Settings) -> Result<Granary> {
         .with_key(key_source(settings)?)
         .with_refresh_deadline(settings.refresh_deadline)
         .with_default_token_lifetime(settings.default_token_lifetime)
+        .with_reconnect_link_ttl(Some(settings.reconnect_link_ttl))
         .with_import_limits(granary_openapi::Limits::new(
             settings.import_limit,
             granary_openapi::Limits::DEFAULT_MAX_DEPTH,

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::problem::Problem;
 use crate::views::format_rfc3339;
 
-/// How long a reconnect link lives by default: 7 days.
-pub const DEFAULT_RECONNECT_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a reconnect link lives by default: 7 days (the engine's default).
+pub use granary_flow::engine::DEFAULT_RECONNECT_LINK_TTL;
 
 /// `path` as logs may show it: a reconnect link's path without its secret
 /// (`/reconnect/{secret}`), any other path as it is.
@@ -184,24 +184,16 @@ mod tests {
     }
 
     #[test]
-    fn the_setting_reaches_the_webhooks_too() {
+    fn the_setting_is_read_and_checked() {
         use crate::settings::{CommonArgs, ServeArgs, Settings};
         let defaults = Settings::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
         assert_eq!(defaults.reconnect_link_ttl, DEFAULT_RECONNECT_LINK_TTL);
-        assert_eq!(
-            defaults.webhooks.reconnect_link_ttl,
-            DEFAULT_RECONNECT_LINK_TTL
-        );
         let serve = ServeArgs {
             reconnect_link_ttl: Some("2d".to_string()),
             ..ServeArgs::default()
         };
         let settings = Settings::resolve(&CommonArgs::default(), &serve).unwrap();
         assert_eq!(settings.reconnect_link_ttl, Duration::from_secs(172_800));
-        assert_eq!(
-            settings.webhooks.reconnect_link_ttl,
-            Duration::from_secs(172_800)
-        );
         let bad = ServeArgs {
             reconnect_link_ttl: Some("1y".to_string()),
             ..ServeArgs::default()

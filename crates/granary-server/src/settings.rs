@@ -281,8 +281,6 @@ pub struct WebhookSettings {
     pub retention: Duration,
     /// How often the worker looks for deliveries enqueued by other nodes.
     pub poll: Duration,
-    /// How long a reconnect link in a `needs_authorization` payload lives.
-    pub reconnect_link_ttl: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -294,7 +292,6 @@ impl Default for WebhookSettings {
             backoff_max: Duration::from_secs(3600),
             retention: Duration::from_secs(7 * 24 * 3600),
             poll: Duration::from_secs(2),
-            reconnect_link_ttl: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -355,7 +352,6 @@ impl WebhookSettings {
                 serve.webhook_poll.or(file.webhook_poll),
                 defaults.poll,
             )?,
-            reconnect_link_ttl: defaults.reconnect_link_ttl,
         })
     }
 }
@@ -532,11 +528,6 @@ impl Settings {
             serve.reconnect_link_ttl.as_deref(),
             file.reconnect_link_ttl.as_ref(),
         )?;
-        // One setting: the links of needs_authorization webhooks live as long as others.
-        let webhooks = WebhookSettings {
-            reconnect_link_ttl,
-            ..webhooks
-        };
         Ok(Self {
             webhooks,
             reconnect_link_ttl,

@@ -330,11 +330,20 @@ async fn a_needs_authorization_payload_carries_a_working_reconnect_link() {
     let (_, secret) = api.register(&receiver.url, &["needs_authorization"]).await;
     let settings = fast();
     let hooks = Webhooks::spawn(&server.state.engine, &settings);
+    // The engine makes the link when it marks the instance (engine_reconnect shows it);
+    // here the event is built with one, as the engine builds it.
+    let link = server
+        .state
+        .engine
+        .create_reconnect_link("box-1", Duration::from_secs(3600))
+        .await
+        .unwrap();
     let event = Event::NeedsAuthorization {
         instance: "box-1".into(),
         reason: "the provider answered invalid_grant".into(),
+        reconnect: Some(link),
     };
-    let enqueued = enqueue::enqueue(&server.state.engine, &settings, &event)
+    let enqueued = enqueue::enqueue(&server.state.engine, &event)
         .await
         .unwrap();
     assert_eq!(enqueued, 1);
@@ -414,7 +423,7 @@ async fn two_workers_over_one_store_deliver_each_delivery_once() {
             instance: format!("i{n}"),
             revoked: false,
         };
-        assert_eq!(enqueue::enqueue(node, &settings, &event).await.unwrap(), 1);
+        assert_eq!(enqueue::enqueue(node, &event).await.unwrap(), 1);
     }
     let mut seen = std::collections::HashMap::<String, usize>::new();
     for _ in 0..EVENTS {

@@ -261,6 +261,9 @@ pub struct Config {
     /// refresh token is held; once that old, it is refreshed (default `None`: used until
     /// refused and reported, see `Engine::token_rejected`).
     pub default_token_lifetime: Option<Duration>,
+    /// How long the reconnect link made when an instance comes to need authorization lives
+    /// (default 7 days; `None`: no link; see `EngineBuilder::reconnect_link_ttl`).
+    pub reconnect_link_ttl: Option<Duration>,
 }
 
 impl Config {
@@ -283,6 +286,7 @@ impl Config {
             import_limits: granary_openapi::Limits::default(),
             allow_insecure_http: false,
             default_token_lifetime: None,
+            reconnect_link_ttl: Some(granary_flow::engine::DEFAULT_RECONNECT_LINK_TTL),
         }
     }
 
@@ -302,6 +306,13 @@ impl Config {
     /// (refreshed once that old, when a refresh token is held).
     pub fn with_default_token_lifetime(mut self, lifetime: Option<Duration>) -> Self {
         self.default_token_lifetime = lifetime;
+        self
+    }
+
+    /// Sets how long the reconnect link of a needs-authorization event lives (`None`: no
+    /// link is made).
+    pub fn with_reconnect_link_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.reconnect_link_ttl = ttl;
         self
     }
 

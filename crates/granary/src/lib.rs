@@ -95,6 +95,7 @@ impl Granary {
             .refresh_margin(config.refresh_margin)
             .refresh_deadline(config.refresh_deadline)
             .default_token_lifetime(config.default_token_lifetime)
+            .reconnect_link_ttl(config.reconnect_link_ttl)
             .import_limits(config.import_limits)
             .allow_insecure_http(config.allow_insecure_http)
             .key_reloader(Arc::new(move || {

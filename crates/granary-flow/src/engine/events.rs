@@ -35,6 +35,11 @@ pub enum Event {
         instance: String,
         /// Why (never a secret).
         reason: String,
+        /// A single-use link that lets whoever owns the account at the provider authorize
+        /// the instance again without the admin page (see
+        /// [`super::Engine::create_reconnect_link`]); `None` when the engine makes none
+        /// ([`super::EngineBuilder::reconnect_link_ttl`]) or it could not be stored.
+        reconnect: Option<super::ReconnectLinkCreated>,
     },
     /// An admin disconnected the instance: its tokens were forgotten (and revoked at the
     /// provider where that worked); it is configured still and can be authorized again.

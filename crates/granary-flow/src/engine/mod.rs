@@ -71,7 +71,7 @@ pub use instances::{InstanceUpdate, NewInstance};
 pub use integrations::IntegrationFlows;
 pub use listing::{DEFAULT_PAGE_SIZE, InstancePage, MAX_PAGE_SIZE, check_page};
 pub use reconnect::{
-    MAX_RECONNECT_LINK_TTL, ReconnectLinkCreated, ReconnectTarget,
+    DEFAULT_RECONNECT_LINK_TTL, MAX_RECONNECT_LINK_TTL, ReconnectLinkCreated, ReconnectTarget,
     secret_digest as reconnect_secret_digest,
 };
 pub use refresher::{RefreshRound, Refresher, RefresherConfig};
@@ -134,6 +134,7 @@ pub struct EngineBuilder {
     import_timeout: Duration,
     allow_insecure_http: bool,
     default_token_lifetime: Option<Duration>,
+    reconnect_link_ttl: Option<Duration>,
     token_cache_capacity: usize,
 }
 
@@ -154,6 +155,15 @@ impl EngineBuilder {
     /// does not apply (there is nothing to refresh).
     pub fn default_token_lifetime(mut self, lifetime: Option<Duration>) -> Self {
         self.default_token_lifetime = lifetime.filter(|l| !l.is_zero());
+        self
+    }
+
+    /// How long the reconnect link made when an instance comes to need authorization lives
+    /// (default [`DEFAULT_RECONNECT_LINK_TTL`]); the link is in the
+    /// [`Event::NeedsAuthorization`] event, for whoever hands it to the account's owner.
+    /// `None`: no link is made.
+    pub fn reconnect_link_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.reconnect_link_ttl = ttl.filter(|t| !t.is_zero());
         self
     }
 
@@ -286,6 +296,7 @@ impl EngineBuilder {
                 import_timeout: self.import_timeout,
                 allow_insecure_http: self.allow_insecure_http,
                 default_token_lifetime: self.default_token_lifetime,
+                reconnect_link_ttl: self.reconnect_link_ttl,
                 lifetime_floor: Mutex::new(refresher::LifetimeFloor::default()),
                 token_cache_capacity: self.token_cache_capacity,
                 events,
@@ -327,6 +338,8 @@ pub(crate) struct Inner {
     import_timeout: Duration,
     allow_insecure_http: bool,
     default_token_lifetime: Option<Duration>,
+    /// The lifetime of the reconnect link of a needs-authorization event; `None`: none.
+    reconnect_link_ttl: Option<Duration>,
     /// The shortest token lifetime of an instance (`Instance::token_lifetime`), for the
     /// background refresher's scan by age (see `refresher.rs`).
     lifetime_floor: Mutex<refresher::LifetimeFloor>,
@@ -408,6 +421,7 @@ impl Engine {
             import_timeout: DEFAULT_IMPORT_TIMEOUT,
             allow_insecure_http: false,
             default_token_lifetime: None,
+            reconnect_link_ttl: Some(DEFAULT_RECONNECT_LINK_TTL),
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
         }
     }

@@ -16,12 +16,15 @@ use super::{AuthorizationStart, Engine, EngineError, EngineResult};
 /// How many random bytes a link's secret holds (256 bits).
 const SECRET_BYTES: usize = 32;
 
+/// How long the reconnect link of a needs-authorization event lives unless set otherwise
+/// ([`super::EngineBuilder::reconnect_link_ttl`]): 7 days.
+pub const DEFAULT_RECONNECT_LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// The longest a reconnect link may live: 90 days.
 pub const MAX_RECONNECT_LINK_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// A reconnect link just created: the only time its URL (which carries the secret) exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ReconnectLinkCreated {
     /// `{public_url}/reconnect/{secret}`.
     pub url: Url,

@@ -574,9 +574,20 @@ impl Engine {
             tracing::warn!(instance = id, %error, "could not mark the instance as needing authorization");
         }
         self.forget(id);
+        let reconnect = match self.inner.reconnect_link_ttl {
+            Some(ttl) => match self.create_reconnect_link(id, ttl).await {
+                Ok(link) => Some(link),
+                Err(error) => {
+                    tracing::warn!(instance = id, %error, "no reconnect link for the needs-authorization event");
+                    None
+                }
+            },
+            None => None,
+        };
         self.emit(Event::NeedsAuthorization {
             instance: id.to_string(),
             reason: reason.to_string(),
+            reconnect,
         });
         EngineError::NeedsAuthorization {
             instance: id.to_string(),

@@ -15,13 +15,11 @@ use tokio::sync::broadcast::{
 use tokio::sync::{Notify, watch};
 
 use super::endpoints::random_id;
-use super::payload::{Payload, ReconnectLink, event_type};
-use crate::settings::WebhookSettings;
+use super::payload::{Payload, event_type};
 
 /// Runs until `stop` turns true or the engine's event channel closes.
 pub(super) async fn run(
     engine: Engine,
-    settings: WebhookSettings,
     mut events: broadcast::Receiver<Event>,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
@@ -32,11 +30,11 @@ pub(super) async fn run(
             _ = stop.wait_for(|stop| *stop) => None,
         };
         let Some(event) = received else {
-            drain(&engine, &settings, &mut events).await;
+            drain(&engine, &mut events).await;
             return;
         };
         match event {
-            Ok(event) => match enqueue(&engine, &settings, &event).await {
+            Ok(event) => match enqueue(&engine, &event).await {
                 Ok(0) => {}
                 Ok(_) => wake.notify_one(),
                 Err(error) => tracing::error!(
@@ -58,15 +56,11 @@ pub(super) async fn run(
 
 /// At shutdown: stores the deliveries of the events already emitted (the worker of the next
 /// start, or another node, sends them).
-async fn drain(
-    engine: &Engine,
-    settings: &WebhookSettings,
-    events: &mut broadcast::Receiver<Event>,
-) {
+async fn drain(engine: &Engine, events: &mut broadcast::Receiver<Event>) {
     loop {
         match events.try_recv() {
             Ok(event) => {
-                if let Err(error) = enqueue(engine, settings, &event).await {
+                if let Err(error) = enqueue(engine, &event).await {
                     tracing::error!(%error, instance = event.instance(), ?event, "the webhook deliveries of an event could not be stored: they are lost");
                 }
             }
@@ -84,11 +78,7 @@ async fn drain(
 ///
 /// # Errors
 /// A store failure (listing the endpoints, storing the deliveries).
-pub async fn enqueue(
-    engine: &Engine,
-    settings: &WebhookSettings,
-    event: &Event,
-) -> Result<usize, granary_store::Error> {
+pub async fn enqueue(engine: &Engine, event: &Event) -> Result<usize, granary_store::Error> {
     let Some(kind) = event_type(event) else {
         return Ok(0);
     };
@@ -110,20 +100,7 @@ pub async fn enqueue(
             None
         }
     };
-    let reconnect = match event {
-        Event::NeedsAuthorization { instance, .. } => {
-            reconnect_link(engine, instance, settings).await
-        }
-        _ => None,
-    };
-    let payload = Payload::new(
-        random_id("evt_", 16),
-        event,
-        kind,
-        now,
-        integration,
-        reconnect.as_ref(),
-    );
+    let payload = Payload::new(random_id("evt_", 16), event, kind, now, integration);
     let body = serde_json::to_string(&payload)
         .map_err(|e| granary_store::Error::undecodable("a webhook payload", e.to_string()))?;
     let deliveries: Vec<WebhookDelivery> = endpoints
@@ -144,29 +121,6 @@ pub async fn enqueue(
     engine.store().enqueue_deliveries(&deliveries).await?;
     tracing::debug!(event = %payload.id, kind, deliveries = deliveries.len(), "webhook deliveries enqueued");
     Ok(deliveries.len())
-}
-
-/// The reconnect link of a `needs_authorization` payload: a new single-use link to
-/// "Get access token" for `instance`, valid for the setting's time; `None` (the payload
-/// goes without it) when the link cannot be made (a disabled instance, a store failure).
-async fn reconnect_link(
-    engine: &Engine,
-    instance: &str,
-    settings: &WebhookSettings,
-) -> Option<ReconnectLink> {
-    match engine
-        .create_reconnect_link(instance, settings.reconnect_link_ttl)
-        .await
-    {
-        Ok(created) => Some(ReconnectLink {
-            url: created.url.to_string(),
-            expires: created.expires,
-        }),
-        Err(error) => {
-            tracing::warn!(%error, instance, "no reconnect link for the needs_authorization webhook");
-            None
-        }
-    }
 }
 
 #[cfg(test)]
@@ -201,7 +155,7 @@ mod tests {
                 })
                 .expect("sent");
         }
-        drain(&engine, &WebhookSettings::default(), &mut events).await;
+        drain(&engine, &mut events).await;
         let log = store
             .list_deliveries(&created.endpoint.id, 10)
             .await

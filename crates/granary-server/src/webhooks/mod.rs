@@ -65,7 +65,6 @@ impl Webhooks {
         let wake = Arc::new(Notify::new());
         let enqueuer = tokio::spawn(enqueue::run(
             engine.clone(),
-            settings.clone(),
             engine.subscribe(),
             Arc::clone(&wake),
             enqueuer_stopped,

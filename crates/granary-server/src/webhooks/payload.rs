@@ -40,15 +40,6 @@ pub struct Payload {
     pub data: Value,
 }
 
-/// A reconnect link to put in a `needs_authorization` payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReconnectLink {
-    /// The link (it carries its secret).
-    pub url: String,
-    /// When it stops working.
-    pub expires: Timestamp,
-}
-
 /// The type name of an event, `None` for an event webhooks do not carry.
 pub fn event_type(event: &Event) -> Option<&'static str> {
     Some(match event {
@@ -68,7 +59,7 @@ pub fn event_type(event: &Event) -> Option<&'static str> {
 /// - `needs_authorization`: `reason`, and when a link was made `reconnect_url` and
 ///   `reconnect_expires_at`;
 /// - `disconnected`: `revoked` (the provider confirmed the revocation).
-pub fn data(event: &Event, reconnect: Option<&ReconnectLink>) -> Value {
+pub fn data(event: &Event) -> Value {
     match event {
         Event::Refreshed {
             expires_at,
@@ -78,10 +69,12 @@ pub fn data(event: &Event, reconnect: Option<&ReconnectLink>) -> Value {
         Event::RefreshFailed {
             message, transient, ..
         } => json!({ "message": message, "transient": transient }),
-        Event::NeedsAuthorization { reason, .. } => {
+        Event::NeedsAuthorization {
+            reason, reconnect, ..
+        } => {
             let mut data = json!({ "reason": reason });
             if let (Some(link), Some(object)) = (reconnect, data.as_object_mut()) {
-                object.insert("reconnect_url".into(), json!(link.url));
+                object.insert("reconnect_url".into(), json!(link.url.as_str()));
                 object.insert(
                     "reconnect_expires_at".into(),
                     json!(format_rfc3339(link.expires)),
@@ -102,7 +95,6 @@ impl Payload {
         event_type: &str,
         now: Timestamp,
         integration: Option<String>,
-        reconnect: Option<&ReconnectLink>,
     ) -> Self {
         Self {
             id,
@@ -110,7 +102,7 @@ impl Payload {
             created_at: format_rfc3339(now),
             instance: event.instance().to_string(),
             integration,
-            data: data(event, reconnect),
+            data: data(event),
         }
     }
 }
@@ -133,7 +125,6 @@ mod tests {
             "refreshed",
             at,
             Some("box".into()),
-            None,
         );
         let json = serde_json::to_value(&payload).expect("serializes");
         assert_eq!(
@@ -142,20 +133,22 @@ mod tests {
                    "instance": "i", "integration": "box",
                    "data": {"expires_at": "2023-11-14T22:13:20Z", "rotated": true}})
         );
-        let needs = Event::NeedsAuthorization {
-            instance: "i".into(),
-            reason: "invalid_grant".into(),
-        };
-        let link = ReconnectLink {
-            url: "https://g.example/reconnect/x".into(),
+        let link = granary_flow::engine::ReconnectLinkCreated {
+            url: url::Url::parse("https://g.example/reconnect/x").expect("a URL"),
             expires: at,
         };
+        let needs_with = |reconnect| Event::NeedsAuthorization {
+            instance: "i".into(),
+            reason: "invalid_grant".into(),
+            reconnect,
+        };
         assert_eq!(
-            data(&needs, Some(&link)),
+            data(&needs_with(Some(link))),
             json!({"reason": "invalid_grant", "reconnect_url": "https://g.example/reconnect/x",
                    "reconnect_expires_at": "2023-11-14T22:13:20Z"})
         );
-        assert_eq!(data(&needs, None), json!({"reason": "invalid_grant"}));
+        let needs = needs_with(None);
+        assert_eq!(data(&needs), json!({"reason": "invalid_grant"}));
         for (event, name) in [
             (
                 Event::Authorized {
