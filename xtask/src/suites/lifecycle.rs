@@ -58,16 +58,6 @@ fn clients(ports: [u16; 2]) -> String {
     )
 }
 
-/// The figures of the runner's last line.
-fn summary(line: &str) -> Option<(usize, usize, usize)> {
-    let rest = line.strip_prefix("lifecycle conformance: ")?;
-    let mut figures = rest.split(' ').map(|pair| {
-        pair.split_once('=')
-            .and_then(|(_, value)| value.parse::<usize>().ok())
-    });
-    Some((figures.next()??, figures.next()??, figures.next()??))
-}
-
 pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
     let dir = ctx.target.join("lifecycle");
     create_dir(&dir)?;
@@ -78,18 +68,7 @@ pub fn conformance(ctx: &Ctx) -> Result<(), Failure> {
         "lifecycle",
     )?;
     let runner = Profile::Debug.binary(ctx, "lifecycle");
-    let listed = Command::new(&runner)
-        .arg("--list")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Failure::new(format!("cannot run {runner} --list: {e}")))?;
-    let defined = String::from_utf8_lossy(&listed.stdout).lines().count();
-    if !listed.status.success() || defined == 0 {
-        return Err(Failure::new(format!(
-            "{runner} --list named no scenarios ({})",
-            listed.status
-        )));
-    }
+    let defined = super::listed_scenarios(&runner)?;
 
     let ports = [free_port()?, free_port()?];
     if ports[0] == ports[1] {
@@ -161,11 +140,11 @@ fn run_runner(mut command: Command, defined: usize) -> Result<(), Failure> {
     let status = child
         .wait()
         .map_err(|e| Failure::new(format!("{line}: {e}")))?;
-    match summary(&last) {
-        Some((count, passed, 0)) if status.success() && passed == count && count >= defined => {
+    match super::summary_figures::<3>(&last, "lifecycle conformance: ") {
+        Some([count, passed, 0]) if status.success() && passed == count && count >= defined => {
             Ok(())
         }
-        Some((count, passed, failed)) => Err(Failure::new(format!(
+        Some([count, passed, failed]) => Err(Failure::new(format!(
             "lifecycle conformance: {failed} of {count} scenarios failed, {passed} passed \
              ({defined} defined; runner {status})"
         ))),

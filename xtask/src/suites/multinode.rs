@@ -74,21 +74,6 @@ fn clients(public_port: u16) -> String {
     )
 }
 
-/// The figures of the runner's last line: nodes, scenarios, passed, failed.
-fn summary(line: &str) -> Option<[usize; 4]> {
-    let rest = line.strip_prefix("multinode conformance: ")?;
-    let mut figures = rest.split(' ').map(|pair| {
-        pair.split_once('=')
-            .and_then(|(_, value)| value.parse::<usize>().ok())
-    });
-    Some([
-        figures.next()??,
-        figures.next()??,
-        figures.next()??,
-        figures.next()??,
-    ])
-}
-
 /// `URL` with its database replaced by `database` (`postgres://u@h:p/db?query`).
 fn with_database(url: &str, database: &str) -> Result<String, Failure> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
@@ -208,18 +193,7 @@ fn run_in(ctx: &Ctx, run: &Run<'_>, lines: &mut Lines) -> Result<(), Failure> {
     }
     let granary = other.unwrap_or_else(|| run.profile.binary(ctx, "granary"));
     let runner = run.profile.binary(ctx, "multinode");
-    let listed = Command::new(&runner)
-        .arg("--list")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Failure::new(format!("cannot run {runner} --list: {e}")))?;
-    let defined = String::from_utf8_lossy(&listed.stdout).lines().count();
-    if !listed.status.success() || defined == 0 {
-        return Err(Failure::new(format!(
-            "{runner} --list named no scenarios ({})",
-            listed.status
-        )));
-    }
+    let defined = super::listed_scenarios(&runner)?;
 
     let postgres = Postgres::start(ctx, run.folder)?;
     let store = fresh_database(postgres.url())?;
@@ -281,7 +255,7 @@ fn run_runner(mut command: Command, defined: usize, lines: &mut Lines) -> Result
         .wait()
         .map_err(|e| Failure::new(format!("{line}: {e}")))?;
     let last = lines.0.last().cloned().unwrap_or_default();
-    match summary(&last) {
+    match super::summary_figures::<4>(&last, "multinode conformance: ") {
         Some([_, count, passed, 0]) if status.success() && passed == count && count >= defined => {
             Ok(())
         }

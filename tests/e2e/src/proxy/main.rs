@@ -25,7 +25,7 @@
 //! Conformance prints one line per scenario ([`scenarios::SCENARIOS`], each one function),
 //! `proxy NAME: passed|failed (figures)[: why]`, then
 //! `proxy conformance: scenarios=N passed=P failed=F`, and exits non-zero when one failed.
-//! The bench ([`bench`]) prints `bench proxy: direct_rps=X proxied_rps=Y ratio=Z errors=N`.
+//! The bench ([`mod@bench`]) prints `bench proxy: direct_rps=X proxied_rps=Y ratio=Z errors=N`.
 
 mod api;
 mod bench;
