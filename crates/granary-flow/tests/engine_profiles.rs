@@ -847,6 +847,20 @@ async fn a_never_renewed_token_with_a_refresh_token_is_still_served_not_refreshe
         InstanceStatus::Authorized
     );
     assert_eq!(received_at(&world.server, "/token").await.len(), 1);
+    // The refresh token it sent is kept, never thrown away: when the API refuses the token,
+    // it is what renews it (a GitHub App's expiring user token under GitHub's profile).
+    let token = engine.access_token("never").await.unwrap();
+    engine.force_refresh("never", &token).await.unwrap();
+    let requests = received_at(&world.server, "/token").await;
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        form(&requests[1]).get("refresh_token").map(String::as_str),
+        Some("unused-refresh")
+    );
+    assert_eq!(
+        engine.instance("never").await.unwrap().status,
+        InstanceStatus::Authorized
+    );
 }
 
 // 7. Lifetime.

@@ -172,9 +172,6 @@ impl Engine {
                 &tokens.access_token,
             )?,
             refresh_token: match (&tokens.refresh_token, &config.refresh_strategy) {
-                // A provider whose tokens are never renewed: a refresh token it sends anyway
-                // is not kept, so the token is served while valid and never refreshed.
-                (_, RefreshStrategy::None) => None,
                 (Some(token), _) => {
                     Some(keyring.seal_str(&instance_id, Field::RefreshToken, token)?)
                 }

@@ -155,7 +155,7 @@ impl Engine {
             return Ok(Attempt::Token(token));
         }
         let instance = self.instance(id).await?;
-        let setup = self.instance_setup(&instance, &record.kept).await?;
+        let mut setup = self.instance_setup(&instance, &record.kept).await?;
         let renewal = match &setup.config.refresh_strategy {
             RefreshStrategy::RefreshToken => {
                 let Some(sealed_refresh) = &record.refresh_token else {
@@ -173,10 +173,18 @@ impl Engine {
                 }
                 Renewal::Exchange(self.open_secret(id, Field::AccessToken, &record.access_token)?)
             }
+            // Tokens the profile says never expire are not refreshed on a schedule (they get
+            // no assumed lifetime); when a refresh is needed all the same (the API refused
+            // the token, an admin asked), a refresh token the provider sent is used.
             RefreshStrategy::None => {
-                let reason = "the provider profile says this provider's tokens are never \
-                              renewed: authorize again";
-                return Err(self.needs_authorization(id, reason).await);
+                let Some(sealed_refresh) = &record.refresh_token else {
+                    let reason = "the provider profile says this provider's tokens are never \
+                                  renewed, and it issued no refresh token: authorize again";
+                    return Err(self.needs_authorization(id, reason).await);
+                };
+                let token = self.open_secret(id, Field::RefreshToken, sealed_refresh)?;
+                setup.config.refresh_strategy = RefreshStrategy::RefreshToken;
+                Renewal::RefreshToken(token)
             }
         };
         let started = self.now();

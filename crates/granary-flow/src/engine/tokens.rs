@@ -563,17 +563,24 @@ impl Engine {
     /// (`Instance::token_lifetime`), else its integration's
     /// ([`IntegrationFlows::token_lifetime`]), else the engine's default
     /// ([`EngineBuilder::default_token_lifetime`](super::EngineBuilder::default_token_lifetime)),
-    /// else none: the token is used until it is refused. The one place this rule is
-    /// decided.
+    /// else none: the token is used until it is refused. A provider whose profile says its
+    /// tokens never expire (refresh strategy `none`) gets no lifetime but the instance's
+    /// own. The one place this rule is decided.
     pub fn unknown_expiry_lifetime(
         &self,
         instance: &Instance,
         integration: Option<&IntegrationFlows>,
     ) -> Option<Duration> {
-        instance
-            .token_lifetime
-            .filter(|secs| *secs > 0)
-            .or_else(|| integration.and_then(|flows| flows.token_lifetime))
+        let own = instance.token_lifetime.filter(|secs| *secs > 0);
+        let never_expires = integration.is_some_and(|flows| {
+            super::setup::resolve_profile(instance, flows).is_ok_and(|resolved| {
+                resolved.profile.refresh.strategy == Some(crate::profile::RefreshKind::None)
+            })
+        });
+        if own.is_none() && never_expires {
+            return None;
+        }
+        own.or_else(|| integration.and_then(|flows| flows.token_lifetime))
             .filter(|secs| *secs > 0)
             .map(Duration::from_secs)
             .or(self.inner.default_token_lifetime)
